@@ -1,0 +1,27 @@
+"""`tt init [DIR] [--name NAME] [--force]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.scaffold import init_town
+
+
+def register(group: click.Group) -> None:
+    group.add_command(init)
+
+
+@click.command()
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--name", help="Town name (default: the folder, or repo-branch in git).")
+@click.option("--force", is_flag=True, help="Overwrite existing town.toml / tasks.toml.")
+def init(directory: str, name: str | None, force: bool) -> None:
+    """Create town.toml and tasks.toml in DIRECTORY (default: here)."""
+    result = init_town(Path(directory), name, force=force)
+    if result.imported_from:
+        click.echo(f"Imported {result.imported_from.name} (Tinytown)")
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    click.echo(f"Town '{result.name}' is ready. Next: tt spawn NAME --model MODEL")

@@ -1,0 +1,48 @@
+"""Options shared by every command, and the output helpers (human or `-o json`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.town import TownPaths, find_town
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def town_option(f: F) -> F:
+    return click.option(
+        "--town",
+        "town_dir",
+        type=click.Path(file_okay=False, path_type=str),
+        default=None,
+        help="Town folder (default: $TT_TOWN, else the nearest town.toml upward).",
+    )(f)
+
+
+def output_option(f: F) -> F:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )(f)
+
+
+def resolve_town(town_dir: str | None) -> TownPaths:
+    return find_town(town_dir)
+
+
+def emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def use_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")

@@ -1,0 +1,46 @@
+"""`tt` entry point: the command group and the one place where engine errors become output."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from reconciler import __version__
+from reconciler.errors import TtError
+
+from . import cmd_init, cmd_server, cmd_validate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tt")
+def cli() -> None:
+    """Tinytown: a declarative reconciler for teams of AI coding agents.
+
+    A town is a folder with town.toml (the agents) and tasks.toml (the work).
+    """
+
+
+for module in (cmd_init, cmd_validate, cmd_server):
+    module.register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="tt", standalone_mode=False)
+    except TtError as e:
+        click.echo(f"error: {e.message}", err=True)
+        if e.hint:
+            click.echo(f"hint: {e.hint}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

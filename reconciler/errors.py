@@ -1,0 +1,81 @@
+"""The one exception root of the engine.
+
+A `TtError` carries what a person reads (message, hint) and the process exit code; the CLI maps
+it to output in exactly one place. Library errors are chained with `raise ... from`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_TIMEOUT = 3
+
+
+class TtError(Exception):
+    """An error a person can act on: message, optional hint, exit code."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding: where (file, line, JSON path) and what."""
+
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        text = f"{where}: {self.path}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class ValidationFailed(TtError):
+    """The town files are invalid; nothing was changed. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(problems)
+        lines = "\n".join(p.render() for p in problems)
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in the town files; nothing was changed\n"
+            + lines
+        )
+
+
+class RedisUnavailable(TtError):
+    """Redis could not be reached; the message names the (masked) URL and the cause."""
+
+
+class NotFound(TtError):
+    """A named object (agent, task, town) does not exist."""

@@ -1,0 +1,15 @@
+-- The current attempt finished well: completed, result kept, dependents released (same script).
+-- ARGV[3]: id, ARGV[4]: token, ARGV[5]: result. Returns 1, or 0 for a stale attempt (rejected).
+local id, token, result = ARGV[3], ARGV[4], ARGV[5]
+local k = tkey(id)
+local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'state')
+if not f[5] or f[1] ~= token or token == '' then
+  event('task.stale', 'task', id, 'outcome', 'completed', 'token', token)
+  return 0
+end
+redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = tonumber(f[2]),
+  agent = f[3], outcome = 'completed', started_at = tonumber(f[4]), finished_at = tonumber(NOW)}))
+redis.call('HSET', k, 'error', '')
+complete(id, result, 'attempt ' .. f[2])
+if f[3] then redis.call('HSET', P .. 'agent:' .. f[3], 'task', '') end
+return 1

@@ -1,0 +1,14 @@
+-- Dispatch repair: settle tasks the plan found ready-but-unqueued or blocked-with-deps-done
+-- (after a crash between two writes). Idempotent: a task already queued is not queued twice.
+-- ARGV[3]: JSON array of ids.
+local ids = cjson.decode(ARGV[3])
+local n = 0
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', tkey(id), 'state', 'target')
+  if f[1] == 'ready' or f[1] == 'blocked' then
+    unqueue(id, 'ready', f[2])
+    settle(id)
+    n = n + 1
+  end
+end
+return n

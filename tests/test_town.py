@@ -1,0 +1,61 @@
+"""Town discovery: --town, then TT_TOWN, then the nearest town.toml upward."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import TtError
+from reconciler.town import find_town
+
+
+@pytest.fixture
+def towns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.delenv("TT_TOWN", raising=False)
+    outer, inner = tmp_path / "outer", tmp_path / "outer" / "sub" / "inner"
+    inner.mkdir(parents=True)
+    (outer / "town.toml").write_text("[town]\nname='outer'\n")
+    (inner / "town.toml").write_text("[town]\nname='inner'\n")
+    return outer, inner
+
+
+def test_walks_up_to_nearest(towns: tuple[Path, Path]) -> None:
+    outer, inner = towns
+    deep = inner / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_town(cwd=deep).root == inner.resolve()
+    assert find_town(cwd=outer / "sub").root == outer.resolve()
+
+
+def test_env_beats_walk_and_flag_beats_env(
+    towns: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outer, inner = towns
+    monkeypatch.setenv("TT_TOWN", str(outer))
+    assert find_town(cwd=inner).root == outer.resolve()
+    assert find_town(str(inner), cwd=outer).root == inner.resolve()
+
+
+def test_none_found_names_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TT_TOWN", raising=False)
+    with pytest.raises(TtError) as e:
+        find_town(cwd=tmp_path)
+    assert "no town.toml found" in e.value.message
+    assert e.value.hint is not None and "tt init" in e.value.hint
+
+
+def test_env_pointing_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TT_TOWN", str(tmp_path))
+    with pytest.raises(TtError) as e:
+        find_town(cwd=tmp_path)
+    assert "TT_TOWN points at" in e.value.message
+
+
+def test_tinytown_folder_gets_init_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TT_TOWN", raising=False)
+    (tmp_path / "tinytown.toml").write_text('name = "legacy"\n')
+    with pytest.raises(TtError) as e:
+        find_town(cwd=tmp_path)
+    assert "Tinytown" in e.value.message
+    assert e.value.hint is not None and "tt init" in e.value.hint

@@ -1,0 +1,102 @@
+"""Process handling: model runs with tails, timeouts that kill the whole tree, detached agents."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+from reconciler.supervisor import is_alive, run_model, spawn_detached, stop_process
+
+PY = sys.executable
+
+
+def wait_for(cond: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_run_model_streams_and_keeps_tails(tmp_path: Path) -> None:
+    log = io.BytesIO()
+    code = (
+        "import sys; print(sys.stdin.read().upper()); print('oops', file=sys.stderr); sys.exit(3)"
+    )
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text="hello", log=log, timeout=30
+    )
+    assert r.returncode == 3 and not r.timed_out
+    assert r.stdout_tail == "HELLO" and r.stderr_tail == "oops"
+    assert b"HELLO\n" in log.getvalue() and b"[err] oops\n" in log.getvalue()
+
+
+def test_missing_binary_is_reported(tmp_path: Path) -> None:
+    r = run_model(
+        ["no-such-cli-xyz"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=5,
+    )
+    assert r.not_found == "no-such-cli-xyz" and r.returncode is None
+
+
+def test_timeout_kills_whole_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    # The model starts a grandchild that ignores SIGTERM; both must be gone after the timeout.
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(600)\n"
+    )
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=1.5,
+        grace=0.5,
+    )
+    assert r.timed_out and r.seconds < 30
+    grandchild = int(pidfile.read_text())
+    assert wait_for(lambda: not is_alive(grandchild), 5)
+
+
+def test_should_stop_cancels(tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = run_model(
+        [PY, "-c", "import time; time.sleep(600)"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=None,
+        should_stop=lambda: time.monotonic() - started > 0.5,
+        grace=0.5,
+    )
+    assert r.cancelled and not r.timed_out
+
+
+def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:
+    pid, start = spawn_detached(
+        [PY, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+        cwd=tmp_path,
+        env=os.environ,
+        log_path=tmp_path / "a.log",
+    )
+    try:
+        assert os.getpgid(pid) == pid  # own session and group
+        assert wait_for(lambda: (tmp_path / "a.log").read_text().startswith("up"))
+        assert is_alive(pid, start) and not is_alive(pid, "0")
+    finally:
+        assert stop_process(pid, start, grace=2)
+    assert not is_alive(pid, start)

@@ -58,6 +58,19 @@ class Keys:
     def urgent(self, agent: str) -> str:
         return self._k(f"urgent:{agent}")
 
+    def control(self, agent: str) -> str:
+        """List an agent blocks on with its queues: `drain` / `stop` requests wake it at once."""
+        return self._k(f"ctl:{agent}")
+
+    def seen(self, agent: str) -> str:
+        """Messages an agent has read (capped), so nothing sent is ever dropped unseen."""
+        return self._k(f"seen:{agent}")
+
+    @property
+    def timers(self) -> str:
+        """Sorted set of retrying task ids by the time their backoff ends."""
+        return self._k("timers")
+
     @property
     def events(self) -> str:
         return self._k("events")

@@ -6,6 +6,7 @@ the town context; `judge` turns a finished run into completed / retryable / perm
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,17 @@ class Message:
     text: str
     urgent: bool = False
     ts: float = 0.0
+
+
+def parse_message(raw: str, urgent: bool) -> Message:
+    """A message as stored by `tt send` (JSON); a bare string is kept as the text."""
+    try:
+        data = json.loads(raw)
+        return Message(
+            str(data.get("from", "?")), str(data.get("text", "")), urgent, float(data.get("ts", 0))
+        )
+    except (ValueError, AttributeError):
+        return Message("?", raw, urgent)
 
 
 def build_prompt(

@@ -1,0 +1,308 @@
+"""The worker process of one agent (`tt agent run NAME`): heartbeat, claim, prompt, run, report.
+
+It blocks on its queues (own, pool, role, backlog) and mailboxes in one BLPOP: no polling. Every
+transition goes through fenced store scripts, so a stale attempt can never complete a task.
+It never decides what should exist (that is the controller's job) and never spawns agents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .errors import TtError
+from .keys import BACKLOG, POOL_PREFIX, ROLE_PREFIX
+from .models import OVERRIDE_ENV, render_argv, resolve
+from .prompt import (
+    DepResult,
+    Message,
+    Verdict,
+    build_message_prompt,
+    build_prompt,
+    judge,
+    parse_message,
+)
+from .spec import AgentSpec, Desired, ModelSpec, Policy
+from .supervisor import run_model
+from .town import TownPaths
+
+
+@dataclass(frozen=True)
+class Claimed:
+    task_id: str
+    attempt: int
+    spec: dict[str, object]
+    previous_error: str | None
+
+
+class WorkerStore(Protocol):
+    """What the worker needs from Redis (implemented by `store.Store`)."""
+
+    url: str
+
+    def register_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
+    def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None: ...
+    def claim(self, task_id: str, agent: str, token: str) -> Claimed | None: ...
+    def dep_results(self, task_id: str) -> list[DepResult]: ...
+    def take_messages(self, agent: str) -> list[Message]: ...
+    def current_token(self, task_id: str) -> str | None: ...
+    def complete(self, task_id: str, token: str, result: str) -> bool: ...
+    def fail(
+        self, task_id: str, token: str, error: str, permanent: bool, policy: Policy
+    ) -> str: ...
+    def hand_back(self, task_id: str, token: str) -> bool: ...
+    def promote_due(self) -> int: ...
+    def seconds_to_next_timer(self) -> float | None: ...
+    def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
+    def queue_keys(self, targets: Sequence[str]) -> list[str]: ...
+    def mailbox_keys(self, agent: str) -> list[str]: ...
+    def control_key(self, agent: str) -> str: ...
+    def event(self, etype: str, **fields: str) -> None: ...
+
+
+def base_spec(desired: Desired, instance: str) -> AgentSpec:
+    """The town.toml entry that `instance` (e.g. worker-2) belongs to."""
+    for a in desired.agents:
+        if instance in a.instances():
+            return a
+    raise TtError(f"agent '{instance}' is not in town.toml", hint="tt spawn NAME --model M")
+
+
+def queue_targets(spec: AgentSpec, instance: str) -> list[str]:
+    """Own queue first, then the pool, then the role, then the town's backlog."""
+    targets = [instance]
+    if spec.replicas > 1:
+        targets.append(POOL_PREFIX + spec.name)
+    if spec.role:
+        targets.append(ROLE_PREFIX + spec.role)
+    targets.append(BACKLOG)
+    return targets
+
+
+class Worker:
+    def __init__(self, paths: TownPaths, desired: Desired, instance: str, store: WorkerStore):
+        self.paths, self.desired, self.name, self.store = paths, desired, instance, store
+        self.spec = base_spec(desired, instance)
+        custom = {m.name: m for m in desired.models}
+        self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
+        self.policy = desired.town.policy
+        self.instance_token = uuid.uuid4().hex
+        self.stopping = threading.Event()
+        self.draining = False
+        self.current: tuple[str, str] | None = None  # (task id, attempt token)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        self.store.register_agent(
+            self.name,
+            {
+                "pid": str(os.getpid()),
+                "host": socket.gethostname(),
+                "instance": self.instance_token,
+                "model": self.model.name,
+                "started_at": str(time.time()),
+                "state": "idle",
+                "spec_hash": self.spec.spec_hash(),
+                "task": "",
+            },
+        )
+        self.store.event("agent.started", agent=self.name, pid=str(os.getpid()))
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        keys = [
+            self.store.control_key(self.name),
+            *self.store.queue_keys(queue_targets(self.spec, self.name)),
+        ]
+        backlog = keys.pop()  # mailboxes come before the backlog
+        keys += [*self.store.mailbox_keys(self.name), backlog]
+        try:
+            while not self.stopping.is_set():
+                self.store.promote_due()
+                wait = self.store.seconds_to_next_timer()
+                timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
+                popped = self.store.pop_work(keys, timeout)
+                if popped is None:
+                    continue
+                key, value = popped
+                if key == keys[0]:
+                    self._control(value)
+                elif key in self.store.mailbox_keys(self.name):
+                    self._answer(key, value)
+                else:
+                    self._work(value)
+        finally:
+            self.stopping.set()
+            self.store.set_agent(self.name, {"state": "stopped", "task": ""})
+            self.store.event(
+                "agent.exited", agent=self.name, reason="drained" if self.draining else "stopped"
+            )
+        return 0
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.stopping.set()
+
+    def _control(self, command: str) -> None:
+        if command in ("drain", "stop"):
+            self.draining = command == "drain"
+            self.stopping.set()
+
+    def _heartbeat(self) -> None:
+        """Renew the lease from a thread, so it stays alive while the model runs."""
+        while True:
+            # Redis briefly away: the lease tells the controller if it lasts.
+            with contextlib.suppress(TtError):
+                self.store.heartbeat(self.name, self.instance_token, self.policy.lease)
+            if self.stopping.wait(self.policy.heartbeat):
+                return
+
+    # -- work ------------------------------------------------------------------------------
+    def _work(self, task_id: str) -> None:
+        token = uuid.uuid4().hex
+        claimed = self.store.claim(task_id, self.name, token)
+        if claimed is None:
+            return  # stale queue entry: cancelled, deleted or taken
+        self.current = (task_id, token)
+        try:
+            verdict = self._run(claimed, token)
+            if verdict.ok:
+                self.store.complete(task_id, token, verdict.text)
+            elif (
+                self.stopping.is_set() and not self.draining and verdict.text.startswith("stopped")
+            ):
+                self.store.hand_back(task_id, token)
+            else:
+                error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
+                self.store.fail(task_id, token, error, verdict.permanent, self.policy)
+        finally:
+            self.current = None
+            self.store.set_agent(self.name, {"state": "idle", "task": ""})
+
+    def _run(self, c: Claimed, token: str) -> Verdict:
+        spec = c.spec
+        description = str(spec.get("description") or "")
+        prompt = build_prompt(
+            task_id=c.task_id,
+            description=description,
+            attempt=c.attempt,
+            agent=self.name,
+            town=self.desired.town.name,
+            town_description=self.desired.description,
+            deps=self.store.dep_results(c.task_id),
+            messages=self.store.take_messages(self.name),
+            previous_error=c.previous_error,
+        )
+        timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
+        log_path = self.paths.logs_dir / self.name / f"{c.task_id}-{c.attempt}.log"
+        return self._invoke(prompt, log_path, timeout, c.task_id, c.attempt, token)
+
+    def _invoke(
+        self, prompt: str, log_path: Path, timeout: float, task_id: str, attempt: int, token: str
+    ) -> Verdict:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        prompt_file = log_path.with_suffix(".prompt.md")
+        prompt_file.write_text(prompt)
+        workdir = self._workdir()
+        argv, stdin_text = render_argv(
+            self.model,
+            prompt=prompt,
+            prompt_file=str(prompt_file),
+            workdir=str(workdir),
+            python=sys.executable,
+            extra_args=self.spec.args,
+        )
+        env = self._env(task_id, attempt, token)
+        last_check = [0.0]
+
+        def should_stop() -> bool:
+            if self.stopping.is_set() and not self.draining:
+                return True
+            now = time.monotonic()
+            if now - last_check[0] < 1.0:
+                return False
+            last_check[0] = now
+            return self.store.current_token(task_id) != token  # cancelled or reassigned
+
+        with open(log_path, "ab") as log:
+            log.write(f"$ {' '.join(argv[:3])} … (attempt {attempt})\n".encode())
+            result = run_model(
+                argv,
+                cwd=workdir,
+                env=env,
+                stdin_text=stdin_text,
+                log=log,
+                timeout=timeout,
+                should_stop=should_stop,
+            )
+        if result.cancelled:
+            return Verdict(False, False, "stopped before the model finished")
+        return judge(
+            returncode=result.returncode,
+            stdout_tail=result.stdout_tail,
+            stderr_tail=result.stderr_tail,
+            timed_out=result.timed_out,
+            timeout=timeout,
+            not_found=result.not_found,
+            fail_patterns=self.model.fail_patterns,
+        )
+
+    def _answer(self, key: str, raw: str) -> None:
+        msg = parse_message(raw, urgent=key.endswith(f"urgent:{self.name}"))
+        self.store.set_agent(self.name, {"state": "working", "task": ""})
+        prompt = build_message_prompt(
+            agent=self.name,
+            town=self.desired.town.name,
+            messages=[msg, *self.store.take_messages(self.name)],
+        )
+        stamp = f"msg-{int(time.time() * 1000)}"
+        verdict = self._invoke(
+            prompt,
+            self.paths.logs_dir / self.name / f"{stamp}.log",
+            self.policy.task_timeout,
+            "",
+            0,
+            "",
+        )
+        answer = verdict.text if verdict.ok else f"(could not answer: {verdict.text})"
+        self.store.send(msg.sender, self.name, answer)
+        self.store.event("message.answered", agent=self.name, to=msg.sender)
+        self.store.set_agent(self.name, {"state": "idle"})
+
+    def _workdir(self) -> Path:
+        wd = self.spec.workdir
+        path = self.paths.root if not wd else (self.paths.root / wd)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _env(self, task_id: str, attempt: int, token: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(dict(self.spec.env))
+        env.update(
+            {
+                "TT_TOWN": str(self.paths.root),
+                "TT_AGENT": self.name,
+                "TT_TASK": task_id,
+                "TT_ATTEMPT": str(attempt),
+                "TT_ATTEMPT_TOKEN": token,
+                "TT_REDIS_URL": self.store.url,
+            }
+        )
+        env.update(dict(self.model.env))
+        return env
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None

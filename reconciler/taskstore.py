@@ -1,0 +1,164 @@
+"""Task, agent and message operations on Redis, mixed into `store.Store`.
+
+Every task transition is one Lua script from `reconciler/lua` (the shared `lib.lua` prepended),
+fenced by the attempt token. This module does not import redis: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .agent import Claimed
+from .keys import Keys
+from .prompt import DepResult, Message, parse_message
+from .spec import Policy
+
+LUA_DIR = Path(__file__).parent / "lua"
+EVENTS_MAXLEN = 10000
+SEEN_MAXLEN = 1000
+
+
+@cache
+def lua_source(name: str) -> str:
+    return (LUA_DIR / "lib.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+
+
+class TaskOps:
+    client: Any
+    blocking: Any
+    keys: Keys
+    url: str
+    _scripts: dict[str, Any]
+
+    def _run(self, name: str, *args: object) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(lua_source(name))
+        return script(keys=[self.keys.meta], args=[self.keys.prefix, repr(time.time()), *args])
+
+    # -- agents -----------------------------------------------------------------------------
+    def register_agent(self, name: str, fields: dict[str, str]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(self.keys.agents, name)
+        pipe.hset(self.keys.agent(name), mapping=fields)
+        pipe.execute()
+
+    def heartbeat(self, name: str, instance: str, lease: float) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self.keys.heartbeat(name), instance, px=int(lease * 1000))
+        pipe.hset(self.keys.agent(name), "heartbeat_at", repr(time.time()))
+        pipe.execute()
+
+    def set_agent(self, name: str, fields: dict[str, str]) -> None:
+        self.client.hset(self.keys.agent(name), mapping=fields)
+
+    def queue_keys(self, targets: Sequence[str]) -> list[str]:
+        return [self.keys.queue(t) for t in targets]
+
+    def mailbox_keys(self, agent: str) -> list[str]:
+        return [self.keys.urgent(agent), self.keys.inbox(agent)]
+
+    def control_key(self, agent: str) -> str:
+        return self.keys.control(agent)
+
+    def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None:
+        got = self.blocking.blpop(list(keys), timeout=timeout)
+        return None if got is None else (str(got[0]), str(got[1]))
+
+    # -- task transitions -------------------------------------------------------------------
+    def claim(self, task_id: str, agent: str, token: str) -> Claimed | None:
+        got = self._run("claim", task_id, agent, token)
+        if not got:
+            return None
+        error = self.client.hget(self.keys.task(task_id), "error") or None
+        return Claimed(task_id, int(got[0]), json.loads(got[1] or "{}"), error)
+
+    def complete(self, task_id: str, token: str, result: str) -> bool:
+        return bool(self._run("complete", task_id, token, result))
+
+    def fail(self, task_id: str, token: str, error: str, permanent: bool, policy: Policy) -> str:
+        return str(
+            self._run(
+                "fail",
+                task_id,
+                token,
+                error,
+                "1" if permanent else "0",
+                policy.retry_backoff,
+                policy.retry_backoff_max,
+                random.uniform(0.9, 1.1),
+                policy.retries,
+            )
+        )
+
+    def hand_back(self, task_id: str, token: str, reason: str = "agent stopped") -> bool:
+        return bool(self._run("hand_back", task_id, token, reason))
+
+    def promote_due(self) -> int:
+        return int(self._run("promote"))
+
+    def seconds_to_next_timer(self) -> float | None:
+        first = self.client.zrange(self.keys.timers, 0, 0, withscores=True)
+        return None if not first else max(0.0, float(first[0][1]) - time.time())
+
+    def current_token(self, task_id: str) -> str | None:
+        token = self.client.hget(self.keys.task(task_id), "token")
+        return str(token) if token else None
+
+    def dep_results(self, task_id: str) -> list[DepResult]:
+        deps = json.loads(self.client.hget(self.keys.task(task_id), "deps") or "[]")
+        pipe = self.client.pipeline(transaction=False)
+        for d in deps:
+            pipe.hmget(self.keys.task(d), "result", "assignee", "kind")
+        out = []
+        for d, (result, assignee, kind) in zip(deps, pipe.execute(), strict=True):
+            if kind != "group":
+                out.append(DepResult(d, assignee, result or ""))
+        return out
+
+    # -- messages and events ----------------------------------------------------------------
+    def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None:
+        now = time.time()
+        body = json.dumps({"from": sender, "text": text, "ts": now, "urgent": urgent})
+        pipe = self.client.pipeline(transaction=True)
+        pipe.rpush(self.keys.urgent(to) if urgent else self.keys.inbox(to), body)
+        self._xadd(pipe, "message.sent", agent=to, sender=sender, urgent="1" if urgent else "0")
+        pipe.execute()
+
+    def take_messages(self, agent: str) -> list[Message]:
+        """Every pending message, urgent first; each is kept in the agent's `seen` list."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.lrange(self.keys.urgent(agent), 0, -1)
+        pipe.lrange(self.keys.inbox(agent), 0, -1)
+        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent))
+        urgent, normal, _ = pipe.execute()
+        if urgent or normal:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.rpush(self.keys.seen(agent), *urgent, *normal)
+            pipe.ltrim(self.keys.seen(agent), -SEEN_MAXLEN, -1)
+            pipe.execute()
+        return [parse_message(raw, True) for raw in urgent] + [
+            parse_message(raw, False) for raw in normal
+        ]
+
+    def peek_messages(self, agent: str) -> list[Message]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lrange(self.keys.urgent(agent), 0, -1)
+        pipe.lrange(self.keys.inbox(agent), 0, -1)
+        urgent, normal = pipe.execute()
+        return [parse_message(raw, True) for raw in urgent] + [
+            parse_message(raw, False) for raw in normal
+        ]
+
+    def event(self, etype: str, **fields: str) -> None:
+        self._xadd(self.client, etype, **fields)
+
+    def _xadd(self, target: Any, etype: str, **fields: str) -> None:
+        body = {"type": etype, "ts": repr(time.time()), **fields}
+        target.xadd(self.keys.events, body, maxlen=EVENTS_MAXLEN, approximate=True)

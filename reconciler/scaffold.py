@@ -112,7 +112,8 @@ def _read_tinytown(path: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
     try:
-        return tomllib.loads(path.read_text())
+        data: dict[str, object] = tomllib.loads(path.read_text())
+        return data
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise TtError(f"{path}: cannot import it: {e}") from e
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import tomlkit
 
+from .edit import LOCK_FILE
 from .errors import TtError
+from .filelock import atomic_write_text, exclusive_lock
 from .models import PRESETS
 from .names import is_valid_name
 from .town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE
@@ -95,8 +97,10 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     legacy = _read_tinytown(root / TINYTOWN_FILE)
     town_name = name or (slug(str(legacy["name"])) if legacy.get("name") else default_name(root))
     root.mkdir(parents=True, exist_ok=True)
-    town_file.write_text(_town_text(town_name, legacy))
-    tasks_file.write_text(TASKS_TEMPLATE.format(name=town_name))
+    # Same lock and atomic writes as `edit`, so `--force` never races a concurrent `tt` edit.
+    with exclusive_lock(root / STATE_DIR / LOCK_FILE):
+        atomic_write_text(town_file, _town_text(town_name, legacy))
+        atomic_write_text(tasks_file, TASKS_TEMPLATE.format(name=town_name))
     written = [town_file, tasks_file]
     if _ensure_gitignored(root):
         written.append(root / ".gitignore")

@@ -50,6 +50,7 @@ class WorkerStore(Protocol):
 
     url: str
 
+    def take_instance(self, name: str, instance: str, lease: float) -> bool: ...
     def register_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
@@ -107,6 +108,11 @@ class Worker:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        if not self.store.take_instance(self.name, self.instance_token, self.policy.lease):
+            print(
+                f"agent {self.name} is already running (live heartbeat); exiting", file=sys.stderr
+            )
+            return 0
         self.store.register_agent(
             self.name,
             {

@@ -58,6 +58,41 @@ class TaskOps:
     def set_agent(self, name: str, fields: dict[str, str]) -> None:
         self.client.hset(self.keys.agent(name), mapping=fields)
 
+    def take_instance(self, name: str, instance: str, lease: float) -> bool:
+        """Become the one live process of agent `name`; False if another holds a live lease."""
+        return bool(
+            self.client.set(self.keys.heartbeat(name), instance, px=int(lease * 1000), nx=True)
+        )
+
+    def agent_records(self) -> dict[str, dict[str, str]]:
+        names = sorted(self.client.smembers(self.keys.agents))
+        pipe = self.client.pipeline(transaction=False)
+        for n in names:
+            pipe.hgetall(self.keys.agent(n))
+        return dict(zip(names, pipe.execute(), strict=True))
+
+    def heartbeat_alive(self, names: list[str]) -> dict[str, bool]:
+        if not names:
+            return {}
+        values = self.client.mget([self.keys.heartbeat(n) for n in names])
+        return {n: v is not None for n, v in zip(names, values, strict=True)}
+
+    def forget_agent(self, name: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.srem(self.keys.agents, name)
+        pipe.delete(self.keys.agent(name), self.keys.heartbeat(name), self.keys.control(name))
+        pipe.execute()
+
+    def request_stop(self, name: str, how: str) -> None:
+        self.client.rpush(self.keys.control(name), how)
+
+    def reset_instance(self, name: str) -> None:
+        """Before spawning a new process for a dead one: drop its lease and stale requests."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.keys.heartbeat(name), self.keys.control(name))
+        pipe.sadd(self.keys.agents, name)
+        pipe.execute()
+
     def queue_keys(self, targets: Sequence[str]) -> list[str]:
         return [self.keys.queue(t) for t in targets]
 

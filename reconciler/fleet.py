@@ -1,0 +1,136 @@
+"""Keep the agent processes of this host matching the roster: start, adopt, stop.
+
+An agent that is alive (its pid with the recorded start time, or a live heartbeat lease) is
+adopted, never restarted: restarting `tt` must not kill healthy workers. Process work goes
+through `supervisor`; what exists in Redis goes through the store. Crash-loop policy lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .spec import Desired
+from .supervisor import is_alive, spawn_detached, stop_process
+from .town import TownPaths
+
+
+class FleetStore(Protocol):
+    url: str
+
+    def agent_records(self) -> dict[str, dict[str, str]]: ...
+    def heartbeat_alive(self, names: list[str]) -> dict[str, bool]: ...
+    def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def forget_agent(self, name: str) -> None: ...
+    def request_stop(self, name: str, how: str) -> None: ...
+    def reset_instance(self, name: str) -> None: ...
+    def event(self, etype: str, **fields: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class FleetChange:
+    agent: str
+    action: str  # started | adopted | stopped | suspended
+    detail: str = ""
+
+
+def desired_instances(desired: Desired, host: str) -> dict[str, bool]:
+    """instance name → should run here (False: in the roster but suspended or placed elsewhere)."""
+    out: dict[str, bool] = {}
+    for a in desired.agents:
+        here = a.node is None or a.node == host
+        for name in a.instances():
+            out[name] = here and not a.suspended
+    return out
+
+
+def local_alive(record: Mapping[str, str], host: str) -> bool:
+    pid = record.get("pid", "")
+    if record.get("host") != host or not pid.isdigit():
+        return False
+    return is_alive(int(pid), record.get("pid_start") or None)
+
+
+def ensure(
+    paths: TownPaths,
+    desired: Desired,
+    store: FleetStore,
+    *,
+    env: Mapping[str, str] | None = None,
+    stop_grace: float = 10.0,
+) -> list[FleetChange]:
+    host = socket.gethostname()
+    want = desired_instances(desired, host)
+    records = store.agent_records()
+    beats = store.heartbeat_alive(list(records))
+    changes: list[FleetChange] = []
+    for name, run_here in want.items():
+        rec = records.get(name, {})
+        alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
+        if not run_here:
+            if local_alive(rec, host):
+                changes.append(_stop(store, name, rec, stop_grace, "suspended"))
+            continue
+        if alive:
+            if rec.get("state") in ("stopped", ""):
+                store.set_agent(name, {"state": "idle"})
+            continue
+        changes.append(_start(paths, store, name, rec, host, env))
+    for name, rec in records.items():
+        if name not in want:
+            if local_alive(rec, host):
+                changes.append(_stop(store, name, rec, stop_grace, "removed from town.toml"))
+            store.forget_agent(name)
+    return changes
+
+
+def _start(
+    paths: TownPaths,
+    store: FleetStore,
+    name: str,
+    rec: Mapping[str, str],
+    host: str,
+    env: Mapping[str, str] | None,
+) -> FleetChange:
+    # The previous instance is dead (checked by pid), so its lease must not block the new one.
+    store.reset_instance(name)
+    child_env = dict(env if env is not None else os.environ)
+    child_env["TT_TOWN"] = str(paths.root)
+    argv = [sys.executable, "-m", "cli", "agent", "run", name, "--town", str(paths.root)]
+    pid, start = spawn_detached(
+        argv, cwd=paths.root, env=child_env, log_path=paths.logs_dir / name / "agent.log"
+    )
+    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("pid") else 0)
+    store.set_agent(
+        name,
+        {
+            "pid": str(pid),
+            "pid_start": start,
+            "host": host,
+            "state": "starting",
+            "spawned_at": repr(time.time()),
+            "restarts": str(restarts),
+        },
+    )
+    store.event("agent.spawned", agent=name, pid=str(pid))
+    return FleetChange(name, "started", f"pid {pid}")
+
+
+def _stop(
+    store: FleetStore, name: str, rec: Mapping[str, str], grace: float, why: str
+) -> FleetChange:
+    """Ask the agent to stop (it hands its task back), then SIGTERM, then SIGKILL the group."""
+    store.request_stop(name, "stop")
+    store.set_agent(name, {"state": "stopping"})
+    pid, start = int(rec["pid"]), rec.get("pid_start") or None
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and is_alive(pid, start):
+        time.sleep(0.05)
+    gone = stop_process(pid, start, 3.0)
+    store.event("agent.stopped", agent=name, reason=why)
+    return FleetChange(name, "stopped", why if gone else f"{why}; pid {pid} did not exit")

@@ -170,6 +170,8 @@ class Desired:
     description: str | None = None
     default_agent: str | None = None
     digests: tuple[tuple[str, str], ...] = ()
+    # Role of tasks that name neither an agent nor a role ([meta] default_role in tasks.toml).
+    default_role: str | None = None
 
     def agent(self, name: str) -> AgentSpec | None:
         for a in self.agents:

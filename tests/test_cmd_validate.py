@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli, main
+from reconciler.errors import ValidationFailed
+
+TOWN = """\
+[town]
+name = "demo"
+
+[agents.architect]
+model = "claude"
+
+[agents.developer]
+model = "auggie"
+"""
+
+TASKS = """\
+[[tasks]]
+id = "design"
+agent = "architect"
+
+[[tasks]]
+id = "implement"
+agent = "developer"
+parent = "design"
+"""
+
+BAD_TASKS = """\
+[[tasks]]
+id = "design"
+agent = "architect"
+
+[[tasks]]
+id = "implement"
+agent = "devloper"
+depnds_on = ["design"]
+"""
+
+
+def make_town(root: Path, tasks: str = TASKS) -> Path:
+    (root / "town.toml").write_text(TOWN)
+    (root / "tasks.toml").write_text(tasks)
+    return root
+
+
+def test_valid_town_text(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", "--town", str(make_town(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert result.output == "✓ town 'demo' is valid: 2 agents, 2 tasks\n"
+
+
+def test_valid_town_found_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_town(tmp_path)
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    monkeypatch.delenv("TT_TOWN", raising=False)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert "town 'demo' is valid" in result.output
+
+
+def test_valid_town_json(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", "--town", str(make_town(tmp_path)), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "valid": True,
+        "town": "demo",
+        "agents": 2,
+        "tasks": 2,
+        "problems": [],
+    }
+
+
+def test_invalid_town_text_prints_every_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", "--town", str(make_town(tmp_path, BAD_TASKS))])
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "error: 2 problems in the town files; nothing was changed",
+        "tasks.toml:7: $.tasks[1].agent: unknown agent 'devloper' (did you mean 'developer'?)",
+        "tasks.toml:8: $.tasks[1].depnds_on: unknown key 'depnds_on' (did you mean 'depends_on'?)",
+    ]
+
+
+def test_invalid_town_text_raises_validation_failed(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", "--town", str(make_town(tmp_path, BAD_TASKS))])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValidationFailed)
+    assert len(result.exception.problems) == 2
+
+
+def test_invalid_town_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    town = str(make_town(tmp_path, BAD_TASKS))
+    result = CliRunner().invoke(
+        cli, ["validate", "--town", town, "-o", "json"], standalone_mode=False
+    )
+    assert result.return_value == 1
+    report = json.loads(result.output)
+    assert (report["valid"], report["town"], report["agents"], report["tasks"]) == (
+        False,
+        "demo",
+        2,
+        2,
+    )
+    assert report["problems"][0] == {
+        "file": "tasks.toml",
+        "line": 7,
+        "column": None,
+        "path": "$.tasks[1].agent",
+        "message": "unknown agent 'devloper'",
+        "hint": "did you mean 'developer'?",
+    }
+    assert [p["path"] for p in report["problems"]] == ["$.tasks[1].agent", "$.tasks[1].depnds_on"]
+    # Through the real entry point the returned 1 becomes the exit code.
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", "--town", town, "-o", "json"])
+    assert caught.value.code == 1
+    assert json.loads(capsys.readouterr().out)["valid"] is False
+
+
+def test_syntax_error_json_has_line_and_column(tmp_path: Path) -> None:
+    town = str(make_town(tmp_path, '[[tasks]]\nid = "a\n'))
+    result = CliRunner().invoke(
+        cli, ["validate", "--town", town, "-o", "json"], standalone_mode=False
+    )
+    assert result.return_value == 1
+    (problem,) = json.loads(result.output)["problems"]
+    assert (problem["file"], problem["line"], problem["column"], problem["path"]) == (
+        "tasks.toml",
+        2,
+        8,
+        "$",
+    )
+
+
+def test_no_town_is_an_error_with_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", "--town", str(tmp_path)])
+    assert caught.value.code == 1
+    assert "has no town.toml" in capsys.readouterr().err

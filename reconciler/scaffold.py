@@ -84,8 +84,9 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     town_file, tasks_file = root / TOWN_FILE, root / TASKS_FILE
     existing = [p for p in (town_file, tasks_file) if p.exists()]
     if existing and not force:
+        verb = "exists" if len(existing) == 1 else "exist"
         raise TtError(
-            f"{', '.join(str(p) for p in existing)} already exist{'s' if len(existing) == 1 else ''}",
+            f"{', '.join(str(p) for p in existing)} already {verb}",
             hint="use --force to overwrite",
         )
     if name is not None and not is_valid_name(name):

@@ -1,0 +1,3 @@
+"""Shared fixtures: real Redis/Valkey servers and fakeredis (see tests/redis_fixtures.py)."""
+
+pytest_plugins = ("tests.redis_fixtures",)

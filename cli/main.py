@@ -9,7 +9,7 @@ import click
 from reconciler import __version__
 from reconciler.errors import TtError
 
-from . import cmd_init, cmd_server, cmd_validate
+from . import cmd_agents, cmd_apply, cmd_init, cmd_server, cmd_validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +21,7 @@ def cli() -> None:
     """
 
 
-for module in (cmd_init, cmd_validate, cmd_server):
+for module in (cmd_init, cmd_validate, cmd_apply, cmd_agents, cmd_server):
     module.register(cli)
 
 
@@ -43,4 +43,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:
+        from reconciler.store import translate
+
+        tt_error = translate(e)
+        if tt_error is None:
+            raise
+        click.echo(f"error: {tt_error.message}", err=True)
+        if tt_error.hint:
+            click.echo(f"hint: {tt_error.hint}", err=True)
+        sys.exit(tt_error.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)

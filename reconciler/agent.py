@@ -51,6 +51,7 @@ class WorkerStore(Protocol):
     url: str
 
     def take_instance(self, name: str, instance: str, lease: float) -> bool: ...
+    def release_instance(self, name: str, instance: str) -> bool: ...
     def register_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
@@ -102,6 +103,7 @@ class Worker:
         self.instance_token = uuid.uuid4().hex
         self.stopping = threading.Event()
         self.draining = False
+        self.restart = False
         self.current: tuple[str, str] | None = None  # (task id, attempt token)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -152,6 +154,7 @@ class Worker:
                     self._work(value)
         finally:
             self.stopping.set()
+            self.store.release_instance(self.name, self.instance_token)
             self.store.set_agent(self.name, {"state": "stopped", "task": ""})
             self.store.event(
                 "agent.exited", agent=self.name, reason="drained" if self.draining else "stopped"
@@ -162,8 +165,11 @@ class Worker:
         self.stopping.set()
 
     def _control(self, command: str) -> None:
-        if command in ("drain", "stop"):
-            self.draining = command == "drain"
+        """`stop` hands the current task back; `drain` and `restart` arrive between tasks (the
+        worker pops them only when idle), so the current task has already finished."""
+        if command in ("drain", "stop", "restart"):
+            self.draining = command != "stop"
+            self.restart = command == "restart"
             self.stopping.set()
 
     def _heartbeat(self) -> None:
@@ -237,7 +243,7 @@ class Worker:
             if self.stopping.is_set() and not self.draining:
                 return True
             now = time.monotonic()
-            if now - last_check[0] < 1.0:
+            if not task_id or now - last_check[0] < 1.0:
                 return False
             last_check[0] = now
             return self.store.current_token(task_id) != token  # cancelled or reassigned
@@ -312,3 +318,25 @@ class Worker:
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def run_agent(paths: TownPaths, desired: Desired, name: str, store: WorkerStore) -> int:
+    """`tt agent run NAME`: the worker loop until stopped, drained or killed. A `restart`
+    request (the agent's spec changed) re-executes this process: same pid, fresh files."""
+    worker = Worker(paths, desired, name, store)
+    code = worker.run()
+    if worker.restart:
+        store.event("agent.restarted", agent=name, reason="spec changed")
+        os.execv(sys.executable, [sys.executable, "-m", "cli", *sys.argv[1:]])
+    return code
+
+
+def complete_current(store: WorkerStore, task_id: str, result: str, token: str | None) -> bool:
+    """`tt task complete ID`: a model (inside its agent: TT_ATTEMPT_TOKEN) or a person completes
+    the current attempt; the model process's later exit then changes nothing."""
+    current = store.current_token(task_id)
+    if current is None:
+        raise TtError(f"task '{task_id}' is not running", hint="tt status shows its state")
+    if token is not None and token != current:
+        raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
+    return store.complete(task_id, current, result)

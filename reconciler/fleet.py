@@ -63,7 +63,10 @@ def ensure(
     *,
     env: Mapping[str, str] | None = None,
     stop_grace: float = 10.0,
+    keep: set[str] | frozenset[str] = frozenset(),
 ) -> list[FleetChange]:
+    """Start what should run here and is not alive, stop what should not run; `keep` names
+    agents outside the roster that stay as they are (prune is off)."""
     host = socket.gethostname()
     want = desired_instances(desired, host)
     records = store.agent_records()
@@ -82,7 +85,7 @@ def ensure(
             continue
         changes.append(_start(paths, store, name, rec, host, env))
     for name, rec in records.items():
-        if name not in want:
+        if name not in want and name not in keep:
             if local_alive(rec, host):
                 changes.append(_stop(store, name, rec, stop_grace, "removed from town.toml"))
             store.forget_agent(name)

@@ -20,7 +20,7 @@ from .errors import TtError
 from .filelock import atomic_write_text, exclusive_lock
 from .models import PRESETS
 from .names import is_valid_name
-from .town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE
+from .town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE, TownPaths
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -163,3 +163,26 @@ def _ensure_gitignored(root: Path) -> bool:
             f.write("\n")
         f.write(f"{STATE_DIR}/\n")
     return True
+
+
+STARTER_TASKS = """\
+# Starter tasks (`tt plan --init`). A task with no agent goes to the town's backlog:
+# any idle agent may claim it.
+[meta]
+description = "First steps"
+
+[[tasks]]
+id = "explore"
+description = "Read the repository and write a short summary of its structure"
+status = "pending"
+"""
+
+
+def starter_tasks(paths: TownPaths) -> Path:
+    """`tt plan --init`: write a starter tasks.toml (refuses to overwrite one with tasks)."""
+    path = paths.tasks_file
+    if path.exists() and "[[tasks]]" in path.read_text():
+        raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
+    with exclusive_lock(paths.state_dir / LOCK_FILE):
+        atomic_write_text(path, STARTER_TASKS)
+    return path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -204,3 +205,20 @@ def _cause(e: redis.ConnectionError) -> str:
             return inner.strerror
         inner = inner.__context__
     return str(e)
+
+
+def translate(error: BaseException) -> TtError | None:
+    """A redis-py error raised mid-command as a `TtError` (one line, no traceback), else None.
+
+    Checked without importing redis: if redis was never imported, the error is not one of its.
+    """
+    if "redis" not in sys.modules:
+        return None
+    import redis
+
+    if isinstance(error, redis.RedisError):
+        return RedisUnavailable(
+            f"Redis failed during the command: {error}",
+            hint="run it again; `tt server status` shows whether the server is up",
+        )
+    return None

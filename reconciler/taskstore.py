@@ -64,6 +64,9 @@ class TaskOps:
             self.client.set(self.keys.heartbeat(name), instance, px=int(lease * 1000), nx=True)
         )
 
+    def release_instance(self, name: str, instance: str) -> bool:
+        return bool(self._run("release_instance", name, instance))
+
     def agent_records(self) -> dict[str, dict[str, str]]:
         names = sorted(self.client.smembers(self.keys.agents))
         pipe = self.client.pipeline(transaction=False)
@@ -156,6 +159,92 @@ class TaskOps:
             if kind != "group":
                 out.append(DepResult(d, assignee, result or ""))
         return out
+
+    def task_records(self, batch: int = 2000) -> list[dict[str, str]]:
+        """Every task hash in file order, read in pipelined batches (one round trip per batch)."""
+        ids = self.client.zrange(self.keys.tasks, 0, -1)
+        out: list[dict[str, str]] = []
+        for start in range(0, len(ids), batch):
+            pipe = self.client.pipeline(transaction=False)
+            for tid in ids[start : start + batch]:
+                pipe.hgetall(self.keys.task(tid))
+            out.extend(r for r in pipe.execute() if r)
+        return out
+
+    def attempt_history(self, task_id: str) -> list[dict[str, object]]:
+        return [json.loads(x) for x in self.client.lrange(self.keys.attempts(task_id), 0, -1)]
+
+    def events_since(
+        self, last_id: str = "-", count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Events after `last_id` (exclusive), oldest first; with `block_ms`, wait for new ones."""
+        if block_ms is None:
+            start = "-" if last_id == "-" else f"({last_id}"
+            return [(i, f) for i, f in self.client.xrange(self.keys.events, start, "+", count)]
+        got = self.blocking.xread({self.keys.events: last_id}, count=count, block=block_ms)
+        return [(i, f) for _, entries in got for i, f in entries] if got else []
+
+    # -- applying a plan ---------------------------------------------------------------------
+    def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
+        return int(self._run("upsert_tasks", generation, json.dumps(records)))
+
+    def delete_tasks(self, ids: list[str]) -> int:
+        return int(self._run("delete_tasks", json.dumps(ids)))
+
+    def requeue(self, ids: list[str]) -> int:
+        return int(self._run("requeue", json.dumps(ids)))
+
+    def queued_ids(self, targets: list[str]) -> set[str]:
+        """Ids currently waiting in the ready queues of `targets` (one pipelined read)."""
+        pipe = self.client.pipeline(transaction=False)
+        for t in targets:
+            pipe.lrange(self.keys.queue(t), 0, -1)
+        return {tid for ids in pipe.execute() for tid in ids}
+
+    def set_agent_spec(
+        self, name: str, *, base: str, spec: str, spec_hash: str, suspended: bool
+    ) -> None:
+        fields = {
+            "base": base,
+            "spec": spec,
+            "spec_hash": spec_hash,
+            "source": "file",
+            "suspended": "1" if suspended else "0",
+        }
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(self.keys.agents, name)
+        pipe.hset(self.keys.agent(name), mapping=fields)
+        pipe.hsetnx(self.keys.agent(name), "state", "stopped")
+        pipe.execute()
+
+    # -- the apply lock ------------------------------------------------------------------------
+    def try_lock(self, holder: dict[str, object], ttl: float) -> dict[str, object] | None:
+        """Take the apply lock (None = taken); else return who holds it (host, pid, command...)."""
+        raw = json.dumps(holder)
+        if self.client.set(self.keys.apply_lock, raw, nx=True, px=int(ttl * 1000)):
+            return None
+        current = self.client.get(self.keys.apply_lock)
+        if current is None:  # released between our SET and GET: try once more
+            return self.try_lock(holder, ttl)
+        info: dict[str, object] = json.loads(current)
+        return info
+
+    def unlock(self, token: str) -> bool:
+        return bool(self._run("unlock", self.keys.apply_lock, token))
+
+    def force_unlock(self) -> dict[str, object] | None:
+        """`tt unlock`: remove a stale lock; returns who held it."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.keys.apply_lock)
+        pipe.delete(self.keys.apply_lock)
+        current, _ = pipe.execute()
+        return None if current is None else dict(json.loads(current))
+
+    def read_meta(self) -> dict[str, str]:
+        return dict(self.client.hgetall(self.keys.meta))
+
+    def write_meta(self, fields: dict[str, str]) -> None:
+        self.client.hset(self.keys.meta, mapping=fields)
 
     # -- messages and events ----------------------------------------------------------------
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None:

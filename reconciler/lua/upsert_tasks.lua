@@ -1,19 +1,20 @@
--- Create or update a batch of tasks from a plan; each task's write is atomic (the whole script is).
--- ARGV[3]: apply generation; ARGV[4]: JSON array of records
---   {id, spec, hash, source, kind, target, deps[], order, priority, retries, timeout, directive,
---    rerun}
--- Returns the number of tasks written.
+-- Execute the task records of a plan, in plan order; the whole batch is one atomic script.
+-- ARGV[3]: apply generation; ARGV[4]: JSON array of records, by `mode`:
+--   upsert  {id, spec, hash, source, kind, target, deps[], order, priority, retries, timeout,
+--            directive}: create, or rewrite the spec; a new / blocked / ready task is settled
+--   rerun   (same fields): back to blocked or ready with a fresh retry budget
+--   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
+-- Returns the number of records executed.
 local gen = ARGV[3]
 local recs = cjson.decode(ARGV[4])
-for _, r in ipairs(recs) do
+
+local function write_spec(r, state, old_deps)
   local k = tkey(r.id)
-  local old = redis.call('HMGET', k, 'state', 'target', 'deps')
-  local state, old_target, old_deps = old[1], old[2], old[3]
-  local deps_json = cjson.encode(r.deps)
-  if #r.deps == 0 then deps_json = '[]' end
   if old_deps and old_deps ~= '' then
     for _, d in ipairs(cjson.decode(old_deps)) do redis.call('SREM', P .. 'children:' .. d, r.id) end
   end
+  local deps_json = '[]'
+  if #r.deps > 0 then deps_json = cjson.encode(r.deps) end
   redis.call('HSET', k, 'id', r.id, 'spec', r.spec, 'hash', r.hash, 'source', r.source,
     'kind', r.kind, 'target', r.target, 'deps', deps_json, 'order', r.order,
     'priority', r.priority, 'retries', r.retries, 'timeout', r.timeout, 'generation', gen)
@@ -23,18 +24,31 @@ for _, r in ipairs(recs) do
     redis.call('HSET', k, 'created_at', NOW, 'attempt', 0, 'run_base', 0)
     event('task.created', 'task', r.id, 'source', r.source)
   end
-  if r.directive == 'done' then
-    if state ~= 'completed' then
+end
+
+local function cancel(id, state, target, reason)
+  if state and not TERMINAL[state] then
+    unqueue(id, state, target)
+    redis.call('HSET', tkey(id), 'state', 'cancelled', 'finished_at', NOW, 'token', '')
+    redis.call('ZREM', P .. 'timers', id)
+    event('task.cancelled', 'task', id, 'reason', reason)
+  end
+end
+
+for _, r in ipairs(recs) do
+  local k = tkey(r.id)
+  local old = redis.call('HMGET', k, 'state', 'target', 'deps')
+  local state, old_target, old_deps = old[1], old[2], old[3]
+  if r.mode == 'complete' then
+    if state and state ~= 'completed' then
       unqueue(r.id, state, old_target)
+      redis.call('ZREM', P .. 'timers', r.id)
       complete(r.id, nil, 'marked done in file')
     end
-  elseif r.directive == 'cancelled' then
-    if not state or not TERMINAL[state] then
-      unqueue(r.id, state, old_target)
-      redis.call('HSET', k, 'state', 'cancelled', 'finished_at', NOW, 'token', '')
-      event('task.cancelled', 'task', r.id, 'reason', 'cancelled in file')
-    end
-  elseif r.rerun then
+  elseif r.mode == 'cancel' then
+    cancel(r.id, state, old_target, 'cancelled in file')
+  elseif r.mode == 'rerun' then
+    write_spec(r, state, old_deps)
     unqueue(r.id, state, old_target)
     redis.call('HSET', k, 'run_base', redis.call('HGET', k, 'attempt') or 0, 'token', '',
       'error', '', 'next_attempt_at', '')
@@ -42,9 +56,17 @@ for _, r in ipairs(recs) do
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)
-  elseif not state or state == 'blocked' or state == 'ready' then
-    unqueue(r.id, state, old_target)
-    settle(r.id)
+  else
+    write_spec(r, state, old_deps)
+    if not state and r.directive == 'done' then
+      complete(r.id, nil, 'marked done in file')
+    elseif not state and r.directive == 'cancelled' then
+      redis.call('HSET', k, 'state', 'cancelled', 'finished_at', NOW)
+      event('task.cancelled', 'task', r.id, 'reason', 'cancelled in file')
+    elseif not state or state == 'blocked' or state == 'ready' then
+      unqueue(r.id, state, old_target)
+      settle(r.id)
+    end
   end
 end
 return #recs

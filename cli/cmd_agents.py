@@ -1,0 +1,216 @@
+"""Agent verbs that act on what is running: list, send, inbox, logs, events, agent run, task."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.errors import NotFound, TtError
+from reconciler.names import RESERVED_AGENT_NAMES, did_you_mean
+
+from .common import emit_json, output_option, town_option
+
+if TYPE_CHECKING:
+    from reconciler.session import Session
+
+
+def register(group: click.Group) -> None:
+    for cmd in (list_agents, send, inbox, logs, events, agent, task):
+        group.add_command(cmd)
+
+
+def _session(town_dir: str | None) -> Session:
+    from reconciler.session import Session
+
+    return Session.find(town_dir)
+
+
+@click.command("list")
+@town_option
+@output_option
+def list_agents(town_dir: str | None, output: str) -> None:
+    """The agents: model, role, state, pid, current task, heartbeat age, restarts."""
+    from reconciler.report import agents_report
+
+    s = _session(town_dir)
+    rows = agents_report(s.store, s.desired())
+    if output == "json":
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No agents. Add one with: tt spawn NAME --model MODEL")
+        return
+    from .render import table
+
+    table(
+        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS"],
+        [
+            [
+                r["name"],
+                r["model"] or "-",
+                r["role"] or "-",
+                r["state"],
+                r["pid"] or "-",
+                r["task"] or "-",
+                "-" if r["heartbeat_age"] is None else f"{r['heartbeat_age']}s",
+                r["restarts"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _mailbox(s: Session, name: str) -> str:
+    lowered = name.lower()
+    if lowered in RESERVED_AGENT_NAMES:
+        return lowered
+    names = [n for a in s.desired().agents for n in (a.name, *a.instances())]
+    if name not in names:
+        raise NotFound(f"no agent '{name}' in town.toml", hint=did_you_mean(name, names))
+    return name
+
+
+@click.command()
+@click.argument("agent")
+@click.argument("message")
+@click.option("--urgent", is_flag=True, help="Deliver before every normal message.")
+@click.option("--from", "sender", default="conductor", show_default=True, help="Sender name.")
+@town_option
+def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | None) -> None:
+    """Send MESSAGE to AGENT (kept until read; urgent ones first)."""
+    s = _session(town_dir)
+    to = _mailbox(s, agent)
+    s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent)
+    click.echo(f"{'urgent ' if urgent else ''}message sent to {to}")
+
+
+@click.command()
+@click.argument("agent")
+@click.option("--peek", is_flag=True, help="Show without marking them read.")
+@town_option
+@output_option
+def inbox(agent: str, peek: bool, town_dir: str | None, output: str) -> None:
+    """Read AGENT's messages (conductor and supervisor are mailboxes too)."""
+    s = _session(town_dir)
+    to = _mailbox(s, agent)
+    msgs = s.store.peek_messages(to) if peek else s.store.take_messages(to)
+    if output == "json":
+        emit_json(
+            [{"from": m.sender, "text": m.text, "urgent": m.urgent, "ts": m.ts} for m in msgs]
+        )
+        return
+    if not msgs:
+        click.echo(f"No messages for {to}.")
+    for m in msgs:
+        stamp = time.strftime("%H:%M:%S", time.localtime(m.ts)) if m.ts else "--:--:--"
+        click.echo(f"{stamp} {'URGENT ' if m.urgent else ''}{m.sender}: {m.text}")
+
+
+@click.command()
+@click.argument("agent")
+@click.argument("task_id", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows.")
+@town_option
+def logs(agent: str, task_id: str | None, follow: bool, town_dir: str | None) -> None:
+    """Show AGENT's log for TASK_ID (its latest attempt), or the agent's own log."""
+    from reconciler.town import find_town
+
+    folder = find_town(town_dir).logs_dir / agent
+    path = _log_path(folder, task_id)
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read()
+            if chunk:
+                click.echo(chunk.decode(errors="replace"), nl=False)
+            elif not follow:
+                return
+            else:
+                time.sleep(0.2)
+
+
+def _log_path(folder: Path, task_id: str | None) -> Path:
+    if task_id is None:
+        path = folder / "agent.log"
+    else:
+        attempts = sorted(
+            folder.glob(f"{task_id}-*.log"),
+            key=lambda p: (
+                int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1].isdigit() else 0
+            ),
+        )
+        if not attempts:
+            raise NotFound(f"no log for task '{task_id}' of agent '{folder.name}' in {folder}")
+        path = attempts[-1]
+    if not path.exists():
+        raise NotFound(f"no log at {path}", hint="has the agent started? tt list")
+    return path
+
+
+@click.command()
+@click.option("--follow", is_flag=True, help="Keep printing new events.")
+@click.option("-n", "--last", "last", type=int, default=50, show_default=True)
+@town_option
+@output_option
+def events(follow: bool, last: int, town_dir: str | None, output: str) -> None:
+    """The town's event stream: claims, completions, failures, messages, restarts."""
+    s = _session(town_dir)
+    entries = s.store.events_since("-", count=100000)[-last:] if last else []
+    cursor = entries[-1][0] if entries else "$"
+    while True:
+        for eid, fields in entries:
+            _print_event(eid, fields, output)
+        if not follow:
+            return
+        entries = s.store.events_since(cursor, block_ms=5000)
+        if entries:
+            cursor = entries[-1][0]
+
+
+def _print_event(eid: str, fields: dict[str, str], output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps({"id": eid, **fields}))
+        return
+    ts = float(fields.get("ts", "0") or 0)
+    rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts"))
+    click.echo(f"{time.strftime('%H:%M:%S', time.localtime(ts))} {fields.get('type')} {rest}")
+
+
+@click.group(hidden=True)
+def agent() -> None:
+    """The worker process of an agent (started by tt, not by people)."""
+
+
+@agent.command("run")
+@click.argument("name")
+@town_option
+def agent_run(name: str, town_dir: str | None) -> int:
+    """Run the worker loop of agent NAME in the foreground."""
+    from reconciler.agent import run_agent
+
+    s = _session(town_dir)
+    return run_agent(s.paths, s.desired(), name, s.store)
+
+
+@click.group()
+def task() -> None:
+    """Act on one task from inside an agent (or by hand)."""
+
+
+@task.command("complete")
+@click.argument("task_id")
+@click.option("--result", default="", help="The result passed to dependent tasks.")
+@town_option
+def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
+    """Complete the current attempt of TASK_ID with RESULT."""
+    from reconciler.agent import complete_current
+
+    s = _session(town_dir)
+    token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None
+    if not complete_current(s.store, task_id, result, token):
+        raise TtError(f"task '{task_id}' was not completed (its attempt is no longer current)")
+    click.echo(f"task {task_id} completed")

@@ -1,0 +1,382 @@
+"""Desired-state verbs: plan/diff, apply, sync, assign, cancel, retry, spawn, kill, restart,
+status, unlock, down. Each parses, calls one engine function, renders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from reconciler.errors import EXIT_CHANGES, EXIT_OK
+
+from .common import emit_json, output_option, town_option
+
+if TYPE_CHECKING:
+    from reconciler.controller import ApplyOptions, ApplyResult
+    from reconciler.session import Session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def register(group: click.Group) -> None:
+    for cmd in (
+        plan,
+        diff_cmd,
+        apply_cmd,
+        sync,
+        assign,
+        cancel,
+        retry,
+        spawn,
+        kill,
+        restart,
+        status,
+        unlock,
+        down,
+    ):
+        group.add_command(cmd)
+
+
+def _session(town_dir: str | None) -> Session:
+    from reconciler.session import Session
+
+    return Session.find(town_dir)
+
+
+def apply_options(f: F) -> F:
+    """Options shared by every command that ends in an apply."""
+    for opt in reversed(
+        [
+            click.option(
+                "--prune/--no-prune",
+                default=True,
+                show_default=True,
+                help="Delete file-owned objects that left the files.",
+            ),
+            click.option(
+                "--allow-empty", is_flag=True, help="Allow deleting every managed object."
+            ),
+            click.option(
+                "--rerun-changed", is_flag=True, help="Re-run completed tasks whose spec changed."
+            ),
+            click.option(
+                "--model", "model", default=None, help="Run every agent on this model (e.g. sim)."
+            ),
+            click.option(
+                "--lock-timeout",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Seconds to wait for another apply's lock.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def _opts(command: str, **kw: Any) -> ApplyOptions:
+    from reconciler.controller import ApplyOptions
+
+    return ApplyOptions(
+        dry_run=kw.get("dry_run", False),
+        prune=kw.get("prune", True),
+        allow_empty=kw.get("allow_empty", False),
+        rerun_changed=kw.get("rerun_changed", False),
+        model=kw.get("model"),
+        lock_timeout=kw.get("lock_timeout", 0.0),
+        command=command,
+    )
+
+
+def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
+    from reconciler.plan import render_lines
+
+    if output == "json":
+        data = result.plan.as_json()
+        data.update(
+            {
+                "applied": result.applied,
+                "generation": result.generation,
+                "agents": [
+                    {"agent": c.agent, "action": c.action, "detail": c.detail} for c in result.fleet
+                ],
+            }
+        )
+        emit_json(data)
+        return
+    for line in render_lines(result.plan):
+        click.echo(line)
+    for c in result.fleet:
+        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+    if result.plan.is_empty:
+        click.echo("Everything up to date" if not dry_run else "No changes.")
+    else:
+        verb = "Plan" if dry_run else "Applied"
+        click.echo(f"{verb}: {result.plan.summary()}")
+
+
+def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
+    from reconciler.controller import apply
+
+    result = apply(_session(town_dir), _opts("tt plan", dry_run=True, **kw))
+    _render(result, output, dry_run=True)
+    return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+def _diff_options(f: F) -> F:
+    f = click.option(
+        "--detailed-exitcode",
+        "detailed",
+        is_flag=True,
+        help="Exit 2 when there are changes, 0 when none.",
+    )(f)
+    f = click.option("--prune/--no-prune", default=True, show_default=True)(f)
+    f = click.option("--rerun-changed", is_flag=True)(f)
+    return output_option(town_option(f))
+
+
+@click.command()
+@click.option("--init", "init_", is_flag=True, help="Write a starter tasks.toml instead.")
+@_diff_options
+def plan(
+    init_: bool, town_dir: str | None, output: str, detailed: bool, prune: bool, rerun_changed: bool
+) -> int:
+    """Show what `tt apply` would change (nothing is written)."""
+    if init_:
+        from reconciler.scaffold import starter_tasks
+
+        path = starter_tasks(_session(town_dir).paths)
+        click.echo(f"wrote {path}")
+        return EXIT_OK
+    return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
+
+
+@click.command("diff")
+@_diff_options
+def diff_cmd(
+    town_dir: str | None, output: str, detailed: bool, prune: bool, rerun_changed: bool
+) -> int:
+    """The same as `tt plan`."""
+    return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
+
+
+@click.command("apply")
+@click.option("--dry-run", is_flag=True, help="Plan only; write nothing.")
+@click.option(
+    "--detailed-exitcode", "detailed", is_flag=True, help="Exit 2 when something changed."
+)
+@apply_options
+@town_option
+@output_option
+def apply_cmd(dry_run: bool, detailed: bool, town_dir: str | None, output: str, **kw: Any) -> int:
+    """Make Redis (and the agent processes) match town.toml and tasks.toml."""
+    from reconciler.controller import apply
+
+    result = apply(_session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
+    _render(result, output, dry_run=dry_run)
+    return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+@town_option
+def sync(ctx: click.Context, town_dir: str | None) -> None:
+    """`sync push` (the default) applies the files; `sync pull` writes states back."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(sync_push, town_dir=town_dir)
+
+
+@sync.command("push")
+@apply_options
+@town_option
+@output_option
+def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
+    """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
+    from reconciler.controller import apply
+
+    _render(apply(_session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
+
+
+@sync.command("pull")
+@town_option
+def sync_pull(town_dir: str | None) -> None:
+    """Write each task's actual state into tasks.toml (`status` only; comments survive)."""
+    from reconciler.verbs import sync_pull as pull
+
+    changed = pull(_session(town_dir))
+    click.echo(
+        f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current"
+    )
+
+
+@click.command()
+@click.argument("agent")
+@click.argument("description")
+@click.option("--id", "task_id", help="Task id (default: from the description).")
+@click.option("--after", help="Run after this task completed (its parent).")
+@click.option("--no-save", is_flag=True, help="Redis only: do not write tasks.toml.")
+@apply_options
+@town_option
+def assign(
+    agent: str,
+    description: str,
+    task_id: str | None,
+    after: str | None,
+    no_save: bool,
+    town_dir: str | None,
+    **kw: Any,
+) -> None:
+    """Give AGENT a task: appended to tasks.toml and applied."""
+    from reconciler.verbs import assign as do_assign
+
+    tid, _ = do_assign(
+        _session(town_dir),
+        agent,
+        description,
+        task_id=task_id,
+        after=after,
+        save=not no_save,
+        opts=_opts("tt assign", **kw),
+    )
+    click.echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
+
+
+@click.command()
+@click.argument("task_id")
+@town_option
+def cancel(task_id: str, town_dir: str | None) -> None:
+    """Cancel a task (sets status = "cancelled" in tasks.toml and applies)."""
+    from reconciler.verbs import cancel as do_cancel
+
+    do_cancel(_session(town_dir), task_id, _opts("tt cancel"))
+    click.echo(f"cancelled {task_id}")
+
+
+@click.command()
+@click.argument("task_id")
+@town_option
+def retry(task_id: str, town_dir: str | None) -> None:
+    """Re-run a failed, completed or cancelled task."""
+    from reconciler.verbs import retry as do_retry
+
+    state = do_retry(_session(town_dir), task_id)
+    click.echo(f"{task_id} is {state.value} again")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--model", "--cli", "model", required=True, help="Model preset or [models.X].")
+@click.option("--role", help="Role tasks may target instead of the name.")
+@click.option("--replicas", type=int, default=1, show_default=True)
+@town_option
+def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str | None) -> None:
+    """Add agent NAME to town.toml and start it."""
+    from reconciler.verbs import spawn as do_spawn
+
+    result = do_spawn(
+        _session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
+    )
+    click.echo(f"spawned {name} ({model})")
+    for c in result.fleet:
+        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+
+
+@click.command()
+@click.argument("name")
+@town_option
+def kill(name: str, town_dir: str | None) -> None:
+    """Remove agent NAME from town.toml and stop it (its task goes back to the queue)."""
+    from reconciler.verbs import kill as do_kill
+
+    result = do_kill(_session(town_dir), name, _opts("tt kill"))
+    click.echo(f"killed {name}")
+    for c in result.fleet:
+        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+
+
+@click.command()
+@click.argument("name")
+@town_option
+def restart(name: str, town_dir: str | None) -> None:
+    """Stop agent NAME's process and start it again."""
+    from reconciler.verbs import restart as do_restart
+
+    for c in do_restart(_session(town_dir), name):
+        click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+
+
+@click.command()
+@town_option
+@output_option
+def status(town_dir: str | None, output: str) -> None:
+    """Agents, tasks and progress."""
+    from reconciler.loader import check
+    from reconciler.report import status_report
+
+    s = _session(town_dir)
+    report = status_report(s.store, check(s.paths).desired)
+    if output == "json":
+        emit_json(report)
+        return
+    from .render import progress_line, table
+
+    agents = report["agents"]
+    if agents:
+        table(
+            ["AGENT", "MODEL", "STATE", "TASK"],
+            [[a["name"], a["model"] or "-", a["state"], a["task"] or "-"] for a in agents],
+        )
+        click.echo()
+    tasks = report["tasks"]
+    if tasks:
+        table(
+            ["TASK", "STATE", "AGENT", "ATTEMPTS", "INFO"],
+            [
+                [t["id"], t["state"], t["agent"] or t["target"] or "-", t["attempts"], _info(t)]
+                for t in tasks
+            ],
+        )
+        click.echo()
+    click.echo(progress_line(report["counts"]))
+
+
+def _info(t: dict[str, Any]) -> str:
+    import time
+
+    if t["state"] == "failed" and t["error"]:
+        return str(t["error"]).splitlines()[0][:100]
+    if t["state"] == "retrying" and t["next_attempt_at"]:
+        return f"next attempt in {max(0, t['next_attempt_at'] - time.time()):.0f}s: " + (
+            str(t["error"] or "").splitlines()[0][:60] if t["error"] else ""
+        )
+    if t["state"] == "blocked":
+        return f"waiting for {t['deps_left']}"
+    return ""
+
+
+@click.command()
+@town_option
+def unlock(town_dir: str | None) -> None:
+    """Remove a stale apply lock."""
+    held = _session(town_dir).store.force_unlock()
+    if held is None:
+        click.echo("no lock was held")
+    else:
+        click.echo(
+            f"removed the lock of {held.get('command')} (pid {held.get('pid')} on "
+            f"{held.get('host')})"
+        )
+
+
+@click.command()
+@town_option
+def down(town_dir: str | None) -> None:
+    """Stop every agent and the embedded server (data is kept)."""
+    from reconciler.verbs import down as do_down
+
+    stopped, server_stopped = do_down(_session(town_dir))
+    for name in stopped:
+        click.echo(f"stopped agent {name}")
+    click.echo("server stopped" if server_stopped else "no embedded server was running")

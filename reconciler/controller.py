@@ -292,7 +292,8 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None
             rec = task_record(
                 a.spec, kind=a.kind, target=a.target, deps=a.deps, order=a.order, source=Source.FILE
             )
-            rec["directive"] = "pending"  # a done/cancel directive comes as its own record
+            # A done/cancel directive comes as its own record; Lua settles only pending ones, so
+            # a task the file cancels is never queued in between.
             records.append(rec)
         elif isinstance(a, RerunTask):
             records.append(

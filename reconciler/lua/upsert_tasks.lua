@@ -63,7 +63,7 @@ for _, r in ipairs(recs) do
     elseif not state and r.directive == 'cancelled' then
       redis.call('HSET', k, 'state', 'cancelled', 'finished_at', NOW)
       event('task.cancelled', 'task', r.id, 'reason', 'cancelled in file')
-    elseif not state or state == 'blocked' or state == 'ready' then
+    elseif not state or ((state == 'blocked' or state == 'ready') and r.directive == 'pending') then
       unqueue(r.id, state, old_target)
       settle(r.id)
     end

@@ -249,7 +249,9 @@ class Worker:
             return self.store.current_token(task_id) != token  # cancelled or reassigned
 
         with open(log_path, "ab") as log:
-            log.write(f"$ {' '.join(argv[:3])} … (attempt {attempt})\n".encode())
+            # The log holds what the model was asked, then what it answered.
+            head = f"$ {' '.join(argv[:3])} … (attempt {attempt})\n--- prompt ---\n{prompt}"
+            log.write(f"{head}--- output ---\n".encode())
             result = run_model(
                 argv,
                 cwd=workdir,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import heal
 from .spec import Desired
 from .supervisor import is_alive, spawn_detached, stop_process
 from .town import TownPaths
@@ -29,6 +30,7 @@ class FleetStore(Protocol):
     def forget_agent(self, name: str) -> None: ...
     def request_stop(self, name: str, how: str) -> None: ...
     def reset_instance(self, name: str) -> None: ...
+    def hand_back(self, task_id: str, token: str, reason: str = ...) -> bool: ...
     def event(self, etype: str, **fields: str) -> None: ...
 
 
@@ -83,6 +85,13 @@ def ensure(
             if rec.get("state") in ("stopped", ""):
                 store.set_agent(name, {"state": "idle"})
             continue
+        now = time.time()
+        local = rec.get("host", host) == host
+        if heal.is_dead(rec, local=local, pid_alive=False, lease_alive=beats.get(name, False)):
+            rec = {**rec, **_died(store, name, rec, desired, now)}
+            changes.append(FleetChange(name, "died", rec.get("reason", "")))
+        if not heal.may_start(rec, now):
+            continue
         changes.append(_start(paths, store, name, rec, host, env))
     for name, rec in records.items():
         if name not in want and name not in keep:
@@ -90,6 +99,19 @@ def ensure(
                 changes.append(_stop(store, name, rec, stop_grace, "removed from town.toml"))
             store.forget_agent(name)
     return changes
+
+
+def _died(
+    store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, now: float
+) -> dict[str, str]:
+    """Record a crash (backoff or quarantine) and hand its running task back to the queue."""
+    spec = next(a for a in desired.agents if name in a.instances())
+    fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
+    if rec.get("task"):
+        store.hand_back(rec["task"], "*", f"agent {name} died")
+    store.set_agent(name, fields)
+    store.event("agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""))
+    return fields
 
 
 def _start(
@@ -100,7 +122,10 @@ def _start(
     host: str,
     env: Mapping[str, str] | None,
 ) -> FleetChange:
-    # The previous instance is dead (checked by pid), so its lease must not block the new one.
+    # The previous instance is dead (checked by pid), so its lease must not block the new one,
+    # and a task it was running goes back to its queue.
+    if rec.get("task"):
+        store.hand_back(rec["task"], "*", f"agent {name} restarted")
     store.reset_instance(name)
     child_env = dict(env if env is not None else os.environ)
     child_env["TT_TOWN"] = str(paths.root)
@@ -108,7 +133,7 @@ def _start(
     pid, start = spawn_detached(
         argv, cwd=paths.root, env=child_env, log_path=paths.logs_dir / name / "agent.log"
     )
-    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("pid") else 0)
+    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("spawned_at") else 0)
     store.set_agent(
         name,
         {

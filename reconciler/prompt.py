@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .models import PERMANENT_PATTERNS
 
 RESULT_CHARS = 4000
+ERROR_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def judge(
     matched = next((p for p in fail_patterns if re.search(p, both)), None)
     if returncode == 0 and matched is None:
         return Verdict(True, False, stdout_tail)
-    detail = stderr_tail or stdout_tail or "(no output)"
+    # The last lines say why (a CLI's banner and retries come before its final error).
+    detail = "\n".join((stderr_tail or stdout_tail or "(no output)").splitlines()[-ERROR_LINES:])
     head = f"exit code {returncode}" if returncode != 0 else f"output matched failure '{matched}'"
     for pattern, hint in PERMANENT_PATTERNS:
         if re.search(pattern, both):

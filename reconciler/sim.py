@@ -1,7 +1,7 @@
 """`sim`: the built-in offline model, so every workflow can be rehearsed without API keys.
 
-Run as `python -m reconciler.sim` with the prompt on stdin. It echoes what it was asked (into the
-agent's log), sleeps `TT_SIM_DELAY` seconds (default 1) and prints a short answer. Markers in the
+Run as `python -m reconciler.sim` with the prompt on stdin (the agent's log records the whole
+prompt; sim notes its first line on stderr), sleeps `TT_SIM_DELAY` seconds (default 1) and prints a short answer. Markers in the
 task's own text steer it: `[sim:fail]`, `[sim:fail:N]` (fail the first N attempts, counted by
 `TT_ATTEMPT`), `[sim:sleep:S]`. Only the task section is read, so a marker quoted in a dependency's
 result or a message does not leak into this task.
@@ -38,9 +38,8 @@ def main() -> int:
     prompt = sys.stdin.read()
     attempt = int(os.environ.get("TT_ATTEMPT", "1") or 1)
     task = task_section(prompt)
-    print(f"sim: asked ({len(prompt)} chars):", file=sys.stderr)
-    print(prompt, file=sys.stderr)
-    sys.stderr.flush()
+    first = next((line for line in task.splitlines() if line.strip()), "")
+    print(f"sim: asked {len(prompt)} chars: {first.strip()[:80]}", file=sys.stderr, flush=True)
     fail, sleep = decide(task, attempt)
     time.sleep(sleep if sleep is not None else float(os.environ.get("TT_SIM_DELAY", "1")))
     if fail:

@@ -217,6 +217,19 @@ class TaskOps:
         pipe.hsetnx(self.keys.agent(name), "state", "stopped")
         pipe.execute()
 
+    # -- leadership ----------------------------------------------------------------------------
+    def hold_leader(self, holder: str, lease: float) -> tuple[int, int]:
+        got = self._run("leader", holder, int(lease * 1000))
+        return int(got[0]), int(got[1])
+
+    def leader_holder(self) -> str | None:
+        value = self.client.get(self.keys.leader)
+        return str(value) if value else None
+
+    def resign_leader(self, holder: str) -> None:
+        if self.client.get(self.keys.leader) == holder:
+            self.client.delete(self.keys.leader)
+
     # -- the apply lock ------------------------------------------------------------------------
     def try_lock(self, holder: dict[str, object], ttl: float) -> dict[str, object] | None:
         """Take the apply lock (None = taken); else return who holds it (host, pid, command...)."""

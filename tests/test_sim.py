@@ -56,4 +56,4 @@ def test_sim_process_fails_then_succeeds() -> None:
     third = run_sim(PROMPT, 3)
     assert third.returncode == 0
     assert third.stdout.startswith("dev (sim) finished: Build the thing")
-    assert "Build the thing [sim:fail:2]" in third.stderr
+    assert "sim: asked" in third.stderr and "Build the thing [sim:fail:2]" in third.stderr

@@ -1,0 +1,139 @@
+"""The reconcile loop verbs: `tt conductor` / `tt watch` (forever) and `tt wait` (until done)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.errors import EXIT_OK, EXIT_TIMEOUT
+
+from .common import emit_json, output_option, town_option
+
+if TYPE_CHECKING:
+    from reconciler.loop import LoopResult
+
+
+def register(group: click.Group) -> None:
+    group.add_command(conductor)
+    group.add_command(watch)
+    group.add_command(wait)
+
+
+class LineReport:
+    """One line per change (not a TTY) — also used on a TTY, where lines scroll above."""
+
+    def __init__(self, quiet_events: bool = False) -> None:
+        self.quiet_events = quiet_events
+
+    def __call__(self, kind: str, fields: dict[str, str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if kind == "event":
+            if self.quiet_events:
+                return
+            etype = fields.get("type", "?")
+            if etype in ("apply", "task.created", "task.ready", "leader.acquired"):
+                return
+            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
+            click.echo(f"{stamp} {etype} {rest}")
+        elif kind == "invalid":
+            click.echo(f"{stamp} files are invalid; keeping the last good state:", err=True)
+            click.echo(fields.get("detail", ""), err=True)
+        else:
+            who = f" {fields['agent']}" if fields.get("agent") else ""
+            click.echo(f"{stamp} {kind}{who}: {fields.get('detail') or fields.get('holder', '')}")
+
+
+def _run(
+    town_dir: str | None,
+    model: str | None,
+    until_done: bool,
+    timeout: float | None,
+    output: str = "text",
+) -> int:
+    from reconciler.controller import ApplyOptions
+    from reconciler.loop import Loop, LoopOptions
+    from reconciler.session import Session
+
+    s = Session.find(town_dir)
+    opts = LoopOptions(
+        apply=ApplyOptions(model=model, command="tt conductor"),
+        until_done=until_done,
+        timeout=timeout,
+    )
+    report = LineReport(quiet_events=output == "json")
+    try:
+        result = Loop(s, opts, report).run()
+    except KeyboardInterrupt:
+        click.echo("stopped (agents keep running; `tt down` stops them)", err=True)
+        return EXIT_OK
+    if until_done:
+        render_result(result, output)
+    return result.exit_code
+
+
+def render_result(result: LoopResult, output: str) -> None:
+    if output == "json":
+        emit_json(
+            {
+                "exit_code": result.exit_code,
+                "outcome": {0: "completed", 1: "failed", 3: "timeout"}.get(
+                    result.exit_code, "error"
+                ),
+                "counts": result.counts,
+                "failed": [{"id": r["id"], "error": r.get("error")} for r in result.failed],
+                "unfinished": [{"id": r["id"], "state": r.get("state")} for r in result.unfinished],
+            }
+        )
+        return
+    for r in result.failed:
+        click.echo(f"failed: {r['id']}: {(r.get('error') or '').strip()[:300]}", err=True)
+    if result.exit_code == EXIT_TIMEOUT:
+        for r in result.unfinished:
+            click.echo(f"still {r.get('state')}: {r['id']}", err=True)
+    summary = ", ".join(f"{n} {st}" for st, n in sorted(result.counts.items()))
+    click.echo(
+        f"done: {summary}" if result.exit_code == EXIT_OK else f"result: {summary}",
+        err=result.exit_code != EXIT_OK,
+    )
+
+
+@click.command()
+@click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
+@town_option
+def conductor(model: str | None, town_dir: str | None) -> int:
+    """Run the reconcile loop in the foreground: apply the files, keep agents running, heal.
+
+    Ctrl-C stops the loop and leaves the agents running."""
+    return _run(town_dir, model, False, None)
+
+
+@click.command()
+@click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
+@town_option
+def watch(model: str | None, town_dir: str | None) -> int:
+    """The same loop as `tt conductor`: apply every saved edit of the town files."""
+    return _run(town_dir, model, False, None)
+
+
+@click.command()
+@click.option("--timeout", type=str, default=None, help="Give up after this long (e.g. 30m).")
+@click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
+@town_option
+@output_option
+def wait(timeout: str | None, model: str | None, town_dir: str | None, output: str) -> int:
+    """Reconcile until every task is terminal: exit 0 all completed, 1 any failed, 3 timeout."""
+    return wait_for(town_dir, timeout, model, output)
+
+
+def wait_for(town_dir: str | None, timeout: str | None, model: str | None, output: str) -> int:
+    from reconciler.durations import parse_duration
+
+    seconds = None
+    if timeout is not None:
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--timeout") from None
+    return _run(town_dir, model, True, seconds, output)

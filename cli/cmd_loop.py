@@ -9,7 +9,7 @@ import click
 
 from reconciler.errors import EXIT_OK, EXIT_TIMEOUT
 
-from .common import emit_json, output_option, town_option
+from .common import emit_json, output_option, town_option, use_color
 
 if TYPE_CHECKING:
     from reconciler.loop import LoopResult
@@ -62,9 +62,14 @@ def _run(
         until_done=until_done,
         timeout=timeout,
     )
-    report = LineReport(quiet_events=output == "json")
     try:
-        result = Loop(s, opts, report).run()
+        if use_color() and output != "json":
+            from .live import LiveReport
+
+            with LiveReport(s) as live:
+                result = Loop(s, opts, live).run()
+        else:
+            result = Loop(s, opts, LineReport(quiet_events=output == "json")).run()
     except KeyboardInterrupt:
         click.echo("stopped (agents keep running; `tt down` stops them)", err=True)
         return EXIT_OK

@@ -1,0 +1,67 @@
+"""The live view on a TTY (`tt conductor`, `tt watch`, `tt wait`, `apply --wait`): a progress bar,
+the agents, the unfinished tasks and the latest events, redrawn a few times a second."""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.session import Session
+
+
+class LiveReport:
+    def __init__(self, session: Session) -> None:
+        from rich.live import Live
+
+        self.s = session
+        self.lines: collections.deque[str] = collections.deque(maxlen=8)
+        self.live = Live(get_renderable=self._render, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> LiveReport:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def __call__(self, kind: str, fields: dict[str, str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if kind == "event":
+            etype = fields.get("type", "?")
+            if etype in ("apply", "task.created", "task.ready", "leader.acquired"):
+                return
+            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
+            self.lines.append(f"{stamp} {etype} {rest}"[:160])
+        else:
+            detail = fields.get("detail") or fields.get("holder", "")
+            who = f" {fields['agent']}" if fields.get("agent") else ""
+            self.lines.append(f"{stamp} {kind}{who}: {detail.splitlines()[0] if detail else ''}")
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        from reconciler.report import status_report
+
+        try:
+            report = status_report(self.s.store, None)
+        except Exception as e:  # Redis restarting: show it, keep the view alive
+            return Text(f"waiting for Redis: {e}")
+        counts = report["counts"]
+        total, done = counts["total"], counts["completed"]
+        bar = ProgressBar(total=max(total, 1), completed=done, width=40)
+        head = Text(
+            f" {done}/{total} completed, {counts['running']} running, "
+            f"{counts['failed']} failed, {counts['retrying']} retrying"
+        )
+        agents = Table("agent", "state", "task", box=None, header_style="bold")
+        for a in report["agents"]:
+            agents.add_row(a["name"], a["state"], a["task"] or "-")
+        tasks = Table("task", "state", "agent", "attempts", box=None, header_style="bold")
+        for t in [t for t in report["tasks"] if t["state"] != "completed"][:12]:
+            tasks.add_row(t["id"], t["state"], t["agent"] or t["target"] or "-", str(t["attempts"]))
+        return Group(bar, head, agents, tasks, Text("\n".join(self.lines)))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .errors import TtError
+
 TAIL_LINES = 40
 TAIL_CHARS = 4000
 
@@ -70,6 +72,12 @@ def signal_group(pid: int, sig: int) -> bool:
     except PermissionError:
         return False
     return True
+
+
+def kill_group(pid: int, start_time: str | None) -> bool:
+    """SIGKILL the process group led by `pid` if that leader is still the same process (a model
+    orphaned by its agent's death). True if a group was signalled."""
+    return is_alive(pid, start_time) and signal_group(pid, signal.SIGKILL)
 
 
 def stop_process(pid: int, start_time: str | None, grace: float) -> bool:
@@ -221,3 +229,21 @@ def _feed(stdin: IO[bytes], text: str) -> None:
 
 def _tail(lines: deque[str]) -> str:
     return "".join(lines)[-TAIL_CHARS:].strip()
+
+
+def add_worktree(repo: Path, path: Path) -> None:
+    """`git worktree add --detach PATH` in the town's repository (workdir = "worktree")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "--detach", str(path)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise TtError(
+            f"cannot create a git worktree for the agent at {path}: {done.stderr.strip()}",
+            hint='workdir = "worktree" needs the town folder to be inside a git repository '
+            "with at least one commit",
+        )

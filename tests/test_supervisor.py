@@ -100,3 +100,31 @@ def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:
     finally:
         assert stop_process(pid, start, grace=2)
     assert not is_alive(pid, start)
+
+
+def test_add_worktree_makes_a_checkout(tmp_path: Path) -> None:
+    import subprocess
+
+    from reconciler.supervisor import add_worktree
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "README").write_text("hi\n")
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    wt = repo / ".tt" / "worktrees" / "dev"
+    add_worktree(repo, wt)
+    assert (wt / "README").read_text() == "hi\n"
+
+
+def test_add_worktree_outside_git_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from reconciler.errors import TtError
+    from reconciler.supervisor import add_worktree
+
+    with pytest.raises(TtError) as e:
+        add_worktree(tmp_path, tmp_path / "wt")
+    assert "cannot create a git worktree" in e.value.message

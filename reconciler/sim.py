@@ -2,9 +2,9 @@
 
 Run as `python -m reconciler.sim` with the prompt on stdin (the agent's log records the whole
 prompt; sim notes its first line on stderr). It sleeps `TT_SIM_DELAY` seconds (default 1) and
-prints a short answer. Markers in the task's own text steer it: `[sim:fail]`, `[sim:fail:N]` (fail the first N attempts, counted by
-`TT_ATTEMPT`), `[sim:sleep:S]`. Only the task section is read, so a marker quoted in a dependency's
-result or a message does not leak into this task.
+prints a short answer. Markers in the task's own text steer it: `[sim:fail]`, `[sim:fail:N]`
+(fail the first N attempts, counted by `TT_ATTEMPT`), `[sim:sleep:S]`. Only the task section is
+read, so a marker quoted in a dependency's result or a message does not leak into this task.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""Typed reads of single fields from parsed TOML tables, after the schema check has run.
+
+The readers are lenient: a value of the wrong type reads as absent, because `schemacheck` has
+reported it already. Only what the schema cannot express (duration text, name rules) is
+reported here, on the file's `TomlDoc`. No rule that relates two fields belongs here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+from .durations import parse_duration
+from .locate import JsonPath
+from .names import NAME_RE, RESERVED_AGENT_NAMES, is_valid_name
+from .tomldoc import TomlDoc
+
+E = TypeVar("E", bound=Enum)
+
+# Durations where zero would mean "never wait" and spin or kill at once.
+POSITIVE_DURATIONS = frozenset({"heartbeat", "lease", "resync", "task_timeout", "timeout"})
+
+
+def table(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
+    value = data.get(key) if data is not None else None
+    return value if isinstance(value, dict) else {}
+
+
+def opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def strs(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    return tuple(v for _, v in indexed_strs(data, key))
+
+
+def indexed_strs(data: Mapping[str, Any], key: str) -> list[tuple[int, str]]:
+    """(index, item) of the strings of an array; indices stay true to the file for paths."""
+    value = data.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, str)]
+
+
+def choice(kind: type[E], value: str | None, default: E) -> E:
+    try:
+        return kind(value)
+    except ValueError:  # absent, or not one of the values: the schema has reported it
+        return default
+
+
+def integer(data: Mapping[str, Any], key: str, default: int) -> int:
+    # The schema has reported anything else; a float such as 3.0 is an integer to JSON Schema.
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return default
+    return int(value)
+
+
+def duration(doc: TomlDoc, path: JsonPath, data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None  # absent, or a type error the schema has reported
+    try:
+        seconds = parse_duration(value)
+    except ValueError as e:
+        doc.report((*path, key), str(e))
+        return None
+    if seconds == 0 and key in POSITIVE_DURATIONS:
+        doc.report((*path, key), f"{key} must be greater than zero")
+        return None
+    return seconds
+
+
+def env(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    values = table(data, "env")
+    return tuple(sorted((k, v) for k, v in values.items() if isinstance(v, str)))
+
+
+def check_name(doc: TomlDoc, path: JsonPath, value: str, what: str, *, agent: bool = False) -> bool:
+    """Check a name or id (it becomes a Redis key and a path); report and return False if bad."""
+    if agent and value.lower() in RESERVED_AGENT_NAMES:
+        doc.report(path, f"'{value}' is a reserved name (a mailbox), not an agent")
+        return False
+    if is_valid_name(value):
+        return True
+    if len(value) > 63:
+        why = f"it is {len(value)} characters long, at most 63"
+    elif ".." in value and NAME_RE.match(value):
+        why = "'..' is not allowed"
+    else:
+        why = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+    fixed = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9._-]+", "-", value.lower()))
+    fixed = fixed.replace("..", ".").strip("-._")[:63].rstrip("-._")
+    hint = f"for example '{fixed}'" if fixed and fixed != value and is_valid_name(fixed) else None
+    doc.report(path, f"invalid {what} {json.dumps(value)}: {why}", hint)
+    return False

@@ -1,0 +1,109 @@
+"""A plan for people: one line per action record (`tt diff`, `tt apply --dry-run`).
+
+Text only, in plan order, with the sigils `+` create, `~` change, `-` delete, `!` and `?` notes.
+It decides nothing about the plan; the machine-readable form is `Plan.as_json` in `actions`.
+"""
+
+from __future__ import annotations
+
+from .actions import (
+    Action,
+    CancelTask,
+    ChangedAfterDone,
+    CompleteTask,
+    CreateAgent,
+    CreateTask,
+    DeleteAgent,
+    DeleteTask,
+    Orphan,
+    OrphanAgent,
+    Plan,
+    RerunTask,
+    UpdateAgent,
+    UpdateTask,
+    spec_changed,
+)
+from .graph import TaskKind
+from .state import TERMINAL, TaskState
+
+
+def render_lines(plan: Plan) -> list[str]:
+    """One line per record, in plan order: `+` create, `~` change, `-` delete, `!` and `?` notes."""
+    return [_line(a) for a in plan.actions]
+
+
+def _line(a: Action) -> str:
+    if isinstance(a, CreateAgent):
+        return f"+ agent {a.name} ({a.spec.model}{', suspended' if a.spec.suspended else ''})"
+    if isinstance(a, UpdateAgent):
+        return f"~ agent {a.name}: {', '.join(a.changed_fields)}{' (restart)' if a.restart else ''}"
+    if isinstance(a, DeleteAgent):
+        return f"- agent {a.name} ({a.reason})"
+    if isinstance(a, OrphanAgent):
+        return f"? agent {a.name}: not in town.toml (use --prune to delete)"
+    if isinstance(a, CreateTask):
+        if a.kind is TaskKind.GROUP:
+            return f"+ task {a.id} (group, {a.state.value})"
+        if a.state in TERMINAL:
+            return f"+ task {a.id} ({a.state.value})"
+        return f"+ task {a.id} ({a.state.value} → {a.target})"
+    if isinstance(a, UpdateTask):
+        return f"~ task {a.id}: {_fields(a.changed_fields)}{_update_note(a)}"
+    if isinstance(a, RerunTask):
+        if a.state is TaskState.CANCELLED:
+            return f"~ task {a.id}: re-run, {a.reason} ({a.new_state.value})"
+        return (
+            f"~ task {a.id}: re-run, changed after done ({_fields(a.changed_fields)}) — "
+            "its completed dependents are not re-run"
+        )
+    if isinstance(a, ChangedAfterDone):
+        return (
+            f"! task {a.id}: changed after done ({_fields(a.changed_fields)}) — not re-run; "
+            f"use tt retry {a.id} or --rerun-changed"
+        )
+    if isinstance(a, CompleteTask):
+        late = " — its running attempt's result will be ignored" if _running(a.state) else ""
+        return f"~ task {a.id}: completed ({a.reason}){late}"
+    if isinstance(a, CancelTask):
+        stop = " — its running attempt will be stopped" if _running(a.state) else ""
+        return f"~ task {a.id}: cancelled ({a.reason}){stop}"
+    if isinstance(a, DeleteTask):
+        return f"- task {a.id}{' (running: its attempt will be stopped)' if a.was_running else ''}"
+    if isinstance(a, Orphan):
+        return f"? task {a.id}: not in tasks.toml (use --prune to delete)"
+    if a.new_state is TaskState.COMPLETED:
+        return f"~ task {a.id}: completed (group: {a.reason})"
+    if a.new_state is TaskState.BLOCKED:
+        return f"~ task {a.id}: blocked again, a dependency is not completed ({a.reason})"
+    return f"~ task {a.id}: requeued → {a.target} ({a.reason})"
+
+
+def _fields(changed: tuple[str, ...]) -> str:
+    """Changed fields, without derived ones a changed spec field already explains."""
+    shown = set(changed)
+    if shown & {"parent", "depends_on", "sequential"}:
+        shown.discard("deps")
+    if shown & {"agent", "role"}:
+        shown.discard("target")
+    if spec_changed(shown - {"deps", "target"}):
+        shown.discard("kind")
+    return ", ".join(f for f in changed if f in shown)
+
+
+def _update_note(a: UpdateTask) -> str:
+    if a.state in (TaskState.RUNNING, TaskState.RETRYING):
+        return f" ({a.state.value}: takes effect on the next attempt)"
+    if a.state is TaskState.FAILED:
+        return f" (failed: tt retry {a.id} to run it with the new spec)"
+    notes = []
+    if a.target != a.old_target and a.new_state is TaskState.READY:
+        notes.append(f"moves {a.old_target or '-'} → {a.target or '-'}")
+    elif a.target != a.old_target:
+        notes.append(f"→ {a.target or 'group'}")
+    if a.new_state is not None and a.new_state is not a.state:
+        notes.append(f"{a.state.value} → {a.new_state.value}")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def _running(state: TaskState) -> bool:
+    return state is TaskState.RUNNING

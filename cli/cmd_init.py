@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from reconciler.scaffold import init_town
-
 
 def register(group: click.Group) -> None:
     group.add_command(init)
@@ -19,6 +17,8 @@ def register(group: click.Group) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing town.toml / tasks.toml.")
 def init(directory: str, name: str | None, force: bool) -> None:
     """Create town.toml and tasks.toml in DIRECTORY (default: here)."""
+    from reconciler.scaffold import init_town  # tomlkit: only for the commands that write files
+
     result = init_town(Path(directory), name, force=force)
     if result.imported_from:
         click.echo(f"Imported {result.imported_from.name} (Tinytown)")

@@ -15,12 +15,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .errors import TtError
+from .heal import redis_away
 from .keys import BACKLOG, POOL_PREFIX, ROLE_PREFIX
 from .models import OVERRIDE_ENV, render_argv, resolve
 from .prompt import (
@@ -32,8 +33,8 @@ from .prompt import (
     judge,
     parse_message,
 )
-from .spec import AgentSpec, Desired, ModelSpec, Policy
-from .supervisor import run_model
+from .spec import AgentSpec, Desired, ModelSpec, Policy, PromptMode
+from .supervisor import add_worktree, proc_start_time, run_model
 from .town import TownPaths
 
 
@@ -43,6 +44,13 @@ class Claimed:
     attempt: int
     spec: dict[str, object]
     previous_error: str | None
+    deps: tuple[DepResult, ...] = ()  # results of the tasks it depends on
+
+
+WORKTREE = "worktree"
+
+
+T = TypeVar("T")
 
 
 class Interrupted(Exception):
@@ -71,6 +79,7 @@ class WorkerStore(Protocol):
     def hand_back(self, task_id: str, token: str) -> bool: ...
     def promote_due(self) -> int: ...
     def seconds_to_next_timer(self) -> float | None: ...
+    def promote_and_next_timer(self) -> float | None: ...
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
     def queue_keys(self, targets: Sequence[str]) -> list[str]: ...
     def mailbox_keys(self, agent: str) -> list[str]: ...
@@ -103,6 +112,10 @@ class Worker:
         self.spec = base_spec(desired, instance)
         custom = {m.name: m for m in desired.models}
         self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
+        # The prompt is in the log's head; a file of its own only for a CLI that reads one.
+        self.prompt_file = self.model.prompt == PromptMode.FILE or any(
+            "{prompt_file}" in part for part in (*self.model.command, *self.spec.args)
+        )
         self.policy = desired.town.policy
         self.instance_token = uuid.uuid4().hex
         self.stopping = threading.Event()
@@ -121,10 +134,13 @@ class Worker:
                 f"agent {self.name} is already running (live heartbeat); exiting", file=sys.stderr
             )
             return 0
+        # The record names the process that holds the lease, start time included: a `tt`
+        # that spawned a second process concurrently may have written that one's pid.
         self.store.register_agent(
             self.name,
             {
                 "pid": str(os.getpid()),
+                "pid_start": proc_start_time(os.getpid()) or "",
                 "host": socket.gethostname(),
                 "instance": self.instance_token,
                 "model": self.model.name,
@@ -145,12 +161,11 @@ class Worker:
         keys += [*self.store.mailbox_keys(self.name), backlog]
         try:
             while not self.stopping.is_set() and not self.terminated:
-                self.store.promote_due()
-                wait = self.store.seconds_to_next_timer()
+                wait = self._call(self.store.promote_and_next_timer)
                 timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
                 self.waiting = True
                 try:
-                    popped = self.store.pop_work(keys, timeout)
+                    popped = self._call(self.store.pop_work, keys, timeout)
                 except Interrupted:
                     break
                 finally:
@@ -190,11 +205,26 @@ class Worker:
             self.restart = command == "restart"
             self.stopping.set()
 
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)`, waiting out a Redis outage (a server restart: the controller loop brings
+        the embedded one back) instead of dying with the attempt. Safe to repeat: transitions
+        are fenced by the attempt token, and a claim retried with its token returns that claim."""
+        delay = 0.05
+        while True:
+            try:
+                return fn(*args)
+            except Exception as e:
+                if self.terminated or not redis_away(e):
+                    raise
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
     def _heartbeat(self) -> None:
         """Renew the lease from a thread, so it stays alive while the model runs."""
         while True:
-            # Redis briefly away: the lease tells the controller if it lasts.
-            with contextlib.suppress(TtError):
+            # Redis briefly away (redis-py's errors are not TtErrors): the lease tells the
+            # controller if it lasts; the thread must outlive it.
+            with contextlib.suppress(Exception):
                 self.store.heartbeat(self.name, self.instance_token, self.policy.lease)
             if self.stopping.wait(self.policy.heartbeat):
                 return
@@ -202,24 +232,23 @@ class Worker:
     # -- work ------------------------------------------------------------------------------
     def _work(self, task_id: str) -> None:
         token = uuid.uuid4().hex
-        claimed = self.store.claim(task_id, self.name, token)
+        claimed = self._call(self.store.claim, task_id, self.name, token)
         if claimed is None:
             return  # stale queue entry: cancelled, deleted or taken
         self.current = (task_id, token)
         try:
             verdict = self._run(claimed, token)
             if verdict.ok:
-                self.store.complete(task_id, token, verdict.text)
-            elif verdict.text.startswith("stopped") and (
-                self.terminated or self.stopping.is_set()
-            ):
-                self.store.hand_back(task_id, token)
+                self._call(self.store.complete, task_id, token, verdict.text)
+            elif verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
+                self._call(self.store.hand_back, task_id, token)
             else:
                 error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
-                self.store.fail(task_id, token, error, verdict.permanent, self.policy)
+                self._call(self.store.fail, task_id, token, error, verdict.permanent, self.policy)
         finally:
             self.current = None
-            self.store.set_agent(self.name, {"state": "idle", "task": ""})
+            idle = {"state": "idle", "task": "", "model_pid": ""}
+            self._call(self.store.set_agent, self.name, idle)
 
     def _run(self, c: Claimed, token: str) -> Verdict:
         spec = c.spec
@@ -231,8 +260,8 @@ class Worker:
             agent=self.name,
             town=self.desired.town.name,
             town_description=self.desired.description,
-            deps=self.store.dep_results(c.task_id),
-            messages=self.store.take_messages(self.name),
+            deps=c.deps,
+            messages=self._call(self.store.take_messages, self.name),
             previous_error=c.previous_error,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
@@ -244,7 +273,8 @@ class Worker:
     ) -> Verdict:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         prompt_file = log_path.with_suffix(".prompt.md")
-        prompt_file.write_text(prompt)
+        if self.prompt_file:
+            prompt_file.write_text(prompt)
         workdir = self._workdir()
         argv, stdin_text = render_argv(
             self.model,
@@ -257,6 +287,14 @@ class Worker:
         env = self._env(task_id, attempt, token)
         last_check = [0.0]
 
+        def started(pid: int) -> None:
+            # Whoever finds this agent dead (kill -9) kills the model's group too: it must not
+            # run on beside the next attempt.
+            with contextlib.suppress(Exception):  # Redis away: it cannot be recorded
+                self.store.set_agent(
+                    self.name, {"model_pid": str(pid), "model_start": proc_start_time(pid) or ""}
+                )
+
         def should_stop() -> bool:
             if self.terminated or (self.stopping.is_set() and not self.draining):
                 return True
@@ -264,7 +302,12 @@ class Worker:
             if not task_id or now - last_check[0] < 1.0:
                 return False
             last_check[0] = now
-            return self.store.current_token(task_id) != token  # cancelled or reassigned
+            try:
+                return self.store.current_token(task_id) != token  # cancelled or reassigned
+            except Exception as e:
+                if redis_away(e):
+                    return False  # the server restarting: keep the model running
+                raise
 
         with open(log_path, "ab") as log:
             # The log holds what the model was asked, then what it answered.
@@ -278,6 +321,7 @@ class Worker:
                 log=log,
                 timeout=timeout,
                 should_stop=should_stop,
+                on_start=started,
             )
         if result.cancelled:
             return Verdict(False, False, "stopped before the model finished")
@@ -293,6 +337,8 @@ class Worker:
 
     def _answer(self, key: str, raw: str) -> None:
         msg = parse_message(raw, urgent=key.endswith(f"urgent:{self.name}"))
+        first = "urgent" if msg.urgent else "normal"
+        self.store.event("message.read", agent=self.name, count="1", first=first)
         self.store.set_agent(self.name, {"state": "working", "task": ""})
         prompt = build_message_prompt(
             agent=self.name,
@@ -311,10 +357,16 @@ class Worker:
         answer = verdict.text if verdict.ok else f"(could not answer: {verdict.text})"
         self.store.send(msg.sender, self.name, answer)
         self.store.event("message.answered", agent=self.name, to=msg.sender)
-        self.store.set_agent(self.name, {"state": "idle"})
+        self.store.set_agent(self.name, {"state": "idle", "model_pid": ""})
 
     def _workdir(self) -> Path:
         wd = self.spec.workdir
+        if wd == WORKTREE:
+            # One git worktree per agent, so parallel agents never edit the same checkout.
+            path = self.paths.state_dir / "worktrees" / self.name
+            if not path.exists():
+                add_worktree(self.paths.root, path)
+            return path
         path = self.paths.root if not wd else (self.paths.root / wd)
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from . import heal
 from .spec import Desired
-from .supervisor import is_alive, spawn_detached, stop_process
+from .supervisor import is_alive, kill_group, spawn_detached, stop_process
 from .town import TownPaths
 
 
@@ -105,13 +105,35 @@ def _died(
     store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, now: float
 ) -> dict[str, str]:
     """Record a crash (backoff or quarantine) and hand its running task back to the queue."""
+    # The record read at the start of the pass may predate the agent's last claim (or model
+    # start): read it again; the process is gone, so it no longer changes.
+    rec = {**rec, **store.agent_records().get(name, {})}
     spec = next(a for a in desired.agents if name in a.instances())
     fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
+    kill_orphaned_model(rec)
+    fields["model_pid"] = ""
     if rec.get("task"):
-        store.hand_back(rec["task"], "*", f"agent {name} died")
+        # Only if it is still this agent's attempt: its marker may outlive a cancel and re-run.
+        store.hand_back(rec["task"], f"*:{name}", f"agent {name} died")
     store.set_agent(name, fields)
-    store.event("agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""))
+    store.event(
+        "agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""), by=_actor()
+    )
     return fields
+
+
+def _actor() -> str:
+    """Who wrote an event (host:pid): with several loops on one town, only the leader may."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def kill_orphaned_model(rec: Mapping[str, str]) -> bool:
+    """The model process group of an agent that died mid-task (its pid and start time are in the
+    record while it runs): kill it, so it does not work on beside the next attempt."""
+    pid = rec.get("model_pid", "")
+    if rec.get("host") != socket.gethostname() or not pid.isdigit():
+        return False
+    return kill_group(int(pid), rec.get("model_start") or None)
 
 
 def _start(
@@ -125,7 +147,8 @@ def _start(
     # The previous instance is dead (checked by pid), so its lease must not block the new one,
     # and a task it was running goes back to its queue.
     if rec.get("task"):
-        store.hand_back(rec["task"], "*", f"agent {name} restarted")
+        store.hand_back(rec["task"], f"*:{name}", f"agent {name} restarted")
+    kill_orphaned_model(rec)
     store.reset_instance(name)
     child_env = dict(env if env is not None else os.environ)
     child_env["TT_TOWN"] = str(paths.root)
@@ -145,7 +168,7 @@ def _start(
             "restarts": str(restarts),
         },
     )
-    store.event("agent.spawned", agent=name, pid=str(pid))
+    store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
     return FleetChange(name, "started", f"pid {pid}")
 
 
@@ -160,5 +183,6 @@ def _stop(
     while time.monotonic() < deadline and is_alive(pid, start):
         time.sleep(0.05)
     gone = stop_process(pid, start, 3.0)
-    store.event("agent.stopped", agent=name, reason=why)
+    kill_orphaned_model(rec)
+    store.event("agent.stopped", agent=name, reason=why, by=_actor())
     return FleetChange(name, "stopped", why if gone else f"{why}; pid {pid} did not exit")

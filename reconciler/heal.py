@@ -1,5 +1,6 @@
 """Self-healing decisions on plain records: is an agent dead, when may it restart, is it in a
-crash loop. Pure: the caller supplies liveness (pid check, heartbeat lease) and the clock.
+crash loop, which running attempts has no agent, is an error a Redis outage to wait out.
+Pure: the caller supplies liveness (pid check, heartbeat lease) and the clock.
 
 A clean exit (the worker wrote state `stopped`: `tt kill`, a drain) is never counted as a crash.
 Five deaths within 30 s of start put an agent in quarantine for 5 minutes (Gastown's rule);
@@ -8,7 +9,7 @@ otherwise a crashed agent restarts at once the first time, then with backoff 10 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .spec import Policy, RestartPolicy
 
@@ -71,3 +72,37 @@ def next_wakeup(records: Mapping[str, Mapping[str, str]]) -> float | None:
         if r.get("state") in ("backoff", "quarantined")
     ]
     return min(times) if times else None
+
+
+def orphaned(
+    tasks: Iterable[Mapping[str, str]], agents: Mapping[str, Mapping[str, str]]
+) -> list[tuple[str, str, str]]:
+    """Running attempts that no agent is working on: (task id, attempt token, assignee).
+
+    A claim marks the task running and its agent's `task` in one script, and only the end of
+    that attempt (or a new process of the agent) clears it; so an attempt whose agent names
+    another task, or no task, was lost (its agent died before its death was recorded, or the
+    claim landed after). `tasks` must be read BEFORE `agents`: then a claim made in between shows
+    in the agents' read and is never taken for an orphan.
+    """
+    out = []
+    for t in tasks:
+        token = t.get("token", "")
+        if t.get("state") != "running" or not token:
+            continue
+        who = t.get("assignee", "")
+        if agents.get(who, {}).get("task") != t.get("id"):
+            out.append((t.get("id", ""), token, who))
+    return out
+
+
+def redis_away(error: BaseException) -> bool:
+    """A dropped, refused or timed-out Redis connection (the server restarting): wait and retry.
+
+    Told by class name because only `store` imports redis: redis-py's ConnectionError and
+    TimeoutError and their subclasses (BusyLoadingError while the AOF loads).
+    """
+    return any(
+        c.__module__.split(".")[0] == "redis" and c.__name__ in ("ConnectionError", "TimeoutError")
+        for c in type(error).__mro__
+    )

@@ -1,11 +1,13 @@
 """The reconcile loop: `tt conductor` / `tt watch` (forever) and `tt wait` / `apply --wait` (until
 every task is terminal). Level-triggered passes, woken by a file change, an agent event, a timer
-or the periodic resync. Several loops may run for one town: a leader lease picks the one that acts.
-An invalid edit keeps the last good state running and is reported once per file content.
+or the periodic resync. Several loops may run for one town: a leader lease (the town's `lease`)
+picks the one that acts. An invalid edit keeps the last good state running and is reported once
+per file content. A Redis outage is waited out; the embedded server is restarted (its AOF kept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,17 +15,17 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from . import fleet, heal
+from . import fleet, heal, server
 from .controller import ApplyOptions, apply
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, TtError, ValidationFailed
+from .errors import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, RedisUnavailable, TtError, ValidationFailed
 from .session import Session
 from .spec import Desired
+from .store import is_embedded
 from .watch import FileWatcher
 
-LEADER_LEASE = 15.0
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled")
 Report = Callable[[str, dict[str, str]], None]
@@ -79,11 +81,12 @@ class Loop:
         self.good: Desired | None = None
         self.bad_digest: str | None = None
         self.leader = False
+        self.next_full = 0.0
+        self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
+        self.outage: str | None = None  # what the last Redis failure said, while it lasts
 
     def run(self) -> LoopResult:
-        store = self.s.store
         policy = self.s.settings.policy
-        resync = self.opts.resync or policy.resync
         watcher = (
             FileWatcher(self.s.paths.root, self._file_changed) if self.opts.watch_files else None
         )
@@ -92,38 +95,79 @@ class Loop:
         follower = threading.Thread(target=self._follow_events, daemon=True)
         follower.start()
         deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
-        next_full = 0.0
         self.wake.set()
         try:
             while not self.stop.is_set():
-                status, _epoch = store.hold_leader(self.holder, LEADER_LEASE)
-                if status == 2:
-                    self.report("leader", {"holder": self.holder})
-                self.leader = status > 0
-                if self.leader:
-                    now = time.monotonic()
-                    if self.wake.is_set() or now >= next_full:
-                        self.wake.clear()
-                        self._full_pass()
-                        next_full = now + resync
-                    else:
-                        self._heal_pass()
-                    store.promote_due()
-                if self.opts.until_done:
-                    done, failed, unfinished = outcome(store.task_records())
-                    if done:
-                        return self._result(EXIT_ERROR if failed else EXIT_OK, failed, unfinished)
-                if deadline is not None and time.monotonic() >= deadline:
-                    _, failed, unfinished = outcome(store.task_records())
-                    return self._result(EXIT_TIMEOUT, failed, unfinished)
-                self.wake.wait(self._tick(policy.heartbeat))
+                try:
+                    result = self._step(deadline)
+                    pause = 0.0 if result is not None else self._tick(policy.heartbeat)
+                except Exception as e:
+                    if not (heal.redis_away(e) or isinstance(e, RedisUnavailable)):
+                        raise
+                    self._redis_away(e)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return LoopResult(EXIT_TIMEOUT, {})
+                    self.wake.wait(policy.heartbeat)
+                    continue
+                if result is not None:
+                    return result
+                self.wake.wait(pause)
         finally:
             if watcher:
                 watcher.stop()
             self.stop.set()
             if self.leader:
-                store.resign_leader(self.holder)
+                with contextlib.suppress(Exception):  # Redis may be away: the lease then expires
+                    self.s.store.resign_leader(self.holder)
         return self._result(EXIT_OK, [], [])
+
+    def _step(self, deadline: float | None) -> LoopResult | None:
+        """One iteration: hold the lease, act if leader, and tell whether the wait is over."""
+        store = self.s.store
+        policy = self.s.settings.policy
+        status, _epoch = store.hold_leader(self.holder, policy.lease)
+        if self.outage is not None:
+            self.outage = None
+            self.report("redis", {"detail": "Redis answers again"})
+            self.wake.set()  # a full pass: a transition or an apply may have been cut short
+        if status == 2:
+            self.report("leader", {"holder": self.holder})
+            self.wake.set()  # a new leader plans afresh: the last one may have died mid-pass
+            self.sweep_due = True
+        self.leader = status > 0
+        if self.leader:
+            now = time.monotonic()
+            if self.wake.is_set() or now >= self.next_full:
+                if now >= self.next_full:
+                    self.sweep_due = True  # the periodic resync also looks for orphans
+                self.wake.clear()
+                self._full_pass()
+                self.next_full = now + (self.opts.resync or policy.resync)
+            else:
+                self._heal_pass()
+            store.promote_due()
+        if self.opts.until_done:
+            done, failed, unfinished = outcome(store.task_records())
+            if done:
+                return self._result(EXIT_ERROR if failed else EXIT_OK, failed, unfinished)
+        if deadline is not None and time.monotonic() >= deadline:
+            _, failed, unfinished = outcome(store.task_records())
+            return self._result(EXIT_TIMEOUT, failed, unfinished)
+        return None
+
+    def _redis_away(self, error: Exception) -> None:
+        """Redis stopped answering (killed, restarting): report it once, restart the embedded
+        server (it reloads its AOF), and look for orphans once it answers. Agents wait it out."""
+        if self.outage is None:
+            self.outage = str(error)
+            self.report("redis", {"detail": f"Redis is away ({error}); waiting for it"})
+        self.sweep_due = True
+        if not is_embedded(self.s.settings.redis, self.s.paths):
+            return
+        try:
+            server.ensure_running(self.s.paths)
+        except TtError as e:
+            self.report("redis", {"detail": f"cannot restart the town's server: {e.message}"})
 
     def _tick(self, heartbeat: float) -> float:
         timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
@@ -145,36 +189,72 @@ class Loop:
             self._heal_pass()  # keep the last good state running
             return
         self.bad_digest = None
+        self._release_own_lock()
         try:
             result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
+        except RedisUnavailable:
+            raise
         except TtError as e:
             self.report("error", {"detail": e.message})
+            self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
         if not result.plan.is_empty:
             self.report("applied", {"detail": result.plan.summary()})
-        for c in result.fleet:
-            self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
+        self._fleet_changes(result.fleet)
+        if self.sweep_due:
+            self._sweep_orphans()
 
     def _heal_pass(self) -> None:
         if self.good is None:
             return
-        for c in fleet.ensure(self.s.paths, self.good, self.s.store, env=_env(self.opts.apply)):
-            self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
+        env = _env(self.opts.apply)
+        self._fleet_changes(fleet.ensure(self.s.paths, self.good, self.s.store, env=env))
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
             self.wake.set()
+
+    def _fleet_changes(self, changes: Iterable[fleet.FleetChange]) -> None:
+        for c in changes:
+            self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
+            if c.action == "died":
+                self.sweep_due = True  # its last claim may have landed after it was read
+
+    def _sweep_orphans(self) -> None:
+        """Hand back running attempts that no agent works on (`heal.orphaned`): their agent died
+        before its death was recorded, or its claim landed after. Each by its own token, so a
+        live attempt is never taken. Reads every task: done after deaths, on taking the lead,
+        after an outage and at each resync, not on every pass."""
+        store = self.s.store
+        tasks = store.task_records()  # before the agents (see heal.orphaned)
+        agents = store.agent_records()
+        for tid, token, who in heal.orphaned(tasks, agents):
+            if store.hand_back(tid, token, f"orphaned: {who or 'no agent'} does not run it"):
+                self.report("agent", {"agent": who, "detail": f"handed back orphaned task {tid}"})
+        self.sweep_due = False
+
+    def _release_own_lock(self) -> None:
+        """The apply lock held by this very process between passes is stale: an apply cut short by
+        a Redis outage could not unlock either. (A dead holder's lock is taken over by `apply`.)"""
+        store = self.s.store
+        raw = store.client.get(store.keys.apply_lock)
+        if not raw:
+            return
+        holder = json.loads(raw)
+        if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
+            store.unlock(str(holder.get("token", "")))
 
     def _follow_events(self) -> None:
         from .session import Session
 
         # A connection of its own: the main loop's client must not wait behind a blocking read.
-        store = Session(self.s.paths).store
+        # Opened lazily (and again, if Redis was away at first): the thread must not die of it.
+        session = Session(self.s.paths)
         cursor = "$"
         while not self.stop.is_set():
             try:
-                entries = store.events_since(cursor, block_ms=1000)
+                entries = session.store.events_since(cursor, block_ms=1000)
             except Exception:  # Redis restarting: the main loop reports it; keep following
-                time.sleep(0.5)
+                self.stop.wait(0.5)
                 continue
             for eid, fields in entries:
                 cursor = eid
@@ -182,7 +262,8 @@ class Loop:
                 etype = fields.get("type", "")
                 if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
-        store.close()
+        with contextlib.suppress(Exception):
+            session.close()
 
     def _result(
         self, code: int, failed: list[dict[str, str]], unfinished: list[dict[str, str]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import threading
@@ -131,7 +132,8 @@ def run_model(
     """Run one model process to completion, streaming its output into `log`.
 
     stdin is the prompt or /dev/null, never an inherited terminal (codex reads stdin to EOF).
-    A timeout or `should_stop()` kills the whole process group.
+    A timeout or `should_stop()` kills the whole process group. Both pipes are read here, with
+    one selector (a pidfd tells the exit at once): no thread per run, no polling for the exit.
     """
     started = time.monotonic()
     try:
@@ -151,48 +153,48 @@ def run_model(
         return RunResult(None, False, False, "", str(e), 0.0, not_found=argv[0])
     if on_start is not None:
         on_start(proc.pid)
-    lock = threading.Lock()
-    tails: dict[str, deque[str]] = {
-        "out": deque(maxlen=TAIL_LINES),
-        "err": deque(maxlen=TAIL_LINES),
-    }
-    pumps = [
-        threading.Thread(
-            target=_pump, args=(proc.stdout, b"", log, lock, tails["out"]), daemon=True
-        ),
-        threading.Thread(
-            target=_pump, args=(proc.stderr, b"[err] ", log, lock, tails["err"]), daemon=True
-        ),
-    ]
-    for t in pumps:
-        t.start()
     if stdin_text is not None and proc.stdin is not None:
-        threading.Thread(target=_feed, args=(proc.stdin, stdin_text), daemon=True).start()
+        _feed(proc.stdin, stdin_text.encode())
+    assert proc.stdout is not None and proc.stderr is not None
+    out = _Stream(proc.stdout, b"", log)
+    err = _Stream(proc.stderr, b"[err] ", log)
+    pidfd = _pidfd(proc.pid)
     deadline = None if timeout is None else started + timeout
     timed_out = cancelled = False
-    while True:
-        try:
-            proc.wait(timeout=0.2)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if deadline is not None and time.monotonic() >= deadline:
-            timed_out = True
-        elif should_stop is not None and should_stop():
-            cancelled = True
-        if timed_out or cancelled:
-            _kill_group(proc, grace)
-            break
-    # The group may still hold the pipes open (a grandchild); kill stragglers before joining.
-    signal_group(proc.pid, signal.SIGKILL)
-    for t in pumps:
-        t.join(timeout=5)
+    with selectors.DefaultSelector() as sel:
+        for stream in (out, err):
+            sel.register(stream.fd, selectors.EVENT_READ, stream)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ, None)
+        while proc.poll() is None:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                timed_out = True
+            elif should_stop is not None and should_stop():
+                cancelled = True
+            if timed_out or cancelled:
+                _kill_group(proc, grace)
+                break
+            # Without a pidfd, an exit behind pipes a grandchild holds open shows by polling.
+            wait = 0.2 if pidfd is not None else 0.05
+            _pump(sel, wait if deadline is None else min(wait, deadline - now))
+        # The group may still hold the pipes open (a grandchild): kill stragglers, then read
+        # what is left.
+        signal_group(proc.pid, signal.SIGKILL)
+        if pidfd is not None:
+            sel.unregister(pidfd)
+            os.close(pidfd)
+        drain_until = time.monotonic() + 5
+        while sel.get_map() and time.monotonic() < drain_until:
+            _pump(sel, 0.2)
+    for stream in (out, err):
+        stream.close()
     return RunResult(
         returncode=proc.returncode,
         timed_out=timed_out,
         cancelled=cancelled,
-        stdout_tail=_tail(tails["out"]),
-        stderr_tail=_tail(tails["err"]),
+        stdout_tail=_tail(out.tail),
+        stderr_tail=_tail(err.tail),
         seconds=time.monotonic() - started,
     )
 
@@ -206,24 +208,82 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         proc.wait()
 
 
-def _pump(
-    stream: IO[bytes] | None, prefix: bytes, log: IO[bytes], lock: threading.Lock, tail: deque[str]
-) -> None:
-    if stream is None:
-        return
-    for line in iter(stream.readline, b""):
-        with lock:
-            log.write(prefix + line)
-            log.flush()
-        tail.append(line.decode(errors="replace"))
-    stream.close()
-
-
-def _feed(stdin: IO[bytes], text: str) -> None:
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that turns readable when `pid` exits (Linux ≥ 5.3), else None."""
     try:
-        stdin.write(text.encode())
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Stream:
+    """One output pipe of a model: lines go to the log (with a prefix) and to a tail."""
+
+    CHUNK = 65536
+
+    def __init__(self, pipe: IO[bytes], prefix: bytes, log: IO[bytes]) -> None:
+        self.pipe, self.fd, self.prefix, self.log = pipe, pipe.fileno(), prefix, log
+        self.partial = b""
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def read(self) -> bool:
+        """Read what is there; False at end of file."""
+        data = os.read(self.fd, self.CHUNK)
+        if not data:
+            self._emit(self.partial)
+            self.partial = b""
+            return False
+        data = self.partial + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and len(data) > self.CHUNK:
+            cut = len(data)  # a very long line without a newline: pass it on in parts
+        self.partial = data[cut:]
+        self._emit(data[:cut])
+        return True
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        lines = data.splitlines(keepends=True)
+        self.log.write(b"".join(self.prefix + line for line in lines))
+        self.log.flush()
+        self.tail.extend(line.decode(errors="replace") for line in lines)
+
+    def close(self) -> None:
+        self.pipe.close()
+
+
+def _pump(sel: selectors.BaseSelector, timeout: float) -> None:
+    for key, _ in sel.select(max(0.0, timeout)):
+        stream = key.data
+        if stream is not None and not stream.read():
+            sel.unregister(key.fd)
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    """Write the prompt without blocking; only a prompt larger than the pipe gets a thread."""
+    fd = stdin.fileno()
+    try:
+        os.set_blocking(fd, False)
+        try:
+            written = os.write(fd, data)
+        except BlockingIOError:
+            written = 0
+        os.set_blocking(fd, True)
+    except OSError:  # the model exited without reading (EPIPE)
+        written = len(data)
+    if written >= len(data):
+        with contextlib.suppress(OSError):
+            stdin.close()
+        return
+    threading.Thread(target=_feed_rest, args=(stdin, data[written:]), daemon=True).start()
+
+
+def _feed_rest(stdin: IO[bytes], data: bytes) -> None:
+    try:
+        stdin.write(data)
         stdin.close()
-    except (BrokenPipeError, OSError):
+    except OSError:
         pass
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,11 +36,15 @@ class TaskOps:
     url: str
     _scripts: dict[str, Any]
 
-    def _run(self, name: str, *args: object) -> Any:
+    def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.client.register_script(lua_source(name))
-        return script(keys=[self.keys.meta], args=[self.keys.prefix, repr(time.time()), *args])
+        return script
+
+    def _run(self, name: str, *args: object) -> Any:
+        argv = [self.keys.prefix, repr(time.time()), *args]
+        return self._script(name)(keys=[self.keys.meta], args=argv)
 
     # -- agents -----------------------------------------------------------------------------
     def register_agent(self, name: str, fields: dict[str, str]) -> None:
@@ -114,8 +118,8 @@ class TaskOps:
         got = self._run("claim", task_id, agent, token)
         if not got:
             return None
-        error = self.client.hget(self.keys.task(task_id), "error") or None
-        return Claimed(task_id, int(got[0]), json.loads(got[1] or "{}"), error)
+        deps = tuple(DepResult(d, agent or None, result) for d, agent, result in json.loads(got[3]))
+        return Claimed(task_id, int(got[0]), json.loads(got[1] or "{}"), got[2] or None, deps)
 
     def complete(self, task_id: str, token: str, result: str) -> bool:
         return bool(self._run("complete", task_id, token, result))
@@ -145,6 +149,19 @@ class TaskOps:
         first = self.client.zrange(self.keys.timers, 0, 0, withscores=True)
         return None if not first else max(0.0, float(first[0][1]) - time.time())
 
+    def promote_and_next_timer(self) -> float | None:
+        """`promote_due` then `seconds_to_next_timer` in one round trip (the worker's loop)."""
+        # EVALSHA by hand: a pipeline given the script object checks SCRIPT EXISTS first.
+        pipe = self.client.pipeline(transaction=False)
+        argv = [self.keys.prefix, repr(time.time())]
+        pipe.evalsha(self._script("promote").sha, 1, self.keys.meta, *argv)
+        pipe.zrange(self.keys.timers, 0, 0, withscores=True)
+        promoted, first = pipe.execute(raise_on_error=False)
+        if isinstance(promoted, Exception):  # NOSCRIPT (a new server): load it the usual way
+            self.promote_due()
+            return self.seconds_to_next_timer()
+        return None if not first else max(0.0, float(first[0][1]) - time.time())
+
     def current_token(self, task_id: str) -> str | None:
         token = self.client.hget(self.keys.task(task_id), "token")
         return str(token) if token else None
@@ -171,6 +188,21 @@ class TaskOps:
             out.extend(r for r in pipe.execute() if r)
         return out
 
+    def task_rows(self, fields: Sequence[str], batch: int = 2000) -> list[list[Any]]:
+        """[id, *values] of `fields` for every task in file order (None where absent; tasks
+        without a hash are left out): one script call per batch, decoded by one json.loads."""
+        ids = self.client.zrange(self.keys.tasks, 0, -1)
+        names = json.dumps(list(fields))
+        out: list[list[Any]] = []
+        for start in range(0, len(ids), batch):
+            raw = self._run("read_tasks", names, *ids[start : start + batch])
+            out.extend(row for row in json.loads(raw) if any(v is not None for v in row[1:]))
+        return out
+
+    def task_ids(self) -> list[str]:
+        """Every task id in file order (one ZRANGE; no task hash is read)."""
+        return list(self.client.zrange(self.keys.tasks, 0, -1))
+
     def attempt_history(self, task_id: str) -> list[dict[str, object]]:
         return [json.loads(x) for x in self.client.lrange(self.keys.attempts(task_id), 0, -1)]
 
@@ -187,6 +219,35 @@ class TaskOps:
     # -- applying a plan ---------------------------------------------------------------------
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
         return int(self._run("upsert_tasks", generation, json.dumps(records)))
+
+    def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
+        """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
+        iterator advanced, its JSON encoded) while Redis runs the previous one: one script
+        call in flight on one connection, its reply read before the next call is sent."""
+        source = lua_source("upsert_tasks")
+        sha = self.client.script_load(source)  # so EVALSHA cannot meet NOSCRIPT below
+        pool = self.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 wants a command name
+            conn = pool.get_connection("EVALSHA")
+        done, in_flight = 0, False
+        try:
+            for batch in batches:
+                body = json.dumps(batch)
+                if in_flight:
+                    done += int(conn.read_response())
+                args = (self.keys.meta, self.keys.prefix, repr(time.time()), generation, body)
+                conn.send_command("EVALSHA", sha, 1, *args)
+                in_flight = True
+            if in_flight:
+                done += int(conn.read_response())
+                in_flight = False
+        finally:
+            if in_flight:  # an error left a reply unread: this connection cannot be reused
+                conn.disconnect()
+            pool.release(conn)
+        return done
 
     def delete_tasks(self, ids: list[str]) -> int:
         return int(self._run("delete_tasks", json.dumps(ids)))
@@ -253,6 +314,24 @@ class TaskOps:
         current, _ = pipe.execute()
         return None if current is None else dict(json.loads(current))
 
+    def take_over_lock(self, stale_token: str, holder: dict[str, object], ttl: float) -> bool:
+        """Replace a lock whose holder is dead, if it is still that holder's (compare-and-set)."""
+        raw = json.dumps(holder)
+        return bool(
+            self._run("take_over_lock", self.keys.apply_lock, stale_token, raw, int(ttl * 1000))
+        )
+
+    # -- the no-op fast path -------------------------------------------------------------------
+    def clean_fingerprint(self) -> str | None:
+        """The files' fingerprint recorded by the last apply that left nothing to do, if any."""
+        value = self.client.hget(self.keys.meta, "clean")
+        return str(value) if value else None
+
+    def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int]:
+        """`lua/clean.lua`: (still clean, generation); with `record`, remember this state."""
+        ok, generation = self._run("clean", fingerprint, "record" if record else "check")
+        return bool(ok), int(generation)
+
     def read_meta(self) -> dict[str, str]:
         return dict(self.client.hgetall(self.keys.meta))
 
@@ -279,6 +358,8 @@ class TaskOps:
             pipe = self.client.pipeline(transaction=False)
             pipe.rpush(self.keys.seen(agent), *urgent, *normal)
             pipe.ltrim(self.keys.seen(agent), -SEEN_MAXLEN, -1)
+            count, first = str(len(urgent) + len(normal)), "urgent" if urgent else "normal"
+            self._xadd(pipe, "message.read", agent=agent, count=count, first=first)
             pipe.execute()
         return [parse_message(raw, True) for raw in urgent] + [
             parse_message(raw, False) for raw in normal

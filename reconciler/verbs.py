@@ -22,6 +22,14 @@ from .state import Source, TaskState, task_spec_from_json
 from .store import is_embedded
 from .supervisor import stop_process
 
+# A verb that edited a file waits this long for a running apply (the watcher's, another verb's)
+# instead of failing: the edit is made, so giving up would leave the file and Redis apart.
+EDIT_LOCK_WAIT = 60.0
+
+
+def _apply_edit(s: Session, opts: ApplyOptions) -> ApplyResult:
+    return apply(s, dataclasses.replace(opts, lock_timeout=max(opts.lock_timeout, EDIT_LOCK_WAIT)))
+
 
 def spawn(
     s: Session, name: str, model: str, *, role: str | None, replicas: int, opts: ApplyOptions
@@ -36,12 +44,12 @@ def spawn(
     if replicas != 1:
         fields["replicas"] = replicas
     edit.add_agent(s.paths, name, fields, validate=loader.validate_texts)
-    return apply(s, opts)
+    return _apply_edit(s, opts)
 
 
 def kill(s: Session, name: str, opts: ApplyOptions) -> ApplyResult:
     edit.remove_agent(s.paths, name, validate=loader.validate_texts)
-    return apply(s, opts)
+    return _apply_edit(s, opts)
 
 
 def assign(
@@ -63,7 +71,7 @@ def assign(
             f"no agent '{agent}' in town.toml",
             hint=did_you_mean(agent, names) or "tt spawn NAME --model M",
         )
-    taken = {r["id"] for r in s.store.task_records()}
+    taken = set(s.store.task_ids())
     if save:
         tid = edit.append_task(
             s.paths,
@@ -74,7 +82,7 @@ def assign(
             taken=taken,
             validate=loader.validate_texts,
         )
-        return tid, apply(s, opts)
+        return tid, _apply_edit(s, opts)
     tid = task_id or edit.new_task_id(description, taken | set(desired.task_ids()))
     if not is_valid_name(tid) or tid in taken or tid in desired.task_ids():
         raise TtError(f"task id '{tid}' is invalid or already taken")
@@ -97,7 +105,7 @@ def assign(
 def cancel(s: Session, task_id: str, opts: ApplyOptions) -> ApplyResult | None:
     if task_id in s.desired().task_ids():
         edit.set_task_status(s.paths, task_id, "cancelled", validate=loader.validate_texts)
-        return apply(s, opts)
+        return _apply_edit(s, opts)
     _existing(s, task_id)
     s.store.upsert_tasks([{"mode": "cancel", "id": task_id}], 0)
     return None
@@ -132,7 +140,7 @@ def retry(s: Session, task_id: str) -> TaskState:
 def _existing(s: Session, task_id: str) -> dict[str, str]:
     rec: dict[str, str] = s.store.client.hgetall(s.store.keys.task(task_id))
     if not rec:
-        ids = [r["id"] for r in s.store.task_records()]
+        ids = s.store.task_ids()
         raise NotFound(f"no task '{task_id}'", hint=did_you_mean(task_id, ids))
     return rec
 

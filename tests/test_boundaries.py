@@ -71,7 +71,8 @@ def test_lua_keys_match_keys_module() -> None:
         "events": keys.events,
         "tasks": keys.tasks,
         "timers": keys.timers,
-        "leader": keys.leader, "leader:epoch": keys.leader_epoch,
+        "leader": keys.leader,
+        "leader:epoch": keys.leader_epoch,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

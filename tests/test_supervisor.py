@@ -86,6 +86,62 @@ def test_should_stop_cancels(tmp_path: Path) -> None:
     assert r.cancelled and not r.timed_out
 
 
+def test_a_prompt_larger_than_the_pipe_is_fed_whole(tmp_path: Path) -> None:
+    prompt = "x" * 1_000_000 + "\n"
+    code = "import sys; print(len(sys.stdin.read()))"
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=prompt,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout_tail == "1000001"
+
+
+def test_a_model_that_ignores_a_large_prompt_does_not_hang(tmp_path: Path) -> None:
+    r = run_model(
+        [PY, "-c", "print('done')"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text="y" * 1_000_000,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout_tail == "done" and r.seconds < 10
+
+
+def test_exit_is_seen_although_a_grandchild_holds_the_pipes(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    code = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "print('partial line without newline', end='', flush=True)\n"
+    )
+    log = io.BytesIO()
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text=None, log=log, timeout=60
+    )
+    assert r.returncode == 0 and not r.timed_out and r.seconds < 10
+    assert r.stdout_tail == "partial line without newline"
+    assert log.getvalue() == b"partial line without newline"
+    assert wait_for(lambda: not is_alive(int(pidfile.read_text())), 5)  # the straggler is killed
+
+
+def test_output_keeps_its_lines_and_the_tail_is_bounded(tmp_path: Path) -> None:
+    code = "import sys\nfor i in range(5000):\n    print(i); print('e', i, file=sys.stderr)\n"
+    log = io.BytesIO()
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text=None, log=log, timeout=30
+    )
+    lines = log.getvalue().splitlines()
+    assert [x for x in lines if not x.startswith(b"[err] ")] == [b"%d" % i for i in range(5000)]
+    assert [x for x in lines if x.startswith(b"[err] ")][-1] == b"[err] e 4999"
+    assert r.stdout_tail.splitlines()[-1] == "4999" and len(r.stdout_tail.splitlines()) == 40
+
+
 def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:
     pid, start = spawn_detached(
         [PY, "-c", "import time; print('up', flush=True); time.sleep(600)"],

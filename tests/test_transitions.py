@@ -91,6 +91,9 @@ def test_pipeline_releases_in_order(ops: Ops) -> None:
     assert state(ops, "test") == "blocked"
     deps = ops.dep_results("implement")
     assert [(d.id, d.agent, d.result) for d in deps] == [("design", "architect", "the design")]
+    # The claim itself carries them (the prompt needs no second round trip).
+    implement = ops.claim("implement", "dev", "tok2")
+    assert implement is not None and implement.deps == tuple(deps) and claimed.deps == ()
 
 
 def test_stale_attempt_is_rejected(ops: Ops) -> None:
@@ -128,6 +131,23 @@ def test_retry_backoff_then_fail_keeps_every_error(ops: Ops) -> None:
     assert ops.fail("a", "t2", "boom 2", False, policy) == "failed"
     history = [json.loads(x) for x in ops.client.lrange(ops.keys.attempts("a"), 0, -1)]
     assert [h["error"] for h in history] == ["boom 1", "boom 2"]
+
+
+def test_claim_carries_the_previous_attempts_error(ops: Ops) -> None:
+    policy = Policy(retries=1, retry_backoff=0.01, retry_backoff_max=1)
+    upsert(ops, rec("a"))
+    first = ops.claim(str(ops.client.lpop(ops.keys.queue("dev"))), "dev", "t1")
+    assert first is not None and first.attempt == 1 and first.previous_error is None
+    assert first.spec["description"] == "do a"
+    assert ops.fail("a", "t1", "exit code 3: boom", False, policy) == "retrying"
+    deadline = time.monotonic() + 5
+    while ops.promote_due() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = ops.claim(str(ops.client.lpop(ops.keys.queue("dev"))), "dev", "t2")
+    assert second is not None and second.attempt == 2
+    assert second.previous_error == "exit code 3: boom"
+    again = ops.claim("a", "dev", "t2")  # the same token again: the same claim back
+    assert again is not None and again.previous_error == "exit code 3: boom"
 
 
 def test_permanent_failure_fails_at_once(ops: Ops) -> None:

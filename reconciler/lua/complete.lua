@@ -11,5 +11,5 @@ redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = tonumber(f[2
   agent = f[3], outcome = 'completed', started_at = tonumber(f[4]), finished_at = tonumber(NOW)}))
 redis.call('HSET', k, 'error', '')
 complete(id, result, 'attempt ' .. f[2])
-if f[3] then redis.call('HSET', P .. 'agent:' .. f[3], 'task', '') end
+release_agent(f[3], id)
 return 1

@@ -12,7 +12,7 @@ end
 local attempt = tonumber(f[2])
 redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = attempt, agent = f[3],
   outcome = 'failed', error = err, started_at = tonumber(f[4]), finished_at = tonumber(NOW)}))
-if f[3] then redis.call('HSET', P .. 'agent:' .. f[3], 'task', '') end
+release_agent(f[3], id)
 local retries = tonumber(f[6])
 if not retries or retries < 0 then retries = tonumber(ARGV[10]) end
 local used = attempt - tonumber(f[5] or 0)

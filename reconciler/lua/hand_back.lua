@@ -1,18 +1,24 @@
 -- Give a running task back to its queue (front): the agent stopped, or was found dead.
 -- The attempt is kept in the history but does not count against the task's retries.
--- ARGV[3]: id, ARGV[4]: token ('*' = whatever attempt is current: the controller reclaiming a
--- dead agent's task, after checking that agent's lease), ARGV[5]: reason. Returns 1 or 0.
+-- ARGV[3]: id, ARGV[4]: token ('*' = whatever attempt is current; '*:AGENT' = the current attempt
+-- if AGENT runs it: the controller reclaiming a dead agent's task, whose marker may be stale),
+-- ARGV[5]: reason. Returns 1 or 0.
 local id, token, reason = ARGV[3], ARGV[4], ARGV[5]
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'state', 'target',
   'run_base')
-if f[5] ~= 'running' or (token ~= '*' and f[1] ~= token) then return 0 end
+if f[5] ~= 'running' then return 0 end
+if token:sub(1, 2) == '*:' then
+  if f[3] ~= token:sub(3) then return 0 end
+elseif token ~= '*' and f[1] ~= token then
+  return 0
+end
 redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = tonumber(f[2]), agent = f[3],
   outcome = 'handed back', reason = reason, started_at = tonumber(f[4]),
   finished_at = tonumber(NOW)}))
 redis.call('HSET', k, 'state', 'ready', 'token', '', 'run_base', tonumber(f[7] or 0) + 1,
   'ready_at', NOW)
 redis.call('LPUSH', P .. 'queue:' .. f[6], id)
-if f[3] then redis.call('HSET', P .. 'agent:' .. f[3], 'task', '') end
+release_agent(f[3], id)
 event('task.handed_back', 'task', id, 'agent', f[3] or '', 'attempt', f[2], 'reason', reason)
 return 1

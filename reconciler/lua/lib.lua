@@ -30,6 +30,13 @@ local function push_ready(id, target, priority)
   event('task.ready', 'task', id, 'target', target)
 end
 
+-- The end of an attempt: its agent no longer works on `id` (unless it has moved on to another).
+local function release_agent(agent, id)
+  if agent and agent ~= '' and redis.call('HGET', P .. 'agent:' .. agent, 'task') == id then
+    redis.call('HSET', P .. 'agent:' .. agent, 'task', '')
+  end
+end
+
 local function unqueue(id, state, target)
   if state == 'ready' and target and target ~= '' then
     redis.call('LREM', P .. 'queue:' .. target, 0, id)

@@ -2,6 +2,7 @@
 -- (after a crash between two writes). Idempotent: a task already queued is not queued twice.
 -- ARGV[3]: JSON array of ids.
 local ids = cjson.decode(ARGV[3])
+redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local n = 0
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', tkey(id), 'state', 'target')

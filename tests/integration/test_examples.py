@@ -19,8 +19,14 @@ def tt(town: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
     env = {**os.environ, "TT_SIM_DELAY": "0.1"}
     env.pop("TT_REDIS_URL", None)
     env.pop("TT_TOWN", None)
-    return subprocess.run([*TT, *args, "--town", str(town)], capture_output=True, text=True,
-                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*TT, *args, "--town", str(town)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.integration

@@ -73,9 +73,14 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
     }
 
     def tt(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", *args, "--town", str(town)],
-                              env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "cli", *args, "--town", str(town)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     started = time.monotonic()
     try:

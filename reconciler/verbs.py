@@ -38,6 +38,16 @@ def spawn(
         raise TtError(
             f"'{name}' is a reserved name (a mailbox), not an agent name", hint="pick another name"
         )
+    existing = s.desired().agent(name)
+    if existing is not None:
+        # The tutorial spawns `reviewer` twice: the same spec again is a no-op, not an error.
+        if (existing.model, existing.role, existing.replicas) == (model, role, replicas):
+            return _apply_edit(s, opts)
+        raise TtError(
+            f"agent '{name}' already exists in town.toml with model {existing.model!r}, "
+            f"role {existing.role!r}, replicas {existing.replicas}",
+            hint=f"edit [agents.{name}] in town.toml, or `tt kill {name}` first",
+        )
     fields: dict[str, object] = {"model": model}
     if role:
         fields["role"] = role
@@ -162,6 +172,8 @@ def restart(s: Session, name: str) -> list[fleet.FleetChange]:
     if rec.get("pid", "").isdigit() and fleet.local_alive(rec, rec.get("host", "")):
         s.store.request_stop(name, "stop")
         stop_process(int(rec["pid"]), rec.get("pid_start") or None, 10.0)
+    # Asked for by a person: no crash backoff or quarantine stands in the way.
+    s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
     return fleet.ensure(s.paths, s.desired(), s.store)
 
 

@@ -13,7 +13,7 @@ import click
 from reconciler.errors import NotFound, TtError
 from reconciler.names import RESERVED_AGENT_NAMES, did_you_mean
 
-from .common import emit_json, output_option, town_option
+from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -24,12 +24,6 @@ def register(group: click.Group) -> None:
         group.add_command(cmd)
 
 
-def _session(town_dir: str | None) -> Session:
-    from reconciler.session import Session
-
-    return Session.find(town_dir)
-
-
 @click.command("list")
 @town_option
 @output_option
@@ -37,7 +31,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
     """The agents: model, role, state, pid, current task, heartbeat age, restarts."""
     from reconciler.report import agents_report
 
-    s = _session(town_dir)
+    s = session(town_dir)
     rows = agents_report(s.store, s.desired())
     if output == "json":
         emit_json(rows)
@@ -83,7 +77,7 @@ def _mailbox(s: Session, name: str) -> str:
 @town_option
 def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | None) -> None:
     """Send MESSAGE to AGENT (kept until read; urgent ones first)."""
-    s = _session(town_dir)
+    s = session(town_dir)
     to = _mailbox(s, agent)
     s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent)
     click.echo(f"{'urgent ' if urgent else ''}message sent to {to}")
@@ -96,7 +90,7 @@ def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | No
 @output_option
 def inbox(agent: str, peek: bool, town_dir: str | None, output: str) -> None:
     """Read AGENT's messages (conductor and supervisor are mailboxes too)."""
-    s = _session(town_dir)
+    s = session(town_dir)
     to = _mailbox(s, agent)
     msgs = s.store.peek_messages(to) if peek else s.store.take_messages(to)
     if output == "json":
@@ -158,7 +152,7 @@ def _log_path(folder: Path, task_id: str | None) -> Path:
 @output_option
 def events(follow: bool, last: int, town_dir: str | None, output: str) -> None:
     """The town's event stream: claims, completions, failures, messages, restarts."""
-    s = _session(town_dir)
+    s = session(town_dir)
     entries = s.store.events_since("-", count=100000)[-last:] if last else []
     cursor = entries[-1][0] if entries else "$"
     while True:
@@ -192,7 +186,7 @@ def agent_run(name: str, town_dir: str | None) -> int:
     """Run the worker loop of agent NAME in the foreground."""
     from reconciler.agent import run_agent
 
-    s = _session(town_dir)
+    s = session(town_dir)
     return run_agent(s.paths, s.desired(), name, s.store)
 
 
@@ -209,7 +203,7 @@ def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
     """Complete the current attempt of TASK_ID with RESULT."""
     from reconciler.agent import complete_current
 
-    s = _session(town_dir)
+    s = session(town_dir)
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None
     if not complete_current(s.store, task_id, result, token):
         raise TtError(f"task '{task_id}' was not completed (its attempt is no longer current)")

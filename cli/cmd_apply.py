@@ -10,11 +10,10 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import emit_json, output_option, town_option
+from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.controller import ApplyOptions, ApplyResult
-    from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,12 +35,6 @@ def register(group: click.Group) -> None:
         down,
     ):
         group.add_command(cmd)
-
-
-def _session(town_dir: str | None) -> Session:
-    from reconciler.session import Session
-
-    return Session.find(town_dir)
 
 
 def apply_options(f: F) -> F:
@@ -120,7 +113,7 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.controller import apply
 
-    result = apply(_session(town_dir), _opts("tt plan", dry_run=True, **kw))
+    result = apply(session(town_dir), _opts("tt plan", dry_run=True, **kw))
     _render(result, output, dry_run=True)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
@@ -147,7 +140,7 @@ def plan(
     if init_:
         from reconciler.scaffold import starter_tasks
 
-        path = starter_tasks(_session(town_dir).paths)
+        path = starter_tasks(session(town_dir).paths)
         click.echo(f"wrote {path}")
         return EXIT_OK
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
@@ -186,7 +179,7 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.controller import apply
 
-    result = apply(_session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
+    result = apply(session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
     if not (wait and output == "json"):
         _render(result, output, dry_run=dry_run)
     if wait and not dry_run:
@@ -213,7 +206,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
     from reconciler.controller import apply
 
-    _render(apply(_session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
+    _render(apply(session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
 
 
 @sync.command("pull")
@@ -222,7 +215,7 @@ def sync_pull(town_dir: str | None) -> None:
     """Write each task's actual state into tasks.toml (`status` only; comments survive)."""
     from reconciler.verbs import sync_pull as pull
 
-    changed = pull(_session(town_dir))
+    changed = pull(session(town_dir))
     click.echo(
         f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current"
     )
@@ -249,7 +242,7 @@ def assign(
     from reconciler.verbs import assign as do_assign
 
     tid, _ = do_assign(
-        _session(town_dir),
+        session(town_dir),
         agent,
         description,
         task_id=task_id,
@@ -267,7 +260,7 @@ def cancel(task_id: str, town_dir: str | None) -> None:
     """Cancel a task (sets status = "cancelled" in tasks.toml and applies)."""
     from reconciler.verbs import cancel as do_cancel
 
-    do_cancel(_session(town_dir), task_id, _opts("tt cancel"))
+    do_cancel(session(town_dir), task_id, _opts("tt cancel"))
     click.echo(f"cancelled {task_id}")
 
 
@@ -278,7 +271,7 @@ def retry(task_id: str, town_dir: str | None) -> None:
     """Re-run a failed, completed or cancelled task."""
     from reconciler.verbs import retry as do_retry
 
-    state = do_retry(_session(town_dir), task_id)
+    state = do_retry(session(town_dir), task_id)
     click.echo(f"{task_id} is {state.value} again")
 
 
@@ -293,7 +286,7 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
     from reconciler.verbs import spawn as do_spawn
 
     result = do_spawn(
-        _session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
+        session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
     )
     click.echo(f"spawned {name} ({model})")
     for c in result.fleet:
@@ -307,7 +300,7 @@ def kill(name: str, town_dir: str | None) -> None:
     """Remove agent NAME from town.toml and stop it (its task goes back to the queue)."""
     from reconciler.verbs import kill as do_kill
 
-    result = do_kill(_session(town_dir), name, _opts("tt kill"))
+    result = do_kill(session(town_dir), name, _opts("tt kill"))
     click.echo(f"killed {name}")
     for c in result.fleet:
         click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
@@ -320,7 +313,7 @@ def restart(name: str, town_dir: str | None) -> None:
     """Stop agent NAME's process and start it again."""
     from reconciler.verbs import restart as do_restart
 
-    for c in do_restart(_session(town_dir), name):
+    for c in do_restart(session(town_dir), name):
         click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
@@ -332,7 +325,7 @@ def status(town_dir: str | None, output: str) -> None:
     from reconciler.loader import check
     from reconciler.report import status_report
 
-    s = _session(town_dir)
+    s = session(town_dir)
     report = status_report(s.store, check(s.paths).desired)
     if output == "json":
         emit_json(report)
@@ -377,7 +370,7 @@ def _info(t: dict[str, Any]) -> str:
 @town_option
 def unlock(town_dir: str | None) -> None:
     """Remove a stale apply lock."""
-    held = _session(town_dir).store.force_unlock()
+    held = session(town_dir).store.force_unlock()
     if held is None:
         click.echo("no lock was held")
     else:
@@ -393,7 +386,7 @@ def down(town_dir: str | None) -> None:
     """Stop every agent and the embedded server (data is kept)."""
     from reconciler.verbs import down as do_down
 
-    stopped, server_stopped = do_down(_session(town_dir))
+    stopped, server_stopped = do_down(session(town_dir))
     for name in stopped:
         click.echo(f"stopped agent {name}")
     click.echo("server stopped" if server_stopped else "no embedded server was running")

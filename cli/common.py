@@ -6,11 +6,14 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.town import TownPaths, find_town
+
+if TYPE_CHECKING:
+    from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +37,13 @@ def output_option(f: F) -> F:
         show_default=True,
         help="Output format.",
     )(f)
+
+
+def session(town_dir: str | None) -> Session:
+    """The town's `Session` (imported here lazily: it pulls in the loader)."""
+    from reconciler.session import Session
+
+    return Session.find(town_dir)
 
 
 def resolve_town(town_dir: str | None) -> TownPaths:

@@ -8,7 +8,6 @@ Files unchanged since an apply that left nothing to do take a checked fast path 
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
@@ -81,14 +80,6 @@ class ApplyResult:
     generation: int
     fleet: tuple[fleet.FleetChange, ...] = ()
     seconds: float = 0.0
-
-
-def with_model(desired: Desired, model: str | None) -> Desired:
-    """`--model M` / TT_MODEL_OVERRIDE: rehearse a town on another model (e.g. sim)."""
-    if not model:
-        return desired
-    agents = tuple(dataclasses.replace(a, model=model) for a in desired.agents)
-    return dataclasses.replace(desired, agents=agents)
 
 
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:

@@ -133,10 +133,6 @@ PRESETS: dict[str, ModelSpec] = {
 }
 
 
-def preset_names() -> tuple[str, ...]:
-    return tuple(PRESETS)
-
-
 OVERRIDE_ENV = "TT_MODEL_OVERRIDE"
 
 # Output that means the CLI cannot succeed on a retry: fail at once, with a hint.

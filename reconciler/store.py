@@ -53,12 +53,6 @@ def is_embedded(redis_setting: str, paths: TownPaths) -> bool:
     return value == EMBEDDED or value == server.url(paths)
 
 
-def resolve_url(redis_setting: str, paths: TownPaths) -> str:
-    """The URL to connect to; starts the embedded server if that is what the town uses."""
-    value = configured(redis_setting)
-    return server.ensure_running(paths) if value == EMBEDDED else value
-
-
 def connect(redis_setting: str, paths: TownPaths, town: str) -> Store:
     """The town's `Store`, checked to answer; raises `RedisUnavailable` within ~3 s otherwise."""
     value = configured(redis_setting)

@@ -283,10 +283,6 @@ class TaskOps:
         got = self._run("leader", holder, int(lease * 1000))
         return int(got[0]), int(got[1])
 
-    def leader_holder(self) -> str | None:
-        value = self.client.get(self.keys.leader)
-        return str(value) if value else None
-
     def resign_leader(self, holder: str) -> None:
         if self.client.get(self.keys.leader) == holder:
             self.client.delete(self.keys.leader)

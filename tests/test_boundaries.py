@@ -90,4 +90,5 @@ def test_lua_scripts_load_on_a_real_lua_engine() -> None:
     client = fakeredis.FakeRedis(decode_responses=True)
     for lua in sorted(LUA_DIR.glob("*.lua")):
         if lua.stem != "lib":
-            client.script_load(lua_source(lua.stem))  # raises on a syntax error
+            sha = client.script_load(lua_source(lua.stem))  # raises on a syntax error
+            assert re.fullmatch(r"[0-9a-f]{40}", sha) and client.script_exists(sha) == [True]

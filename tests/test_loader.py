@@ -935,7 +935,8 @@ parent = "zzz"
 
 
 def test_validate_texts_accepts_a_valid_pair() -> None:
-    validate_texts(SEED_TOWN, SEED_TASKS)
+    # `edit` writes only when this returns: a valid pair must pass without a problem.
+    assert validate_texts(SEED_TOWN, SEED_TASKS) is None
 
 
 def test_lines_skip_multiline_strings_and_arrays() -> None:

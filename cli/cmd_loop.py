@@ -33,7 +33,7 @@ class LineReport:
             if self.quiet_events:
                 return
             etype = fields.get("type", "?")
-            if etype in ("apply", "task.created", "task.ready", "leader.acquired"):
+            if etype in ("apply", "tasks.created", "task.ready", "leader.acquired"):
                 return
             rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
             click.echo(f"{stamp} {etype} {rest}")

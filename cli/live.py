@@ -30,7 +30,7 @@ class LiveReport:
         stamp = time.strftime("%H:%M:%S")
         if kind == "event":
             etype = fields.get("type", "?")
-            if etype in ("apply", "task.created", "task.ready", "leader.acquired"):
+            if etype in ("apply", "tasks.created", "task.ready", "leader.acquired"):
                 return
             rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
             self.lines.append(f"{stamp} {etype} {rest}"[:160])

@@ -345,23 +345,29 @@ def task_record(
     mode: str = "upsert",
 ) -> dict[str, object]:
     spec_json = task_spec_json(spec)
-    return {
+    rec: dict[str, object] = {
         "mode": mode,
         "id": spec.id,
         "spec": spec_json,
         # `spec.spec_hash()` hashes this same canonical JSON: one json.dumps per task, not two
         # (a unit test keeps them equal).
         "hash": hashlib.sha256(spec_json.encode()).hexdigest()[:16],
-        "source": source.value,
-        "kind": kind.value,
         "target": target,
-        "deps": list(deps),
         "order": order,
-        "priority": spec.priority,
-        "retries": -1 if spec.retries is None else spec.retries,
-        "timeout": -1 if spec.timeout is None else spec.timeout,
         "directive": spec.directive.value,
     }
+    # The rest only where it differs from what a missing field means (lua/upsert_tasks.lua).
+    if deps:
+        rec["deps"] = list(deps)
+    if kind is not TaskKind.WORK:
+        rec["kind"] = kind.value
+    if source is not Source.FILE:
+        rec["source"] = source.value
+    if spec.priority:
+        rec["priority"] = spec.priority
+    if spec.retries is not None:
+        rec["retries"] = spec.retries
+    return rec
 
 
 def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None:

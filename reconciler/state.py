@@ -115,9 +115,14 @@ class Observed:
 # -- stored spec JSON ---------------------------------------------------------------------------
 
 
+# One encoder for every spec: `json.dumps` with options builds a new one per call, which is a
+# third of the cost of encoding 10,000 specs.
+_SPEC_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def task_spec_json(spec: TaskSpec) -> str:
     """The work-defining fields (`TaskSpec.as_dict`, so no `status`), compact and sorted."""
-    return json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":"))
+    return _SPEC_ENCODER.encode(spec.as_dict())
 
 
 def task_spec_from_json(raw: str | None) -> TaskSpec | None:

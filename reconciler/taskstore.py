@@ -29,6 +29,10 @@ def lua_source(name: str) -> str:
     return (LUA_DIR / "lib.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
+# What a missing field of a task hash means (lua/upsert_tasks.lua writes only what differs).
+TASK_DEFAULTS = {"kind": "work", "source": "file", "priority": "0", "attempt": "0", "deps": "[]"}
+
+
 class TaskOps:
     client: Any
     blocking: Any
@@ -178,14 +182,20 @@ class TaskOps:
         return out
 
     def task_records(self, batch: int = 2000) -> list[dict[str, str]]:
-        """Every task hash in file order, read in pipelined batches (one round trip per batch)."""
+        """Every task hash in file order, read in pipelined batches (one round trip per batch),
+        with its id and the defaults of the fields a hash leaves out when they have them."""
         ids = self.client.zrange(self.keys.tasks, 0, -1)
         out: list[dict[str, str]] = []
         for start in range(0, len(ids), batch):
             pipe = self.client.pipeline(transaction=False)
-            for tid in ids[start : start + batch]:
+            chunk = ids[start : start + batch]
+            for tid in chunk:
                 pipe.hgetall(self.keys.task(tid))
-            out.extend(r for r in pipe.execute() if r)
+            out.extend(
+                {**TASK_DEFAULTS, "id": tid, **r}
+                for tid, r in zip(chunk, pipe.execute(), strict=True)
+                if r
+            )
         return out
 
     def task_rows(self, fields: Sequence[str], batch: int = 2000) -> list[list[Any]]:

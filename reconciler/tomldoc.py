@@ -10,6 +10,8 @@ import re
 import sys
 from typing import Any
 
+import rtoml
+
 from .errors import Problem
 from .locate import JsonPath, index_lines, json_path
 
@@ -32,15 +34,27 @@ class TomlDoc:
         self._lines: dict[JsonPath, int] | None = None
 
     def parse(self) -> dict[str, Any] | None:
+        # rtoml (Rust) parses a 10,000-task file ~9x faster than tomllib (PERF-FACTS: 34 vs
+        # 243 ms). tomllib, the reference parser, runs only on a rejected text, to word the
+        # problem with its line and column.
         try:
-            data: dict[str, Any] = tomllib.loads(self.text)
+            data: dict[str, Any] = rtoml.loads(self.text)
             return data
-        except tomllib.TOMLDecodeError as e:
-            message, line, column = _toml_error(e)
-            self.problems.append(Problem(self.file, "$", f"invalid TOML: {message}", line, column))
+        except ValueError as e:
+            message, line, column = self._explain(e)
         except RecursionError:
-            self.problems.append(Problem(self.file, "$", "invalid TOML: nested too deeply"))
+            message, line, column = "nested too deeply", None, None
+        self.problems.append(Problem(self.file, "$", f"invalid TOML: {message}", line, column))
         return None
+
+    def _explain(self, fast_error: ValueError) -> tuple[str, int | None, int | None]:
+        try:
+            tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as e:
+            return _toml_error(e)
+        except RecursionError:
+            return "nested too deeply", None, None
+        return _toml_error(fast_error)  # TOML 1.1 that tomllib (TOML 1.0) would accept
 
     def report(
         self,
@@ -67,9 +81,10 @@ class TomlDoc:
 
 
 def _toml_error(e: ValueError) -> tuple[str, int | None, int | None]:
-    # tomllib puts the position in the message ("... (at line 3, column 7)"); 3.14 adds attributes.
+    # tomllib puts the position in the message ("... (at line 3, column 7)"), rtoml too
+    # ("... at line 3 column 7"); 3.14 adds attributes.
     text = str(e)
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    match = re.search(r"\s*\(?at line (\d+),? column (\d+)\)?$", text)
     if match:
         return text[: match.start()], int(match.group(1)), int(match.group(2))
     return text.replace(" (at end of document)", " at the end of the file"), None, None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import click
 
 from reconciler.errors import EXIT_ERROR, EXIT_OK, ValidationFailed
-from reconciler.loader import check
 
 from .common import emit_json, output_option, resolve_town, town_option
 
@@ -22,6 +21,8 @@ def register(group: click.Group) -> None:
 @output_option
 def validate(town_dir: str | None, output: str) -> int:
     """Check the town's files (syntax, schema, names, references, cycles); change nothing."""
+    from reconciler.loader import check  # not for `tt --help`: it is most of its imports
+
     result = check(resolve_town(town_dir))
     if output == "json":
         emit_json(

@@ -58,6 +58,20 @@ def local_alive(record: Mapping[str, str], host: str) -> bool:
     return is_alive(int(pid), record.get("pid_start") or None)
 
 
+def any_dead(records: Mapping[str, Mapping[str, str]], beats: Mapping[str, bool]) -> bool:
+    """Whether an agent process that should be running is gone (`heal.is_dead`)."""
+    host = socket.gethostname()
+    return any(
+        heal.is_dead(
+            rec,
+            local=rec.get("host", host) == host,
+            pid_alive=local_alive(rec, host),
+            lease_alive=beats.get(name, False),
+        )
+        for name, rec in records.items()
+    )
+
+
 def ensure(
     paths: TownPaths,
     desired: Desired,

@@ -33,7 +33,15 @@ from .actions import (
 from .graph import Graph, Node, TaskKind, build_graph
 from .render import render_lines
 from .spec import AgentSpec, Desired, Directive, TaskSpec
-from .state import TERMINAL, Observed, ObservedAgent, ObservedTask, Source, TaskState
+from .state import (
+    TERMINAL,
+    Observed,
+    ObservedAgent,
+    ObservedTask,
+    Source,
+    TaskState,
+    task_spec_from_json,
+)
 
 # The plan's public names, wherever they are defined: callers import them all from here.
 __all__ = [
@@ -142,17 +150,17 @@ def _agent_changes(seen: ObservedAgent, spec: AgentSpec) -> tuple[tuple[str, ...
 
 
 def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:
-    """Spec fields that differ (field by field: cheaper than hashing 10,000 specs, and it names
-    them), then derived ones (`kind`, `target`, `deps`: a new default agent moves tasks whose
-    spec did not change) and `source`. A stored spec that cannot be decoded falls back to the
-    hash and reports `spec`."""
+    """Spec fields that differ, then derived ones (`kind`, `target`, `deps`: a new default agent
+    moves tasks whose spec did not change) and `source`. Specs are told apart by their hash;
+    only a changed one's stored spec is decoded, to name the fields (`spec` when it cannot be
+    decoded, or was written by a version that hashed it differently)."""
     out: list[str] = []
-    if seen.spec is not None:
-        old, new = _task_values(seen.spec), _task_values(spec)
-        if old != new:
-            out.extend(f for f, a, b in zip(TASK_FIELDS, old, new, strict=True) if a != b)
-    elif seen.spec_hash != spec.spec_hash():
-        out.append("spec")
+    if seen.spec_hash != spec.spec_hash():
+        stored = seen.spec if seen.spec is not None else task_spec_from_json(seen.spec_json)
+        old = _task_values(stored) if stored is not None else None
+        new = _task_values(spec)
+        fields = [f for f, a, b in zip(TASK_FIELDS, old or new, new, strict=True) if a != b]
+        out.extend(fields or ["spec"])
     if seen.kind is not node.kind:
         out.append("kind")
     if seen.target != node.target:

@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 
 class PromptMode(str, Enum):
@@ -129,8 +130,14 @@ class TaskSpec:
             "sequential": self.sequential,
         }
 
+    @cached_property
+    def canonical_json(self) -> str:
+        """`as_dict` as compact JSON with sorted keys: what Redis stores, what is hashed.
+        Computed once per spec (an apply of 10,000 tasks needs it in the plan and the write)."""
+        return _ENCODER.encode(self.as_dict())
+
     def spec_hash(self) -> str:
-        return _digest(self.as_dict())
+        return _hash(self.canonical_json)
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,14 @@ class Desired:
         return tuple(t.id for t in self.tasks)
 
 
+# One encoder for every digest: `json.dumps` with options builds a new one per call, a third of
+# the cost of encoding 10,000 specs.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _digest(data: object) -> str:
-    raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return _hash(_ENCODER.encode(data))
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

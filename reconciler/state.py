@@ -58,12 +58,14 @@ class Source(str, Enum):
 
 @dataclass(frozen=True)
 class ObservedTask:
-    """One `task:ID` hash, decoded. Times are unix seconds."""
+    """One `task:ID` hash, decoded. Times are unix seconds. `controller.read_observed` fills
+    only what `plan.diff` reads (`OBSERVED_FIELDS`); the rest keep their defaults there."""
 
     id: str
     state: TaskState
     spec_hash: str = ""
-    spec: TaskSpec | None = None  # None when the stored JSON is missing or unreadable
+    spec: TaskSpec | None = None  # decoded; None when not decoded, missing or unreadable
+    spec_json: str = ""  # as stored (`task_spec_json`): compared as text, decoded only if changed
     source: Source = Source.FILE
     kind: TaskKind = TaskKind.WORK
     target: str = ""  # its queue target; "" for a group
@@ -115,14 +117,9 @@ class Observed:
 # -- stored spec JSON ---------------------------------------------------------------------------
 
 
-# One encoder for every spec: `json.dumps` with options builds a new one per call, which is a
-# third of the cost of encoding 10,000 specs.
-_SPEC_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-
-
 def task_spec_json(spec: TaskSpec) -> str:
     """The work-defining fields (`TaskSpec.as_dict`, so no `status`), compact and sorted."""
-    return _SPEC_ENCODER.encode(spec.as_dict())
+    return spec.canonical_json
 
 
 def task_spec_from_json(raw: str | None) -> TaskSpec | None:

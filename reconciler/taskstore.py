@@ -198,15 +198,22 @@ class TaskOps:
             )
         return out
 
-    def task_rows(self, fields: Sequence[str], batch: int = 2000) -> list[list[Any]]:
-        """[id, *values] of `fields` for every task in file order (None where absent; tasks
-        without a hash are left out): one script call per batch, decoded by one json.loads."""
-        ids = self.client.zrange(self.keys.tasks, 0, -1)
-        names = json.dumps(list(fields))
+    def task_rows(
+        self, fields: Sequence[str], batch: int = 2000, ids: Sequence[str] | None = None
+    ) -> list[list[Any]]:
+        """[id, *values] of `fields` for every task in file order, or for `ids` (None where
+        absent; tasks without a hash are left out): one script call per batch."""
+        if ids is None:
+            ids = self.client.zrange(self.keys.tasks, 0, -1)
+        n = len(fields)
         out: list[list[Any]] = []
         for start in range(0, len(ids), batch):
-            raw = self._run("read_tasks", names, *ids[start : start + batch])
-            out.extend(row for row in json.loads(raw) if any(v is not None for v in row[1:]))
+            chunk = ids[start : start + batch]
+            flat = self._run("read_tasks", n, *fields, *chunk)
+            for k, tid in enumerate(chunk):
+                values = flat[k * n : (k + 1) * n]
+                if any(v is not None for v in values):
+                    out.append([tid, *values])
         return out
 
     def task_ids(self) -> list[str]:
@@ -333,10 +340,11 @@ class TaskOps:
         value = self.client.hget(self.keys.meta, "clean")
         return str(value) if value else None
 
-    def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int]:
-        """`lua/clean.lua`: (still clean, generation); with `record`, remember this state."""
-        ok, generation = self._run("clean", fingerprint, "record" if record else "check")
-        return bool(ok), int(generation)
+    def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int, bool]:
+        """`lua/clean.lua`: (still clean, generation, answered without walking the tasks because
+        no task moved since the record); with `record`, remember this state."""
+        ok, generation, quiet = self._run("clean", fingerprint, "record" if record else "check")
+        return bool(ok), int(generation), bool(quiet)
 
     def read_meta(self) -> dict[str, str]:
         return dict(self.client.hgetall(self.keys.meta))

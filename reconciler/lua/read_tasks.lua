@@ -1,13 +1,14 @@
 -- Read many task hashes in one round trip, for the controller's observed state.
--- ARGV[3]: JSON array of fields, ARGV[4..]: task ids. Returns JSON text: one array per id,
--- [id, value of each field...] (null where absent; a task without a hash has only nulls).
-local fields = cjson.decode(ARGV[3])
-local rows = {}
-for i = 4, #ARGV do
+-- ARGV[3]: the number of fields n, ARGV[4..3+n]: the fields, then the task ids. Returns one flat
+-- array: for each id, its n values (nil where absent; a task without a hash has only nils).
+-- Flat, not a JSON document: the reply is encoded in C, and no row table is built per task.
+local n = tonumber(ARGV[3])
+local fields = {}
+for i = 1, n do fields[i] = ARGV[3 + i] end
+local out, m = {}, 0
+for i = 4 + n, #ARGV do
   local values = redis.call('HMGET', tkey(ARGV[i]), unpack(fields))
-  local row = {ARGV[i]}
-  for j = 1, #fields do row[j + 1] = values[j] or cjson.null end
-  rows[#rows + 1] = row
+  for j = 1, n do out[m + j] = values[j] end
+  m = m + n
 end
-if #rows == 0 then return '[]' end
-return cjson.encode(rows)
+return out

@@ -99,8 +99,9 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         )
         emit_json(data)
         return
-    for line in render_lines(result.plan):
-        click.echo(line)
+    lines = list(render_lines(result.plan))
+    if lines:  # one write: a 10,000-task plan is 10,000 lines
+        click.echo("\n".join(lines))
     for c in result.fleet:
         click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
     if result.plan.is_empty:

@@ -157,17 +157,18 @@ def _check(town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem]) -> Val
     if town_data is not None:
         check_schema(town, "town", town_data)
     tasks_data: dict[str, Any] | None = {}
+    typed = False
     if tasks is not None:
         tasks.problems = problems
         tasks_data = tasks.parse()
         if tasks_data is not None:
-            check_schema(tasks, "tasks", tasks_data)
+            typed = check_schema(tasks, "tasks", tasks_data)
 
     town_roster = roster(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
     if tasks is not None and tasks_data is not None:
-        meta, task_specs = check_tasks(tasks, tasks_data, town_roster)
+        meta, task_specs = check_tasks(tasks, tasks_data, town_roster, typed=typed)
 
     raw_agents = town_data.get("agents") if town_data else None
     raw_tasks = tasks_data.get("tasks") if tasks_data else None

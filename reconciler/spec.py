@@ -136,8 +136,12 @@ class TaskSpec:
         Computed once per spec (an apply of 10,000 tasks needs it in the plan and the write)."""
         return _ENCODER.encode(self.as_dict())
 
-    def spec_hash(self) -> str:
+    @cached_property
+    def _spec_hash(self) -> str:
         return _hash(self.canonical_json)
+
+    def spec_hash(self) -> str:
+        return self._spec_hash
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ class Meta:
 
 
 def check_tasks(
-    doc: TomlDoc, data: dict[str, Any], roster: Roster | None
+    doc: TomlDoc, data: dict[str, Any], roster: Roster | None, *, typed: bool = False
 ) -> tuple[Meta, tuple[TaskSpec, ...]]:
+    """`typed`: the data conforms to the schema, so every value has its type (and the specs are
+    built without the lenient readers of `fields`: a third of a 10,000-task load)."""
     raw_meta = table(data, "meta")
     meta = Meta(
         opt_str(raw_meta, "description"),
@@ -69,8 +71,11 @@ def check_tasks(
             _target(doc, (*at, "agent"), agent, roster)
         if roster is not None and role is not None:
             _role(doc, (*at, "role"), role, roster)
-        specs.append(
-            TaskSpec(
+        if typed:
+            spec = _typed_spec(doc, at, entry, task_id, agent, role)
+            deps.append(list(enumerate(spec.depends_on)))
+        else:
+            spec = TaskSpec(
                 id=task_id,
                 description=opt_str(entry, "description") or "",
                 agent=agent,
@@ -84,14 +89,41 @@ def check_tasks(
                 priority=integer(entry, "priority", 0),
                 sequential=entry.get("sequential") is True,
             )
-        )
+            deps.append(indexed_strs(entry, "depends_on"))
+        specs.append(spec)
         where.append(i)
-        deps.append(indexed_strs(entry, "depends_on"))
     _references(doc, specs, where, deps, first)
     has_default = bool(meta.default_agent or meta.default_role)
     _sequential(doc, specs, where, has_default)
     _cycles(doc, specs, where, edges(specs, has_default))
     return meta, tuple(specs)
+
+
+def _typed_spec(
+    doc: TomlDoc,
+    at: JsonPath,
+    entry: dict[str, Any],
+    task_id: str,
+    agent: str | None,
+    role: str | None,
+) -> TaskSpec:
+    """The spec of an entry the schema accepted (so every value has its type)."""
+    get = entry.get
+    retries = get("retries")
+    return TaskSpec(
+        id=task_id,
+        description=get("description", ""),
+        agent=agent,
+        role=role,
+        status=get("status"),
+        parent=get("parent"),
+        depends_on=tuple(get("depends_on", ())),
+        tags=tuple(get("tags", ())),
+        retries=None if retries is None else int(retries),
+        timeout=duration(doc, at, entry, "timeout") if "timeout" in entry else None,
+        priority=int(get("priority", 0)),
+        sequential=get("sequential") is True,
+    )
 
 
 def _target(doc: TomlDoc, path: JsonPath, agent: str, roster: Roster) -> None:

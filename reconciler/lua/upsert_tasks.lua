@@ -16,6 +16,15 @@ local recs = cjson.decode(ARGV[4])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local order_args = {}
 local created, ready = {}, 0
+-- The state of each task this script created, while no cascade (complete, settle, cancel) has
+-- run since: a dependency created earlier in the batch is not read back from Redis.
+local fresh, made = {}, {}
+local function cascaded() fresh = {} end
+local function state_of(id)
+  local s = fresh[id]
+  if s == nil then s = redis.call('HGET', tkey(id), 'state') end
+  return s
+end
 
 local function place(r)  -- the file order, written in one ZADD per 1,000 tasks
   order_args[#order_args + 1] = r.order
@@ -45,6 +54,8 @@ local function write_new(r, state, left)
   if r.retries then add('retries', r.retries) end
   if state == 'ready' then add('ready_at', NOW) end
   redis.call('HSET', tkey(r.id), unpack(fields))
+  fresh[r.id] = state
+  made[r.id] = true
   place(r)
   if r.deps then
     for _, d in ipairs(r.deps) do redis.call('SADD', P .. 'children:' .. d, r.id) end
@@ -75,12 +86,15 @@ local function create(r)
   local left = 0
   if r.deps then
     for _, d in ipairs(r.deps) do
-      if redis.call('HGET', tkey(d), 'state') ~= 'completed' then left = left + 1 end
+      if state_of(d) ~= 'completed' then left = left + 1 end
     end
   end
   if left > 0 or r.kind == 'group' then
     write_new(r, 'blocked', left)
-    if left == 0 then complete(r.id, nil, 'group') end
+    if left == 0 then
+      complete(r.id, nil, 'group')
+      cascaded()
+    end
   else
     write_new(r, 'ready', 0)
     local q = P .. 'queue:' .. r.target
@@ -113,18 +127,31 @@ local function cancel(id, state, target, reason)
   end
 end
 
-for _, r in ipairs(recs) do
+-- Which tasks exist, in one call: a new task's hash is not read.
+local known = {}
+if #recs > 0 then
+  local ids = {}
+  for i, r in ipairs(recs) do ids[i] = r.id end
+  known = redis.call('ZMSCORE', P .. 'tasks', unpack(ids))
+end
+
+for i, r in ipairs(recs) do
   local k = tkey(r.id)
-  local old = redis.call('HMGET', k, 'state', 'target', 'deps', 'priority')
+  local old = {}
+  if known[i] or made[r.id] then
+    old = redis.call('HMGET', k, 'state', 'target', 'deps', 'priority')
+  end
   local state, old_target, old_deps = old[1], old[2], old[3]
   if r.mode == 'complete' then
     if state and state ~= 'completed' then
       unqueue(r.id, state, old_target)
       redis.call('ZREM', P .. 'timers', r.id)
       complete(r.id, nil, 'marked done in file')
+      cascaded()
     end
   elseif r.mode == 'cancel' then
     cancel(r.id, state, old_target, 'cancelled in file')
+    cascaded()
   elseif r.mode == 'rerun' then
     rewrite(r, old_deps)
     unqueue(r.id, state, old_target)
@@ -134,10 +161,12 @@ for _, r in ipairs(recs) do
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)
+    cascaded()
   elseif not state then
     if r.directive == 'done' then
       write_new(r, 'blocked', 0)
       complete(r.id, nil, 'marked done in file')
+      cascaded()
     elseif r.directive == 'cancelled' then
       write_new(r, 'cancelled', 0)
       redis.call('HSET', k, 'finished_at', NOW)
@@ -151,6 +180,7 @@ for _, r in ipairs(recs) do
       if not keeps_place(r, state, old_target, old[4]) then
         unqueue(r.id, state, old_target)
         settle(r.id)
+        cascaded()
       end
     end
   end

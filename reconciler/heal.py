@@ -55,6 +55,14 @@ def on_death(
     }
 
 
+def start_pending(rec: Mapping[str, str], now: float, grace: float) -> bool:
+    """A start another `tt` claimed (state `starting`, no pid recorded yet) less than `grace`
+    seconds ago: not to be started again. After `grace` the starter is taken for dead."""
+    if rec.get("state") != "starting" or rec.get("pid"):
+        return False
+    return now - float(rec.get("spawned_at") or 0) < grace
+
+
 def may_start(rec: Mapping[str, str], now: float) -> bool:
     state = rec.get("state", "")
     if state == "quarantined":

@@ -68,6 +68,8 @@ def test_lua_keys_match_keys_module() -> None:
         "attempts:": keys.attempts("x"),
         "agent:": keys.agent("x"),
         "hb:": keys.heartbeat("x"),
+        "ctl:": keys.control("x"),
+        "agents": keys.agents,
         "events": keys.events,
         "tasks": keys.tasks,
         "timers": keys.timers,

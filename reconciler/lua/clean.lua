@@ -1,5 +1,5 @@
--- The no-op fast path of apply. KEYS[1]: meta. ARGV[3]: fingerprint of the applied files,
--- ARGV[4]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
+-- The no-op fast path of apply. KEYS[1]: meta. ARGV[4]: fingerprint of the applied files,
+-- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
 -- still wait for something (what `plan` would repair); a digest of the task definitions
 -- (spec hash, source, kind, target, deps) catches anything that rewrote or lost one.
@@ -7,7 +7,7 @@
 -- whether both still match. Task writers (upsert, delete, requeue) clear them too.
 -- Returns {1 = clean / 0, generation}.
 local meta = KEYS[1]
-local fp, mode = ARGV[3], ARGV[4]
+local fp, mode = ARGV[4], ARGV[5]
 local m = redis.call('HMGET', meta, 'clean', 'clean_state', 'generation')
 local gen = tonumber(m[3] or 0) or 0
 if mode == 'check' and m[1] ~= fp then return {0, gen} end

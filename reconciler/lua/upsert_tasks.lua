@@ -1,12 +1,12 @@
 -- Execute the task records of a plan, in plan order; the whole batch is one atomic script.
--- ARGV[3]: apply generation; ARGV[4]: JSON array of records, by `mode`:
+-- ARGV[4]: apply generation; ARGV[5]: JSON array of records, by `mode`:
 --   upsert  {id, spec, hash, source, kind, target, deps[], order, priority, retries, timeout,
 --            directive}: create, or rewrite the spec; a new / blocked / ready task is settled
 --   rerun   (same fields): back to blocked or ready with a fresh retry budget
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
 -- Returns the number of records executed.
-local gen = ARGV[3]
-local recs = cjson.decode(ARGV[4])
+local gen = ARGV[4]
+local recs = cjson.decode(ARGV[5])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 
 -- `extra`: more fields for the same HSET (a new task's creation fields and first state).

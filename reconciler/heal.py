@@ -43,10 +43,12 @@ def on_death(
         until = now + policy.quarantine
         reason = f"{deaths} deaths within {policy.crash_loop_window:g}s of start"
         return fields | {"state": "quarantined", "quarantined_until": repr(until), "reason": reason}
+    # The first death (or one after a long life) restarts at once; each further quick death
+    # waits restart_backoff, doubling, up to restart_backoff_max.
     delay = (
         0.0
-        if not quick
-        else min(policy.restart_backoff * 2 ** (deaths - 1), policy.restart_backoff_max)
+        if deaths <= 1
+        else min(policy.restart_backoff * 2 ** (deaths - 2), policy.restart_backoff_max)
     )
     return fields | {
         "state": "backoff",

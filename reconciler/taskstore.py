@@ -161,8 +161,8 @@ class TaskOps:
     def queue_keys(self, targets: Sequence[str]) -> list[str]:
         return [self.keys.queue(t) for t in targets]
 
-    def mailbox_keys(self, agent: str) -> list[str]:
-        return [self.keys.urgent(agent), self.keys.inbox(agent)]
+    def bell_key(self, agent: str) -> str:
+        return self.keys.bell(agent)
 
     def control_key(self, agent: str) -> str:
         return self.keys.control(agent)
@@ -396,19 +396,48 @@ class TaskOps:
 
     # -- messages and events ----------------------------------------------------------------
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None:
-        now = time.time()
-        body = json.dumps({"from": sender, "text": text, "ts": now, "urgent": urgent})
         pipe = self.client.pipeline(transaction=True)
-        pipe.rpush(self.keys.urgent(to) if urgent else self.keys.inbox(to), body)
-        self._xadd(pipe, "message.sent", agent=to, sender=sender, urgent="1" if urgent else "0")
+        self._post(pipe, to, sender, text, urgent)
         pipe.execute()
+
+    def _post(self, pipe: Any, to: str, sender: str, text: str, urgent: bool) -> None:
+        """Queue a message and ring its agent's bell (kept at one entry) on `pipe`."""
+        body = json.dumps({"from": sender, "text": text, "ts": time.time(), "urgent": urgent})
+        pipe.rpush(self.keys.urgent(to) if urgent else self.keys.inbox(to), body)
+        pipe.rpush(self.keys.bell(to), "1")
+        pipe.ltrim(self.keys.bell(to), -1, -1)
+        self._xadd(pipe, "message.sent", agent=to, sender=sender, urgent="1" if urgent else "0")
+
+    def take_mail(self, agent: str) -> list[tuple[str, Message]]:
+        """`lua/take_mail.lua`: move the agent's mail to its `answering` list; returns every
+        message it has not answered yet, each with its stored form (for `answer_mail`)."""
+        raws = self._run("take_mail", agent, SEEN_MAXLEN)
+        return [(str(raw), _kept_message(str(raw))) for raw in raws]
+
+    def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None:
+        """Send `answer` to each sender of the `taken` messages and drop them from `answering`,
+        in one transaction: an agent that dies before this answers them again, never twice."""
+        senders = list(dict.fromkeys(_kept_message(raw).sender for raw in taken))
+        pipe = self.client.pipeline(transaction=True)
+        for to in senders:
+            self._post(pipe, to, agent, answer, False)
+        for raw in taken:
+            pipe.lrem(self.keys.answering(agent), 1, raw)
+        self._xadd(pipe, "message.answered", agent=agent, to=",".join(senders))
+        pipe.execute()
+
+    def unanswered(self, agent: str) -> list[Message]:
+        """Messages the agent took to answer and has not answered (it is answering them now, or
+        died doing so and its next process will)."""
+        raws = self.client.lrange(self.keys.answering(agent), 0, -1)
+        return [_kept_message(str(raw)) for raw in raws]
 
     def take_messages(self, agent: str) -> list[Message]:
         """Every pending message, urgent first; each is kept in the agent's `seen` list."""
         pipe = self.client.pipeline(transaction=True)
         pipe.lrange(self.keys.urgent(agent), 0, -1)
         pipe.lrange(self.keys.inbox(agent), 0, -1)
-        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent))
+        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent), self.keys.bell(agent))
         urgent, normal, _ = pipe.execute()
         if urgent or normal:
             pipe = self.client.pipeline(transaction=False)
@@ -436,3 +465,12 @@ class TaskOps:
     def _xadd(self, target: Any, etype: str, **fields: str) -> None:
         body = {"type": etype, "ts": repr(time.time()), **fields}
         target.xadd(self.keys.events, body, maxlen=EVENTS_MAXLEN, approximate=True)
+
+
+def _kept_message(raw: str) -> Message:
+    """A stored message whose mailbox is no longer known: its body says if it was urgent."""
+    try:
+        urgent = bool(json.loads(raw).get("urgent"))
+    except (ValueError, AttributeError):
+        urgent = False
+    return parse_message(raw, urgent)

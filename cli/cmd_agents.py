@@ -89,10 +89,12 @@ def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | No
 @town_option
 @output_option
 def inbox(agent: str, peek: bool, town_dir: str | None, output: str) -> None:
-    """Read AGENT's messages (conductor and supervisor are mailboxes too)."""
+    """Read AGENT's messages (conductor and supervisor are mailboxes too); those the agent took
+    and has not answered yet come first, and stay its to answer."""
     s = session(town_dir)
     to = _mailbox(s, agent)
-    msgs = s.store.peek_messages(to) if peek else s.store.take_messages(to)
+    pending = s.store.unanswered(to)
+    msgs = pending + (s.store.peek_messages(to) if peek else s.store.take_messages(to))
     if output == "json":
         emit_json(
             [{"from": m.sender, "text": m.text, "urgent": m.urgent, "ts": m.ts} for m in msgs]

@@ -1,7 +1,8 @@
 """The worker process of one agent (`tt agent run NAME`): heartbeat, claim, prompt, run, report.
 
-It blocks on its queues (own, pool, role, backlog) and mailboxes in one BLPOP: no polling. Every
-transition goes through fenced store scripts, so a stale attempt can never complete a task.
+It blocks on its queues (own, pool, role, backlog) and its mail bell in one BLPOP: no polling.
+Every transition goes through fenced store scripts, so a stale attempt can never complete a task;
+mail it answers stays in Redis (`answering`) until the answer is sent.
 It never decides what should exist (that is the controller's job) and never spawns agents.
 """
 
@@ -31,7 +32,6 @@ from .prompt import (
     build_message_prompt,
     build_prompt,
     judge,
-    parse_message,
 )
 from .spec import AgentSpec, Desired, ModelSpec, Policy, PromptMode
 from .supervisor import add_worktree, proc_start_time, run_model
@@ -82,7 +82,9 @@ class WorkerStore(Protocol):
     def promote_and_next_timer(self) -> float | None: ...
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
     def queue_keys(self, targets: Sequence[str]) -> list[str]: ...
-    def mailbox_keys(self, agent: str) -> list[str]: ...
+    def bell_key(self, agent: str) -> str: ...
+    def take_mail(self, agent: str) -> list[tuple[str, Message]]: ...
+    def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None: ...
     def control_key(self, agent: str) -> str: ...
     def event(self, etype: str, **fields: str) -> None: ...
 
@@ -157,9 +159,13 @@ class Worker:
             self.store.control_key(self.name),
             *self.store.queue_keys(queue_targets(self.spec, self.name)),
         ]
-        backlog = keys.pop()  # mailboxes come before the backlog
-        keys += [*self.store.mailbox_keys(self.name), backlog]
+        backlog = keys.pop()  # mail comes before the backlog
+        bell = self.store.bell_key(self.name)
+        keys += [bell, backlog]
         try:
+            # Mail a previous process of this agent took and died answering, or whose bell it
+            # popped before dying: answered first.
+            self._answer()
             while not self.stopping.is_set() and not self.terminated:
                 wait = self._call(self.store.promote_and_next_timer)
                 timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
@@ -175,8 +181,8 @@ class Worker:
                 key, value = popped
                 if key == keys[0]:
                     self._control(value)
-                elif key in self.store.mailbox_keys(self.name):
-                    self._answer(key, value)
+                elif key == bell:
+                    self._answer()
                 else:
                     self._work(value)
         finally:
@@ -335,15 +341,15 @@ class Worker:
             fail_patterns=self.model.fail_patterns,
         )
 
-    def _answer(self, key: str, raw: str) -> None:
-        msg = parse_message(raw, urgent=key.endswith(f"urgent:{self.name}"))
-        first = "urgent" if msg.urgent else "normal"
-        self.store.event("message.read", agent=self.name, count="1", first=first)
-        self.store.set_agent(self.name, {"state": "working", "task": ""})
+    def _answer(self) -> None:
+        """Answer every message not yet answered, in one turn of the model. They stay in the
+        agent's `answering` list until the answer is sent: a kill -9 mid-answer loses none."""
+        taken = self._call(self.store.take_mail, self.name)
+        if not taken:
+            return
+        self._call(self.store.set_agent, self.name, {"state": "working", "task": ""})
         prompt = build_message_prompt(
-            agent=self.name,
-            town=self.desired.town.name,
-            messages=[msg, *self.store.take_messages(self.name)],
+            agent=self.name, town=self.desired.town.name, messages=[m for _, m in taken]
         )
         stamp = f"msg-{int(time.time() * 1000)}"
         verdict = self._invoke(
@@ -354,10 +360,12 @@ class Worker:
             0,
             "",
         )
+        stopped = self.terminated or self.stopping.is_set()
+        if not verdict.ok and verdict.text.startswith("stopped") and stopped:
+            return  # stopped mid-answer: the next process of this agent answers them
         answer = verdict.text if verdict.ok else f"(could not answer: {verdict.text})"
-        self.store.send(msg.sender, self.name, answer)
-        self.store.event("message.answered", agent=self.name, to=msg.sender)
-        self.store.set_agent(self.name, {"state": "idle", "model_pid": ""})
+        self._call(self.store.answer_mail, self.name, [raw for raw, _ in taken], answer)
+        self._call(self.store.set_agent, self.name, {"state": "idle", "model_pid": ""})
 
     def _workdir(self) -> Path:
         wd = self.spec.workdir

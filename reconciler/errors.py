@@ -79,3 +79,8 @@ class RedisUnavailable(TtError):
 
 class NotFound(TtError):
     """A named object (agent, task, town) does not exist."""
+
+
+class LeaderFenced(TtError):
+    """A write made as leader was refused: a newer leader holds the town (this one's lease ran
+    out mid-pass). The loop stops acting and stands by."""

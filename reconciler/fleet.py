@@ -3,6 +3,8 @@
 An agent that is alive (its pid with the recorded start time, or a live heartbeat lease) is
 adopted, never restarted: restarting `tt` must not kill healthy workers. Process work goes
 through `supervisor`; what exists in Redis goes through the store. Crash-loop policy lives here.
+Several `tt` processes may run this at once (a watcher's heal pass, `tt restart`): recording a
+death and starting a process are compare-and-set writes on the agent's record, so one wins.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,9 +32,15 @@ class FleetStore(Protocol):
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def forget_agent(self, name: str) -> None: ...
     def request_stop(self, name: str, how: str) -> None: ...
-    def reset_instance(self, name: str) -> None: ...
+    def record_death(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool: ...
+    def claim_start(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool: ...
+    def record_spawn(self, name: str, spawn: str, fields: dict[str, str]) -> bool: ...
     def hand_back(self, task_id: str, token: str, reason: str = ...) -> bool: ...
     def event(self, etype: str, **fields: str) -> None: ...
+
+
+# Starts a detached process (argv; cwd, env, log_path by keyword) → (pid, start time).
+Spawner = Callable[..., tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ def ensure(
     env: Mapping[str, str] | None = None,
     stop_grace: float = 10.0,
     keep: set[str] | frozenset[str] = frozenset(),
+    spawn: Spawner = spawn_detached,
 ) -> list[FleetChange]:
     """Start what should run here and is not alive, stop what should not run; `keep` names
     agents outside the roster that stay as they are (prune is off)."""
@@ -100,13 +110,20 @@ def ensure(
                 store.set_agent(name, {"state": "idle"})
             continue
         now = time.time()
+        if heal.start_pending(rec, now, desired.town.policy.lease):
+            continue  # another `tt` is starting it
         local = rec.get("host", host) == host
         if heal.is_dead(rec, local=local, pid_alive=False, lease_alive=beats.get(name, False)):
-            rec = {**rec, **_died(store, name, rec, desired, now)}
+            died = _died(store, name, rec, desired, now)
+            if died is None:
+                continue  # another `tt` recorded this death first (and restarts it)
+            rec = {**rec, **died}
             changes.append(FleetChange(name, "died", rec.get("reason", "")))
         if not heal.may_start(rec, now):
             continue
-        changes.append(_start(paths, store, name, rec, host, env))
+        started = _start(paths, store, name, rec, host, env, spawn)
+        if started is not None:
+            changes.append(started)
     for name, rec in records.items():
         if name not in want and name not in keep:
             if local_alive(rec, host):
@@ -117,23 +134,33 @@ def ensure(
 
 def _died(
     store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, now: float
-) -> dict[str, str]:
-    """Record a crash (backoff or quarantine) and hand its running task back to the queue."""
+) -> dict[str, str] | None:
+    """Record a crash (backoff or quarantine) and hand its running task back to the queue;
+    None when the record no longer shows the dead process (another `tt` handled it)."""
     # The record read at the start of the pass may predate the agent's last claim (or model
     # start): read it again; the process is gone, so it no longer changes.
-    rec = {**rec, **store.agent_records().get(name, {})}
+    fresh = store.agent_records().get(name, {})
+    if _identity(fresh) != _identity(rec):
+        return None
+    rec = {**rec, **fresh}
     spec = next(a for a in desired.agents if name in a.instances())
     fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
-    kill_orphaned_model(rec)
     fields["model_pid"] = ""
+    if not store.record_death(name, rec, fields):
+        return None
+    kill_orphaned_model(rec)
     if rec.get("task"):
         # Only if it is still this agent's attempt: its marker may outlive a cancel and re-run.
         store.hand_back(rec["task"], f"*:{name}", f"agent {name} died")
-    store.set_agent(name, fields)
     store.event(
         "agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""), by=_actor()
     )
     return fields
+
+
+def _identity(rec: Mapping[str, str]) -> tuple[str, str]:
+    """Which process a record names: its spawn id (new at each start) and pid."""
+    return rec.get("spawn", ""), rec.get("pid", "")
 
 
 def _actor() -> str:
@@ -157,31 +184,37 @@ def _start(
     rec: Mapping[str, str],
     host: str,
     env: Mapping[str, str] | None,
-) -> FleetChange:
-    # The previous instance is dead (checked by pid), so its lease must not block the new one,
-    # and a task it was running goes back to its queue.
+    spawn: Spawner,
+) -> FleetChange | None:
+    """Start the next process of `name` if the record still shows what `rec` read (else another
+    `tt` started it: None). The claim drops the dead instance's lease (only if still its own)."""
+    spawn_id = uuid.uuid4().hex
+    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("spawned_at") else 0)
+    claim = {
+        "spawn": spawn_id,
+        "pid": "",
+        "pid_start": "",
+        "host": host,
+        "state": "starting",
+        "spawned_at": repr(time.time()),
+        "restarts": str(restarts),
+    }
+    if not store.claim_start(name, rec, claim):
+        return None
+    # The previous instance is dead (checked by pid): a task it was running goes back to its
+    # queue, and its model process must not run on beside the new one.
     if rec.get("task"):
         store.hand_back(rec["task"], f"*:{name}", f"agent {name} restarted")
     kill_orphaned_model(rec)
-    store.reset_instance(name)
     child_env = dict(env if env is not None else os.environ)
     child_env["TT_TOWN"] = str(paths.root)
     argv = [sys.executable, "-m", "cli", "agent", "run", name, "--town", str(paths.root)]
-    pid, start = spawn_detached(
+    pid, start = spawn(
         argv, cwd=paths.root, env=child_env, log_path=paths.logs_dir / name / "agent.log"
     )
-    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("spawned_at") else 0)
-    store.set_agent(
-        name,
-        {
-            "pid": str(pid),
-            "pid_start": start,
-            "host": host,
-            "state": "starting",
-            "spawned_at": repr(time.time()),
-            "restarts": str(restarts),
-        },
-    )
+    if not store.record_spawn(name, spawn_id, {"pid": str(pid), "pid_start": start}):
+        stop_process(pid, start or None, 3.0)  # claimed again meanwhile (forgotten, restarted)
+        return FleetChange(name, "stopped", f"pid {pid}: another start claimed the agent")
     store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
     return FleetChange(name, "started", f"pid {pid}")
 

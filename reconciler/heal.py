@@ -43,16 +43,26 @@ def on_death(
         until = now + policy.quarantine
         reason = f"{deaths} deaths within {policy.crash_loop_window:g}s of start"
         return fields | {"state": "quarantined", "quarantined_until": repr(until), "reason": reason}
+    # The first death (or one after a long life) restarts at once; each further quick death
+    # waits restart_backoff, doubling, up to restart_backoff_max.
     delay = (
         0.0
-        if not quick
-        else min(policy.restart_backoff * 2 ** (deaths - 1), policy.restart_backoff_max)
+        if deaths <= 1
+        else min(policy.restart_backoff * 2 ** (deaths - 2), policy.restart_backoff_max)
     )
     return fields | {
         "state": "backoff",
         "restart_after": repr(now + delay),
         "reason": f"died; restart in {delay:g}s",
     }
+
+
+def start_pending(rec: Mapping[str, str], now: float, grace: float) -> bool:
+    """A start another `tt` claimed (state `starting`, no pid recorded yet) less than `grace`
+    seconds ago: not to be started again. After `grace` the starter is taken for dead."""
+    if rec.get("state") != "starting" or rec.get("pid"):
+        return False
+    return now - float(rec.get("spawned_at") or 0) < grace
 
 
 def may_start(rec: Mapping[str, str], now: float) -> bool:

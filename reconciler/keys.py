@@ -66,6 +66,17 @@ class Keys:
         """Messages an agent has read (capped), so nothing sent is ever dropped unseen."""
         return self._k(f"seen:{agent}")
 
+    def bell(self, agent: str) -> str:
+        """List an idle agent blocks on (with its queues) for mail: `send` rings it (one entry
+        at most); the messages stay in their mailboxes until the agent takes them."""
+        return self._k(f"bell:{agent}")
+
+    def answering(self, agent: str) -> str:
+        """Messages an agent took to answer and has not answered yet: moved here from its
+        mailboxes atomically and dropped when the answer is sent, so an agent that dies
+        mid-answer leaves them for its next process (and `tt inbox` still shows them)."""
+        return self._k(f"answering:{agent}")
+
     @property
     def timers(self) -> str:
         """Sorted set of retrying task ids by the time their backoff ends."""

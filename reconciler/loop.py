@@ -1,8 +1,10 @@
 """The reconcile loop: `tt conductor` / `tt watch` (forever) and `tt wait` / `apply --wait` (until
 every task is terminal). Level-triggered passes, woken by a file change, an agent event, a timer
 or the periodic resync. Several loops may run for one town: a leader lease (the town's `lease`)
-picks the one that acts. An invalid edit keeps the last good state running and is reported once
-per file content. A Redis outage is waited out; the embedded server is restarted (its AOF kept).
+picks the one that acts, and its epoch fences the leader's writes (a pass that outlives the lease
+is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
+running and is reported once per file content. A Redis outage is waited out; the embedded server
+is restarted (its AOF kept).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from dataclasses import dataclass, field, replace
 
 from . import fleet, heal, server
 from .controller import ApplyOptions, apply
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, RedisUnavailable, TtError, ValidationFailed
+from .errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    LeaderFenced,
+    RedisUnavailable,
+    TtError,
+    ValidationFailed,
+)
 from .session import Session
 from .spec import Desired
 from .store import is_embedded
@@ -125,7 +135,7 @@ class Loop:
         """One iteration: hold the lease, act if leader, and tell whether the wait is over."""
         store = self.s.store
         policy = self.s.settings.policy
-        status, _epoch = store.hold_leader(self.holder, policy.lease)
+        status, epoch = store.hold_leader(self.holder, policy.lease)
         if self.outage is not None:
             self.outage = None
             self.report("redis", {"detail": "Redis answers again"})
@@ -135,17 +145,13 @@ class Loop:
             self.wake.set()  # a new leader plans afresh: the last one may have died mid-pass
             self.sweep_due = True
         self.leader = status > 0
+        # Every write script of this pass carries the epoch: refused once another loop leads.
+        store.fence = f"e:{epoch}" if self.leader else ""
         if self.leader:
-            now = time.monotonic()
-            if self.wake.is_set() or now >= self.next_full:
-                if now >= self.next_full:
-                    self.sweep_due = True  # the periodic resync also looks for orphans
-                self.wake.clear()
-                self._full_pass()
-                self.next_full = now + (self.opts.resync or policy.resync)
-            else:
-                self._heal_pass()
-            store.promote_due()
+            try:
+                self._act(policy.resync)
+            except LeaderFenced as e:
+                self._lost_lead(e)
         if self.opts.until_done:
             done, failed, unfinished = outcome(store.task_records())
             if done:
@@ -154,6 +160,26 @@ class Loop:
             _, failed, unfinished = outcome(store.task_records())
             return self._result(EXIT_TIMEOUT, failed, unfinished)
         return None
+
+    def _act(self, resync: float) -> None:
+        now = time.monotonic()
+        if self.wake.is_set() or now >= self.next_full:
+            if now >= self.next_full:
+                self.sweep_due = True  # the periodic resync also looks for orphans
+            self.wake.clear()
+            self._full_pass()
+            self.next_full = now + (self.opts.resync or resync)
+        else:
+            self._heal_pass()
+        self.s.store.promote_due()
+
+    def _lost_lead(self, error: LeaderFenced) -> None:
+        """A write of this pass was refused: another loop took the lead while it ran (its lease
+        ran out). Stop acting; the next step finds the lease held and stands by."""
+        self.leader = False
+        self.s.store.fence = ""
+        self.report("leader", {"detail": f"lost the lead mid-pass ({error.message}); standing by"})
+        self.s.store.event("leader.fenced", holder=self.holder, detail=error.message)
 
     def _redis_away(self, error: Exception) -> None:
         """Redis stopped answering (killed, restarting): report it once, restart the embedded
@@ -192,7 +218,7 @@ class Loop:
         self._release_own_lock()
         try:
             result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
-        except RedisUnavailable:
+        except (RedisUnavailable, LeaderFenced):
             raise
         except TtError as e:
             self.report("error", {"detail": e.message})

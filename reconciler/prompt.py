@@ -15,6 +15,7 @@ from .models import PERMANENT_PATTERNS
 
 RESULT_CHARS = 4000
 ERROR_LINES = 10
+ERROR_HEAD_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,13 @@ def judge(
     matched = next((p for p in fail_patterns if re.search(p, both)), None)
     if returncode == 0 and matched is None:
         return Verdict(True, False, stdout_tail)
-    # The last lines say why (a CLI's banner and retries come before its final error).
-    detail = "\n".join((stderr_tail or stdout_tail or "(no output)").splitlines()[-ERROR_LINES:])
+    # The last lines say why (a CLI's banner and retries come before its final error), unless
+    # it said so first and printed its help after (gemini's "unknown flag"): keep both ends.
+    lines = (stderr_tail or stdout_tail or "(no output)").splitlines()
+    if len(lines) > ERROR_HEAD_LINES + ERROR_LINES:
+        first = [x for x in lines[:ERROR_HEAD_LINES] if x != "…"]
+        lines = [*first, "…", *lines[-ERROR_LINES:]]
+    detail = "\n".join(lines)
     head = f"exit code {returncode}" if returncode != 0 else f"output matched failure '{matched}'"
     for pattern, hint in PERMANENT_PATTERNS:
         if re.search(pattern, both):

@@ -24,6 +24,10 @@ from .errors import TtError
 
 TAIL_LINES = 40
 TAIL_CHARS = 4000
+# A CLI often says what went wrong first and then prints its whole help (gemini's "unknown flag"
+# is followed by 45 lines): a failed attempt's error keeps the first lines too.
+HEAD_LINES = 5
+HEAD_CHARS = 1000
 
 
 def proc_start_time(pid: int) -> str | None:
@@ -193,8 +197,8 @@ def run_model(
         returncode=proc.returncode,
         timed_out=timed_out,
         cancelled=cancelled,
-        stdout_tail=_tail(out.tail),
-        stderr_tail=_tail(err.tail),
+        stdout_tail=_excerpt(out),
+        stderr_tail=_excerpt(err),
         seconds=time.monotonic() - started,
     )
 
@@ -224,6 +228,8 @@ class _Stream:
     def __init__(self, pipe: IO[bytes], prefix: bytes, log: IO[bytes]) -> None:
         self.pipe, self.fd, self.prefix, self.log = pipe, pipe.fileno(), prefix, log
         self.partial = b""
+        self.lines = 0
+        self.head: list[str] = []
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
 
     def read(self) -> bool:
@@ -247,7 +253,10 @@ class _Stream:
         lines = data.splitlines(keepends=True)
         self.log.write(b"".join(self.prefix + line for line in lines))
         self.log.flush()
-        self.tail.extend(line.decode(errors="replace") for line in lines)
+        text = [line.decode(errors="replace") for line in lines]
+        self.lines += len(text)
+        self.head.extend(text[: HEAD_LINES - len(self.head)])
+        self.tail.extend(text)
 
     def close(self) -> None:
         self.pipe.close()
@@ -287,8 +296,22 @@ def _feed_rest(stdin: IO[bytes], data: bytes) -> None:
         pass
 
 
-def _tail(lines: deque[str]) -> str:
-    return "".join(lines)[-TAIL_CHARS:].strip()
+def _excerpt(stream: _Stream) -> str:
+    """What a stream said, bounded: all of it if short, else its first lines, "…", its last."""
+    tail = "".join(stream.tail)
+    before = stream.lines - len(stream.tail)  # lines that left the tail
+    if before <= 0 and len(tail) <= TAIL_CHARS:
+        return tail.strip()
+    if before <= 0:  # a few long lines: the text is all in the tail
+        head, rest = tail[:HEAD_CHARS], tail[HEAD_CHARS:]
+        gap = True
+    else:
+        head, rest = "".join(stream.head[:before])[:HEAD_CHARS], tail
+        gap = before > len(stream.head)
+    room = TAIL_CHARS - len(head) - 3
+    if len(rest) > room:
+        rest, gap = rest[-room:], True
+    return (head.rstrip() + ("\n…\n" if gap else "\n") + rest.lstrip()).strip()
 
 
 def add_worktree(repo: Path, path: Path) -> None:

@@ -1,20 +1,24 @@
 """Task, agent and message operations on Redis, mixed into `store.Store`.
 
 Every task transition is one Lua script from `reconciler/lua` (the shared `lib.lua` prepended),
-fenced by the attempt token. This module does not import redis: it uses the client `Store` owns.
+fenced by the attempt token; a store that acts as leader (`fence`) also has every script refused
+once a newer leader holds the town. This module does not import redis: it uses the client
+`Store` owns.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .agent import Claimed
+from .errors import LeaderFenced
 from .keys import Keys
 from .prompt import DepResult, Message, parse_message
 from .spec import Policy
@@ -22,6 +26,31 @@ from .spec import Policy
 LUA_DIR = Path(__file__).parent / "lua"
 EVENTS_MAXLEN = 10000
 SEEN_MAXLEN = 1000
+FENCED_REPLY = "TTFENCED"  # lib.lua's refusal of a stale leader epoch
+# Scripts any process runs whoever leads: taking the lease itself, and the apply lock's own
+# compare-and-set (a deposed leader must still release the lock it holds).
+UNFENCED = frozenset({"leader", "unlock", "take_over_lock"})
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _fencing(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Turn lib.lua's refusal of a stale fence into `LeaderFenced`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if not str(e).startswith(FENCED_REPLY):
+                raise
+            raise LeaderFenced(
+                f"a newer leader holds the town: {str(e)[len(FENCED_REPLY) :].strip()}",
+                hint="another `tt watch`/`tt conductor` took over; this one stands by",
+            ) from e
+
+    return wrapper
 
 
 @cache
@@ -39,6 +68,9 @@ class TaskOps:
     keys: Keys
     url: str
     _scripts: dict[str, Any]
+    # '' = unfenced; 'e:N' = this store writes as the leader of epoch N (see lua/lib.lua). Set by
+    # the loop from `hold_leader` at each step, cleared when it does not lead.
+    fence: str = ""
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -46,8 +78,10 @@ class TaskOps:
             script = self._scripts[name] = self.client.register_script(lua_source(name))
         return script
 
+    @_fencing
     def _run(self, name: str, *args: object) -> Any:
-        argv = [self.keys.prefix, repr(time.time()), *args]
+        fence = "" if name in UNFENCED else self.fence
+        argv = [self.keys.prefix, repr(time.time()), fence, *args]
         return self._script(name)(keys=[self.keys.meta], args=argv)
 
     # -- agents -----------------------------------------------------------------------------
@@ -97,18 +131,42 @@ class TaskOps:
     def request_stop(self, name: str, how: str) -> None:
         self.client.rpush(self.keys.control(name), how)
 
-    def reset_instance(self, name: str) -> None:
-        """Before spawning a new process for a dead one: drop its lease and stale requests."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(self.keys.heartbeat(name), self.keys.control(name))
-        pipe.sadd(self.keys.agents, name)
-        pipe.execute()
+    # Compare-and-set writes of the fleet (`lua/agent_cas.lua`): each applies only if the record
+    # still shows the process the caller read (its spawn id and pid), so of two `tt` processes
+    # healing the same dead agent, one records its death and one starts its next process.
+    def record_death(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool:
+        return self._agent_cas(name, seen.get("spawn", ""), seen.get("pid", ""), fields)
+
+    def claim_start(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool:
+        """Claim the start of agent `name`'s next process (`fields` carry a new spawn id); also
+        drop the dead process's heartbeat lease, only if still its own, and stale requests."""
+        instance = seen.get("instance", "")
+        return self._agent_cas(
+            name, seen.get("spawn", ""), seen.get("pid", ""), fields, start=True, instance=instance
+        )
+
+    def record_spawn(self, name: str, spawn: str, fields: dict[str, str]) -> bool:
+        """The pid of the process started under `spawn`, unless another start claimed it since."""
+        return self._agent_cas(name, spawn, "*", fields)
+
+    def _agent_cas(
+        self,
+        name: str,
+        spawn: str,
+        pid: str,
+        fields: dict[str, str],
+        *,
+        start: bool = False,
+        instance: str = "",
+    ) -> bool:
+        args = (name, spawn, pid, json.dumps(fields), "1" if start else "0", instance)
+        return bool(self._run("agent_cas", *args))
 
     def queue_keys(self, targets: Sequence[str]) -> list[str]:
         return [self.keys.queue(t) for t in targets]
 
-    def mailbox_keys(self, agent: str) -> list[str]:
-        return [self.keys.urgent(agent), self.keys.inbox(agent)]
+    def bell_key(self, agent: str) -> str:
+        return self.keys.bell(agent)
 
     def control_key(self, agent: str) -> str:
         return self.keys.control(agent)
@@ -157,7 +215,7 @@ class TaskOps:
         """`promote_due` then `seconds_to_next_timer` in one round trip (the worker's loop)."""
         # EVALSHA by hand: a pipeline given the script object checks SCRIPT EXISTS first.
         pipe = self.client.pipeline(transaction=False)
-        argv = [self.keys.prefix, repr(time.time())]
+        argv = [self.keys.prefix, repr(time.time()), ""]  # an agent's: unfenced
         pipe.evalsha(self._script("promote").sha, 1, self.keys.meta, *argv)
         pipe.zrange(self.keys.timers, 0, 0, withscores=True)
         promoted, first = pipe.execute(raise_on_error=False)
@@ -237,6 +295,7 @@ class TaskOps:
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
         return int(self._run("upsert_tasks", generation, json.dumps(records)))
 
+    @_fencing
     def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
         """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
         iterator advanced, its JSON encoded) while Redis runs the previous one: one script
@@ -254,7 +313,8 @@ class TaskOps:
                 body = json.dumps(batch)
                 if in_flight:
                     done += int(conn.read_response())
-                args = (self.keys.meta, self.keys.prefix, repr(time.time()), generation, body)
+                now = repr(time.time())
+                args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, body)
                 conn.send_command("EVALSHA", sha, 1, *args)
                 in_flight = True
             if in_flight:
@@ -354,19 +414,48 @@ class TaskOps:
 
     # -- messages and events ----------------------------------------------------------------
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None:
-        now = time.time()
-        body = json.dumps({"from": sender, "text": text, "ts": now, "urgent": urgent})
         pipe = self.client.pipeline(transaction=True)
-        pipe.rpush(self.keys.urgent(to) if urgent else self.keys.inbox(to), body)
-        self._xadd(pipe, "message.sent", agent=to, sender=sender, urgent="1" if urgent else "0")
+        self._post(pipe, to, sender, text, urgent)
         pipe.execute()
+
+    def _post(self, pipe: Any, to: str, sender: str, text: str, urgent: bool) -> None:
+        """Queue a message and ring its agent's bell (kept at one entry) on `pipe`."""
+        body = json.dumps({"from": sender, "text": text, "ts": time.time(), "urgent": urgent})
+        pipe.rpush(self.keys.urgent(to) if urgent else self.keys.inbox(to), body)
+        pipe.rpush(self.keys.bell(to), "1")
+        pipe.ltrim(self.keys.bell(to), -1, -1)
+        self._xadd(pipe, "message.sent", agent=to, sender=sender, urgent="1" if urgent else "0")
+
+    def take_mail(self, agent: str) -> list[tuple[str, Message]]:
+        """`lua/take_mail.lua`: move the agent's mail to its `answering` list; returns every
+        message it has not answered yet, each with its stored form (for `answer_mail`)."""
+        raws = self._run("take_mail", agent, SEEN_MAXLEN)
+        return [(str(raw), _kept_message(str(raw))) for raw in raws]
+
+    def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None:
+        """Send `answer` to each sender of the `taken` messages and drop them from `answering`,
+        in one transaction: an agent that dies before this answers them again, never twice."""
+        senders = list(dict.fromkeys(_kept_message(raw).sender for raw in taken))
+        pipe = self.client.pipeline(transaction=True)
+        for to in senders:
+            self._post(pipe, to, agent, answer, False)
+        for raw in taken:
+            pipe.lrem(self.keys.answering(agent), 1, raw)
+        self._xadd(pipe, "message.answered", agent=agent, to=",".join(senders))
+        pipe.execute()
+
+    def unanswered(self, agent: str) -> list[Message]:
+        """Messages the agent took to answer and has not answered (it is answering them now, or
+        died doing so and its next process will)."""
+        raws = self.client.lrange(self.keys.answering(agent), 0, -1)
+        return [_kept_message(str(raw)) for raw in raws]
 
     def take_messages(self, agent: str) -> list[Message]:
         """Every pending message, urgent first; each is kept in the agent's `seen` list."""
         pipe = self.client.pipeline(transaction=True)
         pipe.lrange(self.keys.urgent(agent), 0, -1)
         pipe.lrange(self.keys.inbox(agent), 0, -1)
-        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent))
+        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent), self.keys.bell(agent))
         urgent, normal, _ = pipe.execute()
         if urgent or normal:
             pipe = self.client.pipeline(transaction=False)
@@ -394,3 +483,12 @@ class TaskOps:
     def _xadd(self, target: Any, etype: str, **fields: str) -> None:
         body = {"type": etype, "ts": repr(time.time()), **fields}
         target.xadd(self.keys.events, body, maxlen=EVENTS_MAXLEN, approximate=True)
+
+
+def _kept_message(raw: str) -> Message:
+    """A stored message whose mailbox is no longer known: its body says if it was urgent."""
+    try:
+        urgent = bool(json.loads(raw).get("urgent"))
+    except (ValueError, AttributeError):
+        urgent = False
+    return parse_message(raw, urgent)

@@ -36,10 +36,28 @@ def test_restart_at_once_after_a_long_life_with_backoff_after_a_quick_death() ->
     quick = heal.on_death(
         {"spawned_at": "995", "quick_deaths": "1"}, 1000.0, POLICY, RestartPolicy.ALWAYS
     )
-    assert quick["quick_deaths"] == "2" and float(quick["restart_after"]) == 1020.0
-    assert not heal.may_start(quick, 1019.0) and heal.may_start(quick, 1020.0)
+    assert quick["quick_deaths"] == "2" and float(quick["restart_after"]) == 1010.0
+    assert not heal.may_start(quick, 1009.0) and heal.may_start(quick, 1010.0)
     never = heal.on_death({"spawned_at": "0"}, 1000.0, POLICY, RestartPolicy.NEVER)
     assert never["state"] == "stopped"
+
+
+def test_a_crash_restarts_at_once_then_waits_10_s_doubling_to_5_min() -> None:
+    policy = Policy(restart_backoff=10, restart_backoff_max=300, crash_loop_deaths=100)
+    rec: dict[str, str] = {"spawned_at": "1000"}
+    delays = []
+    for _ in range(8):
+        now = float(rec["spawned_at"]) + 1  # each process dies a second after its start
+        fields = heal.on_death(rec, now, policy, RestartPolicy.ALWAYS)
+        delays.append(float(fields["restart_after"]) - now)
+        rec = {**fields, "spawned_at": fields["restart_after"]}
+    assert delays == [0, 10, 20, 40, 80, 160, 300, 300]
+    assert (
+        heal.on_death(
+            {"spawned_at": "990", "quick_deaths": "4"}, 1000.0, Policy(), RestartPolicy.ALWAYS
+        )["state"]
+        == "quarantined"
+    )  # the fifth quick death, with the defaults
 
 
 def test_the_third_quick_death_quarantines() -> None:

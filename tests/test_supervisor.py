@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from reconciler.prompt import judge
 from reconciler.supervisor import is_alive, run_model, spawn_detached, stop_process
 
 PY = sys.executable
@@ -139,7 +140,57 @@ def test_output_keeps_its_lines_and_the_tail_is_bounded(tmp_path: Path) -> None:
     lines = log.getvalue().splitlines()
     assert [x for x in lines if not x.startswith(b"[err] ")] == [b"%d" % i for i in range(5000)]
     assert [x for x in lines if x.startswith(b"[err] ")][-1] == b"[err] e 4999"
-    assert r.stdout_tail.splitlines()[-1] == "4999" and len(r.stdout_tail.splitlines()) == 40
+    # The first lines, then the last 40 (the middle is left out, and said to be).
+    expected = [*map(str, range(5)), "…", *map(str, range(4960, 5000))]
+    assert r.stdout_tail.splitlines() == expected
+    assert len(r.stderr_tail) <= 4000 and r.stderr_tail.splitlines()[-1] == "e 4999"
+
+
+def test_a_clis_first_error_line_survives_its_help_text(tmp_path: Path) -> None:
+    """gemini prints "unknown flag" first and then 45 lines of help, and exits 1."""
+    code = (
+        "import sys\n"
+        "print('Unknown argument: --frobnicate', file=sys.stderr)\n"
+        "for i in range(45):\n"
+        "    print(f'  --option-{i}  what option {i} does', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    lines = r.stderr_tail.splitlines()
+    assert lines[0] == "Unknown argument: --frobnicate"
+    assert lines[5] == "…" and lines[-1] == "  --option-44  what option 44 does"
+    assert len(lines) == 5 + 1 + 40 and len(r.stderr_tail) <= 4000
+    verdict = judge(
+        returncode=r.returncode,
+        stdout_tail=r.stdout_tail,
+        stderr_tail=r.stderr_tail,
+        timed_out=False,
+        timeout=None,
+        not_found=None,
+    )
+    assert not verdict.ok and verdict.text.startswith("exit code 1: Unknown argument: --frobnicate")
+    assert "--option-44" in verdict.text and len(verdict.text.splitlines()) == 3 + 1 + 10
+
+
+def test_a_few_very_long_lines_keep_their_start_and_end(tmp_path: Path) -> None:
+    code = "print('A' * 3000 + 'first-end')\nprint('B' * 3000 + 'last-end')\n"
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.stdout_tail.startswith("AAAA") and r.stdout_tail.endswith("last-end")
+    assert "\n…\n" in r.stdout_tail and len(r.stdout_tail) <= 4000
 
 
 def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:

@@ -197,3 +197,31 @@ def test_messages_urgent_first_and_kept(ops: Ops) -> None:
     ]
     assert ops.take_messages("reviewer") == []
     assert ops.client.llen(ops.keys.seen("reviewer")) == 2
+
+
+def test_mail_stays_in_redis_until_it_is_answered(ops: Ops) -> None:
+    ops.send("reviewer", "conductor", "Ready for review.")
+    ops.send("reviewer", "tester", "Critical bug!", urgent=True)
+    assert ops.client.lrange(ops.keys.bell("reviewer"), 0, -1) == ["1"]  # rung, kept at one
+
+    taken = ops.take_mail("reviewer")
+    assert [(m.sender, m.text, m.urgent) for _, m in taken] == [
+        ("tester", "Critical bug!", True),
+        ("conductor", "Ready for review.", False),
+    ]
+    assert ops.peek_messages("reviewer") == [] and not ops.client.exists(ops.keys.bell("reviewer"))
+    assert ops.client.llen(ops.keys.seen("reviewer")) == 2
+    # The process dies mid-answer: its next process (and `tt inbox`) finds them again.
+    assert [m.text for m in ops.unanswered("reviewer")] == ["Critical bug!", "Ready for review."]
+    ops.send("reviewer", "conductor", "And one more.")
+    again = ops.take_mail("reviewer")
+    assert [m.text for _, m in again] == ["Critical bug!", "Ready for review.", "And one more."]
+
+    ops.answer_mail("reviewer", [raw for raw, _ in again], "All noted.")
+    assert ops.unanswered("reviewer") == [] and ops.take_mail("reviewer") == []
+    for sender in ("tester", "conductor"):  # each sender gets the answer once
+        assert [(m.sender, m.text) for m in ops.peek_messages(sender)] == [
+            ("reviewer", "All noted.")
+        ]
+    events = [f["type"] for _, f in ops.events_since("-")]
+    assert events.count("message.answered") == 1 and events.count("message.read") == 3

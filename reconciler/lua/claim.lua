@@ -1,10 +1,10 @@
 -- An agent claims a task it popped from a queue: ready → running with a fresh attempt token.
--- ARGV[3]: id, ARGV[4]: agent, ARGV[5]: token. Returns {attempt, spec, previous error, results
+-- ARGV[4]: id, ARGV[5]: agent, ARGV[6]: token. Returns {attempt, spec, previous error, results
 -- of its dependencies} (all the prompt needs, in this one round trip) or false when the task is
 -- no longer ready (cancelled, deleted or already taken: a stale queue entry is dropped).
 -- The same token again (a retry after the connection dropped before the reply) gets the same
 -- claim back, so a claim that landed is never dropped by its own agent.
-local id, agent, token = ARGV[3], ARGV[4], ARGV[5]
+local id, agent, token = ARGV[4], ARGV[5], ARGV[6]
 local k = tkey(id)
 
 -- JSON [[id, agent, result], ...] of the tasks it depends on (groups do no work: left out).

@@ -1,5 +1,5 @@
--- The no-op fast path of apply. KEYS[1]: meta. ARGV[3]: fingerprint of the applied files,
--- ARGV[4]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
+-- The no-op fast path of apply. KEYS[1]: meta. ARGV[4]: fingerprint of the applied files,
+-- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
 -- still wait for something (what `plan` would repair); a digest of the task definitions
 -- (spec hash, target, deps) catches anything that rewrote or lost one. (A task's source
@@ -14,7 +14,7 @@
 -- claims what it pops, a dead one may have dropped it (the caller walks if an agent is dead).
 -- Returns {1 = clean / 0, generation, 1 if answered without the walk}.
 local meta = KEYS[1]
-local fp, mode = ARGV[3], ARGV[4]
+local fp, mode = ARGV[4], ARGV[5]
 local m = redis.call('HMGET', meta, 'clean', 'clean_state', 'generation', 'clean_event',
   'clean_count')
 local gen = tonumber(m[3] or 0) or 0

@@ -1,6 +1,6 @@
 -- The current attempt finished well: completed, result kept, dependents released (same script).
--- ARGV[3]: id, ARGV[4]: token, ARGV[5]: result. Returns 1, or 0 for a stale attempt (rejected).
-local id, token, result = ARGV[3], ARGV[4], ARGV[5]
+-- ARGV[4]: id, ARGV[5]: token, ARGV[6]: result. Returns 1, or 0 for a stale attempt (rejected).
+local id, token, result = ARGV[4], ARGV[5], ARGV[6]
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'state')
 if not f[5] or f[1] ~= token or token == '' then

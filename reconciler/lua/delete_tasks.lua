@@ -1,6 +1,6 @@
 -- Prune: delete tasks that left the files (a running one is cancelled first: its token is cleared,
--- so its late result is rejected). ARGV[3]: JSON array of ids. Returns the number deleted.
-local ids = cjson.decode(ARGV[3])
+-- so its late result is rejected). ARGV[4]: JSON array of ids. Returns the number deleted.
+local ids = cjson.decode(ARGV[4])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local n = 0
 for _, id in ipairs(ids) do

@@ -1,8 +1,8 @@
 -- The current attempt failed: retrying with backoff, or failed when retries are exhausted or the
--- failure is permanent. ARGV[3]: id, [4]: token, [5]: error, [6]: '1' if permanent,
--- [7]: backoff base s, [8]: backoff cap s, [9]: jitter factor (0.9..1.1), [10]: default retries.
+-- failure is permanent. ARGV[4]: id, [5]: token, [6]: error, [7]: '1' if permanent,
+-- [8]: backoff base s, [9]: backoff cap s, [10]: jitter factor (0.9..1.1), [11]: default retries.
 -- Returns 'retrying', 'failed', or 'stale' (rejected: not the current attempt).
-local id, token, err = ARGV[3], ARGV[4], ARGV[5]
+local id, token, err = ARGV[4], ARGV[5], ARGV[6]
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'run_base', 'retries')
 if f[1] ~= token or token == '' then
@@ -14,15 +14,15 @@ redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = attempt, age
   outcome = 'failed', error = err, started_at = tonumber(f[4]), finished_at = tonumber(NOW)}))
 release_agent(f[3], id)
 local retries = tonumber(f[6])
-if not retries or retries < 0 then retries = tonumber(ARGV[10]) end
+if not retries or retries < 0 then retries = tonumber(ARGV[11]) end
 local used = attempt - tonumber(f[5] or 0)
-if ARGV[6] == '1' or used > retries then
+if ARGV[7] == '1' or used > retries then
   redis.call('HSET', k, 'state', 'failed', 'error', err, 'finished_at', NOW, 'token', '')
   event('task.failed', 'task', id, 'agent', f[3] or '', 'attempt', attempt, 'error', err,
-    'permanent', ARGV[6])
+    'permanent', ARGV[7])
   return 'failed'
 end
-local delay = math.min(tonumber(ARGV[7]) * 2 ^ (used - 1), tonumber(ARGV[8])) * tonumber(ARGV[9])
+local delay = math.min(tonumber(ARGV[8]) * 2 ^ (used - 1), tonumber(ARGV[9])) * tonumber(ARGV[10])
 local at = tonumber(NOW) + delay
 redis.call('HSET', k, 'state', 'retrying', 'error', err, 'next_attempt_at', at, 'token', '')
 redis.call('ZADD', P .. 'timers', at, id)

@@ -1,9 +1,9 @@
 -- Give a running task back to its queue (front): the agent stopped, or was found dead.
 -- The attempt is kept in the history but does not count against the task's retries.
--- ARGV[3]: id, ARGV[4]: token ('*' = whatever attempt is current; '*:AGENT' = the current attempt
+-- ARGV[4]: id, ARGV[5]: token ('*' = whatever attempt is current; '*:AGENT' = the current attempt
 -- if AGENT runs it: the controller reclaiming a dead agent's task, whose marker may be stale),
--- ARGV[5]: reason. Returns 1 or 0.
-local id, token, reason = ARGV[3], ARGV[4], ARGV[5]
+-- ARGV[6]: reason. Returns 1 or 0.
+local id, token, reason = ARGV[4], ARGV[5], ARGV[6]
 local k = tkey(id)
 local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'state', 'target',
   'run_base')

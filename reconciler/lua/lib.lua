@@ -1,8 +1,15 @@
 -- Shared by every task transition script (prepended by store.py).
--- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds).
+-- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds),
+-- ARGV[3] the caller's fence: '' = unfenced (an agent's transitions are fenced by attempt tokens,
+-- `tt apply` holds the apply lock), 'e:N' = written as the leader of epoch N; refused before
+-- anything is written unless N is still the town's leader epoch (a deposed leader's pass).
 -- Every key lives under one hash tag, so the keys built here stay on the script's slot.
 local P = ARGV[1]
 local NOW = ARGV[2]
+local FENCE = ARGV[3] or ''
+if FENCE ~= '' and FENCE ~= 'e:' .. (redis.call('GET', P .. 'leader:epoch') or '0') then
+  return redis.error_reply('TTFENCED ' .. FENCE .. ' is no longer the leader epoch')
+end
 local TERMINAL = {completed = true, failed = true, cancelled = true}
 
 local function tkey(id) return P .. 'task:' .. id end

@@ -1,7 +1,7 @@
 -- Dispatch repair: settle tasks the plan found ready-but-unqueued or blocked-with-deps-done
 -- (after a crash between two writes). Idempotent: a task already queued is not queued twice.
--- ARGV[3]: JSON array of ids.
-local ids = cjson.decode(ARGV[3])
+-- ARGV[4]: JSON array of ids.
+local ids = cjson.decode(ARGV[4])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local n = 0
 for _, id in ipairs(ids) do

@@ -1,5 +1,5 @@
 -- Execute the task records of a plan, in plan order; the whole batch is one atomic script.
--- ARGV[3]: apply generation; ARGV[4]: JSON array of records, by `mode`:
+-- ARGV[4]: apply generation; ARGV[5]: JSON array of records, by `mode`:
 --   upsert  {id, spec, hash, target, order, directive, and where not the default: deps[],
 --            kind ('work'), source ('file'), priority (0), retries (the town's)}: create, or
 --            rewrite the spec; a new / blocked / ready task is settled
@@ -11,8 +11,8 @@
 -- defaults (readers treat a missing field as its default), the file order is one ZADD per
 -- batch, and creation is told by one `tasks.created` event per batch, not one per task (which
 -- would also flush the capped stream's history).
-local gen = ARGV[3]
-local recs = cjson.decode(ARGV[4])
+local gen = ARGV[4]
+local recs = cjson.decode(ARGV[5])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local order_args = {}
 local created, ready = {}, 0

@@ -426,3 +426,34 @@ def test_an_attempt_no_agent_runs_is_handed_back_by_the_next_leader(tmp_path: Pa
         history = town.attempts("a")
         assert [h["outcome"] for h in history] == ["handed back", "completed"]
         assert history[0]["reason"] == "orphaned: solo does not run it"
+
+
+# -- mail ---------------------------------------------------------------------------------------
+
+
+def test_a_message_its_agent_was_answering_when_killed_is_answered_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    with live_town(tmp_path / "mail", sim_delay=0.05) as town:
+        town.write(
+            town_toml("mail", '[agents.solo]\nmodel = "sim"\n'), task("a", "x", agent="solo")
+        )
+        town.start_watcher()
+        until(lambda: town.states()["completed"] == 1, 20, "solo's first task")
+        first = until(lambda: town.live_agents().get("solo"), 10, "solo runs")
+        assert town.tt("send", "solo", "[sim:sleep:2] How far along are you?").returncode == 0
+        until(lambda: town.agents()["solo"].get("model_pid", "").isdigit(), 10, "solo answering")
+        town.kill(first)  # mid-answer: the model sleeps 2 s
+
+        # Nobody answers it now, and it is not lost: `tt inbox` still shows it.
+        peek = town.tt("inbox", "solo", "--peek")
+        assert "conductor: [sim:sleep:2] How far along are you?" in peek.stdout, peek.stdout
+        answers = until(
+            lambda: [m for m in town.store.peek_messages("conductor") if m.sender == "solo"],
+            LEASE + 20,
+            "solo's next process answers it",
+        )
+        assert town.live_agents()["solo"] != first
+        assert len(answers) == 1 and "How far along are you?" in answers[0].text, answers
+        assert town.store.unanswered("solo") == []
+        assert len(town.events("message.answered")) == 1

@@ -199,15 +199,9 @@ def _unchanged(
 ) -> ApplyResult | None:
     """The fast path's result, or None when a full pass is needed. Runs under the lock."""
     store = session.store
-    clean, generation, quiet = store.check_clean(fingerprint, record=False)
+    clean, generation = store.check_clean(fingerprint, record=False)
     if not clean:
         return None
-    if quiet:
-        # No task moved; but an agent that died between popping a task and claiming it left
-        # that task out of its queue without a trace (and its death is not recorded yet).
-        records = store.agent_records()
-        if fleet.any_dead(records, store.heartbeat_alive(list(records))):
-            return None
     roster = loader.load_texts(town_text, None)  # valid: these bytes were applied before
     agents = diff(roster, Observed(agents=read_agents(store)), time.time(), prune=opts.prune)
     if agents.actions:

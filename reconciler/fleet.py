@@ -67,20 +67,6 @@ def local_alive(record: Mapping[str, str], host: str) -> bool:
     return is_alive(int(pid), record.get("pid_start") or None)
 
 
-def any_dead(records: Mapping[str, Mapping[str, str]], beats: Mapping[str, bool]) -> bool:
-    """Whether an agent process that should be running is gone (`heal.is_dead`)."""
-    host = socket.gethostname()
-    return any(
-        heal.is_dead(
-            rec,
-            local=rec.get("host", host) == host,
-            pid_alive=local_alive(rec, host),
-            lease_alive=beats.get(name, False),
-        )
-        for name, rec in records.items()
-    )
-
-
 def ensure(
     paths: TownPaths,
     desired: Desired,
@@ -104,6 +90,14 @@ def ensure(
         if not run_here:
             if local_alive(rec, host):
                 changes.append(_stop(store, name, rec, stop_grace, "suspended"))
+            elif rec.get("host") == host and heal.is_dead(
+                rec, local=True, pid_alive=False, lease_alive=False
+            ):
+                # Died here while suspended (or being stopped): its task goes back to the
+                # queue and the death is recorded; it stays parked until it is resumed.
+                died = _died(store, name, rec, desired, time.time())
+                if died is not None:
+                    changes.append(FleetChange(name, "died", died.get("reason", "")))
             continue
         if alive:
             if rec.get("state") in ("stopped", ""):

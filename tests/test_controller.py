@@ -12,13 +12,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import controller
-from reconciler.controller import (
-    ApplyOptions,
-    apply,
-    file_fingerprint,
-    read_observed,
-    task_record,
-)
+from reconciler.controller import ApplyOptions, apply, read_observed, task_record
 from reconciler.errors import TtError
 from reconciler.graph import TaskKind
 from reconciler.plan import CreateAgent, CreateTask, Requeue, UpdateTask
@@ -104,33 +98,10 @@ def test_a_ready_task_out_of_its_queue_is_requeued_even_with_unchanged_files(
     apply(session, OPTS)
     store = session.store
     store.client.lrem(store.keys.queue("dev"), 0, "a")  # popped by an agent that then died
-    store.set_agent("dev", {"pid": str(_dead_pid()), "host": socket.gethostname()})
-    store.set_agent("dev", {"pid_start": "1", "state": "idle"})
     result = apply(session, OPTS)
     assert [type(a) for a in result.plan.actions] == [Requeue]
     assert store.client.lrange(store.keys.queue("dev"), 0, -1) == ["a"]
     assert apply(session, OPTS).plan.is_empty
-
-
-def test_a_quiet_town_is_answered_without_reading_its_tasks(session: CountingSession) -> None:
-    """No task event since the last clean apply and no dead agent: the tasks are not walked, so
-    a pop by a live agent (it claims next) is not mistaken for a lost task."""
-    apply(session, OPTS)
-    store = session.store
-    store.client.lrem(store.keys.queue("dev"), 0, "a")  # popped by a live agent
-    assert store.check_clean(file_fingerprint(session.paths)[0] or "", record=False)[2]
-    assert apply(session, OPTS).plan.is_empty
-    assert store.client.lrange(store.keys.queue("dev"), 0, -1) == []
-    # Once any task event happens, the next apply walks them (and sees the missing entry).
-    store.event("task.claimed", task="b")
-    clean, _, quiet = store.check_clean(file_fingerprint(session.paths)[0] or "", record=False)
-    assert not quiet and not clean
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_a_lost_task_or_agent_record_is_recreated(session: CountingSession) -> None:

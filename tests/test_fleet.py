@@ -146,3 +146,21 @@ def test_a_start_claimed_by_a_dead_tt_is_retried_after_the_lease() -> None:
     assert not heal.start_pending(rec, 111.0, 10.0)
     assert not heal.start_pending({**rec, "pid": "42"}, 105.0, 10.0)
     assert not heal.start_pending({**rec, "state": "idle"}, 105.0, 10.0)
+
+
+def test_an_agent_that_died_while_suspended_is_recorded_dead_and_not_started(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+    spawner: Spawner,
+) -> None:
+    """Its running task goes back to the queue, and no later pass keeps finding it dead."""
+    (tmp_path / "town.toml").write_text(TOWN + "suspended = true\n")
+    paths = TownPaths(tmp_path)
+    desired = loader.load(paths)
+    fake_store.set_agent_spec("solo", base="solo", spec="{}", spec_hash="h", suspended=True)
+    fake_store.set_agent("solo", {**DEAD, "state": "working", "task": "t1"})
+    [change] = fleet.ensure(paths, desired, fake_store, spawn=spawner)
+    assert change.action == "died" and spawner.started == []
+    rec = fake_store.agent_records()["solo"]
+    assert rec["pid"] == "" and rec["task"] == ""
+    assert fleet.ensure(paths, desired, fake_store, spawn=spawner) == []

@@ -330,12 +330,6 @@ def test_an_unchanged_file_still_repairs_what_went_wrong_in_redis(town: Town) ->
     assert town.ok("apply").strip() == "Everything up to date"
     # An agent died between popping a task and claiming it: ready, but in no queue.
     town.client.lrem(town.keys.queue("dev"), 0, "docs")
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    town.client.hset(
-        town.keys.agent("dev"),
-        mapping={"pid": gone.pid, "pid_start": "1", "host": socket.gethostname(), "state": "idle"},
-    )
     out = town.ok("apply")
     assert "~ task docs: requeued → dev (ready but in no queue)" in out
     assert town.queued()["docs"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -54,3 +55,23 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"hint: {tt_error.hint}", err=True)
         sys.exit(tt_error.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def run() -> None:
+    """The `tt` program: `main`, then a fast exit. A command that held 10,000 tasks would spend
+    ~50 ms freeing them one by one at interpreter teardown, for nothing (mypy's --fast-exit does
+    the same). Output is flushed first; nothing of tt's waits for atexit (no handler exists)."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as e:
+        code = e.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # a closed pipe: nothing more to say
+        code = code or 1
+    os._exit(code or 0)

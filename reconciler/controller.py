@@ -366,7 +366,7 @@ def task_record(
     rec: dict[str, object] = {
         "mode": mode,
         "id": spec.id,
-        "spec": spec.canonical_json,
+        "spec": spec.canonical_json(),
         "hash": spec.spec_hash(),
         "target": target,
         "order": order,

@@ -10,7 +10,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cached_property
 
 
 class PromptMode(str, Enum):
@@ -130,18 +129,22 @@ class TaskSpec:
             "sequential": self.sequential,
         }
 
-    @cached_property
     def canonical_json(self) -> str:
         """`as_dict` as compact JSON with sorted keys: what Redis stores, what is hashed.
-        Computed once per spec (an apply of 10,000 tasks needs it in the plan and the write)."""
-        return _ENCODER.encode(self.as_dict())
-
-    @cached_property
-    def _spec_hash(self) -> str:
-        return _hash(self.canonical_json)
+        Computed once per spec (an apply of 10,000 tasks needs it in the plan and the write);
+        kept in the instance's __dict__, which the dataclass's eq and repr ignore."""
+        cached: str | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = _ENCODER.encode(self.as_dict())
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     def spec_hash(self) -> str:
-        return self._spec_hash
+        cached: str | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = _hash(self.canonical_json())
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 @dataclass(frozen=True)

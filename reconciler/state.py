@@ -119,7 +119,7 @@ class Observed:
 
 def task_spec_json(spec: TaskSpec) -> str:
     """The work-defining fields (`TaskSpec.as_dict`, so no `status`), compact and sorted."""
-    return spec.canonical_json
+    return spec.canonical_json()
 
 
 def task_spec_from_json(raw: str | None) -> TaskSpec | None:

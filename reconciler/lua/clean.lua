@@ -30,7 +30,7 @@ for target in pairs(targets) do
   for _, id in ipairs(redis.call('LRANGE', P .. 'queue:' .. target, 0, -1)) do queued[id] = true end
 end
 local ok = true
-local parts = {}
+local parts, n = {}, 0
 for i = 1, #rows, 5 do
   local id, state, deps = rows[i], rows[i + 1], rows[i + 4]
   if not state or (state == 'ready' and not queued[id]) then
@@ -39,8 +39,8 @@ for i = 1, #rows, 5 do
   end
   if state == 'blocked' then
     local waiting = false
-    if deps and deps ~= '' then
-      for _, d in ipairs(cjson.decode(deps)) do
+    if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
+      for d in string.gmatch(deps, '"([^"]*)"') do
         if states[d] ~= 'completed' then
           waiting = true
           break
@@ -52,12 +52,15 @@ for i = 1, #rows, 5 do
       break
     end
   end
-  parts[#parts + 1] = id .. '|' .. (rows[i + 2] or '') .. '|' .. (rows[i + 3] or '') .. '|'
-    .. (deps or '')
+  -- id|hash|target|deps per line, joined once at the end (no intermediate strings)
+  parts[n + 1], parts[n + 2], parts[n + 3] = id, '|', rows[i + 2] or ''
+  parts[n + 4], parts[n + 5], parts[n + 6] = '|', rows[i + 3] or '', '|'
+  parts[n + 7], parts[n + 8] = deps or '', '\n'
+  n = n + 8
 end
 -- (fakeredis, for unit tests, has no sha1hex: its stand-in only tells sizes apart)
 local sha1hex = redis.sha1hex or function(text) return 'size:' .. #text end
-local digest = ok and sha1hex(table.concat(parts, '\n')) or ''
+local digest = ok and sha1hex(table.concat(parts)) or ''
 if mode == 'record' then
   if ok and (m[1] ~= fp or m[2] ~= digest) then
     redis.call('HSET', meta, 'clean', fp, 'clean_state', digest)

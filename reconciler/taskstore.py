@@ -62,6 +62,22 @@ def lua_source(name: str) -> str:
 TASK_DEFAULTS = {"kind": "work", "source": "file", "priority": "0", "attempt": "0", "deps": "[]"}
 
 
+def _upsert_args(records: list[dict[str, object]]) -> list[str]:
+    """lua/upsert_tasks.lua's arguments after the generation: the records as JSON without their
+    specs, then the specs, each its own argument (the k-th where a record says "spec": k).
+    A spec (itself JSON) nested in the records' JSON would be escaped here and unescaped by
+    cjson in Redis, for every task."""
+    specs: list[str] = []
+    slim: list[dict[str, object]] = []
+    for rec in records:
+        spec = rec.get("spec")
+        if isinstance(spec, str):
+            specs.append(spec)
+            rec = {**rec, "spec": len(specs)}
+        slim.append(rec)
+    return [json.dumps(slim), *specs]
+
+
 class TaskOps:
     client: Any
     blocking: Any
@@ -300,7 +316,7 @@ class TaskOps:
 
     # -- applying a plan ---------------------------------------------------------------------
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
-        return int(self._run("upsert_tasks", generation, json.dumps(records)))
+        return int(self._run("upsert_tasks", generation, *_upsert_args(records)))
 
     @_fencing
     def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
@@ -317,11 +333,11 @@ class TaskOps:
         done, in_flight = 0, False
         try:
             for batch in batches:
-                body = json.dumps(batch)
+                rest = _upsert_args(batch)
                 if in_flight:
                     done += int(conn.read_response())
                 now = repr(time.time())
-                args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, body)
+                args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, *rest)
                 conn.send_command("EVALSHA", sha, 1, *args)
                 in_flight = True
             if in_flight:

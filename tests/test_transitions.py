@@ -53,7 +53,7 @@ def rec(
 
 
 def upsert(ops: Ops, *recs: dict[str, object]) -> None:
-    ops._run("upsert_tasks", 1, json.dumps(list(recs)))
+    ops.upsert_tasks(list(recs), 1)
 
 
 def take(ops: Ops, target: str, agent: str, token: str) -> str:

@@ -1,5 +1,6 @@
 -- Execute the task records of a plan, in plan order; the whole batch is one atomic script.
--- ARGV[4]: apply generation; ARGV[5]: JSON array of records, by `mode`:
+-- ARGV[4]: apply generation; ARGV[5]: JSON array of records, then their specs (a record's
+-- `spec` is k: its spec is ARGV[5 + k], not escaped inside the records' JSON), by `mode`:
 --   upsert  {id, spec, hash, target, order, directive, and where not the default: deps[],
 --            kind ('work'), source ('file'), priority (0), retries (the town's)}: create, or
 --            rewrite the spec; a new / blocked / ready task is settled
@@ -13,6 +14,9 @@
 -- would also flush the capped stream's history).
 local gen = ARGV[4]
 local recs = cjson.decode(ARGV[5])
+for _, r in ipairs(recs) do
+  if r.spec then r.spec = ARGV[5 + r.spec] end
+end
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local order_args = {}
 local created, ready = {}, 0

@@ -12,7 +12,8 @@ import functools
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -45,12 +46,16 @@ def _fencing(fn: Callable[_P, _T]) -> Callable[_P, _T]:
         except Exception as e:
             if not str(e).startswith(FENCED_REPLY):
                 raise
-            raise LeaderFenced(
-                f"a newer leader holds the town: {str(e)[len(FENCED_REPLY) :].strip()}",
-                hint="another `tt watch`/`tt conductor` took over; this one stands by",
-            ) from e
+            raise _fenced(str(e)[len(FENCED_REPLY) :].strip()) from e
 
     return wrapper
+
+
+def _fenced(detail: str) -> LeaderFenced:
+    return LeaderFenced(
+        f"a newer leader holds the town: {detail}",
+        hint="another `tt watch`/`tt conductor` took over; this one stands by",
+    )
 
 
 @cache
@@ -94,6 +99,26 @@ class TaskOps:
             script = self._scripts[name] = self.client.register_script(lua_source(name))
         return script
 
+    @contextmanager
+    def _writes(self) -> Iterator[Any]:
+        """A MULTI/EXEC pipeline for writes that are not scripts. A store writing as the leader
+        (`fence`) WATCHes the leader epoch: they commit only while it is still its own, else
+        `LeaderFenced` and nothing is written (what lib.lua does for the scripts)."""
+        with self.client.pipeline(transaction=True) as pipe:
+            if self.fence:
+                pipe.watch(self.keys.leader_epoch)
+                epoch = pipe.get(self.keys.leader_epoch) or "0"
+                if self.fence != f"e:{epoch}":
+                    raise _fenced(f"{self.fence} is no longer the leader epoch (e:{epoch})")
+                pipe.multi()
+            yield pipe
+            try:
+                pipe.execute()
+            except Exception as e:  # redis' WatchError: the epoch moved under the writes
+                if type(e).__name__ != "WatchError":
+                    raise
+                raise _fenced(f"{self.fence}: the leader epoch moved") from e
+
     @_fencing
     def _run(self, name: str, *args: object) -> Any:
         fence = "" if name in UNFENCED else self.fence
@@ -114,7 +139,8 @@ class TaskOps:
         pipe.execute()
 
     def set_agent(self, name: str, fields: dict[str, str]) -> None:
-        self.client.hset(self.keys.agent(name), mapping=fields)
+        with self._writes() as pipe:
+            pipe.hset(self.keys.agent(name), mapping=fields)
 
     def take_instance(self, name: str, instance: str, lease: float) -> bool:
         """Become the one live process of agent `name`; False if another holds a live lease."""
@@ -139,13 +165,13 @@ class TaskOps:
         return {n: v is not None for n, v in zip(names, values, strict=True)}
 
     def forget_agent(self, name: str) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.srem(self.keys.agents, name)
-        pipe.delete(self.keys.agent(name), self.keys.heartbeat(name), self.keys.control(name))
-        pipe.execute()
+        with self._writes() as pipe:
+            pipe.srem(self.keys.agents, name)
+            pipe.delete(self.keys.agent(name), self.keys.heartbeat(name), self.keys.control(name))
 
     def request_stop(self, name: str, how: str) -> None:
-        self.client.rpush(self.keys.control(name), how)
+        with self._writes() as pipe:
+            pipe.rpush(self.keys.control(name), how)
 
     # Compare-and-set writes of the fleet (`lua/agent_cas.lua`): each applies only if the record
     # still shows the process the caller read (its spawn id and pid), so of two `tt` processes
@@ -372,11 +398,10 @@ class TaskOps:
             "source": "file",
             "suspended": "1" if suspended else "0",
         }
-        pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(self.keys.agents, name)
-        pipe.hset(self.keys.agent(name), mapping=fields)
-        pipe.hsetnx(self.keys.agent(name), "state", "stopped")
-        pipe.execute()
+        with self._writes() as pipe:
+            pipe.sadd(self.keys.agents, name)
+            pipe.hset(self.keys.agent(name), mapping=fields)
+            pipe.hsetnx(self.keys.agent(name), "state", "stopped")
 
     # -- leadership ----------------------------------------------------------------------------
     def hold_leader(self, holder: str, lease: float) -> tuple[int, int]:
@@ -432,7 +457,8 @@ class TaskOps:
         return dict(self.client.hgetall(self.keys.meta))
 
     def write_meta(self, fields: dict[str, str]) -> None:
-        self.client.hset(self.keys.meta, mapping=fields)
+        with self._writes() as pipe:
+            pipe.hset(self.keys.meta, mapping=fields)
 
     # -- messages and events ----------------------------------------------------------------
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None:

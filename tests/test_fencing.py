@@ -90,6 +90,12 @@ def test_a_deposed_leaders_writes_are_refused_and_change_nothing(
         lambda: a.record_death("w2", {"spawn": "s0", "pid": "99999999"}, death),
         lambda: a.claim_start("w2", {"spawn": "s0", "pid": "99999999"}, start),
         lambda: a.record_spawn("w2", "s0", {"pid": "1"}),
+        # The writes that are not scripts (a MULTI that WATCHes the epoch).
+        lambda: a.set_agent_spec("w3", base="w3", spec="{}", spec_hash="h", suspended=False),
+        lambda: a.set_agent("w2", {"state": "idle"}),
+        lambda: a.request_stop("w2", "restart"),
+        lambda: a.forget_agent("w2"),
+        lambda: a.write_meta({"generation": "9"}),
     ]
     for write in writes:
         with pytest.raises(LeaderFenced, match="newer leader"):
@@ -167,3 +173,21 @@ def test_the_loop_takes_a_refused_write_as_the_loss_of_the_lead(
     assert not loop.leader
     assert set(fake_store.task_ids()) == {"a", "b", "loose"}
     assert json.loads(fake_store.client.get(fake_store.keys.leader_epoch) or "0") == 2
+
+
+def test_a_write_that_is_not_a_script_is_dropped_if_the_epoch_moves_under_it(
+    redis_store: Store, rival: Store
+) -> None:
+    a = redis_store
+    _, epoch = a.hold_leader("watcher-a", 10)
+    a.fence = f"e:{epoch}"
+    with pytest.raises(LeaderFenced, match="epoch moved"), a._writes() as pipe:
+        pipe.hset(a.keys.meta, mapping={"generation": "9"})
+        rival.client.incr(rival.keys.leader_epoch)  # a new leader, between WATCH and EXEC
+    assert a.client.hget(a.keys.meta, "generation") is None
+    unfenced = Store.open(a.url, a.town)  # an agent's store: no fence, no WATCH
+    try:
+        unfenced.write_meta({"generation": "1"})
+    finally:
+        unfenced.close()
+    assert a.client.hget(a.keys.meta, "generation") == "1"

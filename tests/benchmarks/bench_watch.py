@@ -15,6 +15,7 @@ Run: python -m tests.benchmarks.bench_watch  (prints JSON; about a minute)
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -100,11 +101,26 @@ def dead_agent_to_reclaimed(root: Path, policy: str) -> list[float]:
             claims = len(town.events("task.claimed"))
             killed_at = time.time()
             town.kill(pid)
-            again = until(
-                partial(_claimed_elsewhere, town, claims, tid, victim), 60, f"{tid} reclaimed"
-            )
+            try:
+                again = until(
+                    partial(_claimed_elsewhere, town, claims, tid, victim), 60, f"{tid} reclaimed"
+                )
+            except AssertionError:
+                _explain(town, tid, victim)
+                raise
             out.append(float(again[0]["ts"]) - killed_at)
         return out
+
+
+def _explain(town: LiveTown, tid: str, victim: str) -> None:
+    """What the town looked like when a killed agent's task was not taken up (to stderr)."""
+    print(f"{tid} of killed {victim} not reclaimed; last events:", file=sys.stderr)
+    for e in town.events()[-60:]:
+        print("  ", {k: v for k, v in e.items() if k != "ts"}, file=sys.stderr)
+    for name, r in sorted(town.agents().items()):
+        keep = ("state", "pid", "task", "model_pid", "reason", "quick_deaths", "spawn")
+        print("  ", name, {k: r.get(k) for k in keep}, file=sys.stderr)
+    print("   tasks", {k: v.get("state") for k, v in town.tasks().items()}, file=sys.stderr)
 
 
 def _claimed_elsewhere(town: LiveTown, skip: int, tid: str, victim: str) -> list[dict[str, str]]:

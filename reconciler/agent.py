@@ -70,7 +70,6 @@ class WorkerStore(Protocol):
     def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None: ...
     def claim(self, task_id: str, agent: str, token: str) -> Claimed | None: ...
     def dep_results(self, task_id: str) -> list[DepResult]: ...
-    def take_messages(self, agent: str) -> list[Message]: ...
     def current_token(self, task_id: str) -> str | None: ...
     def complete(self, task_id: str, token: str, result: str) -> bool: ...
     def fail(
@@ -85,6 +84,7 @@ class WorkerStore(Protocol):
     def bell_key(self, agent: str) -> str: ...
     def take_mail(self, agent: str) -> list[tuple[str, Message]]: ...
     def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None: ...
+    def delivered(self, agent: str, taken: Sequence[str]) -> None: ...
     def control_key(self, agent: str) -> str: ...
     def event(self, etype: str, **fields: str) -> None: ...
 
@@ -242,21 +242,26 @@ class Worker:
         if claimed is None:
             return  # stale queue entry: cancelled, deleted or taken
         self.current = (task_id, token)
+        # Mail for the prompt stays in `answering` until the attempt has run to its end: an
+        # agent killed meanwhile answers it when it starts again.
+        mail = self._call(self.store.take_mail, self.name)
         try:
-            verdict = self._run(claimed, token)
+            verdict = self._run(claimed, token, [m for _, m in mail])
             if verdict.ok:
                 self._call(self.store.complete, task_id, token, verdict.text)
             elif verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
                 self._call(self.store.hand_back, task_id, token)
+                mail = []  # not seen through: answered by the agent's next process
             else:
                 error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
                 self._call(self.store.fail, task_id, token, error, verdict.permanent, self.policy)
+            self._call(self.store.delivered, self.name, [raw for raw, _ in mail])
         finally:
             self.current = None
             idle = {"state": "idle", "task": "", "model_pid": ""}
             self._call(self.store.set_agent, self.name, idle)
 
-    def _run(self, c: Claimed, token: str) -> Verdict:
+    def _run(self, c: Claimed, token: str, messages: list[Message]) -> Verdict:
         spec = c.spec
         description = str(spec.get("description") or "")
         prompt = build_prompt(
@@ -267,7 +272,7 @@ class Worker:
             town=self.desired.town.name,
             town_description=self.desired.description,
             deps=c.deps,
-            messages=self._call(self.store.take_messages, self.name),
+            messages=messages,
             previous_error=c.previous_error,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout

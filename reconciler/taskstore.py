@@ -477,8 +477,16 @@ class TaskOps:
     def take_mail(self, agent: str) -> list[tuple[str, Message]]:
         """`lua/take_mail.lua`: move the agent's mail to its `answering` list; returns every
         message it has not answered yet, each with its stored form (for `answer_mail`)."""
-        raws = self._run("take_mail", agent, SEEN_MAXLEN)
+        raws = self._run("take_mail", agent, SEEN_MAXLEN, "1")
         return [(str(raw), _kept_message(str(raw))) for raw in raws]
+
+    def delivered(self, agent: str, taken: Sequence[str]) -> None:
+        """`taken` messages went into a task's prompt and that attempt ran to its end: they are
+        no longer the agent's to answer (until then a restarted agent answers them)."""
+        if taken:
+            with self._writes() as pipe:
+                for raw in taken:
+                    pipe.lrem(self.keys.answering(agent), 1, raw)
 
     def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None:
         """Send `answer` to each sender of the `taken` messages and drop them from `answering`,
@@ -499,22 +507,10 @@ class TaskOps:
         return [_kept_message(str(raw)) for raw in raws]
 
     def take_messages(self, agent: str) -> list[Message]:
-        """Every pending message, urgent first; each is kept in the agent's `seen` list."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.lrange(self.keys.urgent(agent), 0, -1)
-        pipe.lrange(self.keys.inbox(agent), 0, -1)
-        pipe.delete(self.keys.urgent(agent), self.keys.inbox(agent), self.keys.bell(agent))
-        urgent, normal, _ = pipe.execute()
-        if urgent or normal:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.rpush(self.keys.seen(agent), *urgent, *normal)
-            pipe.ltrim(self.keys.seen(agent), -SEEN_MAXLEN, -1)
-            count, first = str(len(urgent) + len(normal)), "urgent" if urgent else "normal"
-            self._xadd(pipe, "message.read", agent=agent, count=count, first=first)
-            pipe.execute()
-        return [parse_message(raw, True) for raw in urgent] + [
-            parse_message(raw, False) for raw in normal
-        ]
+        """Every pending message, urgent first, read by a person (`tt inbox`): moved to the
+        mailbox's `seen` list in one script."""
+        raws = self._run("take_mail", agent, SEEN_MAXLEN, "0")
+        return [_kept_message(str(raw)) for raw in raws]
 
     def peek_messages(self, agent: str) -> list[Message]:
         pipe = self.client.pipeline(transaction=False)

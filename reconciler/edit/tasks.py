@@ -18,7 +18,8 @@ from tomlkit.toml_document import TOMLDocument
 from ..errors import NotFound, TtError
 from ..names import did_you_mean, is_valid_name
 from ..town import TownPaths
-from .transaction import Validate, edit_tasks
+from .append import append_task_text
+from .transaction import Validate, edit_tasks, mutated, transact
 from .values import NAME_RULE, ends_blank, set_fields, table_of
 
 GENERATED_ID_MAX = 48  # readable in `tt status` tables, and a "-N" suffix still fits in 63
@@ -43,9 +44,7 @@ def append_task(
     """
     path = paths.tasks_file
 
-    def mutate(doc: TOMLDocument) -> str:
-        tasks = _tasks(doc, path)
-        ids = [str(t["id"]) for t in tasks if "id" in t]
+    def new_table(ids: list[str]) -> tuple[str, Table]:
         if task_id is None:
             new_id = new_task_id(description, {*ids, *taken})
         elif not is_valid_name(task_id):
@@ -71,7 +70,11 @@ def append_task(
             if key in fields:
                 raise ValueError(f"extra field {key!r} has its own parameter")
             fields[key] = value
-        table = table_of(fields)
+        return new_id, table_of(fields)
+
+    def mutate(doc: TOMLDocument) -> str:
+        tasks = _tasks(doc, path)
+        new_id, table = new_table([str(t["id"]) for t in tasks if "id" in t])
         existing = doc.get("tasks")
         if isinstance(existing, AoT):
             if len(existing):
@@ -86,7 +89,11 @@ def append_task(
             doc.add("tasks", aot)
         return new_id
 
-    return edit_tasks(paths, mutate, validate)
+    def change(text: str) -> tuple[str, str]:
+        # The common case, a file whose tasks come last, without tomlkit's parse of it all.
+        return append_task_text(text, new_table) or mutated(path, text, mutate)
+
+    return transact(paths, "tasks", change, validate)
 
 
 def set_task_status(

@@ -31,7 +31,7 @@ def edit_tasks(
 ) -> R:
     """Change tasks.toml in place (created when missing) and return what `mutate` returns."""
     path = paths.tasks_file
-    return transact(paths, "tasks", lambda text: _mutated(path, text, mutate), validate)
+    return transact(paths, "tasks", lambda text: mutated(path, text, mutate), validate)
 
 
 def edit_town(
@@ -39,7 +39,7 @@ def edit_town(
 ) -> R:
     """Change town.toml in place and return what `mutate` returns."""
     path = paths.town_file
-    return transact(paths, "town", lambda text: _mutated(path, text, mutate), validate)
+    return transact(paths, "town", lambda text: mutated(path, text, mutate), validate)
 
 
 def transact(
@@ -102,7 +102,8 @@ def parse(path: Path, text: str) -> TOMLDocument:
         ) from e
 
 
-def _mutated(path: Path, text: str, mutate: Callable[[TOMLDocument], R]) -> tuple[str, R]:
+def mutated(path: Path, text: str, mutate: Callable[[TOMLDocument], R]) -> tuple[str, R]:
+    """The text after `mutate` changed the parsed document in place, and what it returned."""
     doc = parse(path, text)
     result = mutate(doc)
     return render(path, doc), result

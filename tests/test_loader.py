@@ -1085,3 +1085,24 @@ def test_schemas_are_found_beside_the_package_in_a_checkout() -> None:
 def test_fast_check_falls_back_on_unknown_keywords() -> None:
     schema = {"type": "object", "maxProperties": 1}
     assert loader._compile(schema, schema, {})({}) is False
+
+
+def test_files_an_edit_just_validated_are_not_checked_again_unless_they_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town = '[town]\nname = "x"\n\n[agents.dev]\nmodel = "sim"\n'
+    tasks = '[[tasks]]\nid = "a"\nagent = "dev"\n'
+    (tmp_path / "town.toml").write_text(town)
+    (tmp_path / "tasks.toml").write_text(tasks)
+    paths = TownPaths(tmp_path)
+    checks: list[int] = []
+    real_check = loader._check
+    monkeypatch.setattr(loader, "_check", lambda *a: checks.append(1) or real_check(*a))
+    loader.validate_texts(town, tasks)
+    assert loader.load(paths) == loader.load_texts(town, tasks)
+    assert len(checks) == 2  # validate_texts and load_texts; load reused the validated pair
+    (tmp_path / "tasks.toml").write_text(tasks.replace('"a"', '"b"'))
+    assert [t.id for t in loader.load(paths).tasks] == ["b"]
+    (tmp_path / "tasks.toml").write_text(tasks + "agentt = 1\n")
+    with pytest.raises(ValidationFailed):
+        loader.load(paths)

@@ -2,6 +2,8 @@
 
 Measured on one embedded Valkey (unix socket, AOF everysec), all against the same server:
 - the whole `tt apply` process into an empty town, a no-op re-apply, a one-task edit;
+- the whole `tt assign` process appending one task to the applied town (its edit of tasks.toml,
+  validation, and the apply of the new task);
 - the apply's phases in-process (load + validate, read Redis, plan, write), its write phase
   being "the Redis phase" compared with the raw limit;
 - the raw limit: redis-py pipelining 10,000 hashes of 8 fields, no logic;
@@ -198,7 +200,7 @@ def main() -> None:
         store = Store.open(url, "bench")
         client = store.client
         try:
-            full, noop, edit, rss = [], [], [], []
+            full, noop, edit, assign, rss = [], [], [], [], []
             phases: list[dict[str, float]] = []
             for run in range(runs):
                 flush(client)
@@ -220,6 +222,11 @@ def main() -> None:
                 assert out.startswith("~ task t-3-7: description"), out[-300:]
                 edit.append(seconds)
                 rss.append(peak)
+                before = (root / "tasks.toml").read_bytes()
+                seconds, peak, out = run_tt(root, "assign", "dev", f"Review release {run}")
+                assert out.startswith(f"assigned t-review-release-{run} to dev"), out[-300:]
+                assign.append(seconds)
+                (root / "tasks.toml").write_bytes(before)  # the next run applies n tasks again
                 flush(client)
                 phases.append(in_process_phases(root))
             flush(client)
@@ -249,6 +256,7 @@ def main() -> None:
             "full_apply_phases_in_process_median": phase,
             "noop_reapply_process": summary(noop),
             "one_task_edit_process": summary(edit),
+            "assign_one_task_process": summary(assign),
             "limit_raw_pipelined_hset_8_fields": summary(raw),
             "peer_rq_enqueue_many": summary(rq),
             "peak_rss_mb_apply_process": round(peak_mb, 1),

@@ -267,7 +267,7 @@ def test_falls_back_to_a_server_binary_on_path(
 ) -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server on PATH")
-    monkeypatch.setattr(server, "_wheel_binary", lambda: None)
+    monkeypatch.setattr(server.binary, "_wheel_binary", lambda: None)
     assert server.find_binary().name in ("valkey-server", "redis-server")
     server.ensure_running(town)
     st = server.status(town)

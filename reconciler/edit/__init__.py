@@ -1,0 +1,28 @@
+"""Edits of town.toml and tasks.toml for the CLI verbs that change what should exist.
+
+Each edit is one transaction under `.tt/edit.lock`: read, change with tomlkit (comments, order and
+formatting survive), validate with an injected callable, write atomically; a failed step writes
+nothing. No Redis, no processes, and no `loader` import: validation is passed in. This package
+is the only door to tomlkit besides `scaffold`.
+"""
+
+from __future__ import annotations
+
+from .agents import add_agent, remove_agent, set_agent_fields
+from .tasks import GENERATED_ID_MAX, append_task, new_task_id, set_task_status, write_back
+from .transaction import LOCK_FILE, Validate, edit_tasks, edit_town
+
+__all__ = [
+    "GENERATED_ID_MAX",
+    "LOCK_FILE",
+    "Validate",
+    "add_agent",
+    "append_task",
+    "edit_tasks",
+    "edit_town",
+    "new_task_id",
+    "remove_agent",
+    "set_agent_fields",
+    "set_task_status",
+    "write_back",
+]

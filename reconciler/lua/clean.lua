@@ -17,8 +17,17 @@ if mode == 'check' and m[1] ~= fp then return {0, gen} end
 
 local t = P .. 'task:*->'
 -- Flat: id, state, hash, target, deps for each task, in file order (false where absent).
-local rows = redis.call('SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#', 'GET', t .. 'state',
-  'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps')
+local sorted, rows = pcall(redis.call, 'SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#',
+  'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps')
+if not sorted then
+  -- An ACL user restricted to the town's keys may not SORT with GET (Redis 7): one HMGET each.
+  rows = {}
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
+    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps')
+    local n = #rows
+    rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4], rows[n + 5] = id, f[1], f[2], f[3], f[4]
+  end
+end
 local states, targets = {}, {}
 for i = 1, #rows, 5 do
   local state = rows[i + 1]

@@ -475,3 +475,22 @@ def test_cli_unreachable_external_town_is_one_line_exit_1(tmp_path: Path) -> Non
     assert done.stderr.startswith("error: cannot reach Redis at redis://:****@127.0.0.1:")
     assert "Connection refused" in done.stderr
     assert "Traceback" not in done.stderr and "secret" not in done.stderr
+
+
+def test_a_user_restricted_to_the_towns_keys_reads_and_checks_every_task(
+    password_redis: int,
+) -> None:
+    """Redis 7 refuses SORT ... GET to a user without access to all keys: the observed state and
+    the no-op check then read the tasks one by one, with the same answers."""
+    from tests.test_transitions import rec
+
+    url = f"redis://alice:alicepw@127.0.0.1:{password_redis}/0"
+    with Store.open(url, "acl") as store:
+        store.upsert_tasks([rec("a", "dev"), rec("b", "dev", deps=("a",))], 1)
+        rows = store.task_rows(("state", "target"))
+        assert rows == [["a", "ready", "dev"], ["b", "blocked", "dev"]]
+        assert store._sort_denied  # the SORT was refused, and the fallback answered
+        assert store.check_clean("fp", record=True)[0]
+        assert store.check_clean("fp", record=False)[0]
+        store.client.lrem(store.keys.queue("dev"), 0, "a")  # a repair is still seen
+        assert not store.check_clean("fp", record=False)[0]

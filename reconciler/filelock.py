@@ -22,14 +22,22 @@ _TEMP_MARK = ".tt-tmp-"
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+def exclusive_lock(
+    path: Path,
+    timeout: float = LOCK_TIMEOUT,
+    *,
+    mode: int = 0o644,
+    busy: str = "editing the town files",
+    hint: str = "wait for it to finish; the lock is released when it exits",
+) -> Iterator[None]:
     """Hold `flock(LOCK_EX)` on `path` (created with its folder if needed) for the block.
 
     The kernel drops the lock when its holder dies, so a lock is never stale; waiting is bounded
-    anyway, so a hung `tt` command produces an error instead of a queue of silent ones.
+    anyway, so a hung `tt` command produces an error instead of a queue of silent ones, which
+    says what the holder is doing (`busy`) and what to do (`hint`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         deadline = time.monotonic() + timeout
         pause = 0.002
@@ -40,9 +48,8 @@ def exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise TtError(
-                        f"another tt command has been editing the town files for over "
-                        f"{timeout:g} s (lock {path})",
-                        hint="wait for it to finish; the lock is released when it exits",
+                        f"another tt command has been {busy} for over {timeout:g} s (lock {path})",
+                        hint=hint,
                     ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)

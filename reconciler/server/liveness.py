@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RedisUnavailable, TtError
+from ..errors import RedisUnavailable
+from ..filelock import exclusive_lock
 from ..town import TownPaths
 from .location import LOCK_FILE, PID_FILE, socket_path
 from .resp import ReplyError, request
@@ -103,23 +104,11 @@ def server_pid(paths: TownPaths) -> int | None:
 @contextlib.contextmanager
 def server_lock(paths: TownPaths, deadline: float) -> Iterator[None]:
     """`flock` on `.tt/server.lock`: one process at a time checks, starts or stops the server."""
-    import fcntl
-
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TtError(
-                        f"another tt process has held {paths.state_dir / LOCK_FILE} for too long "
-                        "while starting or stopping the town's server",
-                        hint="retry; the lock is released when that process exits",
-                    ) from None
-                time.sleep(POLL)
+    with exclusive_lock(
+        paths.state_dir / LOCK_FILE,
+        max(0.0, deadline - time.monotonic()),
+        mode=0o600,
+        busy="starting or stopping the town's server",
+        hint="retry; the lock is released when that process exits",
+    ):
         yield
-    finally:
-        os.close(fd)  # releases the lock

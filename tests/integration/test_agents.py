@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_loader import SEED_TASKS
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="finds processes through /proc"),
@@ -190,28 +192,6 @@ def interval(task: dict[str, Any]) -> tuple[float, float]:
 
 # -- the seed tutorial, command for command --------------------------------------------------------
 
-PIPELINE = """\
-[meta]
-description = "Auth API Pipeline"
-[[tasks]]
-id = "design"
-description = "Design a REST API for user authentication with JWT tokens"
-agent = "architect"
-status = "pending"
-[[tasks]]
-id = "implement"
-description = "Implement the auth API from the architect's design"
-agent = "developer"
-status = "pending"
-parent = "design"
-[[tasks]]
-id = "test"
-description = "Write comprehensive tests for the auth API"
-agent = "tester"
-status = "pending"
-parent = "implement"
-"""
-
 
 def assigned_id(done: subprocess.CompletedProcess[str]) -> str:
     match = re.search(r"assigned (\S+) to", done.stdout)
@@ -246,7 +226,7 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     assert all(not pid_gone(a["pid"]) for a in team.values())
 
     # Sequential pipeline with tasks.toml, then the conductor.
-    (town.root / "tasks.toml").write_text(PIPELINE)
+    (town.root / "tasks.toml").write_text(SEED_TASKS)  # the tutorial's tasks.toml
     town.tt("sync", "push")
     conductor = town.start_conductor()
     tasks = town.wait_states(dict.fromkeys(("design", "implement", "test"), "completed"))

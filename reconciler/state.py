@@ -65,7 +65,7 @@ class ObservedTask:
     state: TaskState
     spec_hash: str = ""
     spec: TaskSpec | None = None  # decoded; None when not decoded, missing or unreadable
-    spec_json: str = ""  # as stored (`task_spec_json`): compared as text, decoded only if changed
+    spec_json: str = ""  # as stored (`TaskSpec.canonical_json`); read only when its hash changed
     source: Source = Source.FILE
     kind: TaskKind = TaskKind.WORK
     target: str = ""  # its queue target; "" for a group
@@ -117,14 +117,9 @@ class Observed:
 # -- stored spec JSON ---------------------------------------------------------------------------
 
 
-def task_spec_json(spec: TaskSpec) -> str:
-    """The work-defining fields (`TaskSpec.as_dict`, so no `status`), compact and sorted."""
-    return spec.canonical_json()
-
-
 def task_spec_from_json(raw: str | None) -> TaskSpec | None:
-    """The spec stored by `task_spec_json`; None if absent or unreadable. Keys this version does
-    not know are dropped, so a record written by a newer `tt` still decodes."""
+    """The spec stored as `TaskSpec.canonical_json`; None if absent or unreadable. Keys this
+    version does not know are dropped, so a record written by a newer `tt` still decodes."""
     data = _object(raw)
     if data is None or not isinstance(data.get("id"), str):
         return None

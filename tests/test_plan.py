@@ -56,7 +56,6 @@ from reconciler.state import (
     agent_spec_from_json,
     agent_spec_json,
     task_spec_from_json,
-    task_spec_json,
 )
 
 B, R, RUN, RET, C, F, X = (
@@ -112,7 +111,7 @@ def observed(
             tid,
             state,
             spec_hash=spec.spec_hash(),
-            spec_json=task_spec_json(spec),  # as `controller.read_observed` reads it
+            spec_json=spec.canonical_json(),  # as `controller.read_observed` reads it
             kind=node.kind,
             target=node.target,
             deps=node.deps,
@@ -188,7 +187,7 @@ class Store:
     def write(self, tid: str, spec: TaskSpec, kind: TaskKind, target: str, deps: tuple[str, ...]):  # type: ignore[no-untyped-def]
         self.set(
             tid,
-            spec=task_spec_from_json(task_spec_json(spec)),
+            spec=task_spec_from_json(spec.canonical_json()),
             spec_hash=spec.spec_hash(),
             source=Source.FILE,
             kind=kind,
@@ -951,7 +950,7 @@ def test_the_planner_imports_no_outside_world() -> None:
 
 def test_spec_codecs_round_trip() -> None:
     spec = TaskSpec("a", "d", agent="x", depends_on=("b",), tags=("T",), timeout=1.5, retries=0)
-    assert task_spec_from_json(task_spec_json(spec)) == replace(spec, status=None)
+    assert task_spec_from_json(spec.canonical_json()) == replace(spec, status=None)
     assert task_spec_from_json('{"id": "a", "from_the_future": 1}') == TaskSpec("a")
     assert task_spec_from_json("not json") is None and task_spec_from_json(None) is None
     agent = AgentSpec("w", "claude", replicas=2, env=(("K", "V"),), env_from=("TOKEN",))

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.errors import NotFound, TtError
-from reconciler.names import RESERVED_AGENT_NAMES, did_you_mean
+from reconciler.spec.names import RESERVED_AGENT_NAMES, did_you_mean
 
 from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
-    from reconciler.session import Session
+    from reconciler.control.session import Session
 
 
 def register(group: click.Group) -> None:
@@ -29,7 +29,7 @@ def register(group: click.Group) -> None:
 @output_option
 def list_agents(town_dir: str | None, output: str) -> None:
     """The agents: model, role, state, pid, current task, heartbeat age, restarts."""
-    from reconciler.report import agents_report
+    from reconciler.control.report import agents_report
 
     s = session(town_dir)
     rows = agents_report(s.store, s.desired())
@@ -195,7 +195,7 @@ def agent() -> None:
 @town_option
 def agent_run(name: str, town_dir: str | None) -> int:
     """Run the worker loop of agent NAME in the foreground."""
-    from reconciler.agent import run_agent
+    from reconciler.agents.worker import run_agent
 
     s = session(town_dir)
     return run_agent(s.paths, s.desired(), name, s.store)
@@ -212,7 +212,7 @@ def task() -> None:
 @town_option
 def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
     """Complete the current attempt of TASK_ID with RESULT."""
-    from reconciler.agent import complete_current
+    from reconciler.agents.worker import complete_current
 
     s = session(town_dir)
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None

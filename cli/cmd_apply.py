@@ -13,7 +13,7 @@ from reconciler.errors import EXIT_CHANGES, EXIT_OK
 from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
-    from reconciler.controller import ApplyOptions, ApplyResult
+    from reconciler.control.apply import ApplyOptions, ApplyResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +70,7 @@ def apply_options(f: F) -> F:
 
 
 def _opts(command: str, **kw: Any) -> ApplyOptions:
-    from reconciler.controller import ApplyOptions
+    from reconciler.control.apply import ApplyOptions
 
     return ApplyOptions(
         dry_run=kw.get("dry_run", False),
@@ -84,7 +84,7 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
 
 
 def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
-    from reconciler.plan import render_lines
+    from reconciler.plan.diff import render_lines
 
     if output == "json":
         data = result.plan.as_json()
@@ -112,7 +112,7 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
 
 
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
-    from reconciler.controller import apply
+    from reconciler.control.apply import apply
 
     result = apply(session(town_dir), _opts("tt plan", dry_run=True, **kw))
     _render(result, output, dry_run=True)
@@ -139,7 +139,7 @@ def plan(
 ) -> int:
     """Show what `tt apply` would change (nothing is written)."""
     if init_:
-        from reconciler.scaffold import starter_tasks
+        from reconciler.edit.scaffold import starter_tasks
 
         path = starter_tasks(session(town_dir).paths)
         click.echo(f"wrote {path}")
@@ -178,7 +178,7 @@ def apply_cmd(
     **kw: Any,
 ) -> int:
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
-    from reconciler.controller import apply
+    from reconciler.control.apply import apply
 
     result = apply(session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
     if not (wait and output == "json"):
@@ -205,7 +205,7 @@ def sync(ctx: click.Context, town_dir: str | None) -> None:
 @output_option
 def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
-    from reconciler.controller import apply
+    from reconciler.control.apply import apply
 
     _render(apply(session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
 
@@ -214,7 +214,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
 @town_option
 def sync_pull(town_dir: str | None) -> None:
     """Write each task's actual state into tasks.toml (`status` only; comments survive)."""
-    from reconciler.verbs import sync_pull as pull
+    from reconciler.control.verbs import sync_pull as pull
 
     changed = pull(session(town_dir))
     click.echo(
@@ -240,7 +240,7 @@ def assign(
     **kw: Any,
 ) -> None:
     """Give AGENT a task: appended to tasks.toml and applied."""
-    from reconciler.verbs import assign as do_assign
+    from reconciler.control.verbs import assign as do_assign
 
     tid, _ = do_assign(
         session(town_dir),
@@ -259,7 +259,7 @@ def assign(
 @town_option
 def cancel(task_id: str, town_dir: str | None) -> None:
     """Cancel a task (sets status = "cancelled" in tasks.toml and applies)."""
-    from reconciler.verbs import cancel as do_cancel
+    from reconciler.control.verbs import cancel as do_cancel
 
     do_cancel(session(town_dir), task_id, _opts("tt cancel"))
     click.echo(f"cancelled {task_id}")
@@ -270,7 +270,7 @@ def cancel(task_id: str, town_dir: str | None) -> None:
 @town_option
 def retry(task_id: str, town_dir: str | None) -> None:
     """Re-run a failed, completed or cancelled task."""
-    from reconciler.verbs import retry as do_retry
+    from reconciler.control.verbs import retry as do_retry
 
     state = do_retry(session(town_dir), task_id)
     click.echo(f"{task_id} is {state.value} again")
@@ -284,7 +284,7 @@ def retry(task_id: str, town_dir: str | None) -> None:
 @town_option
 def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str | None) -> None:
     """Add agent NAME to town.toml and start it."""
-    from reconciler.verbs import spawn as do_spawn
+    from reconciler.control.verbs import spawn as do_spawn
 
     result = do_spawn(
         session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
@@ -299,7 +299,7 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
 @town_option
 def kill(name: str, town_dir: str | None) -> None:
     """Remove agent NAME from town.toml and stop it (its task goes back to the queue)."""
-    from reconciler.verbs import kill as do_kill
+    from reconciler.control.verbs import kill as do_kill
 
     result = do_kill(session(town_dir), name, _opts("tt kill"))
     click.echo(f"killed {name}")
@@ -312,7 +312,7 @@ def kill(name: str, town_dir: str | None) -> None:
 @town_option
 def restart(name: str, town_dir: str | None) -> None:
     """Stop agent NAME's process and start it again."""
-    from reconciler.verbs import restart as do_restart
+    from reconciler.control.verbs import restart as do_restart
 
     for c in do_restart(session(town_dir), name):
         click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
@@ -323,8 +323,8 @@ def restart(name: str, town_dir: str | None) -> None:
 @output_option
 def status(town_dir: str | None, output: str) -> None:
     """Agents, tasks and progress."""
-    from reconciler.loader import check
-    from reconciler.report import status_report
+    from reconciler.control.report import status_report
+    from reconciler.spec.loader import check
 
     s = session(town_dir)
     report = status_report(s.store, check(s.paths).desired)
@@ -385,7 +385,7 @@ def unlock(town_dir: str | None) -> None:
 @town_option
 def down(town_dir: str | None) -> None:
     """Stop every agent and the embedded server (data is kept)."""
-    from reconciler.verbs import down as do_down
+    from reconciler.control.verbs import down as do_down
 
     stopped, server_stopped = do_down(session(town_dir))
     for name in stopped:

@@ -17,7 +17,7 @@ def register(group: click.Group) -> None:
 @click.option("--force", is_flag=True, help="Overwrite existing town.toml / tasks.toml.")
 def init(directory: str, name: str | None, force: bool) -> None:
     """Create town.toml and tasks.toml in DIRECTORY (default: here)."""
-    from reconciler.scaffold import init_town  # tomlkit: only for the commands that write files
+    from reconciler.edit.scaffold import init_town
 
     result = init_town(Path(directory), name, force=force)
     if result.imported_from:

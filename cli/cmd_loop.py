@@ -12,7 +12,7 @@ from reconciler.errors import EXIT_OK, EXIT_TIMEOUT
 from .common import emit_json, output_option, town_option, use_color
 
 if TYPE_CHECKING:
-    from reconciler.loop import LoopResult
+    from reconciler.control.loop import LoopResult
 
 
 def register(group: click.Group) -> None:
@@ -52,9 +52,9 @@ def _run(
     timeout: float | None,
     output: str = "text",
 ) -> int:
-    from reconciler.controller import ApplyOptions
-    from reconciler.loop import Loop, LoopOptions
-    from reconciler.session import Session
+    from reconciler.control.apply import ApplyOptions
+    from reconciler.control.loop import Loop, LoopOptions
+    from reconciler.control.session import Session
 
     s = Session.find(town_dir)
     opts = LoopOptions(
@@ -133,7 +133,7 @@ def wait(timeout: str | None, model: str | None, town_dir: str | None, output: s
 
 
 def wait_for(town_dir: str | None, timeout: str | None, model: str | None, output: str) -> int:
-    from reconciler.durations import parse_duration
+    from reconciler.spec.durations import parse_duration
 
     seconds = None
     if timeout is not None:

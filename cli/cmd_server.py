@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from reconciler import server
-from reconciler.durations import format_duration
+from reconciler.spec.durations import format_duration
 from reconciler.town import TownPaths
 
 from .common import emit_json, output_option, resolve_town, town_option
@@ -25,8 +25,8 @@ def server_group() -> None:
 
 def _external_url(paths: TownPaths) -> tuple[str, str] | None:
     """(town name, URL) when the town uses a Redis of its own choosing, else None."""
-    from reconciler.loader import load_settings
-    from reconciler.store import configured, is_embedded
+    from reconciler.spec.loader import load_settings
+    from reconciler.store.client import configured, is_embedded
 
     settings = load_settings(paths)
     if is_embedded(settings.redis, paths):
@@ -39,7 +39,7 @@ def _external_url(paths: TownPaths) -> tuple[str, str] | None:
 @output_option
 def start(town_dir: str | None, output: str) -> None:
     """Start the town's server unless it runs already (every tt command does this anyway)."""
-    from reconciler.store import mask_url
+    from reconciler.store.client import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)
@@ -104,7 +104,7 @@ def status(town_dir: str | None, output: str) -> None:
 
 
 def _external_status(name: str, url: str, output: str) -> None:
-    from reconciler.store import Store, mask_url
+    from reconciler.store.client import Store, mask_url
 
     with Store.open(url, name) as store:  # raises RedisUnavailable (exit 1) when unreachable
         info = store.server_info()
@@ -143,7 +143,7 @@ def _external_status(name: str, url: str, output: str) -> None:
 )
 def stop(town_dir: str | None, output: str, timeout: float) -> None:
     """Stop the town's server (its data stays in .tt/data; agents lose their connection)."""
-    from reconciler.store import mask_url
+    from reconciler.store.client import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)

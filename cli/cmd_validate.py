@@ -21,7 +21,7 @@ def register(group: click.Group) -> None:
 @output_option
 def validate(town_dir: str | None, output: str) -> int:
     """Check the town's files (syntax, schema, names, references, cycles); change nothing."""
-    from reconciler.loader import check  # not for `tt --help`: it is most of its imports
+    from reconciler.spec.loader import check
 
     result = check(resolve_town(town_dir))
     if output == "json":

@@ -13,7 +13,7 @@ import click
 from reconciler.town import TownPaths, find_town
 
 if TYPE_CHECKING:
-    from reconciler.session import Session
+    from reconciler.control.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +41,7 @@ def output_option(f: F) -> F:
 
 def session(town_dir: str | None) -> Session:
     """The town's `Session` (imported here lazily: it pulls in the loader)."""
-    from reconciler.session import Session
+    from reconciler.control.session import Session
 
     return Session.find(town_dir)
 

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reconciler.session import Session
+    from reconciler.control.session import Session
 
 
 class LiveReport:
@@ -45,7 +45,7 @@ class LiveReport:
         from rich.table import Table
         from rich.text import Text
 
-        from reconciler.report import status_report
+        from reconciler.control.report import status_report
 
         try:
             report = status_report(self.s.store, None)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:
-        from reconciler.store import translate
+        from reconciler.store.client import translate
 
         tt_error = translate(e)
         if tt_error is None:

@@ -31,8 +31,8 @@ import pytest
 
 from reconciler import server
 from reconciler.errors import RedisUnavailable
-from reconciler.keys import Keys
-from reconciler.store import Store
+from reconciler.store.client import Store
+from reconciler.store.keys import Keys
 from reconciler.town import TownPaths
 
 SYSTEM_REDIS_URL = os.environ.get("TT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

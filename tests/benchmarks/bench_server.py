@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from reconciler import server
-from reconciler.store import Store
+from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.benchmarks.common import emit, stats, timed
 

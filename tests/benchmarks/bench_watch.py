@@ -2,7 +2,7 @@
 
 - save → visible: an editor-style save of tasks.toml (temp file + rename) while `tt watch` runs,
   until the new task's record exists in Redis. Target p50 ≤ 150 ms, p99 ≤ 500 ms. Floor: the same
-  save → watchfiles' event in-process (`reconciler.watch.FileWatcher`). Peers poll: Argo CD every
+  save → watchfiles' event in-process (`control.watch.FileWatcher`). Peers poll: Argo CD every
   3 min, Flux every 1 min.
 - dead agent → its task running elsewhere: kill -9 the agent running a task; until another agent
   has claimed it (its `task.claimed` event), a pool of four with three tasks running. Target
@@ -22,7 +22,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from reconciler.watch import FileWatcher
+from reconciler.control.watch import FileWatcher
 from tests.benchmarks.common import emit, stats
 from tests.integration.live import LiveTown, live_town, until
 

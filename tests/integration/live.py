@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from reconciler import server
-from reconciler.heal import redis_away
-from reconciler.store import Store
+from reconciler.store.client import Store, redis_away
 from reconciler.town import TownPaths
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_loader import SEED_TASKS
+from tests.spec.test_loader import SEED_TASKS
 
 pytestmark = [
     pytest.mark.integration,

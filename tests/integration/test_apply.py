@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.keys import Keys
-from reconciler.store import ENV_URL, Store
+from reconciler.store.client import ENV_URL, Store
+from reconciler.store.keys import Keys
 from tests.redis_fixtures import (  # noqa: F401
     flush_town,
     redis_url,

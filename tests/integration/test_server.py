@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from reconciler import server
 from reconciler.errors import RedisUnavailable
-from reconciler.store import ENV_URL, Store, connect, mask_url
+from reconciler.store.client import ENV_URL, Store, connect, mask_url
 from reconciler.town import TownPaths
 from tests.redis_fixtures import (  # noqa: F401
     flush_town,
@@ -149,7 +149,7 @@ CONCURRENT = """
 import json, sys, time
 from pathlib import Path
 from reconciler import server
-from reconciler.store import Store
+from reconciler.store.client import Store
 from reconciler.town import TownPaths
 paths, start_at = TownPaths(Path(sys.argv[1])), float(sys.argv[2])
 time.sleep(max(0.0, start_at - time.time()))
@@ -482,7 +482,7 @@ def test_a_user_restricted_to_the_towns_keys_reads_and_checks_every_task(
 ) -> None:
     """Redis 7 refuses SORT ... GET to a user without access to all keys: the observed state and
     the no-op check then read the tasks one by one, with the same answers."""
-    from tests.test_transitions import rec
+    from tests.store.test_transitions import rec
 
     url = f"redis://alice:alicepw@127.0.0.1:{password_redis}/0"
     with Store.open(url, "acl") as store:

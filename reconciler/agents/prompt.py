@@ -1,0 +1,114 @@
+"""What a model is told, and what its exit means: pure functions of plain values.
+
+`build_prompt` assembles the task, the results it depends on, pending messages (urgent first) and
+the town context; `judge` turns a finished run into completed / retryable / permanent failure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..store.mail import Message
+from ..store.tasks import DepResult
+from .models import PERMANENT_PATTERNS
+
+RESULT_CHARS = 4000
+ERROR_LINES = 10
+ERROR_HEAD_LINES = 3
+
+
+def build_prompt(
+    *,
+    task_id: str,
+    description: str,
+    attempt: int,
+    agent: str,
+    town: str,
+    town_description: str | None = None,
+    deps: Sequence[DepResult] = (),
+    messages: Sequence[Message] = (),
+    previous_error: str | None = None,
+) -> str:
+    parts = [f"# Task {task_id} (attempt {attempt})", description.strip() or task_id, ""]
+    if previous_error:
+        parts += ["## The previous attempt failed", previous_error.strip()[-RESULT_CHARS:], ""]
+    if deps:
+        parts.append("## Results of the tasks this one depends on")
+        for d in deps:
+            by = f" (by {d.agent})" if d.agent else ""
+            parts += [f"### {d.id}{by}", d.result.strip()[-RESULT_CHARS:] or "(no output)", ""]
+    ordered = sorted(messages, key=lambda m: (not m.urgent, m.ts))
+    if ordered:
+        parts.append("## Messages for you")
+        for m in ordered:
+            flag = "URGENT " if m.urgent else ""
+            parts.append(f"- {flag}from {m.sender}: {m.text}")
+        parts.append("")
+    context = f"You are agent '{agent}' in the Tinytown town '{town}'"
+    if town_description:
+        context += f" ({town_description})"
+    parts += [
+        "## Town",
+        context + ". When you are done, end with a short summary of what you did;",
+        f"it is passed to the tasks that depend on this one. `tt task complete {task_id}"
+        " --result TEXT` also completes it.",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def build_message_prompt(*, agent: str, town: str, messages: Sequence[Message]) -> str:
+    ordered = sorted(messages, key=lambda m: (not m.urgent, m.ts))
+    lines = [f"# Messages for agent '{agent}' in town '{town}'", ""]
+    for m in ordered:
+        lines.append(f"- {'URGENT ' if m.urgent else ''}from {m.sender}: {m.text}")
+    lines += ["", "Answer them briefly; your answer is sent back to each sender."]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    permanent: bool
+    text: str
+    hint: str | None = None
+
+
+def judge(
+    *,
+    returncode: int | None,
+    stdout_tail: str,
+    stderr_tail: str,
+    timed_out: bool,
+    timeout: float | None,
+    not_found: str | None,
+    fail_patterns: Sequence[str] = (),
+) -> Verdict:
+    """Exit 0 → completed (stdout tail is the result) unless a failure pattern shows; else the
+    error is the stderr tail, or the stdout tail where stderr is empty (claude, aider)."""
+    if not_found is not None:
+        return Verdict(
+            False,
+            True,
+            f"model CLI not found: {not_found}",
+            hint=f"install {not_found} or fix the model's command in town.toml",
+        )
+    if timed_out:
+        return Verdict(False, False, f"timed out after {timeout:g}s; the process tree was killed")
+    both = f"{stdout_tail}\n{stderr_tail}"
+    matched = next((p for p in fail_patterns if re.search(p, both)), None)
+    if returncode == 0 and matched is None:
+        return Verdict(True, False, stdout_tail)
+    # The last lines say why (a CLI's banner and retries come before its final error), unless
+    # it said so first and printed its help after (gemini's "unknown flag"): keep both ends.
+    lines = (stderr_tail or stdout_tail or "(no output)").splitlines()
+    if len(lines) > ERROR_HEAD_LINES + ERROR_LINES:
+        first = [x for x in lines[:ERROR_HEAD_LINES] if x != "…"]
+        lines = [*first, "…", *lines[-ERROR_LINES:]]
+    detail = "\n".join(lines)
+    head = f"exit code {returncode}" if returncode != 0 else f"output matched failure '{matched}'"
+    for pattern, hint in PERMANENT_PATTERNS:
+        if re.search(pattern, both):
+            return Verdict(False, True, f"{head}: {detail}", hint=hint)
+    return Verdict(False, False, f"{head}: {detail}")

@@ -1,0 +1,55 @@
+"""`sim`: the built-in offline model, so every workflow can be rehearsed without API keys.
+
+Run as `python -m reconciler.agents.sim` with the prompt on stdin (the agent's log records the whole
+prompt; sim notes its first line on stderr). It sleeps `TT_SIM_DELAY` seconds (default 1) and
+prints a short answer. Markers in the task's own text steer it: `[sim:fail]`, `[sim:fail:N]`
+(fail the first N attempts, counted by `TT_ATTEMPT`), `[sim:sleep:S]`. Only the task section is
+read, so a marker quoted in a dependency's result or a message does not leak into this task.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+MARKER = re.compile(r"\[sim:(fail|sleep)(?::([0-9.]+))?\]")
+
+
+def task_section(prompt: str) -> str:
+    """The text from the `# Task` heading to the next `## ` heading (the whole prompt if none)."""
+    match = re.search(r"^# Task.*?$(.*?)(?=^## |\Z)", prompt, re.S | re.M)
+    return match.group(1) if match else prompt
+
+
+def decide(task_text: str, attempt: int) -> tuple[bool, float | None]:
+    """(should fail, extra sleep seconds) from the markers in the task text."""
+    fail, sleep = False, None
+    for kind, value in MARKER.findall(task_text):
+        if kind == "fail":
+            fail = fail or not value or attempt <= int(float(value))
+        else:
+            sleep = float(value or 1)
+    return fail, sleep
+
+
+def main() -> int:
+    prompt = sys.stdin.read()
+    attempt = int(os.environ.get("TT_ATTEMPT", "1") or 1)
+    task = task_section(prompt)
+    first = next((line for line in task.splitlines() if line.strip()), "")
+    print(f"sim: asked {len(prompt)} chars: {first.strip()[:80]}", file=sys.stderr, flush=True)
+    fail, sleep = decide(task, attempt)
+    time.sleep(sleep if sleep is not None else float(os.environ.get("TT_SIM_DELAY", "1")))
+    if fail:
+        print(f"sim: failing attempt {attempt} as the task asks", file=sys.stderr)
+        return 1
+    summary = " ".join(MARKER.sub("", task).split())[:120]
+    agent = os.environ.get("TT_AGENT", "agent")
+    print(f"{agent} (sim) finished: {summary or 'the task'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

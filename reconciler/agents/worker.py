@@ -1,0 +1,317 @@
+"""The worker process of one agent (`tt agent run NAME`): heartbeat, claim, prompt, run, report.
+
+It blocks on its queues (own, pool, role, backlog) and its mail bell in one BLPOP: no polling.
+Every transition goes through fenced store scripts, so a stale attempt can never complete a task;
+mail it answers stays in Redis (`answering`) until the answer is sent.
+It never decides what should exist (that is the controller's job) and never spawns agents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from ..errors import TtError
+from ..plan.graph import BACKLOG, POOL_PREFIX, ROLE_PREFIX
+from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
+from ..store.client import redis_away
+from ..store.mail import Message
+from ..store.tasks import Claimed, DepResult
+from ..town import TownPaths
+from .attempt import Runner
+from .models import OVERRIDE_ENV, resolve
+from .prompt import Verdict, build_message_prompt, build_prompt
+from .supervisor import proc_start_time
+
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT while the worker waits for work."""
+
+
+class WorkerStore(Protocol):
+    """What the worker needs from Redis (implemented by `store.Store`)."""
+
+    url: str
+
+    def take_instance(self, name: str, instance: str, lease: float) -> bool: ...
+    def release_instance(self, name: str, instance: str) -> bool: ...
+    def register_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
+    def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None: ...
+    def claim(self, task_id: str, agent: str, token: str) -> Claimed | None: ...
+    def dep_results(self, task_id: str) -> list[DepResult]: ...
+    def current_token(self, task_id: str) -> str | None: ...
+    def complete(self, task_id: str, token: str, result: str) -> bool: ...
+    def fail(
+        self, task_id: str, token: str, error: str, permanent: bool, policy: Policy
+    ) -> str: ...
+    def hand_back(self, task_id: str, token: str) -> bool: ...
+    def promote_due(self) -> int: ...
+    def seconds_to_next_timer(self) -> float | None: ...
+    def promote_and_next_timer(self) -> float | None: ...
+    def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
+    def queue_keys(self, targets: Sequence[str]) -> list[str]: ...
+    def bell_key(self, agent: str) -> str: ...
+    def take_mail(self, agent: str) -> list[tuple[str, Message]]: ...
+    def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None: ...
+    def delivered(self, agent: str, taken: Sequence[str]) -> None: ...
+    def control_key(self, agent: str) -> str: ...
+    def event(self, etype: str, **fields: str) -> None: ...
+
+
+def base_spec(desired: Desired, instance: str) -> AgentSpec:
+    """The town.toml entry that `instance` (e.g. worker-2) belongs to."""
+    for a in desired.agents:
+        if instance in a.instances():
+            return a
+    raise TtError(f"agent '{instance}' is not in town.toml", hint="tt spawn NAME --model M")
+
+
+def queue_targets(spec: AgentSpec, instance: str) -> list[str]:
+    """Own queue first, then the pool, then the role, then the town's backlog."""
+    targets = [instance]
+    if spec.replicas > 1:
+        targets.append(POOL_PREFIX + spec.name)
+    if spec.role:
+        targets.append(ROLE_PREFIX + spec.role)
+    targets.append(BACKLOG)
+    return targets
+
+
+class Worker:
+    def __init__(self, paths: TownPaths, desired: Desired, instance: str, store: WorkerStore):
+        self.paths, self.desired, self.name, self.store = paths, desired, instance, store
+        self.spec = base_spec(desired, instance)
+        custom = {m.name: m for m in desired.models}
+        self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
+        self.runner = Runner(paths, instance, self.spec, self.model, store)
+        self.policy = desired.town.policy
+        self.instance_token = uuid.uuid4().hex
+        self.stopping = threading.Event()
+        self.draining = False
+        self.restart = False
+        self.waiting = False
+        self.terminated = False
+        self.current: tuple[str, str] | None = None  # (task id, attempt token)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        if not self.store.take_instance(self.name, self.instance_token, self.policy.lease):
+            print(
+                f"agent {self.name} is already running (live heartbeat); exiting", file=sys.stderr
+            )
+            return 0
+        # The record names the process that holds the lease, start time included: a `tt`
+        # that spawned a second process concurrently may have written that one's pid.
+        self.store.register_agent(
+            self.name,
+            {
+                "pid": str(os.getpid()),
+                "pid_start": proc_start_time(os.getpid()) or "",
+                "host": socket.gethostname(),
+                "instance": self.instance_token,
+                "model": self.model.name,
+                "started_at": str(time.time()),
+                "state": "idle",
+                "spec_hash": self.spec.spec_hash(),
+                "task": "",
+            },
+        )
+        self.store.event("agent.started", agent=self.name, pid=str(os.getpid()))
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        keys = [
+            self.store.control_key(self.name),
+            *self.store.queue_keys(queue_targets(self.spec, self.name)),
+        ]
+        backlog = keys.pop()  # mail comes before the backlog
+        bell = self.store.bell_key(self.name)
+        keys += [bell, backlog]
+        try:
+            # Mail a previous process of this agent took and died answering, or whose bell it
+            # popped before dying: answered first.
+            self._answer()
+            while not self.stopping.is_set() and not self.terminated:
+                wait = self._call(self.store.promote_and_next_timer)
+                timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
+                self.waiting = True
+                try:
+                    popped = self._call(self.store.pop_work, keys, timeout)
+                except Interrupted:
+                    break
+                finally:
+                    self.waiting = False
+                if popped is None:
+                    continue
+                key, value = popped
+                if key == keys[0]:
+                    self._control(value)
+                elif key == bell:
+                    self._answer()
+                else:
+                    self._work(value)
+        finally:
+            self.stopping.set()
+            self.store.release_instance(self.name, self.instance_token)
+            self.store.set_agent(self.name, {"state": "stopped", "task": ""})
+            self.store.event(
+                "agent.exited", agent=self.name, reason="drained" if self.draining else "stopped"
+            )
+        return 0
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        # Only a plain flag here: Event.set() from a signal handler deadlocks when the main
+        # thread is itself inside Event.set() (its Condition lock is not reentrant).
+        self.terminated = True
+        if self.waiting:
+            # Idle in a blocking pop: leave it now (the read is retried after a signal
+            # otherwise, up to its timeout). A running model is stopped by `should_stop`.
+            raise Interrupted
+
+    def _interrupted(self) -> bool:
+        """A running model must stop: terminated, or stopped (a drain lets it finish)."""
+        return self.terminated or (self.stopping.is_set() and not self.draining)
+
+    def _control(self, command: str) -> None:
+        """`stop` hands the current task back; `drain` and `restart` arrive between tasks (the
+        worker pops them only when idle), so the current task has already finished."""
+        if command in ("drain", "stop", "restart"):
+            self.draining = command != "stop"
+            self.restart = command == "restart"
+            self.stopping.set()
+
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """`fn(*args)`, waiting out a Redis outage (a server restart: the controller loop brings
+        the embedded one back) instead of dying with the attempt. Safe to repeat: transitions
+        are fenced by the attempt token, and a claim retried with its token returns that claim."""
+        delay = 0.05
+        while True:
+            try:
+                return fn(*args)
+            except Exception as e:
+                if self.terminated or not redis_away(e):
+                    raise
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+    def _heartbeat(self) -> None:
+        """Renew the lease from a thread, so it stays alive while the model runs."""
+        while True:
+            # Redis briefly away (redis-py's errors are not TtErrors): the lease tells the
+            # controller if it lasts; the thread must outlive it.
+            with contextlib.suppress(Exception):
+                self.store.heartbeat(self.name, self.instance_token, self.policy.lease)
+            if self.stopping.wait(self.policy.heartbeat):
+                return
+
+    # -- work ------------------------------------------------------------------------------
+    def _work(self, task_id: str) -> None:
+        token = uuid.uuid4().hex
+        claimed = self._call(self.store.claim, task_id, self.name, token)
+        if claimed is None:
+            return  # stale queue entry: cancelled, deleted or taken
+        self.current = (task_id, token)
+        # Mail for the prompt stays in `answering` until the attempt has run to its end: an
+        # agent killed meanwhile answers it when it starts again.
+        mail = self._call(self.store.take_mail, self.name)
+        try:
+            verdict = self._run(claimed, token, [m for _, m in mail])
+            if verdict.ok:
+                self._call(self.store.complete, task_id, token, verdict.text)
+            elif verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
+                self._call(self.store.hand_back, task_id, token)
+                mail = []  # not seen through: answered by the agent's next process
+            else:
+                error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
+                self._call(self.store.fail, task_id, token, error, verdict.permanent, self.policy)
+            self._call(self.store.delivered, self.name, [raw for raw, _ in mail])
+        finally:
+            self.current = None
+            idle = {"state": "idle", "task": "", "model_pid": ""}
+            self._call(self.store.set_agent, self.name, idle)
+
+    def _run(self, c: Claimed, token: str, messages: list[Message]) -> Verdict:
+        spec = c.spec
+        description = str(spec.get("description") or "")
+        prompt = build_prompt(
+            task_id=c.task_id,
+            description=description,
+            attempt=c.attempt,
+            agent=self.name,
+            town=self.desired.town.name,
+            town_description=self.desired.description,
+            deps=c.deps,
+            messages=messages,
+            previous_error=c.previous_error,
+        )
+        timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
+        log_path = self.paths.logs_dir / self.name / f"{c.task_id}-{c.attempt}.log"
+        return self.runner.invoke(
+            prompt, log_path, timeout, c.task_id, c.attempt, token, self._interrupted
+        )
+
+    def _answer(self) -> None:
+        """Answer every message not yet answered, in one turn of the model. They stay in the
+        agent's `answering` list until the answer is sent: a kill -9 mid-answer loses none."""
+        taken = self._call(self.store.take_mail, self.name)
+        if not taken:
+            return
+        self._call(self.store.set_agent, self.name, {"state": "working", "task": ""})
+        prompt = build_message_prompt(
+            agent=self.name, town=self.desired.town.name, messages=[m for _, m in taken]
+        )
+        stamp = f"msg-{int(time.time() * 1000)}"
+        verdict = self.runner.invoke(
+            prompt,
+            self.paths.logs_dir / self.name / f"{stamp}.log",
+            self.policy.task_timeout,
+            "",
+            0,
+            "",
+            self._interrupted,
+        )
+        stopped = self.terminated or self.stopping.is_set()
+        if not verdict.ok and verdict.text.startswith("stopped") and stopped:
+            return  # stopped mid-answer: the next process of this agent answers them
+        answer = verdict.text if verdict.ok else f"(could not answer: {verdict.text})"
+        self._call(self.store.answer_mail, self.name, [raw for raw, _ in taken], answer)
+        self._call(self.store.set_agent, self.name, {"state": "idle", "model_pid": ""})
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def run_agent(paths: TownPaths, desired: Desired, name: str, store: WorkerStore) -> int:
+    """`tt agent run NAME`: the worker loop until stopped, drained or killed. A `restart`
+    request (the agent's spec changed) re-executes this process: same pid, fresh files."""
+    worker = Worker(paths, desired, name, store)
+    code = worker.run()
+    if worker.restart:
+        store.event("agent.restarted", agent=name, reason="spec changed")
+        os.execv(sys.executable, [sys.executable, "-m", "cli", *sys.argv[1:]])
+    return code
+
+
+def complete_current(store: WorkerStore, task_id: str, result: str, token: str | None) -> bool:
+    """`tt task complete ID`: a model (inside its agent: TT_ATTEMPT_TOKEN) or a person completes
+    the current attempt; the model process's later exit then changes nothing."""
+    current = store.current_token(task_id)
+    if current is None:
+        raise TtError(f"task '{task_id}' is not running", hint="tt status shows its state")
+    if token is not None and token != current:
+        raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
+    return store.complete(task_id, current, result)

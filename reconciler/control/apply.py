@@ -1,0 +1,155 @@
+"""One reconcile pass: load the files, hold the apply lock, read Redis, plan, execute, record.
+
+`apply` is what `tt apply`, `tt sync push`, the file-editing verbs and the watch loop call.
+Invalid files raise before anything is written; the plan is computed by the pure `plan.diff`;
+writes go through store scripts in batches; processes through `fleet`. No click, no printing.
+Files unchanged since an apply that left nothing to do take a checked fast path
+(`fingerprint`, `_unchanged` below).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..agents.models import OVERRIDE_ENV
+from ..errors import TtError
+from ..plan.actions import OrphanAgent, Plan
+from ..plan.diff import diff
+from ..plan.state import Observed
+from ..spec import loader
+from ..spec.desired import Desired
+from ..store.client import Store
+from ..store.observed import read_agents, read_observed, with_changed_specs
+from . import fleet
+from .applylock import apply_lock
+from .execute import execute
+from .fingerprint import clean_fingerprint, file_fingerprint
+from .session import Session
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    dry_run: bool = False
+    prune: bool = True
+    allow_empty: bool = False
+    rerun_changed: bool = False
+    model: str | None = None  # `--model sim`: every agent runs this model
+    lock_timeout: float = 0.0
+    start_agents: bool = True
+    command: str = "tt apply"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    applied: bool
+    generation: int
+    fleet: tuple[fleet.FleetChange, ...] = ()
+    seconds: float = 0.0
+
+
+def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
+    with _gc_paused():
+        return _apply(session, opts)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A pass builds ~10^6 objects for 10,000 tasks (parsed TOML, specs, graph, plan) and keeps
+    them all until it ends: the cycle collector's full sweeps over them would find nothing and
+    cost 15-20 % of an apply. Paused for the pass only (`tt conductor` runs many)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
+    started = time.monotonic()
+    fingerprint, town_text = file_fingerprint(session.paths)
+    store = session.store
+    # The files are those of the last apply that left nothing to do: plan only if Redis moved.
+    quick = fingerprint is not None and store.clean_fingerprint() == fingerprint
+    desired = None if quick else session.desired()  # raises ValidationFailed: nothing is written
+    with apply_lock(store, opts.command, opts.lock_timeout):
+        if fingerprint is not None and town_text is not None and desired is None:
+            result = _unchanged(session, opts, fingerprint, town_text, started)
+            if result is not None:
+                return result
+        if desired is None or file_fingerprint(session.paths)[0] != clean_fingerprint(
+            dict(desired.digests)
+        ):
+            # Read (again) under the lock: files another command changed while this one waited
+            # would otherwise be applied as they were, and prune would undo that change.
+            desired = session.desired()
+        observed = with_changed_specs(store, read_observed(store), desired)
+        plan = diff(
+            desired, observed, time.time(), prune=opts.prune, rerun_changed=opts.rerun_changed
+        )
+        if plan.deletes_everything and not opts.allow_empty:
+            raise TtError(
+                "refusing to apply: it would delete every task or agent the files owned "
+                "(is tasks.toml or town.toml empty or truncated?)",
+                hint="check the files; if you mean it, run again with --allow-empty",
+            )
+        if opts.dry_run:
+            return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
+        generation = observed.generation + (0 if plan.is_empty else 1)
+        if not plan.is_empty:
+            execute(store, plan, desired, generation)
+        _record(store, desired, generation, observed)
+        if all(a.write for a in plan.actions):
+            # Nothing is left for a next pass to report either: remember the state (the Lua
+            # script checks it first), so an apply of the same files can skip planning.
+            store.check_clean(clean_fingerprint(dict(desired.digests)), record=True)
+        keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
+        changes = _fleet(session, desired, opts, keep)
+    return ApplyResult(plan, True, generation, tuple(changes), time.monotonic() - started)
+
+
+def _fleet(
+    session: Session, desired: Desired, opts: ApplyOptions, keep: set[str]
+) -> list[fleet.FleetChange]:
+    if not opts.start_agents:
+        return []
+    env = dict(os.environ)
+    override = opts.model or os.environ.get(OVERRIDE_ENV)
+    if override:
+        env[OVERRIDE_ENV] = override
+    return fleet.ensure(session.paths, desired, session.store, env=env, keep=keep)
+
+
+def _record(store: Store, desired: Desired, generation: int, observed: Observed) -> None:
+    digests = dict(desired.digests)
+    if generation != observed.generation or digests != dict(observed.digests):
+        fields = {f"digest:{name}": value for name, value in digests.items()}
+        fields.update(
+            {"generation": str(generation), "applied_at": repr(time.time()), "schema": "1"}
+        )
+        store.write_meta(fields)
+
+
+def _unchanged(
+    session: Session, opts: ApplyOptions, fingerprint: str, town_text: str, started: float
+) -> ApplyResult | None:
+    """The fast path's result, or None when a full pass is needed. Runs under the lock."""
+    store = session.store
+    clean, generation = store.check_clean(fingerprint, record=False)
+    if not clean:
+        return None
+    roster = loader.load_texts(town_text, None)  # valid: these bytes were applied before
+    agents = diff(roster, Observed(agents=read_agents(store)), time.time(), prune=opts.prune)
+    if agents.actions:
+        return None
+    if opts.dry_run:
+        return ApplyResult(Plan(), False, generation, (), time.monotonic() - started)
+    changes = _fleet(session, roster, opts, set())
+    return ApplyResult(Plan(), True, generation, tuple(changes), time.monotonic() - started)

@@ -1,0 +1,65 @@
+"""The town's apply lock: one apply (or file-editing verb) at a time, its holder named (host,
+pid, command, since) so a waiting `tt` can say who holds it, and a holder killed on this host
+taken over at once (compare-and-set on its token) instead of blocking for the lock's TTL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..agents.supervisor import is_alive, proc_start_time
+from ..errors import TtError
+from ..store.client import Store
+
+LOCK_TTL = 120.0
+
+
+@contextmanager
+def apply_lock(store: Store, command: str, timeout: float) -> Iterator[None]:
+    token = uuid.uuid4().hex
+    holder = {
+        "token": token,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "pid_start": proc_start_time(os.getpid()),
+        "command": command,
+        "since": time.time(),
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        current = store.try_lock(holder, LOCK_TTL)
+        if current is None:
+            break
+        if _holder_dead(current):
+            # An apply killed (kill -9, a crash) on this host: its lock must not block the
+            # re-run for LOCK_TTL. Taken over only if it is still that holder's.
+            if store.take_over_lock(str(current.get("token", "")), holder, LOCK_TTL):
+                break
+            continue
+        if time.monotonic() >= deadline:
+            since = float(str(current.get("since", 0)))
+            raise TtError(
+                f"another apply holds the town's lock: {current.get('command')} "
+                f"(pid {current.get('pid')} on {current.get('host')}, "
+                f"for {max(0.0, time.time() - since):.0f}s)",
+                hint="wait for it, pass --lock-timeout SECONDS, or `tt unlock` if it is stale",
+            )
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        store.unlock(token)
+
+
+def _holder_dead(holder: dict[str, object]) -> bool:
+    """The lock's holder ran on this host and its process is gone (pid plus start time)."""
+    pid = holder.get("pid")
+    if holder.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    start = holder.get("pid_start")
+    return not is_alive(pid, start if isinstance(start, str) else None)

@@ -1,0 +1,128 @@
+"""Execute a plan: agent records, then task records in plan order (batched Lua), then deletes,
+then dispatch repairs, then one `apply` event. A crash between batches leaves each task old or
+new; the next pass converges. It decides nothing: the plan did.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+from ..plan.actions import (
+    CancelTask,
+    CompleteTask,
+    CreateAgent,
+    CreateTask,
+    DeleteTask,
+    Plan,
+    Requeue,
+    RerunTask,
+    UpdateAgent,
+    UpdateTask,
+)
+from ..plan.graph import TaskKind
+from ..plan.state import Source, agent_spec_json
+from ..spec.desired import Desired, TaskSpec
+from ..store.client import Store
+
+BATCH = 500
+
+
+def task_record(
+    spec: TaskSpec,
+    *,
+    kind: TaskKind,
+    target: str,
+    deps: tuple[str, ...],
+    order: float,
+    source: Source,
+    mode: str = "upsert",
+) -> dict[str, object]:
+    rec: dict[str, object] = {
+        "mode": mode,
+        "id": spec.id,
+        "spec": spec.canonical_json(),
+        "hash": spec.spec_hash(),
+        "target": target,
+        "order": order,
+        "directive": spec.directive.value,
+    }
+    # The rest only where it differs from what a missing field means (lua/upsert_tasks.lua).
+    if deps:
+        rec["deps"] = list(deps)
+    if kind is not TaskKind.WORK:
+        rec["kind"] = kind.value
+    if source is not Source.FILE:
+        rec["source"] = source.value
+    if spec.priority:
+        rec["priority"] = spec.priority
+    if spec.retries is not None:
+        rec["retries"] = spec.retries
+    return rec
+
+
+def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None:
+    """Run the plan's writes: agent records, then task records in plan order (batched Lua),
+    then deletes, then dispatch repairs. A crash between batches leaves each task old or new;
+    the next pass converges."""
+    for a in plan.actions:
+        if isinstance(a, (CreateAgent, UpdateAgent)):
+            store.set_agent_spec(
+                a.name,
+                base=a.spec.name,
+                spec=agent_spec_json(a.spec),
+                spec_hash=a.spec.spec_hash(),
+                suspended=a.spec.suspended,
+            )
+            if isinstance(a, UpdateAgent) and a.restart:
+                store.request_stop(a.name, "restart")
+    deletes = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
+    requeues = [a.id for a in plan.actions if isinstance(a, Requeue)]
+    store.upsert_batches(_batches(plan), generation)
+    if deletes:
+        store.delete_tasks(deletes)
+    if requeues:
+        store.requeue(requeues)
+    if plan.changes:
+        store.event(
+            "apply",
+            generation=str(generation),
+            summary=plan.summary(),
+            pid=str(os.getpid()),
+            argv=" ".join(sys.argv[1:3]),
+        )
+
+
+def _batches(plan: Plan) -> Iterator[list[dict[str, object]]]:
+    """The task records of the plan in plan order, BATCH at a time (built as they are sent)."""
+    records: list[dict[str, object]] = []
+    for a in plan.actions:
+        if isinstance(a, CreateTask):
+            rec = task_record(
+                a.spec, kind=a.kind, target=a.target, deps=a.deps, order=a.order, source=a.source
+            )
+        elif isinstance(a, (UpdateTask, RerunTask)):
+            # A done/cancel directive comes as its own record; Lua settles only pending ones, so
+            # a task the file cancels is never queued in between.
+            rec = task_record(
+                a.spec,
+                kind=a.kind,
+                target=a.target,
+                deps=a.deps,
+                order=a.order,
+                source=Source.FILE,
+                mode="rerun" if isinstance(a, RerunTask) else "upsert",
+            )
+        elif isinstance(a, CompleteTask):
+            rec = {"mode": "complete", "id": a.id}
+        elif isinstance(a, CancelTask):
+            rec = {"mode": "cancel", "id": a.id}
+        else:
+            continue
+        records.append(rec)
+        if len(records) == BATCH:
+            yield records
+            records = []
+    if records:
+        yield records

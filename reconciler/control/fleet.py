@@ -1,0 +1,229 @@
+"""Keep the agent processes of this host matching the roster: start, adopt, stop.
+
+An agent that is alive (its pid with the recorded start time, or a live heartbeat lease) is
+adopted, never restarted: restarting `tt` must not kill healthy workers. Process work goes
+through `supervisor`; what exists in Redis goes through the store. Crash-loop policy lives here.
+Several `tt` processes may run this at once (a watcher's heal pass, `tt restart`): recording a
+death and starting a process are compare-and-set writes on the agent's record, so one wins.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
+from ..spec.desired import Desired
+from ..town import TownPaths
+from . import heal
+
+
+class FleetStore(Protocol):
+    url: str
+
+    def agent_records(self) -> dict[str, dict[str, str]]: ...
+    def heartbeat_alive(self, names: list[str]) -> dict[str, bool]: ...
+    def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def forget_agent(self, name: str) -> None: ...
+    def request_stop(self, name: str, how: str) -> None: ...
+    def record_death(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool: ...
+    def claim_start(self, name: str, seen: Mapping[str, str], fields: dict[str, str]) -> bool: ...
+    def record_spawn(self, name: str, spawn: str, fields: dict[str, str]) -> bool: ...
+    def hand_back(self, task_id: str, token: str, reason: str = ...) -> bool: ...
+    def event(self, etype: str, **fields: str) -> None: ...
+
+
+# Starts a detached process (argv; cwd, env, log_path by keyword) → (pid, start time).
+Spawner = Callable[..., tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class FleetChange:
+    agent: str
+    action: str  # started | adopted | stopped | suspended
+    detail: str = ""
+
+
+def desired_instances(desired: Desired, host: str) -> dict[str, bool]:
+    """instance name → should run here (False: in the roster but suspended or placed elsewhere)."""
+    out: dict[str, bool] = {}
+    for a in desired.agents:
+        here = a.node is None or a.node == host
+        for name in a.instances():
+            out[name] = here and not a.suspended
+    return out
+
+
+def local_alive(record: Mapping[str, str], host: str) -> bool:
+    pid = record.get("pid", "")
+    if record.get("host") != host or not pid.isdigit():
+        return False
+    return is_alive(int(pid), record.get("pid_start") or None)
+
+
+def ensure(
+    paths: TownPaths,
+    desired: Desired,
+    store: FleetStore,
+    *,
+    env: Mapping[str, str] | None = None,
+    stop_grace: float = 10.0,
+    keep: set[str] | frozenset[str] = frozenset(),
+    spawn: Spawner = spawn_detached,
+) -> list[FleetChange]:
+    """Start what should run here and is not alive, stop what should not run; `keep` names
+    agents outside the roster that stay as they are (prune is off)."""
+    host = socket.gethostname()
+    want = desired_instances(desired, host)
+    records = store.agent_records()
+    beats = store.heartbeat_alive(list(records))
+    changes: list[FleetChange] = []
+    for name, run_here in want.items():
+        rec = records.get(name, {})
+        alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
+        if not run_here:
+            if local_alive(rec, host):
+                changes.append(_stop(store, name, rec, stop_grace, "suspended"))
+            elif rec.get("host") == host and heal.is_dead(
+                rec, local=True, pid_alive=False, lease_alive=False
+            ):
+                # Died here while suspended (or being stopped): its task goes back to the
+                # queue and the death is recorded; it stays parked until it is resumed.
+                died = _died(store, name, rec, desired, time.time())
+                if died is not None:
+                    changes.append(FleetChange(name, "died", died.get("reason", "")))
+            continue
+        if alive:
+            if rec.get("state") in ("stopped", ""):
+                store.set_agent(name, {"state": "idle"})
+            continue
+        now = time.time()
+        if heal.start_pending(rec, now, desired.town.policy.lease):
+            continue  # another `tt` is starting it
+        local = rec.get("host", host) == host
+        if heal.is_dead(rec, local=local, pid_alive=False, lease_alive=beats.get(name, False)):
+            died = _died(store, name, rec, desired, now)
+            if died is None:
+                continue  # another `tt` recorded this death first (and restarts it)
+            rec = {**rec, **died}
+            changes.append(FleetChange(name, "died", rec.get("reason", "")))
+        if not heal.may_start(rec, now):
+            continue
+        started = _start(paths, store, name, rec, host, env, spawn)
+        if started is not None:
+            changes.append(started)
+    for name, rec in records.items():
+        if name not in want and name not in keep:
+            if local_alive(rec, host):
+                changes.append(_stop(store, name, rec, stop_grace, "removed from town.toml"))
+            store.forget_agent(name)
+    return changes
+
+
+def _died(
+    store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, now: float
+) -> dict[str, str] | None:
+    """Record a crash (backoff or quarantine) and hand its running task back to the queue;
+    None when the record no longer shows the dead process (another `tt` handled it)."""
+    # The record read at the start of the pass may predate the agent's last claim (or model
+    # start): read it again; the process is gone, so it no longer changes.
+    fresh = store.agent_records().get(name, {})
+    if _identity(fresh) != _identity(rec):
+        return None
+    rec = {**rec, **fresh}
+    spec = next(a for a in desired.agents if name in a.instances())
+    fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
+    fields["model_pid"] = ""
+    if not store.record_death(name, rec, fields):
+        return None
+    kill_orphaned_model(rec)
+    if rec.get("task"):
+        # Only if it is still this agent's attempt: its marker may outlive a cancel and re-run.
+        store.hand_back(rec["task"], f"*:{name}", f"agent {name} died")
+    store.event(
+        "agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""), by=_actor()
+    )
+    return fields
+
+
+def _identity(rec: Mapping[str, str]) -> tuple[str, str]:
+    """Which process a record names: its spawn id (new at each start) and pid."""
+    return rec.get("spawn", ""), rec.get("pid", "")
+
+
+def _actor() -> str:
+    """Who wrote an event (host:pid): with several loops on one town, only the leader may."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def kill_orphaned_model(rec: Mapping[str, str]) -> bool:
+    """The model process group of an agent that died mid-task (its pid and start time are in the
+    record while it runs): kill it, so it does not work on beside the next attempt."""
+    pid = rec.get("model_pid", "")
+    if rec.get("host") != socket.gethostname() or not pid.isdigit():
+        return False
+    return kill_group(int(pid), rec.get("model_start") or None)
+
+
+def _start(
+    paths: TownPaths,
+    store: FleetStore,
+    name: str,
+    rec: Mapping[str, str],
+    host: str,
+    env: Mapping[str, str] | None,
+    spawn: Spawner,
+) -> FleetChange | None:
+    """Start the next process of `name` if the record still shows what `rec` read (else another
+    `tt` started it: None). The claim drops the dead instance's lease (only if still its own)."""
+    spawn_id = uuid.uuid4().hex
+    restarts = int(rec.get("restarts", "0") or 0) + (1 if rec.get("spawned_at") else 0)
+    claim = {
+        "spawn": spawn_id,
+        "pid": "",
+        "pid_start": "",
+        "host": host,
+        "state": "starting",
+        "spawned_at": repr(time.time()),
+        "restarts": str(restarts),
+    }
+    if not store.claim_start(name, rec, claim):
+        return None
+    # The previous instance is dead (checked by pid): a task it was running goes back to its
+    # queue, and its model process must not run on beside the new one.
+    if rec.get("task"):
+        store.hand_back(rec["task"], f"*:{name}", f"agent {name} restarted")
+    kill_orphaned_model(rec)
+    child_env = dict(env if env is not None else os.environ)
+    child_env["TT_TOWN"] = str(paths.root)
+    argv = [sys.executable, "-m", "cli", "agent", "run", name, "--town", str(paths.root)]
+    pid, start = spawn(
+        argv, cwd=paths.root, env=child_env, log_path=paths.logs_dir / name / "agent.log"
+    )
+    if not store.record_spawn(name, spawn_id, {"pid": str(pid), "pid_start": start}):
+        stop_process(pid, start or None, 3.0)  # claimed again meanwhile (forgotten, restarted)
+        return FleetChange(name, "stopped", f"pid {pid}: another start claimed the agent")
+    store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
+    return FleetChange(name, "started", f"pid {pid}")
+
+
+def _stop(
+    store: FleetStore, name: str, rec: Mapping[str, str], grace: float, why: str
+) -> FleetChange:
+    """Ask the agent to stop (it hands its task back), then SIGTERM, then SIGKILL the group."""
+    store.request_stop(name, "stop")
+    store.set_agent(name, {"state": "stopping"})
+    pid, start = int(rec["pid"]), rec.get("pid_start") or None
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and is_alive(pid, start):
+        time.sleep(0.05)
+    gone = stop_process(pid, start, 3.0)
+    kill_orphaned_model(rec)
+    store.event("agent.stopped", agent=name, reason=why, by=_actor())
+    return FleetChange(name, "stopped", why if gone else f"{why}; pid {pid} did not exit")

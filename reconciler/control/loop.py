@@ -1,0 +1,306 @@
+"""The reconcile loop: `tt conductor` / `tt watch` (forever) and `tt wait` / `apply --wait` (until
+every task is terminal). Level-triggered passes, woken by a file change, an agent event, a timer
+or the periodic resync. Several loops may run for one town: a leader lease (the town's `lease`)
+picks the one that acts, and its epoch fences the leader's writes (a pass that outlives the lease
+is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
+running and is reported once per file content. A Redis outage is waited out; the embedded server
+is restarted (its AOF kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from .. import server
+from ..errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    LeaderFenced,
+    RedisUnavailable,
+    TtError,
+    ValidationFailed,
+)
+from ..spec.desired import Desired
+from ..store.client import is_embedded, redis_away
+from . import fleet, heal
+from .apply import ApplyOptions, apply
+from .session import Session
+from .watch import FileWatcher
+
+WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
+DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled")
+Report = Callable[[str, dict[str, str]], None]
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    until_done: bool = False
+    timeout: float | None = None
+    resync: float | None = None  # default: the town's policy (30 s)
+    watch_files: bool = True
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    exit_code: int
+    counts: dict[str, int]
+    failed: tuple[dict[str, str], ...] = ()
+    unfinished: tuple[dict[str, str], ...] = ()
+
+
+def outcome(
+    records: list[dict[str, str]],
+) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
+    """(all terminal, failed tasks, unfinished tasks). A task blocked behind a failed or cancelled
+    dependency can never run: it counts as terminal (and is reported as unfinished)."""
+    state = {r["id"]: r.get("state", "") for r in records}
+    stuck: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r in records:
+            tid = r["id"]
+            if state[tid] == "blocked" and tid not in stuck:
+                deps = json.loads(r.get("deps") or "[]")
+                if any(state.get(d) in ("failed", "cancelled") or d in stuck for d in deps):
+                    stuck.add(tid)
+                    changed = True
+    terminal = {"completed", "failed", "cancelled"}
+    done = all(state[r["id"]] in terminal or r["id"] in stuck for r in records)
+    failed = [r for r in records if state[r["id"]] == "failed"]
+    unfinished = [r for r in records if state[r["id"]] not in terminal]
+    return done, failed, unfinished
+
+
+class Loop:
+    def __init__(self, session: Session, opts: LoopOptions, report: Report) -> None:
+        self.s, self.opts, self.report = session, opts, report
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.good: Desired | None = None
+        self.bad_digest: str | None = None
+        self.leader = False
+        self.next_full = 0.0
+        self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
+        self.outage: str | None = None  # what the last Redis failure said, while it lasts
+
+    def run(self) -> LoopResult:
+        policy = self.s.settings.policy
+        watcher = (
+            FileWatcher(self.s.paths.root, self._file_changed) if self.opts.watch_files else None
+        )
+        if watcher:
+            watcher.start()
+        follower = threading.Thread(target=self._follow_events, daemon=True)
+        follower.start()
+        deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
+        self.wake.set()
+        try:
+            while not self.stop.is_set():
+                try:
+                    result = self._step(deadline)
+                    pause = 0.0 if result is not None else self._tick(policy.heartbeat)
+                except Exception as e:
+                    if not (redis_away(e) or isinstance(e, RedisUnavailable)):
+                        raise
+                    self._redis_away(e)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return LoopResult(EXIT_TIMEOUT, {})
+                    self.wake.wait(policy.heartbeat)
+                    continue
+                if result is not None:
+                    return result
+                self.wake.wait(pause)
+        finally:
+            if watcher:
+                watcher.stop()
+            self.stop.set()
+            if self.leader:
+                with contextlib.suppress(Exception):  # Redis may be away: the lease then expires
+                    self.s.store.resign_leader(self.holder)
+        return self._result(EXIT_OK, [], [])
+
+    def _step(self, deadline: float | None) -> LoopResult | None:
+        """One iteration: hold the lease, act if leader, and tell whether the wait is over."""
+        store = self.s.store
+        policy = self.s.settings.policy
+        status, epoch = store.hold_leader(self.holder, policy.lease)
+        if self.outage is not None:
+            self.outage = None
+            self.report("redis", {"detail": "Redis answers again"})
+            self.wake.set()  # a full pass: a transition or an apply may have been cut short
+        if status == 2:
+            self.report("leader", {"holder": self.holder})
+            self.wake.set()  # a new leader plans afresh: the last one may have died mid-pass
+            self.sweep_due = True
+        self.leader = status > 0
+        # Every write script of this pass carries the epoch: refused once another loop leads.
+        store.fence = f"e:{epoch}" if self.leader else ""
+        if self.leader:
+            try:
+                self._act(policy.resync)
+            except LeaderFenced as e:
+                self._lost_lead(e)
+        if self.opts.until_done:
+            done, failed, unfinished = outcome(store.task_records())
+            if done:
+                return self._result(EXIT_ERROR if failed else EXIT_OK, failed, unfinished)
+        if deadline is not None and time.monotonic() >= deadline:
+            _, failed, unfinished = outcome(store.task_records())
+            return self._result(EXIT_TIMEOUT, failed, unfinished)
+        return None
+
+    def _act(self, resync: float) -> None:
+        now = time.monotonic()
+        if self.wake.is_set() or now >= self.next_full:
+            if now >= self.next_full:
+                self.sweep_due = True  # the periodic resync also looks for orphans
+            self.wake.clear()
+            self._full_pass()
+            self.next_full = now + (self.opts.resync or resync)
+        else:
+            self._heal_pass()
+        self.s.store.promote_due()
+
+    def _lost_lead(self, error: LeaderFenced) -> None:
+        """A write of this pass was refused: another loop took the lead while it ran (its lease
+        ran out). Stop acting; the next step finds the lease held and stands by."""
+        self.leader = False
+        self.s.store.fence = ""
+        self.report("leader", {"detail": f"lost the lead mid-pass ({error.message}); standing by"})
+        self.s.store.event("leader.fenced", holder=self.holder, detail=error.message)
+
+    def _redis_away(self, error: Exception) -> None:
+        """Redis stopped answering (killed, restarting): report it once, restart the embedded
+        server (it reloads its AOF), and look for orphans once it answers. Agents wait it out."""
+        if self.outage is None:
+            self.outage = str(error)
+            self.report("redis", {"detail": f"Redis is away ({error}); waiting for it"})
+        self.sweep_due = True
+        if not is_embedded(self.s.settings.redis, self.s.paths):
+            return
+        try:
+            server.ensure_running(self.s.paths)
+        except TtError as e:
+            self.report("redis", {"detail": f"cannot restart the town's server: {e.message}"})
+
+    def _tick(self, heartbeat: float) -> float:
+        timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
+        return max(0.05, min([heartbeat, *timers]))
+
+    def _file_changed(self) -> None:
+        self.report("files", {"detail": "town files changed"})
+        self.wake.set()
+
+    def _full_pass(self) -> None:
+        try:
+            self.good = self.s.desired()
+        except ValidationFailed as e:
+            digest = str(hash(e.message))
+            if digest != self.bad_digest:
+                self.bad_digest = digest
+                self.report("invalid", {"detail": e.message})
+                self.s.store.event("config.invalid", detail=e.message.splitlines()[0])
+            self._heal_pass()  # keep the last good state running
+            return
+        self.bad_digest = None
+        self._release_own_lock()
+        try:
+            result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
+        except (RedisUnavailable, LeaderFenced):
+            raise
+        except TtError as e:
+            self.report("error", {"detail": e.message})
+            self._heal_pass()  # a held lock or a refused plan must not stop the healing
+            return
+        if not result.plan.is_empty:
+            self.report("applied", {"detail": result.plan.summary()})
+        self._fleet_changes(result.fleet)
+        if self.sweep_due:
+            self._sweep_orphans()
+
+    def _heal_pass(self) -> None:
+        if self.good is None:
+            return
+        env = _env(self.opts.apply)
+        self._fleet_changes(fleet.ensure(self.s.paths, self.good, self.s.store, env=env))
+        wake_at = heal.next_wakeup(self.s.store.agent_records())
+        if wake_at is not None and wake_at <= time.time():
+            self.wake.set()
+
+    def _fleet_changes(self, changes: Iterable[fleet.FleetChange]) -> None:
+        for c in changes:
+            self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
+            if c.action == "died":
+                self.sweep_due = True  # its last claim may have landed after it was read
+
+    def _sweep_orphans(self) -> None:
+        """Hand back running attempts that no agent works on (`heal.orphaned`): their agent died
+        before its death was recorded, or its claim landed after. Each by its own token, so a
+        live attempt is never taken. Reads every task: done after deaths, on taking the lead,
+        after an outage and at each resync, not on every pass."""
+        store = self.s.store
+        tasks = store.task_records()  # before the agents (see heal.orphaned)
+        agents = store.agent_records()
+        for tid, token, who in heal.orphaned(tasks, agents):
+            if store.hand_back(tid, token, f"orphaned: {who or 'no agent'} does not run it"):
+                self.report("agent", {"agent": who, "detail": f"handed back orphaned task {tid}"})
+        self.sweep_due = False
+
+    def _release_own_lock(self) -> None:
+        """The apply lock held by this very process between passes is stale: an apply cut short by
+        a Redis outage could not unlock either. (A dead holder's lock is taken over by `apply`.)"""
+        store = self.s.store
+        raw = store.client.get(store.keys.apply_lock)
+        if not raw:
+            return
+        holder = json.loads(raw)
+        if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
+            store.unlock(str(holder.get("token", "")))
+
+    def _follow_events(self) -> None:
+        from .session import Session
+
+        # A connection of its own: the main loop's client must not wait behind a blocking read.
+        # Opened lazily (and again, if Redis was away at first): the thread must not die of it.
+        session = Session(self.s.paths)
+        cursor = "$"
+        while not self.stop.is_set():
+            try:
+                entries = session.store.events_since(cursor, block_ms=1000)
+            except Exception:  # Redis restarting: the main loop reports it; keep following
+                self.stop.wait(0.5)
+                continue
+            for eid, fields in entries:
+                cursor = eid
+                self.report("event", fields)
+                etype = fields.get("type", "")
+                if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
+                    self.wake.set()
+        with contextlib.suppress(Exception):
+            session.close()
+
+    def _result(
+        self, code: int, failed: list[dict[str, str]], unfinished: list[dict[str, str]]
+    ) -> LoopResult:
+        counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))
+        return LoopResult(code, counts, tuple(failed), tuple(unfinished))
+
+
+def _env(opts: ApplyOptions) -> dict[str, str]:
+    env = dict(os.environ)
+    if opts.model:
+        env["TT_MODEL_OVERRIDE"] = opts.model
+    return env

@@ -1,0 +1,101 @@
+"""Read-outs of a town for people and scripts: `tt status` and `tt list` (stable JSON shapes).
+
+Reads Redis through the store and the roster through the desired state; writes nothing.
+The JSON shape of `status` is documented in README.md ("Status JSON") and must stay stable.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+from typing import Any
+
+from ..plan.state import TaskState
+from ..spec.desired import Desired
+from ..store.client import Store
+
+STATES = [s.value for s in TaskState]
+
+
+def _num(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def agents_report(
+    store: Store, desired: Desired | None, now: float | None = None
+) -> list[dict[str, Any]]:
+    now = time.time() if now is None else now
+    records = store.agent_records()
+    beats = store.heartbeat_alive(list(records))
+    roster: dict[str, dict[str, Any]] = {}
+    if desired is not None:
+        for a in desired.agents:
+            for name in a.instances():
+                roster[name] = {"model": a.model, "role": a.role, "suspended": a.suspended}
+    rows = []
+    for name in sorted(set(records) | set(roster)):
+        rec = records.get(name, {})
+        spec = roster.get(name, {})
+        beat = _num(rec.get("heartbeat_at"))
+        state = rec.get("state") or "stopped"
+        if spec.get("suspended"):
+            state = "suspended" if state in ("stopped", "") else state
+        elif rec and not beats.get(name) and state not in ("stopped", "quarantined", "backoff"):
+            state = "dead" if rec.get("pid") and state != "starting" else state
+        rows.append(
+            {
+                "name": name,
+                "model": spec.get("model") or rec.get("model"),
+                "role": spec.get("role"),
+                "state": state,
+                "pid": int(rec["pid"]) if rec.get("pid", "").isdigit() else None,
+                "host": rec.get("host"),
+                "task": rec.get("task") or None,
+                "heartbeat_age": None if beat is None else round(now - beat, 1),
+                "restarts": int(rec.get("restarts", "0") or 0),
+                "in_roster": name in roster,
+                "reason": rec.get("reason") or None,
+            }
+        )
+    return rows
+
+
+def tasks_report(store: Store) -> list[dict[str, Any]]:
+    rows = []
+    for rec in store.task_records():
+        attempt = int(rec.get("attempt", "0") or 0)
+        rows.append(
+            {
+                "id": rec.get("id"),
+                "state": rec.get("state"),
+                "agent": rec.get("assignee") or None,
+                "target": rec.get("target") or None,
+                "kind": rec.get("kind"),
+                "source": rec.get("source"),
+                "attempts": attempt,
+                "created_at": _num(rec.get("created_at")),
+                "started_at": _num(rec.get("started_at")),
+                "finished_at": _num(rec.get("finished_at")),
+                "next_attempt_at": _num(rec.get("next_attempt_at")),
+                "deps_left": int(rec.get("deps_left", "0") or 0),
+                "result": rec.get("result") or None,
+                "error": rec.get("error") or None,
+            }
+        )
+    return rows
+
+
+def status_report(store: Store, desired: Desired | None) -> dict[str, Any]:
+    tasks = tasks_report(store)
+    counts = Counter(t["state"] for t in tasks)
+    return {
+        "town": store.town,
+        "host": socket.gethostname(),
+        "agents": agents_report(store, desired),
+        "tasks": tasks,
+        "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
+    }

@@ -1,0 +1,195 @@
+"""The verbs behind `tt spawn/kill/assign/cancel/retry/restart/sync pull/down`.
+
+Verbs that change what should exist edit the files (through `edit`, validated by the loader,
+so an invalid result changes nothing) and then apply; verbs that act on what is running talk to
+Redis only. Each returns plain values for the CLI to render.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from .. import edit, server
+from ..agents.supervisor import stop_process
+from ..errors import NotFound, TtError
+from ..plan.graph import TaskKind, agent_target
+from ..plan.state import Source, TaskState, task_spec_from_json
+from ..spec import loader
+from ..spec.desired import TaskSpec
+from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
+from ..store.client import is_embedded
+from . import fleet
+from .apply import ApplyOptions, ApplyResult, apply
+from .execute import task_record
+from .session import Session
+
+# A verb that edited a file waits this long for a running apply (the watcher's, another verb's)
+# instead of failing: the edit is made, so giving up would leave the file and Redis apart.
+EDIT_LOCK_WAIT = 60.0
+
+
+def _apply_edit(s: Session, opts: ApplyOptions) -> ApplyResult:
+    return apply(s, dataclasses.replace(opts, lock_timeout=max(opts.lock_timeout, EDIT_LOCK_WAIT)))
+
+
+def spawn(
+    s: Session, name: str, model: str, *, role: str | None, replicas: int, opts: ApplyOptions
+) -> ApplyResult:
+    if name.lower() in RESERVED_AGENT_NAMES:
+        raise TtError(
+            f"'{name}' is a reserved name (a mailbox), not an agent name", hint="pick another name"
+        )
+    existing = s.desired().agent(name)
+    if existing is not None:
+        # The tutorial spawns `reviewer` twice: the same spec again is a no-op, not an error.
+        if (existing.model, existing.role, existing.replicas) == (model, role, replicas):
+            return _apply_edit(s, opts)
+        raise TtError(
+            f"agent '{name}' already exists in town.toml with model {existing.model!r}, "
+            f"role {existing.role!r}, replicas {existing.replicas}",
+            hint=f"edit [agents.{name}] in town.toml, or `tt kill {name}` first",
+        )
+    fields: dict[str, object] = {"model": model}
+    if role:
+        fields["role"] = role
+    if replicas != 1:
+        fields["replicas"] = replicas
+    edit.add_agent(s.paths, name, fields, validate=loader.validate_texts)
+    return _apply_edit(s, opts)
+
+
+def kill(s: Session, name: str, opts: ApplyOptions) -> ApplyResult:
+    edit.remove_agent(s.paths, name, validate=loader.validate_texts)
+    return _apply_edit(s, opts)
+
+
+def assign(
+    s: Session,
+    agent: str,
+    description: str,
+    *,
+    task_id: str | None,
+    after: str | None,
+    save: bool,
+    opts: ApplyOptions,
+) -> tuple[str, ApplyResult | None]:
+    """Append a task for `agent` (a name, a replica or a pool) and apply it. With save=False
+    the task lives only in Redis (source `cli`, never pruned)."""
+    desired = s.desired()
+    names = {n for a in desired.agents for n in (a.name, *a.instances())}
+    if agent not in names:
+        raise NotFound(
+            f"no agent '{agent}' in town.toml",
+            hint=did_you_mean(agent, names) or "tt spawn NAME --model M",
+        )
+    taken = set(s.store.task_ids())
+    if save:
+        tid = edit.append_task(
+            s.paths,
+            description=description,
+            agent=agent,
+            task_id=task_id,
+            after=after,
+            taken=taken,
+            validate=loader.validate_texts,
+        )
+        return tid, _apply_edit(s, opts)
+    tid = task_id or edit.new_task_id(description, taken | set(desired.task_ids()))
+    if not is_valid_name(tid) or tid in taken or tid in desired.task_ids():
+        raise TtError(f"task id '{tid}' is invalid or already taken")
+    if after is not None and after not in taken:
+        raise NotFound(f"no task '{after}' to run after", hint=did_you_mean(after, taken))
+    spec = TaskSpec(id=tid, description=description, agent=agent, parent=after)
+    agents = {a.name: a for a in desired.agents}
+    record = task_record(
+        spec,
+        kind=TaskKind.WORK,
+        target=agent_target(agent, agents),
+        deps=(after,) if after else (),
+        order=time.time(),
+        source=Source.CLI,
+    )
+    s.store.upsert_tasks([record], 0)
+    return tid, None
+
+
+def cancel(s: Session, task_id: str, opts: ApplyOptions) -> ApplyResult | None:
+    if task_id in s.desired().task_ids():
+        edit.set_task_status(s.paths, task_id, "cancelled", validate=loader.validate_texts)
+        return _apply_edit(s, opts)
+    _existing(s, task_id)
+    s.store.upsert_tasks([{"mode": "cancel", "id": task_id}], 0)
+    return None
+
+
+def retry(s: Session, task_id: str) -> TaskState:
+    """Re-run a failed, completed or cancelled task with a fresh retry budget."""
+    rec = _existing(s, task_id)
+    state = TaskState(rec.get("state") or "blocked")
+    if not state.is_terminal and state is not TaskState.RETRYING:
+        raise TtError(
+            f"task '{task_id}' is {state.value}; only a failed, completed or "
+            "cancelled task can be retried"
+        )
+    spec = next((t for t in s.desired().tasks if t.id == task_id), None)
+    spec = spec or task_spec_from_json(rec.get("spec"))
+    if spec is None:
+        raise TtError(f"task '{task_id}' has no readable spec in Redis")
+    record = task_record(
+        dataclasses.replace(spec, status=None),
+        kind=TaskKind(rec.get("kind") or "work"),
+        target=rec.get("target", ""),
+        deps=tuple(json.loads(rec.get("deps") or "[]")),
+        order=float(rec.get("order") or 0),
+        source=Source(rec.get("source") or "file"),
+        mode="rerun",
+    )
+    s.store.upsert_tasks([record], 0)
+    return TaskState(s.store.client.hget(s.store.keys.task(task_id), "state"))
+
+
+def _existing(s: Session, task_id: str) -> dict[str, str]:
+    rec: dict[str, str] = s.store.client.hgetall(s.store.keys.task(task_id))
+    if not rec:
+        ids = s.store.task_ids()
+        raise NotFound(f"no task '{task_id}'", hint=did_you_mean(task_id, ids))
+    return rec
+
+
+def sync_pull(s: Session) -> list[str]:
+    """Write each task's actual state into tasks.toml as its `status` (only that field)."""
+    states = {r["id"]: r.get("state", "") for r in s.store.task_records()}
+    mapping = {"blocked": "pending", "ready": "pending"}
+    updates = {tid: {"status": mapping.get(st, st)} for tid, st in states.items() if st}
+    return edit.write_back(s.paths, updates)
+
+
+def restart(s: Session, name: str) -> list[fleet.FleetChange]:
+    """Stop agent NAME's process (its task goes back to its queue) and start it again."""
+    records = s.store.agent_records()
+    if name not in records:
+        raise NotFound(f"no agent '{name}' is known", hint=did_you_mean(name, records))
+    rec = records[name]
+    if rec.get("pid", "").isdigit() and fleet.local_alive(rec, rec.get("host", "")):
+        s.store.request_stop(name, "stop")
+        stop_process(int(rec["pid"]), rec.get("pid_start") or None, 10.0)
+    # Asked for by a person: no crash backoff or quarantine stands in the way.
+    s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
+    return fleet.ensure(s.paths, s.desired(), s.store)
+
+
+def down(s: Session) -> tuple[list[str], bool]:
+    """Stop every agent process of this host and the embedded server (data is kept)."""
+    stopped: list[str] = []
+    if server.is_running(s.paths) or not is_embedded(s.settings.redis, s.paths):
+        for name, rec in s.store.agent_records().items():
+            if fleet.local_alive(rec, rec.get("host", "")):
+                s.store.request_stop(name, "stop")
+                stop_process(int(rec["pid"]), rec.get("pid_start") or None, 10.0)
+                s.store.set_agent(name, {"state": "stopped", "task": ""})
+                stopped.append(name)
+    s.close()
+    server_stopped = is_embedded(s.settings.redis, s.paths) and server.stop(s.paths)
+    return stopped, server_stopped

@@ -1,0 +1,188 @@
+"""`tt init`: write a new town's town.toml and tasks.toml, and keep `.tt/` out of git.
+
+It never overwrites a file without `force`, and imports what a Tinytown (Rust) `tinytown.toml`
+knows (name, default CLI, custom CLIs). It does not start anything or talk to Redis.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomlkit
+
+from ..errors import TtError
+from ..filelock import atomic_write_text, exclusive_lock
+from ..spec.names import is_valid_name
+from ..spec.presets import PRESETS
+from ..town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE, TownPaths
+from .transaction import LOCK_FILE
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TASKS_TEMPLATE = """\
+# The work of this town and its order. `tt plan` shows what `tt apply` would change.
+[meta]
+description = "{name}"
+
+# [[tasks]]
+# id = "design"
+# description = "Design a REST API for user authentication with JWT tokens"
+# agent = "architect"
+#
+# [[tasks]]
+# id = "implement"
+# description = "Implement the auth API from the architect's design"
+# agent = "developer"
+# parent = "design"          # runs after design completed
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    name: str
+    written: tuple[Path, ...]
+    imported_from: Path | None
+
+
+def slug(text: str) -> str:
+    """A valid town/agent name from free text ("My Repo@main" → "my-repo-main")."""
+    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    s = re.sub(r"-{2,}", "-", s).replace("..", ".")
+    return s[:63].rstrip("-._") or "town"
+
+
+def default_name(root: Path) -> str:
+    """The folder name, or `repo-branch` inside a git work tree."""
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel", "--abbrev-ref", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        top = None
+    if top is not None and top.returncode == 0:
+        lines = top.stdout.split()
+        if len(lines) == 2 and lines[1] != "HEAD":
+            return slug(f"{Path(lines[0]).name}-{lines[1]}")
+    return slug(root.resolve().name)
+
+
+def init_town(root: Path, name: str | None = None, *, force: bool = False) -> InitResult:
+    root = root.expanduser().resolve()
+    town_file, tasks_file = root / TOWN_FILE, root / TASKS_FILE
+    existing = [p for p in (town_file, tasks_file) if p.exists()]
+    if existing and not force:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise TtError(
+            f"{', '.join(str(p) for p in existing)} already {verb}",
+            hint="use --force to overwrite",
+        )
+    if name is not None and not is_valid_name(name):
+        raise TtError(
+            f"invalid town name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
+            "(at most 63, starting with a letter or digit)",
+            hint=f"for example --name {slug(name)}",
+        )
+    legacy = _read_tinytown(root / TINYTOWN_FILE)
+    town_name = name or (slug(str(legacy["name"])) if legacy.get("name") else default_name(root))
+    root.mkdir(parents=True, exist_ok=True)
+    # Same lock and atomic writes as `edit`, so `--force` never races a concurrent `tt` edit.
+    with exclusive_lock(root / STATE_DIR / LOCK_FILE):
+        atomic_write_text(town_file, _town_text(town_name, legacy))
+        atomic_write_text(tasks_file, TASKS_TEMPLATE.format(name=town_name))
+    written = [town_file, tasks_file]
+    if _ensure_gitignored(root):
+        written.append(root / ".gitignore")
+    return InitResult(
+        root=root,
+        name=town_name,
+        written=tuple(written),
+        imported_from=(root / TINYTOWN_FILE) if legacy else None,
+    )
+
+
+def _read_tinytown(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    try:
+        data: dict[str, object] = tomllib.loads(path.read_text())
+        return data
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise TtError(f"{path}: cannot import it: {e}") from e
+
+
+def _town_text(name: str, legacy: dict[str, object]) -> str:
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("The roster of this town: which agents exist, on which model CLI."))
+    doc.add(tomlkit.comment("`tt spawn NAME --model M` adds an agent here; `tt apply` applies it."))
+    town = tomlkit.table()
+    town.add("name", name)
+    town.add("redis", "embedded")
+    town["redis"].comment("or redis://host:6379/0, rediss://, unix:// (TT_REDIS_URL overrides)")
+    default_cli = legacy.get("default_cli")
+    town.add("default_model", default_cli if isinstance(default_cli, str) else "claude")
+    doc.add("town", town)
+    clis = legacy.get("agent_clis")
+    if isinstance(clis, dict):
+        models = tomlkit.table(is_super_table=True)
+        for cli_name, cli in clis.items():
+            command = cli.get("command") if isinstance(cli, dict) else None
+            model_name = slug(str(cli_name))
+            if model_name in PRESETS or not isinstance(command, str):
+                continue
+            entry = tomlkit.table()
+            entry.add("command", shlex.split(command))
+            entry.add("prompt", "arg")
+            models.add(model_name, entry)
+        if models:
+            doc.add(tomlkit.nl())
+            doc.add("models", models)
+    return tomlkit.dumps(doc)
+
+
+def _ensure_gitignored(root: Path) -> bool:
+    """Add `.tt/` to .gitignore unless it is there already. True when the file changed."""
+    path = root / ".gitignore"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if any(line.strip() in (STATE_DIR, f"{STATE_DIR}/", f"/{STATE_DIR}/") for line in lines):
+        return False
+    with path.open("a") as f:
+        if lines and not path.read_text().endswith("\n"):
+            f.write("\n")
+        f.write(f"{STATE_DIR}/\n")
+    return True
+
+
+STARTER_TASKS = """\
+# Starter tasks (`tt plan --init`). A task with no agent goes to the town's backlog:
+# any idle agent may claim it.
+[meta]
+description = "First steps"
+
+[[tasks]]
+id = "explore"
+description = "Read the repository and write a short summary of its structure"
+status = "pending"
+"""
+
+
+def starter_tasks(paths: TownPaths) -> Path:
+    """`tt plan --init`: write a starter tasks.toml (refuses to overwrite one with tasks)."""
+    path = paths.tasks_file
+    if path.exists() and "[[tasks]]" in path.read_text():
+        raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
+    with exclusive_lock(paths.state_dir / LOCK_FILE):
+        atomic_write_text(path, STARTER_TASKS)
+    return path

@@ -1,0 +1,381 @@
+"""`diff(desired, observed, now) -> Plan`: what must change in Redis for it to match the files.
+
+Pure: no Redis, processes, files or clock (`now` is the caller's). The plan is an ordered tuple
+of small frozen action records (`actions`) that `apply` executes, dry-run renders (`render`) and CI
+reads (`Plan.as_json`). It never executes anything and never decides process liveness (fleet).
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+from ..spec.desired import AgentSpec, Desired, Directive, TaskSpec
+from .actions import (
+    JSON_VERSION,
+    OPS,
+    Action,
+    CancelTask,
+    ChangedAfterDone,
+    CompleteTask,
+    CreateAgent,
+    CreateTask,
+    DeleteAgent,
+    DeleteTask,
+    Orphan,
+    OrphanAgent,
+    Plan,
+    Requeue,
+    RerunTask,
+    UpdateAgent,
+    UpdateTask,
+    action_json,
+    spec_changed,
+)
+from .graph import Graph, Node, TaskKind, build_graph
+from .render import render_lines
+from .state import (
+    TERMINAL,
+    Observed,
+    ObservedAgent,
+    ObservedTask,
+    Source,
+    TaskState,
+    task_spec_from_json,
+)
+
+# The plan's public names, wherever they are defined: callers import them all from here.
+__all__ = [
+    "AGENT_DRIFT_FIELDS",
+    "AGENT_OTHER_FIELDS",
+    "JSON_VERSION",
+    "OPS",
+    "TASK_FIELDS",
+    "Action",
+    "CancelTask",
+    "ChangedAfterDone",
+    "CompleteTask",
+    "CreateAgent",
+    "CreateTask",
+    "DeleteAgent",
+    "DeleteTask",
+    "Orphan",
+    "OrphanAgent",
+    "Plan",
+    "Requeue",
+    "RerunTask",
+    "UpdateAgent",
+    "UpdateTask",
+    "action_json",
+    "changed_task_fields",
+    "diff",
+    "render_lines",
+]
+
+# -- diff ----------------------------------------------------------------------------------------
+
+# The work-defining fields, taken from `TaskSpec.as_dict` so a field added there is compared too.
+TASK_FIELDS = tuple(TaskSpec(id="x").as_dict())
+_task_values = attrgetter(*TASK_FIELDS)
+# What an agent process runs with (`AgentSpec.spec_hash`): a change restarts it. `replicas` is
+# not compared per instance: scaling shows as instances created or deleted.
+AGENT_DRIFT_FIELDS = ("model", "role", "args", "env", "env_from", "workdir", "timeout", "node")
+AGENT_OTHER_FIELDS = ("restart",)  # read by the worker and fleet at start: no restart needed
+
+
+def diff(
+    desired: Desired,
+    observed: Observed,
+    now: float,
+    *,
+    prune: bool = True,
+    rerun_changed: bool = False,
+) -> Plan:
+    """The plan that makes `observed` match `desired`; empty (`is_empty`) when it already does.
+
+    Order: agents (create, update, delete), then per task in topological order its create,
+    update, re-run or changed-after-done, then cancels, completes, deletes and dispatch repairs.
+    `now` is accepted for time-based rules; no current rule reads it, so a plan depends only on
+    the two states (reproducible dry-runs, idempotent applies).
+    """
+    del now
+    graph = build_graph(desired)
+    agents = _agent_actions(desired, observed, prune)
+    tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed).run()
+    deletes_everything = (not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)) or (
+        not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
+    )
+    return Plan(tuple(agents + tasks), deletes_everything)
+
+
+def _agent_actions(desired: Desired, observed: Observed, prune: bool) -> list[Action]:
+    wanted = {name: spec for spec in desired.agents for name in spec.instances()}
+    creates: list[Action] = []
+    updates: list[Action] = []
+    for name, spec in wanted.items():
+        seen = observed.agents.get(name)
+        if seen is None:
+            creates.append(CreateAgent(name, spec))
+            continue
+        changed, restart = _agent_changes(seen, spec)
+        if changed:
+            updates.append(UpdateAgent(name, spec, changed, restart))
+    removals: list[Action] = []
+    for name in sorted(observed.agents):
+        seen = observed.agents[name]
+        if name in wanted or seen.source is not Source.FILE:
+            continue  # agents spawned with --no-save are never pruned
+        base = desired.agent(seen.base_name)
+        if base is not None:
+            # Its town.toml entry remains with other replicas: that is a scale, not a prune.
+            removals.append(DeleteAgent(name, f"scaled to {base.replicas} replica(s)"))
+        elif prune:
+            removals.append(DeleteAgent(name, "removed from town.toml"))
+        else:
+            removals.append(OrphanAgent(name))
+    return creates + updates + removals
+
+
+def _agent_changes(seen: ObservedAgent, spec: AgentSpec) -> tuple[tuple[str, ...], bool]:
+    if seen.spec is not None:
+        drift = [f for f in AGENT_DRIFT_FIELDS if getattr(seen.spec, f) != getattr(spec, f)]
+        other = [f for f in AGENT_OTHER_FIELDS if getattr(seen.spec, f) != getattr(spec, f)]
+    else:
+        drift = ["spec"] if seen.spec_hash != spec.spec_hash() else []
+        other = []
+    if seen.suspended != spec.suspended:
+        other.append("suspended")
+    if seen.source is not Source.FILE:
+        other.append("source")  # the file now owns an agent spawned with --no-save
+    return tuple(drift + other), bool(drift)
+
+
+def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:
+    """Spec fields that differ, then derived ones (`kind`, `target`, `deps`: a new default agent
+    moves tasks whose spec did not change) and `source`. Specs are told apart by their hash;
+    only a changed one's stored spec is decoded, to name the fields (`spec` when it cannot be
+    decoded, or was written by a version that hashed it differently)."""
+    out: list[str] = []
+    if seen.spec_hash != spec.spec_hash():
+        stored = seen.spec if seen.spec is not None else task_spec_from_json(seen.spec_json)
+        old = _task_values(stored) if stored is not None else None
+        new = _task_values(spec)
+        fields = [f for f, a, b in zip(TASK_FIELDS, old or new, new, strict=True) if a != b]
+        out.extend(fields or ["spec"])
+    if seen.kind is not node.kind:
+        out.append("kind")
+    if seen.target != node.target:
+        out.append("target")
+    if seen.deps != node.deps and set(seen.deps) != set(node.deps):
+        out.append("deps")
+    if seen.source is not Source.FILE:
+        out.append("source")
+    return tuple(out)
+
+
+class _TaskPlanner:
+    """Plans task actions while replaying their effect on a small model of the store (states,
+    stored deps, `children:` sets, queued flags), so every record's state and deps_left are what
+    executing it in plan order yields, and repairs are planned only for what is still wrong."""
+
+    def __init__(
+        self, desired: Desired, graph: Graph, observed: Observed, prune: bool, rerun: bool
+    ) -> None:
+        self.graph, self.observed, self.prune, self.rerun = graph, observed, prune, rerun
+        self.specs = {t.id: t for t in reversed(desired.tasks)}  # first definition wins
+        self.state: dict[str, TaskState] = {}
+        self.queued: dict[str, bool] = {}
+        self.kind: dict[str, TaskKind] = {}
+        self.deps: dict[str, tuple[str, ...]] = {}
+        self.children: dict[str, set[str]] = {}
+        for t in observed.tasks.values():
+            self.state[t.id], self.queued[t.id] = t.state, t.queued
+            self.kind[t.id], self.deps[t.id] = t.kind, t.deps
+            for d in t.deps:
+                self.children.setdefault(d, set()).add(t.id)
+
+    def run(self) -> list[Action]:
+        writes: list[Action] = []
+        completes: list[str] = []
+        cancels: list[str] = []
+        for tid in self.graph.order:
+            spec, node = self.specs[tid], self.graph.nodes[tid]
+            seen = self.observed.tasks.get(tid)
+            if seen is None:
+                writes.append(self._create(spec, node))
+                continue
+            directive = spec.directive
+            action = self._update(spec, node, seen, directive)
+            if action is not None:
+                writes.append(action)
+            state = self.state[tid]
+            if directive is Directive.DONE and state is not TaskState.COMPLETED:
+                completes.append(tid)
+            elif directive is Directive.CANCELLED and state not in TERMINAL:
+                cancels.append(tid)
+        out = writes
+        # Cancels before completes: a completion cascade must not queue (or complete, for a
+        # group) a task the file cancels, and a worker must never get to claim it in between.
+        for tid in cancels:
+            if self.state[tid] not in TERMINAL:
+                out.append(CancelTask(tid, self.state[tid]))
+                self._unqueue(tid)
+                self.state[tid] = TaskState.CANCELLED
+        for tid in completes:
+            # A group marked done may already have completed with its last child, above.
+            if self.state[tid] is not TaskState.COMPLETED:
+                out.append(CompleteTask(tid, self.state[tid]))
+                self._unqueue(tid)
+                self._complete(tid)
+        out.extend(self._removals())
+        out.extend(self._repairs())
+        return out
+
+    # -- per task -------------------------------------------------------------------------------
+    def _create(self, spec: TaskSpec, node: Node) -> CreateTask:
+        self._store(node.id, node)
+        self.queued[node.id] = False
+        left = self._left(node.id)
+        if spec.directive is Directive.DONE:
+            self._complete(node.id)
+        elif spec.directive is Directive.CANCELLED:
+            self.state[node.id] = TaskState.CANCELLED
+        else:
+            self._settle(node.id)
+        return CreateTask(
+            spec,
+            Source.FILE,
+            node.kind,
+            self.state[node.id],
+            node.deps,
+            left,
+            node.target,
+            float(node.index),
+        )
+
+    def _update(
+        self, spec: TaskSpec, node: Node, seen: ObservedTask, directive: Directive
+    ) -> Action | None:
+        tid, state = node.id, self.state[node.id]
+        changed = changed_task_fields(seen, spec, node)
+        pending = directive is Directive.PENDING
+        if pending and state is TaskState.CANCELLED:
+            # The file no longer says cancelled: "pending" means run it.
+            return self._rerun(spec, node, changed, "no longer cancelled in tasks.toml")
+        if not changed:
+            return None
+        if pending and state is TaskState.COMPLETED and spec_changed(changed):
+            if self.rerun:
+                return self._rerun(spec, node, changed, "changed after done")
+            return ChangedAfterDone(tid, changed)
+        self._store(tid, node)
+        new_state: TaskState | None = None
+        if pending and state in (TaskState.BLOCKED, TaskState.READY):
+            self._unqueue(tid)
+            new_state = self._settle(tid)
+        return UpdateTask(
+            tid,
+            spec,
+            changed,
+            node.kind,
+            state,
+            new_state,
+            node.deps,
+            self._left(tid),
+            node.target,
+            seen.target,
+            float(node.index),
+        )
+
+    def _rerun(
+        self, spec: TaskSpec, node: Node, changed: tuple[str, ...], reason: str
+    ) -> RerunTask:
+        before = self.state[node.id]
+        self._store(node.id, node)
+        self._unqueue(node.id)
+        left = self._left(node.id)
+        new_state = self._settle(node.id)
+        return RerunTask(
+            node.id,
+            spec,
+            changed,
+            reason,
+            node.kind,
+            before,
+            new_state,
+            node.deps,
+            left,
+            node.target,
+            float(node.index),
+        )
+
+    def _removals(self) -> list[Action]:
+        gone = [
+            t
+            for t in self.observed.tasks.values()
+            if t.id not in self.graph.nodes and t.source is Source.FILE
+        ]
+        gone.sort(key=lambda t: (t.order, t.id))
+        if not self.prune:
+            return [Orphan(t.id) for t in gone]
+        for t in gone:
+            for d in self.deps.pop(t.id, ()):
+                self.children.get(d, set()).discard(t.id)
+            del self.state[t.id]
+        return [DeleteTask(t.id, t.state is TaskState.RUNNING) for t in gone]
+
+    def _repairs(self) -> list[Action]:
+        """Tasks still ready-but-unqueued or blocked-with-nothing-left after everything above."""
+        others = sorted(
+            (t for t in self.observed.tasks.values() if t.id not in self.graph.nodes),
+            key=lambda t: (t.order, t.id),
+        )
+        targets = {i: n.target for i, n in self.graph.nodes.items()}
+        targets.update((t.id, t.target) for t in others)
+        out: list[Action] = []
+        for tid in (*self.graph.order, *(t.id for t in others)):
+            state = self.state.get(tid)
+            if state is TaskState.READY and not self.queued[tid]:
+                reason = "ready but in no queue"
+            elif state is TaskState.BLOCKED and self._left(tid) == 0:
+                reason = "every dependency is completed"
+            else:
+                continue
+            self._unqueue(tid)
+            new_state = self._settle(tid)
+            out.append(Requeue(tid, targets[tid], state, new_state, reason))
+        return out
+
+    # -- the store model (mirrors lua/lib.lua: settle, complete, unqueue) -----------------------
+    def _store(self, tid: str, node: Node) -> None:
+        for d in self.deps.get(tid, ()):
+            self.children.get(d, set()).discard(tid)
+        self.deps[tid], self.kind[tid] = node.deps, node.kind
+        for d in node.deps:
+            self.children.setdefault(d, set()).add(tid)
+
+    def _left(self, tid: str) -> int:
+        return sum(1 for d in self.deps[tid] if self.state.get(d) is not TaskState.COMPLETED)
+
+    def _unqueue(self, tid: str) -> None:
+        self.queued[tid] = False
+
+    def _settle(self, tid: str) -> TaskState:
+        if self._left(tid):
+            self.state[tid] = TaskState.BLOCKED
+        elif self.kind[tid] is TaskKind.GROUP:
+            self._complete(tid)
+        else:
+            self.state[tid], self.queued[tid] = TaskState.READY, True
+        return self.state[tid]
+
+    def _complete(self, tid: str) -> None:
+        self.state[tid] = TaskState.COMPLETED
+        stack = [tid]
+        while stack:
+            for kid in self.children.get(stack.pop(), ()):
+                if self.state.get(kid) is TaskState.BLOCKED and self._left(kid) == 0:
+                    if self.kind[kid] is TaskKind.GROUP:
+                        self.state[kid] = TaskState.COMPLETED
+                        stack.append(kid)
+                    else:
+                        self.state[kid], self.queued[kid] = TaskState.READY, True

@@ -1,0 +1,217 @@
+"""town.toml + tasks.toml → a validated, frozen `spec.Desired`, or every problem at once.
+
+Entry points: `load`, `load_settings` (only [town], to find Redis), `check` (a report that never
+raises), and on strings `load_texts`, `check_texts`, `validate_texts` (`edit`'s Validate). It reads
+the two files and runs `schemacheck`, `towncheck` and `taskcheck` on them, in that order; it
+touches no Redis, processes or environment. Problems read `tasks.toml:14: $.tasks[2].agent: ...`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem, ValidationFailed
+from ..town import TASKS_FILE, TOWN_FILE, TownPaths
+from . import schemacheck
+from .desired import Desired, TaskSpec, TownSettings
+from .fields import opt_str, table
+from .schemacheck import check_schema
+from .taskcheck import Meta, check_tasks, edges
+from .tomldoc import TomlDoc
+from .towncheck import roster, town_settings
+
+# The schema internals under their former names, for tests/test_loader.py.
+_schema = schemacheck.load_schema
+_schema_dir = schemacheck.schema_dir
+_fast_check = schemacheck.fast_check
+_compile = schemacheck.compile_schema
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of checking a town's files: the desired state, or what is wrong with them."""
+
+    desired: Desired | None
+    problems: tuple[Problem, ...]
+    town: str | None
+    agents: int
+    tasks: int
+
+    @property
+    def valid(self) -> bool:
+        return self.desired is not None
+
+
+# -- public entry points -----------------------------------------------------------------------
+
+
+def load(paths: TownPaths) -> Desired:
+    """The town's desired state; `ValidationFailed` with every problem when the files are bad."""
+    return _desired_or_raise(check(paths))
+
+
+def check(paths: TownPaths) -> Validation:
+    """Read and check both files (no tasks.toml means no tasks); never raises on bad input."""
+    problems: list[Problem] = []
+    town = _read(paths.town_file, problems, required=True)
+    tasks = _read(paths.tasks_file, problems, required=False)
+    if town is None:
+        return Validation(None, tuple(problems), None, 0, 0)
+    if not problems:
+        known = _last_valid.get((town[1], tasks[1] if tasks else None))
+        if known is not None:
+            return known
+    return _check(
+        TomlDoc(TOWN_FILE, *town), TomlDoc(TASKS_FILE, *tasks) if tasks else None, problems
+    )
+
+
+def load_texts(town_text: str, tasks_text: str | None) -> Desired:
+    """`load` on would-be file contents (nothing is read); `tasks_text=None` means no tasks."""
+    return _desired_or_raise(check_texts(town_text, tasks_text))
+
+
+def check_texts(town_text: str, tasks_text: str | None) -> Validation:
+    """`check` on would-be file contents."""
+    town = TomlDoc(TOWN_FILE, town_text, _sha256(town_text.encode()))
+    tasks = (
+        None
+        if tasks_text is None
+        else TomlDoc(TASKS_FILE, tasks_text, _sha256(tasks_text.encode()))
+    )
+    result = _check(town, tasks, [])
+    if result.valid:
+        # An edit validates the text it is about to write, and the apply that follows reads
+        # that same text back: checked once (a 10,000-task file takes ~0.4 s), not twice.
+        _last_valid.clear()
+        _last_valid[town.digest, tasks.digest if tasks else None] = result
+    return result
+
+
+def validate_texts(town_text: str, tasks_text: str) -> None:
+    """Raise `ValidationFailed` unless the pair is valid: the `Validate` callable of `edit`."""
+    load_texts(town_text, tasks_text)
+
+
+def load_settings(paths: TownPaths) -> TownSettings:
+    """Only town.toml's [town] (the fast path every command takes to find Redis)."""
+    problems: list[Problem] = []
+    read = _read(paths.town_file, problems, required=True)
+    if read is None:
+        raise ValidationFailed(problems)
+    doc = TomlDoc(TOWN_FILE, *read, problems=problems)
+    data = doc.parse()
+    if data is None:
+        raise ValidationFailed(problems)
+    check_schema(doc, "settings", data)
+    custom = data.get("models")
+    settings = town_settings(doc, data.get("town"), custom if isinstance(custom, dict) else {})
+    if problems:
+        raise ValidationFailed(_sorted(problems))
+    return settings
+
+
+def waits_for(desired: Desired) -> dict[str, tuple[str, ...]]:
+    """What each task waits for under the file semantics: `parent` (a working parent runs first;
+    a group waits for its children), `sequential` groups, and `depends_on`."""
+    has_default = bool(desired.default_agent or desired.default_role)
+    waits = edges(desired.tasks, has_default)
+    ids = desired.task_ids()
+    return {ids[i]: tuple(ids[j] for j in waits[i]) for i in range(len(ids))}
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, str] | None:
+    """(text, sha256 of the bytes), or None with a problem (or silently, for a missing optional)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            problems.append(
+                Problem(path.name, "$", "file not found", hint="run `tt init` to create a town")
+            )
+        return None
+    except OSError as e:
+        problems.append(Problem(path.name, "$", f"cannot read it: {e.strerror or e}"))
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        problems.append(
+            Problem(path.name, "$", f"not UTF-8 text (byte {e.start} is {raw[e.start]:#04x})", line)
+        )
+        return None
+    return text, _sha256(raw)
+
+
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+_EMPTY = _sha256(b"")
+
+# The last valid pair checked as text in this process, by the digests of its two files (None:
+# no tasks file); the check is a pure function of the two texts, so its result is reused as is.
+_last_valid: dict[tuple[str, str | None], Validation] = {}
+
+
+# -- checking ----------------------------------------------------------------------------------
+
+
+def _check(town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem]) -> Validation:
+    """Every check on a pair of files; problems in one do not hide those in the other."""
+    town.problems = problems
+    town_data = town.parse()
+    if town_data is not None:
+        check_schema(town, "town", town_data)
+    tasks_data: dict[str, Any] | None = {}
+    typed = False
+    if tasks is not None:
+        tasks.problems = problems
+        tasks_data = tasks.parse()
+        if tasks_data is not None:
+            typed = check_schema(tasks, "tasks", tasks_data)
+
+    town_roster = roster(town, town_data) if town_data is not None else None
+    task_specs: tuple[TaskSpec, ...] = ()
+    meta = Meta()
+    if tasks is not None and tasks_data is not None:
+        meta, task_specs = check_tasks(tasks, tasks_data, town_roster, typed=typed)
+
+    raw_agents = town_data.get("agents") if town_data else None
+    raw_tasks = tasks_data.get("tasks") if tasks_data else None
+    name = opt_str(table(town_data, "town"), "name")
+    counts = (
+        len(raw_agents) if isinstance(raw_agents, dict) else 0,
+        len(raw_tasks) if isinstance(raw_tasks, list) else 0,
+    )
+    if problems or town_roster is None:
+        return Validation(None, tuple(_sorted(problems)), name, *counts)
+    desired = Desired(
+        town=town_roster.settings,
+        agents=town_roster.agents,
+        models=town_roster.models,
+        tasks=task_specs,
+        description=meta.description,
+        default_agent=meta.default_agent,
+        default_role=meta.default_role,
+        digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
+    )
+    return Validation(desired, (), name, *counts)
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    rank = {TOWN_FILE: 0, TASKS_FILE: 1}
+    return sorted(problems, key=lambda p: (rank.get(p.file, 2), p.line or 0))
+
+
+def _desired_or_raise(result: Validation) -> Desired:
+    if result.desired is None:
+        raise ValidationFailed(list(result.problems))
+    return result.desired

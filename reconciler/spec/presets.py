@@ -1,0 +1,134 @@
+"""Model CLI presets: the argv template of each agent CLI and how its prompt travels.
+
+Data only, and part of the desired state's vocabulary (town.toml names a preset or a
+[models.X] entry); the worker (`agents.models`) fills the placeholders, `supervisor` runs it.
+Placeholders are whole argv elements, never shell-joined: {prompt}, {prompt_file}, {workdir}.
+Flags were checked against the real CLIs (see CLI-FACTS.md and tests/integration).
+"""
+
+from __future__ import annotations
+
+from .desired import ModelSpec, PromptMode
+
+SIM = "sim"
+
+PRESETS: dict[str, ModelSpec] = {
+    # As root, claude refuses --dangerously-skip-permissions unless IS_SANDBOX=1; acceptEdits is
+    # accepted. --allowedTools is variadic, so `--` ends the options before the prompt.
+    "claude": ModelSpec(
+        name="claude",
+        command=(
+            "claude",
+            "-p",
+            "--output-format",
+            "text",
+            "--permission-mode",
+            "acceptEdits",
+            "--allowedTools",
+            "Bash",
+            "Edit",
+            "Write",
+            "--",
+            "{prompt}",
+        ),
+        prompt=PromptMode.ARG,
+    ),
+    "codex": ModelSpec(
+        name="codex",
+        command=(
+            "codex",
+            "exec",
+            "-s",
+            "workspace-write",
+            "--skip-git-repo-check",
+            "--color",
+            "never",
+            "-C",
+            "{workdir}",
+            "{prompt}",
+        ),
+        prompt=PromptMode.ARG,
+    ),
+    "codex-mini": ModelSpec(
+        name="codex-mini",
+        command=(
+            "codex",
+            "exec",
+            "-m",
+            "gpt-6-luna",
+            "-s",
+            "workspace-write",
+            "--skip-git-repo-check",
+            "--color",
+            "never",
+            "-C",
+            "{workdir}",
+            "{prompt}",
+        ),
+        prompt=PromptMode.ARG,
+    ),
+    # Without --print and without a TTY auggie skips its auth error and retries forever.
+    "auggie": ModelSpec(
+        name="auggie",
+        command=(
+            "auggie",
+            "--print",
+            "--quiet",
+            "-w",
+            "{workdir}",
+            "--instruction-file",
+            "{prompt_file}",
+        ),
+        prompt=PromptMode.FILE,
+    ),
+    # aider exits 0 after its API call failed: these lines on its output mean failure.
+    "aider": ModelSpec(
+        name="aider",
+        command=(
+            "aider",
+            "--yes-always",
+            "--no-pretty",
+            "--no-stream",
+            "--no-check-update",
+            "--no-analytics",
+            "--no-show-model-warnings",
+            "--no-auto-commits",
+            "--message-file",
+            "{prompt_file}",
+        ),
+        prompt=PromptMode.FILE,
+        fail_patterns=(
+            r"litellm\.\w*Error",
+            r"The API provider's servers are down",
+            r"No LLM model was specified",
+            r"file not found error",
+        ),
+    ),
+    # In an untrusted folder gemini silently downgrades --yolo, hence --skip-trust.
+    "gemini": ModelSpec(
+        name="gemini",
+        command=("gemini", "--skip-trust", "--yolo", "-p", "{prompt}"),
+        prompt=PromptMode.ARG,
+    ),
+    "copilot": ModelSpec(
+        name="copilot",
+        command=(
+            "copilot",
+            "--allow-all-tools",
+            "--no-auto-update",
+            "--no-ask-user",
+            "-s",
+            "-C",
+            "{workdir}",
+            "-p",
+            "{prompt}",
+        ),
+        prompt=PromptMode.ARG,
+    ),
+    # The built-in offline model: rehearse any workflow without API keys.
+    SIM: ModelSpec(
+        name=SIM,
+        command=("{python}", "-m", "reconciler.agents.sim"),
+        prompt=PromptMode.STDIN,
+    ),
+}

@@ -1,0 +1,243 @@
+"""The JSON-Schema check of a parsed town file (schema/*.schema.json), reported on its `TomlDoc`.
+
+A predicate compiled from the schema says yes fast; jsonschema, imported only then, runs on a
+rejected document to explain what is wrong. Shapes and types only: the meaning of values
+(references, names, durations) is checked by `towncheck` and `taskcheck`, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import TtError
+from .locate import JsonPath
+from .names import did_you_mean
+from .tomldoc import TomlDoc
+
+Check = Callable[[object], bool]
+
+
+def schema_dir() -> Path:
+    # In a wheel the schemas sit inside the package; in a source checkout beside it.
+    package = Path(__file__).resolve().parents[1]  # reconciler/
+    inside, beside = package / "schema", package.parent / "schema"
+    for folder in (inside, beside):
+        if (folder / "town.schema.json").is_file():
+            return folder
+    raise TtError(f"the JSON schemas are missing (looked in {inside} and {beside})")
+
+
+@cache
+def load_schema(which: str) -> dict[str, Any]:
+    """`town`, `tasks`, or `settings` (town.toml's [town] alone, for `loader.load_settings`)."""
+    if which == "settings":
+        # The other tables are not read on that path.
+        town = load_schema("town")
+        return {
+            "type": "object",
+            "required": ["town"],
+            "properties": {"town": town["properties"]["town"]},
+            "$defs": town["$defs"],
+        }
+    schema: dict[str, Any] = json.loads((schema_dir() / f"{which}.schema.json").read_text())
+    return schema
+
+
+@cache
+def _validator(which: str) -> Any:
+    # jsonschema costs ~80 ms to import and is needed only to explain an invalid document.
+    import jsonschema  # type: ignore[import-untyped]
+
+    return jsonschema.Draft202012Validator(load_schema(which))
+
+
+@cache
+def fast_check(which: str) -> Check:
+    return compile_schema(load_schema(which), load_schema(which), {})
+
+
+def check_schema(doc: TomlDoc, which: str, data: dict[str, Any]) -> bool:
+    """Report on `doc` every way `data` breaks schema `which`; whether it conforms."""
+    # The compiled predicate accepts a valid 10,000-task file in ~60 ms where jsonschema takes
+    # ~0.5 s; jsonschema runs only to explain what the predicate rejected.
+    if fast_check(which)(data):
+        return True
+    for error in _validator(which).iter_errors(data):
+        _report_schema_error(doc, error)
+    return False
+
+
+# -- explaining a rejection --------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "an array",
+    "object": "a table",
+    "null": "nothing",
+}
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value)[:40]})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _report_schema_error(doc: TomlDoc, error: Any) -> None:
+    path: JsonPath = tuple(error.absolute_path)
+    kind, value, instance, schema = (
+        error.validator,
+        error.validator_value,
+        error.instance,
+        error.schema,
+    )
+    hint: str | None
+    if kind == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        for key in instance:
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
+                doc.report((*path, key), f"unknown key '{key}'", hint)
+    elif kind == "required":
+        for key in value:
+            if key not in instance:
+                if not path and key == "town":
+                    doc.report(path, "missing the [town] table", 'it needs at least name = "..."')
+                else:
+                    doc.report(path, f"missing required key '{key}'")
+    elif kind == "type":
+        if schema.get("title") == "duration":
+            expected = schema["description"]
+        else:
+            types = [value] if isinstance(value, str) else value
+            expected = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+        hint = "write each task as a [[tasks]] table" if path == ("tasks",) else None
+        doc.report(path, f"expected {expected}, got {_kind(instance)}", hint)
+    elif kind == "enum":
+        choices = ", ".join(json.dumps(c) for c in value)
+        hint = did_you_mean(instance, value) if isinstance(instance, str) else None
+        doc.report(path, f"must be one of {choices}, got {_kind(instance)}", hint)
+    elif kind == "minimum":
+        doc.report(path, f"must be at least {value}, got {instance}")
+    elif kind in ("minItems", "minLength"):
+        doc.report(path, "must not be empty")
+    elif kind == "pattern" and "propertyNames" in error.relative_schema_path:
+        doc.report((*path, instance), f"invalid key {json.dumps(instance)}: it must match {value}")
+    elif kind == "pattern":
+        doc.report(path, f"invalid value {json.dumps(instance)}: it must match {value}")
+    else:
+        doc.report(path, error.message)
+
+
+# -- the compiled predicate --------------------------------------------------------------------
+
+
+def compile_schema(schema: object, root: dict[str, Any], defs: dict[str, Check]) -> Check:
+    """A predicate that never accepts what the schema rejects, for the keywords our schemas use.
+
+    Any other keyword compiles to "reject", which hands the document to jsonschema: a keyword
+    added to a schema file without support here costs speed, never correctness."""
+    if schema is True:
+        return lambda v: True
+    if not isinstance(schema, dict):
+        return lambda v: False
+    checks: list[Check] = []
+    for key, arg in schema.items():
+        if key in ("$schema", "$id", "$defs", "$comment", "title", "description"):
+            continue
+        made = _keyword(key, arg, schema, root, defs)
+        if made is None:
+            return lambda v: False
+        checks.append(made)
+    if len(checks) == 1:
+        return checks[0]
+
+    def all_of(v: object) -> bool:
+        return all(check(v) for check in checks)
+
+    return all_of
+
+
+_IS_TYPE: dict[str, Check] = {
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+}
+
+
+def _keyword(
+    key: str, arg: Any, schema: dict[str, Any], root: dict[str, Any], defs: dict[str, Check]
+) -> Check | None:
+    """The check of one keyword (keywords ignore instances of other types), or None if unknown."""
+    if key == "$ref" and isinstance(arg, str) and arg.startswith("#/$defs/"):
+        name = arg.removeprefix("#/$defs/")
+        if name not in defs:
+            # Looked up at call time, so a definition that refers to itself compiles too.
+            defs[name] = lambda v: defs[name](v)
+            defs[name] = compile_schema(root["$defs"][name], root, defs)
+        return defs[name]
+    if key == "type":
+        checks = [_IS_TYPE[t] for t in ([arg] if isinstance(arg, str) else arg) if t in _IS_TYPE]
+        if len(checks) == 1:
+            return checks[0]
+        return lambda v: any(check(v) for check in checks)
+    if key == "properties":
+        props = {k: compile_schema(s, root, defs) for k, s in arg.items()}
+        return lambda v: (
+            not isinstance(v, dict) or all(props[k](x) for k, x in v.items() if k in props)
+        )
+    if key == "additionalProperties":
+        known = set(schema.get("properties", ()))
+        if arg is False:
+            return lambda v: not isinstance(v, dict) or known.issuperset(v)
+        extra = compile_schema(arg, root, defs)
+        return lambda v: (
+            not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
+        )
+    if key == "required":
+        return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
+    if key == "propertyNames":
+        names = compile_schema(arg, root, defs)
+        return lambda v: not isinstance(v, dict) or all(names(k) for k in v)
+    if key == "items":
+        items, skip = compile_schema(arg, root, defs), len(schema.get("prefixItems", ()))
+        return lambda v: not isinstance(v, list) or all(items(x) for x in v[skip:])
+    if key == "prefixItems":
+        firsts = [compile_schema(s, root, defs) for s in arg]
+        return lambda v: (
+            not isinstance(v, list) or all(c(x) for c, x in zip(firsts, v, strict=False))
+        )
+    if key == "minItems":
+        return lambda v: not isinstance(v, list) or len(v) >= arg
+    if key == "minLength":
+        return lambda v: not isinstance(v, str) or len(v) >= arg
+    if key == "minimum":
+        return lambda v: isinstance(v, bool) or not isinstance(v, (int, float)) or v >= arg
+    if key == "pattern":
+        pattern = re.compile(arg)
+        return lambda v: not isinstance(v, str) or pattern.search(v) is not None
+    if key == "enum" and all(isinstance(e, str) for e in arg):
+        choices = frozenset(arg)
+        return lambda v: isinstance(v, str) and v in choices
+    return None

@@ -1,0 +1,172 @@
+"""town.toml's meaning, after the schema check: [town] settings, [models.X] and [agents.X].
+
+Yields the settings, agent and model specs and what tasks may name (agents, replicas, roles),
+reporting on the file's `TomlDoc` every rule the schema cannot express (known models, lease longer
+than heartbeat, replica names). It never reads tasks.toml: `taskcheck` checks references to this.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import presets
+from .desired import AgentSpec, ModelSpec, Policy, PromptMode, RestartPolicy, TownSettings
+from .durations import format_duration
+from .fields import check_name, choice, duration, env, indexed_strs, integer, opt_str, strs, table
+from .locate import JsonPath
+from .names import did_you_mean, is_valid_name
+from .tomldoc import TomlDoc
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+POLICY_DURATIONS = (
+    "heartbeat",
+    "lease",
+    "retry_backoff",
+    "retry_backoff_max",
+    "restart_backoff",
+    "restart_backoff_max",
+    "crash_loop_window",
+    "quarantine",
+    "resync",
+    "task_timeout",
+)
+
+
+@dataclass(frozen=True)
+class Roster:
+    settings: TownSettings
+    agents: tuple[AgentSpec, ...]
+    models: tuple[ModelSpec, ...]
+    targets: frozenset[str]  # what a task's `agent` may name: agents and replicas of pools
+    roles: frozenset[str]
+
+
+def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) -> TownSettings:
+    """The [town] table (`data`); `custom_models` is [models] for checking `default_model`."""
+    town = data if isinstance(data, dict) else {}
+    at: JsonPath = ("town",)
+    name = opt_str(town, "name")
+    if name is not None:
+        check_name(doc, (*at, "name"), name, "town name")
+    redis = opt_str(town, "redis") or "embedded"
+    if redis != "embedded" and not redis.startswith(REDIS_SCHEMES):
+        doc.report(
+            (*at, "redis"),
+            f'unsupported redis {json.dumps(redis)}: use "embedded" or a '
+            f"{', '.join(REDIS_SCHEMES)} URL",
+        )
+    default_model = opt_str(town, "default_model") or "claude"
+    known = _known_models(custom_models)
+    if default_model not in known:
+        doc.report(
+            (*at, "default_model"),
+            f"unknown model '{default_model}'",
+            did_you_mean(default_model, known) or "add a [models.X] table or use a preset",
+        )
+    policy = Policy()
+    values: dict[str, Any] = {}
+    for key in POLICY_DURATIONS:
+        seconds = duration(doc, at, town, key)
+        if seconds is not None:
+            values[key] = seconds
+    for key in ("retries", "crash_loop_deaths"):
+        values[key] = integer(town, key, getattr(policy, key))
+    policy = Policy(**values)
+    if ("lease" in town or "heartbeat" in town) and policy.lease <= policy.heartbeat:
+        doc.report(
+            (*at, "lease" if "lease" in town else "heartbeat"),
+            f"lease ({format_duration(policy.lease)}) must be longer than heartbeat "
+            f"({format_duration(policy.heartbeat)}), or every agent looks dead",
+        )
+    return TownSettings(name=name or "", redis=redis, default_model=default_model, policy=policy)
+
+
+def _known_models(custom: Mapping[str, Any]) -> list[str]:
+    return [*presets.PRESETS, *(k for k in custom if k not in presets.PRESETS), presets.SIM]
+
+
+def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
+    """Everything town.toml declares, from its parsed `data`."""
+    custom = table(data, "models")
+    settings = town_settings(doc, data.get("town"), custom)
+    specs = tuple(_model(doc, name, entry) for name, entry in custom.items())
+    known = _known_models(custom)
+    agents_table = table(data, "agents")
+
+    agents: list[AgentSpec] = []
+    for name, entry in agents_table.items():
+        if not isinstance(entry, dict):
+            continue  # the schema has reported it
+        at: JsonPath = ("agents", name)
+        check_name(doc, at, name, "agent name", agent=True)
+        model = opt_str(entry, "model") or settings.default_model
+        if "model" in entry and model not in known:
+            doc.report(
+                (*at, "model"),
+                f"unknown model '{model}'",
+                did_you_mean(model, known) or f"presets: {', '.join(presets.PRESETS)}",
+            )
+        role = opt_str(entry, "role")
+        if role is not None:
+            check_name(doc, (*at, "role"), role, "role name")
+        restart = opt_str(entry, "restart")
+        replicas = max(1, integer(entry, "replicas", 1))
+        if replicas > 1 and not is_valid_name(f"{name}-{replicas}") and is_valid_name(name):
+            doc.report(
+                (*at, "replicas"), f"replica name '{name}-{replicas}' would be longer than 63"
+            )
+        agents.append(
+            AgentSpec(
+                name=name,
+                model=model,
+                role=role,
+                replicas=replicas,
+                args=strs(entry, "args"),
+                env=env(entry),
+                env_from=strs(entry, "env_from"),
+                workdir=opt_str(entry, "workdir"),
+                timeout=duration(doc, at, entry, "timeout"),
+                restart=choice(RestartPolicy, restart, RestartPolicy.ALWAYS),
+                suspended=entry.get("suspended") is True,
+                node=opt_str(entry, "node"),
+            )
+        )
+
+    # A pool's replicas are addressable by name, so they share the agents' namespace.
+    replica_of = {i: a for a in agents if a.replicas > 1 for i in a.instances()}
+    for agent in agents:
+        pool = replica_of.get(agent.name)
+        if pool is not None:
+            doc.report(
+                ("agents", agent.name),
+                f"agent '{agent.name}' has the name of a replica of agent '{pool.name}' "
+                f"(replicas = {pool.replicas})",
+                "rename the agent or lower the replicas of the pool",
+            )
+    targets = frozenset(agents_table) | frozenset(replica_of)
+    roles = frozenset(a.role for a in agents if a.role)
+    return Roster(settings, tuple(agents), specs, targets, roles)
+
+
+def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
+    at: JsonPath = ("models", name)
+    check_name(doc, at, name, "model name")
+    entry_table = entry if isinstance(entry, dict) else {}
+    patterns = indexed_strs(entry_table, "fail_patterns")
+    for i, pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            doc.report((*at, "fail_patterns", i), f"invalid regular expression: {e}")
+    prompt = opt_str(entry_table, "prompt")
+    return ModelSpec(
+        name=name,
+        command=strs(entry_table, "command"),
+        prompt=choice(PromptMode, prompt, PromptMode.STDIN),
+        env=env(entry_table),
+        fail_patterns=tuple(p for _, p in patterns),
+    )

@@ -1,0 +1,3 @@
+"""store: Redis, every key (`keys`), the one redis door (`client`), task/agent/mail operations and
+the Lua scripts; may import `plan`, `spec`, `server` and the base modules, never `agents`/`control`.
+"""

@@ -1,0 +1,235 @@
+"""The town's Redis connection: which server (TT_REDIS_URL, town.toml, the embedded one) and how.
+
+The only module that imports redis, and only inside functions (the import costs 120+ ms, and
+`tt --help` and file-only commands must not pay it). An unreachable server becomes one
+`RedisUnavailable` line naming the password-masked URL and the cause, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .. import server
+from ..errors import RedisUnavailable, TtError
+from ..town import TownPaths
+from .agents import AgentOps
+from .coordination import TownOps
+from .keys import Keys
+from .mail import MailOps
+from .tasks import TaskOps
+
+if TYPE_CHECKING:
+    import redis
+
+ENV_URL = "TT_REDIS_URL"
+EMBEDDED = "embedded"
+SCHEMES = ("redis", "rediss", "unix")
+CONNECT_TIMEOUT = 2.0
+PROBE_TIMEOUT = 2.0  # connect() answers within ~3 s even when the server hangs
+COMMAND_TIMEOUT = 10.0
+RETRIES = 3  # reconnects after a dropped connection (a restarted server), not after timeouts
+MASK = "****"
+
+
+def configured(redis_setting: str) -> str:
+    """What this process should use: `TT_REDIS_URL` if set, else the town's `redis` value."""
+    value = os.environ.get(ENV_URL, "").strip() or redis_setting.strip()
+    scheme, sep, _ = value.partition("://")
+    if value != EMBEDDED and (not sep or scheme not in SCHEMES):
+        source = ENV_URL if os.environ.get(ENV_URL, "").strip() else "[town] redis"
+        raise TtError(
+            f"{source} = {mask_url(value)!r} is neither 'embedded' nor a redis://, rediss:// "
+            "or unix:// URL",
+            hint="e.g. redis://:PASSWORD@HOST:6379/0, or 'embedded' for the town's own server",
+        )
+    return value
+
+
+def is_embedded(redis_setting: str, paths: TownPaths) -> bool:
+    """Whether this process uses the town's own server (also when an agent was handed its URL)."""
+    value = configured(redis_setting)
+    return value == EMBEDDED or value == server.url(paths)
+
+
+def connect(redis_setting: str, paths: TownPaths, town: str) -> Store:
+    """The town's `Store`, checked to answer; raises `RedisUnavailable` within ~3 s otherwise."""
+    value = configured(redis_setting)
+    if value == EMBEDDED:
+        # ensure_running has just seen it answer PING: no second probe.
+        return Store.open(server.ensure_running(paths), town, probe=False)
+    return Store.open(value, town)
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (userinfo or `?password=`) replaced by ****; user names stay.
+
+    Deliberately cruder than a URL parser: everything after the first `:` of the userinfo, up
+    to the last `@`, is masked, so even an unencoded `/`, `?` or `@` in a password never shows.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{colon and ':' + MASK}{rest[at:]}"
+    return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
+
+
+class Store(TaskOps, AgentOps, MailOps, TownOps):
+    """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
+    tasks, agents, mail and the town's shared records.
+
+    `client` runs commands (short timeouts); `blocking` serves BLPOP-style waits, which must not
+    time out on the socket before the server's own timeout.
+    """
+
+    def __init__(self, client: Any, town: str, url: str, blocking: Any = None) -> None:
+        self.client = client
+        self.blocking = client if blocking is None else blocking
+        self.keys = Keys(town)
+        self.town = town
+        self.url = url
+        self._scripts: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, url: str, town: str, *, probe: bool = True) -> Store:
+        """Clients for `url` (RESP2, decoded strings); with `probe`, check it answers first."""
+        import redis
+        from redis.backoff import ExponentialBackoff, NoBackoff
+        from redis.retry import Retry
+
+        common: dict[str, Any] = {
+            "protocol": 2,  # redis-py 8 defaults to RESP3, whose reply shapes differ
+            "decode_responses": True,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+        }
+        retry = Retry(
+            ExponentialBackoff(cap=1.0, base=0.05),
+            RETRIES,
+            supported_errors=(redis.ConnectionError,),
+        )
+        try:
+            client = redis.Redis.from_url(
+                url, socket_timeout=COMMAND_TIMEOUT, retry=retry, **common
+            )
+            blocking = redis.Redis.from_url(url, socket_timeout=None, retry=retry, **common)
+        except ValueError as e:  # redis-py's verdict on a malformed URL
+            raise TtError(f"invalid Redis URL {mask_url(url)}: {e}") from None
+        if probe:
+            # Its own client: no retries and a short read timeout, so a dead or hung server
+            # is reported in seconds; the working clients keep their reconnect retries.
+            check = redis.Redis.from_url(
+                url, socket_timeout=PROBE_TIMEOUT, retry=Retry(NoBackoff(), 0), **common
+            )
+            try:
+                with _unavailable(url):
+                    check.ping()
+            finally:
+                check.close()
+        return cls(client, town, url, blocking)
+
+    @classmethod
+    def from_client(cls, client: Any, town: str, url: str = "fake://") -> Store:
+        """A store over an existing client (fakeredis in unit tests)."""
+        return cls(client, town, url)
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def ping(self) -> bool:
+        with _unavailable(self.url):
+            return bool(self.client.ping())
+
+    def server_info(self) -> dict[str, Any]:
+        """INFO's default sections as redis-py parses them (versions, memory, clients...)."""
+        with _unavailable(self.url):
+            info: dict[str, Any] = self.client.info()
+        return info
+
+    def close(self) -> None:
+        self.client.close()
+        if self.blocking is not self.client:
+            self.blocking.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _unavailable(url: str) -> Iterator[None]:
+    """Turn redis-py's connection failures into one `RedisUnavailable` line."""
+    import redis
+
+    try:
+        yield
+    except redis.AuthenticationError as e:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {mask_url(url)}: authentication failed ({e})",
+            hint=f"check the user and password in the URL ({ENV_URL} or [town] redis)",
+        ) from e
+    except redis.TimeoutError as e:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {mask_url(url)}: no answer (timed out)",
+            hint="is the host reachable and the server healthy?",
+        ) from e
+    except redis.ConnectionError as e:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {mask_url(url)}: {_cause(e)}",
+            hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
+        ) from e
+    except redis.RedisError as e:
+        # A reply that is not Redis (another service on the port) or a refusal such as NOPERM.
+        raise RedisUnavailable(
+            f"cannot use Redis at {mask_url(url)}: {e}",
+            hint="is it a Redis server, and may this user run the command?",
+        ) from e
+
+
+def _cause(e: redis.ConnectionError) -> str:
+    """The OS reason (`Connection refused`) rather than redis-py's wording around it."""
+    inner = e.__context__
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        inner = inner.__context__
+    return str(e)
+
+
+def translate(error: BaseException) -> TtError | None:
+    """A redis-py error raised mid-command as a `TtError` (one line, no traceback), else None.
+
+    Checked without importing redis: if redis was never imported, the error is not one of its.
+    """
+    if "redis" not in sys.modules:
+        return None
+    import redis
+
+    if isinstance(error, redis.RedisError):
+        return RedisUnavailable(
+            f"Redis failed during the command: {error}",
+            hint="run it again; `tt server status` shows whether the server is up",
+        )
+    return None
+
+
+def redis_away(error: BaseException) -> bool:
+    """A dropped, refused or timed-out Redis connection (the server restarting): wait and retry.
+
+    redis-py's ConnectionError and TimeoutError and their subclasses (BusyLoadingError while the
+    AOF loads). Checked without importing redis: if it was never imported, the error is not its.
+    """
+    if "redis" not in sys.modules:
+        return False
+    import redis
+
+    return isinstance(error, (redis.ConnectionError, redis.TimeoutError))

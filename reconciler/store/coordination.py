@@ -1,0 +1,80 @@
+"""Town-wide records on Redis, mixed into `Store`: the leader lease and its fencing epoch, the
+apply lock (with compare-and-set takeover of a dead holder), the no-op fast path's clean mark,
+the meta hash, and reading the event stream. No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .scripts import Scripted
+
+
+class TownOps(Scripted):
+    # -- leadership ----------------------------------------------------------------------------
+    def hold_leader(self, holder: str, lease: float) -> tuple[int, int]:
+        got = self._run("leader", holder, int(lease * 1000))
+        return int(got[0]), int(got[1])
+
+    def resign_leader(self, holder: str) -> None:
+        if self.client.get(self.keys.leader) == holder:
+            self.client.delete(self.keys.leader)
+
+    # -- the apply lock ------------------------------------------------------------------------
+    def try_lock(self, holder: dict[str, object], ttl: float) -> dict[str, object] | None:
+        """Take the apply lock (None = taken); else return who holds it (host, pid, command...)."""
+        raw = json.dumps(holder)
+        if self.client.set(self.keys.apply_lock, raw, nx=True, px=int(ttl * 1000)):
+            return None
+        current = self.client.get(self.keys.apply_lock)
+        if current is None:  # released between our SET and GET: try once more
+            return self.try_lock(holder, ttl)
+        info: dict[str, object] = json.loads(current)
+        return info
+
+    def unlock(self, token: str) -> bool:
+        return bool(self._run("unlock", self.keys.apply_lock, token))
+
+    def force_unlock(self) -> dict[str, object] | None:
+        """`tt unlock`: remove a stale lock; returns who held it."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(self.keys.apply_lock)
+        pipe.delete(self.keys.apply_lock)
+        current, _ = pipe.execute()
+        return None if current is None else dict(json.loads(current))
+
+    def take_over_lock(self, stale_token: str, holder: dict[str, object], ttl: float) -> bool:
+        """Replace a lock whose holder is dead, if it is still that holder's (compare-and-set)."""
+        raw = json.dumps(holder)
+        return bool(
+            self._run("take_over_lock", self.keys.apply_lock, stale_token, raw, int(ttl * 1000))
+        )
+
+    # -- the no-op fast path -------------------------------------------------------------------
+    def clean_fingerprint(self) -> str | None:
+        """The files' fingerprint recorded by the last apply that left nothing to do, if any."""
+        value = self.client.hget(self.keys.meta, "clean")
+        return str(value) if value else None
+
+    def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int]:
+        """`lua/clean.lua`: (still clean, generation); with `record`, remember this state."""
+        ok, generation = self._run("clean", fingerprint, "record" if record else "check")
+        return bool(ok), int(generation)
+
+    def read_meta(self) -> dict[str, str]:
+        return dict(self.client.hgetall(self.keys.meta))
+
+    def write_meta(self, fields: dict[str, str]) -> None:
+        with self._writes() as pipe:
+            pipe.hset(self.keys.meta, mapping=fields)
+
+    # -- events ---------------------------------------------------------------------------
+    def events_since(
+        self, last_id: str = "-", count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Events after `last_id` (exclusive), oldest first; with `block_ms`, wait for new ones."""
+        if block_ms is None:
+            start = "-" if last_id == "-" else f"({last_id}"
+            return [(i, f) for i, f in self.client.xrange(self.keys.events, start, "+", count)]
+        got = self.blocking.xread({self.keys.events: last_id}, count=count, block=block_ms)
+        return [(i, f) for _, entries in got for i, f in entries] if got else []

@@ -1,0 +1,104 @@
+"""Every Redis key name Tinytown uses, in one place.
+
+All keys of a town share the hash tag `{TOWN}` so multi-key Lua scripts work on Redis Cluster.
+Names reaching this module were validated (`names.is_valid_name`); nothing else builds keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    town: str
+
+    @property
+    def prefix(self) -> str:
+        return f"tt:{{{self.town}}}:"
+
+    def _k(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    @property
+    def meta(self) -> str:
+        """Hash: schema version, applied file digests, generation."""
+        return self._k("meta")
+
+    @property
+    def agents(self) -> str:
+        """Set of agent instance names known to Redis."""
+        return self._k("agents")
+
+    def agent(self, name: str) -> str:
+        return self._k(f"agent:{name}")
+
+    def heartbeat(self, name: str) -> str:
+        return self._k(f"hb:{name}")
+
+    @property
+    def tasks(self) -> str:
+        """Sorted set of task ids, scored by file order."""
+        return self._k("tasks")
+
+    def task(self, task_id: str) -> str:
+        return self._k(f"task:{task_id}")
+
+    def children(self, task_id: str) -> str:
+        """Set of ids that wait for this task (dependents released on completion)."""
+        return self._k(f"children:{task_id}")
+
+    def queue(self, target: str) -> str:
+        """List of ready task ids: an agent name, `@pool` or `%role`, or `*backlog`."""
+        return self._k(f"queue:{target}")
+
+    def inbox(self, agent: str) -> str:
+        return self._k(f"inbox:{agent}")
+
+    def urgent(self, agent: str) -> str:
+        return self._k(f"urgent:{agent}")
+
+    def control(self, agent: str) -> str:
+        """List an agent blocks on with its queues: `drain` / `stop` requests wake it at once."""
+        return self._k(f"ctl:{agent}")
+
+    def seen(self, agent: str) -> str:
+        """Messages an agent has read (capped), so nothing sent is ever dropped unseen."""
+        return self._k(f"seen:{agent}")
+
+    def bell(self, agent: str) -> str:
+        """List an idle agent blocks on (with its queues) for mail: `send` rings it (one entry
+        at most); the messages stay in their mailboxes until the agent takes them."""
+        return self._k(f"bell:{agent}")
+
+    def answering(self, agent: str) -> str:
+        """Messages an agent took to answer and has not answered yet: moved here from its
+        mailboxes atomically and dropped when the answer is sent, so an agent that dies
+        mid-answer leaves them for its next process (and `tt inbox` still shows them)."""
+        return self._k(f"answering:{agent}")
+
+    @property
+    def timers(self) -> str:
+        """Sorted set of retrying task ids by the time their backoff ends."""
+        return self._k("timers")
+
+    @property
+    def events(self) -> str:
+        return self._k("events")
+
+    @property
+    def leader(self) -> str:
+        return self._k("leader")
+
+    @property
+    def leader_epoch(self) -> str:
+        """Counter bumped on every change of leader (fences a deposed leader's writes)."""
+        return self._k("leader:epoch")
+
+    @property
+    def apply_lock(self) -> str:
+        return self._k("lock:apply")
+
+    def attempts(self, task_id: str) -> str:
+        """List of JSON attempt records (every error kept)."""
+        return self._k(f"attempts:{task_id}")

@@ -1,0 +1,107 @@
+"""The town's actual state read from Redis as the typed records `plan.diff` takes: every task
+(one SORT ... GET), the agents with their heartbeat leases, the meta hash; and the stored spec
+of the few tasks whose definition changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from ..plan.graph import TaskKind
+from ..plan.state import (
+    AgentState,
+    Observed,
+    ObservedAgent,
+    ObservedTask,
+    Source,
+    TaskState,
+    agent_spec_from_json,
+)
+from ..spec.desired import Desired
+from .client import Store
+
+# What `plan.diff` reads of a task. Timestamps, results and errors (up to kilobytes each) are
+# left out: they are for `tt status`, and a finished 10,000-task town would read megabytes. So is
+# the stored spec: its hash tells whether it changed; `with_changed_specs` reads the few that did.
+OBSERVED_FIELDS = ("state", "hash", "source", "kind", "target", "deps", "order")
+
+
+# Enum members by stored value; None (a field left out of the hash) means the default.
+_STATES: dict[str | None, TaskState] = {s.value: s for s in TaskState} | {None: TaskState.BLOCKED}
+_SOURCES: dict[str | None, Source] = {s.value: s for s in Source} | {None: Source.FILE}
+_KINDS: dict[str | None, TaskKind] = {k.value: k for k in TaskKind} | {None: TaskKind.WORK}
+
+
+def read_observed(store: Store) -> Observed:
+    """The town's actual state: every task (one script call per 2,000), the agents, the meta."""
+    rows = store.task_rows(OBSERVED_FIELDS)
+    at = {name: 1 + i for i, name in enumerate(OBSERVED_FIELDS)}
+    ready_targets = {r[at["target"]] for r in rows if r[1] == "ready" and r[at["target"]]}
+    queued = store.queued_ids(sorted(ready_targets))
+    # 10,000 rows: one json.loads for every deps list, enum members looked up in dicts.
+    deps_of = json.loads("[" + ",".join(r[at["deps"]] or "[]" for r in rows) + "]")
+    tasks = {}
+    for row, deps in zip(rows, deps_of, strict=True):
+        tid, state, spec_hash, source, kind, target, _, order = row
+        tasks[tid] = ObservedTask(
+            id=tid,
+            state=_STATES.get(state) or TaskState(state),
+            spec_hash=spec_hash or "",
+            source=_SOURCES.get(source) or Source(source),
+            kind=_KINDS.get(kind) or TaskKind(kind),
+            target=target or "",
+            deps=tuple(deps),
+            order=float(order or 0),
+            queued=tid in queued,
+        )
+    meta = store.read_meta()
+    digests = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("digest:")}
+    return Observed(tasks, read_agents(store), int(meta.get("generation") or 0), digests)
+
+
+def with_changed_specs(store: Store, observed: Observed, desired: Desired) -> Observed:
+    """`observed` with the stored spec of each task whose definition changed (its hash differs
+    from the file's), so the plan can name the changed fields: one read for the few edited."""
+    changed = [
+        t.id
+        for t in desired.tasks
+        if (seen := observed.tasks.get(t.id)) is not None and seen.spec_hash != t.spec_hash()
+    ]
+    if not changed:
+        return observed
+    tasks = dict(observed.tasks)
+    for tid, spec_json in store.task_rows(("spec",), ids=changed):
+        tasks[tid] = replace(tasks[tid], spec_json=spec_json or "")
+    return replace(observed, tasks=tasks)
+
+
+def read_agents(store: Store) -> dict[str, ObservedAgent]:
+    agent_records = store.agent_records()
+    beats = store.heartbeat_alive(list(agent_records))
+    agents = {}
+    for name, rec in agent_records.items():
+        if not rec.get("spec"):
+            continue  # a process record without a roster entry (being spawned or forgotten)
+        agents[name] = ObservedAgent(
+            name=name,
+            state=_agent_state(rec.get("state")),
+            base=rec.get("base") or None,
+            spec_hash=rec.get("spec_hash", ""),
+            spec=agent_spec_from_json(rec.get("spec")),
+            source=Source(rec.get("source") or "file"),
+            suspended=rec.get("suspended") == "1",
+            pid=int(rec["pid"]) if rec.get("pid", "").isdigit() else None,
+            host=rec.get("host") or None,
+            alive=beats.get(name, False),
+            task=rec.get("task") or None,
+            restarts=int(rec.get("restarts") or 0),
+        )
+    return agents
+
+
+def _agent_state(value: str | None) -> AgentState:
+    try:
+        return AgentState(value or "stopped")
+    except ValueError:
+        return AgentState.STOPPED

@@ -1,0 +1,233 @@
+"""Task operations on Redis, mixed into `Store`: the fenced transitions (claim, complete, fail,
+hand back, promote), reading tasks, and writing a plan's task records (`lua/upsert_tasks.lua`).
+
+Every transition is one Lua script, checked against the attempt token, so a stale attempt can
+never complete or fail a task. No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..spec.desired import Policy
+from .scripts import Scripted, fencing, lua_source
+
+
+@dataclass(frozen=True)
+class DepResult:
+    """What a task a claimed one depends on produced (its result goes into the prompt)."""
+
+    id: str
+    agent: str | None
+    result: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A task an agent claimed: the attempt, its spec as JSON data, the previous error."""
+
+    task_id: str
+    attempt: int
+    spec: dict[str, object]
+    previous_error: str | None
+    deps: tuple[DepResult, ...] = ()  # results of the tasks it depends on
+
+
+# What a missing field of a task hash means (lua/upsert_tasks.lua writes only what differs).
+TASK_DEFAULTS = {"kind": "work", "source": "file", "priority": "0", "attempt": "0", "deps": "[]"}
+
+
+def _upsert_args(records: list[dict[str, object]]) -> list[str]:
+    """lua/upsert_tasks.lua's arguments after the generation: the records as JSON without their
+    specs, then the specs, each its own argument (the k-th where a record says "spec": k).
+    A spec (itself JSON) nested in the records' JSON would be escaped here and unescaped by
+    cjson in Redis, for every task."""
+    specs: list[str] = []
+    slim: list[dict[str, object]] = []
+    for rec in records:
+        spec = rec.get("spec")
+        if isinstance(spec, str):
+            specs.append(spec)
+            rec = {**rec, "spec": len(specs)}
+        slim.append(rec)
+    return [json.dumps(slim), *specs]
+
+
+class TaskOps(Scripted):
+    _sort_denied = False  # this connection's ACL user may not SORT ... GET (see task_rows)
+
+    # -- task transitions -------------------------------------------------------------------
+    def claim(self, task_id: str, agent: str, token: str) -> Claimed | None:
+        got = self._run("claim", task_id, agent, token)
+        if not got:
+            return None
+        deps = tuple(DepResult(d, agent or None, result) for d, agent, result in json.loads(got[3]))
+        return Claimed(task_id, int(got[0]), json.loads(got[1] or "{}"), got[2] or None, deps)
+
+    def complete(self, task_id: str, token: str, result: str) -> bool:
+        return bool(self._run("complete", task_id, token, result))
+
+    def fail(self, task_id: str, token: str, error: str, permanent: bool, policy: Policy) -> str:
+        return str(
+            self._run(
+                "fail",
+                task_id,
+                token,
+                error,
+                "1" if permanent else "0",
+                policy.retry_backoff,
+                policy.retry_backoff_max,
+                random.uniform(0.9, 1.1),
+                policy.retries,
+            )
+        )
+
+    def hand_back(self, task_id: str, token: str, reason: str = "agent stopped") -> bool:
+        return bool(self._run("hand_back", task_id, token, reason))
+
+    def promote_due(self) -> int:
+        return int(self._run("promote"))
+
+    def seconds_to_next_timer(self) -> float | None:
+        first = self.client.zrange(self.keys.timers, 0, 0, withscores=True)
+        return None if not first else max(0.0, float(first[0][1]) - time.time())
+
+    def promote_and_next_timer(self) -> float | None:
+        """`promote_due` then `seconds_to_next_timer` in one round trip (the worker's loop)."""
+        # EVALSHA by hand: a pipeline given the script object checks SCRIPT EXISTS first.
+        pipe = self.client.pipeline(transaction=False)
+        argv = [self.keys.prefix, repr(time.time()), ""]  # an agent's: unfenced
+        pipe.evalsha(self._script("promote").sha, 1, self.keys.meta, *argv)
+        pipe.zrange(self.keys.timers, 0, 0, withscores=True)
+        promoted, first = pipe.execute(raise_on_error=False)
+        if isinstance(promoted, Exception):  # NOSCRIPT (a new server): load it the usual way
+            self.promote_due()
+            return self.seconds_to_next_timer()
+        return None if not first else max(0.0, float(first[0][1]) - time.time())
+
+    def current_token(self, task_id: str) -> str | None:
+        token = self.client.hget(self.keys.task(task_id), "token")
+        return str(token) if token else None
+
+    def dep_results(self, task_id: str) -> list[DepResult]:
+        deps = json.loads(self.client.hget(self.keys.task(task_id), "deps") or "[]")
+        pipe = self.client.pipeline(transaction=False)
+        for d in deps:
+            pipe.hmget(self.keys.task(d), "result", "assignee", "kind")
+        out = []
+        for d, (result, assignee, kind) in zip(deps, pipe.execute(), strict=True):
+            if kind != "group":
+                out.append(DepResult(d, assignee, result or ""))
+        return out
+
+    def task_records(self, batch: int = 2000) -> list[dict[str, str]]:
+        """Every task hash in file order, read in pipelined batches (one round trip per batch),
+        with its id and the defaults of the fields a hash leaves out when they have them."""
+        ids = self.client.zrange(self.keys.tasks, 0, -1)
+        out: list[dict[str, str]] = []
+        for start in range(0, len(ids), batch):
+            pipe = self.client.pipeline(transaction=False)
+            chunk = ids[start : start + batch]
+            for tid in chunk:
+                pipe.hgetall(self.keys.task(tid))
+            out.extend(
+                {**TASK_DEFAULTS, "id": tid, **r}
+                for tid, r in zip(chunk, pipe.execute(), strict=True)
+                if r
+            )
+        return out
+
+    def task_rows(
+        self, fields: Sequence[str], batch: int = 2000, ids: Sequence[str] | None = None
+    ) -> list[list[Any]]:
+        """[id, *values] of `fields` for every task in file order, or for `ids` (None where
+        absent; tasks without a hash are left out). Every task: one SORT ... GET, which reads
+        them all in C; some (or where an ACL user may not SORT with GET): a script per batch."""
+        n = len(fields)
+        if ids is None and not self._sort_denied:
+            pattern = self.keys.task("*") + "->"
+            gets = [arg for f in fields for arg in ("GET", pattern + f)]
+            try:
+                flat = self.client.execute_command(
+                    "SORT", self.keys.tasks, "BY", "nosort", "GET", "#", *gets
+                )
+            except Exception as e:
+                # Redis 7 lets SORT read other keys by pattern only with access to all keys: a
+                # user restricted to `tt:*` gets "GET option of SORT denied".
+                if "denied" not in str(e):
+                    raise
+                self._sort_denied = True
+            else:
+                rows = [flat[k : k + n + 1] for k in range(0, len(flat), n + 1)]
+                return [row for row in rows if any(v is not None for v in row[1:])]
+        if ids is None:
+            ids = self.client.zrange(self.keys.tasks, 0, -1)
+        out: list[list[Any]] = []
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            flat = self._run("read_tasks", n, *fields, *chunk)
+            for k, tid in enumerate(chunk):
+                values = flat[k * n : (k + 1) * n]
+                if any(v is not None for v in values):
+                    out.append([tid, *values])
+        return out
+
+    def task_ids(self) -> list[str]:
+        """Every task id in file order (one ZRANGE; no task hash is read)."""
+        return list(self.client.zrange(self.keys.tasks, 0, -1))
+
+    def attempt_history(self, task_id: str) -> list[dict[str, object]]:
+        return [json.loads(x) for x in self.client.lrange(self.keys.attempts(task_id), 0, -1)]
+
+    # -- applying a plan ---------------------------------------------------------------------
+    def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
+        return int(self._run("upsert_tasks", generation, *_upsert_args(records)))
+
+    @fencing
+    def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
+        """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
+        iterator advanced, its JSON encoded) while Redis runs the previous one: one script
+        call in flight on one connection, its reply read before the next call is sent."""
+        source = lua_source("upsert_tasks")
+        sha = self.client.script_load(source)  # so EVALSHA cannot meet NOSCRIPT below
+        pool = self.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 wants a command name
+            conn = pool.get_connection("EVALSHA")
+        done, in_flight = 0, False
+        try:
+            for batch in batches:
+                rest = _upsert_args(batch)
+                if in_flight:
+                    done += int(conn.read_response())
+                now = repr(time.time())
+                args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, *rest)
+                conn.send_command("EVALSHA", sha, 1, *args)
+                in_flight = True
+            if in_flight:
+                done += int(conn.read_response())
+                in_flight = False
+        finally:
+            if in_flight:  # an error left a reply unread: this connection cannot be reused
+                conn.disconnect()
+            pool.release(conn)
+        return done
+
+    def delete_tasks(self, ids: list[str]) -> int:
+        return int(self._run("delete_tasks", json.dumps(ids)))
+
+    def requeue(self, ids: list[str]) -> int:
+        return int(self._run("requeue", json.dumps(ids)))
+
+    def queued_ids(self, targets: list[str]) -> set[str]:
+        """Ids currently waiting in the ready queues of `targets` (one pipelined read)."""
+        pipe = self.client.pipeline(transaction=False)
+        for t in targets:
+            pipe.lrange(self.keys.queue(t), 0, -1)
+        return {tid for ids in pipe.execute() for tid in ids}

@@ -1,0 +1,94 @@
+"""Prompt assembly and the verdict on a finished model run."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.agents.models import render_argv
+from reconciler.agents.prompt import build_prompt, judge
+from reconciler.spec.presets import PRESETS
+from reconciler.store.mail import Message
+from reconciler.store.tasks import DepResult
+
+
+def test_prompt_has_task_deps_and_messages_urgent_first() -> None:
+    text = build_prompt(
+        task_id="implement",
+        description="Implement the auth API",
+        attempt=2,
+        agent="developer",
+        town="multi-demo",
+        deps=[DepResult("design", "architect", "Use JWT with RS256")],
+        messages=[Message("conductor", "normal one", ts=1), Message("tester", "hurry", True, ts=2)],
+    )
+    assert text.startswith("# Task implement (attempt 2)\nImplement the auth API\n")
+    assert "### design (by architect)\nUse JWT with RS256" in text
+    assert text.index("URGENT from tester: hurry") < text.index("from conductor: normal one")
+    assert "agent 'developer' in the Tinytown town 'multi-demo'" in text
+
+
+def test_claude_not_logged_in_is_permanent_with_stdout_text() -> None:
+    v = judge(
+        returncode=1,
+        stdout_tail="Not logged in · Please run /login",
+        stderr_tail="",
+        timed_out=False,
+        timeout=60,
+        not_found=None,
+    )
+    assert not v.ok and v.permanent
+    assert v.text == "exit code 1: Not logged in · Please run /login"
+
+
+def test_aider_exit_zero_with_failure_pattern_fails() -> None:
+    v = judge(
+        returncode=0,
+        stdout_tail="litellm.InternalServerError: Connection error.",
+        stderr_tail="",
+        timed_out=False,
+        timeout=60,
+        not_found=None,
+        fail_patterns=PRESETS["aider"].fail_patterns,
+    )
+    assert not v.ok and not v.permanent and "output matched failure" in v.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "ok", "permanent", "needle"),
+    [
+        ({"returncode": 0, "stdout_tail": "done"}, True, False, "done"),
+        ({"returncode": 2, "stderr_tail": "boom"}, False, False, "exit code 2: boom"),
+        ({"returncode": None, "timed_out": True}, False, False, "timed out after 60s"),
+        ({"returncode": None, "not_found": "codex"}, False, True, "model CLI not found: codex"),
+    ],
+)
+def test_judge_table(kwargs: dict[str, object], ok: bool, permanent: bool, needle: str) -> None:
+    args: dict[str, object] = {
+        "stdout_tail": "",
+        "stderr_tail": "",
+        "timed_out": False,
+        "timeout": 60.0,
+        "not_found": None,
+    }
+    args.update(kwargs)
+    v = judge(**args)  # type: ignore[arg-type]
+    assert (v.ok, v.permanent) == (ok, permanent) and needle in v.text
+
+
+def test_render_argv_claude_keeps_prompt_after_double_dash() -> None:
+    argv, stdin = render_argv(
+        PRESETS["claude"],
+        prompt="do it",
+        prompt_file="/p",
+        workdir="/w",
+        python="py",
+        extra_args=("--model", "opus"),
+    )
+    assert argv[-3:] == ["opus", "--", "do it"] and stdin is None
+
+
+def test_render_argv_sim_uses_stdin() -> None:
+    argv, stdin = render_argv(
+        PRESETS["sim"], prompt="hi", prompt_file="/p", workdir="/w", python="/usr/bin/python3"
+    )
+    assert argv == ["/usr/bin/python3", "-m", "reconciler.agents.sim"] and stdin == "hi"

@@ -1,0 +1,59 @@
+"""The offline `sim` model: markers, attempts, and what it prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reconciler.agents.sim import decide, task_section
+
+PROMPT = """# Task build (attempt 1)
+Build the thing [sim:fail:2]
+
+## Results of the tasks this one depends on
+### design
+It said [sim:fail] somewhere
+"""
+
+
+def test_task_section_ignores_dependency_text() -> None:
+    assert "[sim:fail:2]" in task_section(PROMPT)
+    assert "[sim:fail]" not in task_section(PROMPT).replace("[sim:fail:2]", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "attempt", "expected"),
+    [
+        ("plain", 1, (False, None)),
+        ("x [sim:fail]", 5, (True, None)),
+        ("x [sim:fail:2]", 2, (True, None)),
+        ("x [sim:fail:2]", 3, (False, None)),
+        ("x [sim:sleep:0.5]", 1, (False, 0.5)),
+    ],
+)
+def test_decide(text: str, attempt: int, expected: tuple[bool, float | None]) -> None:
+    assert decide(text, attempt) == expected
+
+
+def run_sim(prompt: str, attempt: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TT_SIM_DELAY": "0", "TT_ATTEMPT": str(attempt), "TT_AGENT": "dev"}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler.agents.sim"],
+        input=prompt,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def test_sim_process_fails_then_succeeds() -> None:
+    first = run_sim(PROMPT, 1)
+    assert first.returncode == 1 and "failing attempt 1" in first.stderr
+    third = run_sim(PROMPT, 3)
+    assert third.returncode == 0
+    assert third.stdout.startswith("dev (sim) finished: Build the thing")
+    assert "sim: asked" in third.stderr and "Build the thing [sim:fail:2]" in third.stderr

@@ -1,0 +1,237 @@
+"""Process handling: model runs with tails, timeouts that kill the whole tree, detached agents."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+from reconciler.agents.prompt import judge
+from reconciler.agents.supervisor import is_alive, run_model, spawn_detached, stop_process
+
+PY = sys.executable
+
+
+def wait_for(cond: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_run_model_streams_and_keeps_tails(tmp_path: Path) -> None:
+    log = io.BytesIO()
+    code = (
+        "import sys; print(sys.stdin.read().upper()); print('oops', file=sys.stderr); sys.exit(3)"
+    )
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text="hello", log=log, timeout=30
+    )
+    assert r.returncode == 3 and not r.timed_out
+    assert r.stdout_tail == "HELLO" and r.stderr_tail == "oops"
+    assert b"HELLO\n" in log.getvalue() and b"[err] oops\n" in log.getvalue()
+
+
+def test_missing_binary_is_reported(tmp_path: Path) -> None:
+    r = run_model(
+        ["no-such-cli-xyz"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=5,
+    )
+    assert r.not_found == "no-such-cli-xyz" and r.returncode is None
+
+
+def test_timeout_kills_whole_tree(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    # The model starts a grandchild that ignores SIGTERM; both must be gone after the timeout.
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(600)\n"
+    )
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=1.5,
+        grace=0.5,
+    )
+    assert r.timed_out and r.seconds < 30
+    grandchild = int(pidfile.read_text())
+    assert wait_for(lambda: not is_alive(grandchild), 5)
+
+
+def test_should_stop_cancels(tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = run_model(
+        [PY, "-c", "import time; time.sleep(600)"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=None,
+        should_stop=lambda: time.monotonic() - started > 0.5,
+        grace=0.5,
+    )
+    assert r.cancelled and not r.timed_out
+
+
+def test_a_prompt_larger_than_the_pipe_is_fed_whole(tmp_path: Path) -> None:
+    prompt = "x" * 1_000_000 + "\n"
+    code = "import sys; print(len(sys.stdin.read()))"
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=prompt,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout_tail == "1000001"
+
+
+def test_a_model_that_ignores_a_large_prompt_does_not_hang(tmp_path: Path) -> None:
+    r = run_model(
+        [PY, "-c", "print('done')"],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text="y" * 1_000_000,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.returncode == 0 and r.stdout_tail == "done" and r.seconds < 10
+
+
+def test_exit_is_seen_although_a_grandchild_holds_the_pipes(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
+    code = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "print('partial line without newline', end='', flush=True)\n"
+    )
+    log = io.BytesIO()
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text=None, log=log, timeout=60
+    )
+    assert r.returncode == 0 and not r.timed_out and r.seconds < 10
+    assert r.stdout_tail == "partial line without newline"
+    assert log.getvalue() == b"partial line without newline"
+    assert wait_for(lambda: not is_alive(int(pidfile.read_text())), 5)  # the straggler is killed
+
+
+def test_output_keeps_its_lines_and_the_tail_is_bounded(tmp_path: Path) -> None:
+    code = "import sys\nfor i in range(5000):\n    print(i); print('e', i, file=sys.stderr)\n"
+    log = io.BytesIO()
+    r = run_model(
+        [PY, "-c", code], cwd=tmp_path, env=os.environ, stdin_text=None, log=log, timeout=30
+    )
+    lines = log.getvalue().splitlines()
+    assert [x for x in lines if not x.startswith(b"[err] ")] == [b"%d" % i for i in range(5000)]
+    assert [x for x in lines if x.startswith(b"[err] ")][-1] == b"[err] e 4999"
+    # The first lines, then the last 40 (the middle is left out, and said to be).
+    expected = [*map(str, range(5)), "…", *map(str, range(4960, 5000))]
+    assert r.stdout_tail.splitlines() == expected
+    assert len(r.stderr_tail) <= 4000 and r.stderr_tail.splitlines()[-1] == "e 4999"
+
+
+def test_a_clis_first_error_line_survives_its_help_text(tmp_path: Path) -> None:
+    """gemini prints "unknown flag" first and then 45 lines of help, and exits 1."""
+    code = (
+        "import sys\n"
+        "print('Unknown argument: --frobnicate', file=sys.stderr)\n"
+        "for i in range(45):\n"
+        "    print(f'  --option-{i}  what option {i} does', file=sys.stderr)\n"
+        "sys.exit(1)\n"
+    )
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    lines = r.stderr_tail.splitlines()
+    assert lines[0] == "Unknown argument: --frobnicate"
+    assert lines[5] == "…" and lines[-1] == "  --option-44  what option 44 does"
+    assert len(lines) == 5 + 1 + 40 and len(r.stderr_tail) <= 4000
+    verdict = judge(
+        returncode=r.returncode,
+        stdout_tail=r.stdout_tail,
+        stderr_tail=r.stderr_tail,
+        timed_out=False,
+        timeout=None,
+        not_found=None,
+    )
+    assert not verdict.ok and verdict.text.startswith("exit code 1: Unknown argument: --frobnicate")
+    assert "--option-44" in verdict.text and len(verdict.text.splitlines()) == 3 + 1 + 10
+
+
+def test_a_few_very_long_lines_keep_their_start_and_end(tmp_path: Path) -> None:
+    code = "print('A' * 3000 + 'first-end')\nprint('B' * 3000 + 'last-end')\n"
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=30,
+    )
+    assert r.stdout_tail.startswith("AAAA") and r.stdout_tail.endswith("last-end")
+    assert "\n…\n" in r.stdout_tail and len(r.stdout_tail) <= 4000
+
+
+def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:
+    pid, start = spawn_detached(
+        [PY, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+        cwd=tmp_path,
+        env=os.environ,
+        log_path=tmp_path / "a.log",
+    )
+    try:
+        assert os.getpgid(pid) == pid  # own session and group
+        assert wait_for(lambda: (tmp_path / "a.log").read_text().startswith("up"))
+        assert is_alive(pid, start) and not is_alive(pid, "0")
+    finally:
+        assert stop_process(pid, start, grace=2)
+    assert not is_alive(pid, start)
+
+
+def test_add_worktree_makes_a_checkout(tmp_path: Path) -> None:
+    import subprocess
+
+    from reconciler.agents.supervisor import add_worktree
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "README").write_text("hi\n")
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    wt = repo / ".tt" / "worktrees" / "dev"
+    add_worktree(repo, wt)
+    assert (wt / "README").read_text() == "hi\n"
+
+
+def test_add_worktree_outside_git_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from reconciler.agents.supervisor import add_worktree
+    from reconciler.errors import TtError
+
+    with pytest.raises(TtError) as e:
+        add_worktree(tmp_path, tmp_path / "wt")
+    assert "cannot create a git worktree" in e.value.message

@@ -1,0 +1,1 @@
+"""Tests of the `cli` package (the `tt` command)."""

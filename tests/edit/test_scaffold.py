@@ -1,0 +1,85 @@
+"""`tt init`: the files it writes, names, refusal to overwrite, Tinytown import."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reconciler.edit.scaffold import default_name, init_town, slug
+from reconciler.errors import TtError
+
+
+def test_init_writes_both_files_and_gitignore(tmp_path: Path) -> None:
+    result = init_town(tmp_path / "multi-agent-demo", "multi-demo")
+    root = tmp_path / "multi-agent-demo"
+    assert result.name == "multi-demo"
+    assert 'name = "multi-demo"' in (root / "town.toml").read_text()
+    assert 'redis = "embedded"' in (root / "town.toml").read_text()
+    assert "[meta]" in (root / "tasks.toml").read_text()
+    assert (root / ".gitignore").read_text() == ".tt/\n"
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    init_town(tmp_path, "one")
+    (tmp_path / "town.toml").write_text("# mine\n")
+    with pytest.raises(TtError) as e:
+        init_town(tmp_path, "two")
+    assert "already exist" in e.value.message and e.value.hint == "use --force to overwrite"
+    assert (tmp_path / "town.toml").read_text() == "# mine\n"
+    init_town(tmp_path, "two", force=True)
+    assert 'name = "two"' in (tmp_path / "town.toml").read_text()
+
+
+def test_init_keeps_existing_gitignore_lines(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("node_modules/")
+    init_town(tmp_path, "x")
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n.tt/\n"
+    init_town(tmp_path, "x", force=True)
+    assert (tmp_path / ".gitignore").read_text().count(".tt/") == 1
+
+
+@pytest.mark.parametrize("bad", ["Multi Demo", "../x", "a" * 64, "-x", ""])
+def test_init_rejects_bad_names(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(TtError) as e:
+        init_town(tmp_path, bad)
+    assert "invalid town name" in e.value.message
+    assert not (tmp_path / "town.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("My Repo", "my-repo"), ("feature/login@v2", "feature-login-v2"), ("...", "town")],
+)
+def test_slug(text: str, expected: str) -> None:
+    assert slug(text) == expected
+
+
+def test_default_name_is_folder_outside_git(tmp_path: Path) -> None:
+    folder = tmp_path / "Some Project"
+    folder.mkdir()
+    assert default_name(folder) == "some-project"
+
+
+def test_default_name_in_git_is_repo_and_branch(tmp_path: Path) -> None:
+    repo = tmp_path / "webapp"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run([*git, "init", "-q", "-b", "feature/login"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    assert default_name(repo) == "webapp-feature-login"
+
+
+def test_init_imports_tinytown_config(tmp_path: Path) -> None:
+    (tmp_path / "tinytown.toml").write_text(
+        'name = "Old Town"\ndefault_cli = "auggie"\n'
+        '[agent_clis.claude]\nname = "claude"\ncommand = "claude --print"\n'
+        '[agent_clis.mine]\nname = "mine"\ncommand = "my-llm --print --fast"\n'
+    )
+    result = init_town(tmp_path)
+    text = (tmp_path / "town.toml").read_text()
+    assert result.name == "old-town" and result.imported_from == tmp_path / "tinytown.toml"
+    assert 'default_model = "auggie"' in text
+    assert 'command = ["my-llm", "--print", "--fast"]' in text
+    assert "[models.claude]" not in text

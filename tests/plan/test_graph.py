@@ -1,0 +1,240 @@
+"""The task graph: targets, parents, groups (sequential too), backlog, depends_on, order, cycles."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from reconciler.plan.graph import BACKLOG, Graph, TaskKind, build_graph
+from reconciler.spec.cycles import find_cycles
+from reconciler.spec.desired import AgentSpec, Desired, TaskSpec, TownSettings
+from reconciler.spec.loader import waits_for
+
+AGENTS = (
+    AgentSpec("architect", "claude", role="architect"),
+    AgentSpec("developer", "claude"),
+    AgentSpec("worker", "claude", replicas=3),
+    AgentSpec("tester", "claude", role="qa"),
+)
+
+
+def graph(
+    *tasks: TaskSpec, default_agent: str | None = None, default_role: str | None = None
+) -> Graph:
+    return build_graph(
+        Desired(
+            town=TownSettings("t"),
+            agents=AGENTS,
+            tasks=tasks,
+            default_agent=default_agent,
+            default_role=default_role,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "defaults", "target", "kind"),
+    [
+        (TaskSpec("a", agent="developer"), {}, "developer", TaskKind.WORK),
+        (TaskSpec("a", agent="worker"), {}, "@worker", TaskKind.WORK),
+        (TaskSpec("a", agent="worker-2"), {}, "worker-2", TaskKind.WORK),
+        (TaskSpec("a", role="qa"), {}, "%qa", TaskKind.WORK),
+        (TaskSpec("a", agent="developer", role="qa"), {}, "developer", TaskKind.WORK),
+        (TaskSpec("a"), {"default_agent": "developer"}, "developer", TaskKind.WORK),
+        (TaskSpec("a"), {"default_agent": "worker"}, "@worker", TaskKind.WORK),
+        (TaskSpec("a"), {"default_role": "qa"}, "%qa", TaskKind.WORK),
+        (TaskSpec("a", role="architect"), {"default_agent": "worker"}, "%architect", TaskKind.WORK),
+        (TaskSpec("a"), {}, BACKLOG, TaskKind.BACKLOG),
+    ],
+)
+def test_target_of_a_task(
+    task: TaskSpec, defaults: dict[str, str], target: str, kind: TaskKind
+) -> None:
+    node = graph(task, **defaults).nodes["a"]
+    assert (node.target, node.kind, node.deps) == (target, kind, ())
+
+
+def test_pipeline_parent_that_works_runs_first() -> None:
+    g = graph(
+        TaskSpec("design", agent="architect"),
+        TaskSpec("implement", agent="developer", parent="design"),
+        TaskSpec("test", agent="tester", parent="implement"),
+    )
+    assert {i: n.deps for i, n in g.nodes.items()} == {
+        "design": (),
+        "implement": ("design",),
+        "test": ("implement",),
+    }
+    assert g.dependents == {"design": ("implement",), "implement": ("test",)}
+    assert g.order == ("design", "implement", "test")
+
+
+def test_group_waits_for_its_children_which_run_in_parallel() -> None:
+    g = graph(
+        TaskSpec("epic"),
+        TaskSpec("login", agent="developer", parent="epic"),
+        TaskSpec("logout", agent="worker", parent="epic"),
+        TaskSpec("release", agent="developer", depends_on=("epic",)),
+    )
+    epic = g.nodes["epic"]
+    assert (epic.kind, epic.target, epic.deps, epic.children) == (
+        TaskKind.GROUP,
+        "",
+        ("login", "logout"),
+        ("login", "logout"),
+    )
+    assert g.nodes["login"].deps == () and g.nodes["logout"].deps == ()
+    assert g.nodes["release"].deps == ("epic",)
+    assert g.order.index("epic") > max(g.order.index("login"), g.order.index("logout"))
+    assert g.dependents["login"] == ("epic",) and g.dependents["epic"] == ("release",)
+
+
+def test_sequential_group_chains_its_children_in_file_order() -> None:
+    g = graph(
+        TaskSpec("epic", sequential=True),
+        TaskSpec("one", agent="developer", parent="epic"),
+        TaskSpec("two", agent="developer", parent="epic"),
+        TaskSpec("three", agent="developer", parent="epic", depends_on=("one",)),
+    )
+    assert g.nodes["one"].deps == ()
+    assert g.nodes["two"].deps == ("one",)
+    assert g.nodes["three"].deps == ("one", "two")  # depends_on first, then the sequence; deduped
+    assert g.nodes["epic"].deps == ("one", "two", "three")
+    assert g.order == ("one", "two", "three", "epic")
+
+
+def test_sequential_on_a_working_task_changes_nothing() -> None:
+    g = graph(
+        TaskSpec("lead", agent="architect", sequential=True),
+        TaskSpec("a", agent="developer", parent="lead"),
+        TaskSpec("b", agent="developer", parent="lead"),
+    )
+    assert g.nodes["a"].deps == ("lead",) and g.nodes["b"].deps == ("lead",)
+    assert g.nodes["lead"].children == ()
+
+
+def test_nested_groups_and_a_default_agent_that_turns_groups_into_work() -> None:
+    tasks = (
+        TaskSpec("program"),
+        TaskSpec("epic", parent="program"),
+        TaskSpec("story", agent="developer", parent="epic"),
+    )
+    g = graph(*tasks)
+    assert g.nodes["program"].deps == ("epic",) and g.nodes["epic"].deps == ("story",)
+    assert g.nodes["story"].deps == ()
+    assert [g.nodes[i].kind for i in ("program", "epic")] == [TaskKind.GROUP] * 2
+    # With a default agent every task does work, so `parent` means "after the parent".
+    g = graph(*tasks, default_agent="developer")
+    assert g.nodes["epic"].deps == ("program",) and g.nodes["story"].deps == ("epic",)
+    assert g.order == ("program", "epic", "story")
+
+
+def test_fan_in_and_depending_on_a_group() -> None:
+    g = graph(
+        TaskSpec("a", agent="developer"),
+        TaskSpec("b", agent="developer"),
+        TaskSpec("merge", agent="developer", depends_on=("a", "b")),
+    )
+    assert g.nodes["merge"].deps == ("a", "b")
+    assert g.dependents == {"a": ("merge",), "b": ("merge",)}
+
+
+def test_backlog_is_a_task_with_no_target_and_no_children() -> None:
+    g = graph(TaskSpec("triage"), TaskSpec("later", depends_on=("triage",)))
+    assert [(n.kind, n.target) for n in g.nodes.values()] == [(TaskKind.BACKLOG, BACKLOG)] * 2
+    assert g.nodes["later"].deps == ("triage",)
+
+
+def test_unknown_references_self_references_and_duplicates_are_ignored() -> None:
+    # The loader reports these; the graph must still be buildable (e.g. for `tt validate`).
+    g = graph(
+        TaskSpec("a", agent="developer", parent="nope", depends_on=("a", "ghost")),
+        TaskSpec("a", agent="tester"),
+        TaskSpec("b", agent="developer", parent="b"),
+    )
+    assert list(g.nodes) == ["a", "b"]
+    assert g.nodes["a"].target == "developer" and g.nodes["a"].deps == ()
+    assert g.nodes["b"].deps == ()
+
+
+def test_topological_order_puts_dependencies_first_even_against_file_order() -> None:
+    tasks = [TaskSpec(f"t{i}", agent="developer", depends_on=(f"t{i + 1}",)) for i in range(9)]
+    g = graph(*tasks, TaskSpec("t9", agent="developer"))
+    assert g.order == tuple(f"t{i}" for i in reversed(range(10)))
+
+
+def test_ten_thousand_long_chains_need_no_recursion() -> None:
+    n = 10_000
+    forward = [TaskSpec("t0", agent="developer")] + [
+        TaskSpec(f"t{i}", agent="developer", parent=f"t{i - 1}") for i in range(1, n)
+    ]
+    assert graph(*forward).order[-1] == f"t{n - 1}"
+    backward = [TaskSpec(f"t{i}", agent="developer", depends_on=(f"t{i + 1}",)) for i in range(n)]
+    g = graph(*backward[:-1], TaskSpec(f"t{n - 1}", agent="developer"))
+    assert g.order[0] == f"t{n - 1}" and g.order[-1] == "t0"
+    assert find_cycles(g) == []
+    ring = {f"t{i}": (f"t{(i + 1) % n}",) for i in range(n)}
+    [cycle] = find_cycles(ring)
+    assert len(cycle) == n and cycle[0] == "t0" and cycle[1] == "t1"
+
+
+def test_find_cycles_reports_one_readable_cycle_per_knot() -> None:
+    g = graph(
+        TaskSpec("epic"),
+        TaskSpec("child", agent="developer", parent="epic", depends_on=("epic",)),
+        TaskSpec("x", agent="developer", depends_on=("y",)),
+        TaskSpec("y", agent="developer", depends_on=("z",)),
+        TaskSpec("z", agent="developer", depends_on=("x",)),
+        TaskSpec("fine", agent="developer", depends_on=("x",)),
+    )
+    assert find_cycles(g) == [("epic", "child"), ("x", "y", "z")]
+    # Cycles are unvalidated input only, but the order still lists every task once.
+    assert sorted(g.order) == sorted(g.nodes)
+
+
+@pytest.mark.parametrize(
+    ("waits", "cycles"),
+    [
+        ({"a": ("b",), "b": ()}, []),
+        ({"a": ("a",)}, [("a",)]),
+        ({"a": ("b",), "b": ("a", "c"), "c": ("b",)}, [("a", "b")]),
+        ({"a": ("ghost",)}, []),
+    ],
+)
+def test_find_cycles_on_a_plain_mapping(
+    waits: dict[str, tuple[str, ...]], cycles: list[tuple[str, ...]]
+) -> None:
+    assert find_cycles(waits) == cycles
+
+
+def test_agrees_with_the_loaders_reading_of_the_files() -> None:
+    """`loader.waits_for` encodes the same semantics for validation: both must agree."""
+    rng = random.Random(7)
+    for _ in range(50):
+        tasks = []
+        for i in range(30):
+            tasks.append(
+                TaskSpec(
+                    f"t{i}",
+                    agent=rng.choice([None, None, "developer", "worker", "worker-1"]),
+                    parent=f"t{rng.randrange(i)}" if i and rng.random() < 0.5 else None,
+                    depends_on=tuple(
+                        f"t{j}" for j in rng.sample(range(i), min(i, 2)) if rng.random() < 0.3
+                    ),
+                    sequential=rng.random() < 0.3,
+                )
+            )
+        d = Desired(
+            town=TownSettings("t"),
+            agents=AGENTS,
+            tasks=tuple(tasks),
+            default_agent=rng.choice([None, None, "developer"]),
+        )
+        g = build_graph(d)
+        assert {i: set(w) for i, w in waits_for(d).items()} == {
+            i: set(n.deps) for i, n in g.nodes.items()
+        }
+        for tid in g.order:
+            for dep in g.nodes[tid].deps:
+                assert g.order.index(dep) < g.order.index(tid) or find_cycles(g)

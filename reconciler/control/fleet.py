@@ -89,7 +89,7 @@ def ensure(
         alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         if not run_here:
             if local_alive(rec, host):
-                changes.append(_stop(store, name, rec, stop_grace, "suspended"))
+                changes.append(stop_agent(store, name, rec, "suspended", grace=stop_grace))
             elif rec.get("host") == host and heal.is_dead(
                 rec, local=True, pid_alive=False, lease_alive=False
             ):
@@ -121,7 +121,9 @@ def ensure(
     for name, rec in records.items():
         if name not in want and name not in keep:
             if local_alive(rec, host):
-                changes.append(_stop(store, name, rec, stop_grace, "removed from town.toml"))
+                changes.append(
+                    stop_agent(store, name, rec, "removed from town.toml", grace=stop_grace)
+                )
             store.forget_agent(name)
     return changes
 
@@ -213,17 +215,25 @@ def _start(
     return FleetChange(name, "started", f"pid {pid}")
 
 
-def _stop(
-    store: FleetStore, name: str, rec: Mapping[str, str], grace: float, why: str
+def stop_agent(
+    store: FleetStore,
+    name: str,
+    rec: Mapping[str, str],
+    why: str,
+    *,
+    grace: float = 10.0,
+    term_grace: float = 3.0,
 ) -> FleetChange:
-    """Ask the agent to stop (it hands its task back), then SIGTERM, then SIGKILL the group."""
+    """The one way an agent's process is stopped (apply, `tt restart`, `tt down`): ask it to stop
+    (an idle agent exits; a busy one hands its task back when signalled), wait up to `grace`,
+    SIGTERM the group, SIGKILL it after `term_grace`; kill a model left behind; record it."""
     store.request_stop(name, "stop")
     store.set_agent(name, {"state": "stopping"})
     pid, start = int(rec["pid"]), rec.get("pid_start") or None
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and is_alive(pid, start):
         time.sleep(0.05)
-    gone = stop_process(pid, start, 3.0)
+    gone = stop_process(pid, start, term_grace)
     kill_orphaned_model(rec)
     store.event("agent.stopped", agent=name, reason=why, by=_actor())
     return FleetChange(name, "stopped", why if gone else f"{why}; pid {pid} did not exit")

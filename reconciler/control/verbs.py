@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 import time
 
 from .. import edit, server
-from ..agents.supervisor import stop_process
 from ..errors import NotFound, TtError
 from ..plan.graph import TaskKind, agent_target
 from ..plan.state import Source, TaskState, task_spec_from_json
@@ -172,9 +172,8 @@ def restart(s: Session, name: str) -> list[fleet.FleetChange]:
     if name not in records:
         raise NotFound(f"no agent '{name}' is known", hint=did_you_mean(name, records))
     rec = records[name]
-    if rec.get("pid", "").isdigit() and fleet.local_alive(rec, rec.get("host", "")):
-        s.store.request_stop(name, "stop")
-        stop_process(int(rec["pid"]), rec.get("pid_start") or None, 10.0)
+    if rec.get("pid", "").isdigit() and fleet.local_alive(rec, socket.gethostname()):
+        fleet.stop_agent(s.store, name, rec, "restarted by tt restart", grace=0, term_grace=10.0)
     # Asked for by a person: no crash backoff or quarantine stands in the way.
     s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
     return fleet.ensure(s.paths, s.desired(), s.store)
@@ -185,9 +184,8 @@ def down(s: Session) -> tuple[list[str], bool]:
     stopped: list[str] = []
     if server.is_running(s.paths) or not is_embedded(s.settings.redis, s.paths):
         for name, rec in s.store.agent_records().items():
-            if fleet.local_alive(rec, rec.get("host", "")):
-                s.store.request_stop(name, "stop")
-                stop_process(int(rec["pid"]), rec.get("pid_start") or None, 10.0)
+            if fleet.local_alive(rec, socket.gethostname()):
+                fleet.stop_agent(s.store, name, rec, "tt down", grace=0, term_grace=10.0)
                 s.store.set_agent(name, {"state": "stopped", "task": ""})
                 stopped.append(name)
     s.close()

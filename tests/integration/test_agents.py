@@ -481,6 +481,11 @@ def test_restarted_agent_picks_up_its_queue(town: Town) -> None:
     assert [(r["task"], r["agent_pid"]) for r in ends] == [("q1", new), ("q2", new), ("q3", new)]
     assert done["q1"]["attempts"] == 2  # the interrupted attempt was handed back, not failed
     assert town.agent_processes() == {"dev": [new]}
+    # Stopped the one way every stop goes (fleet.stop_agent): recorded, by whom and why.
+    stops = [
+        e for e in town.all_events() if e["type"] == "agent.stopped" and e.get("agent") == "dev"
+    ]
+    assert [e["reason"] for e in stops] == ["restarted by tt restart"], stops
 
 
 def test_killed_agent_is_restarted_and_loses_no_task(town: Town) -> None:

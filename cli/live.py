@@ -46,10 +46,11 @@ class LiveReport:
         from rich.text import Text
 
         from reconciler.control.report import status_report
+        from reconciler.errors import RedisUnavailable
 
         try:
             report = status_report(self.s.store, None)
-        except Exception as e:  # Redis restarting: show it, keep the view alive
+        except RedisUnavailable as e:  # Redis restarting: show it, keep the view alive
             return Text(f"waiting for Redis: {e}")
         counts = report["counts"]
         total, done = counts["total"], counts["completed"]

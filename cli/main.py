@@ -44,16 +44,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:
-        from reconciler.store.client import translate
-
-        tt_error = translate(e)
-        if tt_error is None:
-            raise
-        click.echo(f"error: {tt_error.message}", err=True)
-        if tt_error.hint:
-            click.echo(f"hint: {tt_error.hint}", err=True)
-        sys.exit(tt_error.exit_code)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -74,7 +74,12 @@ class ValidationFailed(TtError):
 
 
 class RedisUnavailable(TtError):
-    """Redis could not be reached; the message names the (masked) URL and the cause."""
+    """Redis could not be reached (refused, dropped, timed out, loading): wait it out or report
+    it; the message names the (masked) URL and the cause."""
+
+
+class RedisFailed(TtError):
+    """Redis answered with an error: a refusal (an ACL, a read-only replica) or a script error."""
 
 
 class NotFound(TtError):

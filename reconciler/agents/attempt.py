@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import RedisUnavailable, TtError
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
-from ..store.client import redis_away
 from ..town import TownPaths
 from .models import render_argv
 from .prompt import Verdict, judge
@@ -71,7 +71,7 @@ class Runner:
         def started(pid: int) -> None:
             # Whoever finds this agent dead (kill -9) kills the model's group too: it must not
             # run on beside the next attempt.
-            with contextlib.suppress(Exception):  # Redis away: it cannot be recorded
+            with contextlib.suppress(TtError):  # Redis away: it cannot be recorded
                 self.store.set_agent(
                     self.name, {"model_pid": str(pid), "model_start": proc_start_time(pid) or ""}
                 )
@@ -85,10 +85,8 @@ class Runner:
             last_check[0] = now
             try:
                 return self.store.current_token(task_id) != token  # cancelled or reassigned
-            except Exception as e:
-                if redis_away(e):
-                    return False  # the server restarting: keep the model running
-                raise
+            except RedisUnavailable:
+                return False  # the server restarting: keep the model running
 
         with open(log_path, "ab") as log:
             # The log holds what the model was asked, then what it answered.

@@ -19,10 +19,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from ..errors import TtError
+from ..errors import RedisUnavailable, TtError
 from ..plan.graph import BACKLOG, POOL_PREFIX, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
-from ..store.client import redis_away
 from ..store.mail import Message
 from ..store.tasks import Claimed, DepResult
 from ..town import TownPaths
@@ -201,8 +200,8 @@ class Worker:
         while True:
             try:
                 return fn(*args)
-            except Exception as e:
-                if self.terminated or not redis_away(e):
+            except RedisUnavailable:
+                if self.terminated:
                     raise
             time.sleep(delay)
             delay = min(1.0, delay * 2)
@@ -210,9 +209,9 @@ class Worker:
     def _heartbeat(self) -> None:
         """Renew the lease from a thread, so it stays alive while the model runs."""
         while True:
-            # Redis briefly away (redis-py's errors are not TtErrors): the lease tells the
+            # Redis briefly away (the store raises only TtErrors): the lease tells the
             # controller if it lasts; the thread must outlive it.
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(TtError):
                 self.store.heartbeat(self.name, self.instance_token, self.policy.lease)
             if self.stopping.wait(self.policy.heartbeat):
                 return

@@ -31,7 +31,7 @@ from ..errors import (
     ValidationFailed,
 )
 from ..spec.desired import Desired
-from ..store.client import is_embedded, redis_away
+from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, apply
 from .session import Session
@@ -112,9 +112,7 @@ class Loop:
                 try:
                     result = self._step(deadline)
                     pause = 0.0 if result is not None else self._tick(policy.heartbeat)
-                except Exception as e:
-                    if not (redis_away(e) or isinstance(e, RedisUnavailable)):
-                        raise
+                except RedisUnavailable as e:
                     self._redis_away(e)
                     if deadline is not None and time.monotonic() >= deadline:
                         return LoopResult(EXIT_TIMEOUT, {})
@@ -128,7 +126,7 @@ class Loop:
                 watcher.stop()
             self.stop.set()
             if self.leader:
-                with contextlib.suppress(Exception):  # Redis may be away: the lease then expires
+                with contextlib.suppress(TtError):  # Redis may be away: the lease then expires
                     self.s.store.resign_leader(self.holder)
         return self._result(EXIT_OK, [], [])
 
@@ -263,10 +261,9 @@ class Loop:
         """The apply lock held by this very process between passes is stale: an apply cut short by
         a Redis outage could not unlock either. (A dead holder's lock is taken over by `apply`.)"""
         store = self.s.store
-        raw = store.client.get(store.keys.apply_lock)
-        if not raw:
+        holder = store.lock_holder()
+        if not holder:
             return
-        holder = json.loads(raw)
         if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
             store.unlock(str(holder.get("token", "")))
 
@@ -280,7 +277,7 @@ class Loop:
         while not self.stop.is_set():
             try:
                 entries = session.store.events_since(cursor, block_ms=1000)
-            except Exception:  # Redis restarting: the main loop reports it; keep following
+            except TtError:  # Redis restarting: the main loop reports it; keep following
                 self.stop.wait(0.5)
                 continue
             for eid, fields in entries:
@@ -289,7 +286,7 @@ class Loop:
                 etype = fields.get("type", "")
                 if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(TtError):
             session.close()
 
     def _result(

@@ -147,11 +147,11 @@ def retry(s: Session, task_id: str) -> TaskState:
         mode="rerun",
     )
     s.store.upsert_tasks([record], 0)
-    return TaskState(s.store.client.hget(s.store.keys.task(task_id), "state"))
+    return TaskState(s.store.task_hash(task_id).get("state") or TaskState.BLOCKED)
 
 
 def _existing(s: Session, task_id: str) -> dict[str, str]:
-    rec: dict[str, str] = s.store.client.hgetall(s.store.keys.task(task_id))
+    rec = s.store.task_hash(task_id)
     if not rec:
         ids = s.store.task_ids()
         raise NotFound(f"no task '{task_id}'", hint=did_you_mean(task_id, ids))

@@ -7,20 +7,23 @@ The only module that imports redis, and only inside functions (the import costs 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import server
-from ..errors import RedisUnavailable, TtError
+from ..errors import RedisFailed, RedisUnavailable, TtError
 from ..town import TownPaths
 from .agents import AgentOps
 from .coordination import TownOps
 from .keys import Keys
 from .mail import MailOps
+from .scripts import FENCED_REPLY, ErrorTypes, fenced
 from .tasks import TaskOps
 
 if TYPE_CHECKING:
@@ -96,6 +99,9 @@ class Store(TaskOps, AgentOps, MailOps, TownOps):
         self.town = town
         self.url = url
         self._scripts: dict[str, Any] = {}
+        import redis  # a client exists: redis is imported already
+
+        self.errors = ErrorTypes(watch=redis.WatchError, response=redis.ResponseError)
 
     @classmethod
     def open(cls, url: str, town: str, *, probe: bool = True) -> Store:
@@ -167,32 +173,55 @@ class Store(TaskOps, AgentOps, MailOps, TownOps):
 
 @contextmanager
 def _unavailable(url: str) -> Iterator[None]:
-    """Turn redis-py's connection failures into one `RedisUnavailable` line."""
-    import redis
-
+    """Turn redis-py's errors into the project's own (`translate`)."""
     try:
         yield
-    except redis.AuthenticationError as e:
-        raise RedisUnavailable(
-            f"cannot reach Redis at {mask_url(url)}: authentication failed ({e})",
+    except TtError:
+        raise
+    except Exception as e:
+        error = translate(e, url)
+        if error is None:
+            raise
+        raise error from e
+
+
+def translate(error: BaseException, url: str) -> TtError | None:
+    """The one place redis-py's errors become the project's own: `RedisUnavailable` for a server
+    that cannot be reached (refused, dropped, timed out, loading its data: wait it out),
+    `LeaderFenced` for lib.lua's refusal of a stale leader epoch, `RedisFailed` for any other
+    answer that is an error. None for what is not redis-py's. Checked without importing redis
+    first: if it was never imported, the error is not one of its."""
+    if "redis" not in sys.modules:
+        return None
+    import redis
+
+    if not isinstance(error, redis.RedisError):
+        return None
+    where = mask_url(url)
+    if isinstance(error, redis.AuthenticationError):
+        return RedisUnavailable(
+            f"cannot reach Redis at {where}: authentication failed ({error})",
             hint=f"check the user and password in the URL ({ENV_URL} or [town] redis)",
-        ) from e
-    except redis.TimeoutError as e:
-        raise RedisUnavailable(
-            f"cannot reach Redis at {mask_url(url)}: no answer (timed out)",
+        )
+    if isinstance(error, redis.TimeoutError):
+        return RedisUnavailable(
+            f"cannot reach Redis at {where}: no answer (timed out)",
             hint="is the host reachable and the server healthy?",
-        ) from e
-    except redis.ConnectionError as e:
-        raise RedisUnavailable(
-            f"cannot reach Redis at {mask_url(url)}: {_cause(e)}",
+        )
+    if isinstance(error, redis.ConnectionError):  # BusyLoadingError too: the AOF is loading
+        return RedisUnavailable(
+            f"cannot reach Redis at {where}: {_cause(error)}",
             hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
-        ) from e
-    except redis.RedisError as e:
-        # A reply that is not Redis (another service on the port) or a refusal such as NOPERM.
-        raise RedisUnavailable(
-            f"cannot use Redis at {mask_url(url)}: {e}",
-            hint="is it a Redis server, and may this user run the command?",
-        ) from e
+        )
+    if str(error).startswith(FENCED_REPLY):
+        return fenced(str(error)[len(FENCED_REPLY) :].strip())
+    if isinstance(error, redis.WatchError):
+        return fenced("the leader epoch moved under its writes")
+    # A reply that is not Redis (another service on the port) or a refusal such as NOPERM.
+    return RedisFailed(
+        f"cannot use Redis at {where}: {error}",
+        hint="is it a Redis server, and may this user run the command?",
+    )
 
 
 def _cause(e: redis.ConnectionError) -> str:
@@ -205,31 +234,27 @@ def _cause(e: redis.ConnectionError) -> str:
     return str(e)
 
 
-def translate(error: BaseException) -> TtError | None:
-    """A redis-py error raised mid-command as a `TtError` (one line, no traceback), else None.
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A public operation of `Store` that raises only the project's errors (`translate`)."""
 
-    Checked without importing redis: if redis was never imported, the error is not one of its.
-    """
-    if "redis" not in sys.modules:
-        return None
-    import redis
+    @functools.wraps(fn)
+    def operation(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except TtError:
+            raise
+        except Exception as e:
+            error = translate(e, self.url)
+            if error is None:
+                raise
+            raise error from e
 
-    if isinstance(error, redis.RedisError):
-        return RedisUnavailable(
-            f"Redis failed during the command: {error}",
-            hint="run it again; `tt server status` shows whether the server is up",
-        )
-    return None
+    return operation
 
 
-def redis_away(error: BaseException) -> bool:
-    """A dropped, refused or timed-out Redis connection (the server restarting): wait and retry.
-
-    redis-py's ConnectionError and TimeoutError and their subclasses (BusyLoadingError while the
-    AOF loads). Checked without importing redis: if it was never imported, the error is not its.
-    """
-    if "redis" not in sys.modules:
-        return False
-    import redis
-
-    return isinstance(error, (redis.ConnectionError, redis.TimeoutError))
+# Every public operation mixed into Store goes through the door: above the store, nothing
+# catches redis-py's errors or `Exception` to sort them.
+for _name in dir(Store):
+    _fn = getattr(Store, _name)
+    if not _name.startswith("_") and inspect.isfunction(_fn):
+        setattr(Store, _name, _guard(_fn))

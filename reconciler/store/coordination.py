@@ -32,6 +32,11 @@ class TownOps(Scripted):
         info: dict[str, object] = json.loads(current)
         return info
 
+    def lock_holder(self) -> dict[str, object] | None:
+        """Who holds the apply lock now (None: nobody)."""
+        current = self.client.get(self.keys.apply_lock)
+        return None if current is None else dict(json.loads(current))
+
     def unlock(self, token: str) -> bool:
         return bool(self._run("unlock", self.keys.apply_lock, token))
 

@@ -2,18 +2,20 @@
 `store/lua` (the shared `lib.lua` prepended), writes that are not scripts (MULTI/EXEC), events.
 
 A store that acts as leader (`fence`) has every write refused once a newer leader holds the
-town (`LeaderFenced`). No module of the store but `client` imports redis.
+town (`LeaderFenced`). No module of the store but `client` imports redis; `client` also
+translates every error of redis-py raised by a public operation (`Store`'s guard), so these
+modules neither import nor sort redis' exceptions, but for the two they name (`errors`).
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from ..errors import LeaderFenced
 from .keys import Keys
@@ -25,26 +27,8 @@ FENCED_REPLY = "TTFENCED"  # lib.lua's refusal of a stale leader epoch
 # compare-and-set (a deposed leader must still release the lock it holds).
 UNFENCED = frozenset({"leader", "unlock", "take_over_lock"})
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
-
-def fencing(fn: Callable[_P, _T]) -> Callable[_P, _T]:
-    """Turn lib.lua's refusal of a stale fence into `LeaderFenced`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:
-            if not str(e).startswith(FENCED_REPLY):
-                raise
-            raise _fenced(str(e)[len(FENCED_REPLY) :].strip()) from e
-
-    return wrapper
-
-
-def _fenced(detail: str) -> LeaderFenced:
+def fenced(detail: str) -> LeaderFenced:
     return LeaderFenced(
         f"a newer leader holds the town: {detail}",
         hint="another `tt watch`/`tt conductor` took over; this one stands by",
@@ -56,11 +40,20 @@ def lua_source(name: str) -> str:
     return (LUA_DIR / "lib.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
 
 
+@dataclass(frozen=True)
+class ErrorTypes:
+    """The two redis-py exceptions an operation handles itself, given by `client` (the door)."""
+
+    watch: type[Exception]  # a WATCHed key moved: the MULTI did not run
+    response: type[Exception]  # the server refused one command
+
+
 class Scripted:
     client: Any
     blocking: Any
     keys: Keys
     url: str
+    errors: ErrorTypes
     _scripts: dict[str, Any]
     # '' = unfenced; 'e:N' = this store writes as the leader of epoch N (see lua/lib.lua). Set by
     # the loop from `hold_leader` at each step, cleared when it does not lead.
@@ -82,17 +75,14 @@ class Scripted:
                 pipe.watch(self.keys.leader_epoch)
                 epoch = pipe.get(self.keys.leader_epoch) or "0"
                 if self.fence != f"e:{epoch}":
-                    raise _fenced(f"{self.fence} is no longer the leader epoch (e:{epoch})")
+                    raise fenced(f"{self.fence} is no longer the leader epoch (e:{epoch})")
                 pipe.multi()
             yield pipe
             try:
                 pipe.execute()
-            except Exception as e:  # redis' WatchError: the epoch moved under the writes
-                if type(e).__name__ != "WatchError":
-                    raise
-                raise _fenced(f"{self.fence}: the leader epoch moved") from e
+            except self.errors.watch as e:  # the epoch moved under the writes
+                raise fenced(f"{self.fence}: the leader epoch moved") from e
 
-    @fencing
     def _run(self, name: str, *args: object) -> Any:
         fence = "" if name in UNFENCED else self.fence
         argv = [self.keys.prefix, repr(time.time()), fence, *args]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..spec.desired import Policy
-from .scripts import Scripted, fencing, lua_source
+from .scripts import Scripted, lua_source
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class TaskOps(Scripted):
                 flat = self.client.execute_command(
                     "SORT", self.keys.tasks, "BY", "nosort", "GET", "#", *gets
                 )
-            except Exception as e:
+            except self.errors.response as e:
                 # Redis 7 lets SORT read other keys by pattern only with access to all keys: a
                 # user restricted to `tt:*` gets "GET option of SORT denied".
                 if "denied" not in str(e):
@@ -177,6 +177,10 @@ class TaskOps(Scripted):
                     out.append([tid, *values])
         return out
 
+    def task_hash(self, task_id: str) -> dict[str, str]:
+        """The stored fields of one task ({} when there is no such task)."""
+        return dict(self.client.hgetall(self.keys.task(task_id)))
+
     def task_ids(self) -> list[str]:
         """Every task id in file order (one ZRANGE; no task hash is read)."""
         return list(self.client.zrange(self.keys.tasks, 0, -1))
@@ -188,7 +192,6 @@ class TaskOps(Scripted):
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
         return int(self._run("upsert_tasks", generation, *_upsert_args(records)))
 
-    @fencing
     def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
         """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
         iterator advanced, its JSON encoded) while Redis runs the previous one: one script

@@ -20,8 +20,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import redis
+
 from reconciler import server
-from reconciler.store.client import Store, redis_away
+from reconciler.errors import RedisUnavailable
+from reconciler.store.client import Store
 from reconciler.town import TownPaths
 
 T = TypeVar("T")
@@ -52,9 +55,7 @@ def until(condition: Callable[[], T | Literal[False] | None], timeout: float, wh
     while True:
         try:
             value = condition()
-        except Exception as e:
-            if not redis_away(e):
-                raise
+        except (RedisUnavailable, redis.ConnectionError, redis.TimeoutError):
             value = None
         if value:
             return value

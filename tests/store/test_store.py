@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from reconciler import server
-from reconciler.errors import RedisUnavailable, TtError
+from reconciler.errors import LeaderFenced, RedisFailed, RedisUnavailable, TtError
 from reconciler.store.client import (
     ENV_URL,
     Store,
@@ -20,7 +20,7 @@ from reconciler.store.client import (
     connect,
     is_embedded,
     mask_url,
-    redis_away,
+    translate,
 )
 from reconciler.town import TownPaths
 from tests.redis_fixtures import fake_store, flush_town, town_name  # noqa: F401
@@ -163,10 +163,34 @@ def test_importing_does_not_import_redis(module: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_redis_away_is_a_dropped_or_refused_connection_only() -> None:
-    assert redis_away(redis.ConnectionError("Connection refused"))
-    assert redis_away(redis.TimeoutError("timed out"))
-    assert redis_away(redis.BusyLoadingError("LOADING"))
-    assert not redis_away(redis.ResponseError("ERR script"))
-    assert not redis_away(ConnectionError("a builtin one is not Redis's"))
-    assert not redis_away(ValueError())
+def test_redis_errors_become_the_projects_own_in_one_place() -> None:
+    url = "redis://:secret@h:1/0"
+    cases = [
+        (redis.ConnectionError("Connection refused"), RedisUnavailable, "cannot reach Redis"),
+        (redis.TimeoutError("timed out"), RedisUnavailable, "no answer"),
+        (redis.BusyLoadingError("LOADING"), RedisUnavailable, "cannot reach Redis"),
+        (redis.AuthenticationError("WRONGPASS"), RedisUnavailable, "authentication failed"),
+        (redis.ResponseError("TTFENCED e:3 < e:4"), LeaderFenced, "newer leader"),
+        (redis.WatchError("moved"), LeaderFenced, "newer leader"),
+        (redis.exceptions.NoPermissionError("NOPERM no"), RedisFailed, "cannot use Redis"),
+        (redis.ResponseError("ERR script"), RedisFailed, "ERR script"),
+    ]
+    for error, kind, words in cases:
+        got = translate(error, url)
+        assert type(got) is kind and words in got.message and "secret" not in got.message
+    assert translate(ConnectionError("a builtin one is not Redis's"), url) is None
+    assert translate(ValueError(), url) is None
+
+
+def test_every_store_operation_raises_only_project_errors(fake_store: Store) -> None:  # noqa: F811
+    """Above the store nothing sorts redis-py's exceptions: a public operation translates them."""
+    import redis
+
+    dead = Store.from_client(redis.Redis(unix_socket_path="/nonexistent/r.sock"), "t", "unix://x")
+    with pytest.raises(RedisUnavailable):
+        dead.task_ids()
+    with pytest.raises(RedisUnavailable):
+        dead.pop_work(["k"], 0.01)
+    fake_store.client.set(fake_store.keys.tasks, "not a zset")
+    with pytest.raises(RedisFailed, match="WRONGTYPE"):
+        fake_store.task_ids()

@@ -14,11 +14,11 @@ from tomlkit.items import InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ..errors import NotFound, TtError
-from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
+from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name, name_problem
 from ..town import TownPaths
 from .agenttext import insert_agent_text, remove_agent_text, tidy_or_plain
 from .transaction import Validate, edit_town, parse, transact
-from .values import NAME_RULE, set_fields, table_of, to_item
+from .values import set_fields, table_of, to_item
 
 
 def add_agent(
@@ -78,7 +78,7 @@ def _check_agent_name(name: str) -> None:
     if name.lower() in RESERVED_AGENT_NAMES:
         raise TtError(f"{name!r} is a reserved name (a mailbox), not an agent")
     if not is_valid_name(name):
-        raise TtError(f"invalid agent name {name!r}: {NAME_RULE}")
+        raise TtError(f"invalid agent name {name!r}: {name_problem(name)}")
 
 
 def _agents(doc: TOMLDocument, path: Path) -> Mapping[str, object]:

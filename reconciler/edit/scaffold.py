@@ -6,7 +6,6 @@ knows (name, default CLI, custom CLIs). It does not start anything or talk to Re
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import tomlkit
 
 from ..errors import TtError
 from ..filelock import atomic_write_text, exclusive_lock
+from ..spec import names
 from ..spec.names import is_valid_name
 from ..spec.presets import PRESETS
 from ..town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE, TownPaths
@@ -55,9 +55,7 @@ class InitResult:
 
 def slug(text: str) -> str:
     """A valid town/agent name from free text ("My Repo@main" → "my-repo-main")."""
-    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
-    s = re.sub(r"-{2,}", "-", s).replace("..", ".")
-    return s[:63].rstrip("-._") or "town"
+    return names.slug(text, fallback="town")
 
 
 def default_name(root: Path) -> str:
@@ -91,8 +89,7 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         )
     if name is not None and not is_valid_name(name):
         raise TtError(
-            f"invalid town name {name!r}: use lowercase letters, digits, '.', '_' and '-' "
-            "(at most 63, starting with a letter or digit)",
+            f"invalid town name {name!r}: {names.NAME_RULE}",
             hint=f"for example --name {slug(name)}",
         )
     legacy = _read_tinytown(root / TINYTOWN_FILE)

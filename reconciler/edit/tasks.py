@@ -16,11 +16,11 @@ from tomlkit.items import AoT, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ..errors import NotFound, TtError
-from ..spec.names import did_you_mean, is_valid_name
+from ..spec.names import did_you_mean, is_valid_name, name_problem
 from ..town import TownPaths
 from .append import append_task_text
 from .transaction import Validate, edit_tasks, mutated, transact
-from .values import NAME_RULE, ends_blank, set_fields, table_of
+from .values import ends_blank, set_fields, table_of
 
 GENERATED_ID_MAX = 48  # readable in `tt status` tables, and a "-N" suffix still fits in 63
 
@@ -48,7 +48,7 @@ def append_task(
         if task_id is None:
             new_id = new_task_id(description, {*ids, *taken})
         elif not is_valid_name(task_id):
-            raise TtError(f"invalid task id {task_id!r}: {NAME_RULE}")
+            raise TtError(f"invalid task id {task_id!r}: {name_problem(task_id)}")
         elif task_id in ids:
             raise TtError(
                 f"{path}: a task with id {task_id!r} already exists",

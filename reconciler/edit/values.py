@@ -11,10 +11,6 @@ from collections.abc import Mapping
 import tomlkit
 from tomlkit.items import AoT, InlineTable, Item, Table
 
-NAME_RULE = (
-    "use lowercase letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)"
-)
-
 
 def to_item(value: object, nested: bool = False) -> Item:
     """A tomlkit item; text with newlines becomes a readable multi-line string."""

@@ -8,14 +8,13 @@ reported here, on the file's `TomlDoc`. No rule that relates two fields belongs 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .locate import JsonPath
-from .names import NAME_RE, RESERVED_AGENT_NAMES, is_valid_name
+from .names import RESERVED_AGENT_NAMES, name_problem, slug
 from .tomldoc import TomlDoc
 
 E = TypeVar("E", bound=Enum)
@@ -86,16 +85,10 @@ def check_name(doc: TomlDoc, path: JsonPath, value: str, what: str, *, agent: bo
     if agent and value.lower() in RESERVED_AGENT_NAMES:
         doc.report(path, f"'{value}' is a reserved name (a mailbox), not an agent")
         return False
-    if is_valid_name(value):
+    why = name_problem(value)
+    if why is None:
         return True
-    if len(value) > 63:
-        why = f"it is {len(value)} characters long, at most 63"
-    elif ".." in value and NAME_RE.match(value):
-        why = "'..' is not allowed"
-    else:
-        why = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
-    fixed = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9._-]+", "-", value.lower()))
-    fixed = fixed.replace("..", ".").strip("-._")[:63].rstrip("-._")
-    hint = f"for example '{fixed}'" if fixed and fixed != value and is_valid_name(fixed) else None
+    fixed = slug(value)
+    hint = f"for example '{fixed}'" if fixed and fixed != value else None
     doc.report(path, f"invalid {what} {json.dumps(value)}: {why}", hint)
     return False

@@ -13,8 +13,32 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 RESERVED_AGENT_NAMES = frozenset({"conductor", "supervisor"})
 
 
+NAME_RULE = (
+    "use lowercase letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)"
+)
+
+
 def is_valid_name(name: str) -> bool:
     return bool(NAME_RE.match(name)) and ".." not in name
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid name or id (None when it is): the one wording of the rule."""
+    if is_valid_name(name):
+        return None
+    if len(name) > 63:
+        return f"it is {len(name)} characters long, at most 63"
+    if ".." in name and NAME_RE.match(name):
+        return "'..' is not allowed"
+    return NAME_RULE
+
+
+def slug(text: str, fallback: str = "") -> str:
+    """A valid name made of free text ("My Repo@main" → "my-repo-main"), else `fallback`."""
+    s = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    s = re.sub(r"-{2,}", "-", s).replace("..", ".")
+    s = s[:63].rstrip("-._")
+    return s if is_valid_name(s) else fallback
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

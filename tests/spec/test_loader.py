@@ -598,7 +598,9 @@ def test_model_table_checks() -> None:
 
 # -- names ---------------------------------------------------------------------------------------
 
-CHARSET = "use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
+CHARSET = (
+    "use lowercase letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)"
+)
 BAD_NAMES = [
     # (name, how a JSON path shows it as a key, why it is rejected)
     ("../x", '["../x"]', CHARSET),

@@ -77,6 +77,11 @@ def assign(
 ) -> tuple[str, ApplyResult | None]:
     """Append a task for `agent` (a name, a replica or a pool) and apply it. With save=False
     the task lives only in Redis (source `cli`, never pruned)."""
+    if not description.strip():
+        raise TtError(
+            "a task needs a description: it is what its agent is asked to do",
+            hint='tt assign AGENT "what to do"',
+        )
     desired = s.desired()
     names = {n for a in desired.agents for n in (a.name, *a.instances())}
     if agent not in names:

@@ -94,6 +94,8 @@ def check_tasks(
         where.append(i)
     _references(doc, specs, where, deps, first)
     has_default = bool(meta.default_agent or meta.default_role)
+    by_index = dict(entries)
+    _descriptions(doc, specs, where, [by_index[i] for i in where], has_default)
     _sequential(doc, specs, where, has_default)
     _cycles(doc, specs, where, edges(specs, has_default))
     return meta, tuple(specs)
@@ -166,6 +168,32 @@ def _references(
 
 def _does_work(spec: TaskSpec, has_default: bool) -> bool:
     return bool(spec.agent or spec.role or has_default)
+
+
+def _descriptions(
+    doc: TomlDoc,
+    specs: list[TaskSpec],
+    where: list[int],
+    entries: list[dict[str, Any]],
+    has_default: bool,
+) -> None:
+    # Tinytown's format requires a description: it is the prompt of the agent that does the
+    # task. Only a group (no agent, role or default, named as parent) does no work and may
+    # go without one; a backlog task is work too, for whichever idle agent claims it.
+    parents = {s.parent for s in specs if s.parent is not None}
+    for spec, i, entry in zip(specs, where, entries, strict=True):
+        text = entry.get("description")
+        if (isinstance(text, str) and text.strip()) or not isinstance(text, str | None):
+            continue  # described, or of the wrong type (the schema has said so)
+        if not _does_work(spec, has_default) and spec.id in parents:
+            continue  # a group
+        missing = text is None
+        doc.report(
+            ("tasks", i, "description"),
+            f"task '{spec.id}' has {'no' if missing else 'an empty'} description",
+            "a task that does work needs one: it is what its agent is asked to do",
+            line_at=("tasks", i, "id") if missing else None,
+        )
 
 
 def _sequential(doc: TomlDoc, specs: list[TaskSpec], where: list[int], has_default: bool) -> None:

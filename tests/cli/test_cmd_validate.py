@@ -24,22 +24,26 @@ TASKS = """\
 [[tasks]]
 id = "design"
 agent = "architect"
+description = "Design the API"
 
 [[tasks]]
 id = "implement"
 agent = "developer"
 parent = "design"
+description = "Implement it"
 """
 
 BAD_TASKS = """\
 [[tasks]]
 id = "design"
 agent = "architect"
+description = "Design the API"
 
 [[tasks]]
 id = "implement"
 agent = "devloper"
 depnds_on = ["design"]
+description = "Implement it"
 """
 
 
@@ -88,8 +92,8 @@ def test_invalid_town_text_prints_every_problem_and_exits_1(
     err = capsys.readouterr().err
     assert err.splitlines() == [
         "error: 2 problems in the town files; nothing was changed",
-        "tasks.toml:7: $.tasks[1].agent: unknown agent 'devloper' (did you mean 'developer'?)",
-        "tasks.toml:8: $.tasks[1].depnds_on: unknown key 'depnds_on' (did you mean 'depends_on'?)",
+        "tasks.toml:8: $.tasks[1].agent: unknown agent 'devloper' (did you mean 'developer'?)",
+        "tasks.toml:9: $.tasks[1].depnds_on: unknown key 'depnds_on' (did you mean 'depends_on'?)",
     ]
 
 
@@ -115,7 +119,7 @@ def test_invalid_town_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     )
     assert report["problems"][0] == {
         "file": "tasks.toml",
-        "line": 7,
+        "line": 8,
         "column": None,
         "path": "$.tasks[1].agent",
         "message": "unknown agent 'devloper'",
@@ -151,3 +155,26 @@ def test_no_town_is_an_error_with_a_hint(
         main(["validate", "--town", str(tmp_path)])
     assert caught.value.code == 1
     assert "has no town.toml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("line", "found"),
+    [
+        ("", "no description"),
+        ('description = ""', "an empty description"),
+        ('description = "  \\n "', "an empty description"),
+    ],
+)
+def test_a_task_that_does_work_needs_a_description(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, found: str
+) -> None:
+    tasks = TASKS.replace('description = "Implement it"', line)
+    with pytest.raises(SystemExit) as caught:
+        main(["validate", "--town", str(make_town(tmp_path, tasks))])
+    assert caught.value.code == 1
+    where = 10 if line else 7  # the description's line, or the task id's where there is none
+    assert capsys.readouterr().err.splitlines() == [
+        "error: 1 problem in the town files; nothing was changed",
+        f"tasks.toml:{where}: $.tasks[1].description: task 'implement' has {found} "
+        "(a task that does work needs one: it is what its agent is asked to do)",
+    ]

@@ -15,7 +15,7 @@ from reconciler.control import fingerprint as fingerprint_mod
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.control.execute import task_record
 from reconciler.control.session import Session
-from reconciler.errors import TtError
+from reconciler.errors import TtError, ValidationFailed
 from reconciler.plan.diff import CreateAgent, CreateTask, Requeue, UpdateTask
 from reconciler.plan.graph import TaskKind
 from reconciler.plan.state import Source
@@ -82,6 +82,19 @@ def test_an_unchanged_town_is_answered_without_planning(session: CountingSession
     assert session.loads == loads  # tasks.toml was not even parsed
     dry = apply(session, ApplyOptions(dry_run=True, start_agents=False))
     assert dry.plan.is_empty and not dry.applied
+
+
+def test_a_task_without_a_description_is_refused_and_nothing_is_written(
+    session: CountingSession,
+) -> None:
+    tasks = session.paths.tasks_file
+    tasks.write_text(tasks.read_text().replace('description = "second"\n', ""))
+    with pytest.raises(ValidationFailed) as caught:
+        apply(session, OPTS)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line, problem.path) == ("tasks.toml", 7, "$.tasks[1].description")
+    assert problem.message == "task 'b' has no description"
+    assert session.store.client.keys("*") == []
 
 
 def test_a_changed_file_is_planned(session: CountingSession) -> None:

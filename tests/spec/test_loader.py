@@ -146,7 +146,7 @@ def sha(text: str) -> str:
 def test_design_examples_load_unchanged() -> None:
     # DESIGN.md's tasks name a developer and a "design" parent that its snippets leave out.
     town = DESIGN_TOWN + '\n[agents.developer]\nmodel = "claude"\n'
-    tasks = DESIGN_TASKS + '\n[[tasks]]\nid = "design"\nagent = "architect"\n'
+    tasks = DESIGN_TASKS + '\n[[tasks]]\nid = "design"\nagent = "architect"\ndescription = "D"\n'
     desired = load_texts(town, tasks)
     assert desired.town.name == "multi-demo"
     assert desired.town.redis == "embedded"
@@ -189,11 +189,13 @@ id = "features"
 
 [[tasks]]
 id = "login"
+description = "Build the login page"
 role = "dev"
 parent = "features"
 
 [[tasks]]
 id = "search"
+description = "Build the search page"
 role = "dev"
 parent = "features"
 
@@ -203,16 +205,19 @@ sequential = true
 
 [[tasks]]
 id = "outline"
+description = "Outline the guide"
 agent = "architect"
 parent = "guide"
 
 [[tasks]]
 id = "chapters"
+description = "Write the chapters"
 agent = "worker"
 parent = "guide"
 
 [[tasks]]
 id = "notes"
+description = "Write release notes"
 agent = "worker-2"
 depends_on = ["features"]
 
@@ -232,6 +237,22 @@ description = "any idle agent may claim it"
     }
 
 
+def test_only_a_group_may_go_without_a_description() -> None:
+    # A group does no work; a backlog task is work for whichever idle agent claims it, and
+    # with a default agent every task does work, a parent included.
+    tasks = '[[tasks]]\nid = "epic"\n\n[[tasks]]\nid = "part"\nparent = "epic"\nrole = "dev"\n'
+    found = problems_of(tasks=tasks + 'description = "  "\n\n[[tasks]]\nid = "someday"\n')
+    assert [(p.line, p.path, p.message) for p in found] == [
+        (8, "$.tasks[1].description", "task 'part' has an empty description"),
+        (11, "$.tasks[2].description", "task 'someday' has no description"),
+    ]
+    assert load_texts(TOWN, tasks + 'description = "Part"\n').task_ids() == ("epic", "part")
+    (problem,) = problems_of(
+        tasks='[meta]\ndefault_agent = "developer"\n\n' + tasks + 'description = "Part"\n'
+    )
+    assert (problem.line, problem.message) == (5, "task 'epic' has no description")
+
+
 def test_default_agent_makes_every_parent_a_worker() -> None:
     tasks = """\
 [meta]
@@ -239,10 +260,12 @@ default_agent = "developer"
 
 [[tasks]]
 id = "spec"
+description = "Write the spec"
 
 [[tasks]]
 id = "build"
 parent = "spec"
+description = "Build it"
 """
     assert waits_for(load_texts(TOWN, tasks)) == {"spec": (), "build": ("spec",)}
 
@@ -347,7 +370,8 @@ def test_empty_tasks_file_is_valid() -> None:
 
 
 def test_digests_are_of_the_file_bytes(tmp_path: Path) -> None:
-    tasks = '[[tasks]]\r\nid = "a"\r\n'  # CRLF: hashed as written, not as Python reads text
+    # CRLF: hashed as written, not as Python reads text
+    tasks = '[[tasks]]\r\nid = "a"\r\ndescription = "A"\r\n'
     paths = write_town(tmp_path, TOWN)
     paths.tasks_file.write_bytes(tasks.encode())
     assert load(paths).digests[1] == ("tasks.toml", sha(tasks))
@@ -358,10 +382,12 @@ def test_replica_and_preset_targets() -> None:
 [[tasks]]
 id = "a"
 agent = "worker-3"
+description = "A"
 
 [[tasks]]
 id = "b"
 agent = "worker"
+description = "B"
 """
     town = TOWN + '\n[agents.offline]\nmodel = "sim"\n'
     assert load_texts(town, tasks).tasks[0].agent == "worker-3"
@@ -383,7 +409,7 @@ def test_syntax_errors_in_both_files_are_reported_together() -> None:
 
 
 def test_tasks_are_checked_when_town_toml_is_broken() -> None:
-    found = problems_of("[town\n", '[[tasks]]\nid = "a"\nparent = "nope"\n')
+    found = problems_of("[town\n", '[[tasks]]\nid = "a"\nparent = "nope"\ndescription = "A"\n')
     assert [(p.file, p.path) for p in found] == [
         ("town.toml", "$"),
         ("tasks.toml", "$.tasks[0].parent"),
@@ -450,13 +476,14 @@ id = "a"
 [[tasks]]
 id = "b"
 depnds_on = ["a"]
+description = "B"
 """
-    problem = only_problem(tasks=tasks)
-    assert (problem.file, problem.line, problem.path) == ("tasks.toml", 6, "$.tasks[1].depnds_on")
+    problem = only_problem(tasks=tasks.replace('id = "a"', 'id = "a"\ndescription = "A"'))
+    assert (problem.file, problem.line, problem.path) == ("tasks.toml", 7, "$.tasks[1].depnds_on")
     assert problem.message == "unknown key 'depnds_on'"
     assert problem.hint == "did you mean 'depends_on'?"
     assert problem.render() == (
-        "tasks.toml:6: $.tasks[1].depnds_on: unknown key 'depnds_on' (did you mean 'depends_on'?)"
+        "tasks.toml:7: $.tasks[1].depnds_on: unknown key 'depnds_on' (did you mean 'depends_on'?)"
     )
 
 
@@ -573,10 +600,11 @@ def test_tasks_written_as_a_table_get_a_hint() -> None:
 
 
 def test_task_without_id() -> None:
-    tasks = '[[tasks]]\nid = "a"\n\n[[tasks]]\ndescription = "no id"\nparent = "a"\n'
+    tasks = '[[tasks]]\nid = "a"\ndescription = "A"\n\n[[tasks]]\ndescription = "no id"\n'
+    tasks += 'parent = "a"\n'
     problem = only_problem(tasks=tasks)
     assert (problem.line, problem.path, problem.message) == (
-        4,
+        5,
         "$.tasks[1]",
         "missing required key 'id'",
     )
@@ -614,7 +642,7 @@ BAD_NAMES = [
 
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
 def test_bad_task_ids(name: str, key: str, why: str) -> None:
-    problem = only_problem(tasks=f"[[tasks]]\nid = {json.dumps(name)}\n")
+    problem = only_problem(tasks=f'[[tasks]]\nid = {json.dumps(name)}\ndescription = "d"\n')
     assert (problem.line, problem.path) == (2, "$.tasks[0].id")
     assert problem.message == f"invalid task id {json.dumps(name)}: {why}"
 
@@ -669,15 +697,15 @@ def test_replica_names_must_stay_short() -> None:
 
 
 def test_unknown_agent_with_hint() -> None:
-    tasks = '[[tasks]]\nid = "a"\n\n[[tasks]]\nid = "b"\nagent = "devloper"\n'
-    problem = only_problem(tasks=tasks)
+    tasks = '[[tasks]]\nid = "a"\ndescription = "A"\n\n[[tasks]]\nid = "b"\nagent = "devloper"\n'
+    problem = only_problem(tasks=tasks + 'description = "B"\n')
     assert problem.render() == (
-        "tasks.toml:6: $.tasks[1].agent: unknown agent 'devloper' (did you mean 'developer'?)"
+        "tasks.toml:7: $.tasks[1].agent: unknown agent 'devloper' (did you mean 'developer'?)"
     )
 
 
 def test_replica_beyond_the_pool_is_unknown() -> None:
-    problem = only_problem(tasks='[[tasks]]\nid = "a"\nagent = "worker-4"\n')
+    problem = only_problem(tasks='[[tasks]]\nid = "a"\nagent = "worker-4"\ndescription = "A"\n')
     assert (problem.line, problem.path, problem.message) == (
         3,
         "$.tasks[0].agent",
@@ -687,19 +715,19 @@ def test_replica_beyond_the_pool_is_unknown() -> None:
 
 
 def test_unknown_agent_without_a_close_match_lists_agents() -> None:
-    problem = only_problem(tasks='[[tasks]]\nid = "a"\nagent = "zzz"\n')
+    problem = only_problem(tasks='[[tasks]]\nid = "a"\nagent = "zzz"\ndescription = "A"\n')
     assert problem.hint == "agents: architect, developer, worker"
 
 
 def test_unknown_role() -> None:
-    problem = only_problem(tasks='[[tasks]]\nid = "a"\nrole = "architekt"\n')
+    problem = only_problem(tasks='[[tasks]]\nid = "a"\nrole = "architekt"\ndescription = "A"\n')
     assert (problem.line, problem.path, problem.message, problem.hint) == (
         3,
         "$.tasks[0].role",
         "unknown role 'architekt': no agent has it",
         "did you mean 'architect'?",
     )
-    problem = only_problem(tasks='[[tasks]]\nid = "a"\nrole = "qa"\n')
+    problem = only_problem(tasks='[[tasks]]\nid = "a"\nrole = "qa"\ndescription = "A"\n')
     assert problem.hint == 'give an agent role = "qa" in town.toml'
 
 
@@ -707,21 +735,23 @@ def test_unknown_parent_and_dependency() -> None:
     tasks = """\
 [[tasks]]
 id = "design"
+description = "Design it"
 
 [[tasks]]
 id = "build"
 parent = "desing"
 depends_on = ["design", "tset"]
+description = "Build it"
 """
     found = problems_of(tasks=tasks)
     assert [(p.line, p.path, p.message, p.hint) for p in found] == [
-        (6, "$.tasks[1].parent", "unknown parent 'desing'", "did you mean 'design'?"),
-        (7, "$.tasks[1].depends_on[1]", "unknown task id 'tset'", None),
+        (7, "$.tasks[1].parent", "unknown parent 'desing'", "did you mean 'design'?"),
+        (8, "$.tasks[1].depends_on[1]", "unknown task id 'tset'", None),
     ]
 
 
 def test_array_paths_keep_the_file_index() -> None:
-    tasks = '[[tasks]]\nid = "a"\ndepends_on = [1, "zzz"]\n'
+    tasks = '[[tasks]]\nid = "a"\ndepends_on = [1, "zzz"]\ndescription = "A"\n'
     found = problems_of(tasks=tasks)
     assert [(p.line, p.path, p.message) for p in found] == [
         (3, "$.tasks[0].depends_on[0]", "expected a string, got an integer (1)"),
@@ -730,7 +760,7 @@ def test_array_paths_keep_the_file_index() -> None:
 
 
 def test_depending_on_itself_and_own_parent() -> None:
-    tasks = '[[tasks]]\nid = "a"\nparent = "a"\ndepends_on = ["a"]\n'
+    tasks = '[[tasks]]\nid = "a"\nparent = "a"\ndepends_on = ["a"]\ndescription = "A"\n'
     found = problems_of(tasks=tasks)
     assert [(p.line, p.path, p.message) for p in found] == [
         (3, "$.tasks[0].parent", "task 'a' is its own parent"),
@@ -740,11 +770,11 @@ def test_depending_on_itself_and_own_parent() -> None:
 
 def test_duplicate_ids_name_both_lines() -> None:
     tasks = '[[tasks]]\nid = "a"\n\n[[tasks]]\nid = "b"\n\n[[tasks]]\nid = "a"\n'
-    problem = only_problem(tasks=tasks)
+    problem = only_problem(tasks=tasks.replace('"\n', '"\ndescription = "x"\n'))
     assert (problem.line, problem.path, problem.message) == (
-        8,
+        10,
         "$.tasks[2].id",
-        "duplicate task id 'a' (also at line 2)",
+        "duplicate task id 'a' (also at line 2)",  # ids on lines 2, 6, 10
     )
 
 
@@ -776,7 +806,7 @@ def test_default_agent_and_role_must_exist() -> None:
 
 
 def test_sequential_on_a_task_that_does_work() -> None:
-    tasks = '[[tasks]]\nid = "a"\nagent = "worker"\nsequential = true\n'
+    tasks = '[[tasks]]\nid = "a"\nagent = "worker"\nsequential = true\ndescription = "A"\n'
     problem = only_problem(tasks=tasks)
     assert (problem.line, problem.path) == (4, "$.tasks[0].sequential")
     assert problem.message.startswith("sequential has no effect: 'a' does work itself")
@@ -788,12 +818,13 @@ def test_sequential_on_a_task_that_does_work() -> None:
 def test_bad_durations() -> None:
     town = TOWN.replace('default_model = "claude"', 'heartbeat = "-1s"\nresync = 0')
     tasks = '[[tasks]]\nid = "a"\ntimeout = "5x"\n\n[[tasks]]\nid = "b"\ntimeout = "90"\n'
+    tasks = tasks.replace('"\n\n', '"\ndescription = "A"\n\n') + 'description = "B"\n'
     found = problems_of(town, tasks)
     assert [(p.file, p.line, p.path) for p in found] == [
         ("town.toml", 3, "$.town.heartbeat"),
         ("town.toml", 4, "$.town.resync"),
         ("tasks.toml", 3, "$.tasks[0].timeout"),
-        ("tasks.toml", 7, "$.tasks[1].timeout"),
+        ("tasks.toml", 8, "$.tasks[1].timeout"),
     ]
     assert [p.message for p in found] == [
         "invalid duration '-1s': it must not be negative",
@@ -830,14 +861,17 @@ def test_depends_on_cycle_is_printed() -> None:
 [[tasks]]
 id = "a"
 depends_on = ["c"]
+description = "A"
 
 [[tasks]]
 id = "b"
 depends_on = ["a"]
+description = "B"
 
 [[tasks]]
 id = "c"
 depends_on = ["b"]
+description = "C"
 """
     problem = only_problem(tasks=tasks)
     assert (problem.line, problem.path) == (2, "$.tasks[0]")
@@ -850,11 +884,13 @@ def test_parent_cycle_between_working_tasks() -> None:
 id = "a"
 agent = "worker"
 parent = "b"
+description = "A"
 
 [[tasks]]
 id = "b"
 agent = "worker"
 parent = "a"
+description = "B"
 """
     assert only_problem(tasks=tasks).message == "dependency cycle: a → b → a"
 
@@ -869,6 +905,7 @@ id = "part"
 agent = "worker"
 parent = "epic"
 depends_on = ["epic"]
+description = "Part"
 """
     assert only_problem(tasks=tasks).message == "dependency cycle: epic → part → epic"
 
@@ -884,18 +921,20 @@ id = "outline"
 role = "dev"
 parent = "guide"
 depends_on = ["chapters"]
+description = "Outline"
 
 [[tasks]]
 id = "chapters"
 role = "dev"
 parent = "guide"
+description = "Chapters"
 """
     assert only_problem(tasks=tasks).message == "dependency cycle: outline → chapters → outline"
 
 
 def test_each_distinct_cycle_is_reported_once() -> None:
     tasks = "".join(
-        f'[[tasks]]\nid = "{a}"\ndepends_on = ["{b}"]\n\n'
+        f'[[tasks]]\nid = "{a}"\ndepends_on = ["{b}"]\ndescription = "d"\n\n'
         for a, b in [("a", "b"), ("b", "a"), ("x", "y"), ("y", "z"), ("z", "x"), ("free", "a")]
     )
     found = problems_of(tasks=tasks)
@@ -919,11 +958,13 @@ depnds_on = ["b"]
 [[tasks]]
 id = "a"
 parent = "zzz"
+description = "A again"
 """
     found = problems_of(town, tasks)
     assert [(p.file, p.line, p.path) for p in found] == [
         ("town.toml", 15, "$.agents.Boss"),
         ("town.toml", 17, "$.agents.Boss.replicas"),
+        ("tasks.toml", 2, "$.tasks[0].description"),
         ("tasks.toml", 3, "$.tasks[0].agent"),
         ("tasks.toml", 4, "$.tasks[0].depnds_on"),
         ("tasks.toml", 7, "$.tasks[1].id"),
@@ -931,8 +972,8 @@ parent = "zzz"
     ]
     with pytest.raises(ValidationFailed) as caught:
         validate_texts(town, tasks)
-    assert len(caught.value.problems) == 6
-    assert "6 problems in the town files; nothing was changed" in caught.value.message
+    assert len(caught.value.problems) == 7
+    assert "7 problems in the town files; nothing was changed" in caught.value.message
     assert "tasks.toml:8: $.tasks[1].parent: unknown parent 'zzz'" in caught.value.message
 
 
@@ -956,6 +997,7 @@ depends_on = [
 [[tasks]]
 id = "b"
 agnet = "worker"
+description = "B"
 '''
     problem = only_problem(tasks=tasks)
     assert (problem.line, problem.path) == (13, "$.tasks[1].agnet")
@@ -969,16 +1011,17 @@ def test_lines_with_crlf_and_quoted_keys() -> None:
 
 def test_ten_thousand_task_chain(tmp_path: Path) -> None:
     n = 10_000
-    body = ['[[tasks]]\nid = "t0"\nagent = "worker"\n']
+    body = ['[[tasks]]\nid = "t0"\nagent = "worker"\ndescription = "t0"\n']
     body += [
-        f'[[tasks]]\nid = "t{i}"\nagent = "worker"\nparent = "t{i - 1}"\n' for i in range(1, n)
+        f'[[tasks]]\nid = "t{i}"\nagent = "worker"\nparent = "t{i - 1}"\ndescription = "d"\n'
+        for i in range(1, n)
     ]
     paths = write_town(tmp_path, TOWN, "\n".join(body))
     desired = load(paths)
     assert len(desired.tasks) == n
     assert waits_for(desired)[f"t{n - 1}"] == (f"t{n - 2}",)
     # Closing the chain makes one 10,000-long cycle, reported once.
-    body[0] = f'[[tasks]]\nid = "t0"\nagent = "worker"\nparent = "t{n - 1}"\n'
+    body[0] = f'[[tasks]]\nid = "t0"\nagent = "worker"\nparent = "t{n - 1}"\ndescription = "d"\n'
     paths.tasks_file.write_text("\n".join(body))
     (problem,) = check(paths).problems
     assert problem.message.startswith("dependency cycle: t0 → t9999 → t9998")
@@ -1093,7 +1136,7 @@ def test_files_an_edit_just_validated_are_not_checked_again_unless_they_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     town = '[town]\nname = "x"\n\n[agents.dev]\nmodel = "sim"\n'
-    tasks = '[[tasks]]\nid = "a"\nagent = "dev"\n'
+    tasks = '[[tasks]]\nid = "a"\nagent = "dev"\ndescription = "A"\n'
     (tmp_path / "town.toml").write_text(town)
     (tmp_path / "tasks.toml").write_text(tasks)
     paths = TownPaths(tmp_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -108,16 +107,16 @@ def inbox(agent: str, peek: bool, town_dir: str | None, output: str) -> None:
 
 
 @click.command()
-@click.argument("agent")
+@click.argument("agent", metavar="NAME")
 @click.argument("task_id", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows.")
 @town_option
 def logs(agent: str, task_id: str | None, follow: bool, town_dir: str | None) -> None:
-    """Show AGENT's log for TASK_ID (its latest attempt), or the agent's own log."""
-    from reconciler.town import find_town
+    """Show AGENT's log, or its latest attempt of TASK_ID; `tt logs TASK` shows the latest
+    attempt of that task, whichever agent ran it."""
+    from reconciler.control.logs import log_file
 
-    folder = find_town(town_dir).logs_dir / agent
-    path = _log_path(folder, task_id)
+    path = log_file(session(town_dir), agent, task_id)
     with open(path, "rb") as f:
         while True:
             chunk = f.read()
@@ -127,24 +126,6 @@ def logs(agent: str, task_id: str | None, follow: bool, town_dir: str | None) ->
                 return
             else:
                 time.sleep(0.2)
-
-
-def _log_path(folder: Path, task_id: str | None) -> Path:
-    if task_id is None:
-        path = folder / "agent.log"
-    else:
-        attempts = sorted(
-            folder.glob(f"{task_id}-*.log"),
-            key=lambda p: (
-                int(p.stem.rsplit("-", 1)[1]) if p.stem.rsplit("-", 1)[1].isdigit() else 0
-            ),
-        )
-        if not attempts:
-            raise NotFound(f"no log for task '{task_id}' of agent '{folder.name}' in {folder}")
-        path = attempts[-1]
-    if not path.exists():
-        raise NotFound(f"no log at {path}", hint="has the agent started? tt list")
-    return path
 
 
 @click.command()

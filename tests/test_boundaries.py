@@ -130,3 +130,18 @@ def test_lua_scripts_load_on_a_real_lua_engine() -> None:
         if lua.stem != "lib":
             sha = client.script_load(lua_source(lua.stem))  # raises on a syntax error
             assert re.fullmatch(r"[0-9a-f]{40}", sha) and client.script_exists(sha) == [True]
+
+
+def test_no_machine_path_in_the_repository() -> None:
+    # A test or script that names a folder of one machine (a home, a CI workspace) works there
+    # only; tools are found on PATH or under a folder an environment variable names.
+    machine = re.compile(r"/(root|work|home)/")
+    files = [*ROOT.glob("**/*.py"), *ROOT.glob("**/*.toml"), *ROOT.glob("**/run")]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in files
+        if not {".venv", ".git", "build", "dist"} & set(p.relative_to(ROOT).parts)
+        for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+        if machine.search(line)
+    ]
+    assert offenders == []

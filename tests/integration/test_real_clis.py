@@ -1,33 +1,63 @@
 """The real agent CLIs (claude, codex, auggie), not logged in, as the models of tasks: each task
 ends `failed` with the CLI's own error text, within its timeout, and no process is left behind.
 
-The CLIs come from npm (`.ci/run` installs them into a cache and sets TT_TEST_CLI_BIN); where
-they are not installed the test says so and skips.
+The CLIs come from npm. They are looked up in the folder named by the environment variable
+TT_TEST_CLI_BIN when it is set (`.ci/run` installs them into a cache and sets it to that cache's
+`node_modules/.bin`), else on PATH. Where one is missing the test says which and skips.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-CLI_BIN = os.environ.get("TT_TEST_CLI_BIN", "/work/clis/node_modules/.bin")
 NEEDED = ("claude", "codex", "auggie")
 TIMEOUT_S = 15
+BIN_ENV = "TT_TEST_CLI_BIN"
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not all((Path(CLI_BIN) / c).exists() for c in NEEDED),
-        reason=f"real CLIs not installed in {CLI_BIN} (npm install @anthropic-ai/claude-code "
-        "@openai/codex @augmentcode/auggie)",
-    ),
-]
+
+def find_clis(environ: Mapping[str, str]) -> dict[str, Path]:
+    """Each needed CLI that is found: under $TT_TEST_CLI_BIN when it is set, else on PATH."""
+    search = environ.get(BIN_ENV) or environ.get("PATH", "")
+    found = {c: shutil.which(c, path=search) for c in NEEDED}
+    return {c: Path(hit) for c, hit in found.items() if hit}
+
+
+CLIS = find_clis(os.environ)
+pytestmark = pytest.mark.integration
+needs_clis = pytest.mark.skipif(
+    len(CLIS) < len(NEEDED),
+    reason=f"real CLIs not found ({', '.join(c for c in NEEDED if c not in CLIS)}) "
+    + (f"in ${BIN_ENV}" if os.environ.get(BIN_ENV) else f"on PATH (or set ${BIN_ENV})")
+    + ": npm install @anthropic-ai/claude-code @openai/codex @augmentcode/auggie",
+)
+
+
+def test_the_clis_are_found_under_the_variables_folder_else_on_path(tmp_path: Path) -> None:
+    folders = {name: tmp_path / name for name in ("bin", "path1", "path2")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        for cli in NEEDED if name != "path1" else ("claude",):
+            (folder / cli).write_text("#!/bin/sh\n")
+            (folder / cli).chmod(0o755)
+    path = f"{folders['path1']}:{folders['path2']}"
+    assert find_clis({"PATH": path}) == {
+        "claude": folders["path1"] / "claude",
+        "codex": folders["path2"] / "codex",
+        "auggie": folders["path2"] / "auggie",
+    }
+    assert find_clis({"PATH": path, BIN_ENV: str(folders["bin"])}) == {
+        c: folders["bin"] / c for c in NEEDED
+    }
+    assert find_clis({"PATH": path, BIN_ENV: str(tmp_path / "none")}) == {}
 
 
 def town_processes(town: Path) -> list[int]:
@@ -47,6 +77,7 @@ def town_processes(town: Path) -> list[int]:
     return found
 
 
+@needs_clis
 def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
     town = tmp_path / "real"
     town.mkdir()
@@ -65,8 +96,17 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
     )
     home = tmp_path / "home"
     home.mkdir()
+    # The npm entry points are node scripts: node's folder too, wherever it is installed.
+    node = shutil.which("node")
+    system_path = [
+        *([str(Path(node).parent)] if node else []),
+        str(Path(sys.executable).parent),
+        "/usr/local/bin",
+        "/usr/bin",
+        "/bin",
+    ]
     env = {
-        "PATH": f"{CLI_BIN}:{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": ":".join([*dict.fromkeys(str(p.parent) for p in CLIS.values()), *system_path]),
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "TERM": "dumb",

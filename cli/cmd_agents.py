@@ -149,21 +149,12 @@ def events(follow: bool, last: int, town_dir: str | None, output: str) -> None:
 
 
 def _print_event(eid: str, fields: dict[str, str], output: str) -> None:
+    from .events import event_json, event_line
+
     if output == "json":
-        click.echo(json.dumps({"id": eid, **fields}))
-        return
-    ts = float(fields.get("ts", "0") or 0)
-    shown = {k: _short(v) if k == "tasks" else v for k, v in fields.items()}
-    rest = " ".join(f"{k}={v}" for k, v in shown.items() if k not in ("type", "ts"))
-    click.echo(f"{time.strftime('%H:%M:%S', time.localtime(ts))} {fields.get('type')} {rest}")
-
-
-def _short(value: str, most: int = 8) -> str:
-    """A long list of ids (`tasks.created` names up to 500) cut for a terminal line."""
-    words = value.split(" ")
-    if len(words) <= most:
-        return value
-    return " ".join(words[:most]) + f" …(+{len(words) - most})"
+        click.echo(json.dumps(event_json(eid, fields)))
+    else:
+        click.echo(event_line(fields))
 
 
 @click.group(hidden=True)

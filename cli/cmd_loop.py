@@ -28,15 +28,12 @@ class LineReport:
         self.quiet_events = quiet_events
 
     def __call__(self, kind: str, fields: dict[str, str]) -> None:
+        from .events import QUIET, event_line
+
         stamp = time.strftime("%H:%M:%S")
         if kind == "event":
-            if self.quiet_events:
-                return
-            etype = fields.get("type", "?")
-            if etype in ("apply", "tasks.created", "task.ready", "leader.acquired"):
-                return
-            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
-            click.echo(f"{stamp} {etype} {rest}")
+            if not self.quiet_events and fields.get("type", "?") not in QUIET:
+                click.echo(event_line(fields))
         elif kind == "invalid":
             click.echo(f"{stamp} files are invalid; keeping the last good state:", err=True)
             click.echo(fields.get("detail", ""), err=True)

@@ -27,13 +27,12 @@ class LiveReport:
         self.live.__exit__(*exc)
 
     def __call__(self, kind: str, fields: dict[str, str]) -> None:
+        from .events import QUIET, event_line
+
         stamp = time.strftime("%H:%M:%S")
         if kind == "event":
-            etype = fields.get("type", "?")
-            if etype in ("apply", "tasks.created", "task.ready", "leader.acquired"):
-                return
-            rest = " ".join(f"{k}={v}" for k, v in fields.items() if k not in ("type", "ts") and v)
-            self.lines.append(f"{stamp} {etype} {rest}"[:160])
+            if fields.get("type", "?") not in QUIET:
+                self.lines.append(event_line(fields)[:160])
         else:
             detail = fields.get("detail") or fields.get("holder", "")
             who = f" {fields['agent']}" if fields.get("agent") else ""

@@ -38,14 +38,14 @@ def list_agents(town_dir: str | None, output: str) -> None:
     if not rows:
         click.echo("No agents. Add one with: tt spawn NAME --model MODEL")
         return
-    from .render import table
+    from .render import model_cell, table
 
     table(
         ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS"],
         [
             [
                 r["name"],
-                r["model"] or "-",
+                model_cell(r),
                 r["role"] or "-",
                 r["state"],
                 r["pid"] or "-",

@@ -331,13 +331,13 @@ def status(town_dir: str | None, output: str) -> None:
     if output == "json":
         emit_json(report)
         return
-    from .render import progress_line, table
+    from .render import model_cell, progress_line, table
 
     agents = report["agents"]
     if agents:
         table(
             ["AGENT", "MODEL", "STATE", "TASK"],
-            [[a["name"], a["model"] or "-", a["state"], a["task"] or "-"] for a in agents],
+            [[a["name"], model_cell(a), a["state"], a["task"] or "-"] for a in agents],
         )
         click.echo()
     tasks = report["tasks"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -32,3 +33,11 @@ def progress_line(counts: dict[str, int]) -> str:
     parts = [f"{n} {state}" for state, n in counts.items() if n and state != "total"]
     pct = f"{100 * done // total}%" if total else "0%"
     return f"{done}/{total} tasks completed ({pct})" + (f": {', '.join(parts)}" if parts else "")
+
+
+def model_cell(row: dict[str, Any]) -> str:
+    """The model that runs, and town.toml's when an override replaced it: `sim (claude
+    overridden)`."""
+    if row.get("model_override"):
+        return f"{row['model']} ({row['configured_model']} overridden)"
+    return str(row.get("model") or "-")

@@ -122,7 +122,8 @@ class Worker:
                 "pid_start": proc_start_time(os.getpid()) or "",
                 "host": socket.gethostname(),
                 "instance": self.instance_token,
-                "model": self.model.name,
+                "model": self.model.name,  # what runs: TT_MODEL_OVERRIDE, else its own
+                "configured_model": self.spec.model,
                 "started_at": str(time.time()),
                 "state": "idle",
                 "spec_hash": self.spec.spec_hash(),

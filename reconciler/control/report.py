@@ -6,11 +6,13 @@ The JSON shape of `status` is documented in README.md ("Status JSON") and must s
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections import Counter
 from typing import Any
 
+from ..agents.models import OVERRIDE_ENV
 from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
@@ -25,10 +27,26 @@ def _num(value: str | None) -> float | None:
         return None
 
 
+def running_model(
+    configured: str | None, rec: dict[str, str], live: bool, override: str | None
+) -> tuple[str | None, str | None]:
+    """(the model that runs, the override when it differs from town.toml's `configured`). A live
+    agent runs what its process registered at start (it read TT_MODEL_OVERRIDE then); one that
+    is not running would run this process's override, else its own model."""
+    runs = rec.get("model") if live and rec.get("model") else (override or configured)
+    return runs, runs if runs and configured and runs != configured else None
+
+
 def agents_report(
-    store: Store, desired: Desired | None, now: float | None = None
+    store: Store,
+    desired: Desired | None,
+    now: float | None = None,
+    override: str | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per agent instance. `override`: the model every agent started by this process
+    would run (`--model`); default TT_MODEL_OVERRIDE."""
     now = time.time() if now is None else now
+    override = override or os.environ.get(OVERRIDE_ENV) or None
     records = store.agent_records()
     beats = store.heartbeat_alive(list(records))
     roster: dict[str, dict[str, Any]] = {}
@@ -46,10 +64,14 @@ def agents_report(
             state = "suspended" if state in ("stopped", "") else state
         elif rec and not beats.get(name) and state not in ("stopped", "quarantined", "backoff"):
             state = "dead" if rec.get("pid") and state != "starting" else state
+        configured = spec.get("model") or rec.get("configured_model") or rec.get("model")
+        runs, overridden = running_model(configured, rec, bool(beats.get(name)), override)
         rows.append(
             {
                 "name": name,
-                "model": spec.get("model") or rec.get("model"),
+                "model": runs,
+                "configured_model": configured,
+                "model_override": overridden,
                 "role": spec.get("role"),
                 "state": state,
                 "pid": int(rec["pid"]) if rec.get("pid", "").isdigit() else None,

@@ -221,7 +221,8 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
         ("tester", "codex"),
         ("reviewer", "claude"),
     ]:
-        assert re.search(rf"^{name}\s+{model}\s", listed, re.M), listed
+        # What runs, and what town.toml names (TT_MODEL_OVERRIDE replaced it).
+        assert re.search(rf"^{name}\s+sim \({model} overridden\)\s", listed, re.M), listed
     team = town.agents()
     assert all(not pid_gone(a["pid"]) for a in team.values())
 

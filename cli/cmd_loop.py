@@ -22,10 +22,12 @@ def register(group: click.Group) -> None:
 
 
 class LineReport:
-    """One line per change (not a TTY) — also used on a TTY, where lines scroll above."""
+    """One line per change (not a TTY) — also used on a TTY, where lines scroll above. With
+    `json_output` stdout holds only the final JSON: events are left out, the rest goes to
+    stderr."""
 
-    def __init__(self, quiet_events: bool = False) -> None:
-        self.quiet_events = quiet_events
+    def __init__(self, json_output: bool = False) -> None:
+        self.quiet_events = self.to_stderr = json_output
 
     def __call__(self, kind: str, fields: dict[str, str]) -> None:
         from .events import QUIET, event_line
@@ -39,7 +41,8 @@ class LineReport:
             click.echo(fields.get("detail", ""), err=True)
         else:
             who = f" {fields['agent']}" if fields.get("agent") else ""
-            click.echo(f"{stamp} {kind}{who}: {fields.get('detail') or fields.get('holder', '')}")
+            detail = fields.get("detail") or fields.get("holder", "")
+            click.echo(f"{stamp} {kind}{who}: {detail}", err=self.to_stderr)
 
 
 def _run(
@@ -66,7 +69,7 @@ def _run(
             with LiveReport(s) as live:
                 result = Loop(s, opts, live).run()
         else:
-            result = Loop(s, opts, LineReport(quiet_events=output == "json")).run()
+            result = Loop(s, opts, LineReport(json_output=output == "json")).run()
     except KeyboardInterrupt:
         click.echo("stopped (agents keep running; `tt down` stops them)", err=True)
         return EXIT_OK

@@ -76,3 +76,17 @@ def test_every_place_events_print_uses_the_same_line(
     assert not RAW.search(lines[0])
     _print_event("1-0", fields, "json")
     assert json.loads(capsys.readouterr().out)["next_attempt_at"] == pytest.approx(now + 5.2)
+
+
+def test_with_json_output_stdout_holds_only_the_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # `tt apply --wait -o json` / `tt wait -o json`: the final JSON is the whole of stdout.
+    report = LineReport(json_output=True)
+    report("event", retrying(time.time()))
+    report("leader", {"holder": "host:1:ab"})
+    report("agent", {"agent": "dev", "detail": "started pid 7"})
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert [line.split(" ", 1)[1] for line in err.splitlines()] == [
+        "leader: host:1:ab",
+        "agent dev: started pid 7",
+    ]

@@ -1,5 +1,5 @@
 """Desired-state verbs: plan/diff, apply, sync, assign, cancel, retry, spawn, kill, restart,
-status, unlock, down. Each parses, calls one engine function, renders."""
+unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ def register(group: click.Group) -> None:
         spawn,
         kill,
         restart,
-        status,
         unlock,
         down,
     ):
@@ -316,55 +315,6 @@ def restart(name: str, town_dir: str | None) -> None:
 
     for c in do_restart(session(town_dir), name):
         click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
-
-
-@click.command()
-@town_option
-@output_option
-def status(town_dir: str | None, output: str) -> None:
-    """Agents, tasks and progress."""
-    from reconciler.control.report import status_report
-    from reconciler.spec.loader import check
-
-    s = session(town_dir)
-    report = status_report(s.store, check(s.paths).desired)
-    if output == "json":
-        emit_json(report)
-        return
-    from .render import model_cell, progress_line, table
-
-    agents = report["agents"]
-    if agents:
-        table(
-            ["AGENT", "MODEL", "STATE", "TASK"],
-            [[a["name"], model_cell(a), a["state"], a["task"] or "-"] for a in agents],
-        )
-        click.echo()
-    tasks = report["tasks"]
-    if tasks:
-        table(
-            ["TASK", "STATE", "AGENT", "ATTEMPTS", "INFO"],
-            [
-                [t["id"], t["state"], t["agent"] or t["target"] or "-", t["attempts"], _info(t)]
-                for t in tasks
-            ],
-        )
-        click.echo()
-    click.echo(progress_line(report["counts"]))
-
-
-def _info(t: dict[str, Any]) -> str:
-    import time
-
-    if t["state"] == "failed" and t["error"]:
-        return str(t["error"]).splitlines()[0][:100]
-    if t["state"] == "retrying" and t["next_attempt_at"]:
-        return f"next attempt in {max(0, t['next_attempt_at'] - time.time()):.0f}s: " + (
-            str(t["error"] or "").splitlines()[0][:60] if t["error"] else ""
-        )
-    if t["state"] == "blocked":
-        return f"waiting for {t['deps_left']}"
-    return ""
 
 
 @click.command()

@@ -78,6 +78,14 @@ def _run(
     return result.exit_code
 
 
+def failure(r: dict[str, str]) -> str:
+    """Why a task counts as failed: its error, or the task upstream that stops it."""
+    if r.get("state") == "upstream_failed":
+        what = {"cancelled": "was cancelled"}.get(r.get("upstream_state", ""), "failed")
+        return f"upstream_failed: {r.get('upstream')} {what}"
+    return (r.get("error") or "").strip()[:300]
+
+
 def render_result(result: LoopResult, output: str) -> None:
     if output == "json":
         emit_json(
@@ -87,13 +95,21 @@ def render_result(result: LoopResult, output: str) -> None:
                     result.exit_code, "error"
                 ),
                 "counts": result.counts,
-                "failed": [{"id": r["id"], "error": r.get("error")} for r in result.failed],
+                "failed": [
+                    {
+                        "id": r["id"],
+                        "state": r.get("state"),
+                        "error": r.get("error") or None,
+                        "upstream": r.get("upstream") or None,
+                    }
+                    for r in result.failed
+                ],
                 "unfinished": [{"id": r["id"], "state": r.get("state")} for r in result.unfinished],
             }
         )
         return
     for r in result.failed:
-        click.echo(f"failed: {r['id']}: {(r.get('error') or '').strip()[:300]}", err=True)
+        click.echo(f"failed: {r['id']}: {failure(r)}", err=True)
     if result.exit_code == EXIT_TIMEOUT:
         for r in result.unfinished:
             click.echo(f"still {r.get('state')}: {r['id']}", err=True)

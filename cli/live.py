@@ -56,7 +56,7 @@ class LiveReport:
         bar = ProgressBar(total=max(total, 1), completed=done, width=40)
         head = Text(
             f" {done}/{total} completed, {counts['running']} running, "
-            f"{counts['failed']} failed, {counts['retrying']} retrying"
+            f"{counts['failed'] + counts['upstream_failed']} failed, {counts['retrying']} retrying"
         )
         agents = Table("agent", "state", "task", box=None, header_style="bold")
         for a in report["agents"]:

@@ -10,7 +10,7 @@ import click
 from reconciler import __version__
 from reconciler.errors import TtError
 
-from . import cmd_agents, cmd_apply, cmd_init, cmd_loop, cmd_server, cmd_validate
+from . import cmd_agents, cmd_apply, cmd_init, cmd_loop, cmd_server, cmd_status, cmd_validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,7 +22,7 @@ def cli() -> None:
     """
 
 
-for module in (cmd_init, cmd_validate, cmd_apply, cmd_loop, cmd_agents, cmd_server):
+for module in (cmd_init, cmd_validate, cmd_apply, cmd_status, cmd_loop, cmd_agents, cmd_server):
     module.register(cli)
 
 

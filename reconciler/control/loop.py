@@ -10,7 +10,6 @@ is restarted (its AOF kept).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -30,6 +29,7 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
+from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
 from ..store.client import is_embedded
 from . import fleet, heal
@@ -38,7 +38,9 @@ from .session import Session
 from .watch import FileWatcher
 
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
-DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled")
+DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
+_TERMINAL = {s.value for s in TERMINAL}
+_FAILURES = {s.value for s in FAILURES}
 Report = Callable[[str, dict[str, str]], None]
 
 
@@ -62,24 +64,20 @@ class LoopResult:
 def outcome(
     records: list[dict[str, str]],
 ) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
-    """(all terminal, failed tasks, unfinished tasks). A task blocked behind a failed or cancelled
-    dependency can never run: it counts as terminal (and is reported as unfinished)."""
+    """(all finished, failed tasks, unfinished tasks). A task upstream_failed can never run as
+    things stand: it is finished, and counts as failed (with `upstream_state`: what became of
+    the task it names). Unfinished: neither terminal nor upstream_failed."""
     state = {r["id"]: r.get("state", "") for r in records}
-    stuck: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for r in records:
-            tid = r["id"]
-            if state[tid] == "blocked" and tid not in stuck:
-                deps = json.loads(r.get("deps") or "[]")
-                if any(state.get(d) in ("failed", "cancelled") or d in stuck for d in deps):
-                    stuck.add(tid)
-                    changed = True
-    terminal = {"completed", "failed", "cancelled"}
-    done = all(state[r["id"]] in terminal or r["id"] in stuck for r in records)
-    failed = [r for r in records if state[r["id"]] == "failed"]
-    unfinished = [r for r in records if state[r["id"]] not in terminal]
+    finished = {*_TERMINAL, TaskState.UPSTREAM_FAILED.value}
+    done = all(s in finished for s in state.values())
+    failed = [
+        {**r, "upstream_state": state.get(r.get("upstream", ""), "")}
+        if state[r["id"]] == TaskState.UPSTREAM_FAILED.value
+        else r
+        for r in records
+        if state[r["id"]] in _FAILURES
+    ]
+    unfinished = [r for r in records if state[r["id"]] not in finished]
     return done, failed, unfinished
 
 

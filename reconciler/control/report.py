@@ -104,6 +104,7 @@ def tasks_report(store: Store) -> list[dict[str, Any]]:
                 "finished_at": _num(rec.get("finished_at")),
                 "next_attempt_at": _num(rec.get("next_attempt_at")),
                 "deps_left": int(rec.get("deps_left", "0") or 0),
+                "upstream": rec.get("upstream") or None,
                 "result": rec.get("result") or None,
                 "error": rec.get("error") or None,
             }

@@ -133,6 +133,13 @@ def retry(s: Session, task_id: str) -> TaskState:
     """Re-run a failed, completed or cancelled task with a fresh retry budget."""
     rec = _existing(s, task_id)
     state = TaskState(rec.get("state") or "blocked")
+    if state is TaskState.UPSTREAM_FAILED:
+        upstream = rec.get("upstream", "")
+        raise TtError(
+            f"task '{task_id}' is upstream_failed: it waits for '{upstream}', which did not "
+            "complete; retrying that task runs this one after it",
+            hint=f"tt retry {upstream}",
+        )
     if not state.is_terminal and state is not TaskState.RETRYING:
         raise TtError(
             f"task '{task_id}' is {state.value}; only a failed, completed or "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from operator import attrgetter
 
-from ..spec.desired import AgentSpec, Desired, Directive, TaskSpec
+from ..spec.desired import Desired, Directive, TaskSpec
 from .actions import (
     JSON_VERSION,
     OPS,
@@ -31,12 +31,13 @@ from .actions import (
     action_json,
     spec_changed,
 )
+from .agents import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
 from .graph import Graph, Node, TaskKind, build_graph
 from .render import render_lines
 from .state import (
+    FAILED_UPSTREAM,
     TERMINAL,
     Observed,
-    ObservedAgent,
     ObservedTask,
     Source,
     TaskState,
@@ -76,10 +77,8 @@ __all__ = [
 # The work-defining fields, taken from `TaskSpec.as_dict` so a field added there is compared too.
 TASK_FIELDS = tuple(TaskSpec(id="x").as_dict())
 _task_values = attrgetter(*TASK_FIELDS)
-# What an agent process runs with (`AgentSpec.spec_hash`): a change restarts it. `replicas` is
-# not compared per instance: scaling shows as instances created or deleted.
-AGENT_DRIFT_FIELDS = ("model", "role", "args", "env", "env_from", "workdir", "timeout", "node")
-AGENT_OTHER_FIELDS = ("restart",)  # read by the worker and fleet at start: no restart needed
+_WAITING = (TaskState.BLOCKED, TaskState.UPSTREAM_FAILED)
+_WAITING_OR_READY = (*_WAITING, TaskState.READY)
 
 
 def diff(
@@ -99,54 +98,12 @@ def diff(
     """
     del now
     graph = build_graph(desired)
-    agents = _agent_actions(desired, observed, prune)
+    agents = agent_actions(desired, observed, prune)
     tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed).run()
     deletes_everything = (not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)) or (
         not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
     )
     return Plan(tuple(agents + tasks), deletes_everything)
-
-
-def _agent_actions(desired: Desired, observed: Observed, prune: bool) -> list[Action]:
-    wanted = {name: spec for spec in desired.agents for name in spec.instances()}
-    creates: list[Action] = []
-    updates: list[Action] = []
-    for name, spec in wanted.items():
-        seen = observed.agents.get(name)
-        if seen is None:
-            creates.append(CreateAgent(name, spec))
-            continue
-        changed, restart = _agent_changes(seen, spec)
-        if changed:
-            updates.append(UpdateAgent(name, spec, changed, restart))
-    removals: list[Action] = []
-    for name in sorted(observed.agents):
-        seen = observed.agents[name]
-        if name in wanted or seen.source is not Source.FILE:
-            continue  # agents spawned with --no-save are never pruned
-        base = desired.agent(seen.base_name)
-        if base is not None:
-            # Its town.toml entry remains with other replicas: that is a scale, not a prune.
-            removals.append(DeleteAgent(name, f"scaled to {base.replicas} replica(s)"))
-        elif prune:
-            removals.append(DeleteAgent(name, "removed from town.toml"))
-        else:
-            removals.append(OrphanAgent(name))
-    return creates + updates + removals
-
-
-def _agent_changes(seen: ObservedAgent, spec: AgentSpec) -> tuple[tuple[str, ...], bool]:
-    if seen.spec is not None:
-        drift = [f for f in AGENT_DRIFT_FIELDS if getattr(seen.spec, f) != getattr(spec, f)]
-        other = [f for f in AGENT_OTHER_FIELDS if getattr(seen.spec, f) != getattr(spec, f)]
-    else:
-        drift = ["spec"] if seen.spec_hash != spec.spec_hash() else []
-        other = []
-    if seen.suspended != spec.suspended:
-        other.append("suspended")
-    if seen.source is not Source.FILE:
-        other.append("source")  # the file now owns an agent spawned with --no-save
-    return tuple(drift + other), bool(drift)
 
 
 def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:
@@ -220,6 +177,7 @@ class _TaskPlanner:
                 out.append(CancelTask(tid, self.state[tid]))
                 self._unqueue(tid)
                 self.state[tid] = TaskState.CANCELLED
+                self._release(tid)
         for tid in completes:
             # A group marked done may already have completed with its last child, above.
             if self.state[tid] is not TaskState.COMPLETED:
@@ -239,6 +197,7 @@ class _TaskPlanner:
             self._complete(node.id)
         elif spec.directive is Directive.CANCELLED:
             self.state[node.id] = TaskState.CANCELLED
+            self._release(node.id)  # a task of the CLI may already wait for this id
         else:
             self._settle(node.id)
         return CreateTask(
@@ -269,7 +228,7 @@ class _TaskPlanner:
             return ChangedAfterDone(tid, changed)
         self._store(tid, node)
         new_state: TaskState | None = None
-        if pending and state in (TaskState.BLOCKED, TaskState.READY):
+        if pending and state in _WAITING_OR_READY:
             self._unqueue(tid)
             new_state = self._settle(tid)
         return UpdateTask(
@@ -294,6 +253,7 @@ class _TaskPlanner:
         self._unqueue(node.id)
         left = self._left(node.id)
         new_state = self._settle(node.id)
+        self._release(node.id)  # what waited for it as failed or cancelled waits again
         return RerunTask(
             node.id,
             spec,
@@ -324,7 +284,8 @@ class _TaskPlanner:
         return [DeleteTask(t.id, t.state is TaskState.RUNNING) for t in gone]
 
     def _repairs(self) -> list[Action]:
-        """Tasks still ready-but-unqueued or blocked-with-nothing-left after everything above."""
+        """Tasks still ready-but-unqueued, blocked-with-nothing-left, or in the wrong one of
+        blocked / upstream_failed (a town written before that state existed) after all above."""
         others = sorted(
             (t for t in self.observed.tasks.values() if t.id not in self.graph.nodes),
             key=lambda t: (t.order, t.id),
@@ -336,8 +297,12 @@ class _TaskPlanner:
             state = self.state.get(tid)
             if state is TaskState.READY and not self.queued[tid]:
                 reason = "ready but in no queue"
+            elif state is TaskState.BLOCKED and self._upstream_failed(tid):
+                reason = "a task it waits for failed or was cancelled"
             elif state is TaskState.BLOCKED and self._left(tid) == 0:
                 reason = "every dependency is completed"
+            elif state is TaskState.UPSTREAM_FAILED and not self._upstream_failed(tid):
+                reason = "no task it waits for failed"
             else:
                 continue
             self._unqueue(tid)
@@ -345,7 +310,7 @@ class _TaskPlanner:
             out.append(Requeue(tid, targets[tid], state, new_state, reason))
         return out
 
-    # -- the store model (mirrors lua/lib.lua: settle, complete, unqueue) -----------------------
+    # -- the store model (mirrors lua/lib.lua: settle, complete, release, unqueue) --------------
     def _store(self, tid: str, node: Node) -> None:
         for d in self.deps.get(tid, ()):
             self.children.get(d, set()).discard(tid)
@@ -359,23 +324,45 @@ class _TaskPlanner:
     def _unqueue(self, tid: str) -> None:
         self.queued[tid] = False
 
+    def _upstream_failed(self, tid: str) -> bool:
+        return any(self.state.get(d) in FAILED_UPSTREAM for d in self.deps[tid])
+
     def _settle(self, tid: str) -> TaskState:
-        if self._left(tid):
+        before = self.state.get(tid)
+        if self._upstream_failed(tid):
+            self.state[tid] = TaskState.UPSTREAM_FAILED
+        elif self._left(tid):
             self.state[tid] = TaskState.BLOCKED
         elif self.kind[tid] is TaskKind.GROUP:
             self._complete(tid)
+            return TaskState.COMPLETED
         else:
             self.state[tid], self.queued[tid] = TaskState.READY, True
+        if (before is TaskState.UPSTREAM_FAILED) != (self.state[tid] is TaskState.UPSTREAM_FAILED):
+            self._release(tid)
         return self.state[tid]
 
     def _complete(self, tid: str) -> None:
         self.state[tid] = TaskState.COMPLETED
+        self._release(tid)
+
+    def _release(self, tid: str) -> None:
+        """`tid` changed state: settle again what waits for it, and onwards where that changed."""
         stack = [tid]
         while stack:
             for kid in self.children.get(stack.pop(), ()):
-                if self.state.get(kid) is TaskState.BLOCKED and self._left(kid) == 0:
-                    if self.kind[kid] is TaskKind.GROUP:
-                        self.state[kid] = TaskState.COMPLETED
+                before = self.state.get(kid)
+                if before not in _WAITING:
+                    continue
+                if self._upstream_failed(kid):
+                    after = TaskState.UPSTREAM_FAILED
+                elif self._left(kid):
+                    after = TaskState.BLOCKED
+                elif self.kind[kid] is TaskKind.GROUP:
+                    after = TaskState.COMPLETED
+                else:
+                    after, self.queued[kid] = TaskState.READY, True
+                if after is not before:
+                    self.state[kid] = after
+                    if after is not TaskState.READY:
                         stack.append(kid)
-                    else:
-                        self.state[kid], self.queued[kid] = TaskState.READY, True

@@ -44,7 +44,7 @@ def _line(a: Action) -> str:
     if isinstance(a, CreateTask):
         if a.kind is TaskKind.GROUP:
             return f"+ task {a.id} (group, {a.state.value})"
-        if a.state in TERMINAL:
+        if a.state in TERMINAL or a.state is TaskState.UPSTREAM_FAILED:
             return f"+ task {a.id} ({a.state.value})"
         return f"+ task {a.id} ({a.state.value} → {a.target})"
     if isinstance(a, UpdateTask):
@@ -75,6 +75,8 @@ def _line(a: Action) -> str:
         return f"~ task {a.id}: completed (group: {a.reason})"
     if a.new_state is TaskState.BLOCKED:
         return f"~ task {a.id}: blocked again, a dependency is not completed ({a.reason})"
+    if a.new_state is TaskState.UPSTREAM_FAILED:
+        return f"~ task {a.id}: upstream_failed ({a.reason})"
     return f"~ task {a.id}: requeued → {a.target} ({a.reason})"
 
 

@@ -25,6 +25,10 @@ class TaskState(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Waits for a task that failed or was cancelled (its `upstream` field names which): it can
+    # never run as things stand. Not terminal: it waits, like blocked, and goes back to blocked
+    # when that task is retried, re-run or no longer waited for; `tt wait` counts it as failed.
+    UPSTREAM_FAILED = "upstream_failed"
 
     @property
     def is_terminal(self) -> bool:
@@ -33,6 +37,10 @@ class TaskState(str, Enum):
 
 
 TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+# A dependency in one of these makes the tasks waiting for it upstream_failed.
+FAILED_UPSTREAM = frozenset({TaskState.FAILED, TaskState.CANCELLED, TaskState.UPSTREAM_FAILED})
+# What `tt wait` / `apply --wait` count as failures.
+FAILURES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 
 
 def is_terminal(state: TaskState | str) -> bool:

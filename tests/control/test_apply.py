@@ -119,6 +119,26 @@ def test_a_ready_task_out_of_its_queue_is_requeued_even_with_unchanged_files(
     assert apply(session, OPTS).plan.is_empty
 
 
+def test_a_task_blocked_behind_a_failed_one_is_repaired_even_with_unchanged_files(
+    session: CountingSession,
+) -> None:
+    apply(session, OPTS)
+    store = session.store
+    # A town written before upstream_failed existed: `a` failed, `b` was left blocked.
+    store.client.lrem(store.keys.queue("dev"), 0, "a")
+    store.client.hset(store.keys.task("a"), "state", "failed")
+    result = apply(session, OPTS)
+    assert [(type(a), a.id) for a in result.plan.actions] == [(Requeue, "b")]
+    b = store.client.hgetall(store.keys.task("b"))
+    assert (b["state"], b["upstream"]) == ("upstream_failed", "a")
+    assert apply(session, OPTS).plan.is_empty
+    # ...and the other way: nothing upstream failed any more.
+    store.client.hset(store.keys.task("a"), "state", "running")
+    assert [type(a) for a in apply(session, OPTS).plan.actions] == [Requeue]
+    assert store.client.hget(store.keys.task("b"), "state") == "blocked"
+    assert apply(session, OPTS).plan.is_empty
+
+
 def test_a_lost_task_or_agent_record_is_recreated(session: CountingSession) -> None:
     apply(session, OPTS)
     store = session.store

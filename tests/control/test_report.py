@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import cmd_agents, cmd_apply
+from cli import cmd_agents, cmd_status
 from cli.main import main
 from reconciler.control.report import agents_report
 from reconciler.control.session import Session
@@ -32,7 +32,7 @@ def session(
     (tmp_path / "town.toml").write_text(TOWN)
     s = Session(TownPaths(tmp_path))
     s.__dict__["store"] = fake_store
-    for module in (cmd_agents, cmd_apply):
+    for module in (cmd_agents, cmd_status):
         monkeypatch.setattr(module, "session", lambda town_dir: s)
     monkeypatch.delenv("TT_MODEL_OVERRIDE", raising=False)
     return s

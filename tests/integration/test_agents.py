@@ -540,3 +540,40 @@ def test_restarting_the_conductor_adopts_running_agents(town: Town) -> None:
     assert sum(e["type"] == "agent.spawned" for e in town.all_events()) == spawned
     assert town.agent_processes() == {n: [p] for n, p in before.items()}
     assert town.stop_conductor(second) == 0
+
+
+def test_a_failure_upstream_is_shown_counted_and_re_armed_by_retrying_it(town: Town) -> None:
+    # a → b → c, and a fails its first attempt (no retries): b and c can never run as things
+    # stand. `tt retry a` runs a again, and the pipeline completes.
+    (town.root / "town.toml").write_text(
+        '[town]\nname = "upstream"\nretries = 0\n\n[agents.dev]\nmodel = "sim"\n'
+    )
+    (town.root / "tasks.toml").write_text(
+        '[[tasks]]\nid = "a"\ndescription = "build [sim:fail:1]"\nagent = "dev"\n\n'
+        '[[tasks]]\nid = "b"\ndescription = "test"\nagent = "dev"\nparent = "a"\n\n'
+        '[[tasks]]\nid = "c"\ndescription = "ship"\nagent = "dev"\nparent = "b"\n'
+    )
+    town.env["TT_SIM_DELAY"] = "0.1"
+    waited = town.tt("apply", "--wait", "--timeout", "60s", "-o", "json", check=False)
+    town.agents()
+    assert waited.returncode == 1, waited.stdout + waited.stderr  # as for any failure
+    result = json.loads(waited.stdout)
+    assert result["outcome"] == "failed"
+    failed = {f["id"]: (f["state"], f["upstream"]) for f in result["failed"]}
+    assert failed == {
+        "a": ("failed", None),
+        "b": ("upstream_failed", "a"),
+        "c": ("upstream_failed", "a"),
+    }
+    tasks = town.tasks()
+    assert [(tasks[t]["state"], tasks[t]["upstream"]) for t in "bc"] == [
+        ("upstream_failed", "a")
+    ] * 2
+    assert town.status()["counts"]["upstream_failed"] == 2
+    table = town.tt("status").stdout
+    assert re.search(r"^c\s+upstream_failed\s+dev\s+0\s+upstream a failed", table, re.M), table
+    refused = town.tt("retry", "b", check=False)
+    assert refused.returncode == 1 and "hint: tt retry a" in refused.stderr
+    town.tt("retry", "a")
+    assert town.tt("wait", "--timeout", "60s").returncode == 0
+    assert {t["state"] for t in town.tasks().values()} == {"completed"}

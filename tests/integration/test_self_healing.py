@@ -228,7 +228,12 @@ def test_retries_with_backoff_timeouts_and_wait_exit_codes(tmp_path: Path) -> No
         assert [a["outcome"] for a in town.attempts("doomed")] == ["failed"] * 3  # retries + 1
         failed = [e for e in town.events("task.failed") if e["task"] == "doomed"]
         assert [e["attempt"] for e in failed] == ["3"]
-        assert recs["after-doomed"]["state"] == "blocked"
+        # It can never run now: upstream_failed, naming the task that failed, counted as failed.
+        assert (recs["after-doomed"]["state"], recs["after-doomed"]["upstream"]) == (
+            "upstream_failed",
+            "doomed",
+        )
+        assert "failed: after-doomed: upstream_failed: doomed failed" in run.stderr
 
         assert recs["slow"]["state"] == "failed"
         assert [a["outcome"] for a in town.attempts("slow")] == ["failed"]

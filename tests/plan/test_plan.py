@@ -58,7 +58,7 @@ from reconciler.spec.desired import (
     TownSettings,
 )
 
-B, R, RUN, RET, C, F, X = (
+B, R, RUN, RET, C, F, X, UF = (
     TaskState.BLOCKED,
     TaskState.READY,
     TaskState.RUNNING,
@@ -66,6 +66,7 @@ B, R, RUN, RET, C, F, X = (
     TaskState.COMPLETED,
     TaskState.FAILED,
     TaskState.CANCELLED,
+    TaskState.UPSTREAM_FAILED,
 )
 AGENTS = (
     AgentSpec("architect", "claude", role="architect"),
@@ -104,8 +105,9 @@ def observed(
         state = (states or {}).get(tid)
         if state is None:
             done = all(tasks[d].state is C for d in node.deps)
+            waiting = UF if any(tasks[d].state in (F, X, UF) for d in node.deps) else B
             state = {Directive.DONE: C, Directive.CANCELLED: X}.get(
-                spec.directive, (C if node.kind is TaskKind.GROUP else R) if done else B
+                spec.directive, (C if node.kind is TaskKind.GROUP else R) if done else waiting
             )
         tasks[tid] = ObservedTask(
             tid,
@@ -162,27 +164,50 @@ class Store:
             1 for d in self.tasks[tid].deps if getattr(self.tasks.get(d), "state", None) != C
         )
 
+    def failed_upstream(self, tid: str) -> bool:
+        return any(
+            getattr(self.tasks.get(d), "state", None) in (F, X, UF) for d in self.tasks[tid].deps
+        )
+
+    def waits_as(self, tid: str) -> TaskState:
+        """What a waiting task is, its dependencies being what they are (lua/lib.lua)."""
+        if self.failed_upstream(tid):
+            return UF
+        if self.left(tid):
+            return B
+        return C if self.tasks[tid].kind is TaskKind.GROUP else R
+
     def settle(self, tid: str) -> None:
-        left = self.left(tid)
-        if left:
-            self.set(tid, state=B, deps_left=left, queued=False)
-        elif self.tasks[tid].kind is TaskKind.GROUP:
+        before, after = self.tasks[tid].state, self.waits_as(tid)
+        if after is C:
             self.complete(tid)
-        else:
-            self.set(tid, state=R, deps_left=0, queued=True)
+            return
+        self.set(tid, state=after, deps_left=self.left(tid), queued=after is R)
+        if (before is UF) != (after is UF):
+            self.release(tid)
 
     def complete(self, tid: str) -> None:
         self.set(tid, state=C, queued=False, finished_at=self.now)
+        self.release(tid)
+
+    def fail(self, tid: str) -> None:
+        self.set(tid, state=F, queued=False, error="boom")
+        self.release(tid)
+
+    def release(self, tid: str) -> None:
         todo = [tid]
         while todo:
             cur = todo.pop()
             for kid in [t.id for t in self.tasks.values() if cur in t.deps]:
-                if self.tasks[kid].state is B and self.left(kid) == 0:
-                    if self.tasks[kid].kind is TaskKind.GROUP:
-                        self.set(kid, state=C, deps_left=0, finished_at=self.now)
-                        todo.append(kid)
-                    else:
-                        self.set(kid, state=R, deps_left=0, queued=True)
+                before = self.tasks[kid].state
+                if before not in (B, UF):
+                    continue
+                after = self.waits_as(kid)
+                self.set(kid, state=after, deps_left=self.left(kid), queued=after is R)
+                if after is C:
+                    self.set(kid, finished_at=self.now)
+                if after is not before and after is not R:
+                    todo.append(kid)
 
     def write(self, tid: str, spec: TaskSpec, kind: TaskKind, target: str, deps: tuple[str, ...]):  # type: ignore[no-untyped-def]
         self.set(
@@ -229,6 +254,7 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
                 s.complete(a.id)
             elif a.spec.directive is Directive.CANCELLED:
                 s.set(a.id, state=X)
+                s.release(a.id)
             else:
                 s.settle(a.id)
             assert s.tasks[a.id].state is a.state, a
@@ -236,7 +262,7 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             before = s.tasks[a.id].state
             assert before is a.state
             s.write(a.id, a.spec, a.kind, a.target, a.deps)
-            if a.spec.directive is Directive.PENDING and before in (B, R):
+            if a.spec.directive is Directive.PENDING and before in (B, R, UF):
                 s.settle(a.id)
             assert s.tasks[a.id].state is (a.new_state or before), a
             assert s.left(a.id) == a.deps_left
@@ -246,16 +272,18 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             assert s.left(a.id) == a.deps_left
             s.settle(a.id)
             assert s.tasks[a.id].state is a.new_state, a
+            s.release(a.id)
         elif isinstance(a, CompleteTask):
             assert s.tasks[a.id].state is a.state and a.state is not C
             s.complete(a.id)
         elif isinstance(a, CancelTask):
             assert s.tasks[a.id].state is a.state and not a.state.is_terminal
             s.set(a.id, state=X, queued=False, finished_at=now)
+            s.release(a.id)
         elif isinstance(a, DeleteTask):
             assert a.was_running == (s.tasks.pop(a.id).state is RUN)
         elif isinstance(a, Requeue):
-            assert s.tasks[a.id].state is a.state and a.state in (B, R)
+            assert s.tasks[a.id].state is a.state and a.state in (B, R, UF)
             s.set(a.id, queued=False)
             s.settle(a.id)
             assert s.tasks[a.id].state is a.new_state, a
@@ -268,8 +296,12 @@ def assert_consistent(desired: Desired, obs: Observed, prune: bool) -> None:
     """Invariant 1 and the file directives, on a state a plan has just been applied to."""
     for t in obs.tasks.values():
         assert (t.state is R) == t.queued, t
+        dep_states = [getattr(obs.tasks.get(d), "state", None) for d in t.deps]
         if t.state is B:
-            assert any(getattr(obs.tasks.get(d), "state", None) is not C for d in t.deps), t
+            assert any(d is not C for d in dep_states), t
+        if t.state in (B, UF):
+            # upstream_failed exactly when a task it waits for failed or was cancelled
+            assert (t.state is UF) == any(d in (F, X, UF) for d in dep_states), t
     for spec in desired.tasks:
         t = obs.tasks[spec.id]
         if spec.directive is Directive.DONE:
@@ -478,7 +510,8 @@ def test_marking_done_releases_dependents_and_cancelling_a_running_task_says_so(
     assert render_lines(plan) == [
         "~ task a: cancelled (cancelled in file) — its running attempt will be stopped"
     ]
-    assert simulate(before, plan).tasks["b"].state is B
+    # What waits for a cancelled task can never run as things stand.
+    assert simulate(before, plan).tasks["b"].state is UF
 
 
 @pytest.mark.parametrize(
@@ -508,7 +541,7 @@ def test_a_group_and_its_children_marked_in_the_same_edit(
     assert [(a.op, a.id) for a in plan.actions] == expected  # type: ignore[union-attr]
     after = converge(town(*edited), before)
     assert after.tasks["epic"].state is group_after
-    assert after.tasks["release"].state is (R if group_after is C else B)
+    assert after.tasks["release"].state is (R if group_after is C else UF)
 
 
 # -- changes to existing tasks --------------------------------------------------------------------
@@ -712,6 +745,50 @@ def test_no_repair_for_what_the_plan_releases_anyway() -> None:
     before = observed(town(*tasks), {"design": R, "implement": B, "test": B})
     plan = diff(town(*tasks), before, 0.0)
     assert plan.actions == (CompleteTask("design", R),)
+
+
+def test_blocked_tasks_behind_a_failed_one_are_upstream_failed_after_one_repair() -> None:
+    # A town written before upstream_failed: a failed task's dependents were left blocked.
+    before = observed(town(*PIPELINE), {"design": F, "implement": B, "test": B})
+    plan = diff(town(*PIPELINE), before, 0.0)
+    assert plan.actions == (
+        Requeue("implement", "developer", B, UF, "a task it waits for failed or was cancelled"),
+    )
+    assert render_lines(plan) == [
+        "~ task implement: upstream_failed (a task it waits for failed or was cancelled)"
+    ]
+    after = converge(town(*PIPELINE), before)
+    assert [after.tasks[t].state for t in ("implement", "test")] == [UF, UF]  # the chain too
+
+
+def test_an_upstream_failed_task_whose_upstream_was_retried_waits_again() -> None:
+    before = observed(town(*PIPELINE), {"design": R, "implement": UF, "test": UF})
+    plan = diff(town(*PIPELINE), before, 0.0)
+    assert plan.actions == (
+        Requeue("implement", "developer", UF, B, "no task it waits for failed"),
+    )
+    assert [simulate(before, plan).tasks[t].state for t in ("implement", "test")] == [B, B]
+
+
+def test_new_tasks_under_a_failed_one_are_created_upstream_failed() -> None:
+    before = observed(town(PIPELINE[0]), {"design": F})
+    plan = diff(town(*PIPELINE), before, 0.0)
+    assert [(a.id, a.state) for a in plan.actions] == [("implement", UF), ("test", UF)]
+    assert render_lines(plan) == [
+        "+ task implement (upstream_failed)",
+        "+ task test (upstream_failed)",
+    ]
+    converge(town(*PIPELINE), before)
+
+
+def test_an_upstream_failed_task_the_file_cancels_is_cancelled() -> None:
+    before = observed(town(*PIPELINE), {"design": F})
+    assert before.tasks["implement"].state is UF
+    tasks = (PIPELINE[0], replace(PIPELINE[1], status="cancelled"), PIPELINE[2])
+    plan = diff(town(*tasks), before, 0.0)
+    assert plan.actions == (CancelTask("implement", UF),)
+    after = converge(town(*tasks), before)
+    assert [after.tasks[t].state for t in ("implement", "test")] == [X, UF]
 
 
 def test_cli_tasks_are_repaired_too() -> None:
@@ -1058,8 +1135,10 @@ def advance(obs: Observed, rng: random.Random) -> Observed:
             s.set(tid, state=RUN, queued=False, attempt=t.attempt + 1)
         elif t.state is RUN and roll < 0.5:
             s.complete(tid)
+        elif t.state is RUN and roll < 0.55:
+            s.fail(tid) if rng.random() < 0.5 else s.set(tid, state=RET, error="boom")
         elif t.state is RUN and roll < 0.6:
-            s.set(tid, state=rng.choice([F, RET]), error="boom")
+            s.set(tid, state=F, error="boom")  # failed in a town from before upstream_failed
         elif t.state is RET and roll < 0.5:
             s.settle(tid)
         elif t.state is R and roll < 0.6:

@@ -1,7 +1,8 @@
 -- The no-op fast path of apply. KEYS[1]: meta. ARGV[4]: fingerprint of the applied files,
 -- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
--- still wait for something (what `plan` would repair); a digest of the task definitions
+-- still wait for something and for nothing that failed, an upstream_failed one for something
+-- that failed or was cancelled (what `plan` would repair); a digest of the task definitions
 -- (spec hash, target, deps) catches anything that rewrote or lost one. (A task's source
 -- changes only through upsert_tasks, which clears the record; its kind only with the files,
 -- which change the fingerprint.)
@@ -46,17 +47,20 @@ for i = 1, #rows, 5 do
     ok = false
     break
   end
-  if state == 'blocked' then
-    local waiting = false
+  if state == 'blocked' or state == 'upstream_failed' then
+    -- blocked: waits for something, and for nothing that failed; upstream_failed: waits for
+    -- something that failed or was cancelled
+    local waiting, failed = false, false
     if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
       for d in string.gmatch(deps, '"([^"]*)"') do
-        if states[d] ~= 'completed' then
-          waiting = true
+        if states[d] ~= 'completed' then waiting = true end
+        if BAD[states[d]] then
+          failed = true
           break
         end
       end
     end
-    if not waiting then
+    if failed ~= (state == 'upstream_failed') or not waiting then
       ok = false
       break
     end

@@ -12,4 +12,5 @@ redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = tonumber(f[2
 redis.call('HSET', k, 'error', '')
 complete(id, result, 'attempt ' .. f[2])
 release_agent(f[3], id)
+announce()
 return 1

@@ -18,16 +18,34 @@ local function event(etype, ...)
   redis.call('XADD', P .. 'events', 'MAXLEN', '~', 10000, '*', 'type', etype, 'ts', NOW, ...)
 end
 
--- Dependencies not yet completed. A recount (not a counter) keeps re-runs and repeated
--- completions from releasing a dependent twice.
-local function deps_left(deps_json)
-  local left = 0
+-- What a task's dependencies leave it waiting for: how many are not completed (a recount, not a
+-- counter, so re-runs and repeated completions never release a dependent twice), and the task
+-- upstream that failed or was cancelled, if one did: the first such dependency, or the one its
+-- own `upstream` names. Such a task can never run as things stand: it is `upstream_failed`.
+local BAD = {failed = true, cancelled = true, upstream_failed = true}
+local function upstream(deps_json)
+  local left, root = 0, nil
   if deps_json and deps_json ~= '' then
     for _, d in ipairs(cjson.decode(deps_json)) do
-      if redis.call('HGET', tkey(d), 'state') ~= 'completed' then left = left + 1 end
+      local f = redis.call('HMGET', tkey(d), 'state', 'upstream')
+      if f[1] ~= 'completed' then left = left + 1 end
+      if not root and BAD[f[1]] then root = (f[1] == 'upstream_failed' and f[2]) or d end
     end
   end
-  return left
+  return left, root
+end
+
+-- Tasks that became upstream_failed in this script, by the task upstream; `announce` writes one
+-- `task.upstream_failed` event per 500 of them (a failure under 10,000 dependents must not
+-- flush the capped stream's history). Every script that may settle or release calls it last.
+local upstream_news = {}
+local function noted(root, id)
+  local ids = upstream_news[root]
+  if not ids then
+    ids = {}
+    upstream_news[root] = ids
+  end
+  ids[#ids + 1] = id
 end
 
 local function push_ready(id, target, priority)
@@ -50,24 +68,45 @@ local function unqueue(id, state, target)
   end
 end
 
--- Mark `id` completed and release its dependents, cascading through groups, in this script.
-local function complete(id, result, reason)
-  local stack = {}
-  redis.call('HSET', tkey(id), 'state', 'completed', 'finished_at', NOW, 'token', '')
-  if result then redis.call('HSET', tkey(id), 'result', result) end
-  event('task.completed', 'task', id, 'reason', reason or '')
-  table.insert(stack, id)
+local function announce()
+  for root, ids in pairs(upstream_news) do
+    for i = 1, #ids, 500 do
+      local part = {unpack(ids, i, math.min(i + 499, #ids))}
+      event('task.upstream_failed', 'upstream', root, 'count', #part, 'tasks', table.concat(part, ' '))
+    end
+  end
+  upstream_news = {}
+end
+
+-- `id` changed state: settle again every dependent that waits (blocked or upstream_failed), and
+-- theirs in turn wherever one changed. A dependent is upstream_failed while a task upstream
+-- failed or was cancelled, blocked while a dependency is not completed, and else ready (a
+-- group: completed). Mirrored by plan/diff.py (`_release`).
+local function release(id)
+  local stack = {id}
   while #stack > 0 do
     local cur = table.remove(stack)
     for _, kid in ipairs(redis.call('SMEMBERS', P .. 'children:' .. cur)) do
       local k = tkey(kid)
-      local f = redis.call('HMGET', k, 'state', 'deps', 'kind', 'target', 'priority')
-      if f[1] == 'blocked' then
-        local left = deps_left(f[2])
-        redis.call('HSET', k, 'deps_left', left)
-        if left == 0 then
-          if f[3] == 'group' then
-            redis.call('HSET', k, 'state', 'completed', 'finished_at', NOW)
+      local f = redis.call('HMGET', k, 'state', 'deps', 'kind', 'target', 'priority', 'upstream')
+      local was = f[1]
+      if was == 'blocked' or was == 'upstream_failed' then
+        local left, root = upstream(f[2])
+        if root then
+          if was ~= 'upstream_failed' or f[6] ~= root then
+            redis.call('HSET', k, 'state', 'upstream_failed', 'deps_left', left, 'upstream', root)
+            if was ~= 'upstream_failed' then noted(root, kid) end
+            table.insert(stack, kid)
+          end
+        else
+          if was == 'upstream_failed' then
+            redis.call('HDEL', k, 'upstream')
+            table.insert(stack, kid)
+          end
+          if left > 0 then
+            redis.call('HSET', k, 'state', 'blocked', 'deps_left', left)
+          elseif f[3] == 'group' then
+            redis.call('HSET', k, 'state', 'completed', 'deps_left', 0, 'finished_at', NOW)
             event('task.completed', 'task', kid, 'reason', 'group')
             table.insert(stack, kid)
           else
@@ -79,16 +118,35 @@ local function complete(id, result, reason)
   end
 end
 
--- Decide blocked / ready / completed (groups) for a task whose deps may have changed.
+-- Mark `id` completed and release its dependents, cascading through groups, in this script.
+local function complete(id, result, reason)
+  redis.call('HSET', tkey(id), 'state', 'completed', 'finished_at', NOW, 'token', '')
+  redis.call('HDEL', tkey(id), 'upstream')
+  if result then redis.call('HSET', tkey(id), 'result', result) end
+  event('task.completed', 'task', id, 'reason', reason or '')
+  release(id)
+end
+
+-- Decide upstream_failed / blocked / ready / completed (groups) for a task whose deps may have
+-- changed; entering or leaving upstream_failed releases its dependents too.
 local function settle(id)
   local k = tkey(id)
-  local f = redis.call('HMGET', k, 'deps', 'kind', 'target', 'priority')
-  local left = deps_left(f[1])
+  local f = redis.call('HMGET', k, 'deps', 'kind', 'target', 'priority', 'state', 'upstream')
+  local left, root = upstream(f[1])
+  if root then
+    redis.call('HSET', k, 'state', 'upstream_failed', 'deps_left', left, 'upstream', root)
+    if f[5] ~= 'upstream_failed' then noted(root, id) end
+    if f[5] ~= 'upstream_failed' or f[6] ~= root then release(id) end
+    return
+  end
+  if f[5] == 'upstream_failed' then redis.call('HDEL', k, 'upstream') end
   if left > 0 then
     redis.call('HSET', k, 'state', 'blocked', 'deps_left', left)
   elseif f[2] == 'group' then
     complete(id, nil, 'group')
+    return
   else
     push_ready(id, f[3], f[4])
   end
+  if f[5] == 'upstream_failed' then release(id) end
 end

@@ -9,4 +9,5 @@ for _, id in ipairs(due) do
     n = n + 1
   end
 end
+announce()
 return n

@@ -1,15 +1,17 @@
--- Dispatch repair: settle tasks the plan found ready-but-unqueued or blocked-with-deps-done
--- (after a crash between two writes). Idempotent: a task already queued is not queued twice.
+-- Dispatch repair: settle tasks the plan found ready-but-unqueued, blocked-with-deps-done, or
+-- waiting in the wrong one of blocked / upstream_failed (a crash between two writes, or a town
+-- written before upstream_failed existed). Idempotent: a task already queued is not queued twice.
 -- ARGV[4]: JSON array of ids.
 local ids = cjson.decode(ARGV[4])
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local n = 0
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', tkey(id), 'state', 'target')
-  if f[1] == 'ready' or f[1] == 'blocked' then
+  if f[1] == 'ready' or f[1] == 'blocked' or f[1] == 'upstream_failed' then
     unqueue(id, 'ready', f[2])
     settle(id)
     n = n + 1
   end
 end
+announce()
 return n

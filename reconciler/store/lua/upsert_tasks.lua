@@ -4,7 +4,8 @@
 --   upsert  {id, spec, hash, target, order, directive, and where not the default: deps[],
 --            kind ('work'), source ('file'), priority (0), retries (the town's)}: create, or
 --            rewrite the spec; a new / blocked / ready task is settled
---   rerun   (same fields): back to blocked or ready with a fresh retry budget
+--   rerun   (same fields): back to blocked or ready with a fresh retry budget; what waited for
+--           it as upstream_failed waits again
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
 -- Returns the number of records executed.
 --
@@ -84,16 +85,26 @@ local function rewrite(r, old_deps)
   end
 end
 
--- A new pending task is blocked, ready (and queued), or completed when it is a group with
--- nothing left to wait for.
+-- A new pending task is upstream_failed (a dependency failed or was cancelled), blocked, ready
+-- (and queued), or completed when it is a group with nothing left to wait for.
 local function create(r)
-  local left = 0
+  local left, root = 0, nil
   if r.deps then
     for _, d in ipairs(r.deps) do
-      if state_of(d) ~= 'completed' then left = left + 1 end
+      local s = state_of(d)
+      if s ~= 'completed' then left = left + 1 end
+      if not root and BAD[s] then
+        root = (s == 'upstream_failed' and redis.call('HGET', tkey(d), 'upstream')) or d
+      end
     end
   end
-  if left > 0 or r.kind == 'group' then
+  if root then
+    write_new(r, 'upstream_failed', left)
+    redis.call('HSET', tkey(r.id), 'upstream', root)
+    noted(root, r.id)
+    release(r.id)  -- a task of the CLI may already wait for this id
+    cascaded()
+  elseif left > 0 or r.kind == 'group' then
     write_new(r, 'blocked', left)
     if left == 0 then
       complete(r.id, nil, 'group')
@@ -126,8 +137,10 @@ local function cancel(id, state, target, reason)
   if state and not TERMINAL[state] then
     unqueue(id, state, target)
     redis.call('HSET', tkey(id), 'state', 'cancelled', 'finished_at', NOW, 'token', '')
+    redis.call('HDEL', tkey(id), 'upstream')
     redis.call('ZREM', P .. 'timers', id)
     event('task.cancelled', 'task', id, 'reason', reason)
+    release(id)  -- what waits for it is upstream_failed now
   end
 end
 
@@ -165,6 +178,7 @@ for i, r in ipairs(recs) do
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)
+    release(r.id)  -- what waited for it as failed or cancelled waits again
     cascaded()
   elseif not state then
     if r.directive == 'done' then
@@ -175,12 +189,15 @@ for i, r in ipairs(recs) do
       write_new(r, 'cancelled', 0)
       redis.call('HSET', k, 'finished_at', NOW)
       event('task.cancelled', 'task', r.id, 'reason', 'cancelled in file')
+      release(r.id)
+      cascaded()
     else
       create(r)
     end
   else
     rewrite(r, old_deps)
-    if (state == 'blocked' or state == 'ready') and r.directive == 'pending' then
+    if (state == 'blocked' or state == 'ready' or state == 'upstream_failed')
+      and r.directive == 'pending' then
       if not keeps_place(r, state, old_target, old[4]) then
         unqueue(r.id, state, old_target)
         settle(r.id)
@@ -190,6 +207,7 @@ for i, r in ipairs(recs) do
   end
 end
 if #order_args > 0 then redis.call('ZADD', P .. 'tasks', unpack(order_args)) end
+announce()
 if #created > 0 then
   event('tasks.created', 'count', #created, 'ready', ready, 'generation', gen,
     'tasks', table.concat(created, ' '))

@@ -1,0 +1,34 @@
+"""`outcome`: when `tt wait` / `apply --wait` are done, and what they count as failed."""
+
+from __future__ import annotations
+
+from reconciler.control.loop import outcome
+
+
+def task(tid: str, state: str, **fields: str) -> dict[str, str]:
+    return {"id": tid, "state": state, **fields}
+
+
+def test_upstream_failed_is_finished_and_counts_as_failed() -> None:
+    records = [
+        task("a", "failed", error="boom"),
+        task("b", "upstream_failed", upstream="a"),
+        task("x", "cancelled"),
+        task("y", "upstream_failed", upstream="x"),
+        task("z", "completed"),
+    ]
+    done, failed, unfinished = outcome(records)
+    assert done and unfinished == []
+    assert [(f["id"], f.get("upstream_state")) for f in failed] == [
+        ("a", None),
+        ("b", "failed"),
+        ("y", "cancelled"),
+    ]
+
+
+def test_a_task_still_waiting_or_running_is_not_done() -> None:
+    records = [task("a", "retrying"), task("b", "blocked"), task("c", "upstream_failed")]
+    done, failed, unfinished = outcome(records)
+    assert not done
+    assert [f["id"] for f in failed] == ["c"]
+    assert [u["id"] for u in unfinished] == ["a", "b"]

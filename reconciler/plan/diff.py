@@ -364,5 +364,7 @@ class _TaskPlanner:
                     after, self.queued[kid] = TaskState.READY, True
                 if after is not before:
                     self.state[kid] = after
-                    if after is not TaskState.READY:
+                    # Onwards unless it became ready: what waits for a ready task stays
+                    # blocked; but leaving upstream_failed changes theirs too (lib.lua release).
+                    if after is not TaskState.READY or before is TaskState.UPSTREAM_FAILED:
                         stack.append(kid)

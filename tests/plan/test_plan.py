@@ -206,7 +206,7 @@ class Store:
                 self.set(kid, state=after, deps_left=self.left(kid), queued=after is R)
                 if after is C:
                     self.set(kid, finished_at=self.now)
-                if after is not before and after is not R:
+                if after is not before and (after is not R or before is UF):
                     todo.append(kid)
 
     def write(self, tid: str, spec: TaskSpec, kind: TaskKind, target: str, deps: tuple[str, ...]):  # type: ignore[no-untyped-def]

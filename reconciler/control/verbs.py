@@ -17,7 +17,7 @@ from ..errors import NotFound, TtError
 from ..plan.graph import TaskKind, agent_target
 from ..plan.state import Source, TaskState, task_spec_from_json
 from ..spec import loader
-from ..spec.desired import TaskSpec
+from ..spec.desired import Directive, TaskSpec
 from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
 from ..store.client import is_embedded
 from . import fleet
@@ -146,6 +146,9 @@ def retry(s: Session, task_id: str) -> TaskState:
             "cancelled task can be retried"
         )
     spec = next((t for t in s.desired().tasks if t.id == task_id), None)
+    if spec is not None and spec.directive is not Directive.PENDING:
+        # The file cancels or completes it: pending again there, or the next apply undoes this.
+        edit.set_task_status(s.paths, task_id, "pending", validate=loader.validate_texts)
     spec = spec or task_spec_from_json(rec.get("spec"))
     if spec is None:
         raise TtError(f"task '{task_id}' has no readable spec in Redis")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.control import verbs
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.plan.actions import CompleteTask
+from reconciler.plan.state import TaskState
 from reconciler.spec.desired import Policy
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
@@ -58,3 +60,23 @@ def test_a_failed_task_marked_done_releases_its_chain_with_no_repair_planned(
     apply(session, opts)
     assert states(store) == {"a": "completed", "b": "ready", "c": "blocked"}
     assert apply(session, opts).plan.is_empty
+
+
+def test_retry_of_a_task_the_file_cancels_sets_it_pending_there_and_its_chain_runs(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+) -> None:
+    """DESIGN: `retry` of a task whose file status is cancelled or completed sets it back to
+    pending; else the next apply cancels it again and `tt retry UPSTREAM` is undone."""
+    (tmp_path / "town.toml").write_text(TOWN)
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(CHAIN.format(status='status = "cancelled"'))
+    session = CountingSession(TownPaths(tmp_path), fake_store)
+    opts = ApplyOptions(start_agents=False)
+    apply(session, opts)
+    assert states(fake_store) == {"a": "cancelled", "b": "upstream_failed", "c": "upstream_failed"}
+
+    assert verbs.retry(session, "a") is TaskState.READY
+    assert 'status = "pending"' in tasks.read_text()
+    assert apply(session, opts).plan.is_empty  # the retry stands
+    assert states(fake_store) == {"a": "ready", "b": "blocked", "c": "blocked"}

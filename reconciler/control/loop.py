@@ -90,6 +90,7 @@ class Loop:
         self.good: Desired | None = None
         self.bad_digest: str | None = None
         self.leader = False
+        self.followed = False  # told that another watcher leads
         self.next_full = 0.0
         self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
@@ -101,7 +102,12 @@ class Loop:
         )
         if watcher:
             watcher.start()
-        follower = threading.Thread(target=self._follow_events, daemon=True)
+        # Events from here on are followed, also those landing before the thread reads.
+        try:
+            start = self.s.store.last_event_id()
+        except RedisUnavailable:
+            start = "$"  # Redis away: from whenever the thread first reaches it
+        follower = threading.Thread(target=self._follow_events, args=(start,), daemon=True)
         follower.start()
         deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
         self.wake.set()
@@ -141,6 +147,12 @@ class Loop:
             self.report("leader", {"holder": self.holder})
             self.wake.set()  # a new leader plans afresh: the last one may have died mid-pass
             self.sweep_due = True
+        if status == 0 and (self.leader or not self.followed):
+            # Said once: this one watches and stands by, ready to take over.
+            self.report(
+                "leader", {"detail": "another watcher leads; following, ready to take over"}
+            )
+        self.followed = self.followed or status == 0
         self.leader = status > 0
         # Every write script of this pass carries the epoch: refused once another loop leads.
         store.fence = f"e:{epoch}" if self.leader else ""
@@ -265,13 +277,12 @@ class Loop:
         if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
             store.unlock(str(holder.get("token", "")))
 
-    def _follow_events(self) -> None:
+    def _follow_events(self, cursor: str) -> None:
         from .session import Session
 
         # A connection of its own: the main loop's client must not wait behind a blocking read.
         # Opened lazily (and again, if Redis was away at first): the thread must not die of it.
         session = Session(self.s.paths)
-        cursor = "$"
         while not self.stop.is_set():
             try:
                 entries = session.store.events_since(cursor, block_ms=1000)

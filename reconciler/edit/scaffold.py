@@ -89,7 +89,7 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         )
     if name is not None and not is_valid_name(name):
         raise TtError(
-            f"invalid town name {name!r}: {names.NAME_RULE}",
+            f"invalid town name {name!r}: {names.name_problem(name)}",
             hint=f"for example --name {slug(name)}",
         )
     legacy = _read_tinytown(root / TINYTOWN_FILE)

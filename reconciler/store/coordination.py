@@ -74,6 +74,11 @@ class TownOps(Scripted):
             pipe.hset(self.keys.meta, mapping=fields)
 
     # -- events ---------------------------------------------------------------------------
+    def last_event_id(self) -> str:
+        """The id of the newest event ("0-0" when there is none): a cursor for `events_since`."""
+        last = self.client.xrevrange(self.keys.events, "+", "-", count=1)
+        return str(last[0][0]) if last else "0-0"
+
     def events_since(
         self, last_id: str = "-", count: int = 1000, block_ms: int | None = None
     ) -> list[tuple[str, dict[str, str]]]:

@@ -280,6 +280,7 @@ def test_two_watchers_only_the_leader_acts_and_the_other_takes_over_within_the_l
         assert [leader_pid(e) for e in town.events("leader.acquired")] == [first.pid]
         second = town.start_watcher("watch")
         until(lambda: len(town.live_agents()) == 3, 20, "three agents")
+        until(lambda: "another watcher leads" in town.log_of(second), 20, "the second stands by")
 
         # Work for both to see: new tasks (an apply) and a dead agent (a restart).
         tasks += "".join(task(f"b{i}", f"second batch {i}", agent="worker") for i in range(3))

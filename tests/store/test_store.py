@@ -194,3 +194,12 @@ def test_every_store_operation_raises_only_project_errors(fake_store: Store) -> 
     fake_store.client.set(fake_store.keys.tasks, "not a zset")
     with pytest.raises(RedisFailed, match="WRONGTYPE"):
         fake_store.task_ids()
+
+
+def test_last_event_id_is_a_cursor_that_misses_nothing_after_it(fake_store: Store) -> None:  # noqa: F811
+    assert fake_store.last_event_id() == "0-0"
+    assert fake_store.events_since(fake_store.last_event_id(), block_ms=1) == []
+    fake_store.event("one")
+    cursor = fake_store.last_event_id()
+    fake_store.event("two")
+    assert [f["type"] for _, f in fake_store.events_since(cursor, block_ms=1)] == ["two"]

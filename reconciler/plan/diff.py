@@ -31,7 +31,7 @@ from .actions import (
     action_json,
     spec_changed,
 )
-from .agents import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
+from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
 from .graph import Graph, Node, TaskKind, build_graph
 from .render import render_lines
 from .state import (

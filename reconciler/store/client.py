@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import server
 from ..errors import RedisFailed, RedisUnavailable, TtError
 from ..town import TownPaths
-from .agents import AgentOps
+from .agentrecords import AgentOps
 from .coordination import TownOps
 from .keys import Keys
 from .mail import MailOps

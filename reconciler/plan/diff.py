@@ -88,8 +88,13 @@ def diff(
     *,
     prune: bool = True,
     rerun_changed: bool = False,
+    graph: Graph | None = None,
 ) -> Plan:
     """The plan that makes `observed` match `desired`; empty (`is_empty`) when it already does.
+
+    `graph` (`graph.graph_of`) limits the task actions to its nodes: an incremental apply
+    passes the few tasks it knows may differ, with `observed` holding them and what they wait
+    for. Every task of `observed` that the files define is then left alone unless in `graph`.
 
     Order: agents (create, update, delete), then per task in topological order its create,
     update, re-run or changed-after-done, then cancels, completes, deletes and dispatch repairs.
@@ -97,7 +102,8 @@ def diff(
     the two states (reproducible dry-runs, idempotent applies).
     """
     del now
-    graph = build_graph(desired)
+    if graph is None:
+        graph = build_graph(desired)
     agents = agent_actions(desired, observed, prune)
     tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed).run()
     deletes_everything = (not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)) or (
@@ -272,7 +278,7 @@ class _TaskPlanner:
         gone = [
             t
             for t in self.observed.tasks.values()
-            if t.id not in self.graph.nodes and t.source is Source.FILE
+            if t.id not in self.specs and t.source is Source.FILE
         ]
         gone.sort(key=lambda t: (t.order, t.id))
         if not self.prune:
@@ -287,7 +293,7 @@ class _TaskPlanner:
         """Tasks still ready-but-unqueued, blocked-with-nothing-left, or in the wrong one of
         blocked / upstream_failed (a town written before that state existed) after all above."""
         others = sorted(
-            (t for t in self.observed.tasks.values() if t.id not in self.graph.nodes),
+            (t for t in self.observed.tasks.values() if t.id not in self.specs),
             key=lambda t: (t.order, t.id),
         )
         targets = {i: n.target for i, n in self.graph.nodes.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -116,6 +116,100 @@ def build_graph(desired: Desired) -> Graph:
         nodes=nodes,
         dependents={k: tuple(v) for k, v in dependents.items()},
         order=_topological(nodes, dependents),
+    )
+
+
+def touched_by(
+    desired: Desired, changed: Iterable[str], parents_before: Iterable[str | None]
+) -> set[str]:
+    """The tasks whose node (`build_graph`) an edit of the task list may have changed, the
+    roster and the [meta] defaults staying the same: the `changed` tasks (added or redefined),
+    the parents they and the removed tasks named before (`parents_before`) or name now, and
+    every member of those. A node depends on nothing else: its own spec, whether its parent
+    works or groups, and in a group its members or, when sequential, the member before it."""
+    specs: dict[str, TaskSpec] = {}
+    for spec in desired.tasks:
+        specs.setdefault(spec.id, spec)
+    ids = {tid for tid in changed if tid in specs}
+    parents = set(parents_before) | {specs[tid].parent for tid in ids}
+    around = ids | {p for p in parents if p is not None and p in specs}
+    return around | {spec.id for spec in specs.values() if spec.parent in around}
+
+
+def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
+    """The nodes of `ids` alone (ids the files do not define are left out), each exactly as
+    `build_graph` makes it, ordered after those of them each waits for (file order breaking
+    ties): what an incremental plan needs. One pass over the specs finds positions and groups'
+    members; no node of the other tasks is built and nothing but `ids` is sorted."""
+    agents = {a.name: a for a in desired.agents}
+    index: dict[str, int] = {}
+    specs: list[TaskSpec] = []
+    for spec in desired.tasks:
+        if spec.id not in index:
+            index[spec.id] = len(specs)
+            specs.append(spec)
+    targets: dict[str, str | None] = {}
+
+    def target(tid: str) -> str | None:
+        if tid not in targets:
+            targets[tid] = task_target(specs[index[tid]], desired, agents)
+        return targets[tid]
+
+    named: dict[str, list[str]] = {}  # parent -> the tasks naming it, in file order
+    for spec in specs:
+        p = spec.parent
+        if p is not None and p != spec.id and p in index:
+            named.setdefault(p, []).append(spec.id)
+
+    def members(tid: str) -> list[str]:
+        return named.get(tid, []) if target(tid) is None else []
+
+    nodes: dict[str, Node] = {}
+    for tid in dict.fromkeys(ids):
+        if tid not in index:
+            continue
+        spec = specs[index[tid]]
+        own = target(tid)
+        waits: list[str] = []
+        p = spec.parent
+        group = p if p is not None and p != tid and p in index and target(p) is None else None
+        if p is not None and p != tid and p in index and group is None:
+            waits.append(p)
+        waits.extend(d for d in spec.depends_on if d != tid and d in index)
+        # build_graph adds the members of each group, and a sequential group's order, group by
+        # group in the order of their first members: the same order here.
+        kids = members(tid)
+        before: list[str] = []
+        group_first = -1  # file position of the first member of this task's group
+        if group is not None and specs[index[group]].sequential:
+            siblings = named[group]
+            at = siblings.index(tid)
+            before = siblings[at - 1 : at] if at else []
+            group_first = index[siblings[0]]
+        if kids and before and group_first < index[kids[0]]:
+            waits.extend(before + kids)
+        else:
+            waits.extend(kids + before)
+        if own is not None:
+            kind, where = TaskKind.WORK, own
+        elif kids:
+            kind, where = TaskKind.GROUP, ""
+        else:
+            kind, where = TaskKind.BACKLOG, BACKLOG
+        nodes[tid] = Node(tid, kind, where, tuple(dict.fromkeys(waits)), tuple(kids), index[tid])
+    dependents: dict[str, list[str]] = {}
+    for node in nodes.values():
+        for d in node.deps:
+            if d in nodes:
+                dependents.setdefault(d, []).append(node.id)
+    inside = {
+        i: Node(n.id, n.kind, n.target, tuple(d for d in n.deps if d in nodes), n.children, n.index)
+        for i, n in nodes.items()
+    }
+    return Graph(
+        nodes=nodes,
+        dependents={k: tuple(v) for k, v in dependents.items()},
+        order=_topological(inside, dependents),
     )
 
 

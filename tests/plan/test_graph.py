@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from reconciler.plan.graph import BACKLOG, Graph, TaskKind, build_graph
+from reconciler.plan.graph import BACKLOG, Graph, TaskKind, build_graph, graph_of
 from reconciler.spec.cycles import find_cycles
 from reconciler.spec.desired import AgentSpec, Desired, TaskSpec, TownSettings
 from reconciler.spec.loader import waits_for
@@ -238,3 +238,77 @@ def test_agrees_with_the_loaders_reading_of_the_files() -> None:
         for tid in g.order:
             for dep in g.nodes[tid].deps:
                 assert g.order.index(dep) < g.order.index(tid) or find_cycles(g)
+
+
+def random_desired(rng: random.Random, n: int = 30) -> Desired:
+    """Random parents (working or groups, sequential or not), depends_on and default agents."""
+    tasks = []
+    for i in range(n):
+        tasks.append(
+            TaskSpec(
+                f"t{i}",
+                agent=rng.choice([None, None, "developer", "worker", "worker-1"]),
+                parent=f"t{rng.randrange(i)}" if i and rng.random() < 0.5 else None,
+                depends_on=tuple(
+                    f"t{j}" for j in rng.sample(range(i), min(i, 2)) if rng.random() < 0.3
+                ),
+                sequential=rng.random() < 0.3,
+            )
+        )
+    return Desired(
+        town=TownSettings("t"),
+        agents=AGENTS,
+        tasks=tuple(tasks),
+        default_agent=rng.choice([None, None, "developer"]),
+    )
+
+
+def test_graph_of_some_tasks_builds_their_nodes_as_the_whole_graph_does() -> None:
+    rng = random.Random(11)
+    for _ in range(100):
+        d = random_desired(rng)
+        whole = build_graph(d)
+        assert graph_of(d, [t.id for t in d.tasks]).nodes == whole.nodes  # deps in one order
+        some = rng.sample([t.id for t in d.tasks], 5)
+        part = graph_of(d, [*some, "not-a-task"])
+        assert part.nodes == {i: whole.nodes[i] for i in some}
+        # Topological among themselves: each after those of them it waits for.
+        assert sorted(part.order) == sorted(some)
+        for tid in part.order:
+            for dep in whole.nodes[tid].deps:
+                assert (
+                    dep not in some
+                    or part.order.index(dep) < part.order.index(tid)
+                    or find_cycles(whole)  # random input: a group may wait for its own parent
+                )
+
+
+@pytest.mark.parametrize(
+    ("order", "deps"),
+    [
+        (("first", "inner-kid"), ("first", "inner-kid", "late")),
+        (("inner-kid", "first"), ("inner-kid", "late", "first")),
+    ],
+)
+def test_graph_of_a_sequential_group_inside_another(
+    order: tuple[str, str], deps: tuple[str, ...]
+) -> None:
+    """`inner` waits for its members and, as a member of `outer`, for the one before it: in
+    the order of whichever group's first member comes first in the file, as build_graph."""
+    specs = {
+        "first": TaskSpec("first", agent="developer", parent="outer"),
+        "inner-kid": TaskSpec("inner-kid", agent="developer", parent="inner"),
+    }
+    d = Desired(
+        town=TownSettings("t"),
+        agents=AGENTS,
+        tasks=(
+            TaskSpec("outer", sequential=True),
+            *(specs[o] for o in order),
+            TaskSpec("inner", parent="outer", sequential=True),
+            TaskSpec("late", agent="developer", parent="inner"),
+        ),
+    )
+    whole = build_graph(d)
+    assert whole.nodes["inner"].deps == deps
+    assert graph_of(d, ["inner"]).nodes["inner"] == whole.nodes["inner"]

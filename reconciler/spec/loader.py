@@ -9,6 +9,7 @@ touches no Redis, processes or environment. Problems read `tasks.toml:14: $.task
 from __future__ import annotations
 
 import hashlib
+import marshal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ..town import TASKS_FILE, TOWN_FILE, TownPaths
 from . import schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
-from .schemacheck import check_schema
+from .schemacheck import check_schema, fast_check
 from .taskcheck import Meta, check_tasks, edges
 from .tomldoc import TomlDoc
 from .towncheck import roster, town_settings
@@ -39,10 +40,47 @@ class Validation:
     town: str | None
     agents: int
     tasks: int
+    # Valid only: tasks.toml's task tables as parsed, one per `desired.tasks` entry, in order,
+    # and their `table_key`s where this check computed them.
+    tables: tuple[dict[str, Any], ...] = ()
+    table_keys: tuple[bytes | None, ...] | None = None
 
     @property
     def valid(self) -> bool:
         return self.desired is not None
+
+    def reuse(self) -> Reuse | None:
+        """What a next check of an edited tasks.toml may take from this one."""
+        if self.desired is None:
+            return None
+        town_digest = dict(self.desired.digests)[TOWN_FILE]
+        keys = self.table_keys
+        if keys is None:
+            keys = tuple(table_key(t) for t in self.tables)
+        return Reuse(town_digest, self.desired.task_ids(), keys)
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """The task tables of a valid tasks.toml, checked under the town.toml of digest
+    `town_digest`. A table's own checks (schema, name, agent and role, fields) depend only on
+    it and on the roster, so a later check under the same roster does not repeat them for a
+    table found again word for word. Never a verdict on a whole file: the checks across tables
+    (duplicates, references, cycles) and of everything else run every time."""
+
+    town_digest: str
+    ids: tuple[str, ...]  # the task ids, in file order
+    tables: tuple[bytes | None, ...]  # `table_key` of each one's table
+
+
+def table_key(table: dict[str, Any]) -> bytes | None:
+    """A parsed table's exact value as bytes: types count (`true` is not `1`, `1.0` is not `1`,
+    though Python finds them equal), and so does key order. None where a value has no such
+    encoding (a TOML date in an informational field): that table is always checked."""
+    try:
+        return marshal.dumps(table, 2)  # version 2: no back-references, the same bytes each time
+    except ValueError:
+        return None
 
 
 # -- public entry points -----------------------------------------------------------------------
@@ -53,8 +91,9 @@ def load(paths: TownPaths) -> Desired:
     return _desired_or_raise(check(paths))
 
 
-def check(paths: TownPaths) -> Validation:
-    """Read and check both files (no tasks.toml means no tasks); never raises on bad input."""
+def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
+    """Read and check both files (no tasks.toml means no tasks); never raises on bad input.
+    `reuse`: a previous valid check of this town (see `Reuse`)."""
     problems: list[Problem] = []
     town = _read(paths.town_file, problems, required=True)
     tasks = _read(paths.tasks_file, problems, required=False)
@@ -65,7 +104,7 @@ def check(paths: TownPaths) -> Validation:
         if known is not None:
             return known
     return _check(
-        TomlDoc(TOWN_FILE, *town), TomlDoc(TASKS_FILE, *tasks) if tasks else None, problems
+        TomlDoc(TOWN_FILE, *town), TomlDoc(TASKS_FILE, *tasks) if tasks else None, problems, reuse
     )
 
 
@@ -164,7 +203,9 @@ _last_valid: dict[tuple[str, str | None], Validation] = {}
 # -- checking ----------------------------------------------------------------------------------
 
 
-def _check(town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem]) -> Validation:
+def _check(
+    town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem], reuse: Reuse | None = None
+) -> Validation:
     """Every check on a pair of files; problems in one do not hide those in the other."""
     town.problems = problems
     town_data = town.parse()
@@ -172,17 +213,23 @@ def _check(town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem]) -> Val
         check_schema(town, "town", town_data)
     tasks_data: dict[str, Any] | None = {}
     typed = False
+    known: set[int] = set()
+    keys: list[bytes | None] | None = None
     if tasks is not None:
         tasks.problems = problems
         tasks_data = tasks.parse()
         if tasks_data is not None:
-            typed = check_schema(tasks, "tasks", tasks_data)
+            if reuse is not None and reuse.town_digest == town.digest:
+                keys, known = _known_tables(tasks_data, reuse)
+            # The schema's rules for a task table are its own: the known ones passed already.
+            typed = bool(known) and fast_check("tasks")(_unknown_part(tasks_data, known))
+            typed = typed or check_schema(tasks, "tasks", tasks_data)
 
     town_roster = roster(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
     if tasks is not None and tasks_data is not None:
-        meta, task_specs = check_tasks(tasks, tasks_data, town_roster, typed=typed)
+        meta, task_specs = check_tasks(tasks, tasks_data, town_roster, typed=typed, known=known)
 
     raw_agents = town_data.get("agents") if town_data else None
     raw_tasks = tasks_data.get("tasks") if tasks_data else None
@@ -203,7 +250,37 @@ def _check(town: TomlDoc, tasks: TomlDoc | None, problems: list[Problem]) -> Val
         default_role=meta.default_role,
         digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
     )
-    return Validation(desired, (), name, *counts)
+    tables = tuple(raw_tasks) if isinstance(raw_tasks, list) else ()
+    return Validation(
+        desired,
+        (),
+        name,
+        *counts,
+        tables=tables,
+        table_keys=tuple(keys) if keys is not None and len(keys) == len(tables) else None,
+    )
+
+
+def _known_tables(data: dict[str, Any], reuse: Reuse) -> tuple[list[bytes | None] | None, set[int]]:
+    """The `table_key` of each task table, and the file indices of those `reuse` holds word
+    for word."""
+    raw = data.get("tasks")
+    if not isinstance(raw, list):
+        return None, set()
+    before = dict(zip(reuse.ids, reuse.tables, strict=True))
+    keys = [table_key(entry) for entry in raw]
+    known = set()
+    for i, entry in enumerate(raw):
+        tid = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(tid, str) and keys[i] is not None and before.get(tid) == keys[i]:
+            known.add(i)
+    return keys, known
+
+
+def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:
+    """`data` without its known task tables (what is left for the schema check)."""
+    raw = data["tasks"]
+    return {**data, "tasks": [t for i, t in enumerate(raw) if i not in known]}
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

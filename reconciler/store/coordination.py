@@ -6,7 +6,9 @@ the meta hash, and reading the event stream. No redis import: it uses the client
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
+from .cleanrows import Row, digests
 from .scripts import Scripted
 
 
@@ -63,8 +65,21 @@ class TownOps(Scripted):
 
     def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int]:
         """`lua/clean.lua`: (still clean, generation); with `record`, remember this state."""
-        ok, generation = self._run("clean", fingerprint, "record" if record else "check")
-        return bool(ok), int(generation)
+        ok, generation, _ = self.check_clean_digest(fingerprint, record=record)
+        return ok, generation
+
+    def check_clean_digest(self, fingerprint: str, *, record: bool) -> tuple[bool, int, str]:
+        """`check_clean` and the digest recorded with the fingerprint ('' if none)."""
+        ok, generation, digest = self._run("clean", fingerprint, "record" if record else "check")
+        return bool(ok), int(generation), str(digest or "")
+
+    def store_clean(self, fingerprint: str, rows: Iterable[Row]) -> str:
+        """Record `fingerprint` as clean with the digest of `rows`, the tasks as the caller's
+        apply left them (`cleanrows`), without walking them; returns the digest recorded. The
+        next check walks the tasks and compares: a wrong digest costs a full plan, never a
+        skipped one."""
+        sha1, size = digests(rows)
+        return str(self._run("clean", fingerprint, "store", sha1, size)[2])
 
     def read_meta(self) -> dict[str, str]:
         return dict(self.client.hgetall(self.keys.meta))

@@ -1,11 +1,12 @@
 """The town's actual state read from Redis as the typed records `plan.diff` takes: every task
-(one SORT ... GET), the agents with their heartbeat leases, the meta hash; and the stored spec
-of the few tasks whose definition changed.
+(one SORT ... GET) or some, the agents with their heartbeat leases, the meta hash; and the
+stored spec of the few tasks whose definition changed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 
 from ..plan.graph import TaskKind
@@ -19,6 +20,7 @@ from ..plan.state import (
     agent_spec_from_json,
 )
 from ..spec.desired import Desired
+from .cleanrows import Row
 from .client import Store
 
 # What `plan.diff` reads of a task. Timestamps, results and errors (up to kilobytes each) are
@@ -34,8 +36,14 @@ _KINDS: dict[str | None, TaskKind] = {k.value: k for k in TaskKind} | {None: Tas
 
 
 def read_observed(store: Store) -> Observed:
-    """The town's actual state: every task (one script call per 2,000), the agents, the meta."""
-    rows = store.task_rows(OBSERVED_FIELDS)
+    """The town's actual state: every task (one SORT ... GET), the agents, the meta."""
+    return observe(store)[0]
+
+
+def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, list[Row]]:
+    """`read_observed`, or with the tasks `ids` only (those that exist; one script call per
+    2,000), and the clean row (`cleanrows.Row`) of each task read, from the same read."""
+    rows = store.task_rows(OBSERVED_FIELDS, ids=ids)
     at = {name: 1 + i for i, name in enumerate(OBSERVED_FIELDS)}
     ready_targets = {r[at["target"]] for r in rows if r[1] == "ready" and r[at["target"]]}
     queued = store.queued_ids(sorted(ready_targets))
@@ -57,7 +65,9 @@ def read_observed(store: Store) -> Observed:
         )
     meta = store.read_meta()
     digests = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("digest:")}
-    return Observed(tasks, read_agents(store), int(meta.get("generation") or 0), digests)
+    observed = Observed(tasks, read_agents(store), int(meta.get("generation") or 0), digests)
+    clean = [(r[0], r[2] or "", r[5] or "", r[6] or "", float(r[7] or 0)) for r in rows]
+    return observed, clean
 
 
 def with_changed_specs(store: Store, observed: Observed, desired: Desired) -> Observed:

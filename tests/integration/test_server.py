@@ -494,3 +494,19 @@ def test_a_user_restricted_to_the_towns_keys_reads_and_checks_every_task(
         assert store.check_clean("fp", record=False)[0]
         store.client.lrem(store.keys.queue("dev"), 0, "a")  # a repair is still seen
         assert not store.check_clean("fp", record=False)[0]
+
+
+def test_a_digest_computed_by_the_client_is_the_walks(redis_store: Store) -> None:  # noqa: F811
+    """`store_clean` records the sha1 that `lua/clean.lua` computes by walking the tasks (so a
+    no-op apply after a full one takes the fast path), on Valkey and on Redis."""
+    from reconciler.store.cleanrows import digests
+    from reconciler.store.observed import observe
+    from tests.store.test_cleanrows import rec
+
+    records = [rec("a"), rec("b", deps=("a",), order=1), rec("c", deps=("a", "b"), order=1)]
+    redis_store.upsert_tasks(records, 1)
+    rows = observe(redis_store)[1]
+    assert redis_store.store_clean("fp", rows) == digests(rows)[0]
+    assert redis_store.check_clean("fp", record=False)[0]
+    redis_store.check_clean("fp", record=True)  # the walk records what it computes itself
+    assert redis_store.check_clean_digest("fp", record=False)[2] == digests(rows)[0]

@@ -1,5 +1,7 @@
 -- The no-op fast path of apply. KEYS[1]: meta. ARGV[4]: fingerprint of the applied files,
--- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning).
+-- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning), or
+-- 'store' with ARGV[6], ARGV[7]: the digest the client computed of what its apply left
+-- (`cleanstate.digests`: sha1, and the stand-in below), recorded as is: the check will tell.
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
 -- still wait for something and for nothing that failed, an upstream_failed one for something
 -- that failed or was cancelled (what `plan` would repair); a digest of the task definitions
@@ -14,7 +16,12 @@ local meta = KEYS[1]
 local fp, mode = ARGV[4], ARGV[5]
 local m = redis.call('HMGET', meta, 'clean', 'clean_state', 'generation')
 local gen = tonumber(m[3] or 0) or 0
-if mode == 'check' and m[1] ~= fp then return {0, gen} end
+if mode == 'store' then
+  local digest = redis.sha1hex and ARGV[6] or ARGV[7]
+  redis.call('HSET', meta, 'clean', fp, 'clean_state', digest)
+  return {1, gen, digest}
+end
+if mode == 'check' and m[1] ~= fp then return {0, gen, m[2] or ''} end
 
 local t = P .. 'task:*->'
 -- Flat: id, state, hash, target, deps for each task, in file order (false where absent).
@@ -80,6 +87,6 @@ if mode == 'record' then
   elseif not ok then
     redis.call('HDEL', meta, 'clean', 'clean_state')
   end
-  return {ok and 1 or 0, gen}
+  return {ok and 1 or 0, gen, ok and digest or ''}
 end
-return {(ok and digest == m[2]) and 1 or 0, gen}
+return {(ok and digest == m[2]) and 1 or 0, gen, m[2] or ''}

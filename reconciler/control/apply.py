@@ -4,7 +4,8 @@
 Invalid files raise before anything is written; the plan is computed by the pure `plan.diff`;
 writes go through store scripts in batches; processes through `fleet`. No click, no printing.
 Files unchanged since an apply that left nothing to do take a checked fast path
-(`fingerprint`, `_unchanged` below).
+(`fingerprint`, `_unchanged` below); a small edit of the task list since then, a checked
+incremental one (`incremental`, from the `snapshot` that apply kept).
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from dataclasses import dataclass
 
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
-from ..plan.actions import OrphanAgent, Plan
+from ..plan.actions import DeleteTask, OrphanAgent, Plan
 from ..plan.diff import diff
 from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
+from ..store.cleanrows import Row, rows_after
 from ..store.client import Store
-from ..store.observed import read_agents, read_observed, with_changed_specs
-from . import fleet
+from ..store.observed import observe, read_agents, with_changed_specs
+from . import fleet, incremental, snapshot
 from .applylock import apply_lock
 from .execute import execute
 from .fingerprint import clean_fingerprint, file_fingerprint
 from .session import Session
+from .snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -77,22 +80,35 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     fingerprint, town_text = file_fingerprint(session.paths)
     store = session.store
     # The files are those of the last apply that left nothing to do: plan only if Redis moved.
-    quick = fingerprint is not None and store.clean_fingerprint() == fingerprint
-    desired = None if quick else session.desired()  # raises ValidationFailed: nothing is written
+    clean = store.clean_fingerprint()
+    quick = fingerprint is not None and clean == fingerprint
+    # Else that apply's snapshot, if kept, spares checking the task tables found unchanged and,
+    # once Redis proves it still as recorded, reading and planning the tasks left alone.
+    base = None if quick or clean is None else snapshot.load(session.paths, clean)
+    reuse = base.reuse if base is not None else None
+    checked = None if quick else session.validate(reuse)  # raises: nothing is written
     with apply_lock(store, opts.command, opts.lock_timeout):
-        if fingerprint is not None and town_text is not None and desired is None:
+        if fingerprint is not None and town_text is not None and checked is None:
             result = _unchanged(session, opts, fingerprint, town_text, started)
             if result is not None:
                 return result
-        if desired is None or file_fingerprint(session.paths)[0] != clean_fingerprint(
-            dict(desired.digests)
-        ):
+        if checked is None or file_fingerprint(session.paths)[0] != _fingerprint(checked):
             # Read (again) under the lock: files another command changed while this one waited
             # would otherwise be applied as they were, and prune would undo that change.
-            desired = session.desired()
-        observed = with_changed_specs(store, read_observed(store), desired)
+            checked = session.validate(reuse)
+        desired = checked.desired
+        assert desired is not None  # validate raises otherwise
+        edit = incremental.edit_of(checked, base) if base is not None else None
+        seen = incremental.observe_edit(store, base, edit) if base and edit else None
+        observed, rows = seen if seen is not None else observe(store)
+        observed = with_changed_specs(store, observed, desired)
         plan = diff(
-            desired, observed, time.time(), prune=opts.prune, rerun_changed=opts.rerun_changed
+            desired,
+            observed,
+            time.time(),
+            prune=opts.prune,
+            rerun_changed=opts.rerun_changed,
+            graph=edit.graph if seen is not None and edit is not None else None,
         )
         if plan.deletes_everything and not opts.allow_empty:
             raise TtError(
@@ -103,16 +119,30 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
         if opts.dry_run:
             return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
         generation = observed.generation + (0 if plan.is_empty else 1)
-        if not plan.is_empty:
-            execute(store, plan, desired, generation)
+        written = execute(store, plan, desired, generation) if not plan.is_empty else []
         _record(store, desired, generation, observed)
         if all(a.write for a in plan.actions):
             # Nothing is left for a next pass to report either: remember the state (the Lua
-            # script checks it first), so an apply of the same files can skip planning.
-            store.check_clean(clean_fingerprint(dict(desired.digests)), record=True)
+            # script checks it first), so an apply of the same files can skip planning, and
+            # keep the snapshot an edit of these files starts from.
+            deleted = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
+            _remember(session, checked, tuple(rows_after(rows, written, deleted)))
         keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
         changes = _fleet(session, desired, opts, keep)
     return ApplyResult(plan, True, generation, tuple(changes), time.monotonic() - started)
+
+
+def _fingerprint(checked: loader.Validation) -> str:
+    assert checked.desired is not None
+    return clean_fingerprint(dict(checked.desired.digests))
+
+
+def _remember(session: Session, checked: loader.Validation, rows: tuple[Row, ...]) -> None:
+    fingerprint, reuse, desired = _fingerprint(checked), checked.reuse(), checked.desired
+    digest = session.store.store_clean(fingerprint, rows)
+    if reuse is not None and desired is not None:
+        defaults = (desired.default_agent, desired.default_role)
+        snapshot.save(session.paths, Snapshot(fingerprint, digest, reuse, defaults, rows))
 
 
 def _fleet(

@@ -62,10 +62,10 @@ def task_record(
     return rec
 
 
-def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None:
+def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list[dict[str, object]]:
     """Run the plan's writes: agent records, then task records in plan order (batched Lua),
-    then deletes, then dispatch repairs. A crash between batches leaves each task old or new;
-    the next pass converges."""
+    then deletes, then dispatch repairs; returns the task records sent. A crash between
+    batches leaves each task old or new; the next pass converges."""
     for a in plan.actions:
         if isinstance(a, (CreateAgent, UpdateAgent)):
             store.set_agent_spec(
@@ -79,7 +79,8 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None
                 store.request_stop(a.name, "restart")
     deletes = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
     requeues = [a.id for a in plan.actions if isinstance(a, Requeue)]
-    store.upsert_batches(_batches(plan), generation)
+    written: list[dict[str, object]] = []
+    store.upsert_batches(_kept(_batches(plan), written), generation)
     if deletes:
         store.delete_tasks(deletes)
     if requeues:
@@ -92,6 +93,15 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> None
             pid=str(os.getpid()),
             argv=" ".join(sys.argv[1:3]),
         )
+    return written
+
+
+def _kept(
+    batches: Iterator[list[dict[str, object]]], into: list[dict[str, object]]
+) -> Iterator[list[dict[str, object]]]:
+    for batch in batches:
+        into.extend(batch)
+        yield batch
 
 
 def _batches(plan: Plan) -> Iterator[list[dict[str, object]]]:

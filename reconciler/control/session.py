@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from ..errors import ValidationFailed
 from ..spec import loader
 from ..spec.desired import Desired, TownSettings
 from ..store.client import Store, connect
@@ -32,7 +33,16 @@ class Session:
 
     def desired(self) -> Desired:
         """Read and validate both files now (they may have changed since the last call)."""
-        return loader.load(self.paths)
+        desired = self.validate().desired
+        assert desired is not None  # validate raises otherwise
+        return desired
+
+    def validate(self, reuse: loader.Reuse | None = None) -> loader.Validation:
+        """`desired` with what a next check may reuse; `ValidationFailed` when invalid."""
+        result = loader.check(self.paths, reuse)
+        if result.desired is None:
+            raise ValidationFailed(list(result.problems))
+        return result
 
     def close(self) -> None:
         if "store" in self.__dict__:

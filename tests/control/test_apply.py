@@ -19,7 +19,8 @@ from reconciler.errors import TtError, ValidationFailed
 from reconciler.plan.diff import CreateAgent, CreateTask, Requeue, UpdateTask
 from reconciler.plan.graph import TaskKind
 from reconciler.plan.state import Source
-from reconciler.spec.desired import Desired, TaskSpec
+from reconciler.spec.desired import TaskSpec
+from reconciler.spec.loader import Reuse, Validation
 from reconciler.store.client import Store
 from reconciler.store.observed import read_observed
 from reconciler.town import TownPaths
@@ -53,9 +54,9 @@ class CountingSession(Session):
         self.__dict__["store"] = store
         self.loads = 0
 
-    def desired(self) -> Desired:
+    def validate(self, reuse: Reuse | None = None) -> Validation:
         self.loads += 1
-        return super().desired()
+        return super().validate(reuse)
 
 
 @pytest.fixture

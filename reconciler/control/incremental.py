@@ -1,0 +1,77 @@
+"""An apply that reads and plans only the tasks an edit touched, when Redis proves it may.
+
+Its base is the snapshot of the last clean apply (`snapshot`). Redis first walks every task
+(`lua/clean.lua`, the check of the no-op fast path): their definitions must still have the
+digest recorded with that snapshot and none may need a repair, so every task the edit did not
+touch is as a full plan would leave it. A definition rewritten by hand, a task lost, a ready
+task out of its queue: the walk fails and the caller plans in full. Otherwise `plan.diff` runs
+on the touched tasks (`graph.touched_by`) with them and what they wait for read in one call.
+"""
+
+from __future__ import annotations
+
+import marshal
+from dataclasses import dataclass
+
+from ..plan.graph import Graph, graph_of, touched_by
+from ..plan.state import Observed
+from ..spec.loader import Validation
+from ..store.cleanrows import Row
+from ..store.client import Store
+from ..store.observed import observe
+from ..town import TOWN_FILE
+from .snapshot import Snapshot
+
+# Past this many changed tasks a full plan costs about the same, and reads more simply.
+MAX_CHANGED = 1000
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The tasks an edit may change the plan of (`graph`: their nodes) and those it removed."""
+
+    graph: Graph
+    removed: tuple[str, ...]
+
+
+def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
+    """What the files `checked` change from those of `base`; None when it is not a small edit
+    of the task list alone (town.toml, [meta] defaults or the order of tasks changed)."""
+    desired, keys = checked.desired, checked.table_keys
+    if desired is None or keys is None or len(keys) != len(desired.tasks):
+        return None
+    if dict(desired.digests).get(TOWN_FILE) != base.reuse.town_digest:
+        return None  # the roster decides every task's target
+    if (desired.default_agent, desired.default_role) != base.defaults:
+        return None
+    before = dict(zip(base.reuse.ids, base.reuse.tables, strict=True))
+    now = dict(zip(desired.task_ids(), keys, strict=True))  # a valid file: ids are unique
+    changed = [tid for tid, key in now.items() if key is None or before.get(tid) != key]
+    removed = tuple(tid for tid in before if tid not in now)
+    if len(changed) + len(removed) > MAX_CHANGED:
+        return None
+    # A task moved in the file may reorder a sequential group: planned in full.
+    if [t for t in now if t in before] != [t for t in before if t in now]:
+        return None
+    parents = [_parent(before[tid]) for tid in (*changed, *removed) if tid in before]
+    return Edit(graph_of(desired, touched_by(desired, changed, parents)), removed)
+
+
+def observe_edit(store: Store, base: Snapshot, edit: Edit) -> tuple[Observed, list[Row]] | None:
+    """The observed state of the edit's tasks and of what they wait for, and every task's clean
+    row; None unless Redis is still exactly as `base` recorded it (then plan in full)."""
+    ok, _, recorded = store.check_clean_digest(base.fingerprint, record=False)
+    if not ok or recorded != base.digest:
+        return None
+    wanted = {*edit.graph.nodes, *edit.removed}
+    for node in edit.graph.nodes.values():
+        wanted.update(node.deps)
+    observed, _ = observe(store, sorted(wanted))
+    return observed, list(base.rows)
+
+
+def _parent(key: bytes | None) -> str | None:
+    """The parent a task table names, from its `loader.table_key` (of a valid file)."""
+    table = marshal.loads(key) if key is not None else None
+    parent = table.get("parent") if isinstance(table, dict) else None
+    return parent if isinstance(parent, str) else None

@@ -44,15 +44,20 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
         return None  # the roster decides every task's target
     if (desired.default_agent, desired.default_role) != base.defaults:
         return None
-    before = dict(zip(base.reuse.ids, base.reuse.tables, strict=True))
-    now = dict(zip(desired.task_ids(), keys, strict=True))  # a valid file: ids are unique
-    changed = [tid for tid, key in now.items() if key is None or before.get(tid) != key]
-    removed = tuple(tid for tid in before if tid not in now)
+    old_ids, new_ids = base.reuse.ids, desired.task_ids()
+    unchanged = set(base.reuse.tables)
+    unchanged.discard(None)
+    # A table's key is all of it, its id included: a key found again is that task, unchanged.
+    changed = [tid for tid, key in zip(new_ids, keys, strict=True) if key not in unchanged]
+    kept = set(new_ids)
+    removed = tuple(tid for tid in old_ids if tid not in kept)
     if len(changed) + len(removed) > MAX_CHANGED:
         return None
     # A task moved in the file may reorder a sequential group: planned in full.
-    if [t for t in now if t in before] != [t for t in before if t in now]:
+    was = set(old_ids)
+    if [t for t in new_ids if t in was] != [t for t in old_ids if t in kept]:
         return None
+    before = dict(zip(old_ids, base.reuse.tables, strict=True))
     parents = [_parent(before[tid]) for tid in (*changed, *removed) if tid in before]
     return Edit(graph_of(desired, touched_by(desired, changed, parents)), removed)
 

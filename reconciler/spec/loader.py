@@ -263,18 +263,14 @@ def _check(
 
 def _known_tables(data: dict[str, Any], reuse: Reuse) -> tuple[list[bytes | None] | None, set[int]]:
     """The `table_key` of each task table, and the file indices of those `reuse` holds word
-    for word."""
+    for word (a key is the whole table, its id included: equal keys, equal tables)."""
     raw = data.get("tasks")
     if not isinstance(raw, list):
         return None, set()
-    before = dict(zip(reuse.ids, reuse.tables, strict=True))
-    keys = [table_key(entry) for entry in raw]
-    known = set()
-    for i, entry in enumerate(raw):
-        tid = entry.get("id") if isinstance(entry, dict) else None
-        if isinstance(tid, str) and keys[i] is not None and before.get(tid) == keys[i]:
-            known.add(i)
-    return keys, known
+    before = set(reuse.tables)
+    before.discard(None)
+    keys = [table_key(entry) if isinstance(entry, dict) else None for entry in raw]
+    return keys, {i for i, key in enumerate(keys) if key in before}
 
 
 def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:

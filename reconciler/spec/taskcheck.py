@@ -72,7 +72,7 @@ def check_tasks(
         if typed and i in known and task_id not in first:
             first[task_id] = len(specs)
             spec = _typed_spec(doc, at, entry, task_id, entry.get("agent"), entry.get("role"))
-            deps.append(list(enumerate(spec.depends_on)))
+            deps.append(list(enumerate(spec.depends_on)) if spec.depends_on else [])
             specs.append(spec)
             where.append(i)
             continue
@@ -128,19 +128,21 @@ def _typed_spec(
     """The spec of an entry the schema accepted (so every value has its type)."""
     get = entry.get
     retries = get("retries")
-    return TaskSpec(
-        id=task_id,
-        description=get("description", ""),
-        agent=agent,
-        role=role,
-        status=get("status"),
-        parent=get("parent"),
-        depends_on=tuple(get("depends_on", ())),
-        tags=tuple(get("tags", ())),
-        retries=None if retries is None else int(retries),
-        timeout=duration(doc, at, entry, "timeout") if "timeout" in entry else None,
-        priority=int(get("priority", 0)),
-        sequential=get("sequential") is True,
+    return TaskSpec.checked(
+        {
+            "id": task_id,
+            "description": get("description", ""),
+            "agent": agent,
+            "role": role,
+            "status": get("status"),
+            "parent": get("parent"),
+            "depends_on": tuple(get("depends_on", ())),
+            "tags": tuple(get("tags", ())),
+            "retries": None if retries is None else int(retries),
+            "timeout": duration(doc, at, entry, "timeout") if "timeout" in entry else None,
+            "priority": int(get("priority", 0)),
+            "sequential": get("sequential") is True,
+        }
     )
 
 

@@ -1,7 +1,9 @@
 """`tt apply` on a generated 10,000-task town, beside the raw limit and a peer in the same run.
 
 Measured on one embedded Valkey (unix socket, AOF everysec), all against the same server:
-- the whole `tt apply` process into an empty town, a no-op re-apply, a one-task edit;
+- the whole `tt apply` process into an empty town, a no-op re-apply, and the applies of a
+  one-task edit, a one-task addition and a one-task removal (each beside the no-op: an edit
+  must cost about what its size says, not what the town's does);
 - the whole `tt assign` process appending one task to the applied town (its edit of tasks.toml,
   validation, and the apply of the new task);
 - the apply's phases in-process (load + validate, read Redis, plan, write), its write phase
@@ -34,6 +36,13 @@ from tests.benchmarks.common import emit, stats, timed
 from tests.towngen import tasks_toml, town_toml
 
 TARGETS = {"noop_apply_s": 0.5, "one_task_edit_s": 1.0, "peak_rss_mb": 200, "tt_help_ms": 200}
+# Ratios within one run (issue 10): a one-task edit, addition or removal costs at most 1.5x a
+# no-op re-apply of the same town; 10,000 new tasks at most half of RQ's enqueue_many.
+ONE_TASK_VS_NOOP = 1.5
+APPLY_VS_RQ = 0.5
+ADDED = (
+    '\n[[tasks]]\nid = "bench-added-{run}"\ndescription = "added by the benchmark"\nagent = "dev"\n'
+)
 
 
 def run_tt(town: Path, *args: str) -> tuple[float, int, str]:
@@ -122,10 +131,10 @@ def in_process_phases(root: Path) -> dict[str, float]:
 
     session = Session.find(str(root))
     store = session.store
-    session.desired = timing("load_validate_s", session.desired)  # type: ignore[method-assign]
-    store.check_clean = timing("record_clean_s", store.check_clean)  # type: ignore[method-assign]
+    session.validate = timing("load_validate_s", session.validate)  # type: ignore[method-assign]
     names = {
-        "read_observed": "read_observed_s",
+        "_remember": "record_clean_s",  # the clean record and the snapshot for the next edit
+        "observe": "read_observed_s",
         "with_changed_specs": "read_observed_s",
         "diff": "plan_s",
         "execute": "redis_phase_s",
@@ -200,7 +209,7 @@ def main() -> None:
         store = Store.open(url, "bench")
         client = store.client
         try:
-            full, noop, edit, assign, rss = [], [], [], [], []
+            full, noop, edit, add, remove, assign, rss = [], [], [], [], [], [], []
             phases: list[dict[str, float]] = []
             for run in range(runs):
                 flush(client)
@@ -219,10 +228,22 @@ def main() -> None:
                     (root / "tasks.toml").read_text().replace(old, new, 1)
                 )
                 seconds, peak, out = run_tt(root, "apply")
-                assert out.startswith("~ task t-3-7: description"), out[-300:]
+                assert out.startswith("~ task t-3-7: description\n"), out[-300:]
                 edit.append(seconds)
                 rss.append(peak)
                 before = (root / "tasks.toml").read_bytes()
+                (root / "tasks.toml").write_bytes(before + ADDED.format(run=run).encode())
+                seconds, peak, out = run_tt(root, "apply")
+                assert out.startswith(f"+ task bench-added-{run}"), out[-300:]
+                assert "Applied: 1 to create, 0 to change, 0 to delete" in out, out[-300:]
+                add.append(seconds)
+                rss.append(peak)
+                (root / "tasks.toml").write_bytes(before)
+                seconds, peak, out = run_tt(root, "apply")
+                assert out.startswith(f"- task bench-added-{run}"), out[-300:]
+                assert "Applied: 0 to create, 0 to change, 1 to delete" in out, out[-300:]
+                remove.append(seconds)
+                rss.append(peak)
                 seconds, peak, out = run_tt(root, "assign", "dev", f"Review release {run}")
                 assert out.startswith(f"assigned t-review-release-{run} to dev"), out[-300:]
                 assign.append(seconds)
@@ -244,6 +265,13 @@ def main() -> None:
     help_runs = timed(lambda: subprocess.run([tt, "--help"], capture_output=True, check=True), 10)
     phase = {k: round(statistics.median(p[k] for p in phases), 3) for k in phases[0]}
     full_s, rq_s = statistics.median(full), statistics.median(rq)
+    noop_s = statistics.median(noop)
+    ratios = {
+        "one_task_edit_vs_noop": round(statistics.median(edit) / noop_s, 2),
+        "one_task_add_vs_noop": round(statistics.median(add) / noop_s, 2),
+        "one_task_remove_vs_noop": round(statistics.median(remove) / noop_s, 2),
+        "apply_vs_rq_enqueue_many": round(full_s / rq_s, 2),
+    }
     raw_s = statistics.median(raw)
     peak_mb = max(rss) / 1024
     emit(
@@ -256,13 +284,27 @@ def main() -> None:
             "full_apply_phases_in_process_median": phase,
             "noop_reapply_process": summary(noop),
             "one_task_edit_process": summary(edit),
+            "one_task_add_process": summary(add),
+            "one_task_remove_process": summary(remove),
             "assign_one_task_process": summary(assign),
             "limit_raw_pipelined_hset_8_fields": summary(raw),
             "peer_rq_enqueue_many": summary(rq),
             "peak_rss_mb_apply_process": round(peak_mb, 1),
+            "ratios_same_run": ratios,
+            "ratio_targets": {
+                "one_task_edit_vs_noop": ONE_TASK_VS_NOOP,
+                "one_task_add_vs_noop": ONE_TASK_VS_NOOP,
+                "one_task_remove_vs_noop": ONE_TASK_VS_NOOP,
+                "apply_vs_rq_enqueue_many": APPLY_VS_RQ,
+            },
             "tt_help_process": stats(help_runs),
             "targets": {
                 "full_apply_le_rq_enqueue_many": full_s <= rq_s,
+                "apply_le_0.5x_rq_enqueue_many": ratios["apply_vs_rq_enqueue_many"] <= APPLY_VS_RQ,
+                "one_task_edit_le_1.5x_noop": ratios["one_task_edit_vs_noop"] <= ONE_TASK_VS_NOOP,
+                "one_task_add_le_1.5x_noop": ratios["one_task_add_vs_noop"] <= ONE_TASK_VS_NOOP,
+                "one_task_remove_le_1.5x_noop": ratios["one_task_remove_vs_noop"]
+                <= ONE_TASK_VS_NOOP,
                 "redis_phase_le_2x_raw_limit": phase["redis_phase_s"] <= 2 * raw_s,
                 "noop_apply_le_0.5s": statistics.median(noop) <= TARGETS["noop_apply_s"],
                 "one_task_edit_le_1s": statistics.median(edit) <= TARGETS["one_task_edit_s"],

@@ -172,6 +172,18 @@ def test_an_invalid_edit_changes_nothing(session: Spied) -> None:
         edit(session, new, old)
 
 
+def test_tasks_moved_in_the_file_are_planned_in_full(session: Spied) -> None:
+    """Moving a member of a sequential group changes what its neighbours wait for."""
+    t1 = '[[tasks]]\nid = "t1"\ndescription = "task 1"\nagent = "dev"\nparent = "epic"\n\n'
+    edit(session, t1, "")
+    edit(session, '[[tasks]]\nid = "b"', t1 + '[[tasks]]\nid = "b"')
+    expected = full_plan(session)
+    result, full_reads = apply_counted(session)
+    assert full_reads == 1
+    assert sorted(map(repr, result.plan.actions)) == expected
+    assert {a.id for a in result.plan.actions if isinstance(a, UpdateTask)} == {"t1", "t2"}
+
+
 def test_a_town_toml_change_is_planned_in_full(session: Spied) -> None:
     session.paths.town_file.write_text(TOWN + '\n[agents.qa]\nmodel = "sim"\nsuspended = true\n')
     edit(session, '"task 2"', '"task 2, edited"')

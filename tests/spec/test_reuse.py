@@ -3,10 +3,13 @@ the same desired state as a check from scratch, and never a pass for a file that
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reconciler.spec.desired import TaskSpec
 from reconciler.spec.loader import Reuse, Validation, check, table_key
 from reconciler.town import TownPaths
 
@@ -112,3 +115,15 @@ def test_a_removed_task_still_named_elsewhere_is_reported(tmp_path: Path) -> Non
     paths.tasks_file.write_text(TASKS[:start] + TASKS[TASKS.index('[[tasks]]\nid = "b"') :])
     again = checked_both_ways(paths, reuse)
     assert [p.message for p in again.problems] == ["unknown task id 'a'"]
+
+
+def test_a_checked_spec_is_the_dataclasss_own() -> None:
+    """`TaskSpec.checked` (the loader's fast constructor) must set every field."""
+    fields: dict[str, Any] = {f.name: None for f in dataclasses.fields(TaskSpec)}
+    fields.update(id="x", description="d", depends_on=("a",), tags=(), priority=1)
+    fields.update(sequential=False)
+    fast, slow = TaskSpec.checked(dict(fields)), TaskSpec(**fields)
+    assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)
+    assert fast.spec_hash() == slow.spec_hash()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.id = "y"  # type: ignore[misc]

@@ -26,6 +26,7 @@ from ..spec import loader
 from ..spec.desired import Desired
 from ..store.cleanrows import Row, rows_after
 from ..store.client import Store
+from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs
 from . import fleet, incremental, snapshot
 from .applylock import apply_lock
@@ -83,52 +84,72 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     clean = store.clean_fingerprint()
     quick = fingerprint is not None and clean == fingerprint
     # Else that apply's snapshot, if kept, spares checking the task tables found unchanged and,
-    # once Redis proves it still as recorded, reading and planning the tasks left alone.
-    base = None if quick or clean is None else snapshot.load(session.paths, clean)
-    reuse = base.reuse if base is not None else None
-    checked = None if quick else session.validate(reuse)  # raises: nothing is written
-    with apply_lock(store, opts.command, opts.lock_timeout):
-        if fingerprint is not None and town_text is not None and checked is None:
-            result = _unchanged(session, opts, fingerprint, town_text, started)
-            if result is not None:
-                return result
-        if checked is None or file_fingerprint(session.paths)[0] != _fingerprint(checked):
-            # Read (again) under the lock: files another command changed while this one waited
-            # would otherwise be applied as they were, and prune would undo that change.
-            checked = session.validate(reuse)
-        desired = checked.desired
-        assert desired is not None  # validate raises otherwise
-        edit = incremental.edit_of(checked, base) if base is not None else None
-        seen = incremental.observe_edit(store, base, edit) if base and edit else None
-        observed, rows = seen if seen is not None else observe(store)
-        observed = with_changed_specs(store, observed, desired)
-        plan = diff(
-            desired,
-            observed,
-            time.time(),
-            prune=opts.prune,
-            rerun_changed=opts.rerun_changed,
-            graph=edit.graph if seen is not None and edit is not None else None,
+    # once Redis proves it still as recorded, reading and planning the tasks left alone. Redis
+    # walks its tasks for that proof while this process checks the files.
+    ahead = None if quick or not snapshot.path(session.paths).is_file() else clean
+    early = None if ahead is None else store.clean_check_sent(ahead)
+    try:
+        base = None if ahead is None else snapshot.load(session.paths, ahead)
+        reuse = base.reuse if base is not None else None
+        checked = None if quick else session.validate(reuse)  # raises: nothing is written
+        with apply_lock(store, opts.command, opts.lock_timeout):
+            if checked is None and fingerprint is not None and town_text is not None:
+                result = _unchanged(session, opts, fingerprint, town_text, started)
+                if result is not None:
+                    return result
+            if checked is None or file_fingerprint(session.paths)[0] != _fingerprint(checked):
+                # Read (again) under the lock: files another command changed while this one
+                # waited would otherwise be applied as they were, and prune would undo that.
+                checked = session.validate(reuse)
+            return _planned(session, opts, started, checked, base, early)
+    finally:
+        if early is not None:
+            store.clean_check_done(early)
+
+
+def _planned(
+    session: Session,
+    opts: ApplyOptions,
+    started: float,
+    checked: loader.Validation,
+    base: Snapshot | None,
+    early: PendingCheck | None,
+) -> ApplyResult:
+    """Plan, execute and record, under the lock."""
+    store = session.store
+    desired = checked.desired
+    assert desired is not None  # validate raises otherwise
+    edit = incremental.edit_of(checked, base) if base is not None else None
+    seen = incremental.observe_edit(store, base, edit, early) if base and edit else None
+    observed, rows = seen if seen is not None else observe(store)
+    observed = with_changed_specs(store, observed, desired)
+    plan = diff(
+        desired,
+        observed,
+        time.time(),
+        prune=opts.prune,
+        rerun_changed=opts.rerun_changed,
+        graph=edit.graph if seen is not None and edit is not None else None,
+    )
+    if plan.deletes_everything and not opts.allow_empty:
+        raise TtError(
+            "refusing to apply: it would delete every task or agent the files owned "
+            "(is tasks.toml or town.toml empty or truncated?)",
+            hint="check the files; if you mean it, run again with --allow-empty",
         )
-        if plan.deletes_everything and not opts.allow_empty:
-            raise TtError(
-                "refusing to apply: it would delete every task or agent the files owned "
-                "(is tasks.toml or town.toml empty or truncated?)",
-                hint="check the files; if you mean it, run again with --allow-empty",
-            )
-        if opts.dry_run:
-            return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
-        generation = observed.generation + (0 if plan.is_empty else 1)
-        written = execute(store, plan, desired, generation) if not plan.is_empty else []
-        _record(store, desired, generation, observed)
-        if all(a.write for a in plan.actions):
-            # Nothing is left for a next pass to report either: remember the state (the Lua
-            # script checks it first), so an apply of the same files can skip planning, and
-            # keep the snapshot an edit of these files starts from.
-            deleted = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
-            _remember(session, checked, tuple(rows_after(rows, written, deleted)))
-        keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
-        changes = _fleet(session, desired, opts, keep)
+    if opts.dry_run:
+        return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
+    generation = observed.generation + (0 if plan.is_empty else 1)
+    written = execute(store, plan, desired, generation) if not plan.is_empty else []
+    _record(store, desired, generation, observed)
+    if all(a.write for a in plan.actions):
+        # Nothing is left for a next pass to report either: remember the state (the Lua script
+        # checks it first), so an apply of the same files can skip planning, and keep the
+        # snapshot an edit of these files starts from.
+        deleted = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
+        _remember(session, checked, tuple(rows_after(rows, written, deleted)))
+    keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
+    changes = _fleet(session, desired, opts, keep)
     return ApplyResult(plan, True, generation, tuple(changes), time.monotonic() - started)
 
 

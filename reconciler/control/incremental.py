@@ -18,6 +18,7 @@ from ..plan.state import Observed
 from ..spec.loader import Validation
 from ..store.cleanrows import Row
 from ..store.client import Store
+from ..store.coordination import PendingCheck
 from ..store.observed import observe
 from ..town import TOWN_FILE
 from .snapshot import Snapshot
@@ -62,10 +63,18 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
     return Edit(graph_of(desired, touched_by(desired, changed, parents)), removed)
 
 
-def observe_edit(store: Store, base: Snapshot, edit: Edit) -> tuple[Observed, list[Row]] | None:
+def observe_edit(
+    store: Store, base: Snapshot, edit: Edit, early: PendingCheck | None = None
+) -> tuple[Observed, list[Row]] | None:
     """The observed state of the edit's tasks and of what they wait for, and every task's clean
-    row; None unless Redis is still exactly as `base` recorded it (then plan in full)."""
-    ok, _, recorded = store.check_clean_digest(base.fingerprint, record=False)
+    row; None unless Redis is still exactly as `base` recorded it (then plan in full).
+    `early`: that check, sent before the caller took the apply lock; it stands if the clean
+    mark is still `base`'s now (every task writer clears it; an apply records its own)."""
+    if early is not None and early.fingerprint == base.fingerprint:
+        ok, recorded = store.clean_check_answer(early)
+        ok = ok and store.clean_mark() == (base.fingerprint, base.digest)
+    else:
+        ok, _, recorded = store.check_clean_digest(base.fingerprint, record=False)
     if not ok or recorded != base.digest:
         return None
     wanted = {*edit.graph.nodes, *edit.removed}

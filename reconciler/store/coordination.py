@@ -6,10 +6,13 @@ the meta hash, and reading the event stream. No redis import: it uses the client
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from .cleanrows import Row, digests
-from .scripts import Scripted
+from .scripts import Scripted, lua_source
 
 
 class TownOps(Scripted):
@@ -63,6 +66,11 @@ class TownOps(Scripted):
         value = self.client.hget(self.keys.meta, "clean")
         return str(value) if value else None
 
+    def clean_mark(self) -> tuple[str | None, str | None]:
+        """The fingerprint and digest recorded as clean, as they are now (no walk)."""
+        fingerprint, digest = self.client.hmget(self.keys.meta, "clean", "clean_state")
+        return fingerprint, digest
+
     def check_clean(self, fingerprint: str, *, record: bool) -> tuple[bool, int]:
         """`lua/clean.lua`: (still clean, generation); with `record`, remember this state."""
         ok, generation, _ = self.check_clean_digest(fingerprint, record=record)
@@ -72,6 +80,49 @@ class TownOps(Scripted):
         """`check_clean` and the digest recorded with the fingerprint ('' if none)."""
         ok, generation, digest = self._run("clean", fingerprint, "record" if record else "check")
         return bool(ok), int(generation), str(digest or "")
+
+    def clean_check_sent(self, fingerprint: str) -> PendingCheck:
+        """`check_clean_digest(fingerprint)` sent now, answered by `clean_check_answer`: Redis
+        walks the tasks while the caller works (an incremental apply checks the files
+        meanwhile). Its own connection: `clean_check_done` gives it back, answered or not."""
+        sha = self.client.script_load(lua_source("clean"))  # so EVALSHA cannot meet NOSCRIPT
+        pool = self.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 wants a command name
+            conn = pool.get_connection("EVALSHA")
+        pending = PendingCheck(fingerprint, conn)
+        try:
+            argv = (self.keys.prefix, repr(time.time()), self.fence, fingerprint, "check")
+            conn.send_command("EVALSHA", sha, 1, self.keys.meta, *argv)
+        except BaseException:
+            self.clean_check_done(pending)
+            raise
+        return pending
+
+    def clean_check_answer(self, pending: PendingCheck) -> tuple[bool, str]:
+        """(clean, digest recorded with the fingerprint) of a check sent before."""
+        if pending.answer is None:
+            conn, pending.conn = pending.conn, None
+            if conn is None:
+                raise RuntimeError("a pending clean check is answered once")
+            try:
+                ok, _, digest = conn.read_response()
+                pending.answer = bool(ok), str(digest or "")
+            except BaseException:
+                conn.disconnect()  # whatever went wrong, a reply may be left: not reused
+                raise
+            finally:
+                self.client.connection_pool.release(conn)
+        return pending.answer
+
+    def clean_check_done(self, pending: PendingCheck) -> None:
+        """Give a sent check's connection back; one never answered is closed (its reply would
+        confuse the next user)."""
+        conn, pending.conn = pending.conn, None
+        if conn is not None:
+            conn.disconnect()
+            self.client.connection_pool.release(conn)
 
     def store_clean(self, fingerprint: str, rows: Iterable[Row]) -> str:
         """Record `fingerprint` as clean with the digest of `rows`, the tasks as the caller's
@@ -103,3 +154,12 @@ class TownOps(Scripted):
             return [(i, f) for i, f in self.client.xrange(self.keys.events, start, "+", count)]
         got = self.blocking.xread({self.keys.events: last_id}, count=count, block=block_ms)
         return [(i, f) for _, entries in got for i, f in entries] if got else []
+
+
+@dataclass
+class PendingCheck:
+    """One `lua/clean.lua` check in flight (`TownOps.clean_check_sent`)."""
+
+    fingerprint: str
+    conn: Any  # its connection until answered or done
+    answer: tuple[bool, str] | None = None

@@ -19,7 +19,7 @@ from ..plan.state import (
     TaskState,
     agent_spec_from_json,
 )
-from ..spec.desired import Desired
+from ..spec.desired import Desired, TaskSpec
 from .cleanrows import Row
 from .client import Store
 
@@ -73,10 +73,16 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
 def with_changed_specs(store: Store, observed: Observed, desired: Desired) -> Observed:
     """`observed` with the stored spec of each task whose definition changed (its hash differs
     from the file's), so the plan can name the changed fields: one read for the few edited."""
+    pairs: list[tuple[ObservedTask | None, TaskSpec | None]]
+    if len(observed.tasks) < len(desired.tasks):  # an incremental apply's few
+        specs = {t.id: t for t in desired.tasks}
+        pairs = [(seen, specs.get(tid)) for tid, seen in observed.tasks.items()]
+    else:
+        pairs = [(observed.tasks.get(t.id), t) for t in desired.tasks]
     changed = [
-        t.id
-        for t in desired.tasks
-        if (seen := observed.tasks.get(t.id)) is not None and seen.spec_hash != t.spec_hash()
+        seen.id
+        for seen, spec in pairs
+        if seen is not None and spec is not None and seen.spec_hash != spec.spec_hash()
     ]
     if not changed:
         return observed

@@ -208,3 +208,21 @@ def test_a_damaged_or_stale_snapshot_means_a_full_plan(session: Spied, damage: s
     if expected is not None:
         assert sorted(map(repr, result.plan.actions)) == expected
     assert apply_counted(session)[0].plan.is_empty
+
+
+def test_a_task_writer_between_the_early_walk_and_the_lock_means_a_full_plan(
+    session: Spied, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk is sent before the files are checked; a writer that ran meanwhile (it clears
+    the clean mark) voids it."""
+    real = Session.validate
+
+    def validate_while_a_requeue_runs(self: Session, reuse: Any = None) -> Any:
+        self.store.requeue(["b"])
+        return real(self, reuse)
+
+    monkeypatch.setattr(Spied, "validate", validate_while_a_requeue_runs)
+    edit(session, '"task 2"', '"task 2, edited"')
+    result, full_reads = apply_counted(session)
+    assert full_reads == 1
+    assert [a.id for a in result.plan.actions] == ["t2"]

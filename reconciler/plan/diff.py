@@ -32,7 +32,7 @@ from .actions import (
     spec_changed,
 )
 from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
-from .graph import Graph, Node, TaskKind, build_graph
+from .graph import Graph, Node, TaskKind, build_graph, made
 from .render import render_lines
 from .state import (
     FAILED_UPSTREAM,
@@ -206,15 +206,18 @@ class _TaskPlanner:
             self._release(node.id)  # a task of the CLI may already wait for this id
         else:
             self._settle(node.id)
-        return CreateTask(
-            spec,
-            Source.FILE,
-            node.kind,
-            self.state[node.id],
-            node.deps,
-            left,
-            node.target,
-            float(node.index),
+        return made(
+            CreateTask,
+            {
+                "spec": spec,
+                "source": Source.FILE,
+                "kind": node.kind,
+                "state": self.state[node.id],
+                "deps": node.deps,
+                "deps_left": left,
+                "target": node.target,
+                "order": float(node.index),
+            },
         )
 
     def _update(

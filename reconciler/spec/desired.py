@@ -146,7 +146,7 @@ class TaskSpec:
         kept in the instance's __dict__, which the dataclass's eq and repr ignore."""
         cached: str | None = self.__dict__.get("_json")
         if cached is None:
-            cached = _ENCODER.encode(self.as_dict())
+            cached = _spec_json(self)
             object.__setattr__(self, "_json", cached)
         return cached
 
@@ -215,6 +215,39 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 def _digest(data: object) -> str:
     return _hash(_ENCODER.encode(data))
+
+
+_quote = json.encoder.encode_basestring_ascii  # json's own (C) string encoder
+
+
+def _spec_json(spec: TaskSpec) -> str:
+    """`_ENCODER.encode(spec.as_dict())` written out for the types a spec holds (~2x faster
+    on 10,000 specs): its keys in sorted order, each value as json writes it. Any other type
+    goes to json itself. tests/spec/test_reuse.py holds the two equal: the stored spec hashes
+    depend on every byte."""
+    agent, role, parent, retries = spec.agent, spec.role, spec.parent, spec.retries
+    if (
+        type(spec.priority) is not int
+        or not (retries is None or type(retries) is int)
+        or not (spec.timeout is None or type(spec.timeout) is float)
+        or type(spec.sequential) is not bool
+    ):
+        return _ENCODER.encode(spec.as_dict())
+    try:
+        return (
+            f'{{"agent":{"null" if agent is None else _quote(agent)},'
+            f'"depends_on":[{",".join(map(_quote, spec.depends_on))}],'
+            f'"description":{_quote(spec.description)},"id":{_quote(spec.id)},'
+            f'"parent":{"null" if parent is None else _quote(parent)},'
+            f'"priority":{int.__repr__(spec.priority)},'
+            f'"retries":{"null" if retries is None else int.__repr__(retries)},'
+            f'"role":{"null" if role is None else _quote(role)},'
+            f'"sequential":{"true" if spec.sequential else "false"},'
+            f'"tags":[{",".join(map(_quote, spec.tags))}],'
+            f'"timeout":{"null" if spec.timeout is None else _ENCODER.encode(spec.timeout)}}}'
+        )
+    except TypeError:  # a value that is not a string where one was expected
+        return _ENCODER.encode(spec.as_dict())
 
 
 def _hash(text: str) -> str:

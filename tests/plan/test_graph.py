@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -312,3 +313,20 @@ def test_graph_of_a_sequential_group_inside_another(
     whole = build_graph(d)
     assert whole.nodes["inner"].deps == deps
     assert graph_of(d, ["inner"]).nodes["inner"] == whole.nodes["inner"]
+
+
+def test_made_is_the_dataclasss_own_construction() -> None:
+    """`made` (the planner's fast constructor) must be given, and set, every field."""
+    from reconciler.plan.actions import CreateTask
+    from reconciler.plan.graph import Node, made
+    from reconciler.plan.state import Source, TaskState
+
+    node = {"id": "a", "kind": TaskKind.WORK, "target": "dev", "deps": ("b",), "children": ()}
+    node["index"] = 3
+    spec = TaskSpec("a", agent="developer")
+    action = {"spec": spec, "source": Source.FILE, "kind": TaskKind.WORK}
+    action.update(state=TaskState.READY, deps=(), deps_left=0, target="dev", order=3.0)
+    for cls, fields in ((Node, node), (CreateTask, action)):
+        assert set(fields) == {f.name for f in dataclasses.fields(cls)}
+        fast, slow = made(cls, dict(fields)), cls(**fields)  # type: ignore[operator]
+        assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)

@@ -4,6 +4,8 @@ the same desired state as a check from scratch, and never a pass for a file that
 from __future__ import annotations
 
 import dataclasses
+import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,27 @@ def test_a_checked_spec_is_the_dataclasss_own() -> None:
     assert fast.spec_hash() == slow.spec_hash()
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.id = "y"  # type: ignore[misc]
+
+
+def test_the_written_out_spec_json_is_jsons_own() -> None:
+    """`TaskSpec.canonical_json` writes the JSON out by hand for speed; the stored hashes
+    depend on every byte of it staying `json`'s."""
+    rng = random.Random(5)
+    texts = ["", "plain", 'q"uote', "back\\slash", "é ü 日本", "\n\t\x00\x1f", "\u2028 😀", "/"]
+    for _ in range(500):
+        spec = TaskSpec(
+            id=rng.choice(["a", "t-1", "x.y_z"]),
+            description=rng.choice(texts),
+            agent=rng.choice([None, *texts]),
+            role=rng.choice([None, "qa"]),
+            status=rng.choice([None, "done"]),
+            parent=rng.choice([None, "p"]),
+            depends_on=tuple(rng.sample(texts, rng.randint(0, 3))),
+            tags=tuple(rng.sample(texts, rng.randint(0, 3))),
+            retries=rng.choice([None, 0, 3, 10**20]),
+            timeout=rng.choice([None, 0.5, 90.0, 1e-7, 1e300, float("inf")]),
+            priority=rng.choice([0, -1, 7]),
+            sequential=rng.choice([True, False]),
+        )
+        expected = json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":"))
+        assert spec.canonical_json() == expected

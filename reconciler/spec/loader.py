@@ -215,12 +215,13 @@ def _check(
     typed = False
     known: set[int] = set()
     keys: list[bytes | None] | None = None
+    intact = False
     if tasks is not None:
         tasks.problems = problems
         tasks_data = tasks.parse()
         if tasks_data is not None:
             if reuse is not None and reuse.town_digest == town.digest:
-                keys, known = _known_tables(tasks_data, reuse)
+                keys, known, intact = _known_tables(tasks_data, reuse)
             # The schema's rules for a task table are its own: the known ones passed already.
             typed = bool(known) and fast_check("tasks")(_unknown_part(tasks_data, known))
             typed = typed or check_schema(tasks, "tasks", tasks_data)
@@ -229,7 +230,9 @@ def _check(
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
     if tasks is not None and tasks_data is not None:
-        meta, task_specs = check_tasks(tasks, tasks_data, town_roster, typed=typed, known=known)
+        meta, task_specs = check_tasks(
+            tasks, tasks_data, town_roster, typed=typed, known=known, intact=intact
+        )
 
     raw_agents = town_data.get("agents") if town_data else None
     raw_tasks = tasks_data.get("tasks") if tasks_data else None
@@ -261,16 +264,20 @@ def _check(
     )
 
 
-def _known_tables(data: dict[str, Any], reuse: Reuse) -> tuple[list[bytes | None] | None, set[int]]:
-    """The `table_key` of each task table, and the file indices of those `reuse` holds word
-    for word (a key is the whole table, its id included: equal keys, equal tables)."""
+def _known_tables(
+    data: dict[str, Any], reuse: Reuse
+) -> tuple[list[bytes | None] | None, set[int], bool]:
+    """The `table_key` of each task table, the file indices of those `reuse` holds word for
+    word (a key is the whole table, its id included: equal keys, equal tables), and whether
+    every task id of `reuse` is still here."""
     raw = data.get("tasks")
     if not isinstance(raw, list):
-        return None, set()
+        return None, set(), False
     before = set(reuse.tables)
     before.discard(None)
     keys = [table_key(entry) if isinstance(entry, dict) else None for entry in raw]
-    return keys, {i for i, key in enumerate(keys) if key in before}
+    ids = {entry.get("id") for entry in raw if isinstance(entry, dict)}
+    return keys, {i for i, key in enumerate(keys) if key in before}, ids.issuperset(reuse.ids)
 
 
 def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:

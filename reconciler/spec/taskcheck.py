@@ -37,12 +37,14 @@ def check_tasks(
     *,
     typed: bool = False,
     known: AbstractSet[int] = frozenset(),
+    intact: bool = False,
 ) -> tuple[Meta, tuple[TaskSpec, ...]]:
     """`typed`: the data conforms to the schema, so every value has its type (and the specs are
     built without the lenient readers of `fields`: a third of a 10,000-task load).
     `known`: file indices of tables that a valid file had word for word under the same roster
     (`loader.Reuse`): their own checks passed then and depend on nothing else, so only their
-    specs are built. The checks across tables (duplicates, references, cycles) run on all."""
+    specs are built. `intact`: every task of that file is still here, so the tasks those
+    tables name still exist. The other checks across tables (duplicates, cycles) run on all."""
     raw_meta = table(data, "meta")
     meta = Meta(
         opt_str(raw_meta, "description"),
@@ -64,6 +66,7 @@ def check_tasks(
     where: list[int] = []  # file index of each spec, for paths and lines
     deps: list[list[tuple[int, str]]] = []  # depends_on of each spec, with file indices
     first: dict[str, int] = {}
+    named_before: set[int] = set()  # specs whose references a valid file had, all still here
     for i, entry in entries:
         task_id = opt_str(entry, "id")
         if task_id is None:
@@ -71,6 +74,8 @@ def check_tasks(
         at: JsonPath = ("tasks", i)
         if typed and i in known and task_id not in first:
             first[task_id] = len(specs)
+            if intact:
+                named_before.add(len(specs))
             spec = _typed_spec(doc, at, entry, task_id, entry.get("agent"), entry.get("role"))
             deps.append(list(enumerate(spec.depends_on)) if spec.depends_on else [])
             specs.append(spec)
@@ -108,7 +113,7 @@ def check_tasks(
             deps.append(indexed_strs(entry, "depends_on"))
         specs.append(spec)
         where.append(i)
-    _references(doc, specs, where, deps, first)
+    _references(doc, specs, where, deps, first, named_before)
     has_default = bool(meta.default_agent or meta.default_role)
     by_index = dict(entries)
     _descriptions(doc, specs, where, [by_index[i] for i in where], has_default)
@@ -166,8 +171,11 @@ def _references(
     where: list[int],
     deps: list[list[tuple[int, str]]],
     first: dict[str, int],
+    skip: AbstractSet[int] = frozenset(),
 ) -> None:
-    for spec, i, depends_on in zip(specs, where, deps, strict=True):
+    for k, (spec, i, depends_on) in enumerate(zip(specs, where, deps, strict=True)):
+        if k in skip:
+            continue
         at: JsonPath = ("tasks", i)
         if spec.parent == spec.id:
             doc.report((*at, "parent"), f"task '{spec.id}' is its own parent")

@@ -38,9 +38,10 @@ class Edit:
 def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
     """What the files `checked` change from those of `base`; None when it is not a small edit
     of the task list alone (town.toml, [meta] defaults or the order of tasks changed)."""
-    desired, keys = checked.desired, checked.table_keys
-    if desired is None or keys is None or len(keys) != len(desired.tasks):
+    desired, now = checked.desired, checked.reuse()  # (a check of texts has no keys yet)
+    if desired is None or now is None or len(now.tables) != len(desired.tasks):
         return None
+    keys = now.tables
     if dict(desired.digests).get(TOWN_FILE) != base.reuse.town_digest:
         return None  # the roster decides every task's target
     if (desired.default_agent, desired.default_role) != base.defaults:

@@ -50,14 +50,19 @@ class Validation:
         return self.desired is not None
 
     def reuse(self) -> Reuse | None:
-        """What a next check of an edited tasks.toml may take from this one."""
+        """What a next check of an edited tasks.toml may take from this one (made once: kept
+        in the instance's __dict__, like `TaskSpec.canonical_json`)."""
         if self.desired is None:
             return None
-        town_digest = dict(self.desired.digests)[TOWN_FILE]
-        keys = self.table_keys
-        if keys is None:
-            keys = tuple(table_key(t) for t in self.tables)
-        return Reuse(town_digest, self.desired.task_ids(), keys)
+        made: Reuse | None = self.__dict__.get("_reuse")
+        if made is None:
+            keys = self.table_keys
+            if keys is None:  # a check of texts: its keys were not needed until now
+                keys = tuple(table_key(t) for t in self.tables)
+            town_digest = dict(self.desired.digests)[TOWN_FILE]
+            made = Reuse(town_digest, self.desired.task_ids(), keys)
+            object.__setattr__(self, "_reuse", made)
+        return made
 
 
 @dataclass(frozen=True)

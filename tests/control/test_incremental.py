@@ -226,3 +226,16 @@ def test_a_task_writer_between_the_early_walk_and_the_lock_means_a_full_plan(
     result, full_reads = apply_counted(session)
     assert full_reads == 1
     assert [a.id for a in result.plan.actions] == ["t2"]
+
+
+def test_an_edit_checked_as_text_first_is_applied_incrementally(session: Spied) -> None:
+    """`tt assign` validates the text it writes (`check_texts`); the apply after it reuses that
+    check, and still plans only the new task."""
+    from reconciler.spec.loader import check_texts
+
+    text = session.paths.tasks_file.read_text() + '\n[[tasks]]\nid = "new"\ndescription = "x"\n'
+    assert check_texts(TOWN, text).valid
+    session.paths.tasks_file.write_text(text)
+    result, full_reads = apply_counted(session)
+    assert full_reads == 0
+    assert [a.id for a in result.plan.actions] == ["new"]

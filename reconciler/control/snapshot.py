@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,15 +66,16 @@ def save(paths: TownPaths, snap: Snapshot) -> None:
     values = (snap.fingerprint, snap.digest, reuse.town_digest, reuse.ids, reuse.tables)
     body = marshal.dumps((*values, snap.defaults, snap.rows))
     target = path(paths)
+    tmp = target.with_name(f".{FILE}.{os.getpid()}")  # (tempfile costs ~5 ms to import)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".snapshot-")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(FORMAT + b"\n" + zlib.crc32(body).to_bytes(4, "big") + body)
             os.replace(tmp, target)
         except BaseException:
-            os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
             raise
     except OSError:
         return

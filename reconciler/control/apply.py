@@ -21,6 +21,7 @@ from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
 from ..plan.actions import DeleteTask, OrphanAgent, Plan
 from ..plan.diff import diff
+from ..plan.graph import Graph
 from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
@@ -120,8 +121,12 @@ def _planned(
     desired = checked.desired
     assert desired is not None  # validate raises otherwise
     edit = incremental.edit_of(checked, base) if base is not None else None
-    seen = incremental.observe_edit(store, base, edit, early) if base and edit else None
-    observed, rows = seen if seen is not None else observe(store)
+    seen = incremental.observe_edit(store, desired, base, edit, early) if base and edit else None
+    graph: Graph | None = None
+    if seen is not None:
+        observed, rows, graph = seen
+    else:
+        observed, rows = observe(store)
     observed = with_changed_specs(store, observed, desired)
     plan = diff(
         desired,
@@ -129,7 +134,7 @@ def _planned(
         time.time(),
         prune=opts.prune,
         rerun_changed=opts.rerun_changed,
-        graph=edit.graph if seen is not None and edit is not None else None,
+        graph=graph,
     )
     if plan.deletes_everything and not opts.allow_empty:
         raise TtError(

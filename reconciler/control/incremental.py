@@ -10,11 +10,13 @@ on the touched tasks (`graph.touched_by`) with them and what they wait for read 
 
 from __future__ import annotations
 
+import json
 import marshal
 from dataclasses import dataclass
 
 from ..plan.graph import Graph, graph_of, touched_by
 from ..plan.state import Observed
+from ..spec.desired import Desired
 from ..spec.loader import Validation
 from ..store.cleanrows import Row
 from ..store.client import Store
@@ -65,11 +67,13 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
 
 
 def observe_edit(
-    store: Store, base: Snapshot, edit: Edit, early: PendingCheck | None = None
-) -> tuple[Observed, list[Row]] | None:
-    """The observed state of the edit's tasks and of what they wait for, and every task's clean
-    row; None unless Redis is still exactly as `base` recorded it (then plan in full).
-    `early`: that check, sent before the caller took the apply lock; it stands if the clean
+    store: Store, desired: Desired, base: Snapshot, edit: Edit, early: PendingCheck | None = None
+) -> tuple[Observed, list[Row], Graph] | None:
+    """The observed state of the edit's tasks, of every task waiting on them (a change of state
+    travels to those: released, failed upstream, repaired), and of what all of them wait for;
+    every task's clean row; and the graph to plan. None unless Redis is still exactly as
+    `base` recorded it, or when too many tasks wait on the edit: then plan in full.
+    `early`: the check, sent before the caller took the apply lock; it stands if the clean
     mark is still `base`'s now (every task writer clears it; an apply records its own)."""
     if early is not None and early.fingerprint == base.fingerprint:
         ok, recorded = store.clean_check_answer(early)
@@ -78,11 +82,24 @@ def observe_edit(
         ok, _, recorded = store.check_clean_digest(base.fingerprint, record=False)
     if not ok or recorded != base.digest:
         return None
-    wanted = {*edit.graph.nodes, *edit.removed}
-    for node in edit.graph.nodes.values():
+    waiting = store.waiting_on([*edit.graph.nodes, *edit.removed], MAX_CHANGED)
+    if waiting is None:
+        return None
+    defined = {t.id for t in desired.tasks} if waiting else set()
+    graph = edit.graph
+    if (waiting - set(graph.nodes)) & defined:
+        graph = graph_of(desired, {*graph.nodes, *(waiting & defined)})
+    wanted = {*graph.nodes, *edit.removed, *waiting}
+    for node in graph.nodes.values():
         wanted.update(node.deps)
+    # A task the files do not define (removed but kept with --no-prune, or of the CLI) is
+    # settled on what it waits for as stored.
+    stored = wanted - {*graph.nodes}
+    for tid, _, _, deps, _ in base.rows if stored else ():
+        if deps and tid in stored:
+            wanted.update(json.loads(deps))
     observed, _ = observe(store, sorted(wanted))
-    return observed, list(base.rows)
+    return observed, list(base.rows), graph
 
 
 def _parent(key: bytes | None) -> str | None:

@@ -228,6 +228,21 @@ class TaskOps(Scripted):
     def requeue(self, ids: list[str]) -> int:
         return int(self._run("requeue", json.dumps(ids)))
 
+    def waiting_on(self, ids: Iterable[str], limit: int) -> set[str] | None:
+        """Every task that waits for one of `ids`, directly or through others (the `children:`
+        sets, one pipelined read per step); None past `limit` tasks."""
+        found: set[str] = set()
+        step = set(ids)
+        while step:
+            pipe = self.client.pipeline(transaction=False)
+            for tid in sorted(step):
+                pipe.smembers(self.keys.children(tid))
+            step = {kid for kids in pipe.execute() for kid in kids} - found
+            found |= step
+            if len(found) > limit:
+                return None
+        return found
+
     def queued_ids(self, targets: list[str]) -> set[str]:
         """Ids currently waiting in the ready queues of `targets` (one pipelined read)."""
         pipe = self.client.pipeline(transaction=False)

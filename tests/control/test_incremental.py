@@ -239,3 +239,21 @@ def test_an_edit_checked_as_text_first_is_applied_incrementally(session: Spied) 
     result, full_reads = apply_counted(session)
     assert full_reads == 0
     assert [a.id for a in result.plan.actions] == ["new"]
+
+
+def test_what_waits_on_an_edited_task_is_planned_with_it(session: Spied) -> None:
+    """Cancelling a task fails what waits on it upstream, un-cancelling it releases them: the
+    tasks waiting on an edited one are read and planned too, as a full plan would."""
+    for old, new in [
+        ('"task 0"\nagent = "dev"', '"task 0"\nagent = "dev"\nstatus = "cancelled"'),
+        ('\nstatus = "cancelled"', ""),
+    ]:
+        edit(session, old, new)
+        expected = full_plan(session)
+        result, full_reads = apply_counted(session)
+        assert full_reads == 0
+        assert sorted(map(repr, result.plan.actions)) == expected
+        again, full_reads = apply_counted(session)
+        assert again.plan.is_empty and full_reads == 0
+    states = {t: session.store.client.hget(session.store.keys.task(t), "state") for t in "b"}
+    assert states == {"b": "blocked"}

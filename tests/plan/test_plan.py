@@ -1203,8 +1203,22 @@ def test_a_plan_of_the_touched_tasks_is_the_plan_of_the_town(seed: int) -> None:
         removed = [tid for tid in before if tid not in after]
         parents = [before[tid].parent for tid in (*changed, *removed) if tid in before]
         focus = touched_by(edited, changed, parents)
-        graph = graph_of(edited, focus)
-        wanted = set(focus) | set(removed) | {d for n in graph.nodes.values() for d in n.deps}
+        # Every task waiting on the touched and removed ones (`children:` in Redis), their
+        # nodes, and what all of them wait for (`control.incremental.observe_edit`).
+        kids: dict[str, set[str]] = {}
+        for t in obs.tasks.values():
+            for d in t.deps:
+                kids.setdefault(d, set()).add(t.id)
+        waiting: set[str] = set()
+        step = set(focus) | set(removed)
+        while step:
+            step = {k for s in step for k in kids.get(s, ())} - waiting
+            waiting |= step
+        graph = graph_of(edited, focus | (waiting & set(after)))
+        wanted = {*graph.nodes, *removed, *waiting}
+        wanted |= {d for n in graph.nodes.values() for d in n.deps}
+        stored = [obs.tasks[t] for t in wanted - set(graph.nodes) if t in obs.tasks]
+        wanted |= {d for t in stored for d in t.deps}
         part = replace(obs, tasks={i: t for i, t in obs.tasks.items() if i in wanted})
         for prune in (True, False):
             full = diff(edited, obs, 0.0, prune=prune)

@@ -31,9 +31,9 @@ MAX_CHANGED = 1000
 
 @dataclass(frozen=True)
 class Edit:
-    """The tasks an edit may change the plan of (`graph`: their nodes) and those it removed."""
+    """The tasks an edit may change the plan of, and those it removed."""
 
-    graph: Graph
+    touched: frozenset[str]  # tasks of the files whose node or spec may have changed
     removed: tuple[str, ...]
 
 
@@ -63,7 +63,7 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
         return None
     before = dict(zip(old_ids, base.reuse.tables, strict=True))
     parents = [_parent(before[tid]) for tid in (*changed, *removed) if tid in before]
-    return Edit(graph_of(desired, touched_by(desired, changed, parents)), removed)
+    return Edit(frozenset(touched_by(desired, changed, parents)), removed)
 
 
 def observe_edit(
@@ -82,13 +82,10 @@ def observe_edit(
         ok, _, recorded = store.check_clean_digest(base.fingerprint, record=False)
     if not ok or recorded != base.digest:
         return None
-    waiting = store.waiting_on([*edit.graph.nodes, *edit.removed], MAX_CHANGED)
+    waiting = store.waiting_on([*edit.touched, *edit.removed], MAX_CHANGED)
     if waiting is None:
         return None
-    defined = {t.id for t in desired.tasks} if waiting else set()
-    graph = edit.graph
-    if (waiting - set(graph.nodes)) & defined:
-        graph = graph_of(desired, {*graph.nodes, *(waiting & defined)})
+    graph = graph_of(desired, {*edit.touched, *waiting})  # (ids the files lack are left out)
     wanted = {*graph.nodes, *edit.removed, *waiting}
     for node in graph.nodes.values():
         wanted.update(node.deps)

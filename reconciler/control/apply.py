@@ -167,8 +167,7 @@ def _remember(session: Session, checked: loader.Validation, rows: tuple[Row, ...
     fingerprint, reuse, desired = _fingerprint(checked), checked.reuse(), checked.desired
     digest = session.store.store_clean(fingerprint, rows)
     if reuse is not None and desired is not None:
-        defaults = (desired.default_agent, desired.default_role)
-        snapshot.save(session.paths, Snapshot(fingerprint, digest, reuse, defaults, rows))
+        snapshot.save(session.paths, Snapshot(fingerprint, digest, reuse, rows))
 
 
 def _fleet(

@@ -46,7 +46,7 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
     keys = now.tables
     if dict(desired.digests).get(TOWN_FILE) != base.reuse.town_digest:
         return None  # the roster decides every task's target
-    if (desired.default_agent, desired.default_role) != base.defaults:
+    if (desired.default_agent, desired.default_role) != base.reuse.defaults:
         return None
     old_ids, new_ids = base.reuse.ids, desired.task_ids()
     unchanged = set(base.reuse.tables)

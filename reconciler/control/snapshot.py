@@ -23,15 +23,14 @@ from ..town import TownPaths
 
 FILE = "applied.snapshot"
 # Bump when what is stored, or how, changes; another version of tt starts afresh.
-FORMAT = f"tt-snapshot/1/{__version__}".encode()
+FORMAT = f"tt-snapshot/2/{__version__}".encode()
 
 
 @dataclass(frozen=True)
 class Snapshot:
     fingerprint: str  # `controller.clean_fingerprint` of the files applied
     digest: str  # the clean digest recorded with it (`TaskOps.store_clean`)
-    reuse: Reuse  # their task tables
-    defaults: tuple[str | None, str | None]  # tasks.toml's [meta] default_agent, default_role
+    reuse: Reuse  # their task tables (and [meta] defaults)
     rows: tuple[Row, ...]  # every task's clean row in Redis then (`cleanstate.Row`)
 
 
@@ -51,7 +50,7 @@ def load(paths: TownPaths, fingerprint: str) -> Snapshot | None:
     try:
         values = marshal.loads(body[4:])
         fp, digest, town, ids, tables, defaults, rows = values
-        snap = Snapshot(fp, digest, Reuse(town, ids, tables), defaults, rows)
+        snap = Snapshot(fp, digest, Reuse(town, ids, tables, tuple(defaults)), rows)
     except (EOFError, ValueError, TypeError):  # damaged, or not what this version writes
         return None
     if snap.fingerprint != fingerprint or len(ids) != len(tables):
@@ -64,7 +63,7 @@ def save(paths: TownPaths, snap: Snapshot) -> None:
     whose `.tt` cannot be written is applied in full each time."""
     reuse = snap.reuse
     values = (snap.fingerprint, snap.digest, reuse.town_digest, reuse.ids, reuse.tables)
-    body = marshal.dumps((*values, snap.defaults, snap.rows))
+    body = marshal.dumps((*values, reuse.defaults, snap.rows))
     target = path(paths)
     tmp = target.with_name(f".{FILE}.{os.getpid()}")  # (tempfile costs ~5 ms to import)
     try:

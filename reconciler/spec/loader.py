@@ -60,7 +60,8 @@ class Validation:
             if keys is None:  # a check of texts: its keys were not needed until now
                 keys = tuple(table_key(t) for t in self.tables)
             town_digest = dict(self.desired.digests)[TOWN_FILE]
-            made = Reuse(town_digest, self.desired.task_ids(), keys)
+            defaults = (self.desired.default_agent, self.desired.default_role)
+            made = Reuse(town_digest, self.desired.task_ids(), keys, defaults)
             object.__setattr__(self, "_reuse", made)
         return made
 
@@ -76,6 +77,7 @@ class Reuse:
     town_digest: str
     ids: tuple[str, ...]  # the task ids, in file order
     tables: tuple[bytes | None, ...]  # `table_key` of each one's table
+    defaults: tuple[str | None, str | None] = (None, None)  # [meta] default_agent, _role
 
 
 def table_key(table: dict[str, Any]) -> bytes | None:
@@ -220,13 +222,14 @@ def _check(
     typed = False
     known: set[int] = set()
     keys: list[bytes | None] | None = None
-    intact = False
+    intact = same_edges = False
     if tasks is not None:
         tasks.problems = problems
         tasks_data = tasks.parse()
         if tasks_data is not None:
             if reuse is not None and reuse.town_digest == town.digest:
                 keys, known, intact = _known_tables(tasks_data, reuse)
+                same_edges = intact and _same_edges(tasks_data, reuse, known)
             # The schema's rules for a task table are its own: the known ones passed already.
             typed = bool(known) and fast_check("tasks")(_unknown_part(tasks_data, known))
             typed = typed or check_schema(tasks, "tasks", tasks_data)
@@ -236,7 +239,13 @@ def _check(
     meta = Meta()
     if tasks is not None and tasks_data is not None:
         meta, task_specs = check_tasks(
-            tasks, tasks_data, town_roster, typed=typed, known=known, intact=intact
+            tasks,
+            tasks_data,
+            town_roster,
+            typed=typed,
+            known=known,
+            intact=intact,
+            acyclic=same_edges,
         )
 
     raw_agents = town_data.get("agents") if town_data else None
@@ -283,6 +292,38 @@ def _known_tables(
     keys = [table_key(entry) if isinstance(entry, dict) else None for entry in raw]
     ids = {entry.get("id") for entry in raw if isinstance(entry, dict)}
     return keys, {i for i, key in enumerate(keys) if key in before}, ids.issuperset(reuse.ids)
+
+
+# What a task table says that decides what it waits for (`taskcheck.edges`): its parent,
+# dependencies, `sequential`, and whether it names an agent or a role (does work).
+_EDGE_KEYS = ("parent", "depends_on", "sequential")
+
+
+def _same_edges(data: dict[str, Any], reuse: Reuse, known: set[int]) -> bool:
+    """Whether the tasks wait for each other exactly as in the file `reuse` came from (which
+    had no cycle): no task added (the caller checks none left), the same [meta] defaults, and
+    every table found changed the same as before in what decides its waits."""
+    meta = data.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    if (meta.get("default_agent"), meta.get("default_role")) != reuse.defaults:
+        return False
+    raw = data["tasks"]
+    if len(raw) != len(reuse.ids):
+        return False
+    before = dict(zip(reuse.ids, reuse.tables, strict=True))
+    for i, entry in enumerate(raw):
+        if i in known:
+            continue
+        tid = entry.get("id") if isinstance(entry, dict) else None
+        key = before.get(tid) if isinstance(tid, str) else None
+        old = marshal.loads(key) if key is not None else None
+        if not isinstance(old, dict) or not isinstance(entry, dict):
+            return False
+        if any(old.get(k) != entry.get(k) for k in _EDGE_KEYS) or any(
+            (old.get(k) is None) != (entry.get(k) is None) for k in ("agent", "role")
+        ):
+            return False
+    return True
 
 
 def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:

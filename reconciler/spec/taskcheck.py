@@ -38,13 +38,15 @@ def check_tasks(
     typed: bool = False,
     known: AbstractSet[int] = frozenset(),
     intact: bool = False,
+    acyclic: bool = False,
 ) -> tuple[Meta, tuple[TaskSpec, ...]]:
     """`typed`: the data conforms to the schema, so every value has its type (and the specs are
     built without the lenient readers of `fields`: a third of a 10,000-task load).
     `known`: file indices of tables that a valid file had word for word under the same roster
     (`loader.Reuse`): their own checks passed then and depend on nothing else, so only their
     specs are built. `intact`: every task of that file is still here, so the tasks those
-    tables name still exist. The other checks across tables (duplicates, cycles) run on all."""
+    tables name still exist. `acyclic`: the tasks wait for each other as in that file, which had
+    no cycle (`loader._same_edges`). The other checks across tables run on all."""
     raw_meta = table(data, "meta")
     meta = Meta(
         opt_str(raw_meta, "description"),
@@ -118,7 +120,8 @@ def check_tasks(
     by_index = dict(entries)
     _descriptions(doc, specs, where, [by_index[i] for i in where], has_default)
     _sequential(doc, specs, where, has_default)
-    _cycles(doc, specs, where, edges(specs, has_default))
+    if not acyclic:
+        _cycles(doc, specs, where, edges(specs, has_default))
     return meta, tuple(specs)
 
 

@@ -153,3 +153,14 @@ def test_the_written_out_spec_json_is_jsons_own() -> None:
         )
         expected = json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":"))
         assert spec.canonical_json() == expected
+
+
+def test_a_cycle_made_by_a_new_default_agent_alone_is_reported(tmp_path: Path) -> None:
+    """Unchanged tables, but the group now does work: its members wait for it, and it waits
+    for one of them. The cycle check is skipped only when the waits cannot have changed."""
+    tasks = TASKS.replace("sequential = true\n", 'depends_on = ["b"]\n')
+    paths = town(tmp_path, tasks)
+    reuse = reuse_of(paths)
+    paths.tasks_file.write_text(tasks.replace('description = "reuse"', 'default_agent = "dev"'))
+    again = checked_both_ways(paths, reuse)
+    assert any("dependency cycle" in p.message for p in again.problems)

@@ -69,6 +69,7 @@ def checked_both_ways(paths: TownPaths, reuse: Reuse) -> Validation:
         ("retries = 1\n", ""),  # a field removed
         ('depends_on = ["a"]\n', ""),  # an edge removed
         ('[[tasks]]\nid = "b"', '[[tasks]]\nid = "c"\ndescription = "new"\n\n[[tasks]]\nid = "b"'),
+        (TASKS[TASKS.index('[[tasks]]\nid = "b"') :], ""),  # a task removed
     ],
 )
 def test_an_edited_file_checks_as_from_scratch(tmp_path: Path, edit: tuple[str, str]) -> None:
@@ -164,3 +165,11 @@ def test_a_cycle_made_by_a_new_default_agent_alone_is_reported(tmp_path: Path) -
     paths.tasks_file.write_text(tasks.replace('description = "reuse"', 'default_agent = "dev"'))
     again = checked_both_ways(paths, reuse)
     assert any("dependency cycle" in p.message for p in again.problems)
+
+
+def test_a_file_emptied_of_tasks_checks_as_from_scratch(tmp_path: Path) -> None:
+    paths = town(tmp_path, TASKS)
+    reuse = reuse_of(paths)
+    for text in ('[meta]\ndescription = "none left"\n', ""):
+        paths.tasks_file.write_text(text)
+        assert checked_both_ways(paths, reuse).valid

@@ -175,11 +175,15 @@ def _fleet(
 ) -> list[fleet.FleetChange]:
     if not opts.start_agents:
         return []
+    return fleet.ensure(session.paths, desired, session.store, env=agent_env(opts), keep=keep)
+
+
+def agent_env(opts: ApplyOptions) -> dict[str, str]:
+    """The environment agents are started with: this one, and `--model` as the override."""
     env = dict(os.environ)
-    override = opts.model or os.environ.get(OVERRIDE_ENV)
-    if override:
-        env[OVERRIDE_ENV] = override
-    return fleet.ensure(session.paths, desired, session.store, env=env, keep=keep)
+    if opts.model:
+        env[OVERRIDE_ENV] = opts.model
+    return env
 
 
 def _record(store: Store, desired: Desired, generation: int, observed: Observed) -> None:

@@ -33,7 +33,7 @@ from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
 from ..store.client import is_embedded
 from . import fleet, heal
-from .apply import ApplyOptions, apply
+from .apply import ApplyOptions, agent_env, apply
 from .session import Session
 from .watch import FileWatcher
 
@@ -242,7 +242,7 @@ class Loop:
     def _heal_pass(self) -> None:
         if self.good is None:
             return
-        env = _env(self.opts.apply)
+        env = agent_env(self.opts.apply)
         self._fleet_changes(fleet.ensure(self.s.paths, self.good, self.s.store, env=env))
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
@@ -303,10 +303,3 @@ class Loop:
     ) -> LoopResult:
         counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))
         return LoopResult(code, counts, tuple(failed), tuple(unfinished))
-
-
-def _env(opts: ApplyOptions) -> dict[str, str]:
-    env = dict(os.environ)
-    if opts.model:
-        env["TT_MODEL_OVERRIDE"] = opts.model
-    return env

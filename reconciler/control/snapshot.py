@@ -55,6 +55,8 @@ def load(paths: TownPaths, fingerprint: str) -> Snapshot | None:
         return None
     if snap.fingerprint != fingerprint or len(ids) != len(tables):
         return None
+    if not all(isinstance(i, str) for i in ids) or not all(isinstance(t, bytes) for t in tables):
+        return None  # a well-formed blob of the wrong content: never trusted
     return snap
 
 

@@ -304,7 +304,7 @@ def _same_edges(data: dict[str, Any], reuse: Reuse, known: set[int]) -> bool:
     each other as there, but for the tasks removed. No task added, the same [meta] defaults,
     every table found changed the same as before in what decides its waits. (A removal adds
     no wait but in a sequential group, where the next member now waits for the one before the
-    removed: a path that was there already.)"""
+    removed: a path that was there already. A move is not the same: it reorders a group.)"""
     meta = data.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     if (meta.get("default_agent"), meta.get("default_role")) != reuse.defaults:
@@ -313,6 +313,11 @@ def _same_edges(data: dict[str, Any], reuse: Reuse, known: set[int]) -> bool:
     if not isinstance(raw, list):
         return False
     before = dict(zip(reuse.ids, reuse.tables, strict=True))
+    # Sequential groups order their members by file position: a move may add a wait.
+    ids = [e.get("id") if isinstance(e, dict) else None for e in raw]
+    kept = set(ids)
+    if [t for t in ids if t in before] != [t for t in reuse.ids if t in kept]:
+        return False
     for i, entry in enumerate(raw):
         if i in known:
             continue

@@ -172,6 +172,23 @@ def test_an_invalid_edit_changes_nothing(session: Spied) -> None:
         edit(session, new, old)
 
 
+def test_a_move_that_makes_a_cycle_in_a_sequential_group_is_refused(session: Spied) -> None:
+    """Members of a sequential group wait in file order: moving t1 (which depends on t0) above
+    t0 makes t0 wait for t1 and t1 for t0. The reused checks must not skip the cycle check."""
+    edit(session, '"task 1"\nagent = "dev"', '"task 1"\nagent = "dev"\ndepends_on = ["t0"]')
+    assert apply(session, OPTS).applied  # valid: t1 waits for t0 twice over
+    before = keys_of(session.store)
+    t1 = (
+        '[[tasks]]\nid = "t1"\ndescription = "task 1"\nagent = "dev"\ndepends_on = ["t0"]\n'
+        'parent = "epic"\n\n'
+    )
+    edit(session, t1, "")
+    edit(session, '[[tasks]]\nid = "t0"', t1 + '[[tasks]]\nid = "t0"')
+    with pytest.raises(ValidationFailed, match="dependency cycle"):
+        apply(session, OPTS)
+    assert keys_of(session.store) == before
+
+
 def test_tasks_moved_in_the_file_are_planned_in_full(session: Spied) -> None:
     """Moving a member of a sequential group changes what its neighbours wait for."""
     t1 = '[[tasks]]\nid = "t1"\ndescription = "task 1"\nagent = "dev"\nparent = "epic"\n\n'

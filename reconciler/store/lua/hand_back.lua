@@ -13,9 +13,8 @@ if token:sub(1, 2) == '*:' then
 elseif token ~= '*' and f[1] ~= token then
   return 0
 end
-redis.call('RPUSH', P .. 'attempts:' .. id, cjson.encode({attempt = tonumber(f[2]), agent = f[3],
-  outcome = 'handed back', reason = reason, started_at = tonumber(f[4]),
-  finished_at = tonumber(NOW)}))
+record_attempt(id, {attempt = tonumber(f[2]), agent = f[3], outcome = 'handed back',
+  reason = reason}, f[4])
 redis.call('HSET', k, 'state', 'ready', 'token', '', 'run_base', tonumber(f[7] or 0) + 1,
   'ready_at', NOW)
 redis.call('LPUSH', P .. 'queue:' .. f[6], id)

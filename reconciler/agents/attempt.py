@@ -66,7 +66,7 @@ class Runner:
             extra_args=self.spec.args,
         )
         env = self.env(task_id, attempt, token)
-        last_check = [0.0]
+        last_check = [time.monotonic()]  # the first look a second after the start
 
         def started(pid: int) -> None:
             # Whoever finds this agent dead (kill -9) kills the model's group too: it must not

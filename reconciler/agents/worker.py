@@ -1,8 +1,9 @@
 """The worker process of one agent (`tt agent run NAME`): heartbeat, claim, prompt, run, report.
 
-It blocks on its queues (own, pool, role, backlog) and its mail bell in one BLPOP: no polling.
-Every transition goes through fenced store scripts, so a stale attempt can never complete a task;
-mail it answers stays in Redis (`answering`) until the answer is sent.
+Between two tasks it makes one round trip (`store.turn`: report the last, claim the next); with
+nothing to claim it blocks on its queues (own, pool, role, backlog), control list and mail bell
+in one BLPOP: no polling. Every transition goes through fenced store scripts, so a stale attempt
+can never complete a task; mail it answers stays in Redis (`answering`) until the answer is sent.
 It never decides what should exist (that is the controller's job) and never spawns agents.
 """
 
@@ -23,7 +24,8 @@ from ..errors import RedisUnavailable, TtError
 from ..plan.graph import BACKLOG, POOL_PREFIX, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
 from ..store.mail import Message
-from ..store.tasks import Claimed, DepResult
+from ..store.tasks import Claimed
+from ..store.turn import Outcome, Turn
 from ..town import TownPaths
 from .attempt import Runner
 from .models import OVERRIDE_ENV, resolve
@@ -31,6 +33,7 @@ from .prompt import Verdict, build_message_prompt, build_prompt
 from .supervisor import proc_start_time
 
 T = TypeVar("T")
+IDLE = {"state": "idle", "task": "", "model_pid": ""}
 
 
 class Interrupted(Exception):
@@ -48,23 +51,23 @@ class WorkerStore(Protocol):
     def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None: ...
-    def claim(self, task_id: str, agent: str, token: str) -> Claimed | None: ...
-    def dep_results(self, task_id: str) -> list[DepResult]: ...
+    def turn(
+        self,
+        agent: str,
+        outcome: Outcome | None,
+        token: str,
+        targets: Sequence[str],
+        policy: Policy,
+        popped: str = "",
+    ) -> Turn: ...
     def current_token(self, task_id: str) -> str | None: ...
     def complete(self, task_id: str, token: str, result: str) -> bool: ...
-    def fail(
-        self, task_id: str, token: str, error: str, permanent: bool, policy: Policy
-    ) -> str: ...
     def hand_back(self, task_id: str, token: str) -> bool: ...
-    def promote_due(self) -> int: ...
-    def seconds_to_next_timer(self) -> float | None: ...
-    def promote_and_next_timer(self) -> float | None: ...
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
     def queue_keys(self, targets: Sequence[str]) -> list[str]: ...
     def bell_key(self, agent: str) -> str: ...
     def take_mail(self, agent: str) -> list[tuple[str, Message]]: ...
     def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None: ...
-    def delivered(self, agent: str, taken: Sequence[str]) -> None: ...
     def control_key(self, agent: str) -> str: ...
     def event(self, etype: str, **fields: str) -> None: ...
 
@@ -133,10 +136,8 @@ class Worker:
         self.store.event("agent.started", agent=self.name, pid=str(os.getpid()))
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
-        keys = [
-            self.store.control_key(self.name),
-            *self.store.queue_keys(queue_targets(self.spec, self.name)),
-        ]
+        targets = queue_targets(self.spec, self.name)
+        keys = [self.store.control_key(self.name), *self.store.queue_keys(targets)]
         backlog = keys.pop()  # mail comes before the backlog
         bell = self.store.bell_key(self.name)
         keys += [bell, backlog]
@@ -144,25 +145,42 @@ class Worker:
             # Mail a previous process of this agent took and died answering, or whose bell it
             # popped before dying: answered first.
             self._answer()
-            while not self.stopping.is_set() and not self.terminated:
-                wait = self._call(self.store.promote_and_next_timer)
+            outcome: Outcome | None = None
+            popped = ""
+            while True:
+                # Between two tasks, one round trip: report the last one, claim the next (a
+                # task popped below is claimed even when stopping: it must not be lost).
+                go_on = not (self.stopping.is_set() or self.terminated)
+                if outcome is None and not popped and not go_on:
+                    break
+                token = uuid.uuid4().hex if go_on or popped else ""
+                turn = self._call(
+                    self.store.turn, self.name, outcome, token, targets, self.policy, popped
+                )
+                outcome, popped = None, ""
+                if turn.claimed is not None:
+                    outcome = self._work(turn.claimed, token, turn.mail)
+                    continue
+                if not go_on:
+                    break
+                wait = turn.next_timer
                 timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
                 self.waiting = True
                 try:
-                    popped = self._call(self.store.pop_work, keys, timeout)
+                    got = self._call(self.store.pop_work, keys, timeout)
                 except Interrupted:
                     break
                 finally:
                     self.waiting = False
-                if popped is None:
+                if got is None:
                     continue
-                key, value = popped
+                key, value = got
                 if key == keys[0]:
                     self._control(value)
                 elif key == bell:
                     self._answer()
                 else:
-                    self._work(value)
+                    popped = value
         finally:
             self.stopping.set()
             self.store.release_instance(self.name, self.instance_token)
@@ -218,30 +236,31 @@ class Worker:
                 return
 
     # -- work ------------------------------------------------------------------------------
-    def _work(self, task_id: str) -> None:
-        token = uuid.uuid4().hex
-        claimed = self._call(self.store.claim, task_id, self.name, token)
-        if claimed is None:
-            return  # stale queue entry: cancelled, deleted or taken
+    def _work(
+        self, claimed: Claimed, token: str, mail: list[tuple[str, Message]]
+    ) -> Outcome | None:
+        """Run a claimed attempt; how it ended, for the next turn to report (None: it was
+        handed back). Its mail stays in `answering` until the attempt has run to its end: an
+        agent killed meanwhile answers it when it starts again."""
+        task_id = claimed.task_id
         self.current = (task_id, token)
-        # Mail for the prompt stays in `answering` until the attempt has run to its end: an
-        # agent killed meanwhile answers it when it starts again.
-        mail = self._call(self.store.take_mail, self.name)
         try:
             verdict = self._run(claimed, token, [m for _, m in mail])
-            if verdict.ok:
-                self._call(self.store.complete, task_id, token, verdict.text)
-            elif verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
-                self._call(self.store.hand_back, task_id, token)
-                mail = []  # not seen through: answered by the agent's next process
-            else:
-                error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
-                self._call(self.store.fail, task_id, token, error, verdict.permanent, self.policy)
-            self._call(self.store.delivered, self.name, [raw for raw, _ in mail])
+        except BaseException:
+            self._call(self.store.set_agent, self.name, IDLE)
+            raise
         finally:
             self.current = None
-            idle = {"state": "idle", "task": "", "model_pid": ""}
-            self._call(self.store.set_agent, self.name, idle)
+        seen = tuple(raw for raw, _ in mail)
+        if verdict.ok:
+            return Outcome(task_id, token, True, verdict.text, delivered=seen)
+        if verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
+            # Not seen through: its mail is answered by the agent's next process.
+            self._call(self.store.hand_back, task_id, token)
+            self._call(self.store.set_agent, self.name, IDLE)
+            return None
+        error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
+        return Outcome(task_id, token, False, error, verdict.permanent, seen)
 
     def _run(self, c: Claimed, token: str, messages: list[Message]) -> Verdict:
         spec = c.spec

@@ -25,6 +25,7 @@ from .keys import Keys
 from .mail import MailOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
 from .tasks import TaskOps
+from .turn import TurnOps
 
 if TYPE_CHECKING:
     import redis
@@ -84,9 +85,9 @@ def mask_url(url: str) -> str:
     return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
 
 
-class Store(TaskOps, AgentOps, MailOps, TownOps):
+class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
-    tasks, agents, mail and the town's shared records.
+    tasks, agents' turns, agents, mail and the town's shared records.
 
     `client` runs commands (short timeouts); `blocking` serves BLPOP-style waits, which must not
     time out on the socket before the server's own timeout.

@@ -54,7 +54,7 @@ class MailOps(Scripted):
         """`lua/take_mail.lua`: move the agent's mail to its `answering` list; returns every
         message it has not answered yet, each with its stored form (for `answer_mail`)."""
         raws = self._run("take_mail", agent, SEEN_MAXLEN, "1")
-        return [(str(raw), _kept_message(str(raw))) for raw in raws]
+        return [(str(raw), kept_message(str(raw))) for raw in raws]
 
     def delivered(self, agent: str, taken: Sequence[str]) -> None:
         """`taken` messages went into a task's prompt and that attempt ran to its end: they are
@@ -67,7 +67,7 @@ class MailOps(Scripted):
     def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None:
         """Send `answer` to each sender of the `taken` messages and drop them from `answering`,
         in one transaction: an agent that dies before this answers them again, never twice."""
-        senders = list(dict.fromkeys(_kept_message(raw).sender for raw in taken))
+        senders = list(dict.fromkeys(kept_message(raw).sender for raw in taken))
         pipe = self.client.pipeline(transaction=True)
         for to in senders:
             self._post(pipe, to, agent, answer, False)
@@ -80,13 +80,13 @@ class MailOps(Scripted):
         """Messages the agent took to answer and has not answered (it is answering them now, or
         died doing so and its next process will)."""
         raws = self.client.lrange(self.keys.answering(agent), 0, -1)
-        return [_kept_message(str(raw)) for raw in raws]
+        return [kept_message(str(raw)) for raw in raws]
 
     def take_messages(self, agent: str) -> list[Message]:
         """Every pending message, urgent first, read by a person (`tt inbox`): moved to the
         mailbox's `seen` list in one script."""
         raws = self._run("take_mail", agent, SEEN_MAXLEN, "0")
-        return [_kept_message(str(raw)) for raw in raws]
+        return [kept_message(str(raw)) for raw in raws]
 
     def peek_messages(self, agent: str) -> list[Message]:
         pipe = self.client.pipeline(transaction=False)
@@ -98,7 +98,7 @@ class MailOps(Scripted):
         ]
 
 
-def _kept_message(raw: str) -> Message:
+def kept_message(raw: str) -> Message:
     """A stored message whose mailbox is no longer known: its body says if it was urgent."""
     try:
         urgent = bool(json.loads(raw).get("urgent"))

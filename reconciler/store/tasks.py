@@ -97,19 +97,6 @@ class TaskOps(Scripted):
         first = self.client.zrange(self.keys.timers, 0, 0, withscores=True)
         return None if not first else max(0.0, float(first[0][1]) - time.time())
 
-    def promote_and_next_timer(self) -> float | None:
-        """`promote_due` then `seconds_to_next_timer` in one round trip (the worker's loop)."""
-        # EVALSHA by hand: a pipeline given the script object checks SCRIPT EXISTS first.
-        pipe = self.client.pipeline(transaction=False)
-        argv = [self.keys.prefix, repr(time.time()), ""]  # an agent's: unfenced
-        pipe.evalsha(self._script("promote").sha, 1, self.keys.meta, *argv)
-        pipe.zrange(self.keys.timers, 0, 0, withscores=True)
-        promoted, first = pipe.execute(raise_on_error=False)
-        if isinstance(promoted, Exception):  # NOSCRIPT (a new server): load it the usual way
-            self.promote_due()
-            return self.seconds_to_next_timer()
-        return None if not first else max(0.0, float(first[0][1]) - time.time())
-
     def current_token(self, task_id: str) -> str | None:
         token = self.client.hget(self.keys.task(task_id), "token")
         return str(token) if token else None

@@ -1,0 +1,64 @@
+-- One turn of an agent between two attempts, in one round trip: report how its last attempt
+-- ended (fenced by its token; the mail it saw through dropped), promote due timers, then claim
+-- its next task in the order of its blocking pop (control requests and mail make it return idle,
+-- so that pop takes them), with the mail for the prompt.
+-- ARGV[4]: agent, [5]: 'completed' | 'failed' | '' (no attempt to report), [6]: id, [7]: token,
+-- [8]: result or error, [9]: '1' if permanent, [10]: backoff base s, [11]: cap s, [12]: jitter,
+-- [13]: default retries, [14]: JSON list of the messages the attempt saw through, [15]: the next
+-- attempt's token ('' = claim nothing), [16]: how many `seen` keeps, [17]: an id the agent popped
+-- ('' = none), [18..]: its queue targets, the backlog last.
+-- Returns {outcome, seconds to the next timer or '', attempt, id, spec, error, deps, mail...};
+-- no attempt and no id when nothing was claimed.
+local agent, token = ARGV[4], ARGV[15]
+local akey = P .. 'agent:' .. agent
+local outcome = ''
+if ARGV[5] == 'completed' then
+  outcome = tostring(complete_attempt(ARGV[6], ARGV[7], ARGV[8]))
+elseif ARGV[5] == 'failed' then
+  outcome = fail_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
+    ARGV[13])
+end
+if ARGV[5] ~= '' then redis.call('HSET', akey, 'model_pid', '') end
+if ARGV[14] ~= '' then
+  for _, raw in ipairs(cjson.decode(ARGV[14])) do
+    redis.call('LREM', P .. 'answering:' .. agent, 1, raw)
+  end
+end
+promote_due()
+local first = redis.call('ZRANGE', P .. 'timers', 0, 0, 'WITHSCORES')
+local timer = ''
+if first[2] then timer = tostring(math.max(0, tonumber(first[2]) - tonumber(NOW))) end
+
+local function claimed(id, c)
+  local out = {outcome, timer, c[1], id, c[2] or '', c[3] or '', c[4]}
+  for _, m in ipairs(take_mail(agent, ARGV[16], true)) do table.insert(out, m) end
+  return out
+end
+
+if token ~= '' then
+  -- A retry of a turn whose reply was lost: the claim it made, again.
+  local cur = redis.call('HGET', akey, 'task')
+  if cur and cur ~= '' and redis.call('HGET', tkey(cur), 'token') == token then
+    return claimed(cur, claim(cur, agent, token))
+  end
+  if ARGV[17] ~= '' then
+    local c = claim(ARGV[17], agent, token)
+    if c then return claimed(ARGV[17], c) end
+  end
+  if redis.call('LLEN', P .. 'ctl:' .. agent) == 0 then
+    for i = 18, #ARGV do
+      if i == #ARGV and redis.call('LLEN', P .. 'bell:' .. agent) > 0 then break end
+      local q = P .. 'queue:' .. ARGV[i]
+      for _ = 1, 100 do  -- stale entries (cancelled, taken) are dropped, as the pop does
+        local id = redis.call('LPOP', q)
+        if not id then break end
+        local c = claim(id, agent, token)
+        if c then return claimed(id, c) end
+      end
+    end
+  end
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', akey, 'state', 'idle', 'task', '')
+end
+return {outcome, timer}

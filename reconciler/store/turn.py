@@ -1,0 +1,77 @@
+"""An agent's turn between two attempts, mixed into `Store`: report how the last attempt ended and
+claim the next task in one round trip (`lua/turn.lua`), the way its blocking pop would choose.
+
+Between tasks a busy agent makes this one call; only an agent with nothing to claim blocks in
+BLPOP. No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..spec.desired import Policy
+from .mail import SEEN_MAXLEN, Message, kept_message
+from .scripts import Scripted
+from .tasks import Claimed, DepResult
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, reported with the agent's next turn."""
+
+    task_id: str
+    token: str
+    ok: bool
+    text: str  # the result, or the error
+    permanent: bool = False
+    delivered: tuple[str, ...] = ()  # the messages its prompt carried (stored form)
+
+
+@dataclass(frozen=True)
+class Turn:
+    reported: str  # the outcome's fate: '1'/'0' completed/stale, 'retrying', 'failed', 'stale'
+    next_timer: float | None  # seconds to the earliest retry timer (the idle pop's timeout)
+    claimed: Claimed | None
+    mail: list[tuple[str, Message]]  # for the claimed task's prompt, each with its stored form
+
+
+class TurnOps(Scripted):
+    def turn(
+        self,
+        agent: str,
+        outcome: Outcome | None,
+        token: str,
+        targets: Sequence[str],
+        policy: Policy,
+        popped: str = "",
+    ) -> Turn:
+        """Report `outcome` (if any), then claim the next task of `targets` (own queue, pool,
+        role, backlog) with `token` ('' = claim nothing), `popped` (an id the agent's blocking
+        pop took) first. Nothing is claimed while a control request or mail waits: the pop
+        takes them. The same call again (a reply lost) returns the same claim."""
+        report: list[object] = [""] * 10
+        if outcome is not None:
+            report = [
+                "completed" if outcome.ok else "failed",
+                outcome.task_id,
+                outcome.token,
+                outcome.text,
+                "1" if outcome.permanent else "0",
+                policy.retry_backoff,
+                policy.retry_backoff_max,
+                random.uniform(0.9, 1.1),
+                policy.retries,
+                json.dumps(list(outcome.delivered)) if outcome.delivered else "",
+            ]
+        got = self._run("turn", agent, *report, token, SEEN_MAXLEN, popped, *targets)
+        reported, timer = str(got[0]), float(got[1]) if got[1] else None
+        if len(got) <= 2:
+            return Turn(reported, timer, None, [])
+        deps = tuple(DepResult(d, a or None, r) for d, a, r in json.loads(got[6]))
+        spec = json.loads(got[4] or "{}")
+        claimed = Claimed(str(got[3]), int(got[2]), spec, got[5] or None, deps)
+        mail = [(str(raw), kept_message(str(raw))) for raw in got[7:]]
+        return Turn(reported, timer, claimed, mail)

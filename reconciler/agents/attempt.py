@@ -26,7 +26,7 @@ WORKTREE = "worktree"
 class RunnerStore(Protocol):
     url: str
 
-    def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
+    def note_model(self, agent: str, pid: int, start: str) -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
 
 
@@ -72,9 +72,7 @@ class Runner:
             # Whoever finds this agent dead (kill -9) kills the model's group too: it must not
             # run on beside the next attempt.
             with contextlib.suppress(TtError):  # Redis away: it cannot be recorded
-                self.store.set_agent(
-                    self.name, {"model_pid": str(pid), "model_start": proc_start_time(pid) or ""}
-                )
+                self.store.note_model(self.name, pid, proc_start_time(pid) or "")
 
         def should_stop() -> bool:
             if interrupted():

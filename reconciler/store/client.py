@@ -102,7 +102,11 @@ class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):
         self._scripts: dict[str, Any] = {}
         import redis  # a client exists: redis is imported already
 
-        self.errors = ErrorTypes(watch=redis.WatchError, response=redis.ResponseError)
+        self.errors = ErrorTypes(
+            watch=redis.WatchError,
+            response=redis.ResponseError,
+            no_script=redis.exceptions.NoScriptError,
+        )
 
     @classmethod
     def open(cls, url: str, town: str, *, probe: bool = True) -> Store:
@@ -161,6 +165,8 @@ class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):
         return info
 
     def close(self) -> None:
+        if self._lane is not None:
+            self._lane.drop()
         self.client.close()
         if self.blocking is not self.client:
             self.blocking.close()

@@ -4,7 +4,7 @@
 A store that acts as leader (`fence`) has every write refused once a newer leader holds the
 town (`LeaderFenced`). No module of the store but `client` imports redis; `client` also
 translates every error of redis-py raised by a public operation (`Store`'s guard), so these
-modules neither import nor sort redis' exceptions, but for the two they name (`errors`).
+modules neither import nor sort redis' exceptions, but for those they name (`errors`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ def lua_source(name: str) -> str:
 
 @dataclass(frozen=True)
 class ErrorTypes:
-    """The two redis-py exceptions an operation handles itself, given by `client` (the door)."""
+    """The redis-py exceptions an operation handles itself, given by `client` (the door)."""
 
     watch: type[Exception]  # a WATCHed key moved: the MULTI did not run
     response: type[Exception]  # the server refused one command
+    no_script: type[Exception]  # that refusal: EVALSHA of a script the server has not loaded
 
 
 class Scripted:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..spec.desired import Policy
+from .lane import Lane
 from .mail import SEEN_MAXLEN, Message, kept_message
-from .scripts import Scripted
+from .scripts import Scripted, lua_source
 from .tasks import Claimed, DepResult
 
 
@@ -39,6 +42,19 @@ class Turn:
 
 
 class TurnOps(Scripted):
+    _lane: Lane | None = None
+
+    def lane(self) -> Lane:
+        if self._lane is None:
+            self._lane = Lane(self.client, self.errors)
+        return self._lane
+
+    def note_model(self, agent: str, pid: int, start: str) -> None:
+        """Record the model process `agent` runs (whoever finds the agent dead kills it): sent
+        now, its reply read with the agent's next turn, on the same connection."""
+        key = self.keys.agent(agent)
+        self.lane().send("HSET", key, "model_pid", str(pid), "model_start", start)
+
     def turn(
         self,
         agent: str,
@@ -66,7 +82,7 @@ class TurnOps(Scripted):
                 policy.retries,
                 json.dumps(list(outcome.delivered)) if outcome.delivered else "",
             ]
-        got = self._run("turn", agent, *report, token, SEEN_MAXLEN, popped, *targets)
+        got = self._turn(agent, *report, token, SEEN_MAXLEN, popped, *targets)
         reported, timer = str(got[0]), float(got[1]) if got[1] else None
         if len(got) <= 2:
             return Turn(reported, timer, None, [])
@@ -75,3 +91,9 @@ class TurnOps(Scripted):
         claimed = Claimed(str(got[3]), int(got[2]), spec, got[5] or None, deps)
         mail = [(str(raw), kept_message(str(raw))) for raw in got[7:]]
         return Turn(reported, timer, claimed, mail)
+
+    def _turn(self, *args: object) -> Any:
+        """`lua/turn.lua` on the agent's lane (after the replies of writes sent before it)."""
+        argv = [self.keys.prefix, repr(time.time()), self.fence, *args]
+        sha = self._script("turn").sha
+        return self.lane().eval(sha, lua_source("turn"), [self.keys.meta], argv)

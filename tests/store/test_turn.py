@@ -3,6 +3,11 @@ does not reproduce, such as the 14 digits cjson keeps of a number."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+from reconciler.errors import RedisUnavailable
 from reconciler.spec.desired import Policy
 from reconciler.store.client import Store
 from reconciler.store.turn import Outcome, Turn
@@ -104,3 +109,43 @@ def test_stale_queue_entries_are_dropped_and_a_popped_id_comes_first(redis_store
     assert nxt.claimed is not None and nxt.claimed.task_id == "a"
     assert turn(s, Outcome("a", "t2", True, "ok"), "t3").claimed is None
     assert s.client.llen(s.keys.queue("dev")) == 0
+
+
+def test_the_model_pid_is_written_at_once_and_its_reply_read_with_the_next_turn(
+    redis_store: Store,
+) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    s.note_model("dev", 4242, "777")
+    other = Store.open(s.url, s.town)  # another process (a healer) sees it before any reply
+    try:
+        deadline = time.monotonic() + 5
+        while other.client.hget(s.keys.agent("dev"), "model_pid") != "4242":
+            assert time.monotonic() < deadline, "the model pid was not written"
+            time.sleep(0.001)
+        assert other.client.hget(s.keys.agent("dev"), "model_start") == "777"
+    finally:
+        other.close()
+    assert s.lane().unread == 1
+    done = turn(s, Outcome("a", "t1", True, "ok"), "t2")
+    assert done.reported == "1" and s.lane().unread == 0
+    assert s.client.hget(s.keys.agent("dev"), "model_pid") == ""
+
+
+def test_a_deferred_writes_error_or_a_broken_connection_does_not_break_the_next_turn(
+    redis_store: Store,
+) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a"), rec("b")], 1)
+    s.client.set(s.keys.agent("ghost"), "not a hash")
+    s.note_model("ghost", 1, "1")  # WRONGTYPE, read and dropped with the next reply
+    first = turn(s, None, "t1")
+    assert first.claimed is not None and first.claimed.task_id == "a"
+    s.client.client_kill_filter(_id=s.lane().call("CLIENT", "ID"))  # the server restarted
+    with pytest.raises(RedisUnavailable):
+        turn(s, Outcome("a", "t1", True, "ok"), "t2")
+    assert s.lane().conn is None  # the worker waits the outage out and retries the same turn
+    again = turn(s, Outcome("a", "t1", True, "ok"), "t2")
+    assert again.claimed is not None and again.claimed.task_id == "b"
+    assert field(s, "a", "state") == "completed"

@@ -11,14 +11,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from ..errors import RedisUnavailable, TtError
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..town import TownPaths
 from .models import render_argv
 from .prompt import Verdict, judge
-from .supervisor import add_worktree, proc_start_time, run_model
+from .supervisor import RunResult, add_worktree, open_log, proc_start_time, run_model
 
 WORKTREE = "worktree"
 
@@ -39,6 +39,16 @@ class Runner:
         self.prompt_file = model.prompt == PromptMode.FILE or any(
             "{prompt_file}" in part for part in (*model.command, *spec.args)
         )
+        # The environment of every run but the attempt's own variables, built once.
+        self.model_env = dict(model.env)
+        self.base_env = {
+            **os.environ,
+            **dict(spec.env),
+            "TT_TOWN": str(paths.root),
+            "TT_AGENT": name,
+            "TT_REDIS_URL": store.url,
+            **self.model_env,
+        }
 
     def invoke(
         self,
@@ -52,10 +62,37 @@ class Runner:
     ) -> Verdict:
         """Run the model on `prompt` to its verdict; `interrupted` says the worker is stopping.
         A task whose attempt token changed (cancelled or reassigned) stops the model too."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Opened first: it makes the agent's log folder, where a prompt file goes too.
+        with open_log(log_path) as log:
+            result = self._run(log, prompt, log_path, timeout, task_id, attempt, token, interrupted)
+        if result.cancelled:
+            return Verdict(False, False, "stopped before the model finished")
+        return judge(
+            returncode=result.returncode,
+            stdout_tail=result.stdout_tail,
+            stderr_tail=result.stderr_tail,
+            timed_out=result.timed_out,
+            timeout=timeout,
+            not_found=result.not_found,
+            fail_patterns=self.model.fail_patterns,
+        )
+
+    def _run(
+        self,
+        log: IO[bytes],
+        prompt: str,
+        log_path: Path,
+        timeout: float,
+        task_id: str,
+        attempt: int,
+        token: str,
+        interrupted: Callable[[], bool],
+    ) -> RunResult:
         prompt_file = log_path.with_suffix(".prompt.md")
         if self.prompt_file:
-            prompt_file.write_text(prompt)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+            with open(os.open(prompt_file, flags, 0o600), "wb") as f:  # private, as the log
+                f.write(prompt.encode())
         workdir = self.workdir()
         argv, stdin_text = render_argv(
             self.model,
@@ -65,7 +102,6 @@ class Runner:
             python=sys.executable,
             extra_args=self.spec.args,
         )
-        env = self.env(task_id, attempt, token)
         last_check = [time.monotonic()]  # the first look a second after the start
 
         def started(pid: int) -> None:
@@ -86,30 +122,18 @@ class Runner:
             except RedisUnavailable:
                 return False  # the server restarting: keep the model running
 
-        with open(log_path, "ab") as log:
-            # The log holds what the model was asked, then what it answered.
-            head = f"$ {' '.join(argv[:3])} … (attempt {attempt})\n--- prompt ---\n{prompt}"
-            log.write(f"{head}--- output ---\n".encode())
-            result = run_model(
-                argv,
-                cwd=workdir,
-                env=env,
-                stdin_text=stdin_text,
-                log=log,
-                timeout=timeout,
-                should_stop=should_stop,
-                on_start=started,
-            )
-        if result.cancelled:
-            return Verdict(False, False, "stopped before the model finished")
-        return judge(
-            returncode=result.returncode,
-            stdout_tail=result.stdout_tail,
-            stderr_tail=result.stderr_tail,
-            timed_out=result.timed_out,
+        # The log holds what the model was asked, then what it answered.
+        head = f"$ {' '.join(argv[:3])} … (attempt {attempt})\n--- prompt ---\n{prompt}"
+        log.write(f"{head}--- output ---\n".encode())
+        return run_model(
+            argv,
+            cwd=workdir,
+            env=self.env(task_id, attempt, token),
+            stdin_text=stdin_text,
+            log=log,
             timeout=timeout,
-            not_found=result.not_found,
-            fail_patterns=self.model.fail_patterns,
+            should_stop=should_stop,
+            on_start=started,
         )
 
     def workdir(self) -> Path:
@@ -121,21 +145,12 @@ class Runner:
                 add_worktree(self.paths.root, path)
             return path
         path = self.paths.root if not wd else (self.paths.root / wd)
-        path.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(path):
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def env(self, task_id: str, attempt: int, token: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(dict(self.spec.env))
-        env.update(
-            {
-                "TT_TOWN": str(self.paths.root),
-                "TT_AGENT": self.name,
-                "TT_TASK": task_id,
-                "TT_ATTEMPT": str(attempt),
-                "TT_ATTEMPT_TOKEN": token,
-                "TT_REDIS_URL": self.store.url,
-            }
-        )
-        env.update(dict(self.model.env))
+        env = dict(self.base_env)
+        own = {"TT_TASK": task_id, "TT_ATTEMPT": str(attempt), "TT_ATTEMPT_TOKEN": token}
+        env.update({k: v for k, v in own.items() if k not in self.model_env})
         return env

@@ -10,31 +10,27 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from ..errors import TtError
-
-TAIL_LINES = 40
-TAIL_CHARS = 4000
-# A CLI often says what went wrong first and then prints its whole help (gemini's "unknown flag"
-# is followed by 45 lines): a failed attempt's error keeps the first lines too.
-HEAD_LINES = 5
-HEAD_CHARS = 1000
+from .pipes import Stream, excerpt, feed, pump
 
 
 def proc_start_time(pid: int) -> str | None:
     """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
+    try:  # raw calls: this runs for every model an agent starts
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            stat = os.read(fd, 4096).decode(errors="replace")
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # The command name is in parentheses and may contain spaces; fields follow the last ')'.
@@ -49,12 +45,26 @@ def is_alive(pid: int, start_time: str | None = None) -> bool:
     return start_time is None or start_time == current
 
 
+def open_log(path: Path) -> IO[bytes]:
+    """`path` opened to append, unbuffered (each write reaches `tt logs -f` at once); a new log
+    is 0600 and a new folder for it 0700: a model's prompt and output are private."""
+    try:
+        return open(path, "ab", buffering=0, opener=_private)
+    except FileNotFoundError:
+        path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        return open(path, "ab", buffering=0, opener=_private)
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def spawn_detached(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
 ) -> tuple[int, str]:
     """Start a long-lived process in its own session; returns (pid, start time)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
+    with open_log(log_path) as log, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -140,32 +150,35 @@ def run_model(
     one selector (a pidfd tells the exit at once): no thread per run, no polling for the exit.
     """
     started = time.monotonic()
+    # Pipes of our own (raw descriptors, no file objects): the child's ends close here once
+    # it has them.
+    out_fd, out_child = os.pipe()
+    err_fd, err_child = os.pipe()
+    in_child, in_fd = os.pipe() if stdin_text is not None else (subprocess.DEVNULL, -1)
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except FileNotFoundError:
-        return RunResult(None, False, False, "", "", 0.0, not_found=argv[0])
-    except PermissionError as e:
-        return RunResult(None, False, False, "", str(e), 0.0, not_found=argv[0])
+        proc = _popen(argv, cwd=cwd, env=env, stdin=in_child, stdout=out_child, stderr=err_child)
+    except OSError as e:
+        for fd in (out_fd, err_fd, in_fd):
+            if fd >= 0:
+                os.close(fd)
+        text = "" if isinstance(e, FileNotFoundError) else str(e)
+        if isinstance(e, (FileNotFoundError, PermissionError)):
+            return RunResult(None, False, False, "", text, 0.0, not_found=argv[0])
+        raise
+    finally:
+        for fd in (out_child, err_child, in_child):
+            if fd >= 0:
+                os.close(fd)
     if on_start is not None:
         on_start(proc.pid)
-    if stdin_text is not None and proc.stdin is not None:
-        _feed(proc.stdin, stdin_text.encode())
-    assert proc.stdout is not None and proc.stderr is not None
-    out = _Stream(proc.stdout, b"", log)
-    err = _Stream(proc.stderr, b"[err] ", log)
+    if stdin_text is not None:
+        feed(in_fd, stdin_text.encode())
+    out = Stream(out_fd, b"", log)
+    err = Stream(err_fd, b"[err] ", log)
     pidfd = _pidfd(proc.pid)
     deadline = None if timeout is None else started + timeout
     timed_out = cancelled = False
-    with selectors.DefaultSelector() as sel:
+    with _Selector() as sel:
         for stream in (out, err):
             sel.register(stream.fd, selectors.EVENT_READ, stream)
         if pidfd is not None:
@@ -181,7 +194,7 @@ def run_model(
                 break
             # Without a pidfd, an exit behind pipes a grandchild holds open shows by polling.
             wait = 0.2 if pidfd is not None else 0.05
-            _pump(sel, wait if deadline is None else min(wait, deadline - now))
+            pump(sel, wait if deadline is None else min(wait, deadline - now))
         # The group may still hold the pipes open (a grandchild): kill stragglers, then read
         # what is left.
         signal_group(proc.pid, signal.SIGKILL)
@@ -190,15 +203,15 @@ def run_model(
             os.close(pidfd)
         drain_until = time.monotonic() + 5
         while sel.get_map() and time.monotonic() < drain_until:
-            _pump(sel, 0.2)
+            pump(sel, 0.2)
     for stream in (out, err):
         stream.close()
     return RunResult(
         returncode=proc.returncode,
         timed_out=timed_out,
         cancelled=cancelled,
-        stdout_tail=_excerpt(out),
-        stderr_tail=_excerpt(err),
+        stdout_tail=excerpt(out),
+        stderr_tail=excerpt(err),
         seconds=time.monotonic() - started,
     )
 
@@ -212,106 +225,51 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
         proc.wait()
 
 
+# poll(2) needs no descriptor of its own for three pipes (epoll: create, 3 ctl, close per run).
+_Selector = getattr(selectors, "PollSelector", selectors.DefaultSelector)
+# Where a bare command name was found on a PATH (Popen searches PATH in Python, and the child
+# tries execve in each folder, on every run otherwise).
+_found: dict[tuple[str, str], str] = {}
+
+
+def _popen(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: int, stdout: int, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own (the group a timeout kills). No preexec_fn, so
+    CPython can vfork; a bare command name is looked up on the model's PATH once."""
+    name = argv[0]
+    key = (name, env.get("PATH", os.defpath))
+    executable = _found.get(key)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            executable=executable,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        if executable is None:
+            raise
+        del _found[key]  # moved or replaced since: search the PATH again
+        return _popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=stdout, stderr=stderr)
+    if executable is None and os.sep not in name:
+        found = shutil.which(name, path=key[1])
+        if found is not None and os.path.isabs(found):
+            _found[key] = found
+    return proc
+
+
 def _pidfd(pid: int) -> int | None:
     """A descriptor that turns readable when `pid` exits (Linux ≥ 5.3), else None."""
     try:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-class _Stream:
-    """One output pipe of a model: lines go to the log (with a prefix) and to a tail."""
-
-    CHUNK = 65536
-
-    def __init__(self, pipe: IO[bytes], prefix: bytes, log: IO[bytes]) -> None:
-        self.pipe, self.fd, self.prefix, self.log = pipe, pipe.fileno(), prefix, log
-        self.partial = b""
-        self.lines = 0
-        self.head: list[str] = []
-        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def read(self) -> bool:
-        """Read what is there; False at end of file."""
-        data = os.read(self.fd, self.CHUNK)
-        if not data:
-            self._emit(self.partial)
-            self.partial = b""
-            return False
-        data = self.partial + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0 and len(data) > self.CHUNK:
-            cut = len(data)  # a very long line without a newline: pass it on in parts
-        self.partial = data[cut:]
-        self._emit(data[:cut])
-        return True
-
-    def _emit(self, data: bytes) -> None:
-        if not data:
-            return
-        lines = data.splitlines(keepends=True)
-        self.log.write(b"".join(self.prefix + line for line in lines))
-        self.log.flush()
-        text = [line.decode(errors="replace") for line in lines]
-        self.lines += len(text)
-        self.head.extend(text[: HEAD_LINES - len(self.head)])
-        self.tail.extend(text)
-
-    def close(self) -> None:
-        self.pipe.close()
-
-
-def _pump(sel: selectors.BaseSelector, timeout: float) -> None:
-    for key, _ in sel.select(max(0.0, timeout)):
-        stream = key.data
-        if stream is not None and not stream.read():
-            sel.unregister(key.fd)
-
-
-def _feed(stdin: IO[bytes], data: bytes) -> None:
-    """Write the prompt without blocking; only a prompt larger than the pipe gets a thread."""
-    fd = stdin.fileno()
-    try:
-        os.set_blocking(fd, False)
-        try:
-            written = os.write(fd, data)
-        except BlockingIOError:
-            written = 0
-        os.set_blocking(fd, True)
-    except OSError:  # the model exited without reading (EPIPE)
-        written = len(data)
-    if written >= len(data):
-        with contextlib.suppress(OSError):
-            stdin.close()
-        return
-    threading.Thread(target=_feed_rest, args=(stdin, data[written:]), daemon=True).start()
-
-
-def _feed_rest(stdin: IO[bytes], data: bytes) -> None:
-    try:
-        stdin.write(data)
-        stdin.close()
-    except OSError:
-        pass
-
-
-def _excerpt(stream: _Stream) -> str:
-    """What a stream said, bounded: all of it if short, else its first lines, "…", its last."""
-    tail = "".join(stream.tail)
-    before = stream.lines - len(stream.tail)  # lines that left the tail
-    if before <= 0 and len(tail) <= TAIL_CHARS:
-        return tail.strip()
-    if before <= 0:  # a few long lines: the text is all in the tail
-        head, rest = tail[:HEAD_CHARS], tail[HEAD_CHARS:]
-        gap = True
-    else:
-        head, rest = "".join(stream.head[:before])[:HEAD_CHARS], tail
-        gap = before > len(stream.head)
-    room = TAIL_CHARS - len(head) - 3
-    if len(rest) > room:
-        rest, gap = rest[-room:], True
-    return (head.rstrip() + ("\n…\n" if gap else "\n") + rest.lstrip()).strip()
 
 
 def add_worktree(repo: Path, path: Path) -> None:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import time
 from pathlib import Path
 
 from reconciler.agents.prompt import judge
-from reconciler.agents.supervisor import is_alive, run_model, spawn_detached, stop_process
+from reconciler.agents.supervisor import (
+    is_alive,
+    open_log,
+    run_model,
+    spawn_detached,
+    stop_process,
+)
 
 PY = sys.executable
 
@@ -235,3 +242,44 @@ def test_add_worktree_outside_git_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TtError) as e:
         add_worktree(tmp_path, tmp_path / "wt")
     assert "cannot create a git worktree" in e.value.message
+
+
+def test_a_model_found_on_path_is_found_again_when_it_moves(tmp_path: Path) -> None:
+    # Looked up on the PATH once, then run by its full path: moved since, it is looked up again.
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+    script = "#!/bin/sh\necho {}\n"
+    (first / "tt-model-xyz").write_text(script.format("first"))
+    (first / "tt-model-xyz").chmod(0o755)
+    env = {**os.environ, "PATH": f"{first}:{second}:{os.environ['PATH']}"}
+
+    def run() -> str:
+        log = io.BytesIO()
+        r = run_model(["tt-model-xyz"], cwd=tmp_path, env=env, stdin_text="p", log=log, timeout=30)
+        assert r.returncode == 0, r
+        return r.stdout_tail
+
+    assert run() == "first" and run() == "first"
+    (first / "tt-model-xyz").unlink()
+    (second / "tt-model-xyz").write_text(script.format("second"))
+    (second / "tt-model-xyz").chmod(0o755)
+    assert run() == "second"
+    (second / "tt-model-xyz").unlink()
+    r = run_model(
+        ["tt-model-xyz"], cwd=tmp_path, env=env, stdin_text=None, log=io.BytesIO(), timeout=5
+    )
+    assert r.not_found == "tt-model-xyz"
+
+
+def test_logs_are_private(tmp_path: Path) -> None:
+    # A model's prompt and output may hold secrets: its log is 0600, a folder made for it 0700.
+    path = tmp_path / "logs" / "agent" / "t-1.log"
+    with open_log(path) as log:
+        log.write(b"line\n")
+    with open_log(path) as log:  # appended to, not replaced
+        log.write(b"more\n")
+    assert path.read_bytes() == b"line\nmore\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700

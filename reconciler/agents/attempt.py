@@ -39,15 +39,19 @@ class Runner:
         self.prompt_file = model.prompt == PromptMode.FILE or any(
             "{prompt_file}" in part for part in (*model.command, *spec.args)
         )
-        # The environment of every run but the attempt's own variables, built once.
+        # The environment of every run but the attempt's own variables, built (and encoded,
+        # as exec wants it) once.
         self.model_env = dict(model.env)
         self.base_env = {
-            **os.environ,
-            **dict(spec.env),
-            "TT_TOWN": str(paths.root),
-            "TT_AGENT": name,
-            "TT_REDIS_URL": store.url,
-            **self.model_env,
+            os.fsencode(k): os.fsencode(v)
+            for k, v in {
+                **os.environ,
+                **dict(spec.env),
+                "TT_TOWN": str(paths.root),
+                "TT_AGENT": name,
+                "TT_REDIS_URL": store.url,
+                **self.model_env,
+            }.items()
         }
 
     def invoke(
@@ -149,8 +153,8 @@ class Runner:
             path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def env(self, task_id: str, attempt: int, token: str) -> dict[str, str]:
+    def env(self, task_id: str, attempt: int, token: str) -> dict[bytes, bytes]:
         env = dict(self.base_env)
         own = {"TT_TASK": task_id, "TT_ATTEMPT": str(attempt), "TT_ATTEMPT_TOKEN": token}
-        env.update({k: v for k, v in own.items() if k not in self.model_env})
+        env.update({k.encode(): v.encode() for k, v in own.items() if k not in self.model_env})
         return env

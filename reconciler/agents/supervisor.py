@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ..errors import TtError
 from .pipes import Stream, excerpt, feed, pump
@@ -120,6 +120,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+# A model's environment, as str or already encoded (exec wants bytes; an agent encodes once).
+Env = Mapping[str, str] | Mapping[bytes, bytes]
+
+
 @dataclass(frozen=True)
 class RunResult:
     returncode: int | None
@@ -135,7 +139,7 @@ def run_model(
     argv: Sequence[str],
     *,
     cwd: Path,
-    env: Mapping[str, str],
+    env: Env,
     stdin_text: str | None,
     log: IO[bytes],
     timeout: float | None,
@@ -233,12 +237,17 @@ _found: dict[tuple[str, str], str] = {}
 
 
 def _popen(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdin: int, stdout: int, stderr: int
+    argv: Sequence[str], *, cwd: Path, env: Env, stdin: int, stdout: int, stderr: int
 ) -> subprocess.Popen[bytes]:
     """Start `argv` in a session of its own (the group a timeout kills). No preexec_fn, so
     CPython can vfork; a bare command name is looked up on the model's PATH once."""
     name = argv[0]
-    key = (name, env.get("PATH", os.defpath))
+    either: Mapping[Any, Any] = env
+    path = either.get("PATH")
+    if path is None:
+        with contextlib.suppress(TypeError):  # os.environ takes str keys only
+            path = either.get(b"PATH")
+    key = (name, os.fsdecode(path) if path is not None else os.defpath)
     executable = _found.get(key)
     try:
         proc = subprocess.Popen(

@@ -99,6 +99,7 @@ class Worker:
         custom = {m.name: m for m in desired.models}
         self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
         self.runner = Runner(paths, instance, self.spec, self.model, store)
+        self.log_dir = paths.logs_dir / instance
         self.policy = desired.town.policy
         self.instance_token = uuid.uuid4().hex
         self.stopping = threading.Event()
@@ -278,7 +279,7 @@ class Worker:
             previous_error=c.previous_error,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
-        log_path = self.paths.logs_dir / self.name / f"{c.task_id}-{c.attempt}.log"
+        log_path = self.log_dir / f"{c.task_id}-{c.attempt}.log"
         return self.runner.invoke(
             prompt, log_path, timeout, c.task_id, c.attempt, token, self._interrupted
         )
@@ -296,7 +297,7 @@ class Worker:
         stamp = f"msg-{int(time.time() * 1000)}"
         verdict = self.runner.invoke(
             prompt,
-            self.paths.logs_dir / self.name / f"{stamp}.log",
+            self.log_dir / f"{stamp}.log",
             self.policy.task_timeout,
             "",
             0,

@@ -265,6 +265,11 @@ def test_a_model_found_on_path_is_found_again_when_it_moves(tmp_path: Path) -> N
     (second / "tt-model-xyz").write_text(script.format("second"))
     (second / "tt-model-xyz").chmod(0o755)
     assert run() == "second"
+    encoded = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}  # as an agent passes it
+    r = run_model(
+        ["tt-model-xyz"], cwd=tmp_path, env=encoded, stdin_text=None, log=io.BytesIO(), timeout=30
+    )
+    assert r.returncode == 0 and r.stdout_tail == "second"
     (second / "tt-model-xyz").unlink()
     r = run_model(
         ["tt-model-xyz"], cwd=tmp_path, env=env, stdin_text=None, log=io.BytesIO(), timeout=5

@@ -15,11 +15,13 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ TARGETS = {
     "dispatch_p99_ms": 25,
     "message_receipt_p50_ms": 1,
     "throughput_tasks_per_s": 400,
-    "idle_cpu_percent_of_one_core_total": 1.0,
+    "throughput_vs_rq_simple": 2.0,  # same run, same server: tt's tasks/s over RQ's jobs/s
+    "idle_cpu_percent_of_one_core_total": 0.5,
     "rss_mb_per_agent": 50,
 }
 
@@ -193,39 +196,62 @@ def bench_messages(tmp: Path, n: int) -> dict[str, Any]:
     return {"receipt": stats(receipt), "answer_model_started": stats(answered)}
 
 
-# -- throughput: N trivial tasks through 8 agents --------------------------------------------------
+# -- throughput: N trivial tasks through 8 agents, beside RQ's SimpleWorkers on the same server ---
 
 
-def bench_throughput(tmp: Path, n: int, agents: int) -> dict[str, Any]:
-    ids = [f"j{i:05d}" for i in range(n)]
-    tasks = "".join(f'[[tasks]]\nid = "{t}"\ndescription = "x"\nagent = "w"\n' for t in ids)
+def bench_throughput(tmp: Path, n: int, agents: int, rounds: int) -> dict[str, Any]:
+    """`rounds` times: `n` tasks through `agents` idle agents (each task a model process that
+    exits at once), then `n` no-op jobs through as many idle RQ SimpleWorkers (in-process jobs:
+    no process per job) on the same Valkey server. Each ratio compares one round's two runs."""
+    names = [f"w-{i}" for i in range(1, agents + 1)]
     town = BenchTown(
         tmp / "throughput",
         town_toml("throughput", {"true": ["true"]}, {"w": f'model = "true"\nreplicas = {agents}'}),
     )
+    ours: list[dict[str, Any]] = []
+    peer: list[float] = []
+    tasks = ""
     try:
         town.apply()
-        names = [f"w-{i}" for i in range(1, agents + 1)]
         town.wait_idle(names)
-        town.write_tasks(tasks)
-        started = time.time()
-        town.apply()
-        applied = time.time()
-        recs = town.wait_tasks(ids, timeout=300)
+        socket_path = town.store.url.removeprefix("unix://")
+        for r in range(rounds):
+            ids = [f"r{r}-{i:05d}" for i in range(n)]
+            tasks += "".join(
+                f'[[tasks]]\nid = "{t}"\ndescription = "x"\nagent = "w"\n' for t in ids
+            )
+            town.write_tasks(tasks)
+            started = time.time()
+            town.apply()
+            applied = time.time()
+            recs = town.wait_tasks(ids, timeout=300)
+            first_ready = min(float(recs[t]["ready_at"]) for t in ids)
+            last_done = max(float(recs[t]["finished_at"]) for t in ids)
+            per_agent = Counter(recs[t]["assignee"] for t in ids)
+            ours.append(
+                {
+                    "tasks_per_s": round(n / (last_done - first_ready), 1),
+                    "seconds_ready_to_done": round(last_done - first_ready, 3),
+                    "apply_seconds": round(applied - started, 3),
+                    "per_agent": dict(sorted(per_agent.items())),
+                }
+            )
+            peer.append(rq_simple_throughput(socket_path, f"tp-{r}", n, agents))
     finally:
         town.down()
-    first_ready = min(float(recs[t]["ready_at"]) for t in ids)
-    last_done = max(float(recs[t]["finished_at"]) for t in ids)
-    per_agent: dict[str, int] = {}
-    for t in ids:
-        per_agent[recs[t]["assignee"]] = per_agent.get(recs[t]["assignee"], 0) + 1
+    ratios = [o["tasks_per_s"] / p for o, p in zip(ours, peer, strict=True)]
     return {
         "tasks": n,
         "agents": agents,
-        "tasks_per_s": round(n / (last_done - first_ready), 1),
-        "seconds_ready_to_done": round(last_done - first_ready, 3),
-        "apply_seconds": round(applied - started, 3),
-        "per_agent": dict(sorted(per_agent.items())),
+        "tasks_per_s": statistics.median(o["tasks_per_s"] for o in ours),
+        "peer_rq_simple_worker_jobs_per_s": statistics.median(peer),
+        "rounds": [
+            {**o, "peer_rq_simple_worker_jobs_per_s": p, "ratio": round(q, 2)}
+            for o, p, q in zip(ours, peer, ratios, strict=True)
+        ],
+        "ratio_min": round(min(ratios), 2),
+        "ratio_median": round(statistics.median(ratios), 2),
+        "ratio_max": round(max(ratios), 2),
     }
 
 
@@ -391,6 +417,42 @@ def start_rq_worker(
     return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def rq_simple_throughput(socket_path: str, queue: str, n_jobs: int, workers: int) -> float:
+    """Jobs/s of `workers` RQ SimpleWorkers, started and idle before the jobs arrive (as the
+    agents are): first job started → last job ended."""
+    import redis
+    from rq import Queue, Worker
+    from rq.job import Job
+
+    r = redis.Redis(unix_socket_path=socket_path)
+    q = Queue(queue, connection=r)
+    procs = [start_rq_worker(socket_path, queue, simple=True) for _ in range(workers)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(Worker.all(queue=q)) < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the RQ workers did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)  # each one past registering, blocked on its queue
+        jobs = q.enqueue_many([Queue.prepare_data(f"{JOBS}.noop") for _ in range(n_jobs)])
+        ids = [j.id for j in jobs]
+        while True:
+            done = [j for j in Job.fetch_many(ids, connection=r) if j is not None]
+            if len(done) == n_jobs and all(j.ended_at for j in done):
+                break
+            if time.monotonic() > deadline + 300:
+                raise TimeoutError("the RQ jobs did not finish")
+            time.sleep(0.1)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+    first = min(j.started_at.timestamp() for j in done if j.started_at)
+    last = max(j.ended_at.timestamp() for j in done if j.ended_at)
+    return round(n_jobs / (last - first), 1)
+
+
 def bench_rq(socket_path: str, n_jobs: int, workers: int, chain: int) -> dict[str, Any]:
     import redis
     from rq import Queue
@@ -398,9 +460,9 @@ def bench_rq(socket_path: str, n_jobs: int, workers: int, chain: int) -> dict[st
 
     r = redis.Redis(unix_socket_path=socket_path)
     out: dict[str, Any] = {}
-    for kind in ("simple", "fork"):
+    for kind in ("fork",):  # SimpleWorkers: beside the agents, in bench_throughput
         q = Queue(f"tp-{kind}", connection=r)
-        count = n_jobs if kind == "simple" else max(100, n_jobs // 4)
+        count = max(100, n_jobs // 4)
         jobs = q.enqueue_many([Queue.prepare_data(f"{JOBS}.noop") for _ in range(count)])
         procs = [
             start_rq_worker(socket_path, q.name, simple=kind == "simple", burst=True)
@@ -462,6 +524,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--hops", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (tt, then RQ)")
     args = parser.parse_args()
     for key in [k for k in os.environ if k.startswith("TT_")]:
         del os.environ[key]  # agents inherit this environment: no overrides
@@ -469,7 +532,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         dispatch = bench_dispatch(tmp, args.hops)
         messages = bench_messages(tmp, args.hops)
-        throughput = bench_throughput(tmp, args.tasks, 8)
+        throughput = bench_throughput(tmp, args.tasks, 8, args.rounds)
         start = bench_start(tmp, 10)
 
         def peers(sock: str) -> dict[str, Any]:
@@ -486,7 +549,16 @@ def main() -> None:
             "dispatch_parent_done_to_child_model_start": dispatch,
             "message_send_to_agent": messages,
             "throughput_trivial_tasks": throughput,
+            "throughput_vs_rq_simple": {
+                "value": throughput["ratio_median"],
+                "min": throughput["ratio_min"],
+                "target": TARGETS["throughput_vs_rq_simple"],
+            },
             "idle_10_agents": other["idle"],
+            "idle_cpu_percent_of_one_core_10_agents": {
+                "value": other["idle"]["agents"]["cpu_percent_of_one_core_total"],
+                "limit": TARGETS["idle_cpu_percent_of_one_core_total"],
+            },
             "agent_process_spawned_to_waiting": start,
             "limit_blpop_handoff_between_processes": other["limit_blpop_handoff"],
             "peer_rq": other["rq"],

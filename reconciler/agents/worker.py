@@ -216,7 +216,7 @@ class Worker:
     def _call(self, fn: Callable[..., T], *args: object) -> T:
         """`fn(*args)`, waiting out a Redis outage (a server restart: the controller loop brings
         the embedded one back) instead of dying with the attempt. Safe to repeat: transitions
-        are fenced by the attempt token, and a claim retried with its token returns that claim."""
+        are fenced by the attempt token, and a turn retried with its token returns its claim."""
         delay = 0.05
         while True:
             try:

@@ -444,8 +444,8 @@ def rq_simple_throughput(socket_path: str, queue: str, n_jobs: int, workers: int
                 raise TimeoutError("the RQ jobs did not finish")
             time.sleep(0.1)
     finally:
-        for p in procs:
-            p.terminate()
+        for p in procs:  # done: a warm shutdown of an idle RQ worker can take a minute
+            p.kill()
         for p in procs:
             p.wait()
     first = min(j.started_at.timestamp() for j in done if j.started_at)

@@ -30,13 +30,13 @@ def exclusive_lock(
     busy: str = "editing the town files",
     hint: str = "wait for it to finish; the lock is released when it exits",
 ) -> Iterator[None]:
-    """Hold `flock(LOCK_EX)` on `path` (created with its folder if needed) for the block.
+    """Hold `flock(LOCK_EX)` on `path` (created with its folder, 0700, if needed) for the block.
 
     The kernel drops the lock when its holder dies, so a lock is never stale; waiting is bounded
     anyway, so a hung `tt` command produces an error instead of a queue of silent ones, which
     says what the holder is doing (`busy`) and what to do (`hint`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # `.tt/`: private
     fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         deadline = time.monotonic() + timeout

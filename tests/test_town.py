@@ -59,3 +59,12 @@ def test_tinytown_folder_gets_init_hint(tmp_path: Path, monkeypatch: pytest.Monk
         find_town(cwd=tmp_path)
     assert "Tinytown" in e.value.message
     assert e.value.hint is not None and "tt init" in e.value.hint
+
+
+def test_the_state_folder_a_lock_creates_is_private(tmp_path: Path) -> None:
+    """DESIGN: logs and prompt files are 0600 in a 0700 `.tt/`; a lock is what creates it."""
+    from reconciler.filelock import exclusive_lock
+
+    with exclusive_lock(tmp_path / ".tt" / "edit.lock"):
+        pass
+    assert (tmp_path / ".tt").stat().st_mode & 0o777 == 0o700

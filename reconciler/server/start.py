@@ -70,6 +70,9 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
 
     binary = find_binary()
     paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = paths.state_dir.stat().st_mode
+    if mode & 0o077:  # a `.tt/` an older tt made 0755: logs and prompts are private
+        paths.state_dir.chmod(mode & 0o700)
     if sock != Path(os.path.abspath(paths.socket)):
         make_private_dir(sock.parent)
         _record_link(paths.socket, sock)

@@ -510,3 +510,11 @@ def test_a_digest_computed_by_the_client_is_the_walks(redis_store: Store) -> Non
     assert redis_store.check_clean("fp", record=False)[0]
     redis_store.check_clean("fp", record=True)  # the walk records what it computes itself
     assert redis_store.check_clean_digest("fp", record=False)[2] == digests(rows)[0]
+
+
+def test_starting_the_server_makes_an_older_open_state_folder_private(town: TownPaths) -> None:
+    town.state_dir.mkdir(mode=0o755, exist_ok=True)
+    town.state_dir.chmod(0o755)  # as an older tt left it
+    server.ensure_running(town)
+    assert town.state_dir.stat().st_mode & 0o777 == 0o700
+    assert server.stop(town)

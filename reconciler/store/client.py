@@ -155,13 +155,11 @@ class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):
         return mask_url(self.url)
 
     def ping(self) -> bool:
-        with _unavailable(self.url):
-            return bool(self.client.ping())
+        return bool(self.client.ping())
 
     def server_info(self) -> dict[str, Any]:
         """INFO's default sections as redis-py parses them (versions, memory, clients...)."""
-        with _unavailable(self.url):
-            info: dict[str, Any] = self.client.info()
+        info: dict[str, Any] = self.client.info()
         return info
 
     def close(self) -> None:
@@ -246,15 +244,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def operation(self: Store, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _unavailable(self.url):
             return fn(self, *args, **kwargs)
-        except TtError:
-            raise
-        except Exception as e:
-            error = translate(e, self.url)
-            if error is None:
-                raise
-            raise error from e
 
     return operation
 

@@ -9,13 +9,15 @@ import contextlib
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, NamedTuple, Protocol
 
 from ..errors import RedisUnavailable, TtError
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..town import TownPaths
+from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
 from .prompt import Verdict, judge
 from .supervisor import RunResult, add_worktree, open_log, proc_start_time, run_model
@@ -28,6 +30,15 @@ class RunnerStore(Protocol):
 
     def note_model(self, agent: str, pid: int, start: str) -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
+
+
+class Prepared(NamedTuple):
+    """A run ready to start: its argv, what goes to its stdin, its folder and environment."""
+
+    argv: list[str]
+    stdin_text: str | None
+    workdir: Path
+    env: dict[bytes, bytes]
 
 
 class Runner:
@@ -65,10 +76,30 @@ class Runner:
         interrupted: Callable[[], bool],
     ) -> Verdict:
         """Run the model on `prompt` to its verdict; `interrupted` says the worker is stopping.
-        A task whose attempt token changed (cancelled or reassigned) stops the model too."""
-        # Opened first: it makes the agent's log folder, where a prompt file goes too.
-        with open_log(log_path) as log:
-            result = self._run(log, prompt, log_path, timeout, task_id, attempt, token, interrupted)
+        A task whose attempt token changed (cancelled or reassigned) stops the model too.
+        Whatever stops the model from starting fails the attempt (`launch_failed`), never the
+        agent: the next task may well run."""
+        try:
+            # Opened first: it makes the agent's log folder, where a prompt file goes too.
+            log = open_log(log_path)
+        except OSError as e:
+            return _launch_failed(Launch(f"cannot open the log {log_path}: {e.strerror or e}"))
+        with log:
+            # The log holds what the model was asked, then what it answered (or why it could
+            # not be started).
+            head = f"$ {self.model.command[0]} … (attempt {attempt})\n--- prompt ---\n{prompt}"
+            log.write(head.encode(errors="replace"))
+            launch: Launch | None
+            try:
+                run = self._prepare(prompt, log_path, task_id, attempt, token)
+            except Exception as e:  # an attempt can fail; the agent must not
+                launch = e.launch if isinstance(e, LaunchFailed) else _unexpected(e)
+            else:
+                result = self._run(log, run, timeout, task_id, token, interrupted)
+                launch = result.launch
+            if launch is not None:
+                log.write(f"--- {launch.text()} ---\n".encode())
+                return _launch_failed(launch)
         if result.cancelled:
             return Verdict(False, False, "stopped before the model finished")
         return judge(
@@ -77,35 +108,55 @@ class Runner:
             stderr_tail=result.stderr_tail,
             timed_out=result.timed_out,
             timeout=timeout,
-            not_found=result.not_found,
             fail_patterns=self.model.fail_patterns,
         )
 
-    def _run(
-        self,
-        log: IO[bytes],
-        prompt: str,
-        log_path: Path,
-        timeout: float,
-        task_id: str,
-        attempt: int,
-        token: str,
-        interrupted: Callable[[], bool],
-    ) -> RunResult:
+    def _prepare(
+        self, prompt: str, log_path: Path, task_id: str, attempt: int, token: str
+    ) -> Prepared:
+        """(argv, stdin text, working folder) of a run of `prompt`; `LaunchFailed` says why
+        there can be none. A prompt too long for the command line goes by file where the
+        model's command takes one ({prompt_file}), else the attempt fails here."""
         prompt_file = log_path.with_suffix(".prompt.md")
         if self.prompt_file:
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-            with open(os.open(prompt_file, flags, 0o600), "wb") as f:  # private, as the log
-                f.write(prompt.encode())
+            try:
+                with open(os.open(prompt_file, flags, 0o600), "wb") as f:  # private, as the log
+                    f.write(prompt.encode(errors="replace"))
+            except OSError as e:
+                reason = f"cannot write the prompt file {prompt_file}: {e.strerror or e}"
+                raise LaunchFailed(Launch(reason)) from e
+        in_argv = self.model.prompt == PromptMode.ARG or any(
+            "{prompt}" in part for part in self.model.command
+        )
+        arg_prompt = prompt
+        size = len(prompt.encode(errors="surrogatepass"))
+        if in_argv and size > SAFE_ARG_BYTES:
+            if not self.prompt_file:
+                raise LaunchFailed(too_long(size))
+            arg_prompt = pointer(size, str(prompt_file))
         workdir = self.workdir()
         argv, stdin_text = render_argv(
             self.model,
-            prompt=prompt,
+            prompt=arg_prompt,
             prompt_file=str(prompt_file),
             workdir=str(workdir),
             python=sys.executable,
             extra_args=self.spec.args,
         )
+        env = self.env(task_id, attempt, token)
+        return Prepared(argv, None if stdin_text is None else prompt, workdir, env)
+
+    def _run(
+        self,
+        log: IO[bytes],
+        run: Prepared,
+        timeout: float,
+        task_id: str,
+        token: str,
+        interrupted: Callable[[], bool],
+    ) -> RunResult:
+        """The model's process, from its start to its exit (or its launch failure)."""
         last_check = [time.monotonic()]  # the first look a second after the start
 
         def started(pid: int) -> None:
@@ -126,14 +177,12 @@ class Runner:
             except RedisUnavailable:
                 return False  # the server restarting: keep the model running
 
-        # The log holds what the model was asked, then what it answered.
-        head = f"$ {' '.join(argv[:3])} … (attempt {attempt})\n--- prompt ---\n{prompt}"
-        log.write(f"{head}--- output ---\n".encode())
+        log.write(b"--- output ---\n")
         return run_model(
-            argv,
-            cwd=workdir,
-            env=self.env(task_id, attempt, token),
-            stdin_text=stdin_text,
+            run.argv,
+            cwd=run.workdir,
+            env=run.env,
+            stdin_text=run.stdin_text,
             log=log,
             timeout=timeout,
             should_stop=should_stop,
@@ -141,16 +190,27 @@ class Runner:
         )
 
     def workdir(self) -> Path:
+        """The model's working folder, made if missing; `LaunchFailed` when it cannot be."""
         wd = self.spec.workdir
         if wd == WORKTREE:
             # One git worktree per agent, so parallel agents never edit the same checkout.
             path = self.paths.state_dir / "worktrees" / self.name
             if not path.exists():
-                add_worktree(self.paths.root, path)
+                try:
+                    add_worktree(self.paths.root, path)
+                except TtError as e:
+                    raise LaunchFailed(Launch(e.message, e.hint)) from e
             return path
         path = self.paths.root if not wd else (self.paths.root / wd)
         if not os.path.isdir(path):
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except FileExistsError as e:
+                reason = f"the working folder {path} is not a folder"
+                raise LaunchFailed(Launch(reason, "fix the agent's workdir in town.toml")) from e
+            except OSError as e:
+                reason = f"cannot create the working folder {path}: {e.strerror or e}"
+                raise LaunchFailed(Launch(reason, "fix the agent's workdir in town.toml")) from e
         return path
 
     def env(self, task_id: str, attempt: int, token: str) -> dict[bytes, bytes]:
@@ -158,3 +218,14 @@ class Runner:
         own = {"TT_TASK": task_id, "TT_ATTEMPT": str(attempt), "TT_ATTEMPT_TOKEN": token}
         env.update({k.encode(): v.encode() for k, v in own.items() if k not in self.model_env})
         return env
+
+
+def _launch_failed(launch: Launch) -> Verdict:
+    """The attempt fails (counted against its retries, like any failure) with the reason."""
+    return Verdict(False, False, launch.text(), hint=launch.hint)
+
+
+def _unexpected(error: Exception) -> Launch:
+    """An error no rule foresaw: the attempt fails with it, the traceback goes to agent.log."""
+    traceback.print_exception(error, file=sys.stderr)
+    return Launch(f"cannot prepare the model's run: {type(error).__name__}: {error}")

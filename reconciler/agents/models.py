@@ -49,7 +49,8 @@ def render_argv(
     extra_args: tuple[str, ...] = (),
 ) -> tuple[list[str], str | None]:
     """(argv, stdin text). Placeholders are replaced as whole elements or inside one element;
-    `args` from town.toml go before a trailing prompt placeholder so variadic flags stay safe."""
+    `args` from town.toml go before a trailing prompt placeholder (or `-`, stdin's stand-in) so
+    variadic flags stay safe."""
     values = {
         "{prompt}": prompt,
         "{prompt_file}": prompt_file,
@@ -63,7 +64,7 @@ def render_argv(
                 part = part.replace(key, value)
         argv.append(part)
     if extra_args:
-        tail = 1 if model.command[-1] in ("{prompt}", "{prompt_file}") else 0
+        tail = 1 if model.command[-1] in ("{prompt}", "{prompt_file}", "-") else 0
         if tail and len(model.command) > 1 and model.command[-2] == "--":
             tail = 2
         argv[len(argv) - tail : len(argv) - tail] = list(extra_args)

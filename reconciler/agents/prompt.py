@@ -82,18 +82,11 @@ def judge(
     stderr_tail: str,
     timed_out: bool,
     timeout: float | None,
-    not_found: str | None,
     fail_patterns: Sequence[str] = (),
 ) -> Verdict:
     """Exit 0 → completed (stdout tail is the result) unless a failure pattern shows; else the
-    error is the stderr tail, or the stdout tail where stderr is empty (claude, aider)."""
-    if not_found is not None:
-        return Verdict(
-            False,
-            True,
-            f"model CLI not found: {not_found}",
-            hint=f"install {not_found} or fix the model's command in town.toml",
-        )
+    error is the stderr tail, or the stdout tail where stderr is empty (claude, aider). (A
+    model that could not start at all is `launch_failed`: see `launch`.)"""
     if timed_out:
         return Verdict(False, False, f"timed out after {timeout:g}s; the process tree was killed")
     both = f"{stdout_tail}\n{stderr_tail}"

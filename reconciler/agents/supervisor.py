@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import TtError
+from .launch import Launch, explain
 from .pipes import Stream, excerpt, feed, pump
 
 
@@ -132,7 +133,7 @@ class RunResult:
     stdout_tail: str
     stderr_tail: str
     seconds: float
-    not_found: str | None = None
+    launch: Launch | None = None  # the model could not be started: why (nothing ran)
 
 
 def run_model(
@@ -161,14 +162,14 @@ def run_model(
     in_child, in_fd = os.pipe() if stdin_text is not None else (subprocess.DEVNULL, -1)
     try:
         proc = _popen(argv, cwd=cwd, env=env, stdin=in_child, stdout=out_child, stderr=err_child)
-    except OSError as e:
+    except (OSError, ValueError, TypeError) as e:
+        # exec refused it (ENOENT, EACCES, E2BIG, a bad cwd) or Popen did (a NUL byte, a bad
+        # env name): nothing ran, the attempt fails with the reason.
         for fd in (out_fd, err_fd, in_fd):
             if fd >= 0:
                 os.close(fd)
-        text = "" if isinstance(e, FileNotFoundError) else str(e)
-        if isinstance(e, (FileNotFoundError, PermissionError)):
-            return RunResult(None, False, False, "", text, 0.0, not_found=argv[0])
-        raise
+        launch = explain(e, argv, str(cwd), env)
+        return RunResult(None, False, False, "", "", 0.0, launch=launch)
     finally:
         for fd in (out_child, err_child, in_child):
             if fd >= 0:

@@ -3,7 +3,8 @@
 Data only, and part of the desired state's vocabulary (town.toml names a preset or a
 [models.X] entry); the worker (`agents.models`) fills the placeholders, `supervisor` runs it.
 Placeholders are whole argv elements, never shell-joined: {prompt}, {prompt_file}, {workdir}.
-Flags were checked against the real CLIs (see CLI-FACTS.md and tests/integration).
+Flags were checked against the real CLIs (see CLI-FACTS.md and tests/integration). No preset
+puts the prompt in argv: every CLI here reads it from stdin or a file (`ps` shows no task text).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ SIM = "sim"
 
 PRESETS: dict[str, ModelSpec] = {
     # As root, claude refuses --dangerously-skip-permissions unless IS_SANDBOX=1; acceptEdits is
-    # accepted. --allowedTools is variadic, so `--` ends the options before the prompt.
+    # accepted. `-p` reads the prompt from stdin: it stays out of argv (and `ps`), and nothing
+    # follows the variadic --allowedTools for it to eat.
     "claude": ModelSpec(
         name="claude",
         command=(
@@ -28,11 +30,10 @@ PRESETS: dict[str, ModelSpec] = {
             "Bash",
             "Edit",
             "Write",
-            "--",
-            "{prompt}",
         ),
-        prompt=PromptMode.ARG,
+        prompt=PromptMode.STDIN,
     ),
+    # `codex exec -` reads the prompt from stdin (it reads stdin to EOF in any case).
     "codex": ModelSpec(
         name="codex",
         command=(
@@ -45,9 +46,9 @@ PRESETS: dict[str, ModelSpec] = {
             "never",
             "-C",
             "{workdir}",
-            "{prompt}",
+            "-",
         ),
-        prompt=PromptMode.ARG,
+        prompt=PromptMode.STDIN,
     ),
     "codex-mini": ModelSpec(
         name="codex-mini",
@@ -63,9 +64,9 @@ PRESETS: dict[str, ModelSpec] = {
             "never",
             "-C",
             "{workdir}",
-            "{prompt}",
+            "-",
         ),
-        prompt=PromptMode.ARG,
+        prompt=PromptMode.STDIN,
     ),
     # Without --print and without a TTY auggie skips its auth error and retries forever.
     "auggie": ModelSpec(
@@ -104,12 +105,14 @@ PRESETS: dict[str, ModelSpec] = {
             r"file not found error",
         ),
     ),
-    # In an untrusted folder gemini silently downgrades --yolo, hence --skip-trust.
+    # In an untrusted folder gemini silently downgrades --yolo, hence --skip-trust. Piped stdin
+    # without -p is a headless run on that prompt.
     "gemini": ModelSpec(
         name="gemini",
-        command=("gemini", "--skip-trust", "--yolo", "-p", "{prompt}"),
-        prompt=PromptMode.ARG,
+        command=("gemini", "--skip-trust", "--yolo"),
+        prompt=PromptMode.STDIN,
     ),
+    # Piped stdin without -p is a non-interactive run on that prompt (it exits when done).
     "copilot": ModelSpec(
         name="copilot",
         command=(
@@ -120,10 +123,8 @@ PRESETS: dict[str, ModelSpec] = {
             "-s",
             "-C",
             "{workdir}",
-            "-p",
-            "{prompt}",
         ),
-        prompt=PromptMode.ARG,
+        prompt=PromptMode.STDIN,
     ),
     # The built-in offline model: rehearse any workflow without API keys.
     SIM: ModelSpec(

@@ -6,6 +6,7 @@ import pytest
 
 from reconciler.agents.models import render_argv
 from reconciler.agents.prompt import build_prompt, judge
+from reconciler.spec.desired import ModelSpec, PromptMode
 from reconciler.spec.presets import PRESETS
 from reconciler.store.mail import Message
 from reconciler.store.tasks import DepResult
@@ -34,7 +35,6 @@ def test_claude_not_logged_in_is_permanent_with_stdout_text() -> None:
         stderr_tail="",
         timed_out=False,
         timeout=60,
-        not_found=None,
     )
     assert not v.ok and v.permanent
     assert v.text == "exit code 1: Not logged in · Please run /login"
@@ -47,7 +47,6 @@ def test_aider_exit_zero_with_failure_pattern_fails() -> None:
         stderr_tail="",
         timed_out=False,
         timeout=60,
-        not_found=None,
         fail_patterns=PRESETS["aider"].fail_patterns,
     )
     assert not v.ok and not v.permanent and "output matched failure" in v.text
@@ -59,7 +58,6 @@ def test_aider_exit_zero_with_failure_pattern_fails() -> None:
         ({"returncode": 0, "stdout_tail": "done"}, True, False, "done"),
         ({"returncode": 2, "stderr_tail": "boom"}, False, False, "exit code 2: boom"),
         ({"returncode": None, "timed_out": True}, False, False, "timed out after 60s"),
-        ({"returncode": None, "not_found": "codex"}, False, True, "model CLI not found: codex"),
     ],
 )
 def test_judge_table(kwargs: dict[str, object], ok: bool, permanent: bool, needle: str) -> None:
@@ -68,23 +66,46 @@ def test_judge_table(kwargs: dict[str, object], ok: bool, permanent: bool, needl
         "stderr_tail": "",
         "timed_out": False,
         "timeout": 60.0,
-        "not_found": None,
     }
     args.update(kwargs)
     v = judge(**args)  # type: ignore[arg-type]
     assert (v.ok, v.permanent) == (ok, permanent) and needle in v.text
 
 
-def test_render_argv_claude_keeps_prompt_after_double_dash() -> None:
+def test_render_argv_keeps_prompt_after_double_dash() -> None:
+    model = ModelSpec(
+        name="mine",
+        command=("mine", "--allowedTools", "Bash", "--", "{prompt}"),
+        prompt=PromptMode.ARG,
+    )
     argv, stdin = render_argv(
-        PRESETS["claude"],
-        prompt="do it",
-        prompt_file="/p",
+        model, prompt="do it", prompt_file="/p", workdir="/w", python="py", extra_args=("-m", "o")
+    )
+    assert argv == ["mine", "--allowedTools", "Bash", "-m", "o", "--", "do it"] and stdin is None
+
+
+@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"sim"}))
+def test_no_preset_puts_the_prompt_in_argv(preset: str) -> None:
+    # Every preset CLI reads its prompt from stdin or a file (CLI-FACTS.md): `ps` shows no task.
+    argv, stdin = render_argv(
+        PRESETS[preset],
+        prompt="SECRET-TASK-TEXT",
+        prompt_file="/logs/t-1.prompt.md",
         workdir="/w",
         python="py",
-        extra_args=("--model", "opus"),
+        extra_args=("--model", "m1"),
     )
-    assert argv[-3:] == ["opus", "--", "do it"] and stdin is None
+    assert not any("SECRET-TASK-TEXT" in a for a in argv), argv
+    assert stdin == "SECRET-TASK-TEXT" or "/logs/t-1.prompt.md" in argv
+    assert argv[argv.index("--model") + 1] == "m1"
+
+
+def test_render_argv_codex_reads_stdin_after_its_args() -> None:
+    codex = PRESETS["codex"]
+    argv, stdin = render_argv(
+        codex, prompt="do it", prompt_file="/p", workdir="/w", python="py", extra_args=("-m", "o3")
+    )
+    assert argv[-3:] == ["-m", "o3", "-"] and stdin == "do it"
 
 
 def test_render_argv_sim_uses_stdin() -> None:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from reconciler.agents.prompt import judge
 from reconciler.agents.supervisor import (
     is_alive,
@@ -52,7 +54,55 @@ def test_missing_binary_is_reported(tmp_path: Path) -> None:
         log=io.BytesIO(),
         timeout=5,
     )
-    assert r.not_found == "no-such-cli-xyz" and r.returncode is None
+    assert r.launch is not None and r.returncode is None
+    assert r.launch.text() == "launch_failed: model CLI not found: no-such-cli-xyz"
+    assert r.launch.hint and "install no-such-cli-xyz" in r.launch.hint
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("not-executable", "cannot execute"),
+        ("cwd-missing", "does not exist"),
+        ("cwd-a-file", "is not a folder"),
+        ("argv-too-long", "the command line is too long for the system"),
+        ("nul-in-argv", "a NUL byte in the command line"),
+        ("nul-in-env", "a NUL byte in the environment"),
+        ("bad-env-name", "cannot start"),
+    ],
+)
+def test_a_model_that_cannot_start_is_a_launch_failure_not_an_exception(
+    tmp_path: Path, case: str, needle: str
+) -> None:
+    # Whatever exec or Popen refuses comes back as the reason, with no descriptor left open.
+    script = tmp_path / "model"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    argv, cwd, env = [str(script)], tmp_path, dict(os.environ)
+    if case == "not-executable":
+        script.chmod(0o644)
+    elif case == "cwd-missing":
+        cwd = tmp_path / "gone"
+    elif case == "cwd-a-file":
+        cwd = tmp_path / "file"
+        cwd.write_text("x")
+    elif case == "argv-too-long":
+        argv += ["x" * 200_000]  # over MAX_ARG_STRLEN (128 KiB) for one argument
+    elif case == "nul-in-argv":
+        argv += ["a\0b"]
+    elif case == "nul-in-env":
+        env["TT_X"] = "a\0b"
+    elif case == "bad-env-name":
+        env["A=B"] = "c"
+    before = _open_fds()
+    r = run_model(argv, cwd=cwd, env=env, stdin_text="prompt", log=io.BytesIO(), timeout=5)
+    assert r.launch is not None and r.returncode is None, r
+    assert r.launch.text().startswith("launch_failed: ") and needle in r.launch.reason
+    assert _open_fds() == before
 
 
 def test_timeout_kills_whole_tree(tmp_path: Path) -> None:
@@ -180,7 +230,6 @@ def test_a_clis_first_error_line_survives_its_help_text(tmp_path: Path) -> None:
         stderr_tail=r.stderr_tail,
         timed_out=False,
         timeout=None,
-        not_found=None,
     )
     assert not verdict.ok and verdict.text.startswith("exit code 1: Unknown argument: --frobnicate")
     assert "--option-44" in verdict.text and len(verdict.text.splitlines()) == 3 + 1 + 10
@@ -274,7 +323,7 @@ def test_a_model_found_on_path_is_found_again_when_it_moves(tmp_path: Path) -> N
     r = run_model(
         ["tt-model-xyz"], cwd=tmp_path, env=env, stdin_text=None, log=io.BytesIO(), timeout=5
     )
-    assert r.not_found == "tt-model-xyz"
+    assert r.launch is not None and r.launch.reason == "model CLI not found: tt-model-xyz"
 
 
 def test_logs_are_private(tmp_path: Path) -> None:

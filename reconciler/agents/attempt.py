@@ -16,13 +16,12 @@ from typing import IO, NamedTuple, Protocol
 
 from ..errors import RedisUnavailable, TtError
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
+from ..spec.launchcheck import WORKTREE
 from ..town import TownPaths
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
 from .prompt import Verdict, judge
 from .supervisor import RunResult, add_worktree, open_log, proc_start_time, run_model
-
-WORKTREE = "worktree"
 
 
 class RunnerStore(Protocol):

@@ -19,6 +19,7 @@ from ..town import TASKS_FILE, TOWN_FILE, TownPaths
 from . import schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
+from .launchcheck import check_nul, check_workdirs
 from .schemacheck import check_schema, fast_check
 from .taskcheck import Meta, check_tasks, edges
 from .tomldoc import TomlDoc
@@ -106,13 +107,19 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
     tasks = _read(paths.tasks_file, problems, required=False)
     if town is None:
         return Validation(None, tuple(problems), None, 0, 0)
-    if not problems:
-        known = _last_valid.get((town[1], tasks[1] if tasks else None))
-        if known is not None:
-            return known
-    return _check(
-        TomlDoc(TOWN_FILE, *town), TomlDoc(TASKS_FILE, *tasks) if tasks else None, problems, reuse
-    )
+    result = _last_valid.get((town[1], tasks[1] if tasks else None)) if not problems else None
+    if result is None:
+        town_doc = TomlDoc(TOWN_FILE, *town)
+        tasks_doc = TomlDoc(TASKS_FILE, *tasks) if tasks else None
+        result = _check(town_doc, tasks_doc, problems, reuse)
+    if result.desired is None:
+        return result
+    # The folders the agents' workdirs name, as they are now (not part of a check of texts).
+    doc = TomlDoc(TOWN_FILE, *town)
+    check_workdirs(doc, paths.root, result.desired)
+    if doc.problems:
+        return Validation(None, tuple(doc.problems), result.town, result.agents, result.tasks)
+    return result
 
 
 def load_texts(town_text: str, tasks_text: str | None) -> Desired:
@@ -218,6 +225,7 @@ def _check(
     town_data = town.parse()
     if town_data is not None:
         check_schema(town, "town", town_data)
+        check_nul(town, town_data)
     tasks_data: dict[str, Any] | None = {}
     typed = False
     known: set[int] = set()
@@ -227,6 +235,7 @@ def _check(
         tasks.problems = problems
         tasks_data = tasks.parse()
         if tasks_data is not None:
+            check_nul(tasks, tasks_data)
             if reuse is not None and reuse.town_digest == town.digest:
                 keys, known, intact = _known_tables(tasks_data, reuse)
                 same_edges = _same_edges(tasks_data, reuse, known)

@@ -1,0 +1,53 @@
+"""What no model process could be given, rejected when the files are checked rather than at each
+attempt: a NUL byte in any string of the files (argv, environment and names end at one), and an
+agent's workdir that exists but is not a folder. It changes nothing and starts nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .desired import Desired
+from .locate import JsonPath
+from .tomldoc import TomlDoc
+
+# A raw NUL is a TOML syntax error: only an escape puts one in a string (TOML 1.1 adds \x00).
+_NUL_ESCAPES = ("\\u0000", "\\U00000000", "\\x00")
+NUL_HINT = "no process can be given a NUL byte; remove the \\u0000"
+WORKTREE = "worktree"
+
+
+def check_nul(doc: TomlDoc, data: dict[str, Any]) -> None:
+    """Report every key and string value of `data` that holds a NUL byte (file:line, path)."""
+    if not any(escape in doc.text for escape in _NUL_ESCAPES):
+        return  # the common case: one scan of the text, no walk
+    stack: list[tuple[JsonPath, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                doc.report(path, "contains a NUL byte", hint=NUL_HINT)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\0" in key:
+                    doc.report((*path, key), "the key contains a NUL byte", hint=NUL_HINT)
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
+
+
+def check_workdirs(doc: TomlDoc, root: Path, desired: Desired) -> None:
+    """Report each agent whose `workdir` names something that exists and is not a folder (a
+    missing one is made when the agent first runs a model)."""
+    for agent in desired.agents:
+        wd = agent.workdir
+        if not wd or wd == WORKTREE:
+            continue
+        path = root / wd
+        if path.exists() and not path.is_dir():
+            doc.report(
+                ("agents", agent.name, "workdir"),
+                f"'{wd}' exists and is not a folder",
+                hint="name a folder, or a path that does not exist yet",
+            )

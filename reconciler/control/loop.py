@@ -34,6 +34,7 @@ from ..spec.desired import Desired
 from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, agent_env, apply
+from .faults import LOOP_LOG, record_traceback
 from .session import Session
 from .watch import FileWatcher
 
@@ -94,6 +95,7 @@ class Loop:
         self.next_full = 0.0
         self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
+        self.failing: str | None = None  # the error of the last pass, while passes fail
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -122,6 +124,13 @@ class Loop:
                         return LoopResult(EXIT_TIMEOUT, {})
                     self.wake.wait(policy.heartbeat)
                     continue
+                except Exception as e:  # a bug or a surprise: recorded; the loop goes on
+                    self._pass_failed(e)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return LoopResult(EXIT_TIMEOUT, {})
+                    self.wake.wait(policy.heartbeat)
+                    continue
+                self.failing = None
                 if result is not None:
                     return result
                 self.wake.wait(pause)
@@ -203,6 +212,21 @@ class Loop:
             server.ensure_running(self.s.paths)
         except TtError as e:
             self.report("redis", {"detail": f"cannot restart the town's server: {e.message}"})
+
+    def _pass_failed(self, error: Exception) -> None:
+        """A pass raised what nothing handles: its traceback goes to the loop's log (.tt/logs/
+        loop.log, 0600), a `loop.error` event and a report line say so, once while the same
+        error repeats; the next pass starts afresh (a full one) after a heartbeat's pause."""
+        self.wake.set()
+        self.sweep_due = True
+        text = f"{type(error).__name__}: {error}"
+        if text == self.failing:
+            return
+        self.failing = text
+        where = record_traceback(self.s.paths.logs_dir / LOOP_LOG, self.holder, error)
+        self.report("error", {"detail": f"a pass failed ({text}); traceback in {where}"})
+        with contextlib.suppress(TtError):  # Redis away too: the report and the log say it
+            self.s.store.event("loop.error", holder=self.holder, error=text[:500], log=where)
 
     def _tick(self, heartbeat: float) -> float:
         timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .desired import Desired
 from .locate import JsonPath
 from .tomldoc import TomlDoc
 
@@ -37,17 +36,22 @@ def check_nul(doc: TomlDoc, data: dict[str, Any]) -> None:
             stack.extend(((*path, i), item) for i, item in enumerate(value))
 
 
-def check_workdirs(doc: TomlDoc, root: Path, desired: Desired) -> None:
+def check_workdirs(doc: TomlDoc, root: Path, data: dict[str, Any]) -> None:
     """Report each agent whose `workdir` names something that exists and is not a folder (a
-    missing one is made when the agent first runs a model)."""
-    for agent in desired.agents:
-        wd = agent.workdir
-        if not wd or wd == WORKTREE:
+    missing one is made when the agent first runs a model). On the parsed town.toml, so it is
+    told beside the file's other problems."""
+    agents = data.get("agents")
+    for name, entry in agents.items() if isinstance(agents, dict) else ():
+        wd = entry.get("workdir") if isinstance(entry, dict) else None
+        if not isinstance(wd, str) or not wd or wd == WORKTREE:
             continue
-        path = root / wd
-        if path.exists() and not path.is_dir():
+        try:
+            wrong = (root / wd).exists() and not (root / wd).is_dir()
+        except (OSError, ValueError):  # a name the system refuses (too long, a NUL): not here
+            continue
+        if wrong:
             doc.report(
-                ("agents", agent.name, "workdir"),
+                ("agents", name, "workdir"),
                 f"'{wd}' exists and is not a folder",
                 hint="name a folder, or a path that does not exist yet",
             )

@@ -112,14 +112,16 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
         town_doc = TomlDoc(TOWN_FILE, *town)
         tasks_doc = TomlDoc(TASKS_FILE, *tasks) if tasks else None
         result = _check(town_doc, tasks_doc, problems, reuse)
-    if result.desired is None:
-        return result
     # The folders the agents' workdirs name, as they are now (not part of a check of texts).
     doc = TomlDoc(TOWN_FILE, *town)
-    check_workdirs(doc, paths.root, result.desired)
-    if doc.problems:
-        return Validation(None, tuple(doc.problems), result.town, result.agents, result.tasks)
-    return result
+    data = doc.parse()
+    if data is None:
+        return result  # its syntax error is among the result's problems already
+    check_workdirs(doc, paths.root, data)
+    if not doc.problems:
+        return result
+    found = _sorted([*result.problems, *doc.problems])
+    return Validation(None, tuple(found), result.town, result.agents, result.tasks)
 
 
 def load_texts(town_text: str, tasks_text: str | None) -> Desired:

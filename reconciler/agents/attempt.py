@@ -113,7 +113,7 @@ class Runner:
     def _prepare(
         self, prompt: str, log_path: Path, task_id: str, attempt: int, token: str
     ) -> Prepared:
-        """(argv, stdin text, working folder) of a run of `prompt`; `LaunchFailed` says why
+        """What a run of `prompt` needs to start (`Prepared`); `LaunchFailed` says why
         there can be none. A prompt too long for the command line goes by file where the
         model's command takes one ({prompt_file}), else the attempt fails here."""
         prompt_file = log_path.with_suffix(".prompt.md")

@@ -5,6 +5,7 @@ agent's workdir that exists but is not a folder. It changes nothing and starts n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,17 @@ from .locate import JsonPath
 from .tomldoc import TomlDoc
 
 # A raw NUL is a TOML syntax error: only an escape puts one in a string (TOML 1.1 adds \x00).
-_NUL_ESCAPES = ("\\u0000", "\\U00000000", "\\x00")
+_NUL_ESCAPE = re.compile(r"\\(?:u0000|U00000000|x00)")
 NUL_HINT = "no process can be given a NUL byte; remove the \\u0000"
 WORKTREE = "worktree"
 
 
 def check_nul(doc: TomlDoc, data: dict[str, Any]) -> None:
     """Report every key and string value of `data` that holds a NUL byte (file:line, path)."""
-    if not any(escape in doc.text for escape in _NUL_ESCAPES):
-        return  # the common case: one scan of the text, no walk
+    # The common case: no backslash at all (one memchr over the text, ~0.03 ms for 10,000
+    # tasks), else no NUL escape (a regex scan), and no walk.
+    if "\\" not in doc.text or not _NUL_ESCAPE.search(doc.text):
+        return
     stack: list[tuple[JsonPath, Any]] = [((), data)]
     while stack:
         path, value = stack.pop()

@@ -1,5 +1,6 @@
-"""The real agent CLIs (claude, codex, auggie), not logged in, as the models of tasks: each task
-ends `failed` with the CLI's own error text, within its timeout, and no process is left behind.
+"""The real agent CLIs (claude, codex, auggie; gemini and copilot where found), not logged in, as
+the models of tasks: each task ends `failed` with the CLI's own error text, within its timeout,
+and no process is left behind.
 
 The CLIs come from npm. They are looked up in the folder named by the environment variable
 TT_TEST_CLI_BIN when it is set (`.ci/run` installs them into a cache and sets it to that cache's
@@ -138,6 +139,73 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
         # Only the three agent processes remain: every model process tree is gone.
         agents = {a["pid"] for a in status["agents"]}
         assert set(town_processes(town)) <= agents
+    finally:
+        tt("down")
+    deadline = time.monotonic() + 10
+    while town_processes(town) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert town_processes(town) == []
+
+
+STDIN_CLIS = ("gemini", "copilot")  # presets that moved their prompt from argv to stdin
+STDIN_FOUND = {
+    c: Path(hit)
+    for c in STDIN_CLIS
+    if (hit := shutil.which(c, path=os.environ.get(BIN_ENV) or os.environ.get("PATH", "")))
+}
+
+
+@pytest.mark.skipif(
+    len(STDIN_FOUND) < len(STDIN_CLIS),
+    reason="gemini or copilot not found: npm install @google/gemini-cli @github/copilot",
+)
+def test_gemini_and_copilot_take_the_prompt_from_stdin(tmp_path: Path) -> None:
+    # Their presets pass no prompt argument (it goes on stdin): both still run headless, neither
+    # drops to an interactive mode or hangs, and each fails at once with its own login error.
+    # (Both check the login before they read the prompt: tests/integration/test_launch.py shows
+    # by stand-ins that the prompt does reach each preset's stdin or file.)
+    town = tmp_path / "stdin"
+    town.mkdir()
+    (town / "town.toml").write_text(
+        '[town]\nname = "stdin"\nretries = 0\n\n'
+        '[agents.a-gemini]\nmodel = "gemini"\n\n[agents.a-copilot]\nmodel = "copilot"\n'
+    )
+    (town / "tasks.toml").write_text(
+        "".join(
+            f'[[tasks]]\nid = "t-{c}"\ndescription = "Say hello"\nagent = "a-{c}"\n'
+            'timeout = "60s"\n\n'
+            for c in STDIN_CLIS
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    node = shutil.which("node")
+    path = [*dict.fromkeys(str(p.parent) for p in STDIN_FOUND.values())]
+    path += [*([str(Path(node).parent)] if node else []), str(Path(sys.executable).parent)]
+    env = {
+        "PATH": ":".join([*path, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+    }
+
+    def tt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli", *args, "--town", str(town)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+            stdin=subprocess.DEVNULL,
+        )
+
+    try:
+        run = tt("apply", "--wait", "--timeout", "120s", "-o", "json")
+        assert run.returncode == 1, run.stdout + run.stderr  # failed tasks
+        tasks = {t["id"]: t for t in json.loads(tt("status", "-o", "json").stdout)["tasks"]}
+        assert "Please set an Auth method" in tasks["t-gemini"]["error"], tasks
+        assert "No authentication information found" in tasks["t-copilot"]["error"], tasks
+        assert all(t["attempts"] == 1 for t in tasks.values())  # permanent: no retry
     finally:
         tt("down")
     deadline = time.monotonic() + 10

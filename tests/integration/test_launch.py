@@ -59,9 +59,10 @@ def events(town: Town, etype: str, task: str | None = None) -> list[dict[str, st
 def test_a_fan_in_too_long_for_argv_fails_as_launch_failed_and_the_pool_serves_on(
     town: Town,
 ) -> None:
-    # 30 results of 4,000 chars in the prompt of `join`: more than one argument can hold. The
-    # model is prompt = "arg" without {prompt_file}: the attempt fails, the agent does not.
-    parts = [f"part-{i}" for i in range(30)]
+    # 40 results of 4,000 chars in the prompt of `join`: more than one argument can hold (128
+    # KiB). The model is prompt = "arg" without {prompt_file}: the attempt fails, the agent
+    # does not (before, each replica died on it in turn).
+    parts = [f"part-{i}" for i in range(40)]
     tasks = "".join(
         f'[[tasks]]\nid = "{p}"\ndescription = "part [emit:4500]"\nagent = "pool"\n\n'
         for p in parts
@@ -134,6 +135,27 @@ def test_a_missing_model_binary_is_launch_failed_with_its_retries_counted(town: 
     assert task["error"].startswith("launch_failed: model CLI not found: tt-no-such-model-cli-xyz")
     assert "hint: install tt-no-such-model-cli-xyz" in task["error"]
     assert len(events(town, "task.retrying", "t")) == 2
+    agent = town.agents()["dev"]
+    assert agent["pid"] == pid and agent["state"] == "idle" and agent["restarts"] == 0
+
+
+def test_an_environment_too_big_for_exec_is_launch_failed_and_the_agent_serves_on(
+    town: Town,
+) -> None:
+    # The kernel refuses the exec itself (E2BIG: one string over 128 KiB), whatever the prompt.
+    (town.root / "town.toml").write_text(
+        '[town]\nname = "launch"\n\n[agents.dev]\nmodel = "sim"\n'
+        f'env = {{ TT_TEST_BIG = "{"b" * 200_000}" }}\n'
+    )
+    (town.root / "tasks.toml").write_text(
+        '[[tasks]]\nid = "t"\ndescription = "short"\nagent = "dev"\nretries = 0\n'
+    )
+    town.tt("apply")
+    pid = town.agents()["dev"]["pid"]
+    task = town.wait_states({"t": "failed"}, 30)["t"]
+    assert task["error"].startswith(
+        "launch_failed: the command line is too long for the system ("
+    ), task["error"]
     agent = town.agents()["dev"]
     assert agent["pid"] == pid and agent["state"] == "idle" and agent["restarts"] == 0
 

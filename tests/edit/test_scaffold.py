@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from reconciler.edit.scaffold import default_name, init_town, slug
+from reconciler.edit.scaffold import default_name, init_town, slug, starter_tasks
 from reconciler.errors import TtError
+from reconciler.town import TownPaths
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def test_init_writes_both_files_and_gitignore(tmp_path: Path) -> None:
@@ -83,3 +90,27 @@ def test_init_imports_tinytown_config(tmp_path: Path) -> None:
     assert 'default_model = "auggie"' in text
     assert 'command = ["my-llm", "--print", "--fast"]' in text
     assert "[models.claude]" not in text
+
+
+def test_plan_init_right_after_init_appends_the_starter_task(tmp_path: Path) -> None:
+    init_town(tmp_path, "fresh")
+    template = (tmp_path / "tasks.toml").read_text()
+    assert "# [[tasks]]" in template  # the template shows tasks in comments only
+    starter_tasks(TownPaths(tmp_path))
+    text = (tmp_path / "tasks.toml").read_text()
+    assert text.startswith(template)  # its comments and [meta] are kept
+    assert [t["id"] for t in tomllib.loads(text)["tasks"]] == ["explore"]
+    with pytest.raises(TtError, match="already has tasks"):
+        starter_tasks(TownPaths(tmp_path))
+    assert (tmp_path / "tasks.toml").read_text() == text
+
+
+def test_plan_init_writes_a_missing_file_and_refuses_invalid_toml(tmp_path: Path) -> None:
+    init_town(tmp_path, "fresh")
+    (tmp_path / "tasks.toml").unlink()
+    starter_tasks(TownPaths(tmp_path))
+    assert "[meta]" in (tmp_path / "tasks.toml").read_text()
+    (tmp_path / "tasks.toml").write_text("[[tasks]\n")
+    with pytest.raises(TtError, match="not valid TOML"):
+        starter_tasks(TownPaths(tmp_path))
+    assert (tmp_path / "tasks.toml").read_text() == "[[tasks]\n"

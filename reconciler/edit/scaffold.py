@@ -81,6 +81,9 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     root = root.expanduser().resolve()
     town_file, tasks_file = root / TOWN_FILE, root / TASKS_FILE
     existing = [p for p in (town_file, tasks_file) if p.exists()]
+    for path in existing:
+        if not path.is_file():  # checked first: --force must not write one file of the two
+            raise TtError(f"{path} exists and is not a file", hint="move it away first")
     if existing and not force:
         verb = "exists" if len(existing) == 1 else "exist"
         raise TtError(

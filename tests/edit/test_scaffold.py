@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from reconciler.edit.scaffold import default_name, init_town, slug, starter_tasks
 from reconciler.errors import TtError
 from reconciler.town import TownPaths
@@ -114,3 +115,25 @@ def test_plan_init_writes_a_missing_file_and_refuses_invalid_toml(tmp_path: Path
     with pytest.raises(TtError, match="not valid TOML"):
         starter_tasks(TownPaths(tmp_path))
     assert (tmp_path / "tasks.toml").read_text() == "[[tasks]\n"
+
+
+def test_init_force_over_a_directory_is_one_error_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "tasks.toml").mkdir()
+    (tmp_path / "town.toml").write_text("# mine\n")
+    with pytest.raises(TtError, match=r"tasks\.toml exists and is not a file"):
+        init_town(tmp_path, "x", force=True)
+    assert (tmp_path / "town.toml").read_text() == "# mine\n"
+
+
+@pytest.mark.parametrize("where", ["/proc/1/tt-test/foo", "{tmp}/afile/x"])
+def test_os_errors_are_one_line_naming_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "afile").write_text("a file where a folder should be")
+    target = where.format(tmp=tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["init", target])
+    out, err = capsys.readouterr()
+    assert caught.value.code == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
+    assert target.rsplit("/", 1)[0] in err

@@ -3,7 +3,7 @@ unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -14,6 +14,7 @@ from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
+    from reconciler.control.fleet import FleetChange
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -285,11 +286,18 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
     """Add agent NAME to town.toml and start it."""
     from reconciler.control.verbs import spawn as do_spawn
 
-    result = do_spawn(
+    result, existed = do_spawn(
         session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
     )
-    click.echo(f"spawned {name} ({model})")
-    for c in result.fleet:
+    if existed:
+        click.echo(f"{name} already exists ({model}); nothing changed in town.toml")
+    else:
+        click.echo(f"spawned {name} ({model})")
+    _fleet_lines(result.fleet)
+
+
+def _fleet_lines(changes: Iterable[FleetChange]) -> None:
+    for c in changes:
         click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
@@ -301,9 +309,13 @@ def kill(name: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import kill as do_kill
 
     result = do_kill(session(town_dir), name, _opts("tt kill"))
-    click.echo(f"killed {name}")
-    for c in result.fleet:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+    stopped = any(
+        c.action == "stopped" and (c.agent == name or c.agent.startswith(f"{name}-"))
+        for c in result.fleet
+    )
+    note = "" if stopped else " (it was not running)"
+    click.echo(f"killed {name}: removed from town.toml{note}")
+    _fleet_lines(result.fleet)
 
 
 @click.command()
@@ -313,8 +325,16 @@ def restart(name: str, town_dir: str | None) -> None:
     """Stop agent NAME's process and start it again."""
     from reconciler.control.verbs import restart as do_restart
 
-    for c in do_restart(session(town_dir), name):
-        click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+    done = do_restart(session(town_dir), name)
+    if done.old_pid and done.new_pid:
+        click.echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
+    elif done.new_pid:
+        click.echo(f"{name} was not running; started it: pid {done.new_pid}")
+    elif done.old_pid:
+        click.echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
+    else:
+        click.echo(f"{name} is not running and is not started here; nothing changed")
+    _fleet_lines([c for c in done.fleet if c.agent != name])
 
 
 @click.command()

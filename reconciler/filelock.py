@@ -82,7 +82,10 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         try:
             os.replace(temp, target)
-        except OSError as e:  # name the file being written, not the temp file
+        except OSError as e:
+            if e.errno is None:
+                raise
+            # Name the file being written, not the temp file.
             raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -42,6 +42,7 @@ class ApplyOptions:
     dry_run: bool = False
     prune: bool = True
     allow_empty: bool = False
+    allow_empty_roster: bool = False  # `tt kill` of the last agent: the roster may empty
     rerun_changed: bool = False
     model: str | None = None  # `--model sim`: every agent runs this model
     lock_timeout: float = 0.0
@@ -136,7 +137,8 @@ def _planned(
         rerun_changed=opts.rerun_changed,
         graph=graph,
     )
-    if plan.deletes_everything and not opts.allow_empty:
+    roster_only = opts.allow_empty_roster and not plan.deletes_every_task
+    if plan.deletes_everything and not (opts.allow_empty or roster_only):
         raise TtError(
             "refusing to apply: it would delete every task or agent the files owned "
             "(is tasks.toml or town.toml empty or truncated?)",

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .. import server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
 from ..plan.actions import DeleteTask, OrphanAgent, Plan
@@ -26,7 +27,7 @@ from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
 from ..store.cleanrows import Row, rows_after
-from ..store.client import Store
+from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs
 from . import fleet, incremental, snapshot
@@ -81,6 +82,8 @@ def _gc_paused() -> Iterator[None]:
 def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     started = time.monotonic()
     fingerprint, town_text = file_fingerprint(session.paths)
+    if is_embedded(session.settings.redis, session.paths) and not server.is_running(session.paths):
+        session.validate()  # invalid files start nothing: checked before the server starts
     store = session.store
     # The files are those of the last apply that left nothing to do: plan only if Redis moved.
     clean = store.clean_fingerprint()

@@ -114,9 +114,22 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
-    result = apply(session(town_dir), _opts("tt plan", dry_run=True, **kw))
+    opts = _opts("tt plan", dry_run=True, **kw)
+    result = apply(session(town_dir), opts)
     _render(result, output, dry_run=True)
+    _say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
+    """After a dry run's plan: that `tt apply` would refuse it (exit code unchanged)."""
+    from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
+
+    if output != "json" and refused(result.plan, opts):
+        click.echo(
+            f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
+        )
+        click.echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -180,9 +193,12 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
 
-    result = apply(session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
+    opts = _opts("tt apply", dry_run=dry_run, **kw)
+    result = apply(session(town_dir), opts)
     if not (wait and output == "json"):
         _render(result, output, dry_run=dry_run)
+    if dry_run:
+        _say_refusal(result, opts, output)
     if wait and not dry_run:
         from .cmd_loop import wait_for
 

@@ -60,6 +60,19 @@ class ApplyResult:
     seconds: float = 0.0
 
 
+REFUSAL = (
+    "refusing to apply: it would delete every task or agent the files owned "
+    "(is tasks.toml or town.toml empty or truncated?)"
+)
+REFUSAL_HINT = "check the files; if you mean it, run again with --allow-empty"
+
+
+def refused(plan: Plan, opts: ApplyOptions) -> bool:
+    """Whether `tt apply` refuses this plan: it empties the files' tasks or roster unasked."""
+    roster_only = opts.allow_empty_roster and not plan.deletes_every_task
+    return plan.deletes_everything and not (opts.allow_empty or roster_only)
+
+
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     with _gc_paused():
         return _apply(session, opts)
@@ -140,13 +153,8 @@ def _planned(
         rerun_changed=opts.rerun_changed,
         graph=graph,
     )
-    roster_only = opts.allow_empty_roster and not plan.deletes_every_task
-    if plan.deletes_everything and not (opts.allow_empty or roster_only):
-        raise TtError(
-            "refusing to apply: it would delete every task or agent the files owned "
-            "(is tasks.toml or town.toml empty or truncated?)",
-            hint="check the files; if you mean it, run again with --allow-empty",
-        )
+    if refused(plan, opts) and not opts.dry_run:  # a dry run shows the plan, then the refusal
+        raise TtError(REFUSAL, hint=REFUSAL_HINT)
     if opts.dry_run:
         return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
     generation = observed.generation + (0 if plan.is_empty else 1)

@@ -95,8 +95,8 @@ def _gc_paused() -> Iterator[None]:
 def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     started = time.monotonic()
     fingerprint, town_text = file_fingerprint(session.paths)
-    if is_embedded(session.settings.redis, session.paths) and not server.is_running(session.paths):
-        session.validate()  # invalid files start nothing: checked before the server starts
+    # Invalid files start nothing: with the embedded server down, they are checked before it is.
+    first = _checked_before_start(session)
     store = session.store
     # The files are those of the last apply that left nothing to do: plan only if Redis moved.
     clean = store.clean_fingerprint()
@@ -109,7 +109,7 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     try:
         base = None if ahead is None else snapshot.load(session.paths, ahead)
         reuse = base.reuse if base is not None else None
-        checked = None if quick else session.validate(reuse)  # raises: nothing is written
+        checked = None if quick else first or session.validate(reuse)  # raises: nothing written
         with apply_lock(store, opts.command, opts.lock_timeout):
             if checked is None and fingerprint is not None and town_text is not None:
                 result = _unchanged(session, opts, fingerprint, town_text, started)
@@ -123,6 +123,12 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     finally:
         if early is not None:
             store.clean_check_done(early)
+
+
+def _checked_before_start(session: Session) -> loader.Validation | None:
+    if "store" in session.__dict__ or not is_embedded(session.settings.redis, session.paths):
+        return None
+    return None if server.is_running(session.paths) else session.validate()
 
 
 def _planned(

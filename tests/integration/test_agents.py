@@ -298,7 +298,7 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     events = [e for e in town.all_events() if e.get("agent") == "reviewer"]
     sent = [e["urgent"] for e in events if e["type"] == "message.sent"]
     read = [(e["count"], e["first"]) for e in events if e["type"] == "message.read"]
-    assert sent == ["0", "1"] and read == [("1", "urgent"), ("1", "normal")], events
+    assert sent == [False, True] and read == [(1, "urgent"), (1, "normal")], events
     answers = json.loads(town.tt("inbox", "conductor", "-o", "json").stdout)
     assert [a["from"] for a in answers] == ["reviewer"]
 

@@ -41,7 +41,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
     from .render import model_cell, table
 
     table(
-        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS"],
+        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS", "REASON"],
         [
             [
                 r["name"],
@@ -52,9 +52,11 @@ def list_agents(town_dir: str | None, output: str) -> None:
                 r["task"] or "-",
                 "-" if r["heartbeat_age"] is None else f"{r['heartbeat_age']}s",
                 r["restarts"],
+                r["reason"] or "-",
             ]
             for r in rows
         ],
+        fit_last=True,
     )
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..errors import RedisUnavailable, TtError
-from ..plan.graph import BACKLOG, POOL_PREFIX, ROLE_PREFIX
+from ..plan.graph import BACKLOG, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
 from ..store.mail import Message
 from ..store.tasks import Claimed
@@ -84,8 +84,8 @@ def base_spec(desired: Desired, instance: str) -> AgentSpec:
 def queue_targets(spec: AgentSpec, instance: str) -> list[str]:
     """Own queue first, then the pool, then the role, then the town's backlog."""
     targets = [instance]
-    if spec.replicas > 1:
-        targets.append(POOL_PREFIX + spec.name)
+    if instance != spec.name:
+        targets.append(spec.name)  # the pool's queue: every replica takes its work
     if spec.role:
         targets.append(ROLE_PREFIX + spec.role)
     targets.append(BACKLOG)

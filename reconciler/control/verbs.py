@@ -14,7 +14,7 @@ import time
 
 from .. import edit, server
 from ..errors import NotFound, TtError
-from ..plan.graph import TaskKind, agent_target
+from ..plan.graph import TaskKind
 from ..plan.state import Source, TaskState, task_spec_from_json
 from ..spec import loader
 from ..spec.desired import AgentSpec, Directive, TaskSpec
@@ -116,11 +116,10 @@ def assign(
     if after is not None and after not in taken:
         raise NotFound(f"no task '{after}' to run after", hint=did_you_mean(after, taken))
     spec = TaskSpec(id=tid, description=description, agent=agent, parent=after)
-    agents = {a.name: a for a in desired.agents}
     record = task_record(
         spec,
         kind=TaskKind.WORK,
-        target=agent_target(agent, agents),
+        target=agent,  # an agent's queue is its name, a pool's too
         deps=(after,) if after else (),
         order=time.time(),
         source=Source.CLI,

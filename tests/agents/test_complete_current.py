@@ -44,3 +44,14 @@ def test_a_late_result_is_rejected_with_the_stale_event_of_a_stale_exit(
         complete_current(fake_store, "a", "again", "current")  # the task is no longer running
     assert len(stale_events(fake_store)) == 2
     assert fake_store.client.hget(fake_store.keys.task("a"), "result") == "done"
+
+
+def test_every_replica_listens_on_the_pool_queue_and_the_others_on_their_own() -> None:
+    from reconciler.agents.worker import queue_targets
+    from reconciler.spec.desired import AgentSpec
+
+    pool = AgentSpec("worker", "claude", role="dev", replicas=3)
+    assert pool.instances() == ("worker", "worker-2", "worker-3")
+    assert queue_targets(pool, "worker") == ["worker", "%dev", "*backlog"]
+    assert queue_targets(pool, "worker-3") == ["worker-3", "worker", "%dev", "*backlog"]
+    assert queue_targets(AgentSpec("solo", "sim"), "solo") == ["solo", "*backlog"]

@@ -41,7 +41,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
     from .render import model_cell, table
 
     table(
-        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS"],
+        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS", "REASON"],
         [
             [
                 r["name"],
@@ -52,9 +52,11 @@ def list_agents(town_dir: str | None, output: str) -> None:
                 r["task"] or "-",
                 "-" if r["heartbeat_age"] is None else f"{r['heartbeat_age']}s",
                 r["restarts"],
+                r["reason"] or "-",
             ]
             for r in rows
         ],
+        fit_last=True,
     )
 
 
@@ -84,16 +86,26 @@ def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | No
 
 @click.command()
 @click.argument("agent")
-@click.option("--peek", is_flag=True, help="Show without marking them read.")
+@click.option(
+    "--take",
+    is_flag=True,
+    help="Take the messages (mark them read), as the agent itself does; default when TT_AGENT "
+    "is AGENT.",
+)
+@click.option("--peek", is_flag=True, help="Only look, even as the agent itself (the default).")
 @town_option
 @output_option
-def inbox(agent: str, peek: bool, town_dir: str | None, output: str) -> None:
-    """Read AGENT's messages (conductor and supervisor are mailboxes too); those the agent took
-    and has not answered yet come first, and stay its to answer."""
+def inbox(agent: str, take: bool, peek: bool, town_dir: str | None, output: str) -> None:
+    """Show AGENT's messages (conductor and supervisor are mailboxes too); those the agent took
+    and has not answered yet come first, and stay its to answer. Looking leaves them for the
+    agent; the agent itself (TT_AGENT) or --take takes them."""
+    if take and peek:
+        raise click.UsageError("--take and --peek exclude each other")
     s = session(town_dir)
     to = _mailbox(s, agent)
+    take = take or (not peek and os.environ.get("TT_AGENT") == to)
     pending = s.store.unanswered(to)
-    msgs = pending + (s.store.peek_messages(to) if peek else s.store.take_messages(to))
+    msgs = pending + (s.store.take_messages(to) if take else s.store.peek_messages(to))
     if output == "json":
         emit_json(
             [{"from": m.sender, "text": m.text, "urgent": m.urgent, "ts": m.ts} for m in msgs]

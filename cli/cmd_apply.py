@@ -3,7 +3,7 @@ unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -14,6 +14,7 @@ from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
+    from reconciler.control.fleet import FleetChange
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -113,9 +114,22 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
-    result = apply(session(town_dir), _opts("tt plan", dry_run=True, **kw))
+    opts = _opts("tt plan", dry_run=True, **kw)
+    result = apply(session(town_dir), opts)
     _render(result, output, dry_run=True)
+    _say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
+    """After a dry run's plan: that `tt apply` would refuse it (exit code unchanged)."""
+    from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
+
+    if output != "json" and refused(result.plan, opts):
+        click.echo(
+            f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
+        )
+        click.echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -179,9 +193,12 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
 
-    result = apply(session(town_dir), _opts("tt apply", dry_run=dry_run, **kw))
+    opts = _opts("tt apply", dry_run=dry_run, **kw)
+    result = apply(session(town_dir), opts)
     if not (wait and output == "json"):
         _render(result, output, dry_run=dry_run)
+    if dry_run:
+        _say_refusal(result, opts, output)
     if wait and not dry_run:
         from .cmd_loop import wait_for
 
@@ -285,11 +302,18 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
     """Add agent NAME to town.toml and start it."""
     from reconciler.control.verbs import spawn as do_spawn
 
-    result = do_spawn(
+    result, existed = do_spawn(
         session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
     )
-    click.echo(f"spawned {name} ({model})")
-    for c in result.fleet:
+    if existed:
+        click.echo(f"{name} already exists ({model}); nothing changed in town.toml")
+    else:
+        click.echo(f"spawned {name} ({model})")
+    _fleet_lines(result.fleet)
+
+
+def _fleet_lines(changes: Iterable[FleetChange]) -> None:
+    for c in changes:
         click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
@@ -301,9 +325,13 @@ def kill(name: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import kill as do_kill
 
     result = do_kill(session(town_dir), name, _opts("tt kill"))
-    click.echo(f"killed {name}")
-    for c in result.fleet:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+    stopped = any(
+        c.action == "stopped" and (c.agent == name or c.agent.startswith(f"{name}-"))
+        for c in result.fleet
+    )
+    note = "" if stopped else " (it was not running)"
+    click.echo(f"killed {name}: removed from town.toml{note}")
+    _fleet_lines(result.fleet)
 
 
 @click.command()
@@ -313,8 +341,16 @@ def restart(name: str, town_dir: str | None) -> None:
     """Stop agent NAME's process and start it again."""
     from reconciler.control.verbs import restart as do_restart
 
-    for c in do_restart(session(town_dir), name):
-        click.echo(f"agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+    done = do_restart(session(town_dir), name)
+    if done.old_pid and done.new_pid:
+        click.echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
+    elif done.new_pid:
+        click.echo(f"{name} was not running; started it: pid {done.new_pid}")
+    elif done.old_pid:
+        click.echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
+    else:
+        click.echo(f"{name} is not running and is not started here; nothing changed")
+    _fleet_lines([c for c in done.fleet if c.agent != name])
 
 
 @click.command()

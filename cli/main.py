@@ -8,7 +8,7 @@ import sys
 import click
 
 from reconciler import __version__
-from reconciler.errors import TtError
+from reconciler.errors import EXIT_ERROR, TtError
 
 from . import cmd_agents, cmd_apply, cmd_init, cmd_loop, cmd_server, cmd_status, cmd_validate
 
@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        # A file system refusal the engine did not word itself (a folder where a file should
+        # be, a path under /proc, a full disk): one line naming the path, never a traceback.
+        if e.filename is None:
+            raise
+        click.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,8 +11,18 @@ import click
 from .common import use_color
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], *, fit_last: bool = False
+) -> None:
+    """Columns padded to their widest cell. `fit_last`: the last column (a free text such as a
+    reason) is shortened with `…` to what the terminal has left, never below 20 characters."""
     cells = [[str(c) for c in row] for row in rows]
+    if fit_last and cells:
+        used = sum(max(len(h), *(len(r[i]) for r in cells)) + 2 for i, h in enumerate(headers[:-1]))
+        room = max(20, shutil.get_terminal_size().columns - used)
+        for r in cells:
+            text = " ".join(r[-1].split())  # one line per row
+            r[-1] = text if len(text) <= room else text[: room - 1] + "…"
     if use_color():
         from rich.console import Console
         from rich.table import Table

@@ -80,7 +80,13 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, target)
+        try:
+            os.replace(temp, target)
+        except OSError as e:
+            if e.errno is None:
+                raise
+            # Name the file being written, not the temp file.
+            raise OSError(e.errno, e.strerror, str(path)) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()

@@ -5,6 +5,8 @@ prompt; sim notes its first line on stderr). It sleeps `TT_SIM_DELAY` seconds (d
 prints a short answer. Markers in the task's own text steer it: `[sim:fail]`, `[sim:fail:N]`
 (fail the first N attempts, counted by `TT_ATTEMPT`), `[sim:sleep:S]`. Only the task section is
 read, so a marker quoted in a dependency's result or a message does not leak into this task.
+With `TT_SIM_GATE=PATH` it first waits (at most `TT_SIM_GATE_WAIT` seconds, default 120) until
+PATH exists: a rehearsal can hold every run open until it chooses, whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ def decide(task_text: str, attempt: int) -> tuple[bool, float | None]:
     return fail, sleep
 
 
+def wait_for_gate(gate: str | None, most: float) -> bool:
+    """Wait until the file `gate` exists (True), or `most` seconds passed (False)."""
+    if not gate:
+        return True
+    deadline = time.monotonic() + most
+    while not os.path.exists(gate):
+        if time.monotonic() >= deadline:
+            print(f"sim: gate {gate} did not open within {most:g}s", file=sys.stderr)
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def main() -> int:
     prompt = sys.stdin.read()
     attempt = int(os.environ.get("TT_ATTEMPT", "1") or 1)
@@ -41,6 +56,7 @@ def main() -> int:
     first = next((line for line in task.splitlines() if line.strip()), "")
     print(f"sim: asked {len(prompt)} chars: {first.strip()[:80]}", file=sys.stderr, flush=True)
     fail, sleep = decide(task, attempt)
+    wait_for_gate(os.environ.get("TT_SIM_GATE"), float(os.environ.get("TT_SIM_GATE_WAIT", "120")))
     time.sleep(sleep if sleep is not None else float(os.environ.get("TT_SIM_DELAY", "1")))
     if fail:
         print(f"sim: failing attempt {attempt} as the task asks", file=sys.stderr)

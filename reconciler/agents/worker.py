@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ..errors import RedisUnavailable, TtError
-from ..plan.graph import BACKLOG, POOL_PREFIX, ROLE_PREFIX
+from ..plan.graph import BACKLOG, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
 from ..store.mail import Message
 from ..store.tasks import Claimed
@@ -84,8 +84,8 @@ def base_spec(desired: Desired, instance: str) -> AgentSpec:
 def queue_targets(spec: AgentSpec, instance: str) -> list[str]:
     """Own queue first, then the pool, then the role, then the town's backlog."""
     targets = [instance]
-    if spec.replicas > 1:
-        targets.append(POOL_PREFIX + spec.name)
+    if instance != spec.name:
+        targets.append(spec.name)  # the pool's queue: every replica takes its work
     if spec.role:
         targets.append(ROLE_PREFIX + spec.role)
     targets.append(BACKLOG)
@@ -331,8 +331,11 @@ def complete_current(store: WorkerStore, task_id: str, result: str, token: str |
     """`tt task complete ID`: a model (inside its agent: TT_ATTEMPT_TOKEN) or a person completes
     the current attempt; the model process's later exit then changes nothing."""
     current = store.current_token(task_id)
+    if token is not None and token != current:
+        # A late result of an older attempt: rejected by the store, which writes `task.stale`
+        # as for a stale exit, so every rejected result leaves the same trace.
+        store.complete(task_id, token, result)
+        raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
     if current is None:
         raise TtError(f"task '{task_id}' is not running", hint="tt status shows its state")
-    if token is not None and token != current:
-        raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
     return store.complete(task_id, current, result)

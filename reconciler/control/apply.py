@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .. import server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
 from ..plan.actions import DeleteTask, OrphanAgent, Plan
@@ -26,7 +27,7 @@ from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
 from ..store.cleanrows import Row, rows_after
-from ..store.client import Store
+from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs
 from . import fleet, incremental, snapshot
@@ -42,6 +43,7 @@ class ApplyOptions:
     dry_run: bool = False
     prune: bool = True
     allow_empty: bool = False
+    allow_empty_roster: bool = False  # `tt kill` of the last agent: the roster may empty
     rerun_changed: bool = False
     model: str | None = None  # `--model sim`: every agent runs this model
     lock_timeout: float = 0.0
@@ -56,6 +58,19 @@ class ApplyResult:
     generation: int
     fleet: tuple[fleet.FleetChange, ...] = ()
     seconds: float = 0.0
+
+
+REFUSAL = (
+    "refusing to apply: it would delete every task or agent the files owned "
+    "(is tasks.toml or town.toml empty or truncated?)"
+)
+REFUSAL_HINT = "check the files; if you mean it, run again with --allow-empty"
+
+
+def refused(plan: Plan, opts: ApplyOptions) -> bool:
+    """Whether `tt apply` refuses this plan: it empties the files' tasks or roster unasked."""
+    roster_only = opts.allow_empty_roster and not plan.deletes_every_task
+    return plan.deletes_everything and not (opts.allow_empty or roster_only)
 
 
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
@@ -80,6 +95,8 @@ def _gc_paused() -> Iterator[None]:
 def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     started = time.monotonic()
     fingerprint, town_text = file_fingerprint(session.paths)
+    # Invalid files start nothing: with the embedded server down, they are checked before it is.
+    first = _checked_before_start(session)
     store = session.store
     # The files are those of the last apply that left nothing to do: plan only if Redis moved.
     clean = store.clean_fingerprint()
@@ -92,7 +109,7 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     try:
         base = None if ahead is None else snapshot.load(session.paths, ahead)
         reuse = base.reuse if base is not None else None
-        checked = None if quick else session.validate(reuse)  # raises: nothing is written
+        checked = None if quick else first or session.validate(reuse)  # raises: nothing written
         with apply_lock(store, opts.command, opts.lock_timeout):
             if checked is None and fingerprint is not None and town_text is not None:
                 result = _unchanged(session, opts, fingerprint, town_text, started)
@@ -106,6 +123,12 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     finally:
         if early is not None:
             store.clean_check_done(early)
+
+
+def _checked_before_start(session: Session) -> loader.Validation | None:
+    if "store" in session.__dict__ or not is_embedded(session.settings.redis, session.paths):
+        return None
+    return None if server.is_running(session.paths) else session.validate()
 
 
 def _planned(
@@ -136,12 +159,8 @@ def _planned(
         rerun_changed=opts.rerun_changed,
         graph=graph,
     )
-    if plan.deletes_everything and not opts.allow_empty:
-        raise TtError(
-            "refusing to apply: it would delete every task or agent the files owned "
-            "(is tasks.toml or town.toml empty or truncated?)",
-            hint="check the files; if you mean it, run again with --allow-empty",
-        )
+    if refused(plan, opts) and not opts.dry_run:  # a dry run shows the plan, then the refusal
+        raise TtError(REFUSAL, hint=REFUSAL_HINT)
     if opts.dry_run:
         return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
     generation = observed.generation + (0 if plan.is_empty else 1)

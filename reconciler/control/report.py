@@ -42,10 +42,12 @@ def agents_report(
     desired: Desired | None,
     now: float | None = None,
     override: str | None = None,
+    host: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per agent instance. `override`: the model every agent started by this process
     would run (`--model`); default TT_MODEL_OVERRIDE."""
     now = time.time() if now is None else now
+    host = socket.gethostname() if host is None else host
     override = override or os.environ.get(OVERRIDE_ENV) or None
     records = store.agent_records()
     beats = store.heartbeat_alive(list(records))
@@ -53,14 +55,24 @@ def agents_report(
     if desired is not None:
         for a in desired.agents:
             for name in a.instances():
-                roster[name] = {"model": a.model, "role": a.role, "suspended": a.suspended}
+                roster[name] = {
+                    "model": a.model,
+                    "role": a.role,
+                    "suspended": a.suspended,
+                    "node": a.node,
+                }
     rows = []
     for name in sorted(set(records) | set(roster)):
         rec = records.get(name, {})
         spec = roster.get(name, {})
         beat = _num(rec.get("heartbeat_at"))
         state = rec.get("state") or "stopped"
-        if spec.get("suspended"):
+        reason = rec.get("reason") or None
+        node = spec.get("node")
+        if node and node != host and (not beats.get(name) or rec.get("host") != node):
+            # Placed on another host: this one starts nothing for it (no node agent yet).
+            state, reason = "elsewhere", f"node {node}"
+        elif spec.get("suspended"):
             state = "suspended" if state in ("stopped", "") else state
         elif rec and not beats.get(name) and state not in ("stopped", "quarantined", "backoff"):
             state = "dead" if rec.get("pid") and state != "starting" else state
@@ -80,7 +92,7 @@ def agents_report(
                 "heartbeat_age": None if beat is None else round(now - beat, 1),
                 "restarts": int(rec.get("restarts", "0") or 0),
                 "in_roster": name in roster,
-                "reason": rec.get("reason") or None,
+                "reason": reason,
             }
         )
     return rows

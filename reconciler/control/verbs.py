@@ -14,10 +14,10 @@ import time
 
 from .. import edit, server
 from ..errors import NotFound, TtError
-from ..plan.graph import TaskKind, agent_target
+from ..plan.graph import TaskKind
 from ..plan.state import Source, TaskState, task_spec_from_json
 from ..spec import loader
-from ..spec.desired import Directive, TaskSpec
+from ..spec.desired import AgentSpec, Directive, TaskSpec
 from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
 from ..store.client import is_embedded
 from . import fleet
@@ -36,7 +36,9 @@ def _apply_edit(s: Session, opts: ApplyOptions) -> ApplyResult:
 
 def spawn(
     s: Session, name: str, model: str, *, role: str | None, replicas: int, opts: ApplyOptions
-) -> ApplyResult:
+) -> tuple[ApplyResult, bool]:
+    """Add agent NAME to town.toml and apply: (the apply, whether the agent already existed
+    with this spec, so that the file was not changed)."""
     if name.lower() in RESERVED_AGENT_NAMES:
         raise TtError(
             f"'{name}' is a reserved name (a mailbox), not an agent name", hint="pick another name"
@@ -45,10 +47,9 @@ def spawn(
     if existing is not None:
         # The tutorial spawns `reviewer` twice: the same spec again is a no-op, not an error.
         if (existing.model, existing.role, existing.replicas) == (model, role, replicas):
-            return _apply_edit(s, opts)
+            return _apply_edit(s, opts), True
         raise TtError(
-            f"agent '{name}' already exists in town.toml with model {existing.model!r}, "
-            f"role {existing.role!r}, replicas {existing.replicas}",
+            f"agent '{name}' already exists in town.toml as {agent_summary(existing)}",
             hint=f"edit [agents.{name}] in town.toml, or `tt kill {name}` first",
         )
     fields: dict[str, object] = {"model": model}
@@ -57,12 +58,20 @@ def spawn(
     if replicas != 1:
         fields["replicas"] = replicas
     edit.add_agent(s.paths, name, fields, validate=loader.validate_texts)
-    return _apply_edit(s, opts)
+    return _apply_edit(s, opts), False
+
+
+def agent_summary(agent: AgentSpec) -> str:
+    """`model sim, role reviewer, 3 replicas` in words: no Python reprs in a message."""
+    parts = [f"model {agent.model}", f"role {agent.role}" if agent.role else "no role"]
+    parts.append(f"{agent.replicas} replica{'s' if agent.replicas != 1 else ''}")
+    return ", ".join(parts)
 
 
 def kill(s: Session, name: str, opts: ApplyOptions) -> ApplyResult:
     edit.remove_agent(s.paths, name, validate=loader.validate_texts)
-    return _apply_edit(s, opts)
+    # Killing the last agent empties the roster on purpose; an emptied tasks.toml still stops it.
+    return _apply_edit(s, dataclasses.replace(opts, allow_empty_roster=True))
 
 
 def assign(
@@ -107,11 +116,10 @@ def assign(
     if after is not None and after not in taken:
         raise NotFound(f"no task '{after}' to run after", hint=did_you_mean(after, taken))
     spec = TaskSpec(id=tid, description=description, agent=agent, parent=after)
-    agents = {a.name: a for a in desired.agents}
     record = task_record(
         spec,
         kind=TaskKind.WORK,
-        target=agent_target(agent, agents),
+        target=agent,  # an agent's queue is its name, a pool's too
         deps=(after,) if after else (),
         order=time.time(),
         source=Source.CLI,
@@ -181,17 +189,31 @@ def sync_pull(s: Session) -> list[str]:
     return edit.write_back(s.paths, updates)
 
 
-def restart(s: Session, name: str) -> list[fleet.FleetChange]:
+@dataclasses.dataclass(frozen=True)
+class Restarted:
+    agent: str
+    old_pid: str  # "" when it was not running
+    fleet: list[fleet.FleetChange]
+
+    @property
+    def new_pid(self) -> str:
+        started = [c for c in self.fleet if c.agent == self.agent and c.action == "started"]
+        return started[0].detail.removeprefix("pid ") if started else ""
+
+
+def restart(s: Session, name: str) -> Restarted:
     """Stop agent NAME's process (its task goes back to its queue) and start it again."""
     records = s.store.agent_records()
     if name not in records:
         raise NotFound(f"no agent '{name}' is known", hint=did_you_mean(name, records))
     rec = records[name]
+    old_pid = ""
     if rec.get("pid", "").isdigit() and fleet.local_alive(rec, socket.gethostname()):
         fleet.stop_agent(s.store, name, rec, "restarted by tt restart", grace=0, term_grace=10.0)
+        old_pid = rec["pid"]
     # Asked for by a person: no crash backoff or quarantine stands in the way.
     s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
-    return fleet.ensure(s.paths, s.desired(), s.store)
+    return Restarted(name, old_pid, fleet.ensure(s.paths, s.desired(), s.store))
 
 
 def down(s: Session) -> tuple[list[str], bool]:

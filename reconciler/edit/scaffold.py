@@ -81,6 +81,9 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     root = root.expanduser().resolve()
     town_file, tasks_file = root / TOWN_FILE, root / TASKS_FILE
     existing = [p for p in (town_file, tasks_file) if p.exists()]
+    for path in existing:
+        if not path.is_file():  # checked first: --force must not write one file of the two
+            raise TtError(f"{path} exists and is not a file", hint="move it away first")
     if existing and not force:
         verb = "exists" if len(existing) == 1 else "exist"
         raise TtError(
@@ -176,10 +179,35 @@ status = "pending"
 
 
 def starter_tasks(paths: TownPaths) -> Path:
-    """`tt plan --init`: write a starter tasks.toml (refuses to overwrite one with tasks)."""
+    """`tt plan --init`: a starter task in tasks.toml. A missing file is written whole; a file
+    without tasks (the `tt init` template: `[[tasks]]` only in comments) keeps its text and gets
+    the task appended; a file with tasks, or one that is not TOML, is refused and left as is."""
     path = paths.tasks_file
-    if path.exists() and "[[tasks]]" in path.read_text():
-        raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
     with exclusive_lock(paths.state_dir / LOCK_FILE):
-        atomic_write_text(path, STARTER_TASKS)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            atomic_write_text(path, STARTER_TASKS)
+            return path
+        except (OSError, UnicodeDecodeError) as e:
+            raise TtError(f"{path}: cannot read it: {e}") from e
+        try:
+            tasks = tomllib.loads(text.removeprefix("\ufeff")).get("tasks")
+        except tomllib.TOMLDecodeError as e:
+            raise TtError(
+                f"{path}: not valid TOML ({e}); nothing was changed",
+                hint="fix the file first; `tt validate` lists every problem",
+            ) from e
+        if tasks:
+            raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
+        if tasks is not None:
+            raise TtError(
+                f"{path}: `tasks` is already defined (empty); nothing was changed",
+                hint="add a [[tasks]] table by hand",
+            )
+        newline = "\r\n" if "\r\n" in text else "\n"
+        head = text if not text or text.endswith("\n") else text + newline
+        block = STARTER_TASKS[STARTER_TASKS.index("[[tasks]]") :]
+        gap = newline if head.strip() else ""
+        atomic_write_text(path, head + gap + block.replace("\n", newline))
     return path

@@ -24,6 +24,7 @@ R = TypeVar("R")
 Validate = Callable[[str, str], None]
 
 LOCK_FILE = "edit.lock"
+BOM = "\ufeff"
 
 
 def edit_tasks(
@@ -62,7 +63,11 @@ def transact(
             raise TtError(
                 f"{target} does not exist", hint="run `tt init --name NAME` to create a town"
             )
-        new, result = change(old or "")
+        # A UTF-8 byte order mark is not TOML (tomlkit reads it as a key): the edit sees the
+        # text after it, and the file keeps it.
+        bom = BOM if old and old.startswith(BOM) else ""
+        new, result = change((old or "")[len(bom) :])
+        new = bom + new
         if old and _uses_crlf(old):
             # tomlkit writes new lines with LF; a CRLF file should not end up with both.
             new = re.sub(r"(?<!\r)\n", "\r\n", new)

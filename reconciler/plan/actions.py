@@ -221,6 +221,7 @@ class Plan:
     # Every file-owned task (or agent) would go while the files ask for none: an empty or
     # truncated file. `apply` refuses such a plan unless given --allow-empty.
     deletes_everything: bool = False
+    deletes_every_task: bool = False  # the tasks' side of it (else only the roster empties)
 
     @property
     def changes(self) -> tuple[Action, ...]:

@@ -106,10 +106,9 @@ def diff(
         graph = build_graph(desired)
     agents = agent_actions(desired, observed, prune)
     tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed).run()
-    deletes_everything = (not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)) or (
-        not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
-    )
-    return Plan(tuple(agents + tasks), deletes_everything)
+    every_task = not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)
+    every_agent = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
+    return Plan(tuple(agents + tasks), every_task or every_agent, every_task)
 
 
 def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
-from ..spec.desired import AgentSpec, Desired, TaskSpec
+from ..spec.desired import Desired, TaskSpec
 
 _T = TypeVar("_T")
 
 # Queue targets that are not an agent instance's own name (the characters are not valid in names).
-POOL_PREFIX = "@"  # a pool: any replica of the agent
 ROLE_PREFIX = "%"  # a role: any agent with it
 BACKLOG = "*backlog"  # any idle agent
 
@@ -59,37 +58,30 @@ class Graph:
         return {i: n.deps for i, n in self.nodes.items()}
 
 
-def agent_target(name: str, agents: Mapping[str, AgentSpec]) -> str:
-    """Queue of `agent = NAME`: a pool `@NAME` when NAME has replicas, else NAME itself (an agent
-    or one replica such as worker-2, which listens on its own queue)."""
-    spec = agents.get(name)
-    if spec is not None and spec.replicas > 1:
-        return POOL_PREFIX + name
-    return name
-
-
-def task_target(task: TaskSpec, desired: Desired, agents: Mapping[str, AgentSpec]) -> str | None:
-    """Where the task's work goes: its agent, its role, the default agent, the default role."""
+def task_target(task: TaskSpec, desired: Desired) -> str | None:
+    """Where the task's work goes: its agent, its role, the default agent, the default role.
+    An agent's queue is its name whatever its replicas: every replica of a pool listens on the
+    pool's queue (the first replica's own) and worker-2 also on its own, so a scale is never a
+    change of any task's target."""
     if task.agent:
-        return agent_target(task.agent, agents)
+        return task.agent
     if task.role:
         return ROLE_PREFIX + task.role
     if desired.default_agent:
-        return agent_target(desired.default_agent, agents)
+        return desired.default_agent
     if desired.default_role:
         return ROLE_PREFIX + desired.default_role
     return None
 
 
 def build_graph(desired: Desired) -> Graph:
-    agents = {a.name: a for a in desired.agents}
     index: dict[str, int] = {}
     specs: list[TaskSpec] = []
     for spec in desired.tasks:
         if spec.id not in index:  # duplicates are the loader's to report; the first one wins
             index[spec.id] = len(specs)
             specs.append(spec)
-    targets = [task_target(s, desired, agents) for s in specs]
+    targets = [task_target(s, desired) for s in specs]
 
     waits: list[list[str]] = [[] for _ in specs]
     children: dict[str, list[str]] = {}
@@ -163,7 +155,6 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
     `build_graph` makes it, ordered after those of them each waits for (file order breaking
     ties): what an incremental plan needs. One pass over the specs finds positions and groups'
     members; no node of the other tasks is built and nothing but `ids` is sorted."""
-    agents = {a.name: a for a in desired.agents}
     index: dict[str, int] = {}
     specs: list[TaskSpec] = []
     for spec in desired.tasks:
@@ -174,7 +165,7 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
 
     def target(tid: str) -> str | None:
         if tid not in targets:
-            targets[tid] = task_target(specs[index[tid]], desired, agents)
+            targets[tid] = task_target(specs[index[tid]], desired)
         return targets[tid]
 
     named: dict[str, list[str]] = {}  # parent -> the tasks naming it, in file order

@@ -76,10 +76,10 @@ class AgentSpec:
     node: str | None = None
 
     def instances(self) -> tuple[str, ...]:
-        """Process names: `worker` with replicas = 3 runs as worker-1, worker-2, worker-3."""
-        if self.replicas == 1:
-            return (self.name,)
-        return tuple(f"{self.name}-{i}" for i in range(1, self.replicas + 1))
+        """Process names: `worker` with replicas = 3 runs as worker, worker-2, worker-3. The first
+        is the agent's own name whatever the count, so scaling 1→2 keeps it and adds worker-2,
+        and 3→1 stops the highest-numbered two: a scale never renames a running instance."""
+        return (self.name, *(f"{self.name}-{i}" for i in range(2, self.replicas + 1)))
 
     def spec_hash(self) -> str:
         """Changes to what the process runs with (drift restarts the agent)."""

@@ -140,7 +140,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
     replica_of = {i: a for a in agents if a.replicas > 1 for i in a.instances()}
     for agent in agents:
         pool = replica_of.get(agent.name)
-        if pool is not None:
+        if pool is not None and pool is not agent:
             doc.report(
                 ("agents", agent.name),
                 f"agent '{agent.name}' has the name of a replica of agent '{pool.name}' "

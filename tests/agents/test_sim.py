@@ -77,3 +77,28 @@ def test_every_module_a_preset_or_the_engine_runs_with_python_m_exists() -> None
         targets.update(re.findall(r'"-m",\s*"([a-z_.]+)"', source.read_text()))
     assert "reconciler.agents.sim" in targets and "cli" in targets
     assert [t for t in sorted(targets) if importlib.util.find_spec(t) is None] == []
+
+
+def test_a_gate_holds_the_run_until_its_file_exists(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from reconciler.agents.sim import wait_for_gate
+
+    gate = Path(str(tmp_path)) / "open"
+    assert wait_for_gate(None, 0) and not wait_for_gate(str(gate), 0.1)
+    env = {**os.environ, "TT_SIM_DELAY": "0", "TT_SIM_GATE": str(gate), "TT_AGENT": "dev"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.agents.sim"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(PROMPT)
+    proc.stdin.close()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1.0)  # held
+    gate.touch()
+    assert proc.wait(timeout=30) == 1  # attempt 1 of a [sim:fail:2] task: it ran, and failed

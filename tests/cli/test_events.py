@@ -56,10 +56,53 @@ def test_json_keeps_epoch_numbers() -> None:
         "ts": NOW,
         "task": "build",
         "agent": "dev",
-        "attempt": "1",
+        "attempt": 1,
         "error": "boom",
         "next_attempt_at": NOW + 5.2,
     }
+
+
+def test_json_numbers_are_numbers_flags_booleans_and_lists_arrays() -> None:
+    """Version 1 of the event format: typed by field name; other fields stay strings."""
+    created = {
+        "type": "tasks.created",
+        "ts": "1.5",
+        "count": "3",
+        "ready": "2",
+        "generation": "7",
+        "tasks": "a b c",
+    }
+    assert event_json("2-0", created) == {
+        "id": "2-0",
+        "type": "tasks.created",
+        "ts": 1.5,
+        "count": 3,
+        "ready": 2,
+        "generation": 7,
+        "tasks": ["a", "b", "c"],
+    }
+    sent = {"type": "message.sent", "agent": "rev", "sender": "me", "urgent": "1"}
+    assert event_json("3-0", sent)["urgent"] is True
+    answered = {"type": "message.answered", "agent": "rev", "to": "conductor,dev"}
+    assert event_json("4-0", answered)["to"] == ["conductor", "dev"]
+    failed = {
+        "type": "task.failed",
+        "task": "t",
+        "attempt": "2",
+        "permanent": "0",
+        "error": "exit 1",
+        "pid": "123",
+    }
+    assert event_json("5-0", failed) | {"id": ""} == {
+        "id": "",
+        "type": "task.failed",
+        "task": "t",
+        "attempt": 2,
+        "permanent": False,
+        "error": "exit 1",
+        "pid": 123,
+    }
+    assert event_json("6-0", {"type": "x", "count": "many"})["count"] == "many"  # kept as is
 
 
 def test_every_place_events_print_uses_the_same_line(

@@ -237,3 +237,20 @@ def test_clean_fingerprint_matches_the_loaders_digests(session: CountingSession)
     session.paths.tasks_file.unlink()
     fingerprint, _ = fingerprint_mod.file_fingerprint(session.paths)
     assert fingerprint == fingerprint_mod.clean_fingerprint(dict(session.desired().digests))
+
+
+def test_an_emptied_roster_may_be_allowed_alone_an_emptied_tasks_file_never(
+    session: CountingSession,
+) -> None:
+    apply(session, OPTS)
+    roster_only = ApplyOptions(start_agents=False, allow_empty_roster=True)
+    (session.paths.tasks_file).write_text("")
+    with pytest.raises(TtError, match="refusing to apply"):
+        apply(session, roster_only)  # `tt kill` of the last agent with a truncated tasks.toml
+    assert {r["id"] for r in session.store.task_records()} == {"a", "b", "loose"}
+    (session.paths.tasks_file).write_text(TASKS.replace('agent = "dev"\n', ""))
+    (session.paths.town_file).write_text('[town]\nname = "unit"\n')
+    with pytest.raises(TtError, match="refusing to apply"):
+        apply(session, OPTS)
+    done = apply(session, roster_only)
+    assert done.plan.counts() == {"delete_agent": 1, "update_task": 2}

@@ -65,7 +65,7 @@ def test_known_names_without_a_log_say_so_without_a_path(
 ) -> None:
     (town / "tasks.toml").write_text(TASKS + '\n[[tasks]]\nid = "ship"\ndescription = "x"\n')
     for args, message in [
-        (("pool-1",), "agent pool-1 has no log yet"),
+        (("pool",), "agent pool has no log yet"),
         (("ship",), "task ship has no log yet: no agent has run it"),
         (("dev", "ship"), "agent dev has no log of task ship"),
         (("nobody", "build"), "no agent named nobody"),

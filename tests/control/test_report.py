@@ -88,3 +88,36 @@ def test_list_and_status_say_which_model_was_overridden(
     with pytest.raises(SystemExit):
         main(["list", "-o", "json"])
     assert json.loads(capsys.readouterr().out)[0]["model_override"] == "sim"
+
+
+def test_an_agent_placed_on_another_node_shows_elsewhere_not_stopped_none(
+    session: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session.paths.town_file.write_text(TOWN + 'node = "otherhost"\n')
+    desired = loader.load(session.paths)
+    rows = {r["name"]: r for r in agents_report(session.store, desired, host="here")}
+    assert (rows["ops"]["state"], rows["ops"]["reason"]) == ("elsewhere", "node otherhost")
+    assert (rows["dev"]["state"], rows["dev"]["reason"]) == ("stopped", None)
+    with pytest.raises(SystemExit):
+        main(["list"])
+    ops = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ops "))
+    assert "elsewhere" in ops and ops.endswith("node otherhost") and "None" not in ops
+
+
+def test_list_text_shows_the_reason_of_a_quarantined_agent_shortened_to_the_terminal(
+    session: Session, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    why = "crashed 5 times in 60s: " + "ModuleNotFoundError: no module named 'x' " * 5
+    session.store.register_agent("dev", {"pid": "", "state": "quarantined", "reason": why})
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["list"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[-1] == "REASON"
+    dev = next(line for line in out if line.startswith("dev "))
+    assert "quarantined" in dev and "crashed 5 times in 60s: Module" in dev
+    assert len(dev) <= 100 and dev.endswith("…")
+    with pytest.raises(SystemExit):
+        main(["list", "-o", "json"])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["dev"]["reason"] == why  # JSON keeps it whole

@@ -80,3 +80,25 @@ def test_retry_of_a_task_the_file_cancels_sets_it_pending_there_and_its_chain_ru
     assert 'status = "pending"' in tasks.read_text()
     assert apply(session, opts).plan.is_empty  # the retry stands
     assert states(fake_store) == {"a": "ready", "b": "blocked", "c": "blocked"}
+
+
+def test_retry_after_sync_pull_wrote_completed_sets_it_pending_and_it_runs_again(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+) -> None:
+    (tmp_path / "town.toml").write_text(TOWN)
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(CHAIN.format(status=""))
+    session = CountingSession(TownPaths(tmp_path), fake_store)
+    opts = ApplyOptions(start_agents=False)
+    apply(session, opts)
+    fake_store.client.lpop(fake_store.keys.queue("dev"))
+    assert fake_store.claim("a", "dev", "t1") is not None
+    assert fake_store.complete("a", "t1", "done")
+    verbs.sync_pull(session)
+    assert 'status = "completed"' in tasks.read_text()
+
+    assert verbs.retry(session, "a") is TaskState.READY
+    assert 'status = "pending"' in tasks.read_text() and "completed" not in tasks.read_text()
+    assert apply(session, opts).plan.is_empty  # the file agrees: the re-run is not undone
+    assert states(fake_store)["a"] == "ready"

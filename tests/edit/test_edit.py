@@ -576,3 +576,17 @@ def test_twenty_concurrent_processes_never_lose_an_edit(town: TownPaths) -> None
         ["t-parallel-work"] + [f"t-parallel-work-{n}" for n in range(2, count + 1)]
     )
     assert tasks_text(town).startswith(TASKS)
+
+
+def test_a_file_with_a_utf8_bom_is_edited_and_keeps_its_bom(town: TownPaths) -> None:
+    town.tasks_file.write_bytes(b"\xef\xbb\xbf" + TASKS.encode())
+    town.town_file.write_bytes(b"\xef\xbb\xbf" + town.town_file.read_bytes())
+    edit.set_task_status(town, "design", "cancelled")
+    edit.add_agent(town, "helper", {"model": "sim"})
+    tasks = town.tasks_file.read_bytes()
+    assert tasks.startswith(b"\xef\xbb\xbf#") and tasks.count(b"\xef\xbb\xbf") == 1
+    assert tasks.decode()[1:] == TASKS.replace(
+        'status = "pending"    # run it', 'status = "cancelled"    # run it'
+    )
+    roster = town.town_file.read_bytes()
+    assert roster.startswith(b"\xef\xbb\xbf") and b"[agents.helper]" in roster

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from reconciler.edit.scaffold import default_name, init_town, slug
+from cli.main import main
+from reconciler.edit.scaffold import default_name, init_town, slug, starter_tasks
 from reconciler.errors import TtError
+from reconciler.town import TownPaths
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def test_init_writes_both_files_and_gitignore(tmp_path: Path) -> None:
@@ -83,3 +91,49 @@ def test_init_imports_tinytown_config(tmp_path: Path) -> None:
     assert 'default_model = "auggie"' in text
     assert 'command = ["my-llm", "--print", "--fast"]' in text
     assert "[models.claude]" not in text
+
+
+def test_plan_init_right_after_init_appends_the_starter_task(tmp_path: Path) -> None:
+    init_town(tmp_path, "fresh")
+    template = (tmp_path / "tasks.toml").read_text()
+    assert "# [[tasks]]" in template  # the template shows tasks in comments only
+    starter_tasks(TownPaths(tmp_path))
+    text = (tmp_path / "tasks.toml").read_text()
+    assert text.startswith(template)  # its comments and [meta] are kept
+    assert [t["id"] for t in tomllib.loads(text)["tasks"]] == ["explore"]
+    with pytest.raises(TtError, match="already has tasks"):
+        starter_tasks(TownPaths(tmp_path))
+    assert (tmp_path / "tasks.toml").read_text() == text
+
+
+def test_plan_init_writes_a_missing_file_and_refuses_invalid_toml(tmp_path: Path) -> None:
+    init_town(tmp_path, "fresh")
+    (tmp_path / "tasks.toml").unlink()
+    starter_tasks(TownPaths(tmp_path))
+    assert "[meta]" in (tmp_path / "tasks.toml").read_text()
+    (tmp_path / "tasks.toml").write_text("[[tasks]\n")
+    with pytest.raises(TtError, match="not valid TOML"):
+        starter_tasks(TownPaths(tmp_path))
+    assert (tmp_path / "tasks.toml").read_text() == "[[tasks]\n"
+
+
+def test_init_force_over_a_directory_is_one_error_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "tasks.toml").mkdir()
+    (tmp_path / "town.toml").write_text("# mine\n")
+    with pytest.raises(TtError, match=r"tasks\.toml exists and is not a file"):
+        init_town(tmp_path, "x", force=True)
+    assert (tmp_path / "town.toml").read_text() == "# mine\n"
+
+
+@pytest.mark.parametrize("where", ["/proc/1/tt-test/foo", "{tmp}/afile/x"])
+def test_os_errors_are_one_line_naming_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "afile").write_text("a file where a folder should be")
+    target = where.format(tmp=tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        main(["init", target])
+    out, err = capsys.readouterr()
+    assert caught.value.code == 1 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
+    assert target.rsplit("/", 1)[0] in err

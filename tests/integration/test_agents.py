@@ -201,12 +201,18 @@ def assigned_id(done: subprocess.CompletedProcess[str]) -> str:
 
 def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     # Every agent runs the offline model. Runs take 0.2 s, except where the tutorial needs a
-    # run to last: the parallel/fan-out agents (2 s: three `tt assign`s take ~1 s) and the
-    # reviewer (3 s: both messages arrive while it reviews). Agents inherit the environment of
-    # whichever `tt` starts them; the conductor and the later spawns use the 2 s delay.
+    # run to last: the parallel/fan-out agents (2 s, and held by the gate below until all three
+    # run) and the reviewer (3 s: both messages arrive while it reviews). Agents inherit the
+    # environment of whichever `tt` starts them; the conductor and the later spawns use 2 s.
     town.env["TT_MODEL_OVERRIDE"] = "sim"
     town.env["TT_SIM_DELAY"] = "2"
     fast, slow = {"TT_SIM_DELAY": "0.2"}, {"TT_SIM_DELAY": "3"}
+    # Every run first waits for the gate file: open (present) except where the tutorial shows
+    # runs at the same time; there it opens once all of them are assigned, so the overlap
+    # holds however slowly a loaded machine issues the `tt assign`s.
+    gate = town.root.parent / "sim-gate"
+    gate.touch()
+    town.env["TT_SIM_GATE"] = str(gate)
 
     # Setup and the team.
     town.tt("init", "--name", "multi-demo")
@@ -245,6 +251,7 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     # Parallel execution: the three assigned tasks run at the same time.
     for name, model in [("frontend", "claude"), ("backend", "auggie"), ("docs", "codex")]:
         town.tt("spawn", name, "--model", model)
+    gate.unlink()
     ids = [
         assigned_id(town.tt("assign", agent, text))
         for agent, text in [
@@ -254,6 +261,8 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
         ]
     ]
     assert "frontend" in town.tt("status").stdout
+    town.wait_states(dict.fromkeys(ids, "running"))  # each claimed while the others run
+    gate.touch()
     tasks = town.wait_states(dict.fromkeys(ids, "completed"))
     runs = [interval(tasks[i]) for i in ids]
     assert max(s for s, _ in runs) < min(f for _, f in runs), runs  # a moment all three ran
@@ -265,14 +274,18 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     again = town.tt("spawn", "reviewer", "--model", "claude", check=False)
     # The tutorial spawns the reviewer a second time: the town already has it, unchanged.
     assert again.returncode == 0, again.stderr  # the same spec again changes nothing
+    gate.unlink()
     workers = [
         assigned_id(town.tt("assign", f"worker-{i}", f"Implement module {m}"))
         for i, m in ((1, "A"), (2, "B"), (3, "C"))
     ]
     assert "worker-3" in town.tt("status").stdout
+    town.wait_states(dict.fromkeys(workers, "running"))
+    gate.touch()
     tasks = town.wait_states(dict.fromkeys(workers, "completed"))
     runs = [interval(tasks[i]) for i in workers]
     assert max(s for s, _ in runs) < min(f for _, f in runs), runs  # fan-out ran in parallel
+    gate.unlink()  # both messages arrive while the reviewer reviews
     review = assigned_id(
         town.tt("assign", "reviewer", "Review modules A, B, and C for consistency")
     )
@@ -281,6 +294,7 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     # Agent-to-agent communication, while the reviewer reviews.
     town.tt("send", "reviewer", "Auth API implementation complete. Ready for review.")
     town.tt("send", "reviewer", "--urgent", "Critical bug found in module A!")
+    gate.touch()
     tasks = town.wait_states({review: "completed"})
     assert interval(tasks[review])[0] >= max(f for _, f in runs)  # after all three workers
     until(
@@ -298,7 +312,7 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     events = [e for e in town.all_events() if e.get("agent") == "reviewer"]
     sent = [e["urgent"] for e in events if e["type"] == "message.sent"]
     read = [(e["count"], e["first"]) for e in events if e["type"] == "message.read"]
-    assert sent == ["0", "1"] and read == [("1", "urgent"), ("1", "normal")], events
+    assert sent == [False, True] and read == [(1, "urgent"), (1, "normal")], events
     answers = json.loads(town.tt("inbox", "conductor", "-o", "json").stdout)
     assert [a["from"] for a in answers] == ["reviewer"]
 

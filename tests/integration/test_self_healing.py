@@ -67,7 +67,8 @@ def dag(n: int, replicas: int, seed: int) -> str:
     for i in range(n):
         fields: dict[str, object] = {"agent": "worker"}
         if rng.random() < 0.2:
-            fields["agent"] = f"worker-{rng.randint(1, replicas)}"
+            k = rng.randint(1, replicas)  # replica 1 is `worker` itself: its queue is the pool's
+            fields["agent"] = f"worker-{k}" if k > 1 else "worker"
         if i >= replicas:
             picks = rng.sample(range(max(0, i - 30), i), k=rng.randint(1, 2))
             fields["depends_on"] = [f"t{d:03d}" for d in sorted(picks)]

@@ -335,7 +335,7 @@ def test_new_pipeline() -> None:
         ("architect", "architect"),
         ("developer", "developer"),
         ("reviewer", "reviewer"),
-        ("worker-1", "worker"),
+        ("worker", "worker"),
         ("worker-2", "worker"),
     ]
     assert [(a.id, a.state, a.deps, a.deps_left, a.target) for a in task_actions(plan)] == [
@@ -391,7 +391,7 @@ def test_group_children_run_in_parallel_and_the_group_waits_for_them() -> None:
     plan = diff(town(*EPIC), Observed(), 0.0)
     assert [(a.id, a.kind, a.state, a.deps, a.target) for a in task_actions(plan)] == [
         ("login", TaskKind.WORK, R, (), "developer"),
-        ("logout", TaskKind.WORK, R, (), "@worker"),
+        ("logout", TaskKind.WORK, R, (), "worker"),
         ("epic", TaskKind.GROUP, B, ("login", "logout"), ""),
         ("release", TaskKind.WORK, B, ("epic",), "reviewer"),
     ]
@@ -577,10 +577,10 @@ def test_update_of_a_ready_task_moves_it_to_its_new_queue() -> None:
         R,
         R,
         "architect",
-        "@worker",
+        "worker",
     )
-    assert render_lines(plan) == ["~ task design: description, agent (moves architect → @worker)"]
-    assert converge(town(*edited), before).tasks["design"].target == "@worker"
+    assert render_lines(plan) == ["~ task design: description, agent (moves architect → worker)"]
+    assert converge(town(*edited), before).tasks["design"].target == "worker"
 
 
 def test_dependency_changes_recount_a_blocked_task() -> None:
@@ -625,7 +625,7 @@ def test_a_new_default_agent_moves_tasks_whose_spec_did_not_change() -> None:
         ("triage", ("kind", "target"), R),
         ("done-before", ("kind", "target"), None),
     ]
-    assert render_lines(plan)[0] == "~ task triage: kind, target (moves *backlog → @worker)"
+    assert render_lines(plan)[0] == "~ task triage: kind, target (moves *backlog → worker)"
     converge(town(*tasks, default_agent="worker"), before)
 
 
@@ -810,24 +810,11 @@ def roster(*agents: AgentSpec) -> Desired:
     [
         (2, 3, [("create_agent", "worker-3")]),
         (3, 2, [("delete_agent", "worker-3")]),
-        (
-            1,
-            2,
-            [
-                ("create_agent", "worker-1"),
-                ("create_agent", "worker-2"),
-                ("delete_agent", "worker"),
-            ],
-        ),
-        (
-            2,
-            1,
-            [
-                ("create_agent", "worker"),
-                ("delete_agent", "worker-1"),
-                ("delete_agent", "worker-2"),
-            ],
-        ),
+        # A scale changes only what must change (#18): 1→2 keeps `worker` and adds worker-2,
+        # 3→1 stops the highest-numbered two.
+        (1, 2, [("create_agent", "worker-2")]),
+        (2, 1, [("delete_agent", "worker-2")]),
+        (3, 1, [("delete_agent", "worker-2"), ("delete_agent", "worker-3")]),
         (3, 3, []),
     ],
 )
@@ -842,6 +829,17 @@ def test_replicas_scale_up_and_down(
     if after < before and after > 1:
         assert render_lines(plan) == ["- agent worker-3 (scaled to 2 replica(s))"]
     converge(new, observed(old), prune=prune)
+
+
+@pytest.mark.parametrize(("before", "after"), [(1, 3), (3, 1), (2, 5), (4, 2)])
+def test_a_scale_is_never_a_change_to_a_task(before: int, after: int) -> None:
+    tasks = (TaskSpec("a", "x", agent="worker"), TaskSpec("b", "y", agent="worker", parent="a"))
+    old = town(*tasks, agents=(AgentSpec("worker", "claude", replicas=before),))
+    new = town(*tasks, agents=(AgentSpec("worker", "claude", replicas=after),))
+    for states in ({}, {"a": TaskState.COMPLETED}):
+        plan = diff(new, observed(old, states), 0.0)
+        assert {a.op for a in plan.actions} <= {"create_agent", "delete_agent"}, plan
+        converge(new, observed(old, states))
 
 
 def test_agent_changes_name_the_fields_and_whether_a_restart_is_needed() -> None:
@@ -924,7 +922,7 @@ def test_actions_come_in_a_fixed_order() -> None:
     before = with_task(observed(town(*old, agents=AGENTS[:3])), "stuck", queued=False)
     plan = diff(town(*tasks, TaskSpec("stuck", agent="developer")), before, 0.0)
     assert [(a.op, getattr(a, "id", getattr(a, "name", ""))) for a in plan.actions] == [
-        ("create_agent", "worker-1"),
+        ("create_agent", "worker"),
         ("create_agent", "worker-2"),
         ("create_task", "early"),
         ("create_task", "late"),
@@ -964,7 +962,7 @@ def test_plan_json_is_versioned_and_serialisable() -> None:
         "state": "ready",
         "deps": [],
         "deps_left": 0,
-        "target": "@worker",
+        "target": "worker",
         "order": 2.0,
     }
     assert ops["changed_after_done"] == {

@@ -154,7 +154,7 @@ def test_design_examples_load_unchanged() -> None:
     assert desired.description == "Auth API Pipeline"
     worker = desired.agent("worker")
     assert worker is not None
-    assert worker.instances() == ("worker-1", "worker-2", "worker-3")
+    assert worker.instances() == ("worker", "worker-2", "worker-3")
     (model,) = desired.models
     assert (model.name, model.command, model.prompt) == (
         "my-llm",

@@ -1,0 +1,65 @@
+"""`tt inbox AGENT` looks without taking: a person reading an agent's mail must not keep the agent
+from answering it. The agent itself (TT_AGENT is its name) or `--take` takes the messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from reconciler.store.client import Store
+from tests.redis_fixtures import flush_town
+
+
+def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(caught.value.code or 0), out, err
+
+
+@pytest.fixture
+def town(tmp_path: Path, redis_url: str, town_name: str) -> Iterator[Path]:
+    (tmp_path / "town.toml").write_text(
+        f'[town]\nname = "{town_name}"\nredis = "{redis_url}"\n\n[agents.reviewer]\nmodel = "sim"\n'
+    )
+    (tmp_path / "tasks.toml").write_text("")
+    yield tmp_path
+    store = Store.open(redis_url, town_name)
+    flush_town(store.client, town_name)
+    store.close()
+
+
+def inbox(capsys: pytest.CaptureFixture[str], town: Path, *flags: str) -> list[str]:
+    code, out, err = tt(capsys, "inbox", "reviewer", "--town", str(town), "-o", "json", *flags)
+    assert code == 0, err
+    return [m["text"] for m in json.loads(out)]
+
+
+def test_inbox_peeks_by_default_and_takes_only_when_asked(
+    town: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TT_AGENT", raising=False)
+    assert tt(capsys, "send", "reviewer", "ready for review", "--town", str(town))[0] == 0
+    assert inbox(capsys, town) == ["ready for review"]
+    assert inbox(capsys, town) == ["ready for review"]  # still there for the agent
+    monkeypatch.setenv("TT_AGENT", "someone-else")
+    assert inbox(capsys, town) == ["ready for review"]
+    assert inbox(capsys, town, "--take") == ["ready for review"]
+    assert inbox(capsys, town) == []
+
+
+def test_the_agent_itself_takes_its_messages(
+    town: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tt(capsys, "send", "reviewer", "one", "--town", str(town))[0] == 0
+    monkeypatch.setenv("TT_AGENT", "reviewer")
+    assert inbox(capsys, town, "--peek") == ["one"]
+    assert inbox(capsys, town) == ["one"]
+    monkeypatch.delenv("TT_AGENT")
+    assert inbox(capsys, town) == []
+    code, _, err = tt(capsys, "inbox", "reviewer", "--town", str(town), "--take", "--peek")
+    assert code == 2 and "exclude each other" in err

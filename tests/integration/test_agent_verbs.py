@@ -1,0 +1,43 @@
+"""What `tt spawn`, `tt restart` and `tt kill` say is what happened: the same spawn again says the
+agent exists and nothing changed; a restart names the old and new pid; killing the last agent
+empties the roster (an emptied tasks.toml is still refused); no message shows a Python repr."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reconciler.edit.scaffold import init_town
+from tests.integration.live import live_town
+
+
+def test_spawn_restart_and_kill_say_what_happened(tmp_path: Path) -> None:
+    with live_town(tmp_path / "verbs") as town:
+        init_town(town.root, "verbs")
+        town.name = "verbs"
+        first = town.tt("spawn", "reviewer", "--model", "sim")
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.splitlines()[0] == "spawned reviewer (sim)"
+        pid = re.search(r"agent reviewer started: pid (\d+)", first.stdout)
+        assert pid, first.stdout
+
+        again = town.tt("spawn", "reviewer", "--model", "sim")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == "reviewer already exists (sim); nothing changed in town.toml\n"
+
+        other = town.tt("spawn", "reviewer", "--model", "claude")
+        assert other.returncode == 1
+        assert "already exists in town.toml as model sim, no role, 1 replica" in other.stderr
+        assert "None" not in other.stderr and "'" not in other.stderr.split(" as ")[1]
+
+        restarted = town.tt("restart", "reviewer")
+        assert restarted.returncode == 0, restarted.stderr
+        line = re.fullmatch(r"restarted reviewer: pid (\d+) → (\d+)\n", restarted.stdout)
+        assert line and line.group(1) == pid.group(1) and line.group(2) != pid.group(1)
+
+        killed = town.tt("kill", "reviewer")  # the last agent: the roster may become empty
+        assert killed.returncode == 0, killed.stderr
+        assert killed.stdout.splitlines()[0] == "killed reviewer: removed from town.toml"
+        assert "agent reviewer stopped" in killed.stdout
+        assert "[agents.reviewer]" not in (town.root / "town.toml").read_text()
+        assert "No agents" in town.tt("list").stdout

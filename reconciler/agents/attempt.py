@@ -108,6 +108,8 @@ class Runner:
             timed_out=result.timed_out,
             timeout=timeout,
             fail_patterns=self.model.fail_patterns,
+            stalled=result.stalled,
+            stall_grace=self.model.stall_grace,
         )
 
     def _prepare(
@@ -186,6 +188,8 @@ class Runner:
             timeout=timeout,
             should_stop=should_stop,
             on_start=started,
+            stall_patterns=self.model.stall_patterns,
+            stall_grace=self.model.stall_grace,
         )
 
     def workdir(self) -> Path:

@@ -6,10 +6,12 @@ It starts and signals nothing (that is `supervisor`); it only reads and writes d
 from __future__ import annotations
 
 import os
+import re
 import select
 import selectors
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import IO
 
 TAIL_LINES = 40
@@ -60,6 +62,37 @@ class Stream:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class StallWatch:
+    """A CLI caught in its own retry loop never exits by itself (codex without network prints
+    `Reconnecting... waiting for network` forever; aider waits 5 minutes for a browser login).
+    The first output line matching one of `patterns` starts a clock; `grace` seconds later,
+    still running, it is stalled: `check` returns that line."""
+
+    def __init__(self, patterns: Sequence[str], grace: float, streams: Sequence[Stream]) -> None:
+        self.patterns = [re.compile(p) for p in patterns]
+        self.grace, self.streams = grace, streams
+        self.seen = [0] * len(streams)
+        self.line: str | None = None
+        self.since = 0.0
+
+    def check(self, now: float) -> str | None:
+        if self.line is None:
+            self.line = self._matched()
+            self.since = now
+        if self.line is not None and now - self.since >= self.grace:
+            return self.line
+        return None
+
+    def _matched(self) -> str | None:
+        for i, stream in enumerate(self.streams):
+            new, self.seen[i] = stream.lines - self.seen[i], stream.lines
+            recent = list(stream.tail)[-new:] if new > 0 else []
+            for text in recent:
+                if any(p.search(text) for p in self.patterns):
+                    return text.strip()
+        return None
 
 
 def pump(sel: selectors.BaseSelector, timeout: float) -> None:

@@ -83,12 +83,22 @@ def judge(
     timed_out: bool,
     timeout: float | None,
     fail_patterns: Sequence[str] = (),
+    stalled: str | None = None,
+    stall_grace: float = 0.0,
 ) -> Verdict:
     """Exit 0 → completed (stdout tail is the result) unless a failure pattern shows; else the
     error is the stderr tail, or the stdout tail where stderr is empty (claude, aider). (A
     model that could not start at all is `launch_failed`: see `launch`.)"""
     if timed_out:
         return Verdict(False, False, f"timed out after {timeout:g}s; the process tree was killed")
+    if stalled is not None:
+        # The CLI's own retry loop (no network, a login it waits for): retryable, its message.
+        return Verdict(
+            False,
+            False,
+            f"stalled: the CLI kept retrying for {stall_grace:g}s ({stalled}); "
+            "the process tree was killed",
+        )
     both = f"{stdout_tail}\n{stderr_tail}"
     matched = next((p for p in fail_patterns if re.search(p, both)), None)
     if returncode == 0 and matched is None:

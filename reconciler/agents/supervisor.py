@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ..errors import TtError
 from .launch import Launch, explain
-from .pipes import Stream, excerpt, feed, pump
+from .pipes import StallWatch, Stream, excerpt, feed, pump
 
 
 def proc_start_time(pid: int) -> str | None:
@@ -134,6 +134,7 @@ class RunResult:
     stderr_tail: str
     seconds: float
     launch: Launch | None = None  # the model could not be started: why (nothing ran)
+    stalled: str | None = None  # the line of the CLI's own retry loop it was killed in
 
 
 def run_model(
@@ -147,12 +148,16 @@ def run_model(
     should_stop: Callable[[], bool] | None = None,
     grace: float = 3.0,
     on_start: Callable[[int], None] | None = None,
+    stall_patterns: Sequence[str] = (),
+    stall_grace: float = 60.0,
 ) -> RunResult:
     """Run one model process to completion, streaming its output into `log`.
 
     stdin is the prompt or /dev/null, never an inherited terminal (codex reads stdin to EOF).
-    A timeout or `should_stop()` kills the whole process group. Both pipes are read here, with
-    one selector (a pidfd tells the exit at once): no thread per run, no polling for the exit.
+    A timeout, `should_stop()` or a stall (a line matching `stall_patterns`, the CLI's own
+    retry loop, and still running `stall_grace` seconds later) kills the whole process group.
+    Both pipes are read here, with one selector (a pidfd tells the exit at once): no thread per
+    run, no polling for the exit.
     """
     started = time.monotonic()
     # Pipes of our own (raw descriptors, no file objects): the child's ends close here once
@@ -183,6 +188,8 @@ def run_model(
     pidfd = _pidfd(proc.pid)
     deadline = None if timeout is None else started + timeout
     timed_out = cancelled = False
+    stalled: str | None = None
+    stall = StallWatch(stall_patterns, stall_grace, (out, err)) if stall_patterns else None
     with _Selector() as sel:
         for stream in (out, err):
             sel.register(stream.fd, selectors.EVENT_READ, stream)
@@ -194,7 +201,9 @@ def run_model(
                 timed_out = True
             elif should_stop is not None and should_stop():
                 cancelled = True
-            if timed_out or cancelled:
+            elif stall is not None:
+                stalled = stall.check(now)
+            if timed_out or cancelled or stalled is not None:
                 _kill_group(proc, grace)
                 break
             # Without a pidfd, an exit behind pipes a grandchild holds open shows by polling.
@@ -218,6 +227,7 @@ def run_model(
         stdout_tail=excerpt(out),
         stderr_tail=excerpt(err),
         seconds=time.monotonic() - started,
+        stalled=stalled,
     )
 
 

@@ -58,6 +58,10 @@ class ModelSpec:
     prompt: PromptMode = PromptMode.STDIN
     env: tuple[tuple[str, str], ...] = ()
     fail_patterns: tuple[str, ...] = ()
+    # Output of the CLI's own retry loop (it would never exit): `stall_grace` seconds after
+    # such a line, still running, the attempt fails as stalled (retryable).
+    stall_patterns: tuple[str, ...] = ()
+    stall_grace: float = 60.0
 
 
 @dataclass(frozen=True)

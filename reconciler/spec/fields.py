@@ -20,7 +20,9 @@ from .tomldoc import TomlDoc
 E = TypeVar("E", bound=Enum)
 
 # Durations where zero would mean "never wait" and spin or kill at once.
-POSITIVE_DURATIONS = frozenset({"heartbeat", "lease", "resync", "task_timeout", "timeout"})
+POSITIVE_DURATIONS = frozenset(
+    {"heartbeat", "lease", "resync", "task_timeout", "timeout", "stall_after"}
+)
 
 
 def table(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:

@@ -49,6 +49,8 @@ PRESETS: dict[str, ModelSpec] = {
             "-",
         ),
         prompt=PromptMode.STDIN,
+        # Without credentials or network it never fails: it retries forever (CLI-FACTS).
+        stall_patterns=(r"Reconnecting\.\.\. waiting for network",),
     ),
     "codex-mini": ModelSpec(
         name="codex-mini",
@@ -67,6 +69,7 @@ PRESETS: dict[str, ModelSpec] = {
             "-",
         ),
         prompt=PromptMode.STDIN,
+        stall_patterns=(r"Reconnecting\.\.\. waiting for network",),
     ),
     # Without --print and without a TTY auggie skips its auth error and retries forever.
     "auggie": ModelSpec(
@@ -104,6 +107,8 @@ PRESETS: dict[str, ModelSpec] = {
             r"No LLM model was specified",
             r"file not found error",
         ),
+        # With no key or model it waits ~5 minutes for a browser login (CLI-FACTS).
+        stall_patterns=(r"Waiting up to \d+ minutes for you to finish in the browser",),
     ),
     # In an untrusted folder gemini silently downgrades --yolo, hence --skip-trust. Piped stdin
     # without -p is a headless run on that prompt.

@@ -156,17 +156,21 @@ def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
     at: JsonPath = ("models", name)
     check_name(doc, at, name, "model name")
     entry_table = entry if isinstance(entry, dict) else {}
-    patterns = indexed_strs(entry_table, "fail_patterns")
-    for i, pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            doc.report((*at, "fail_patterns", i), f"invalid regular expression: {e}")
+    patterns = {key: indexed_strs(entry_table, key) for key in ("fail_patterns", "stall_patterns")}
+    for key, found in patterns.items():
+        for i, pattern in found:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                doc.report((*at, key, i), f"invalid regular expression: {e}")
     prompt = opt_str(entry_table, "prompt")
+    grace = duration(doc, at, entry_table, "stall_after")
     return ModelSpec(
         name=name,
         command=strs(entry_table, "command"),
         prompt=choice(PromptMode, prompt, PromptMode.STDIN),
         env=env(entry_table),
-        fail_patterns=tuple(p for _, p in patterns),
+        fail_patterns=tuple(p for _, p in patterns["fail_patterns"]),
+        stall_patterns=tuple(p for _, p in patterns["stall_patterns"]),
+        stall_grace=60.0 if grace is None else grace,
     )

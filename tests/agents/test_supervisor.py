@@ -337,3 +337,68 @@ def test_logs_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+
+
+# What codex prints without credentials or network, forever (CLI-FACTS).
+CODEX_LOOP = (
+    "import sys, time\n"
+    "print('OpenAI Codex v0.171.0', file=sys.stderr, flush=True)\n"
+    "for i in range(1, 6):\n"
+    "    print(f'ERROR: Reconnecting... {i}/5', file=sys.stderr, flush=True)\n"
+    "while True:\n"
+    "    print('ERROR: Reconnecting... waiting for network', file=sys.stderr, flush=True)\n"
+    "    time.sleep(0.2)\n"
+)
+
+
+def test_a_cli_in_its_own_retry_loop_is_stalled_after_the_grace_and_its_tree_killed(
+    tmp_path: Path,
+) -> None:
+    from reconciler.spec.presets import PRESETS
+
+    codex = PRESETS["codex"]
+    started = time.monotonic()
+    r = run_model(
+        [PY, "-c", CODEX_LOOP],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=600,
+        grace=0.5,
+        stall_patterns=codex.stall_patterns,
+        stall_grace=1.0,
+    )
+    assert r.stalled == "ERROR: Reconnecting... waiting for network"
+    assert not r.timed_out and time.monotonic() - started < 60
+    verdict = judge(
+        returncode=r.returncode,
+        stdout_tail=r.stdout_tail,
+        stderr_tail=r.stderr_tail,
+        timed_out=False,
+        timeout=600,
+        stalled=r.stalled,
+        stall_grace=1.0,
+    )
+    assert not verdict.ok and not verdict.permanent  # retryable
+    assert verdict.text.startswith("stalled: the CLI kept retrying for 1s (ERROR: Reconnecting")
+
+
+def test_a_retry_line_that_goes_away_in_time_is_no_stall(tmp_path: Path) -> None:
+    code = (
+        "import sys, time\n"
+        "print('Reconnecting... waiting for network', file=sys.stderr, flush=True)\n"
+        "time.sleep(0.3)\n"
+        "print('connected; done')\n"
+    )
+    r = run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=60,
+        stall_patterns=(r"Reconnecting\.\.\. waiting for network",),
+        stall_grace=30.0,
+    )
+    assert r.returncode == 0 and r.stalled is None and "connected; done" in r.stdout_tail

@@ -212,3 +212,63 @@ def test_gemini_and_copilot_take_the_prompt_from_stdin(tmp_path: Path) -> None:
     while town_processes(town) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert town_processes(town) == []
+
+
+@needs_clis
+def test_codex_in_its_own_retry_loop_fails_as_stalled_long_before_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """Without credentials or network codex never exits ("Reconnecting... waiting for network"
+    forever). Its preset's stall pattern fails the attempt a grace after that line (1 min by
+    default; 2 s here, on a model with the preset's command), as a retryable failure."""
+    from reconciler.spec.presets import PRESETS
+
+    codex = PRESETS["codex"]
+    town = tmp_path / "stall"
+    town.mkdir()
+    command = ", ".join(f'"{part}"' for part in codex.command)
+    patterns = ", ".join(f"'{p}'" for p in codex.stall_patterns)
+    (town / "town.toml").write_text(
+        '[town]\nname = "stall"\nretries = 0\n\n'
+        '[agents.a-codex]\nmodel = "codex-quick"\n\n'
+        f"[models.codex-quick]\ncommand = [{command}]\nstall_patterns = [{patterns}]\n"
+        'stall_after = "2s"\n'
+    )
+    (town / "tasks.toml").write_text(
+        '[[tasks]]\nid = "t"\ndescription = "Say hello"\nagent = "a-codex"\ntimeout = "5m"\n'
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    node = shutil.which("node")
+    path = [str(CLIS["codex"].parent), *([str(Path(node).parent)] if node else [])]
+    env = {
+        "PATH": ":".join([*path, str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+    }
+
+    def tt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli", *args, "--town", str(town)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=200,
+            stdin=subprocess.DEVNULL,
+        )
+
+    started = time.monotonic()
+    try:
+        run = tt("apply", "--wait", "--timeout", "150s", "-o", "json")
+        assert run.returncode == 1, run.stdout + run.stderr
+        task = json.loads(tt("status", "-o", "json").stdout)["tasks"][0]
+        assert task["error"].startswith("stalled: the CLI kept retrying for 2s"), task
+        assert "Reconnecting... waiting for network" in task["error"]
+        assert time.monotonic() - started < 150  # far from its 5 min timeout
+    finally:
+        tt("down")
+    deadline = time.monotonic() + 10
+    while town_processes(town) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert town_processes(town) == []

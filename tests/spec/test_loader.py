@@ -624,6 +624,27 @@ def test_model_table_checks() -> None:
     assert (problem.line, problem.message) == (15, "missing required key 'command'")
 
 
+def test_a_custom_model_may_say_how_its_cli_stalls() -> None:
+    town = TOWN + (
+        '\n[models.mine]\ncommand = ["mine"]\nstall_patterns = ["waiting for (network"]\n'
+        'stall_after = "0s"\n'
+    )
+    found = problems_of(town=town)
+    assert [(p.line, p.path) for p in found] == [
+        (17, "$.models.mine.stall_patterns[0]"),
+        (18, "$.models.mine.stall_after"),
+    ]
+    assert found[0].message.startswith("invalid regular expression")
+    assert found[1].message == "stall_after must be greater than zero"
+    good = (
+        TOWN + '\n[models.mine]\ncommand = ["mine"]\nstall_patterns = ["x"]\nstall_after = "5s"\n'
+    )
+    model = next(m for m in load_texts(good, "").models if m.name == "mine")
+    assert (model.stall_patterns, model.stall_grace) == (("x",), 5.0)
+    plain = load_texts(TOWN + '\n[models.mine]\ncommand = ["mine"]\n', "")
+    assert next(m for m in plain.models if m.name == "mine").stall_grace == 60.0
+
+
 # -- names ---------------------------------------------------------------------------------------
 
 CHARSET = (

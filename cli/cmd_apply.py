@@ -194,7 +194,14 @@ def apply_cmd(
     from reconciler.control.apply import apply
 
     opts = _opts("tt apply", dry_run=dry_run, **kw)
-    result = apply(session(town_dir), opts)
+    s = session(town_dir)
+    mark = None
+    if wait and not dry_run:
+        # Where the progress starts: before the apply writes, so that a claim made at once (by
+        # an agent already running) is shown too. Checked first: invalid files start nothing.
+        s.validate()
+        mark = s.store.last_event_id()
+    result = apply(s, opts)
     if not (wait and output == "json"):
         _render(result, output, dry_run=dry_run)
     if dry_run:
@@ -202,7 +209,7 @@ def apply_cmd(
     if wait and not dry_run:
         from .cmd_loop import wait_for
 
-        return wait_for(town_dir, timeout, kw.get("model"), output)
+        return wait_for(town_dir, timeout, kw.get("model"), output, mark)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
 

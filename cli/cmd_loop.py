@@ -51,6 +51,7 @@ def _run(
     until_done: bool,
     timeout: float | None,
     output: str = "text",
+    events_after: str | None = None,
 ) -> int:
     from reconciler.control.apply import ApplyOptions
     from reconciler.control.loop import Loop, LoopOptions
@@ -61,6 +62,7 @@ def _run(
         apply=ApplyOptions(model=model, command="tt conductor"),
         until_done=until_done,
         timeout=timeout,
+        events_after=events_after,
     )
     try:
         if use_color() and output != "json":
@@ -148,7 +150,13 @@ def wait(timeout: str | None, model: str | None, town_dir: str | None, output: s
     return wait_for(town_dir, timeout, model, output)
 
 
-def wait_for(town_dir: str | None, timeout: str | None, model: str | None, output: str) -> int:
+def wait_for(
+    town_dir: str | None,
+    timeout: str | None,
+    model: str | None,
+    output: str,
+    events_after: str | None = None,
+) -> int:
     from reconciler.spec.durations import parse_duration
 
     seconds = None
@@ -157,4 +165,4 @@ def wait_for(town_dir: str | None, timeout: str | None, model: str | None, outpu
             seconds = parse_duration(timeout)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--timeout") from None
-    return _run(town_dir, model, True, seconds, output)
+    return _run(town_dir, model, True, seconds, output, events_after)

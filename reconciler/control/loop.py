@@ -52,6 +52,9 @@ class LoopOptions:
     timeout: float | None = None
     resync: float | None = None  # default: the town's policy (30 s)
     watch_files: bool = True
+    # Follow events after this stream id (`apply --wait`: the position taken before the apply
+    # wrote, so claims made before the loop starts are reported too); default: from now.
+    events_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Loop:
             watcher.start()
         # Events from here on are followed, also those landing before the thread reads.
         try:
-            start = self.s.store.last_event_id()
+            start = self.opts.events_after or self.s.store.last_event_id()
         except RedisUnavailable:
             start = "$"  # Redis away: from whenever the thread first reaches it
         follower = threading.Thread(target=self._follow_events, args=(start,), daemon=True)

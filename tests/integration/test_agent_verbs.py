@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from reconciler.edit.scaffold import init_town
-from tests.integration.live import live_town
+from tests.integration.live import live_town, until
 
 
 def test_spawn_restart_and_kill_say_what_happened(tmp_path: Path) -> None:
@@ -41,3 +41,21 @@ def test_spawn_restart_and_kill_say_what_happened(tmp_path: Path) -> None:
         assert "agent reviewer stopped" in killed.stdout
         assert "[agents.reviewer]" not in (town.root / "town.toml").read_text()
         assert "No agents" in town.tt("list").stdout
+
+
+def test_apply_wait_shows_the_claim_an_idle_agent_makes_at_once(tmp_path: Path) -> None:
+    """The progress of `apply --wait` starts at the stream position taken before the apply
+    wrote: an agent already waiting claims the new task within milliseconds, before the loop
+    that prints the progress is up, and that claim is shown all the same."""
+    with live_town(tmp_path / "prog", sim_delay=0.1) as town:
+        init_town(town.root, "prog")
+        town.name = "prog"
+        assert town.tt("spawn", "dev", "--model", "sim").returncode == 0
+        until(lambda: town.live_agents().get("dev"), 20, "dev waits for work")
+        (town.root / "tasks.toml").write_text(
+            '[[tasks]]\nid = "quick"\ndescription = "quick job"\nagent = "dev"\n'
+        )
+        run = town.tt("apply", "--wait", "--timeout", "60s")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "task.claimed task=quick agent=dev" in run.stdout, run.stdout
+        assert "task.completed task=quick" in run.stdout, run.stdout

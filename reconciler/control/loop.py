@@ -29,6 +29,7 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
+from ..plan.render import render_lines
 from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
 from ..store.client import is_embedded
@@ -65,6 +66,17 @@ class LoopResult:
     unfinished: tuple[dict[str, str], ...] = ()
 
 
+MAX_CHANGE_LINES = 20  # a pass's changes told one per line, up to this many
+
+
+def holder_words(holder: str | None) -> str:
+    """`host vm, pid 29847` from a lease holder id `vm:29847:f8caeb27`."""
+    if not holder:
+        return "its lease just ended"
+    parts = holder.split(":")
+    return f"host {parts[0]}, pid {parts[1]}" if len(parts) >= 2 else holder
+
+
 def outcome(
     records: list[dict[str, str]],
 ) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
@@ -99,6 +111,7 @@ class Loop:
         self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
+        self.told_state = True  # whether this leader said what it found (set at the lead)
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -156,13 +169,16 @@ class Loop:
             self.report("redis", {"detail": "Redis answers again"})
             self.wake.set()  # a full pass: a transition or an apply may have been cut short
         if status == 2:
-            self.report("leader", {"holder": self.holder})
+            self.report("leader", {"holder": self.holder, "detail": self._leading()})
             self.wake.set()  # a new leader plans afresh: the last one may have died mid-pass
             self.sweep_due = True
+            self.told_state = False  # say what this leader found at its first pass
         if status == 0 and (self.leader or not self.followed):
             # Said once: this one watches and stands by, ready to take over.
+            who = holder_words(store.leader_holder())
             self.report(
-                "leader", {"detail": "another watcher leads; following, ready to take over"}
+                "standby",
+                {"detail": f"another watcher leads ({who}); following, ready to take over"},
             )
         self.followed = self.followed or status == 0
         self.leader = status > 0
@@ -235,6 +251,13 @@ class Loop:
         timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
         return max(0.05, min([heartbeat, *timers]))
 
+    def _leading(self) -> str:
+        name, root = self.s.settings.name, self.s.paths.root
+        files = (
+            "watching town.toml and tasks.toml" if self.opts.watch_files else "not watching files"
+        )
+        return f"leading town '{name}' in {root}; {files}"
+
     def _file_changed(self) -> None:
         self.report("files", {"detail": "town files changed"})
         self.wake.set()
@@ -261,7 +284,16 @@ class Loop:
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
         if not result.plan.is_empty:
+            lines = render_lines(result.plan)
+            shown = lines[:MAX_CHANGE_LINES]
+            more = len(lines) - len(shown)
             self.report("applied", {"detail": result.plan.summary()})
+            for line in [*shown, *([f"… and {more} more (tt status)"] if more > 0 else [])]:
+                self.report("change", {"detail": line})
+        elif not self.told_state:
+            tasks, agents = len(self.good.tasks), len(self.good.agents)
+            self.report("applied", {"detail": f"up to date: {agents} agents, {tasks} tasks"})
+        self.told_state = True
         self._fleet_changes(result.fleet)
         if self.sweep_due:
             self._sweep_orphans()

@@ -21,6 +21,11 @@ class TownOps(Scripted):
         got = self._run("leader", holder, int(lease * 1000))
         return int(got[0]), int(got[1])
 
+    def leader_holder(self) -> str | None:
+        """Who holds the leader lease now (`host:pid:id`), if anyone."""
+        holder = self.client.get(self.keys.leader)
+        return None if holder is None else str(holder)
+
     def resign_leader(self, holder: str) -> None:
         if self.client.get(self.keys.leader) == holder:
             self.client.delete(self.keys.leader)

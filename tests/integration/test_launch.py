@@ -72,7 +72,7 @@ def test_a_fan_in_too_long_for_argv_fails_as_launch_failed_and_the_pool_serves_o
     arg_town(town, '[agents.pool]\nmodel = "argm"\nreplicas = 2\n', tasks)
     town.tt("apply")
     before = {n: a["pid"] for n, a in town.agents().items()}
-    assert sorted(before) == ["pool-1", "pool-2"] and all(before.values())
+    assert sorted(before) == ["pool", "pool-2"] and all(before.values())
     states = town.wait_states({**dict.fromkeys(parts, "completed"), "join": "failed"}, 60)
     join = states["join"]
     assert join["attempts"] == 2, join  # counted against its retries: 1 + 1 retry

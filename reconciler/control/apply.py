@@ -29,7 +29,7 @@ from ..spec.desired import Desired
 from ..store.cleanrows import Row, rows_after
 from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
-from ..store.observed import observe, read_agents, with_changed_specs
+from ..store.observed import observe, read_agents, with_changed_specs, with_tombstones
 from . import fleet, incremental, snapshot
 from .applylock import apply_lock
 from .execute import execute
@@ -151,6 +151,7 @@ def _planned(
     else:
         observed, rows = observe(store)
     observed = with_changed_specs(store, observed, desired)
+    observed = with_tombstones(store, observed, graph.nodes if graph else desired.task_ids())
     plan = diff(
         desired,
         observed,
@@ -165,6 +166,7 @@ def _planned(
         return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
     generation = observed.generation + (0 if plan.is_empty else 1)
     written = execute(store, plan, desired, generation) if not plan.is_empty else []
+    _purge(store, desired)
     _record(store, desired, generation, observed)
     if all(a.write for a in plan.actions):
         # Nothing is left for a next pass to report either: remember the state (the Lua script
@@ -229,5 +231,12 @@ def _unchanged(
         return None
     if opts.dry_run:
         return ApplyResult(Plan(), False, generation, (), time.monotonic() - started)
+    _purge(store, roster)
     changes = _fleet(session, roster, opts, set())
     return ApplyResult(Plan(), True, generation, tuple(changes), time.monotonic() - started)
+
+
+def _purge(store: Store, desired: Desired) -> None:
+    """Tombstones older than `keep_deleted` go (one script call; a task hash is not touched,
+    so the clean mark stands)."""
+    store.purge_tombstones(time.time() - desired.town.policy.keep_deleted)

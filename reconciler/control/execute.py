@@ -18,6 +18,7 @@ from ..plan.actions import (
     Plan,
     Requeue,
     RerunTask,
+    RestoreTask,
     UpdateAgent,
     UpdateTask,
 )
@@ -124,6 +125,9 @@ def _batches(plan: Plan) -> Iterator[list[dict[str, object]]]:
                 source=Source.FILE,
                 mode="rerun" if isinstance(a, RerunTask) else "upsert",
             )
+        elif isinstance(a, RestoreTask):
+            rec = {"mode": "restore", "id": a.id, "hash": a.hash, "target": a.target}
+            rec.update(order=a.order, deps=list(a.deps))
         elif isinstance(a, CompleteTask):
             rec = {"mode": "complete", "id": a.id}
         elif isinstance(a, CancelTask):

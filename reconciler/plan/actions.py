@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, ClassVar, TypeAlias
 
@@ -74,6 +74,24 @@ class CreateTask:
     @property
     def id(self) -> str:
         return self.spec.id
+
+
+@dataclass(frozen=True)
+class RestoreTask:
+    """A task pruned earlier (kept as a tombstone) whose id is in the files again: its record
+    comes back as it was (state, attempts, result) and is not re-run; one that had not finished
+    is settled again. A changed spec follows as the records after it, as for any task (a
+    completed one: changed after done). `hash`, `deps` and `target` are the tombstone's."""
+
+    op: ClassVar[str] = "restore_task"
+    write: ClassVar[bool] = True
+    id: str
+    state: TaskState  # as pruned (a running one was handed back then: ready)
+    new_state: TaskState
+    hash: str
+    deps: tuple[str, ...]
+    target: str
+    order: float
 
 
 @dataclass(frozen=True)
@@ -150,10 +168,15 @@ class CancelTask:
 
 @dataclass(frozen=True)
 class DeleteTask:
+    """Prune: the task becomes a tombstone until `keep_until` (unix seconds), restored if its
+    id comes back to the files before then."""
+
     op: ClassVar[str] = "delete_task"
     write: ClassVar[bool] = True
     id: str
     was_running: bool
+    # Dated by the plan's `now`: plans of the same states are equal (and print alike) whenever made.
+    keep_until: float | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -185,6 +208,7 @@ Action: TypeAlias = (
     | DeleteAgent
     | OrphanAgent
     | CreateTask
+    | RestoreTask
     | UpdateTask
     | RerunTask
     | ChangedAfterDone
@@ -202,6 +226,7 @@ OPS = tuple(
         DeleteAgent,
         OrphanAgent,
         CreateTask,
+        RestoreTask,
         UpdateTask,
         RerunTask,
         ChangedAfterDone,
@@ -246,7 +271,7 @@ class Plan:
         def total(*ops: str) -> int:
             return sum(c.get(op, 0) for op in ops)
 
-        create = total("create_agent", "create_task")
+        create = total("create_agent", "create_task", "restore_task")
         change = total(
             "update_agent", "update_task", "rerun_task", "cancel_task", "complete_task", "requeue"
         )
@@ -255,6 +280,7 @@ class Plan:
         notes = [
             f"{n} {what}"
             for n, what in (
+                (c.get("restore_task", 0), "restored from tombstones"),
                 (c.get("changed_after_done", 0), "changed after done"),
                 (total("orphan_agent", "orphan_task"), "not in the files (prune is off)"),
             )
@@ -278,6 +304,7 @@ class Plan:
           create_task         id, spec{id, description, agent, role, status, parent, depends_on,
                               tags, retries, timeout, priority, sequential}, source,
                               kind (work|group|backlog), state, deps[], deps_left, target, order
+          restore_task        id, state, new_state, hash, deps[], target, order
           update_task         id, spec, changed_fields[], kind, state, new_state|null, deps[],
                               deps_left, target, old_target, order
           rerun_task          id, spec, changed_fields[], reason, kind, state, new_state, deps[],
@@ -285,7 +312,7 @@ class Plan:
           changed_after_done  id, changed_fields[]
           cancel_task         id, state, reason
           complete_task       id, state, reason
-          delete_task         id, was_running
+          delete_task         id, was_running, keep_until (unix seconds, kept as a tombstone)
           orphan_task         id
           requeue             id, target, state, new_state, reason
         A group's target is "" (never queued); a backlog task's is "*backlog".

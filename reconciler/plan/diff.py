@@ -26,16 +26,17 @@ from .actions import (
     Plan,
     Requeue,
     RerunTask,
+    RestoreTask,
     UpdateAgent,
     UpdateTask,
     action_json,
     spec_changed,
 )
 from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
-from .graph import Graph, Node, TaskKind, build_graph, made
+from .graph import Graph, Node, build_graph, made
+from .model import StoreModel
 from .render import render_lines
 from .state import (
-    FAILED_UPSTREAM,
     TERMINAL,
     Observed,
     ObservedTask,
@@ -64,6 +65,7 @@ __all__ = [
     "Plan",
     "Requeue",
     "RerunTask",
+    "RestoreTask",
     "UpdateAgent",
     "UpdateTask",
     "action_json",
@@ -96,16 +98,17 @@ def diff(
     passes the few tasks it knows may differ, with `observed` holding them and what they wait
     for. Every task of `observed` that the files define is then left alone unless in `graph`.
 
-    Order: agents (create, update, delete), then per task in topological order its create,
-    update, re-run or changed-after-done, then cancels, completes, deletes and dispatch repairs.
-    `now` is accepted for time-based rules; no current rule reads it, so a plan depends only on
-    the two states (reproducible dry-runs, idempotent applies).
+    Order: agents (create, update, delete), then per task in topological order its create (or
+    restore from a tombstone), update, re-run or changed-after-done, then cancels, completes,
+    deletes and dispatch repairs. `now` only dates how long a pruned task is kept as a
+    tombstone (`DeleteTask.keep_until`); which actions a plan holds depends only on the two
+    states (reproducible dry-runs, idempotent applies).
     """
-    del now
     if graph is None:
         graph = build_graph(desired)
     agents = agent_actions(desired, observed, prune)
-    tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed).run()
+    keep_until = now + desired.town.policy.keep_deleted
+    tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed, keep_until).run()
     every_task = not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)
     every_agent = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
     return Plan(tuple(agents + tasks), every_task or every_agent, every_task)
@@ -134,26 +137,24 @@ def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple
     return tuple(out)
 
 
-class _TaskPlanner:
+class _TaskPlanner(StoreModel):
     """Plans task actions while replaying their effect on a small model of the store (states,
     stored deps, `children:` sets, queued flags), so every record's state and deps_left are what
     executing it in plan order yields, and repairs are planned only for what is still wrong."""
 
     def __init__(
-        self, desired: Desired, graph: Graph, observed: Observed, prune: bool, rerun: bool
+        self,
+        desired: Desired,
+        graph: Graph,
+        observed: Observed,
+        prune: bool,
+        rerun: bool,
+        keep_until: float | None = None,
     ) -> None:
         self.graph, self.observed, self.prune, self.rerun = graph, observed, prune, rerun
+        self.keep_until = keep_until
         self.specs = {t.id: t for t in reversed(desired.tasks)}  # first definition wins
-        self.state: dict[str, TaskState] = {}
-        self.queued: dict[str, bool] = {}
-        self.kind: dict[str, TaskKind] = {}
-        self.deps: dict[str, tuple[str, ...]] = {}
-        self.children: dict[str, set[str]] = {}
-        for t in observed.tasks.values():
-            self.state[t.id], self.queued[t.id] = t.state, t.queued
-            self.kind[t.id], self.deps[t.id] = t.kind, t.deps
-            for d in t.deps:
-                self.children.setdefault(d, set()).add(t.id)
+        super().__init__(observed.tasks.values())
 
     def run(self) -> list[Action]:
         writes: list[Action] = []
@@ -163,8 +164,11 @@ class _TaskPlanner:
             spec, node = self.specs[tid], self.graph.nodes[tid]
             seen = self.observed.tasks.get(tid)
             if seen is None:
-                writes.append(self._create(spec, node))
-                continue
+                seen = self.observed.tombstones.get(tid)
+                if seen is None:
+                    writes.append(self._create(spec, node))
+                    continue
+                writes.append(self._restore(seen, node))
             directive = spec.directive
             action = self._update(spec, node, seen, directive)
             if action is not None:
@@ -217,6 +221,22 @@ class _TaskPlanner:
                 "target": node.target,
                 "order": float(node.index),
             },
+        )
+
+    def _restore(self, tomb: ObservedTask, node: Node) -> RestoreTask:
+        """Mirrors upsert_tasks.lua `restore`: the record as pruned, settled again unless it
+        had finished, and what waits for it settled again."""
+        tid = tomb.id
+        before = TaskState.READY if tomb.state is TaskState.RUNNING else tomb.state
+        self.state[tid], self.queued[tid], self.kind[tid] = before, False, tomb.kind
+        self.deps[tid] = tomb.deps
+        for d in tomb.deps:
+            self.children.setdefault(d, set()).add(tid)
+        if before not in TERMINAL:
+            self._settle(tid)
+        self._release(tid)
+        return RestoreTask(
+            tid, before, self.state[tid], tomb.spec_hash, tomb.deps, tomb.target, float(node.index)
         )
 
     def _update(
@@ -289,7 +309,9 @@ class _TaskPlanner:
             for d in self.deps.pop(t.id, ()):
                 self.children.get(d, set()).discard(t.id)
             del self.state[t.id]
-        return [DeleteTask(t.id, t.state is TaskState.RUNNING) for t in gone]
+        for t in gone:  # what waits for it (a task of the CLI) is upstream_failed now
+            self._release(t.id)
+        return [DeleteTask(t.id, t.state is TaskState.RUNNING, self.keep_until) for t in gone]
 
     def _repairs(self) -> list[Action]:
         """Tasks still ready-but-unqueued, blocked-with-nothing-left, or in the wrong one of
@@ -317,62 +339,3 @@ class _TaskPlanner:
             new_state = self._settle(tid)
             out.append(Requeue(tid, targets[tid], state, new_state, reason))
         return out
-
-    # -- the store model (mirrors lua/lib.lua: settle, complete, release, unqueue) --------------
-    def _store(self, tid: str, node: Node) -> None:
-        for d in self.deps.get(tid, ()):
-            self.children.get(d, set()).discard(tid)
-        self.deps[tid], self.kind[tid] = node.deps, node.kind
-        for d in node.deps:
-            self.children.setdefault(d, set()).add(tid)
-
-    def _left(self, tid: str) -> int:
-        return sum(1 for d in self.deps[tid] if self.state.get(d) is not TaskState.COMPLETED)
-
-    def _unqueue(self, tid: str) -> None:
-        self.queued[tid] = False
-
-    def _upstream_failed(self, tid: str) -> bool:
-        return any(self.state.get(d) in FAILED_UPSTREAM for d in self.deps[tid])
-
-    def _settle(self, tid: str) -> TaskState:
-        before = self.state.get(tid)
-        if self._upstream_failed(tid):
-            self.state[tid] = TaskState.UPSTREAM_FAILED
-        elif self._left(tid):
-            self.state[tid] = TaskState.BLOCKED
-        elif self.kind[tid] is TaskKind.GROUP:
-            self._complete(tid)
-            return TaskState.COMPLETED
-        else:
-            self.state[tid], self.queued[tid] = TaskState.READY, True
-        if (before is TaskState.UPSTREAM_FAILED) != (self.state[tid] is TaskState.UPSTREAM_FAILED):
-            self._release(tid)
-        return self.state[tid]
-
-    def _complete(self, tid: str) -> None:
-        self.state[tid] = TaskState.COMPLETED
-        self._release(tid)
-
-    def _release(self, tid: str) -> None:
-        """`tid` changed state: settle again what waits for it, and onwards where that changed."""
-        stack = [tid]
-        while stack:
-            for kid in self.children.get(stack.pop(), ()):
-                before = self.state.get(kid)
-                if before not in _WAITING:
-                    continue
-                if self._upstream_failed(kid):
-                    after = TaskState.UPSTREAM_FAILED
-                elif self._left(kid):
-                    after = TaskState.BLOCKED
-                elif self.kind[kid] is TaskKind.GROUP:
-                    after = TaskState.COMPLETED
-                else:
-                    after, self.queued[kid] = TaskState.READY, True
-                if after is not before:
-                    self.state[kid] = after
-                    # Onwards unless it became ready: what waits for a ready task stays
-                    # blocked; but leaving upstream_failed changes theirs too (lib.lua release).
-                    if after is not TaskState.READY or before is TaskState.UPSTREAM_FAILED:
-                        stack.append(kid)

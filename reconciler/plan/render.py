@@ -6,6 +6,8 @@ It decides nothing about the plan; the machine-readable form is `Plan.as_json` i
 
 from __future__ import annotations
 
+import time
+
 from .actions import (
     Action,
     CancelTask,
@@ -19,6 +21,7 @@ from .actions import (
     OrphanAgent,
     Plan,
     RerunTask,
+    RestoreTask,
     UpdateAgent,
     UpdateTask,
     spec_changed,
@@ -47,6 +50,9 @@ def _line(a: Action) -> str:
         if a.state in TERMINAL or a.state is TaskState.UPSTREAM_FAILED:
             return f"+ task {a.id} ({a.state.value})"
         return f"+ task {a.id} ({a.state.value} → {a.target})"
+    if isinstance(a, RestoreTask):
+        moved = "" if a.new_state is a.state else f" → {a.new_state.value}"
+        return f"+ task {a.id} (restored from its tombstone: {a.state.value}{moved}; not re-run)"
     if isinstance(a, UpdateTask):
         return f"~ task {a.id}: {_fields(a.changed_fields)}{_update_note(a)}"
     if isinstance(a, RerunTask):
@@ -68,7 +74,10 @@ def _line(a: Action) -> str:
         stop = " — its running attempt will be stopped" if _running(a.state) else ""
         return f"~ task {a.id}: cancelled ({a.reason}){stop}"
     if isinstance(a, DeleteTask):
-        return f"- task {a.id}{' (running: its attempt will be stopped)' if a.was_running else ''}"
+        notes = ["running: its attempt will be stopped"] if a.was_running else []
+        if a.keep_until is not None:
+            notes.append(f"kept as tombstone until {_local_time(a.keep_until)}")
+        return f"- task {a.id}" + (f" ({'; '.join(notes)})" if notes else "")
     if isinstance(a, Orphan):
         return f"? task {a.id}: not in tasks.toml (use --prune to delete)"
     if a.new_state is TaskState.COMPLETED:
@@ -109,3 +118,8 @@ def _update_note(a: UpdateTask) -> str:
 
 def _running(state: TaskState) -> bool:
     return state is TaskState.RUNNING
+
+
+def _local_time(ts: float) -> str:
+    """ISO-8601 local time to the minute (how long a tombstone is kept)."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.localtime(ts))

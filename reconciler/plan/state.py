@@ -120,6 +120,9 @@ class Observed:
     agents: Mapping[str, ObservedAgent] = field(default_factory=dict)
     generation: int = 0  # applies so far (meta hash)
     digests: Mapping[str, str] = field(default_factory=dict)  # file name → sha256 last applied
+    # Pruned tasks kept as tombstones (`keep_deleted`), of the ids the files define and Redis
+    # has no task of (read only for those): such an id is restored, not created.
+    tombstones: Mapping[str, ObservedTask] = field(default_factory=dict)
 
 
 # -- stored spec JSON ---------------------------------------------------------------------------

@@ -179,6 +179,12 @@ class Policy:
     quarantine: float = 300.0
     resync: float = 30.0
     task_timeout: float = 1800.0
+    # A pruned task's record is kept this long as a tombstone: its id back in the files restores
+    # it (a torn save, a `git revert` of a deletion) instead of running it again.
+    keep_deleted: float = 7 * 86400.0
+    # A loop's pass that would prune more than this many tasks (or more than half of them) waits
+    # until the files have been stable for a longer window (`apply.guarded`).
+    max_prune: int = 100
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,11 @@ POLICY_DURATIONS = (
     "quarantine",
     "resync",
     "task_timeout",
+    "keep_deleted",
 )
+# (lowest, highest) seconds of the policy durations that have a range (integers have theirs in
+# the schema).
+DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, 365 * 86400.0)}
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,15 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         seconds = duration(doc, at, town, key)
         if seconds is not None:
             values[key] = seconds
-    for key in ("retries", "crash_loop_deaths"):
+    for key in ("retries", "crash_loop_deaths", "max_prune"):
         values[key] = integer(town, key, getattr(policy, key))
+    for key, (low, high) in DURATION_RANGES.items():
+        if key in values and not low <= values[key] <= high:
+            doc.report(
+                (*at, key),
+                f"{key} must be between {format_duration(low)} and {format_duration(high)}",
+            )
+            del values[key]
     policy = Policy(**values)
     if ("lease" in town or "heartbeat" in town) and policy.lease <= policy.heartbeat:
         doc.report(

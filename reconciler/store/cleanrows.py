@@ -22,7 +22,8 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 def row_written(record: Mapping[str, object], old: Row | None) -> Row | None:
     """The row of a task after `lua/upsert_tasks.lua` ran `record` on it (`old`: its row
     before, None when it did not exist). Mirrors the script: a new task's hash has no `deps`
-    field when it has none, a rewritten one gets '[]'; complete and cancel keep the row.
+    field when it has none, a rewritten (or restored) one gets '[]'; complete and cancel keep
+    the row.
     `tests/store/test_cleanrows.py` holds the two to each other."""
     mode = record.get("mode", "upsert")
     if mode in ("complete", "cancel"):

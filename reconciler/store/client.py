@@ -25,6 +25,7 @@ from .keys import Keys
 from .mail import MailOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
 from .tasks import TaskOps
+from .tombstones import TombstoneOps
 from .turn import TurnOps
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def mask_url(url: str) -> str:
     return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
 
 
-class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):
+class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.
 

@@ -102,3 +102,16 @@ class Keys:
     def attempts(self, task_id: str) -> str:
         """List of JSON attempt records (every error kept)."""
         return self._k(f"attempts:{task_id}")
+
+    @property
+    def deleted(self) -> str:
+        """Sorted set of tombstoned task ids by the time they were pruned (`keep_deleted`)."""
+        return self._k("deleted")
+
+    def tombstone(self, task_id: str) -> str:
+        """A pruned task's hash (`task:ID` renamed, so no queue, count or script sees it)."""
+        return self._k(f"deleted:{task_id}")
+
+    def tombstone_attempts(self, task_id: str) -> str:
+        """A pruned task's attempt history (`attempts:ID` renamed)."""
+        return self._k(f"deleted-attempts:{task_id}")

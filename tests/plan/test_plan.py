@@ -11,6 +11,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,7 @@ from reconciler.plan.diff import (
     Plan,
     Requeue,
     RerunTask,
+    RestoreTask,
     UpdateAgent,
     UpdateTask,
     diff,
@@ -154,6 +156,7 @@ class Store:
     def __init__(self, obs: Observed, now: float) -> None:
         self.tasks = dict(obs.tasks)
         self.agents = dict(obs.agents)
+        self.tombstones = dict(obs.tombstones)
         self.now = now
 
     def set(self, tid: str, **changes: object) -> None:
@@ -165,8 +168,10 @@ class Store:
         )
 
     def failed_upstream(self, tid: str) -> bool:
+        """A dependency failed, was cancelled, or does not exist (pruned)."""
         return any(
-            getattr(self.tasks.get(d), "state", None) in (F, X, UF) for d in self.tasks[tid].deps
+            getattr(self.tasks.get(d), "state", None) in (F, X, UF, None)
+            for d in self.tasks[tid].deps
         )
 
     def waits_as(self, tid: str) -> TaskState:
@@ -281,7 +286,20 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             s.set(a.id, state=X, queued=False, finished_at=now)
             s.release(a.id)
         elif isinstance(a, DeleteTask):
-            assert a.was_running == (s.tasks.pop(a.id).state is RUN)
+            gone = s.tasks.pop(a.id)
+            assert a.was_running == (gone.state is RUN)
+            # kept as a tombstone; a running attempt is handed back (lua/delete_tasks.lua)
+            s.tombstones[a.id] = replace(gone, state=R if gone.state is RUN else gone.state)
+            s.release(a.id)
+        elif isinstance(a, RestoreTask):
+            assert a.id not in s.tasks
+            tomb = s.tombstones.pop(a.id)
+            assert tomb.state is a.state
+            s.tasks[a.id] = replace(tomb, order=a.order, queued=False)
+            if not a.state.is_terminal:
+                s.settle(a.id)
+            s.release(a.id)
+            assert s.tasks[a.id].state is a.new_state, a
         elif isinstance(a, Requeue):
             assert s.tasks[a.id].state is a.state and a.state in (B, R, UF)
             s.set(a.id, queued=False)
@@ -289,7 +307,7 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             assert s.tasks[a.id].state is a.new_state, a
         else:
             assert not a.write
-    return Observed(tasks=s.tasks, agents=s.agents, generation=obs.generation + 1)
+    return Observed(s.tasks, s.agents, obs.generation + 1, tombstones=s.tombstones)
 
 
 def assert_consistent(desired: Desired, obs: Observed, prune: bool) -> None:
@@ -300,8 +318,8 @@ def assert_consistent(desired: Desired, obs: Observed, prune: bool) -> None:
         if t.state is B:
             assert any(d is not C for d in dep_states), t
         if t.state in (B, UF):
-            # upstream_failed exactly when a task it waits for failed or was cancelled
-            assert (t.state is UF) == any(d in (F, X, UF) for d in dep_states), t
+            # upstream_failed exactly when a task it waits for failed, was cancelled or is gone
+            assert (t.state is UF) == any(d in (F, X, UF, None) for d in dep_states), t
     for spec in desired.tasks:
         t = obs.tasks[spec.id]
         if spec.directive is Directive.DONE:
@@ -651,10 +669,13 @@ def test_an_unreadable_stored_spec_falls_back_to_the_hash() -> None:
 def test_prune_deletes_file_tasks_that_left_the_file() -> None:
     before = observed(town(*PIPELINE), {"design": C, "implement": RUN, "test": B})
     plan = diff(town(PIPELINE[0]), before, 0.0)
-    assert plan.actions == (DeleteTask("implement", True), DeleteTask("test", False))
+    # Each is kept as a tombstone for the town's keep_deleted (7 days) from the plan's `now`.
+    week = 7 * 86400.0
+    assert plan.actions == (DeleteTask("implement", True, week), DeleteTask("test", False, week))
+    until = time.strftime("%Y-%m-%dT%H:%M", time.localtime(week))  # local time, to the minute
     assert render_lines(plan) == [
-        "- task implement (running: its attempt will be stopped)",
-        "- task test",
+        f"- task implement (running: its attempt will be stopped; kept as tombstone until {until})",
+        f"- task test (kept as tombstone until {until})",
     ]
     assert not plan.deletes_everything
     converge(town(PIPELINE[0]), before)

@@ -4,7 +4,8 @@
 -- (`cleanstate.digests`: sha1, and the stand-in below), recorded as is: the check will tell.
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
 -- still wait for something and for nothing that failed, an upstream_failed one for something
--- that failed or was cancelled (what `plan` would repair); a digest of the task definitions
+-- that failed, was cancelled or does not exist (what `plan` would repair); tombstones
+-- (`deleted:ID`, not in the `tasks` zset) are not walked; a digest of the task definitions
 -- (spec hash, target, deps) catches anything that rewrote or lost one. (A task's source
 -- changes only through upsert_tasks, which clears the record; its kind only with the files,
 -- which change the fingerprint.)
@@ -61,7 +62,7 @@ for i = 1, #rows, 5 do
     if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
       for d in string.gmatch(deps, '"([^"]*)"') do
         if states[d] ~= 'completed' then waiting = true end
-        if BAD[states[d]] then
+        if not states[d] or BAD[states[d]] then  -- a missing one too (pruned): lib.lua upstream
           failed = true
           break
         end

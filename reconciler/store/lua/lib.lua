@@ -22,6 +22,8 @@ end
 -- counter, so re-runs and repeated completions never release a dependent twice), and the task
 -- upstream that failed or was cancelled, if one did: the first such dependency, or the one its
 -- own `upstream` names. Such a task can never run as things stand: it is `upstream_failed`.
+-- A dependency that does not exist (pruned: a tombstone, or gone) counts the same, naming it:
+-- a task of the CLI waiting for it would otherwise wait forever.
 local BAD = {failed = true, cancelled = true, upstream_failed = true}
 local function upstream(deps_json)
   local left, root = 0, nil
@@ -29,7 +31,9 @@ local function upstream(deps_json)
     for _, d in ipairs(cjson.decode(deps_json)) do
       local f = redis.call('HMGET', tkey(d), 'state', 'upstream')
       if f[1] ~= 'completed' then left = left + 1 end
-      if not root and BAD[f[1]] then root = (f[1] == 'upstream_failed' and f[2]) or d end
+      if not root and (not f[1] or BAD[f[1]]) then
+        root = (f[1] == 'upstream_failed' and f[2]) or d
+      end
     end
   end
   return left, root

@@ -7,6 +7,7 @@
 --   rerun   (same fields): back to blocked or ready with a fresh retry budget; what waited for
 --           it as upstream_failed waits again
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
+--   restore {id, hash, target, order, deps[]}: a tombstone back as the task it was (`restore`)
 -- Returns the number of records executed.
 --
 -- Cost matters here (10,000 tasks in one apply): a task hash holds only what differs from the
@@ -93,7 +94,7 @@ local function create(r)
     for _, d in ipairs(r.deps) do
       local s = state_of(d)
       if s ~= 'completed' then left = left + 1 end
-      if not root and BAD[s] then
+      if not root and (not s or BAD[s]) then  -- (a missing dependency: see lib.lua upstream)
         root = (s == 'upstream_failed' and redis.call('HGET', tkey(d), 'upstream')) or d
       end
     end
@@ -144,6 +145,35 @@ local function cancel(id, state, target, reason)
   end
 end
 
+-- A task pruned earlier whose id is in the files again: its tombstone (`deleted:ID`, with its
+-- attempts) becomes its record again, as it was (state, attempts, result), at its new place in
+-- the file order; one that had not finished is settled again (a running one was handed back
+-- when it was pruned). What waits for it is settled again too. Nothing is re-run: a changed
+-- spec comes as the records after this one (update, rerun), as for any existing task.
+local function restore(r)
+  local k, tomb = tkey(r.id), P .. 'deleted:' .. r.id
+  if redis.call('EXISTS', k) == 1 or redis.call('EXISTS', tomb) == 0 then return end
+  redis.call('RENAME', tomb, k)
+  local history = P .. 'deleted-attempts:' .. r.id
+  if redis.call('EXISTS', history) == 1 then redis.call('RENAME', history, P .. 'attempts:' .. r.id) end
+  redis.call('ZREM', P .. 'deleted', r.id)
+  redis.call('HDEL', k, 'deleted_at')
+  made[r.id] = true  -- the records after this one of the batch find it as an existing task
+  redis.call('HSET', k, 'order', r.order, 'deps', deps_json_of(r) or '[]')
+  place(r)
+  if r.deps then
+    for _, d in ipairs(r.deps) do redis.call('SADD', P .. 'children:' .. d, r.id) end
+  end
+  local state = redis.call('HGET', k, 'state')
+  event('task.restored', 'task', r.id, 'state', state or '')
+  if not TERMINAL[state] then
+    redis.call('HDEL', k, 'next_attempt_at')
+    settle(r.id)
+  end
+  release(r.id)
+  cascaded()
+end
+
 -- Which tasks exist, in one call: a new task's hash is not read.
 local known = {}
 if #recs > 0 then
@@ -159,7 +189,9 @@ for i, r in ipairs(recs) do
     old = redis.call('HMGET', k, 'state', 'target', 'deps', 'priority')
   end
   local state, old_target, old_deps = old[1], old[2], old[3]
-  if r.mode == 'complete' then
+  if r.mode == 'restore' then
+    restore(r)
+  elseif r.mode == 'complete' then
     if state and state ~= 'completed' then
       unqueue(r.id, state, old_target)
       redis.call('ZREM', P .. 'timers', r.id)

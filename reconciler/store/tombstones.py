@@ -1,0 +1,50 @@
+"""Tombstones, mixed into `Store`: the records of pruned tasks (`lua/delete_tasks.lua` renames a
+task's hash to `deleted:ID`), read for a plan that would create one of those ids again (it is
+restored instead), listed for `tt status --deleted`, and purged after `keep_deleted`.
+
+No redis import: it uses the client `Store` owns. Writing them is `delete_tasks`'s (TaskOps).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .scripts import Scripted
+
+# Per script call: arguments stay well under Redis' limits, replies small.
+_BATCH = 2000
+
+
+class TombstoneOps(Scripted):
+    def tombstone_rows(self, fields: Sequence[str], ids: Sequence[str]) -> list[list[Any]]:
+        """[id, *values] of `fields` for each of `ids` that has a tombstone (one script call per
+        2,000 ids; none read when the town has no tombstone)."""
+        n = len(fields)
+        out: list[list[Any]] = []
+        for start in range(0, len(ids), _BATCH):
+            flat = self._run("read_tombstones", n, *fields, *ids[start : start + _BATCH])
+            out.extend(flat[k : k + n + 1] for k in range(0, len(flat), n + 1))
+        return out
+
+    def purge_tombstones(self, cutoff: float) -> int:
+        """Drop the tombstones of tasks pruned before `cutoff` (unix seconds): up to 1,000 a call."""
+        return int(self._run("purge_tombstones", repr(cutoff)))
+
+    def tombstone_records(self) -> list[dict[str, Any]]:
+        """Every tombstone, oldest first: its stored fields (with `id` and `deleted_at`) and its
+        attempt history (`attempts`, JSON records as `attempt_history` gives them)."""
+        ids = self.client.zrange(self.keys.deleted, 0, -1)
+        pipe = self.client.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(self.keys.tombstone(tid))
+            pipe.lrange(self.keys.tombstone_attempts(tid), 0, -1)
+        replies = pipe.execute() if ids else []
+        out = []
+        for i, tid in enumerate(ids):
+            fields, history = replies[2 * i], replies[2 * i + 1]
+            if fields:
+                attempts = [json.loads(x) for x in history]
+                out.append({**fields, "id": tid, "history": attempts})
+        return out

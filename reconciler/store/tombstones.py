@@ -29,7 +29,7 @@ class TombstoneOps(Scripted):
         return out
 
     def purge_tombstones(self, cutoff: float) -> int:
-        """Drop the tombstones of tasks pruned before `cutoff` (unix seconds): up to 1,000 a call."""
+        """Drop the tombstones of tasks pruned before `cutoff` (unix seconds), 1,000 a call."""
         return int(self._run("purge_tombstones", repr(cutoff)))
 
     def tombstone_records(self) -> list[dict[str, Any]]:

@@ -83,7 +83,9 @@ def _run(
 def failure(r: dict[str, str]) -> str:
     """Why a task counts as failed: its error, or the task upstream that stops it."""
     if r.get("state") == "upstream_failed":
-        what = {"cancelled": "was cancelled"}.get(r.get("upstream_state", ""), "failed")
+        what = {"cancelled": "was cancelled", "": "was deleted"}.get(
+            r.get("upstream_state", ""), "failed"
+        )
         return f"upstream_failed: {r.get('upstream')} {what}"
     return (r.get("error") or "").strip()[:300]
 

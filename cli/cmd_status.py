@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import emit_json, output_option, session, town_option
+
+if TYPE_CHECKING:
+    from reconciler.control.session import Session
 
 
 def register(group: click.Group) -> None:
@@ -17,12 +20,20 @@ def register(group: click.Group) -> None:
 @click.command()
 @town_option
 @output_option
-def status(town_dir: str | None, output: str) -> None:
+@click.option(
+    "--deleted",
+    is_flag=True,
+    help="The tasks pruned from the files, kept as tombstones (`keep_deleted`).",
+)
+def status(town_dir: str | None, output: str, deleted: bool) -> None:
     """Agents, tasks and progress."""
     from reconciler.control.report import status_report
     from reconciler.spec.loader import check
 
     s = session(town_dir)
+    if deleted:
+        _deleted(s, output)
+        return
     report = status_report(s.store, check(s.paths).desired)
     if output == "json":
         emit_json(report)
@@ -66,6 +77,47 @@ def _info(t: dict[str, Any], states: dict[str, str]) -> str:
     if t["state"] == "blocked":
         return f"waiting for {t['deps_left']}"
     if t["state"] == "upstream_failed":
-        what = "was cancelled" if states.get(t["upstream"]) == "cancelled" else "failed"
-        return f"upstream {t['upstream']} {what}: tt retry {t['upstream']}"
+        up = t["upstream"]
+        if up not in states:  # pruned from the files (a tombstone) or gone
+            return f"upstream {up} was deleted: put it back in tasks.toml (tt status --deleted)"
+        what = "was cancelled" if states.get(up) == "cancelled" else "failed"
+        return f"upstream {up} {what}: tt retry {up}"
     return ""
+
+
+def _deleted(s: Session, output: str) -> None:
+    """`tt status --deleted`: the tombstones, oldest first."""
+    from reconciler.control.report import deleted_report
+
+    rows = deleted_report(s.store, s.paths.logs_dir, s.settings.policy.keep_deleted)
+    if output == "json":
+        emit_json({"town": s.store.town, "deleted": rows})
+        return
+    from .render import table
+
+    if not rows:
+        click.echo("no deleted tasks are kept")
+        return
+
+    def when(ts: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+    table(
+        ["TASK", "STATE", "ATTEMPTS", "DELETED", "KEPT UNTIL", "RESULT"],
+        [
+            [
+                r["id"],
+                r["state"],
+                r["attempts"],
+                when(r["deleted_at"]),
+                when(r["keep_until"]),
+                (str(r["result"] or r["error"] or "").splitlines() or [""])[0][:60],
+            ]
+            for r in rows
+        ],
+    )
+    click.echo()
+    click.echo(
+        f"{len(rows)} deleted task(s) kept as tombstones: put an id back in tasks.toml to "
+        "restore it as it was (not re-run)"
+    )

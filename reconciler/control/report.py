@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from ..agents.models import OVERRIDE_ENV
@@ -134,3 +135,33 @@ def status_report(store: Store, desired: Desired | None) -> dict[str, Any]:
         "tasks": tasks,
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
     }
+
+
+def deleted_report(store: Store, logs: Path, keep_deleted: float) -> list[dict[str, Any]]:
+    """One row per tombstone (a task pruned from the files, kept `keep_deleted`), oldest first:
+    its state, attempts, result and error as they were, when it was pruned, until when it is
+    kept, and the logs of its attempts that are still on disk (`tt status --deleted`)."""
+    rows = []
+    for rec in store.tombstone_records():
+        deleted_at = _num(rec.get("deleted_at")) or 0.0
+        paths = []
+        for a in rec["history"]:
+            agent, attempt = a.get("agent"), a.get("attempt")
+            log = logs / str(agent) / f"{rec['id']}-{attempt}.log"
+            if agent and attempt is not None and log.is_file():
+                paths.append(str(log))
+        rows.append(
+            {
+                "id": rec["id"],
+                "state": rec.get("state") or "blocked",
+                "agent": rec.get("assignee") or None,
+                "attempts": int(rec.get("attempt", "0") or 0),
+                "result": rec.get("result") or None,
+                "error": rec.get("error") or None,
+                "finished_at": _num(rec.get("finished_at")),
+                "deleted_at": deleted_at,
+                "keep_until": deleted_at + keep_deleted,
+                "logs": paths,
+            }
+        )
+    return rows

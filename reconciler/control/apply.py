@@ -49,6 +49,11 @@ class ApplyOptions:
     lock_timeout: float = 0.0
     start_agents: bool = True
     command: str = "tt apply"
+    # The watch loop's guards against a file caught mid-save (see loop.py): apply only files
+    # with this fingerprint (`fingerprint.file_fingerprint`), and hold back a plan that would
+    # prune more than `[town] max_prune` tasks or more than half of them.
+    expect: str | None = None
+    guard_prune: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class ApplyResult:
     generation: int
     fleet: tuple[fleet.FleetChange, ...] = ()
     seconds: float = 0.0
+    # Why nothing was applied although asked to: "moved" (the files are not those of
+    # `expect`), "guarded" (the plan prunes too much for `guard_prune`); "" otherwise.
+    held: str = ""
+    tasks: int = 0  # how many tasks the town had before this plan ran (known when planned)
 
 
 REFUSAL = (
@@ -95,6 +104,8 @@ def _gc_paused() -> Iterator[None]:
 def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     started = time.monotonic()
     fingerprint, town_text = file_fingerprint(session.paths)
+    if opts.expect is not None and fingerprint != opts.expect:
+        return ApplyResult(Plan(), False, 0, held="moved")
     # Invalid files start nothing: with the embedded server down, they are checked before it is.
     first = _checked_before_start(session)
     store = session.store
@@ -119,6 +130,8 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
                 # Read (again) under the lock: files another command changed while this one
                 # waited would otherwise be applied as they were, and prune would undo that.
                 checked = session.validate(reuse)
+            if opts.expect is not None and _fingerprint(checked) != opts.expect:
+                return ApplyResult(Plan(), False, 0, held="moved")
             return _planned(session, opts, started, checked, base, early)
     finally:
         if early is not None:
@@ -162,8 +175,11 @@ def _planned(
     )
     if refused(plan, opts) and not opts.dry_run:  # a dry run shows the plan, then the refusal
         raise TtError(REFUSAL, hint=REFUSAL_HINT)
+    seconds = time.monotonic() - started
     if opts.dry_run:
-        return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
+        return ApplyResult(plan, False, observed.generation, (), seconds, tasks=len(rows))
+    if opts.guard_prune and _prunes_too_much(plan, len(rows), desired.town.policy.max_prune):
+        return ApplyResult(plan, False, observed.generation, (), seconds, "guarded", len(rows))
     generation = observed.generation + (0 if plan.is_empty else 1)
     written = execute(store, plan, desired, generation) if not plan.is_empty else []
     _purge(store, desired)
@@ -176,7 +192,14 @@ def _planned(
         _remember(session, checked, tuple(rows_after(rows, written, deleted)))
     keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
     changes = _fleet(session, desired, opts, keep)
-    return ApplyResult(plan, True, generation, tuple(changes), time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return ApplyResult(plan, True, generation, tuple(changes), seconds, tasks=len(rows))
+
+
+def _prunes_too_much(plan: Plan, tasks: int, max_prune: int) -> bool:
+    """More than `max_prune` tasks, or more than half of the `tasks` there are, to delete."""
+    deletes = sum(1 for a in plan.actions if isinstance(a, DeleteTask))
+    return deletes > max_prune or 2 * deletes > tasks
 
 
 def _fingerprint(checked: loader.Validation) -> str:

@@ -4,7 +4,10 @@ or the periodic resync. Several loops may run for one town: a leader lease (the 
 picks the one that acts, and its epoch fences the leader's writes (a pass that outlives the lease
 is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
 running and is reported once per file content. A Redis outage is waited out; the embedded server
-is restarted (its AOF kept).
+is restarted (its AOF kept). A file caught mid-save is never applied: a changed file is applied
+once it reads the same twice `settle` apart (and parses), and a pass that would prune more than
+`[town] max_prune` tasks or half of them waits until the files have been stable `guard_window`
+(`apply.guarded`); what is pruned anyway is kept as a tombstone (restored when it comes back).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
+from ..plan.actions import DeleteTask
 from ..plan.render import render_lines
 from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
 from ..store.client import is_embedded
 from . import fleet, heal
-from .apply import ApplyOptions, agent_env, apply
+from .apply import ApplyOptions, ApplyResult, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
+from .fingerprint import file_fingerprint
 from .session import Session
 from .watch import FileWatcher
 
@@ -56,6 +61,8 @@ class LoopOptions:
     # Follow events after this stream id (`apply --wait`: the position taken before the apply
     # wrote, so claims made before the loop starts are reported too); default: from now.
     events_after: str | None = None
+    settle: float = 0.05  # a changed file must read the same twice this far apart
+    guard_window: float = 2.0  # ... and stay so this long before a pass that prunes much
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,10 @@ class Loop:
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
+        self.applied: str | None = None  # fingerprint of the files the last pass applied
+        self.seen: tuple[str | None, float] = (None, 0.0)  # a fingerprint, first seen when
+        self.guard_until: float | None = None  # a held pass that prunes much: look again then
+        self.held: str | None = None  # the fingerprint of the files that pass would apply
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -200,7 +211,8 @@ class Loop:
 
     def _act(self, resync: float) -> None:
         now = time.monotonic()
-        if self.wake.is_set() or now >= self.next_full:
+        guard_due = self.guard_until is not None and now >= self.guard_until
+        if self.wake.is_set() or now >= self.next_full or guard_due:
             if now >= self.next_full:
                 self.sweep_due = True  # the periodic resync also looks for orphans
             self.wake.clear()
@@ -249,6 +261,8 @@ class Loop:
 
     def _tick(self, heartbeat: float) -> float:
         timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
+        if self.guard_until is not None:
+            timers.append(self.guard_until - time.monotonic())
         return max(0.05, min([heartbeat, *timers]))
 
     def _leading(self) -> str:
@@ -262,7 +276,29 @@ class Loop:
         self.report("files", {"detail": "town files changed"})
         self.wake.set()
 
+    def _settled(self) -> tuple[bool, str | None]:
+        """(settled, the files' fingerprint): settled once they read the same twice `settle`
+        apart (an editor or `cat >` mid-save is not applied; the loop looks again at once).
+        Files the last pass applied need no wait. None: a file cannot be read (the loader
+        reports why)."""
+        first = file_fingerprint(self.s.paths)[0]
+        if first is not None and first == self.applied:
+            return True, first
+        self.stop.wait(self.opts.settle)
+        now = file_fingerprint(self.s.paths)[0]
+        if now != self.seen[0]:
+            self.seen = (now, time.monotonic())
+        if now != first:
+            self.wake.set()  # still being written
+            return False, None
+        return True, now
+
     def _full_pass(self) -> None:
+        settled, fingerprint = self._settled()
+        self.guard_until = None  # this pass decides again
+        if not settled:
+            self._heal_pass()
+            return
         try:
             self.good = self.s.desired()
         except ValidationFailed as e:
@@ -275,14 +311,24 @@ class Loop:
             return
         self.bad_digest = None
         self._release_own_lock()
+        stable = time.monotonic() - self.seen[1] if self.seen[0] == fingerprint else 0.0
+        guard = fingerprint != self.applied and stable < self.opts.guard_window
+        opts = replace(self.opts.apply, lock_timeout=5.0, expect=fingerprint, guard_prune=guard)
         try:
-            result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
+            result = apply(self.s, opts)
         except (RedisUnavailable, LeaderFenced):
             raise
         except TtError as e:
             self.report("error", {"detail": e.message})
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
+        if result.held:
+            self._held(result, fingerprint, stable)
+            return
+        self.applied = fingerprint
+        if self.held is not None and self.held == fingerprint:
+            self._guarded(result, stable)
+        self.held = None
         if not result.plan.is_empty:
             lines = render_lines(result.plan)
             shown = lines[:MAX_CHANGE_LINES]
@@ -297,6 +343,34 @@ class Loop:
         self._fleet_changes(result.fleet)
         if self.sweep_due:
             self._sweep_orphans()
+
+    def _held(self, result: ApplyResult, fingerprint: str | None, stable: float) -> None:
+        """Nothing applied: the files moved under the pass (look again at once), or the plan
+        prunes much and the files are young (look again once they have been stable long)."""
+        if result.held == "guarded":
+            if self.held != fingerprint:
+                detail = (
+                    f"{_deletes(result)} of {result.tasks} tasks would be deleted: applying once "
+                    f"the files have been stable for {self.opts.guard_window:g}s"
+                )
+                self.report("guarded", {"detail": detail})
+            self.held = fingerprint
+            self.guard_until = time.monotonic() + max(0.0, self.opts.guard_window - stable)
+        else:
+            self.wake.set()
+        self._heal_pass()
+
+    def _guarded(self, result: ApplyResult, stable: float) -> None:
+        """A pass the mass-delete guard held ran once the files had been stable long: recorded."""
+        deletes = _deletes(result)
+        self.s.store.event(
+            "apply.guarded",
+            deleted=str(deletes),
+            tasks=str(result.tasks),
+            stable=f"{stable:.2f}",
+            summary=result.plan.summary(),
+        )
+        self.report("guarded", {"detail": f"applied after {stable:.1f}s stable: {deletes} deleted"})
 
     def _heal_pass(self) -> None:
         if self.good is None:
@@ -362,3 +436,7 @@ class Loop:
     ) -> LoopResult:
         counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))
         return LoopResult(code, counts, tuple(failed), tuple(unfinished))
+
+
+def _deletes(result: ApplyResult) -> int:
+    return sum(1 for a in result.plan.actions if isinstance(a, DeleteTask))

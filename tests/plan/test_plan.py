@@ -229,7 +229,12 @@ class Store:
 def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
     """Execute `plan` in order, asserting each record's stated outcome."""
     s = Store(obs, now)
+    pruned: list[str] = []  # lua/delete_tasks.lua releases their dependents after all of them
     for a in plan.actions:
+        if not isinstance(a, DeleteTask):
+            for tid in pruned:
+                s.release(tid)
+            pruned.clear()
         if isinstance(a, CreateAgent):
             assert a.name not in s.agents
             s.agents[a.name] = ObservedAgent(
@@ -290,7 +295,7 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             assert a.was_running == (gone.state is RUN)
             # kept as a tombstone; a running attempt is handed back (lua/delete_tasks.lua)
             s.tombstones[a.id] = replace(gone, state=R if gone.state is RUN else gone.state)
-            s.release(a.id)
+            pruned.append(a.id)
         elif isinstance(a, RestoreTask):
             assert a.id not in s.tasks
             tomb = s.tombstones.pop(a.id)
@@ -307,6 +312,8 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
             assert s.tasks[a.id].state is a.new_state, a
         else:
             assert not a.write
+    for tid in pruned:
+        s.release(tid)
     return Observed(s.tasks, s.agents, obs.generation + 1, tombstones=s.tombstones)
 
 
@@ -1170,7 +1177,7 @@ def advance(obs: Observed, rng: random.Random) -> Observed:
             "cli-x", B, source=Source.CLI, target="developer", deps=(dep,), deps_left=1
         )
         s.settle("cli-x")
-    return Observed(tasks=s.tasks, agents=s.agents, generation=obs.generation)
+    return Observed(s.tasks, s.agents, obs.generation, tombstones=s.tombstones)
 
 
 @pytest.mark.parametrize("seed", range(40))

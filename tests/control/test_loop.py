@@ -32,3 +32,12 @@ def test_a_task_still_waiting_or_running_is_not_done() -> None:
     assert not done
     assert [f["id"] for f in failed] == ["c"]
     assert [u["id"] for u in unfinished] == ["a", "b"]
+
+
+def test_a_task_waiting_for_a_deleted_one_is_failed_naming_it() -> None:
+    from cli.cmd_loop import failure
+
+    records = [task("later", "upstream_failed", upstream="tidy"), task("a", "completed")]
+    done, failed, _ = outcome(records)  # tidy was pruned: not a task any more
+    assert done
+    assert [failure(f) for f in failed] == ["upstream_failed: tidy was deleted"]

@@ -111,10 +111,13 @@ def test_lua_keys_match_keys_module() -> None:
         "timers": keys.timers,
         "leader": keys.leader,
         "leader:epoch": keys.leader_epoch,
+        "deleted": keys.deleted,
+        "deleted:": keys.tombstone("x"),
+        "deleted-attempts:": keys.tombstone_attempts("x"),
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):
-        used.update(re.findall(r"P \.\. '([a-z]+:?(?:epoch)?)'", lua.read_text()))
+        used.update(re.findall(r"P \.\. '([a-z-]+:?(?:epoch)?)'", lua.read_text()))
     assert used, "no key built in the Lua scripts?"
     for name in used:
         assert name in defined, f"Lua builds key '{name}' that keys.py does not define"

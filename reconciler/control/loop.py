@@ -300,7 +300,7 @@ class Loop:
             self._heal_pass()
             return
         try:
-            self.good = self.s.desired()
+            desired = self.s.desired()
         except ValidationFailed as e:
             digest = str(hash(e.message))
             if digest != self.bad_digest:
@@ -323,9 +323,10 @@ class Loop:
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
         if result.held:
+            # Healing goes on with what was applied last: a held roster may be mid-save too.
             self._held(result, fingerprint, stable)
             return
-        self.applied = fingerprint
+        self.good, self.applied = desired, fingerprint
         if self.held is not None and self.held == fingerprint:
             self._guarded(result, stable)
         self.held = None

@@ -143,6 +143,12 @@ def retry(s: Session, task_id: str) -> TaskState:
     state = TaskState(rec.get("state") or "blocked")
     if state is TaskState.UPSTREAM_FAILED:
         upstream = rec.get("upstream", "")
+        if not s.store.task_hash(upstream):
+            raise TtError(
+                f"task '{task_id}' is upstream_failed: it waits for '{upstream}', which was "
+                "deleted from the files",
+                hint=f"put '{upstream}' back in tasks.toml (tt status --deleted shows it)",
+            )
         raise TtError(
             f"task '{task_id}' is upstream_failed: it waits for '{upstream}', which did not "
             "complete; retrying that task runs this one after it",
@@ -175,6 +181,11 @@ def retry(s: Session, task_id: str) -> TaskState:
 
 def _existing(s: Session, task_id: str) -> dict[str, str]:
     rec = s.store.task_hash(task_id)
+    if not rec and s.store.is_tombstone(task_id):
+        raise NotFound(
+            f"task '{task_id}' was deleted from the files (kept as a tombstone)",
+            hint=f"put '{task_id}' back in tasks.toml: it is restored as it was",
+        )
     if not rec:
         ids = s.store.task_ids()
         raise NotFound(f"no task '{task_id}'", hint=did_you_mean(task_id, ids))

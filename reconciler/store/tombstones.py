@@ -23,10 +23,16 @@ class TombstoneOps(Scripted):
         2,000 ids; none read when the town has no tombstone)."""
         n = len(fields)
         out: list[list[Any]] = []
+        if len(ids) > _BATCH and not self.client.zcard(self.keys.deleted):
+            return out  # (a first apply of many tasks: no ids sent for nothing)
         for start in range(0, len(ids), _BATCH):
             flat = self._run("read_tombstones", n, *fields, *ids[start : start + _BATCH])
             out.extend(flat[k : k + n + 1] for k in range(0, len(flat), n + 1))
         return out
+
+    def is_tombstone(self, task_id: str) -> bool:
+        """Whether `task_id` was pruned and is kept as a tombstone."""
+        return self.client.zscore(self.keys.deleted, task_id) is not None
 
     def purge_tombstones(self, cutoff: float) -> int:
         """Drop the tombstones of tasks pruned before `cutoff` (unix seconds), 1,000 a call."""
@@ -40,11 +46,13 @@ class TombstoneOps(Scripted):
         for tid in ids:
             pipe.hgetall(self.keys.tombstone(tid))
             pipe.lrange(self.keys.tombstone_attempts(tid), 0, -1)
+            pipe.zscore(self.keys.tasks, tid)
         replies = pipe.execute() if ids else []
         out = []
         for i, tid in enumerate(ids):
-            fields, history = replies[2 * i], replies[2 * i + 1]
-            if fields:
+            fields, history, live = replies[3 * i : 3 * i + 3]
+            # (an id a `--no-save` task took since is a task again: not listed as deleted)
+            if fields and live is None:
                 attempts = [json.loads(x) for x in history]
                 out.append({**fields, "id": tid, "history": attempts})
         return out

@@ -14,6 +14,7 @@ import pytest
 from reconciler.control import verbs
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.control.report import deleted_report, status_report
+from reconciler.errors import NotFound, TtError
 from reconciler.plan.diff import (
     ChangedAfterDone,
     CreateTask,
@@ -253,3 +254,29 @@ def test_plan_json_names_the_restore_and_the_tombstone(town: CountingSession) ->
     )
     assert [a["op"] for a in restored["actions"]] == ["restore_task"]
     assert json.dumps(restored)  # plain JSON
+
+
+def test_retry_names_a_deleted_task_and_the_deleted_upstream(town: CountingSession) -> None:
+    write(town, A.format(text="first"), B)
+    apply(town, OPTS)
+    verbs.assign(town, "dev", "after a", task_id="later", after="a", save=False, opts=OPTS)
+    write(town, B)
+    apply(town, OPTS)
+    with pytest.raises(TtError, match="'a', which was deleted from the files") as waits:
+        verbs.retry(town, "later")
+    assert "put 'a' back in tasks.toml" in str(waits.value.hint)
+    with pytest.raises(NotFound, match="'a' was deleted from the files") as gone:
+        verbs.retry(town, "a")
+    assert "restored as it was" in str(gone.value.hint)
+
+
+def test_a_deleted_id_taken_by_a_no_save_task_is_not_listed_as_deleted(
+    town: CountingSession,
+) -> None:
+    write(town, A.format(text="first"), B)
+    apply(town, OPTS)
+    write(town, B)
+    apply(town, OPTS)
+    assert [r["id"] for r in deleted_report(town.store, town.paths.logs_dir, 60.0)] == ["a"]
+    verbs.assign(town, "dev", "again", task_id="a", after=None, save=False, opts=OPTS)
+    assert deleted_report(town.store, town.paths.logs_dir, 60.0) == []

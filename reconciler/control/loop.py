@@ -32,7 +32,6 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
-from ..plan.actions import DeleteTask
 from ..plan.render import render_lines
 from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
@@ -40,7 +39,7 @@ from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, ApplyResult, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
-from .fingerprint import file_fingerprint
+from .saveguard import SaveGuard, deletes
 from .session import Session
 from .watch import FileWatcher
 
@@ -119,10 +118,7 @@ class Loop:
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
-        self.applied: str | None = None  # fingerprint of the files the last pass applied
-        self.seen: tuple[str | None, float] = (None, 0.0)  # a fingerprint, first seen when
-        self.guard_until: float | None = None  # a held pass that prunes much: look again then
-        self.held: str | None = None  # the fingerprint of the files that pass would apply
+        self.saves = SaveGuard(session.paths, opts.settle, opts.guard_window, self.stop)
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -211,7 +207,7 @@ class Loop:
 
     def _act(self, resync: float) -> None:
         now = time.monotonic()
-        guard_due = self.guard_until is not None and now >= self.guard_until
+        guard_due = self.saves.until is not None and now >= self.saves.until
         if self.wake.is_set() or now >= self.next_full or guard_due:
             if now >= self.next_full:
                 self.sweep_due = True  # the periodic resync also looks for orphans
@@ -261,8 +257,8 @@ class Loop:
 
     def _tick(self, heartbeat: float) -> float:
         timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
-        if self.guard_until is not None:
-            timers.append(self.guard_until - time.monotonic())
+        if self.saves.until is not None:
+            timers.append(self.saves.until - time.monotonic())
         return max(0.05, min([heartbeat, *timers]))
 
     def _leading(self) -> str:
@@ -276,27 +272,11 @@ class Loop:
         self.report("files", {"detail": "town files changed"})
         self.wake.set()
 
-    def _settled(self) -> tuple[bool, str | None]:
-        """(settled, the files' fingerprint): settled once they read the same twice `settle`
-        apart (an editor or `cat >` mid-save is not applied; the loop looks again at once).
-        Files the last pass applied need no wait. None: a file cannot be read (the loader
-        reports why)."""
-        first = file_fingerprint(self.s.paths)[0]
-        if first is not None and first == self.applied:
-            return True, first
-        self.stop.wait(self.opts.settle)
-        now = file_fingerprint(self.s.paths)[0]
-        if now != self.seen[0]:
-            self.seen = (now, time.monotonic())
-        if now != first:
-            self.wake.set()  # still being written
-            return False, None
-        return True, now
-
     def _full_pass(self) -> None:
-        settled, fingerprint = self._settled()
-        self.guard_until = None  # this pass decides again
+        settled, fingerprint = self.saves.settled()
+        self.saves.until = None  # this pass decides again
         if not settled:
+            self.wake.set()  # still being written: look again
             self._heal_pass()
             return
         try:
@@ -311,8 +291,7 @@ class Loop:
             return
         self.bad_digest = None
         self._release_own_lock()
-        stable = time.monotonic() - self.seen[1] if self.seen[0] == fingerprint else 0.0
-        guard = fingerprint != self.applied and stable < self.opts.guard_window
+        guard = self.saves.guards(fingerprint)
         opts = replace(self.opts.apply, lock_timeout=5.0, expect=fingerprint, guard_prune=guard)
         try:
             result = apply(self.s, opts)
@@ -324,12 +303,11 @@ class Loop:
             return
         if result.held:
             # Healing goes on with what was applied last: a held roster may be mid-save too.
-            self._held(result, fingerprint, stable)
+            self._held(result, fingerprint)
             return
-        self.good, self.applied = desired, fingerprint
-        if self.held is not None and self.held == fingerprint:
-            self._guarded(result, stable)
-        self.held = None
+        self.good = desired
+        if self.saves.passed(fingerprint):
+            self._guarded(result, self.saves.stable_for(fingerprint))
         if not result.plan.is_empty:
             lines = render_lines(result.plan)
             shown = lines[:MAX_CHANGE_LINES]
@@ -345,33 +323,28 @@ class Loop:
         if self.sweep_due:
             self._sweep_orphans()
 
-    def _held(self, result: ApplyResult, fingerprint: str | None, stable: float) -> None:
+    def _held(self, result: ApplyResult, fingerprint: str | None) -> None:
         """Nothing applied: the files moved under the pass (look again at once), or the plan
         prunes much and the files are young (look again once they have been stable long)."""
         if result.held == "guarded":
-            if self.held != fingerprint:
-                detail = (
-                    f"{_deletes(result)} of {result.tasks} tasks would be deleted: applying once "
-                    f"the files have been stable for {self.opts.guard_window:g}s"
-                )
+            detail = self.saves.hold(result, fingerprint)
+            if detail:
                 self.report("guarded", {"detail": detail})
-            self.held = fingerprint
-            self.guard_until = time.monotonic() + max(0.0, self.opts.guard_window - stable)
         else:
             self.wake.set()
         self._heal_pass()
 
     def _guarded(self, result: ApplyResult, stable: float) -> None:
         """A pass the mass-delete guard held ran once the files had been stable long: recorded."""
-        deletes = _deletes(result)
+        n = deletes(result)
         self.s.store.event(
             "apply.guarded",
-            deleted=str(deletes),
+            deleted=str(n),
             tasks=str(result.tasks),
             stable=f"{stable:.2f}",
             summary=result.plan.summary(),
         )
-        self.report("guarded", {"detail": f"applied after {stable:.1f}s stable: {deletes} deleted"})
+        self.report("guarded", {"detail": f"applied after {stable:.1f}s stable: {n} deleted"})
 
     def _heal_pass(self) -> None:
         if self.good is None:
@@ -437,7 +410,3 @@ class Loop:
     ) -> LoopResult:
         counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))
         return LoopResult(code, counts, tuple(failed), tuple(unfinished))
-
-
-def _deletes(result: ApplyResult) -> int:
-    return sum(1 for a in result.plan.actions if isinstance(a, DeleteTask))

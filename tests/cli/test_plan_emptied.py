@@ -4,6 +4,7 @@ them without --allow-empty; its exit code is that of any plan with changes."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +45,14 @@ def test_plan_of_an_emptied_file_shows_the_deletions_then_the_refusal(
     code, out, err = tt(capsys, "plan", "--town", str(town))
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[:2] == ["- task one", "- task two"]
+    # Each would be kept as a tombstone (keep_deleted), restored if its id comes back.
+    assert [line.split(" (kept as tombstone until ")[0] for line in lines[:2]] == [
+        "- task one",
+        "- task two",
+    ]
+    assert all(
+        re.fullmatch(r"- task \w+ \(kept as tombstone until [\dT:-]+\)", x) for x in lines[:2]
+    )
     assert lines[2] == "Plan: 0 to create, 0 to change, 2 to delete"
     assert lines[3].startswith("note: tt apply would refuse this plan: it would delete every task")
     assert "--allow-empty" in lines[4]

@@ -91,34 +91,34 @@ def test_a_pass_that_prunes_more_than_half_waits_until_the_files_are_stable(
     passes.save(tasks("a"))  # a truncated save: three of four tasks would go
     passes.full_pass()
     assert passes.ids() == ["a", "b", "c", "d"]  # held
-    assert passes.loop.guard_until is not None
+    assert passes.loop.saves.until is not None
     # Healing meanwhile goes by the files last applied, not by the held ones.
     good = passes.loop.good
     assert good is not None and good.task_ids() == ("a", "b", "c", "d")
     assert [k for k, _ in passes.reports][-1] == "guarded"
     assert passes.events("apply.guarded") == []
     # Its next look is when the window ends (the loop's tick says when).
-    assert 0.2 < passes.loop.guard_until - time.monotonic() <= 0.4
+    assert 0.2 < passes.loop.saves.until - time.monotonic() <= 0.4
     time.sleep(0.45)
     passes.full_pass()
     assert passes.ids() == ["a"]  # stable for the window: applied (as tombstones)
     [event] = passes.events("apply.guarded")
     assert (event["deleted"], event["tasks"]) == ("3", "4")
     assert float(event["stable"]) >= 0.4
-    assert passes.loop.guard_until is None
+    assert passes.loop.saves.until is None
     assert passes.store.client.zcard(passes.store.keys.deleted) == 3
 
 
 def test_a_guarded_save_completed_in_time_deletes_nothing(passes: Passes) -> None:
     passes.save(tasks("a"))
     passes.full_pass()
-    assert passes.loop.guard_until is not None
+    assert passes.loop.saves.until is not None
     passes.save(tasks("a", "b", "c", "d", "e"))  # the writer finished
     passes.full_pass()
     assert passes.ids() == ["a", "b", "c", "d", "e"]
     assert passes.events("apply.guarded") == []
     assert passes.events("task.deleted") == []
-    assert passes.loop.guard_until is None
+    assert passes.loop.saves.until is None
 
 
 def test_a_pass_that_prunes_half_or_less_applies_at_once(passes: Passes) -> None:
@@ -138,7 +138,7 @@ def test_max_prune_guards_below_half(tmp_path: Path, fake_store: Store) -> None:
     p.full_pass()
     p.save(tasks(*ids[:7]))  # three of ten: fewer than half, more than max_prune
     p.full_pass()
-    assert len(p.ids()) == 10 and p.loop.guard_until is not None
+    assert len(p.ids()) == 10 and p.loop.saves.until is not None
     p.save(tasks(*ids[:8]))  # two: within max_prune
     p.full_pass()
     assert p.ids() == ids[:8]

@@ -1,0 +1,70 @@
+"""The watch loop's guards against a file caught mid-save (an editor writing in place, `cat >`,
+a checkout of many files, a network file system): a changed file is applied only once it has
+settled (the same fingerprint on two reads `settle` apart; the loop then checks that it parses),
+and a pass that would prune much (`apply.guard_prune`) waits until the files have been stable
+for `window`. What is pruned anyway is kept as a tombstone. Reads the files; writes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ..plan.actions import DeleteTask
+from ..town import TownPaths
+from .apply import ApplyResult
+from .fingerprint import file_fingerprint
+
+
+class SaveGuard:
+    def __init__(self, paths: TownPaths, settle: float, window: float, stop: threading.Event):
+        self.paths, self.settle, self.window, self.stop = paths, settle, window, stop
+        self.applied: str | None = None  # fingerprint of the files the loop last applied
+        self.seen: tuple[str | None, float] = (None, 0.0)  # a fingerprint, first seen when
+        self.until: float | None = None  # a held pass that prunes much: look again then
+        self.held: str | None = None  # the fingerprint of the files that pass would apply
+
+    def settled(self) -> tuple[bool, str | None]:
+        """(settled, the files' fingerprint): settled once they read the same twice `settle`
+        apart; files the loop last applied need no wait. None: a file cannot be read (the
+        loader reports why)."""
+        first = file_fingerprint(self.paths)[0]
+        if first is not None and first == self.applied:
+            return True, first
+        self.stop.wait(self.settle)
+        now = file_fingerprint(self.paths)[0]
+        if now != self.seen[0]:
+            self.seen = (now, time.monotonic())
+        return (True, now) if now == first else (False, None)
+
+    def stable_for(self, fingerprint: str | None) -> float:
+        """Seconds since the loop first saw these files."""
+        return time.monotonic() - self.seen[1] if self.seen[0] == fingerprint else 0.0
+
+    def guards(self, fingerprint: str | None) -> bool:
+        """Whether a pass of these files must hold a plan that prunes much: new files, not yet
+        stable for the window."""
+        return fingerprint != self.applied and self.stable_for(fingerprint) < self.window
+
+    def hold(self, result: ApplyResult, fingerprint: str | None) -> str | None:
+        """The guard held `result`: look again once the window has passed. Returns what to
+        report the first time these files are held."""
+        first = self.held != fingerprint
+        self.held = fingerprint
+        self.until = time.monotonic() + max(0.0, self.window - self.stable_for(fingerprint))
+        if not first:
+            return None
+        return (
+            f"{deletes(result)} of {result.tasks} tasks would be deleted: applying once the files "
+            f"have been stable for {self.window:g}s"
+        )
+
+    def passed(self, fingerprint: str | None) -> bool:
+        """These files were applied; whether the guard had held them before."""
+        was_held = self.held is not None and self.held == fingerprint
+        self.applied, self.held = fingerprint, None
+        return was_held
+
+
+def deletes(result: ApplyResult) -> int:
+    return sum(1 for a in result.plan.actions if isinstance(a, DeleteTask))

@@ -39,7 +39,7 @@ from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, ApplyResult, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
-from .saveguard import SaveGuard, deletes
+from .saveguard import SaveGuard
 from .session import Session
 from .watch import FileWatcher
 
@@ -306,8 +306,8 @@ class Loop:
             self._held(result, fingerprint)
             return
         self.good = desired
-        if self.saves.passed(fingerprint):
-            self._guarded(result, self.saves.stable_for(fingerprint))
+        if guarded := self.saves.passed(fingerprint, result, self.s.store):
+            self.report("guarded", {"detail": guarded})
         if not result.plan.is_empty:
             lines = render_lines(result.plan)
             shown = lines[:MAX_CHANGE_LINES]
@@ -327,24 +327,11 @@ class Loop:
         """Nothing applied: the files moved under the pass (look again at once), or the plan
         prunes much and the files are young (look again once they have been stable long)."""
         if result.held == "guarded":
-            detail = self.saves.hold(result, fingerprint)
-            if detail:
+            if detail := self.saves.hold(result, fingerprint):
                 self.report("guarded", {"detail": detail})
         else:
             self.wake.set()
         self._heal_pass()
-
-    def _guarded(self, result: ApplyResult, stable: float) -> None:
-        """A pass the mass-delete guard held ran once the files had been stable long: recorded."""
-        n = deletes(result)
-        self.s.store.event(
-            "apply.guarded",
-            deleted=str(n),
-            tasks=str(result.tasks),
-            stable=f"{stable:.2f}",
-            summary=result.plan.summary(),
-        )
-        self.report("guarded", {"detail": f"applied after {stable:.1f}s stable: {n} deleted"})
 
     def _heal_pass(self) -> None:
         if self.good is None:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol
 
 from ..plan.actions import DeleteTask
 from ..town import TownPaths
 from .apply import ApplyResult
 from .fingerprint import file_fingerprint
+
+
+class Events(Protocol):
+    def event(self, etype: str, **fields: str) -> None: ...
 
 
 class SaveGuard:
@@ -59,11 +64,18 @@ class SaveGuard:
             f"have been stable for {self.window:g}s"
         )
 
-    def passed(self, fingerprint: str | None) -> bool:
-        """These files were applied; whether the guard had held them before."""
-        was_held = self.held is not None and self.held == fingerprint
+    def passed(self, fingerprint: str | None, result: ApplyResult, store: Events) -> str | None:
+        """These files were applied. If the guard had held them, that is recorded
+        (`apply.guarded`) and this returns what to report."""
+        stable, was_held = self.stable_for(fingerprint), self.held == fingerprint
         self.applied, self.held = fingerprint, None
-        return was_held
+        if not was_held or fingerprint is None:
+            return None
+        n = deletes(result)
+        summary = result.plan.summary()
+        store.event("apply.guarded", deleted=str(n), tasks=str(result.tasks),
+                    stable=f"{stable:.2f}", summary=summary)  # fmt: skip
+        return f"applied after {stable:.1f}s stable: {n} deleted"
 
 
 def deletes(result: ApplyResult) -> int:

@@ -115,7 +115,7 @@ def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
     opts = _opts("tt plan", dry_run=True, **kw)
-    result = apply(session(town_dir), opts)
+    result = apply(session(town_dir, lean=True), opts)
     _render(result, output, dry_run=True)
     _say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
@@ -194,7 +194,7 @@ def apply_cmd(
     from reconciler.control.apply import apply
 
     opts = _opts("tt apply", dry_run=dry_run, **kw)
-    s = session(town_dir)
+    s = session(town_dir, lean=True)
     mark = None
     if wait and not dry_run:
         # Where the progress starts: before the apply writes, so that a claim made at once (by
@@ -230,7 +230,8 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
     from reconciler.control.apply import apply
 
-    _render(apply(session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
+    session_ = session(town_dir, lean=True)
+    _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 
 
 @sync.command("pull")

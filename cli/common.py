@@ -39,11 +39,12 @@ def output_option(f: F) -> F:
     )(f)
 
 
-def session(town_dir: str | None) -> Session:
-    """The town's `Session` (imported here lazily: it pulls in the loader)."""
+def session(town_dir: str | None, *, lean: bool = False) -> Session:
+    """The town's `Session` (imported here lazily: it pulls in the loader); `lean` for a
+    command whose Redis work is an apply (`Session`)."""
     from reconciler.control.session import Session
 
-    return Session.find(town_dir)
+    return Session.find(town_dir, lean=lean)
 
 
 def resolve_town(town_dir: str | None) -> TownPaths:

@@ -3,6 +3,7 @@ unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -10,6 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
+from . import common
 from .common import emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
@@ -111,9 +113,19 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         click.echo(f"{verb}: {result.plan.summary()}")
 
 
+def _one_shot() -> None:
+    """In the `tt` program, whose process ends right after the command (`common.PROGRAM`), no
+    cycle collector: an apply pauses it for the pass and turns it back on at the end, which
+    walks the pass's objects once more (~15 ms for 10,000 tasks) to free nothing. `--wait`
+    turns it back on for its loop."""
+    if common.PROGRAM["exits_after_command"]:
+        gc.disable()
+
+
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
+    _one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
     result = apply(session(town_dir, lean=True), opts)
     _render(result, output, dry_run=True)
@@ -193,6 +205,7 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
 
+    _one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = session(town_dir, lean=True)
     mark = None
@@ -208,6 +221,8 @@ def apply_cmd(
         _say_refusal(result, opts, output)
     if wait and not dry_run:
         from .cmd_loop import wait_for
+
+        gc.enable()  # a loop that may run for hours
 
         return wait_for(town_dir, timeout, kw.get("model"), output, mark)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
@@ -230,6 +245,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
     from reconciler.control.apply import apply
 
+    _one_shot()
     session_ = session(town_dir, lean=True)
     _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 

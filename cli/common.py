@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Set by `cli.main.run`, the `tt` program, whose process ends (os._exit) once its command
+# returned; not when a command is invoked in a longer-lived process (a test's CliRunner).
+PROGRAM = {"exits_after_command": False}
+
 
 def town_option(f: F) -> F:
     return click.option(

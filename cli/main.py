@@ -11,6 +11,7 @@ from reconciler import __version__
 from reconciler.errors import EXIT_ERROR, TtError
 
 from . import cmd_agents, cmd_apply, cmd_init, cmd_loop, cmd_server, cmd_status, cmd_validate
+from .common import PROGRAM
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +59,7 @@ def run() -> None:
     """The `tt` program: `main`, then a fast exit. A command that held 10,000 tasks would spend
     ~50 ms freeing them one by one at interpreter teardown, for nothing (mypy's --fast-exit does
     the same). Output is flushed first; nothing of tt's waits for atexit (no handler exists)."""
+    PROGRAM["exits_after_command"] = True
     try:
         main()
         code: object = 0

@@ -11,6 +11,7 @@ incremental one (`incremental`, from the `snapshot` that apply kept).
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from dataclasses import dataclass
 from .. import server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
-from ..plan.actions import DeleteTask, OrphanAgent, Plan
-from ..plan.diff import diff
+from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
+from ..plan.agentdiff import agent_actions
+from ..plan.diff import diff, task_actions
 from ..plan.graph import Graph
 from ..plan.state import Observed
 from ..spec import loader
@@ -32,7 +34,7 @@ from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs
 from . import fleet, incremental, snapshot
 from .applylock import apply_lock
-from .execute import execute
+from .execute import execute, execute_actions
 from .fingerprint import clean_fingerprint, file_fingerprint
 from .session import Session
 from .snapshot import Snapshot
@@ -150,6 +152,8 @@ def _planned(
         observed, rows, graph = seen
     else:
         observed, rows = observe(store)
+    if seen is None and not observed.tasks and desired.tasks and not opts.dry_run:
+        return _new_tasks(session, opts, started, checked, observed, rows)
     observed = with_changed_specs(store, observed, desired)
     plan = diff(
         desired,
@@ -165,6 +169,47 @@ def _planned(
         return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
     generation = observed.generation + (0 if plan.is_empty else 1)
     written = execute(store, plan, desired, generation) if not plan.is_empty else []
+    return _done(session, opts, started, checked, observed, rows, plan, written, generation)
+
+
+def _new_tasks(
+    session: Session,
+    opts: ApplyOptions,
+    started: float,
+    checked: loader.Validation,
+    observed: Observed,
+    rows: list[Row],
+) -> ApplyResult:
+    """`_planned` for a town without tasks yet (every task is created; the plan cannot be
+    empty): each batch of records is written as soon as it is planned, Redis running it while
+    the next is planned. The agents' part of the plan, which comes first, is checked first."""
+    desired = checked.desired
+    assert desired is not None
+    agents = agent_actions(desired, observed, opts.prune)
+    emptying = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
+    if refused(Plan(tuple(agents), emptying), opts):  # what `diff` would say of the whole plan
+        raise TtError(REFUSAL, hint=REFUSAL_HINT)
+    tasks = task_actions(desired, observed, prune=opts.prune, rerun_changed=opts.rerun_changed)
+    generation = observed.generation + 1
+    written, actions = execute_actions(session.store, itertools.chain(agents, tasks), generation)
+    plan = Plan(actions, emptying)
+    return _done(session, opts, started, checked, observed, rows, plan, written, generation)
+
+
+def _done(
+    session: Session,
+    opts: ApplyOptions,
+    started: float,
+    checked: loader.Validation,
+    observed: Observed,
+    rows: list[Row],
+    plan: Plan,
+    written: list[dict[str, object]],
+    generation: int,
+) -> ApplyResult:
+    """After the writes: the meta record, the clean record, the fleet."""
+    store, desired = session.store, checked.desired
+    assert desired is not None
     _record(store, desired, generation, observed)
     if all(a.write for a in plan.actions):
         # Nothing is left for a next pass to report either: remember the state (the Lua script

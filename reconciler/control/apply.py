@@ -28,7 +28,7 @@ from ..plan.graph import Graph
 from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
-from ..store.cleanrows import Row, rows_after
+from ..store.cleanrows import Row, RowsAfter
 from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs
@@ -168,8 +168,9 @@ def _planned(
     if opts.dry_run:
         return ApplyResult(plan, False, observed.generation, (), time.monotonic() - started)
     generation = observed.generation + (0 if plan.is_empty else 1)
-    written = execute(store, plan, desired, generation) if not plan.is_empty else []
-    return _done(session, opts, started, checked, observed, rows, plan, written, generation)
+    after = RowsAfter(rows)
+    after.add(execute(store, plan, desired, generation) if not plan.is_empty else [])
+    return _done(session, opts, started, checked, observed, after, plan, generation)
 
 
 def _new_tasks(
@@ -191,9 +192,11 @@ def _new_tasks(
         raise TtError(REFUSAL, hint=REFUSAL_HINT)
     tasks = task_actions(desired, observed, prune=opts.prune, rerun_changed=opts.rerun_changed)
     generation = observed.generation + 1
-    written, actions = execute_actions(session.store, itertools.chain(agents, tasks), generation)
-    plan = Plan(actions, emptying)
-    return _done(session, opts, started, checked, observed, rows, plan, written, generation)
+    after = RowsAfter(rows)  # the clean rows, made from each batch while Redis writes it
+    actions = itertools.chain(agents, tasks)
+    _, done = execute_actions(session.store, actions, generation, after.add)
+    plan = Plan(done, emptying)
+    return _done(session, opts, started, checked, observed, after, plan, generation)
 
 
 def _done(
@@ -202,9 +205,8 @@ def _done(
     started: float,
     checked: loader.Validation,
     observed: Observed,
-    rows: list[Row],
+    after: RowsAfter,
     plan: Plan,
-    written: list[dict[str, object]],
     generation: int,
 ) -> ApplyResult:
     """After the writes: the meta record, the clean record, the fleet."""
@@ -216,7 +218,7 @@ def _done(
         # checks it first), so an apply of the same files can skip planning, and keep the
         # snapshot an edit of these files starts from.
         deleted = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
-        _remember(session, checked, tuple(rows_after(rows, written, deleted)))
+        _remember(session, checked, tuple(after.rows(deleted)))
     keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
     changes = _fleet(session, desired, opts, keep)
     return ApplyResult(plan, True, generation, tuple(changes), time.monotonic() - started)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..plan.actions import (
     Action,
@@ -71,14 +71,17 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list
 
 
 def execute_actions(
-    store: Store, actions: Iterable[Action], generation: int
+    store: Store,
+    actions: Iterable[Action],
+    generation: int,
+    sent: Callable[[list[dict[str, object]]], None] | None = None,
 ) -> tuple[list[dict[str, object]], tuple[Action, ...]]:
     """`execute` of a plan's actions as they come, in plan order (agents first): each batch of
-    task records is sent as soon as it is full, so Redis runs it while the next is planned.
-    Returns the task records sent and the actions, all of them consumed."""
+    task records is sent as soon as it is full, so Redis runs it while the next is planned,
+    and `sent` is given it meanwhile. Returns the task records sent and the actions."""
     done: list[Action] = []
     written: list[dict[str, object]] = []
-    store.upsert_batches(_kept(_batches(store, actions, done), written), generation)
+    store.upsert_batches(_kept(_batches(store, actions, done), written, sent), generation)
     deletes = [a.id for a in done if isinstance(a, DeleteTask)]
     requeues = [a.id for a in done if isinstance(a, Requeue)]
     if deletes:
@@ -98,11 +101,15 @@ def execute_actions(
 
 
 def _kept(
-    batches: Iterator[list[dict[str, object]]], into: list[dict[str, object]]
+    batches: Iterator[list[dict[str, object]]],
+    into: list[dict[str, object]],
+    sent: Callable[[list[dict[str, object]]], None] | None,
 ) -> Iterator[list[dict[str, object]]]:
     for batch in batches:
         into.extend(batch)
         yield batch
+        if sent is not None:  # asked for the next batch: this one is on its way to Redis
+            sent(batch)
 
 
 def _agent(store: Store, a: CreateAgent | UpdateAgent) -> None:

@@ -153,21 +153,25 @@ class Client(Commands):
     def _command(self, callback: Callback, *args: object) -> Any:
         packed = pack(args)
         for failures in range(self.retries + 1):
-            conn = self.connection_pool.get_connection()
+            conn: Connection | None = None
             try:
+                conn = self.connection_pool.get_connection()  # connects when none is idle
                 conn.send_packed(packed)
                 reply = conn.read_response()
-            except ConnectionFailed:
-                conn.disconnect()
+            except ConnectionFailed:  # refused, dropped, or a server loading its data
+                if conn is not None:
+                    conn.disconnect()
                 if failures == self.retries:
                     raise
                 time.sleep(min(1.0, 0.05 * 2 ** (failures + 1)))  # redis-py's backoff
                 continue
-            except ReplyError:
-                self.connection_pool.release(conn)
+            except ReplyError:  # the server answered: the connection is fine
+                if conn is not None:
+                    self.connection_pool.release(conn)
                 raise
             except BaseException:
-                conn.disconnect()  # interrupted mid-reply: not reused
+                if conn is not None:
+                    conn.disconnect()  # interrupted mid-reply: not reused
                 raise
             self.connection_pool.release(conn)
             return reply if callback is None else callback(reply)

@@ -299,6 +299,48 @@ def test_a_server_gone_mid_session_is_redis_unavailable(tmp_path: Path) -> None:
         server.stop(paths)
 
 
+def test_a_restarted_server_is_reconnected_to(tmp_path: Path) -> None:
+    from reconciler import server
+
+    paths = TownPaths(tmp_path)
+    url = server.ensure_running(paths)
+    store = Store.open(url, "t", lean=True)
+    try:
+        store.client.set(store.keys.meta, "kept")  # a pooled connection to the first server
+        server.stop(paths)
+        assert server.ensure_running(paths) == url
+        assert store.client.get(store.keys.meta) == "kept"  # AOF: the data survived
+    finally:
+        store.close()
+        server.stop(paths)
+
+
+def test_a_refused_connection_is_tried_again_as_redis_py_does(
+    valkey_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store.open(valkey_url, "t", lean=True)
+    connect = leanclient.Pool.get_connection
+    tries: list[int] = []
+
+    def flaky(pool: leanclient.Pool) -> wire.Connection:
+        tries.append(1)
+        if len(tries) < 3:  # a server restarting: refused twice
+            raise wire.ConnectionFailed("Error 111 connecting to x. Connection refused.")
+        return connect(pool)
+
+    monkeypatch.setattr(leanclient.Pool, "get_connection", flaky)
+    try:
+        assert store.ping() is True
+        assert len(tries) == 3
+        tries.clear()
+        store.client.retries = 1  # fewer retries than refusals: the error is the last one's
+        with pytest.raises(RedisUnavailable, match="Connection refused"):
+            store.ping()
+    finally:
+        store.close()
+
+
 def test_lean_errors_translate_like_redis_pys() -> None:
     url = "redis://:secret@h:1/0"
     cases = [

@@ -11,8 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from . import common
-from .common import emit_json, output_option, session, town_option
+from .common import emit_json, one_shot, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
@@ -113,19 +112,10 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         click.echo(f"{verb}: {result.plan.summary()}")
 
 
-def _one_shot() -> None:
-    """In the `tt` program, whose process ends right after the command (`common.PROGRAM`), no
-    cycle collector: an apply pauses it for the pass and turns it back on at the end, which
-    walks the pass's objects once more (~15 ms for 10,000 tasks) to free nothing. `--wait`
-    turns it back on for its loop."""
-    if common.PROGRAM["exits_after_command"]:
-        gc.disable()
-
-
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
-    _one_shot()
+    one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
     result = apply(session(town_dir, lean=True), opts)
     _render(result, output, dry_run=True)
@@ -205,7 +195,7 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
 
-    _one_shot()
+    one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = session(town_dir, lean=True)
     mark = None
@@ -245,7 +235,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
     from reconciler.control.apply import apply
 
-    _one_shot()
+    one_shot()
     session_ = session(town_dir, lean=True)
     _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 

@@ -39,7 +39,7 @@ def _external_url(paths: TownPaths) -> tuple[str, str] | None:
 @output_option
 def start(town_dir: str | None, output: str) -> None:
     """Start the town's server unless it runs already (every tt command does this anyway)."""
-    from reconciler.store.client import mask_url
+    from reconciler.errors import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)
@@ -104,7 +104,8 @@ def status(town_dir: str | None, output: str) -> None:
 
 
 def _external_status(name: str, url: str, output: str) -> None:
-    from reconciler.store.client import Store, mask_url
+    from reconciler.errors import mask_url
+    from reconciler.store.client import Store
 
     with Store.open(url, name) as store:  # raises RedisUnavailable (exit 1) when unreachable
         info = store.server_info()
@@ -143,7 +144,7 @@ def _external_status(name: str, url: str, output: str) -> None:
 )
 def stop(town_dir: str | None, output: str, timeout: float) -> None:
     """Stop the town's server (its data stays in .tt/data; agents lose their connection)."""
-    from reconciler.store.client import mask_url
+    from reconciler.errors import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)

@@ -6,12 +6,32 @@ it to output in exactly one place. Library errors are chained with `raise ... fr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_TIMEOUT = 3
+MASK = "****"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (userinfo or `?password=`) replaced by ****; user names stay.
+    Whatever the scheme (a misspelt one too, or none): every message that names a URL a person
+    wrote goes through this, from the loader's problems to the store's connection errors.
+
+    Deliberately cruder than a URL parser: everything after the first `:` of the userinfo, up
+    to the last `@`, is masked, so even an unencoded `/`, `?` or `@` in a password never shows.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{colon and ':' + MASK}{rest[at:]}"
+    return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
 
 
 class TtError(Exception):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RedisUnavailable
-from ..town import TownPaths
+from ..town import TownPaths, make_private_tree
 from .binary import find_binary
 from .liveness import POLL, children, ping, server_lock, server_pid
 from .location import CONFIG_FILE, LOG_FILE, PID_FILE, make_private_dir, socket_path
@@ -70,9 +70,8 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
 
     binary = find_binary()
     paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mode = paths.state_dir.stat().st_mode
-    if mode & 0o077:  # a `.tt/` an older tt made 0755: logs and prompts are private
-        paths.state_dir.chmod(mode & 0o700)
+    if paths.state_dir.stat().st_mode & 0o077:  # a `.tt/` an older tt left open
+        make_private_tree(paths.state_dir)
     if sock != Path(os.path.abspath(paths.socket)):
         make_private_dir(sock.parent)
         _record_link(paths.socket, sock)
@@ -94,6 +93,7 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
             stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command and its terminal's Ctrl-C
+            umask=0o077,  # its pid file, AOF folder and files: private, as all of `.tt/`
             close_fds=True,  # above all the server lock: the server must not inherit it
             # The server outlives this command: keep its secrets (API keys) out of its environ.
             env={"PATH": os.environ.get("PATH", os.defpath)},

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import mask_url
 from . import presets
 from .desired import AgentSpec, ModelSpec, Policy, PromptMode, RestartPolicy, TownSettings
 from .durations import format_duration
@@ -56,7 +57,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
     if redis != "embedded" and not redis.startswith(REDIS_SCHEMES):
         doc.report(
             (*at, "redis"),
-            f'unsupported redis {json.dumps(redis)}: use "embedded" or a '
+            f'unsupported redis {json.dumps(mask_url(redis))}: use "embedded" or a '
             f"{', '.join(REDIS_SCHEMES)} URL",
         )
     default_model = opt_str(town, "default_model") or "claude"

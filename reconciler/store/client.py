@@ -12,14 +12,13 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from .. import server
-from ..errors import RedisFailed, RedisUnavailable, TtError
+from ..errors import RedisFailed, RedisUnavailable, TtError, mask_url
 from ..town import TownPaths
 from .agentrecords import AgentOps
 from .coordination import TownOps
@@ -36,7 +35,6 @@ CONNECT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 2.0  # connect() answers within ~3 s even when the server hangs
 COMMAND_TIMEOUT = 10.0
 RETRIES = 3  # reconnects after a dropped connection (a restarted server), not after timeouts
-MASK = "****"
 
 
 def configured(redis_setting: str) -> str:
@@ -66,22 +64,6 @@ def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = Fal
         # ensure_running has just seen it answer PING: no second probe.
         return Store.open(server.ensure_running(paths), town, probe=False, lean=lean)
     return Store.open(value, town, lean=lean)
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password (userinfo or `?password=`) replaced by ****; user names stay.
-
-    Deliberately cruder than a URL parser: everything after the first `:` of the userinfo, up
-    to the last `@`, is masked, so even an unencoded `/`, `?` or `@` in a password never shows.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = f"{user}{colon and ':' + MASK}{rest[at:]}"
-    return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
 
 
 class Store(TaskOps, TurnOps, AgentOps, MailOps, TownOps):

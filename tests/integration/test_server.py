@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler import server
-from reconciler.errors import RedisUnavailable
-from reconciler.store.client import ENV_URL, Store, connect, mask_url
+from reconciler.errors import RedisUnavailable, mask_url
+from reconciler.store.client import ENV_URL, Store, connect
 from reconciler.town import TownPaths
 from tests.redis_fixtures import (  # noqa: F401
     flush_town,

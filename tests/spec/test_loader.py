@@ -866,6 +866,14 @@ def test_lease_must_outlast_heartbeat() -> None:
     )
 
 
+def test_a_redis_url_with_a_misspelt_scheme_is_reported_with_its_password_masked() -> None:
+    town = TOWN.replace('default_model = "claude"', 'redis = "reddis://u:s3cret@h:6379/0"')
+    problem = only_problem(town=town)
+    assert (problem.line, problem.path) == (3, "$.town.redis")
+    assert 'unsupported redis "reddis://u:****@h:6379/0"' in problem.message
+    assert "s3cret" not in problem.render()
+
+
 def test_redis_must_be_embedded_or_a_url() -> None:
     problem = only_problem(town=TOWN.replace('default_model = "claude"', 'redis = "localhost"'))
     assert (problem.line, problem.path) == (3, "$.town.redis")

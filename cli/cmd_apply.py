@@ -368,10 +368,13 @@ def restart(name: str, town_dir: str | None) -> None:
 
 
 @click.command()
+@click.option("--force", is_flag=True, help="Remove the lock even if its holder is alive.")
 @town_option
-def unlock(town_dir: str | None) -> None:
-    """Remove a stale apply lock."""
-    held = session(town_dir).store.force_unlock()
+def unlock(force: bool, town_dir: str | None) -> None:
+    """Remove a stale apply lock (its holder is dead); a live holder's only with --force."""
+    from reconciler.control.applylock import unlock as do_unlock
+
+    held = do_unlock(session(town_dir).store, force=force)
     if held is None:
         click.echo("no lock was held")
     else:

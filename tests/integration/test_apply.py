@@ -633,7 +633,11 @@ def test_a_held_lock_makes_apply_fail_with_the_holders_name_or_wait(vtown: Town)
         assert "Applied: 6 to create" in out
 
         hold_lock(vtown, sleeper.pid)
-        out = vtown.ok("unlock")
+        refused = vtown.tt("unlock")  # its holder is alive: not without --force
+        assert refused.returncode == 1 and "its process is alive: not removed" in refused.stderr
+        assert "tt unlock --force" in refused.stderr
+        assert vtown.client.exists(vtown.keys.apply_lock)
+        out = vtown.ok("unlock", "--force")
         assert (
             out.strip()
             == f"removed the lock of tt apply (pid {sleeper.pid} on {socket.gethostname()})"

@@ -11,7 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import emit_json, one_shot, output_option, session, town_option
+from .common import echo, emit_json, one_shot, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
@@ -102,14 +102,14 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         return
     lines = list(render_lines(result.plan))
     if lines:  # one write: a 10,000-task plan is 10,000 lines
-        click.echo("\n".join(lines))
+        echo("\n".join(lines))
     for c in result.fleet:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
     if result.plan.is_empty:
-        click.echo("Everything up to date" if not dry_run else "No changes.")
+        echo("Everything up to date" if not dry_run else "No changes.")
     else:
         verb = "Plan" if dry_run else "Applied"
-        click.echo(f"{verb}: {result.plan.summary()}")
+        echo(f"{verb}: {result.plan.summary()}")
 
 
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
@@ -128,10 +128,10 @@ def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
     from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
 
     if output != "json" and refused(result.plan, opts):
-        click.echo(
+        echo(
             f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
         )
-        click.echo(f"hint: {REFUSAL_HINT}")
+        echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -157,7 +157,7 @@ def plan(
         from reconciler.edit.scaffold import starter_tasks
 
         path = starter_tasks(session(town_dir).paths)
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
         return EXIT_OK
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
 
@@ -247,9 +247,7 @@ def sync_pull(town_dir: str | None) -> None:
     from reconciler.control.verbs import sync_pull as pull
 
     changed = pull(session(town_dir))
-    click.echo(
-        f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current"
-    )
+    echo(f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current")
 
 
 @click.command()
@@ -281,7 +279,7 @@ def assign(
         save=not no_save,
         opts=_opts("tt assign", **kw),
     )
-    click.echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
+    echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
 
 
 @click.command()
@@ -292,7 +290,7 @@ def cancel(task_id: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import cancel as do_cancel
 
     do_cancel(session(town_dir), task_id, _opts("tt cancel"))
-    click.echo(f"cancelled {task_id}")
+    echo(f"cancelled {task_id}")
 
 
 @click.command()
@@ -303,7 +301,7 @@ def retry(task_id: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import retry as do_retry
 
     state = do_retry(session(town_dir), task_id)
-    click.echo(f"{task_id} is {state.value} again")
+    echo(f"{task_id} is {state.value} again")
 
 
 @click.command()
@@ -320,15 +318,15 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
         session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
     )
     if existed:
-        click.echo(f"{name} already exists ({model}); nothing changed in town.toml")
+        echo(f"{name} already exists ({model}); nothing changed in town.toml")
     else:
-        click.echo(f"spawned {name} ({model})")
+        echo(f"spawned {name} ({model})")
     _fleet_lines(result.fleet)
 
 
 def _fleet_lines(changes: Iterable[FleetChange]) -> None:
     for c in changes:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
 @click.command()
@@ -344,7 +342,7 @@ def kill(name: str, town_dir: str | None) -> None:
         for c in result.fleet
     )
     note = "" if stopped else " (it was not running)"
-    click.echo(f"killed {name}: removed from town.toml{note}")
+    echo(f"killed {name}: removed from town.toml{note}")
     _fleet_lines(result.fleet)
 
 
@@ -357,13 +355,13 @@ def restart(name: str, town_dir: str | None) -> None:
 
     done = do_restart(session(town_dir), name)
     if done.old_pid and done.new_pid:
-        click.echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
+        echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
     elif done.new_pid:
-        click.echo(f"{name} was not running; started it: pid {done.new_pid}")
+        echo(f"{name} was not running; started it: pid {done.new_pid}")
     elif done.old_pid:
-        click.echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
+        echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
     else:
-        click.echo(f"{name} is not running and is not started here; nothing changed")
+        echo(f"{name} is not running and is not started here; nothing changed")
     _fleet_lines([c for c in done.fleet if c.agent != name])
 
 
@@ -376,9 +374,9 @@ def unlock(force: bool, town_dir: str | None) -> None:
 
     held = do_unlock(session(town_dir).store, force=force)
     if held is None:
-        click.echo("no lock was held")
+        echo("no lock was held")
     else:
-        click.echo(
+        echo(
             f"removed the lock of {held.get('command')} (pid {held.get('pid')} on "
             f"{held.get('host')})"
         )
@@ -392,5 +390,5 @@ def down(town_dir: str | None) -> None:
 
     stopped, server_stopped = do_down(session(town_dir))
     for name in stopped:
-        click.echo(f"stopped agent {name}")
-    click.echo("server stopped" if server_stopped else "no embedded server was running")
+        echo(f"stopped agent {name}")
+    echo("server stopped" if server_stopped else "no embedded server was running")

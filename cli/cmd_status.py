@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import emit_json, output_option, session, town_option
+from .common import echo, emit_json, output_option, session, town_option
 
 
 def register(group: click.Group) -> None:
@@ -35,7 +35,7 @@ def status(town_dir: str | None, output: str) -> None:
             ["AGENT", "MODEL", "STATE", "TASK"],
             [[a["name"], model_cell(a), a["state"], a["task"] or "-"] for a in agents],
         )
-        click.echo()
+        echo()
     tasks = report["tasks"]
     states = {t["id"]: t["state"] for t in tasks}
     if tasks:
@@ -52,8 +52,8 @@ def status(town_dir: str | None, output: str) -> None:
                 for t in tasks
             ],
         )
-        click.echo()
-    click.echo(progress_line(report["counts"]))
+        echo()
+    echo(progress_line(report["counts"]))
 
 
 def _info(t: dict[str, Any], states: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ import click
 from reconciler import __version__
 from reconciler.errors import EXIT_ERROR, TtError
 
-from .common import PROGRAM
+from .common import PROGRAM, echo
 
 # The module that registers each command, imported when the command runs or help lists it:
 # not every module for every command (cmd_agents and cmd_server alone take ~20 ms to import,
@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="tt", standalone_mode=False)
     except TtError as e:
-        click.echo(f"error: {e.message}", err=True)
+        echo(f"error: {e.message}", err=True)
         if e.hint:
-            click.echo(f"hint: {e.hint}", err=True)
+            echo(f"hint: {e.hint}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         # be, a path under /proc, a full disk): one line naming the path, never a traceback.
         if e.filename is None:
             raise
-        click.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
+        echo(f"error: {e.filename}: {e.strerror or e}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -93,7 +93,7 @@ def run() -> None:
     except SystemExit as e:
         code = e.code
     if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
+        echo(code, err=True)
         code = 1
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -82,3 +82,56 @@ def test_every_file_tt_leaves_in_dot_tt_is_private_after_a_real_run(
     }
     assert open_to_others == {}
     assert all(stat.S_IMODE(mode) == 0o700 for mode in seen.values() if stat.S_ISDIR(mode)), seen
+
+
+# A model whose output tries everything on the terminal that reads it.
+HOSTILE_MODEL = """\
+import sys
+prompt = open(sys.argv[1]).read()
+evil = ("\\x1b]52;c;cm0gLXJmIH4=\\x07 \\x1b]0;pwned\\x07 \\x1b]8;;https://evil.example\\x1b\\\\link"
+        "\\x1b]8;;\\x1b\\\\ \\x1b[2J\\x1b[31mred \\x9b2J \\x1bc ok\\rFAILED")
+if "fail" in prompt:
+    print(evil, file=sys.stderr)
+    sys.exit(1)
+print(evil)
+"""
+CONTROLS = ("\x1b", "\x07", "\x9b", "\r", "\x9d")
+
+
+def test_what_a_model_wrote_prints_escaped_in_every_read_out(
+    town: Town,  # noqa: F811
+) -> None:
+    script = town.root / "hostile.py"
+    script.write_text(HOSTILE_MODEL)
+    (town.root / "town.toml").write_text(
+        '[town]\nname = "sec-hostile"\nretries = 0\n\n[models.hostile]\n'
+        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}, "
+        '"{prompt_file}"]\nprompt = "file"\n\n[agents.dev]\nmodel = "hostile"\n'
+    )
+    (town.root / "tasks.toml").write_text(
+        '[[tasks]]\nid = "ok"\ndescription = "say it"\nagent = "dev"\n\n'
+        '[[tasks]]\nid = "bad"\ndescription = "fail it"\nagent = "dev"\n'
+    )
+    waited = town.tt("apply", "--wait", "--timeout", "60s", check=False)
+    town.agents()
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    town.tt("send", "conductor", "\x1b]52;c;eA==\x07hello\x1b[2J")
+    outputs = {
+        "apply --wait": waited.stdout + waited.stderr,
+        "status": town.tt("status").stdout,
+        "events": town.tt("events").stdout,
+        "logs": town.tt("logs", "ok").stdout,
+        "logs of the failure": town.tt("logs", "dev", "bad").stdout,
+        "inbox": town.tt("inbox", "conductor").stdout,
+        "events -o json": town.tt("events", "-o", "json").stdout,
+        "status -o json": town.tt("status", "-o", "json").stdout,
+    }
+    raw = {name: [c for c in CONTROLS if c in text] for name, text in outputs.items()}
+    assert raw == {name: [] for name in outputs}
+    # Shown, not dropped: a person sees what the model tried.
+    assert "\\x1b]52;c;cm0gLXJmIH4=\\x07" in outputs["logs"]
+    assert "\\x1b]52;c;cm0gLXJmIH4=" in outputs["apply --wait"]  # the failure's error line
+    assert "\\x1b]52;c;eA==\\x07hello\\x1b[2J" in outputs["inbox"]
+    # JSON keeps the text exactly, escaped the JSON way.
+    results = {t["id"]: t for t in json.loads(outputs["status -o json"])["tasks"]}
+    assert "\x1b]52;c;cm0gLXJmIH4=\x07" in results["ok"]["result"]

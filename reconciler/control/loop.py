@@ -109,6 +109,7 @@ class Loop:
         self.followed = False  # told that another watcher leads
         self.next_full = 0.0
         self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
+        self.not_started: dict[str, str] = {}  # agent → why it was not started, said once
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
@@ -309,6 +310,9 @@ class Loop:
 
     def _fleet_changes(self, changes: Iterable[fleet.FleetChange]) -> None:
         for c in changes:
+            if c.action == "not started" and self.not_started.get(c.agent) == c.detail:
+                continue  # said once (every pass finds it again until the variable is there)
+            self.not_started[c.agent] = c.detail if c.action == "not started" else ""
             self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
             if c.action == "died":
                 self.sweep_due = True  # its last claim may have landed after it was read

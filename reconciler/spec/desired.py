@@ -78,6 +78,9 @@ class AgentSpec:
     restart: RestartPolicy = RestartPolicy.ALWAYS
     suspended: bool = False
     node: str | None = None
+    # The model inherits tt's whole environment instead of the declared variables (its own
+    # `inherit_env`, else [town]'s).
+    inherit_env: bool = False
 
     def instances(self) -> tuple[str, ...]:
         """Process names: `worker` with replicas = 3 runs as worker, worker-2, worker-3. The first
@@ -97,6 +100,8 @@ class AgentSpec:
             "timeout": self.timeout,
             "node": self.node,
         }
+        if self.inherit_env:  # only when set: the hashes of agents recorded before stay equal
+            data["inherit_env"] = True
         return _digest(data)
 
 
@@ -187,6 +192,7 @@ class TownSettings:
     redis: str = "embedded"
     default_model: str = "claude"
     policy: Policy = field(default_factory=Policy)
+    inherit_env: bool = False
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,19 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
             f"lease ({format_duration(policy.lease)}) must be longer than heartbeat "
             f"({format_duration(policy.heartbeat)}), or every agent looks dead",
         )
-    return TownSettings(name=name or "", redis=redis, default_model=default_model, policy=policy)
+    return TownSettings(
+        name=name or "",
+        redis=redis,
+        default_model=default_model,
+        policy=policy,
+        inherit_env=town.get("inherit_env") is True,
+    )
+
+
+def _flag(entry: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A boolean the agent may set (the schema reported any other type), else the town's."""
+    value = entry.get(key)
+    return value if isinstance(value, bool) else default
 
 
 def _known_models(custom: Mapping[str, Any]) -> list[str]:
@@ -134,6 +146,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 restart=choice(RestartPolicy, restart, RestartPolicy.ALWAYS),
                 suspended=entry.get("suspended") is True,
                 node=opt_str(entry, "node"),
+                inherit_env=_flag(entry, "inherit_env", settings.inherit_env),
             )
         )
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +137,65 @@ def test_what_a_model_wrote_prints_escaped_in_every_read_out(
     # JSON keeps the text exactly, escaped the JSON way.
     results = {t["id"]: t for t in json.loads(outputs["status -o json"])["tasks"]}
     assert "\x1b]52;c;cm0gLXJmIH4=\x07" in results["ok"]["result"]
+
+
+def model_saw(t: Town) -> dict[str, object]:
+    """What the envdump model printed on its (only) run: its environment's names and prompt."""
+    log = (t.root / ".tt/logs/dev/look-1.log").read_text()
+    line = next(x for x in log.split("--- output ---\n", 1)[1].splitlines() if x.startswith("{"))
+    seen: dict[str, object] = json.loads(line)
+    return seen
+
+
+def environ_of(pid: int) -> set[str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return {item.split(b"=", 1)[0].decode() for item in raw.split(b"\0") if item}
+
+
+def test_a_model_gets_its_declared_environment_and_nothing_else(
+    town: Town,  # noqa: F811
+) -> None:
+    env_town(town, agent_extra='env_from = ["DEPLOY_KEY"]\nenv = { GREETING = "hi" }')
+    shell = {"DEPLOY_KEY": "d-1", "AWS_SECRET_ACCESS_KEY": "leak", "DATABASE_URL": "leak"}
+    shell |= {"HTTPS_PROXY": "http://proxy.example:3128", "LC_TIME": "C"}
+    town.tt("apply", "--wait", "--timeout", "60s", env=shell)
+    names = set(model_saw(town)["env"])  # type: ignore[arg-type]
+    assert {"DEPLOY_KEY", "GREETING", "HTTPS_PROXY", "LC_TIME", "PATH", "HOME"} <= names
+    assert {"TT_TASK", "TT_AGENT", "TT_ATTEMPT_TOKEN"} <= names  # tt's own stay
+    assert "AWS_SECRET_ACCESS_KEY" not in names and "DATABASE_URL" not in names
+    # The agent process itself (whose environ its model could read) has no more either.
+    agent = town.agents()["dev"]
+    own = environ_of(agent["pid"])
+    assert "DEPLOY_KEY" in own and not own & {"AWS_SECRET_ACCESS_KEY", "DATABASE_URL"}
+
+
+def test_inherit_env_on_the_town_passes_everything(town: Town) -> None:  # noqa: F811
+    env_town(town, town_extra="inherit_env = true")
+    town.tt("apply", "--wait", "--timeout", "60s", env={"DATABASE_URL": "inherited"})
+    assert "DATABASE_URL" in model_saw(town)["env"]  # type: ignore[operator]
+
+
+def test_an_agent_missing_an_env_from_variable_does_not_start_and_tt_list_says_why(
+    town: Town,  # noqa: F811
+) -> None:
+    env_town(town, agent_extra='env_from = ["DEPLOY_KEY", "SIGNING_KEY"]')
+    applied = town.tt("apply", env={"DEPLOY_KEY": "d-1"})
+    assert "agent dev not started: missing env SIGNING_KEY" in applied.stdout
+    listed = town.tt("list").stdout
+    assert re.search(r"^dev\s+envdump\s+-\s+stopped: missing env SIGNING_KEY\s", listed, re.M)
+    row = town.agents()["dev"]
+    assert (row["state"], row["reason"], row["pid"]) == (
+        "stopped",
+        "missing env SIGNING_KEY",
+        None,
+    )
+    assert not town.agent_processes()
+    events = [e for e in town.all_events() if e["type"] == "agent.env_missing"]
+    assert [(e["agent"], e["missing"]) for e in events] == [("dev", "SIGNING_KEY")]
+    assert town.tasks()["look"]["state"] == "ready"  # waiting for an agent that can run it
+
+    # From a shell that has both, the agent starts and the task runs.
+    both = {"DEPLOY_KEY": "d-1", "SIGNING_KEY": "s-1"}
+    town.tt("apply", "--wait", "--timeout", "60s", env=both)
+    assert town.agents()["dev"]["reason"] is None
+    assert {"DEPLOY_KEY", "SIGNING_KEY"} <= set(model_saw(town)["env"])  # type: ignore[arg-type]

@@ -1180,3 +1180,24 @@ def test_files_an_edit_just_validated_are_not_checked_again_unless_they_changed(
     (tmp_path / "tasks.toml").write_text(tasks + "agentt = 1\n")
     with pytest.raises(ValidationFailed):
         loader.load(paths)
+
+
+def test_inherit_env_is_the_towns_unless_the_agent_says_otherwise() -> None:
+    town = (
+        '[town]\nname = "t"\ninherit_env = true\n\n[agents.a]\nmodel = "sim"\n\n'
+        '[agents.b]\nmodel = "sim"\ninherit_env = false\n'
+    )
+    desired = load_texts(town, None)
+    assert desired.town.inherit_env is True
+    assert {a.name: a.inherit_env for a in desired.agents} == {"a": True, "b": False}
+    plain = load_texts(
+        '[town]\nname = "t"\n\n[agents.a]\nmodel = "sim"\ninherit_env = true\n', None
+    )
+    assert plain.town.inherit_env is False and plain.agents[0].inherit_env is True
+
+
+def test_inherit_env_must_be_a_boolean() -> None:
+    problem = only_problem(
+        town='[town]\nname = "t"\n\n[agents.a]\nmodel = "sim"\ninherit_env = "yes"\n'
+    )
+    assert (problem.line, problem.path) == (6, "$.agents.a.inherit_env")

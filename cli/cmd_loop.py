@@ -103,6 +103,7 @@ def render_result(result: LoopResult, output: str) -> None:
                         "state": r.get("state"),
                         "error": r.get("error") or None,
                         "upstream": r.get("upstream") or None,
+                        "reason": failure(r) or None,
                     }
                     for r in result.failed
                 ],

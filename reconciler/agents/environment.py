@@ -38,9 +38,9 @@ BASE = frozenset(
         "NODE_EXTRA_CA_CERTS",
     }
 )
-# Every variable with one of these prefixes: the locale's categories, and tt's own (TT_TOWN,
-# TT_REDIS_URL, TT_MODEL_OVERRIDE, TT_SIM_DELAY…).
-BASE_PREFIXES = ("LC_", "TT_")
+# Every variable with one of these prefixes: the locale's categories, the XDG base folders (where
+# CLIs keep their logins), and tt's own (TT_TOWN, TT_REDIS_URL, TT_MODEL_OVERRIDE, TT_SIM_DELAY…).
+BASE_PREFIXES = ("LC_", "XDG_", "TT_")
 
 # What each preset's CLI reads for its credentials and account settings (CLI-FACTS.md: their
 # --help, README and error messages). A custom model's go in the agent's `env_from`.

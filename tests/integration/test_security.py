@@ -199,3 +199,47 @@ def test_an_agent_missing_an_env_from_variable_does_not_start_and_tt_list_says_w
     town.tt("apply", "--wait", "--timeout", "60s", env=both)
     assert town.agents()["dev"]["reason"] is None
     assert {"DEPLOY_KEY", "SIGNING_KEY"} <= set(model_saw(town)["env"])  # type: ignore[arg-type]
+
+
+def test_a_task_waiting_on_a_cancelled_one_is_shown_and_fails_wait_through_the_cli(
+    town: Town,  # noqa: F811
+) -> None:
+    """Point 7: a → b → c, `tt cancel a` while a runs; b and c can never run. `tt status`
+    says why, `tt wait` names them and exits 1, and so does `apply --wait` of such files."""
+    (town.root / "town.toml").write_text(
+        '[town]\nname = "sec-cancel"\n\n[agents.dev]\nmodel = "sim"\n'
+    )
+    (town.root / "tasks.toml").write_text(
+        '[[tasks]]\nid = "a"\ndescription = "long [sim:sleep:60]"\nagent = "dev"\n\n'
+        '[[tasks]]\nid = "b"\ndescription = "next"\nagent = "dev"\nparent = "a"\n\n'
+        '[[tasks]]\nid = "c"\ndescription = "last"\nagent = "dev"\ndepends_on = ["b"]\n\n'
+        '[[tasks]]\nid = "free"\ndescription = "unrelated"\nagent = "dev"\n'
+    )
+    town.env["TT_SIM_DELAY"] = "0.1"
+    town.tt("apply")
+    town.agents()
+    town.wait_states({"a": "running"})
+    town.tt("cancel", "a")
+    waited = town.tt("wait", "--timeout", "60s", check=False)
+    assert waited.returncode == 1, waited.stdout + waited.stderr
+    assert "failed: b: upstream_failed: a was cancelled" in waited.stderr
+    assert "failed: c: upstream_failed: a was cancelled" in waited.stderr
+    table = town.tt("status").stdout
+    assert re.search(
+        r"^b\s+upstream_failed\s+dev\s+0\s+upstream a was cancelled: tt retry a", table, re.M
+    )
+    tasks = town.tasks()
+    assert {t: tasks[t]["state"] for t in tasks} == {
+        "a": "cancelled",
+        "b": "upstream_failed",
+        "c": "upstream_failed",
+        "free": "completed",
+    }
+    as_json = json.loads(town.tt("wait", "-o", "json", "--timeout", "30s", check=False).stdout)
+    assert [(f["id"], f["reason"]) for f in as_json["failed"]] == [
+        ("b", "upstream_failed: a was cancelled"),
+        ("c", "upstream_failed: a was cancelled"),
+    ]
+    # The same from the files: a cancelled in tasks.toml from the start.
+    again = town.tt("apply", "--wait", "--timeout", "60s", check=False)
+    assert again.returncode == 1 and "failed: c: upstream_failed: a was cancelled" in again.stderr

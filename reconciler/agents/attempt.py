@@ -51,7 +51,7 @@ class Runner:
             "{prompt_file}" in part for part in (*model.command, *spec.args)
         )
         # The environment of every run but the attempt's own variables, built (and encoded,
-        # as exec wants it) once: the declared variables of this process's (environment.py).
+        # as exec wants it) once: only the variables this agent declares (environment.py).
         self.model_env = dict(model.env)
         self.base_env = {
             os.fsencode(k): os.fsencode(v)

@@ -70,7 +70,7 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
 
     binary = find_binary()
     paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if paths.state_dir.stat().st_mode & 0o077:  # a `.tt/` an older tt left open
+    if _left_open(paths):
         make_private_tree(paths.state_dir)
     if sock != Path(os.path.abspath(paths.socket)):
         make_private_dir(sock.parent)
@@ -102,6 +102,16 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
         os.close(log_fd)
     children[proc.pid] = proc
     return proc
+
+
+def _left_open(paths: TownPaths) -> bool:
+    """Whether an older tt left this `.tt/` (or what it and its server wrote first: the AOF
+    folder, the pid file) open to others: then all of it is made private."""
+    for path in (paths.state_dir, paths.data_dir / "appendonlydir", paths.state_dir / PID_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                return True
+    return False
 
 
 def _config_text(paths: TownPaths, sock: Path) -> str:

@@ -243,3 +243,31 @@ def test_a_task_waiting_on_a_cancelled_one_is_shown_and_fails_wait_through_the_c
     # The same from the files: a cancelled in tasks.toml from the start.
     again = town.tt("apply", "--wait", "--timeout", "60s", check=False)
     assert again.returncode == 1 and "failed: c: upstream_failed: a was cancelled" in again.stderr
+
+
+def test_a_state_folder_an_older_tt_left_open_is_made_private_by_the_next_server_start(
+    tmp_path: Path, open_umask: None
+) -> None:
+    """A `.tt/` already 0700 whose AOF folder, pid file and logs an older tt left readable."""
+    from reconciler import server
+    from reconciler.town import TownPaths
+
+    paths = TownPaths(tmp_path)
+    server.ensure_running(paths)
+    server.stop(paths)
+    old_log = paths.logs_dir / "dev" / "a-1.log"
+    old_log.parent.mkdir(parents=True)
+    old_log.write_text("a prompt")
+    for path, mode in (
+        (paths.logs_dir, 0o755),
+        (old_log.parent, 0o755),
+        (old_log, 0o644),
+        (paths.data_dir / "appendonlydir", 0o755),
+    ):
+        path.chmod(mode)
+    try:
+        server.ensure_running(paths)
+        opened = [p for p in paths.state_dir.rglob("*") if p.lstat().st_mode & 0o077]
+        assert opened == []
+    finally:
+        server.stop(paths)

@@ -32,3 +32,30 @@ def test_a_task_still_waiting_or_running_is_not_done() -> None:
     assert not done
     assert [f["id"] for f in failed] == ["c"]
     assert [u["id"] for u in unfinished] == ["a", "b"]
+
+
+def test_an_agent_not_started_for_a_missing_variable_is_reported_once_per_reason() -> None:
+    """Every heal pass finds it again: the loop says it once, again if the reason changes or
+    after the agent started."""
+    from typing import Any, cast
+
+    from reconciler.control.fleet import FleetChange
+    from reconciler.control.loop import Loop, LoopOptions
+
+    said: list[str] = []
+    loop = Loop(cast(Any, None), LoopOptions(), lambda kind, f: said.append(f["detail"]))
+    missing = FleetChange("dev", "not started", "missing env KEY")
+    for changes in (
+        [missing],
+        [missing],
+        [FleetChange("dev", "not started", "missing env KEY OTHER")],
+        [FleetChange("dev", "started", "pid 7")],
+        [missing],
+    ):
+        loop._fleet_changes(changes)
+    assert said == [
+        "not started missing env KEY",
+        "not started missing env KEY OTHER",
+        "started pid 7",
+        "not started missing env KEY",
+    ]

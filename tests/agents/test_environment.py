@@ -15,7 +15,7 @@ from reconciler.spec.presets import PRESETS
 
 SOURCE = {
     "PATH": "/usr/bin",
-    "HOME": "/home/u",
+    "HOME": "/var/lib/u",
     "USER": "u",
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",

@@ -38,3 +38,9 @@ def test_a_url_in_the_wrong_field_is_reported_masked() -> None:
     town = '[town]\nname = "t"\nretries = "redis://u:s3cret@h"\n\n[agents.a]\nrestart = "reddis://:s3cret@h"\n'
     rendered = [p.render() for p in problems_of(town)]
     assert len(rendered) == 2 and not any("s3cret" in r for r in rendered), rendered
+
+
+def test_a_url_in_a_name_field_leaks_no_password_in_the_suggested_name_either() -> None:
+    town = '[town]\nname = "t"\n\n[agents.a]\nrole = "redis://u:s3cret@h"\n'
+    (problem,) = problems_of(town)
+    assert "s3cret" not in problem.render() and problem.hint == "for example 'redis-u-h'"

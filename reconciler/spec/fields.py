@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
+from ..errors import MASK, mask_passwords
 from .durations import parse_duration
 from .locate import JsonPath
 from .names import RESERVED_AGENT_NAMES, name_problem, slug
@@ -90,7 +91,7 @@ def check_name(doc: TomlDoc, path: JsonPath, value: str, what: str, *, agent: bo
     why = name_problem(value)
     if why is None:
         return True
-    fixed = slug(value)
+    fixed = slug(mask_passwords(value).replace(MASK, ""))  # no password even as a slug
     hint = f"for example '{fixed}'" if fixed and fixed != value else None
     doc.report(path, f"invalid {what} {json.dumps(value)}: {why}", hint)
     return False

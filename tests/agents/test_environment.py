@@ -86,3 +86,19 @@ def test_missing_names_the_env_from_variables_the_environment_lacks() -> None:
 
 def test_every_preset_declares_its_credential_variables() -> None:
     assert set(CREDENTIALS) == set(PRESETS)
+
+
+def test_the_readme_lists_each_presets_credential_variables() -> None:
+    """README's Safety table is what the code passes, preset by preset."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed: dict[str, tuple[str, ...]] = {}
+    for presets, names in re.findall(
+        r"^\| (`[a-z-]+`(?:, `[a-z-]+`)*) \| (`[A-Z].*?) \|$", readme, re.M
+    ):
+        variables = tuple(re.findall(r"`([A-Z_]+)`", names))
+        for preset in re.findall(r"`([a-z-]+)`", presets):
+            listed[preset] = variables
+    assert listed == CREDENTIALS

@@ -38,7 +38,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
     if not rows:
         echo("No agents. Add one with: tt spawn NAME --model MODEL")
         return
-    from .render import model_cell, state_cell, table
+    from .render import model_cell, table
 
     table(
         ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS", "REASON"],
@@ -47,7 +47,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
                 r["name"],
                 model_cell(r),
                 r["role"] or "-",
-                state_cell(r),
+                r["state"],
                 r["pid"] or "-",
                 r["task"] or "-",
                 "-" if r["heartbeat_age"] is None else f"{r['heartbeat_age']}s",

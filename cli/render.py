@@ -51,9 +51,3 @@ def model_cell(row: dict[str, Any]) -> str:
     if row.get("model_override"):
         return f"{row['model']} ({row['configured_model']} overridden)"
     return str(row.get("model") or "-")
-
-
-def state_cell(row: dict[str, Any]) -> str:
-    """An agent's state, and why when it is not running: `stopped: missing env TOKEN`."""
-    parked = row.get("state") in ("stopped", "backoff", "quarantined") and row.get("reason")
-    return f"{row['state']}: {row['reason']}" if parked else str(row.get("state"))

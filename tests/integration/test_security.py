@@ -181,7 +181,7 @@ def test_an_agent_missing_an_env_from_variable_does_not_start_and_tt_list_says_w
     env_town(town, agent_extra='env_from = ["DEPLOY_KEY", "SIGNING_KEY"]')
     applied = town.tt("apply", env={"DEPLOY_KEY": "d-1"})
     assert "agent dev not started: missing env SIGNING_KEY" in applied.stdout
-    listed = town.tt("list").stdout
+    listed = town.tt("list", env={"COLUMNS": "200"}).stdout  # the REASON column unshortened
     assert re.search(r"^dev\s+envdump\s+-\s+stopped\s+.*\smissing env SIGNING_KEY$", listed, re.M)
     row = town.agents()["dev"]
     assert (row["state"], row["reason"], row["pid"]) == (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from operator import attrgetter
 from typing import Any
@@ -130,6 +130,11 @@ class TaskSpec:
         object.__setattr__(spec, "__dict__", fields)
         return spec
 
+    def fields(self) -> dict[str, Any]:
+        """Every field by name: plain values (`marshal` stores them); `checked` of a copy of
+        it is this spec again."""
+        return dict(zip(TASK_FIELDS, _VALUES(self), strict=True))
+
     @property
     def directive(self) -> Directive:
         return directive_of(self.status)
@@ -220,6 +225,8 @@ class Desired:
 
 
 _ID = attrgetter("id")
+TASK_FIELDS = tuple(f.name for f in fields(TaskSpec))
+_VALUES = attrgetter(*TASK_FIELDS)
 
 # One encoder for every digest: `json.dumps` with options builds a new one per call, a third of
 # the cost of encoding 10,000 specs.

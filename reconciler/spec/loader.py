@@ -9,8 +9,8 @@ touches no Redis, processes or environment. Problems read `tasks.toml:14: $.task
 from __future__ import annotations
 
 import hashlib
-import marshal
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,10 @@ from . import schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .launchcheck import check_nul, check_workdirs
-from .schemacheck import check_schema, fast_check
+from .reuse import Reuse as Reuse  # (its former home: imported from here)
+from .reuse import parse_tasks
+from .reuse import table_key as table_key
+from .schemacheck import check_schema
 from .taskcheck import Meta, check_tasks, edges
 from .tomldoc import TomlDoc
 from .towncheck import roster, town_settings
@@ -41,10 +44,21 @@ class Validation:
     town: str | None
     agents: int
     tasks: int
-    # Valid only: tasks.toml's task tables as parsed, one per `desired.tasks` entry, in order,
-    # and their `table_key`s where this check computed them.
+    # Valid only: tasks.toml's task tables as parsed, one per `desired.tasks` entry, in order
+    # ({} for a table found unchanged by text, `reuse.parse_tasks`), and their keys where this
+    # check has them: `table_key`s, or (`pieced`) the text of each table (`pieces`).
     tables: tuple[dict[str, Any], ...] = ()
-    table_keys: tuple[bytes | None, ...] | None = None
+    table_keys: tuple[bytes | str | None, ...] | None = None
+    pieced: bool = False
+    # Checked with a `Reuse`: that one, and the tables it held (file index -> its position).
+    reused: Reuse | None = None
+    known: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def fresh(self) -> list[int]:
+        """The file indices of the tables `reused` did not hold."""
+        known = self.known
+        return [i for i in range(len(self.tables)) if i not in known]
 
     @property
     def valid(self) -> bool:
@@ -62,33 +76,21 @@ class Validation:
                 keys = tuple(table_key(t) for t in self.tables)
             town_digest = dict(self.desired.digests)[TOWN_FILE]
             defaults = (self.desired.default_agent, self.desired.default_role)
-            made = Reuse(town_digest, self.desired.task_ids(), keys, defaults)
+            specs = self._spec_fields()
+            ids = self.desired.task_ids()
+            made = Reuse(town_digest, ids, keys, defaults, specs, pieced=self.pieced)
             object.__setattr__(self, "_reuse", made)
         return made
 
-
-@dataclass(frozen=True)
-class Reuse:
-    """The task tables of a valid tasks.toml, checked under the town.toml of digest
-    `town_digest`. A table's own checks (schema, name, agent and role, fields) depend only on
-    it and on the roster, so a later check under the same roster does not repeat them for a
-    table found again word for word. Never a verdict on a whole file: the checks across tables
-    (duplicates, references, cycles) and of everything else run every time."""
-
-    town_digest: str
-    ids: tuple[str, ...]  # the task ids, in file order
-    tables: tuple[bytes | None, ...]  # `table_key` of each one's table
-    defaults: tuple[str | None, str | None] = (None, None)  # [meta] default_agent, _role
-
-
-def table_key(table: dict[str, Any]) -> bytes | None:
-    """A parsed table's exact value as bytes: types count (`true` is not `1`, `1.0` is not `1`,
-    though Python finds them equal), and so does key order. None where a value has no such
-    encoding (a TOML date in an informational field): that table is always checked."""
-    try:
-        return marshal.dumps(table, 2)  # version 2: no back-references, the same bytes each time
-    except ValueError:
-        return None
+    def _spec_fields(self) -> tuple[dict[str, Any], ...]:
+        assert self.desired is not None
+        tasks, known, reused = self.desired.tasks, self.known, self.reused
+        if reused is None or not known:
+            return tuple(s.fields() for s in tasks)
+        old = reused.specs  # (the same fields: a known table's spec is made from them)
+        return tuple(
+            old[j] if (j := known.get(i)) is not None else s.fields() for i, s in enumerate(tasks)
+        )
 
 
 # -- public entry points -----------------------------------------------------------------------
@@ -229,34 +231,28 @@ def _check(
         check_schema(town, "town", town_data)
         check_nul(town, town_data)
     tasks_data: dict[str, Any] | None = {}
-    typed = False
-    known: set[int] = set()
-    keys: list[bytes | None] | None = None
-    intact = same_edges = False
+    parsed = None
     if tasks is not None:
         tasks.problems = problems
-        tasks_data = tasks.parse()
+        parsed = parse_tasks(tasks, town.digest, reuse)
+        tasks_data = parsed.data
         if tasks_data is not None:
+            # (A table found unchanged is {} here: its strings passed this check before.)
             check_nul(tasks, tasks_data)
-            if reuse is not None and reuse.town_digest == town.digest:
-                keys, known, intact = _known_tables(tasks_data, reuse)
-                same_edges = _same_edges(tasks_data, reuse, known)
-            # The schema's rules for a task table are its own: the known ones passed already.
-            typed = bool(known) and fast_check("tasks")(_unknown_part(tasks_data, known))
-            typed = typed or check_schema(tasks, "tasks", tasks_data)
 
     town_roster = roster(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
-    if tasks is not None and tasks_data is not None:
+    if tasks is not None and parsed is not None and parsed.data is not None:
         meta, task_specs = check_tasks(
             tasks,
-            tasks_data,
+            parsed.data,
             town_roster,
-            typed=typed,
-            known=known,
-            intact=intact,
-            acyclic=same_edges,
+            typed=parsed.typed,
+            known=parsed.known,
+            reused=parsed.reused,
+            intact=parsed.intact,
+            acyclic=parsed.acyclic,
         )
 
     raw_agents = town_data.get("agents") if town_data else None
@@ -279,75 +275,21 @@ def _check(
         digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
     )
     tables = tuple(raw_tasks) if isinstance(raw_tasks, list) else ()
+    keys = parsed.keys if parsed is not None else None
+    if keys is None or len(keys) != len(tables):
+        return Validation(desired, (), name, *counts, tables=tables)
+    known = parsed.known if parsed is not None else {}
     return Validation(
         desired,
         (),
         name,
         *counts,
         tables=tables,
-        table_keys=tuple(keys) if keys is not None and len(keys) == len(tables) else None,
+        table_keys=tuple(keys),
+        pieced=parsed is not None and parsed.pieced,
+        reused=reuse if known else None,
+        known=known,
     )
-
-
-def _known_tables(
-    data: dict[str, Any], reuse: Reuse
-) -> tuple[list[bytes | None] | None, set[int], bool]:
-    """The `table_key` of each task table, the file indices of those `reuse` holds word for
-    word (a key is the whole table, its id included: equal keys, equal tables), and whether
-    every task id of `reuse` is still here."""
-    raw = data.get("tasks")
-    if not isinstance(raw, list):
-        return None, set(), False
-    before = set(reuse.tables)
-    before.discard(None)
-    keys = [table_key(entry) if isinstance(entry, dict) else None for entry in raw]
-    ids = {entry.get("id") for entry in raw if isinstance(entry, dict)}
-    return keys, {i for i, key in enumerate(keys) if key in before}, ids.issuperset(reuse.ids)
-
-
-# What a task table says that decides what it waits for (`taskcheck.edges`): its parent,
-# dependencies, `sequential`, and whether it names an agent or a role (does work).
-_EDGE_KEYS = ("parent", "depends_on", "sequential")
-
-
-def _same_edges(data: dict[str, Any], reuse: Reuse, known: set[int]) -> bool:
-    """Whether the tasks can have no cycle, as in the file `reuse` came from: they wait for
-    each other as there, but for the tasks removed. No task added, the same [meta] defaults,
-    every table found changed the same as before in what decides its waits. (A removal adds
-    no wait but in a sequential group, where the next member now waits for the one before the
-    removed: a path that was there already. A move is not the same: it reorders a group.)"""
-    meta = data.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
-    if (meta.get("default_agent"), meta.get("default_role")) != reuse.defaults:
-        return False
-    raw = data.get("tasks")
-    if not isinstance(raw, list):
-        return False
-    before = dict(zip(reuse.ids, reuse.tables, strict=True))
-    # Sequential groups order their members by file position: a move may add a wait.
-    ids = [e.get("id") if isinstance(e, dict) else None for e in raw]
-    kept = set(ids)
-    if [t for t in ids if t in before] != [t for t in reuse.ids if t in kept]:
-        return False
-    for i, entry in enumerate(raw):
-        if i in known:
-            continue
-        tid = entry.get("id") if isinstance(entry, dict) else None
-        key = before.get(tid) if isinstance(tid, str) else None
-        old = marshal.loads(key) if key is not None else None
-        if not isinstance(old, dict) or not isinstance(entry, dict):
-            return False
-        if any(old.get(k) != entry.get(k) for k in _EDGE_KEYS) or any(
-            (old.get(k) is None) != (entry.get(k) is None) for k in ("agent", "role")
-        ):
-            return False
-    return True
-
-
-def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:
-    """`data` without its known task tables (what is left for the schema check)."""
-    raw = data["tasks"]
-    return {**data, "tasks": [t for i, t in enumerate(raw) if i not in known]}
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

@@ -9,7 +9,7 @@ checked against the caller's `Roster` (None when town.toml is unreadable: left u
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +36,8 @@ def check_tasks(
     roster: Roster | None,
     *,
     typed: bool = False,
-    known: AbstractSet[int] = frozenset(),
+    known: AbstractSet[int] | Mapping[int, int] = frozenset(),
+    reused: Mapping[int, TaskSpec] | None = None,
     intact: bool = False,
     acyclic: bool = False,
 ) -> tuple[Meta, tuple[TaskSpec, ...]]:
@@ -44,9 +45,11 @@ def check_tasks(
     built without the lenient readers of `fields`: a third of a 10,000-task load).
     `known`: file indices of tables that a valid file had word for word under the same roster
     (`loader.Reuse`): their own checks passed then and depend on nothing else, so only their
-    specs are built. `intact`: every task of that file is still here, so the tasks those
-    tables name still exist. `acyclic`: the tasks wait for each other as in that file, which had
-    no cycle (`loader._same_edges`). The other checks across tables run on all."""
+    specs are built, or taken from `reused` (file index -> the spec that file's table had).
+    `intact`: every task of that file is still here, so the tasks those tables name still
+    exist. `acyclic`: the tasks wait for each other as in that file, which had no cycle
+    (`loader._same_edges`). The other checks across tables run on all."""
+    reused = reused if typed and reused else {}
     raw_meta = table(data, "meta")
     meta = Meta(
         opt_str(raw_meta, "description"),
@@ -70,6 +73,15 @@ def check_tasks(
     first: dict[str, int] = {}
     named_before: set[int] = set()  # specs whose references a valid file had, all still here
     for i, entry in entries:
+        spec = reused.get(i)
+        if spec is not None and spec.id not in first:
+            first[spec.id] = len(specs)
+            if intact:
+                named_before.add(len(specs))
+            deps.append(list(enumerate(spec.depends_on)) if spec.depends_on else [])
+            specs.append(spec)
+            where.append(i)
+            continue
         task_id = opt_str(entry, "id")
         if task_id is None:
             continue  # the schema has reported it; the other tasks are still checked
@@ -117,8 +129,7 @@ def check_tasks(
         where.append(i)
     _references(doc, specs, where, deps, first, named_before)
     has_default = bool(meta.default_agent or meta.default_role)
-    by_index = dict(entries)
-    _descriptions(doc, specs, where, [by_index[i] for i in where], has_default)
+    _descriptions(doc, specs, where, dict(entries), has_default, typed)
     _sequential(doc, specs, where, has_default)
     if not acyclic:
         _cycles(doc, specs, where, edges(specs, has_default))
@@ -203,14 +214,21 @@ def _descriptions(
     doc: TomlDoc,
     specs: list[TaskSpec],
     where: list[int],
-    entries: list[dict[str, Any]],
+    entries: Mapping[int, dict[str, Any]],
     has_default: bool,
+    typed: bool,
 ) -> None:
     # Tinytown's format requires a description: it is the prompt of the agent that does the
     # task. Only a group (no agent, role or default, named as parent) does no work and may
     # go without one; a backlog task is work too, for whichever idle agent claims it.
+    # Typed, a spec's description is its table's string (or "" when absent): most pass here.
+    some = [k for k, s in enumerate(specs) if not s.description.strip()] if typed else None
+    if some == []:
+        return
     parents = {s.parent for s in specs if s.parent is not None}
-    for spec, i, entry in zip(specs, where, entries, strict=True):
+    for k in range(len(specs)) if some is None else some:
+        spec, i = specs[k], where[k]
+        entry = entries[i]
         text = entry.get("description")
         if (isinstance(text, str) and text.strip()) or not isinstance(text, str | None):
             continue  # described, or of the wrong type (the schema has said so)

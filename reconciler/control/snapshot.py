@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+import operator
 import os
 import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..spec.desired import TASK_FIELDS
@@ -30,7 +32,7 @@ from ..town import TownPaths
 FILE = "applied.snapshot"
 # Bump when what is stored, or how, changes; another version of tt, another tasks schema or
 # another set of task fields (the specs are stored by position) starts afresh.
-_LAYOUT = f"tt-snapshot/3/{__version__}/{','.join(TASK_FIELDS)}"
+_LAYOUT = f"tt-snapshot/4/{__version__}/{','.join(TASK_FIELDS)}"
 
 
 @cache
@@ -68,21 +70,25 @@ def load(paths: TownPaths, fingerprint: str) -> Snapshot | None:
         return None
     try:
         values = marshal.loads(body[4:])
-        fp, digest, town, ids, tables, defaults, specs, pieced, rows = values
+        fp, digest, town, ids, tables, defaults, spec_chunks, pieced, row_chunks = values
+        if fp != fingerprint:
+            return None
+        specs, rows = _unchunked(spec_chunks), _unchunked(row_chunks)
         reuse = Reuse(town, ids, tables, tuple(defaults), specs, pieced is True)
         snap = Snapshot(fp, digest, reuse, rows)
     except (EOFError, ValueError, TypeError):  # damaged, or not what this version writes
         return None
-    if snap.fingerprint != fingerprint or not len(ids) == len(tables) == len(specs):
+    if not len(ids) == len(tables) == len(specs):
         return None
-    names = set(TASK_FIELDS)
+    width = len(TASK_FIELDS)
     if (
         not all(type(i) is str for i in ids)
         or not all(type(t) is (str if reuse.pieced else bytes) for t in tables)
-        or not all(type(v) is dict and v.keys() == names for v in specs)
+        or not all(type(v) is dict and len(v) == width for v in specs)
         or not all(v["id"] == i for v, i in zip(specs, ids, strict=True))
     ):
         return None  # a well-formed blob of the wrong content: never trusted
+    _loaded["specs"], _loaded["rows"] = (specs, spec_chunks), (rows, row_chunks)
     return snap
 
 
@@ -91,7 +97,8 @@ def save(paths: TownPaths, snap: Snapshot) -> None:
     whose `.tt` cannot be written is applied in full each time."""
     reuse = snap.reuse
     values = (snap.fingerprint, snap.digest, reuse.town_digest, reuse.ids, reuse.tables)
-    body = marshal.dumps((*values, reuse.defaults, reuse.specs, reuse.pieced, snap.rows))
+    specs, rows = _chunked("specs", reuse.specs), _chunked("rows", snap.rows)
+    body = marshal.dumps((*values, reuse.defaults, specs, reuse.pieced, rows))
     target = path(paths)
     tmp = target.with_name(f".{FILE}.{os.getpid()}")  # (tempfile costs ~5 ms to import)
     try:
@@ -106,3 +113,34 @@ def save(paths: TownPaths, snap: Snapshot) -> None:
             raise
     except OSError:
         return
+
+
+# Specs and rows are marshalled in chunks, so that the save after an edit marshals again only
+# the chunks holding what changed: the others are the same objects `load` made (a spec's
+# fields are never changed in place), and keep their bytes.
+_CHUNK = 500
+_loaded: dict[str, tuple[tuple[Any, ...], tuple[bytes, ...]]] = {}
+
+
+def _unchunked(chunks: tuple[bytes, ...]) -> tuple[Any, ...]:
+    if type(chunks) is not tuple or not all(type(c) is bytes for c in chunks):
+        raise TypeError("not chunks")
+    out: list[Any] = []
+    for chunk in chunks:
+        part = marshal.loads(chunk)
+        if type(part) is not tuple:
+            raise TypeError("not a chunk")
+        out.extend(part)
+    return tuple(out)
+
+
+def _chunked(name: str, values: tuple[Any, ...]) -> tuple[bytes, ...]:
+    old, old_chunks = _loaded.get(name, ((), ()))
+    out = []
+    for k, start in enumerate(range(0, len(values), _CHUNK)):
+        part = values[start : start + _CHUNK]
+        before = old[start : start + _CHUNK] if k < len(old_chunks) else ()
+        same = len(part) == len(before) and all(map(operator.is_, part, before))
+        out.append(old_chunks[k] if same else marshal.dumps(part))
+    _loaded[name] = (values, tuple(out))  # (what the next save in this process starts from)
+    return tuple(out)

@@ -63,7 +63,9 @@ def state(session: Session) -> dict[str, Any]:
 @pytest.fixture
 def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Twin, Twin, list[int]]:
     """`fast` keeps its snapshot; `full` has it removed before each apply. `parsed` counts the
-    task tables the checks of `fast` parsed."""
+    task tables the checks of `fast` parsed. Snapshots in chunks of two specs or rows, so that
+    a save keeps some chunks' bytes and remakes others."""
+    monkeypatch.setattr(snapshot, "_CHUNK", 2)
     fast, full = twin(tmp_path / "fast", "twin"), twin(tmp_path / "full", "twin")
     parsed = [0]
     real = loader.parse_tasks
@@ -90,6 +92,12 @@ def both(fast: Twin, full: Twin, text: str, parsed: list[int]) -> tuple[list[str
         plans.append([repr(a) for a in apply(session, OPTS).plan.actions])
         count = count if session is full else parsed[0] - before
     assert state(fast) == state(full)
+    # What the next edit starts from: as a check from scratch finds it.
+    kept = snapshot.load(fast.paths, str(fast.store.clean_mark()[0]))
+    fresh = loader.check(fast.paths).reuse()
+    assert kept is not None and fresh is not None
+    assert (kept.reuse.ids, kept.reuse.specs) == (fresh.ids, fresh.specs)
+    assert (kept.reuse.tables, kept.reuse.pieced) == (fresh.tables, fresh.pieced)
     return plans[0], plans[1], count
 
 

@@ -159,6 +159,7 @@ def test_the_incremental_path_leaves_what_a_full_apply_does(
         ),
         ('[[tasks]]\nid = "t3"', '[meta]\nx = 1\n\n[[tasks]]\nid = "t3"', "meta"),
         ('"task 2"', '"task 2', "invalid TOML"),
+        ('"task 2"', '"task\\u0000 2"', "tasks.toml:22: $.tasks[3].description: contains a NUL"),
     ],
 )
 def test_an_invalid_edit_is_refused_as_a_full_check_refuses_it(

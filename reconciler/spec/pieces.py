@@ -2,9 +2,9 @@
 only the task tables whose text changed.
 
 A piece is the text of one task table: what follows one `[[tasks]]` line up to the next.
-`parse_whole` parses a file so that each piece is proven to be exactly its table (the same
-parse as `TomlDoc.parse`, with one marker key per header); `parse_edit` parses only the pieces
-a previous proof does not hold, and proves the rest of the cut again. Either returns None
+`parse_whole` parses a file and proves, where it can, that each piece is exactly its table;
+`parse_edit` parses only the pieces a previous proof does not hold, and proves the rest of the
+cut again. Either returns None
 rather than guess: the caller then parses the file whole. No rule about what is valid here.
 """
 
@@ -32,19 +32,30 @@ def split(text: str) -> tuple[str, list[str]]:
 def parse_whole(doc: TomlDoc) -> tuple[dict[str, Any] | None, list[str] | None]:
     """`doc.parse()` and, when proven, each task table's piece (in table order).
 
-    Each cut is marked by a key `_MARK = i` put right after its `[[tasks]]` line. A line cut
-    inside a string puts its key in that string: then some table lacks its key and nothing is
-    proven. Every table carrying its own key, and the text before the cut parsing alone to
-    every table but the tasks, prove that each piece is its table's text alone."""
-    before, bodies = split(doc.text)
-    if bodies:
+    A text with no multi-line string (no triple quote) has no line inside a string, and a
+    `[[tasks]]` line anywhere else in a valid file is a header (in an array or an inline table
+    it would not parse): one piece per table proves the cut. Otherwise each cut is marked by a
+    key `_MARK = i` put right after its line, in the same parse: a line cut inside a string
+    puts its key in that string, and then some table lacks its key. Both ways, the text
+    before the first cut parsing alone to all but the tasks proves that no piece holds
+    another table (a [meta] after a task, say), so each piece is its table's text alone."""
+    text = doc.text
+    before, bodies = split(text)
+    if bodies and ('"""' in text or "'''" in text):
         marked = "".join(
             [before, *(f"{HEADER}{_MARK} = {i}\n{body}" for i, body in enumerate(bodies))]
         )
         data = _loads(marked)
         if data is not None and _unmarked(data, len(bodies)) and _alone(before, data):
             return data, bodies
-    return doc.parse(), None
+        return doc.parse(), None
+    data = doc.parse()
+    if data is None or not bodies:
+        return data, None
+    tables = data.get("tasks")
+    if isinstance(tables, list) and len(tables) == len(bodies) and _alone(before, data):
+        return data, bodies
+    return data, None
 
 
 def parse_edit(

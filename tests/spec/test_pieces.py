@@ -20,15 +20,19 @@ TEXT = (
 )
 
 
+PLAIN = TEXT.replace('"""two\nlines"""', '"two lines"')  # no multi-line string: no marks
+
+
 def whole(text: str) -> tuple[object, list[str] | None]:
     return pieces.parse_whole(TomlDoc("tasks.toml", text, "-"))
 
 
-def test_a_plain_file_is_cut_into_its_tables() -> None:
-    data, cut = whole(TEXT)
-    assert data == rtoml.loads(TEXT)
+@pytest.mark.parametrize("text", [TEXT, PLAIN])
+def test_a_plain_file_is_cut_into_its_tables(text: str) -> None:
+    data, cut = whole(text)
+    assert data == rtoml.loads(text)
     assert cut is not None and len(cut) == 3
-    for body, table in zip(cut, rtoml.loads(TEXT)["tasks"], strict=True):
+    for body, table in zip(cut, rtoml.loads(text)["tasks"], strict=True):
         assert rtoml.loads("[[tasks]]\n" + body) == {"tasks": [table]}
 
 
@@ -41,6 +45,11 @@ def test_a_plain_file_is_cut_into_its_tables() -> None:
         TEXT.replace('[[tasks]]\nid = "b"', '[[ tasks ]]\nid = "b0"\n\n[[tasks]]\nid = "b"'),
         TEXT.replace("\n", "\r\n"),
         TEXT.replace('id = "c"', 'id = "c"\n__tt_piece_index__ = 2'),
+        PLAIN.replace('[[tasks]]\nid = "c"', '[other]\ny = 2\n\n[[tasks]]\nid = "c"'),
+        PLAIN.replace('[[tasks]]\nid = "b"', '[[ tasks ]]\nid = "b0"\n\n[[tasks]]\nid = "b"'),
+        PLAIN.replace('[[tasks]]\nid = "b"', '[["tasks"]]\nid = "b0"\n\n[[tasks]]\nid = "b"'),
+        PLAIN.replace("# a plan\n[meta]", '# a plan\n[[ tasks ]]\nid = "z"\n[meta]'),
+        PLAIN.replace("\n", "\r\n"),
     ],
 )
 def test_a_cut_that_is_not_proven_is_not_made(text: str) -> None:

@@ -197,6 +197,10 @@ class Policy:
     task_timeout: float = 1800.0
 
 
+# The default of [town] max_agents: the most agents a town runs, replicas counted.
+MAX_AGENTS = 256
+
+
 @dataclass(frozen=True)
 class TownSettings:
     name: str
@@ -204,6 +208,7 @@ class TownSettings:
     default_model: str = "claude"
     policy: Policy = field(default_factory=Policy)
     inherit_env: bool = False
+    max_agents: int = MAX_AGENTS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import Problem, ValidationFailed
 from ..town import TASKS_FILE, TOWN_FILE, TownPaths
 from . import schemacheck
+from .bounds import MAX_FILE_BYTES, MAX_FILE_VALUES
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .launchcheck import check_nul, check_workdirs
@@ -133,13 +134,18 @@ def load_texts(town_text: str, tasks_text: str | None) -> Desired:
 
 def check_texts(town_text: str, tasks_text: str | None) -> Validation:
     """`check` on would-be file contents."""
-    town = TomlDoc(TOWN_FILE, town_text, _sha256(town_text.encode()))
+    problems: list[Problem] = []
+    town_raw = town_text.encode()
+    tasks_raw = None if tasks_text is None else tasks_text.encode()
+    if _too_large(TOWN_FILE, town_raw, problems) or _too_large(TASKS_FILE, tasks_raw, problems):
+        return Validation(None, tuple(problems), None, 0, 0)
+    town = TomlDoc(TOWN_FILE, town_text, _sha256(town_raw))
     tasks = (
         None
-        if tasks_text is None
-        else TomlDoc(TASKS_FILE, tasks_text, _sha256(tasks_text.encode()))
+        if tasks_text is None or tasks_raw is None
+        else TomlDoc(TASKS_FILE, tasks_text, _sha256(tasks_raw))
     )
-    result = _check(town, tasks, [])
+    result = _check(town, tasks, problems)
     if result.valid:
         # An edit validates the text it is about to write, and the apply that follows reads
         # that same text back: checked once (a 10,000-task file takes ~0.4 s), not twice.
@@ -196,6 +202,8 @@ def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, 
     except OSError as e:
         problems.append(Problem(path.name, "$", f"cannot read it: {e.strerror or e}"))
         return None
+    if _too_large(path.name, raw, problems):
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -207,11 +215,41 @@ def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, 
     return text, _sha256(raw)
 
 
+def _too_large(name: str, raw: bytes | None, problems: list[Problem]) -> bool:
+    """Whether the file is over `MAX_FILE_BYTES`, or `MAX_FILE_VALUES` (then it is not parsed:
+    the parser keeps ~180 bytes per value, 370 MB for `tags = [1, 1, ...]` in 4 MB)."""
+    if raw is None:
+        return False
+    if len(raw) > MAX_FILE_BYTES:
+        size = f"{len(raw) / 2**20:.1f} MiB, more than a town file may be "
+        limit = f"{MAX_FILE_BYTES // 2**20} MiB"
+    else:
+        # Every value of a TOML file but the first of a line or array follows a newline or a
+        # comma: their count bounds the number of values (commas in strings count too).
+        values = raw.count(b"\n") + raw.count(b",")
+        if values <= MAX_FILE_VALUES:
+            return False
+        size, limit = (
+            f"{values:,} lines and commas, more than a town file may have ",
+            (f"{MAX_FILE_VALUES:,}"),
+        )
+    problems.append(
+        Problem(
+            name,
+            "$",
+            f"the file is too large to check: {size}({limit})",
+            hint="split the work over several towns, or shorten the longest texts",
+        )
+    )
+    return True
+
+
 def _sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
 _EMPTY = _sha256(b"")
+_MAX_TASKS = schemacheck.load_schema("tasks")["properties"]["tasks"]["maxItems"]
 
 # The last valid pair checked as text in this process, by the digests of its two files (None:
 # no tasks file); the check is a pure function of the two texts, so its result is reused as is.
@@ -243,7 +281,10 @@ def _check(
     town_roster = roster(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
-    if tasks is not None and parsed is not None and parsed.data is not None:
+    raw_tasks = tasks_data.get("tasks") if tasks_data else None
+    # Over the schema's limit: said so; checking each of them would only cost time.
+    too_many = isinstance(raw_tasks, list) and len(raw_tasks) > _MAX_TASKS
+    if tasks is not None and parsed is not None and parsed.data is not None and not too_many:
         meta, task_specs = check_tasks(
             tasks,
             parsed.data,
@@ -256,14 +297,19 @@ def _check(
         )
 
     raw_agents = town_data.get("agents") if town_data else None
-    raw_tasks = tasks_data.get("tasks") if tasks_data else None
+    problems[:] = _sorted(problems)
+    for doc in (town, tasks):
+        note = doc.summary() if doc is not None else None
+        if note is not None:  # how many problems went unlisted: last of its file's
+            at = [i for i, p in enumerate(problems) if p.file == note.file]
+            problems.insert(at[-1] + 1 if at else len(problems), note)
     name = opt_str(table(town_data, "town"), "name")
     counts = (
         len(raw_agents) if isinstance(raw_agents, dict) else 0,
         len(raw_tasks) if isinstance(raw_tasks, list) else 0,
     )
     if problems or town_roster is None:
-        return Validation(None, tuple(_sorted(problems)), name, *counts)
+        return Validation(None, tuple(problems), name, *counts)
     desired = Desired(
         town=town_roster.settings,
         agents=town_roster.agents,

@@ -19,8 +19,12 @@ from .desired import TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table
 from .locate import JsonPath
 from .names import did_you_mean
+from .schemacheck import int_range
 from .tomldoc import TomlDoc
 from .towncheck import Roster
+
+_RETRIES = int_range("tasks", "task", "retries")
+_PRIORITY = int_range("tasks", "task", "priority")
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,9 @@ def check_tasks(
                 parent=opt_str(entry, "parent"),
                 depends_on=tuple(d for _, d in indexed_strs(entry, "depends_on")),
                 tags=strs(entry, "tags"),
-                retries=integer(entry, "retries", 0) if "retries" in entry else None,
+                retries=integer(entry, "retries", 0, _RETRIES) if "retries" in entry else None,
                 timeout=duration(doc, at, entry, "timeout"),
-                priority=integer(entry, "priority", 0),
+                priority=integer(entry, "priority", 0, _PRIORITY),
                 sequential=entry.get("sequential") is True,
             )
             deps.append(indexed_strs(entry, "depends_on"))
@@ -165,9 +169,15 @@ def _typed_spec(
     )
 
 
+def _hint(doc: TomlDoc, word: str, choices: AbstractSet[str] | dict[str, int]) -> str | None:
+    """ "did you mean", unless the problem will not be listed (`TomlDoc.full`): a fuzzy match
+    costs ~0.1 ms, a million unknown names in an array would take minutes."""
+    return None if doc.full else did_you_mean(word, choices)
+
+
 def _target(doc: TomlDoc, path: JsonPath, agent: str, roster: Roster) -> None:
     if agent not in roster.targets:
-        hint = did_you_mean(agent, roster.targets)
+        hint = _hint(doc, agent, roster.targets)
         if hint is None and roster.agents:
             hint = f"agents: {', '.join(a.name for a in roster.agents)}"
         doc.report(path, f"unknown agent '{agent}'", hint or "town.toml has no agents yet")
@@ -175,7 +185,7 @@ def _target(doc: TomlDoc, path: JsonPath, agent: str, roster: Roster) -> None:
 
 def _role(doc: TomlDoc, path: JsonPath, role: str, roster: Roster) -> None:
     if role not in roster.roles:
-        hint = did_you_mean(role, roster.roles) or f'give an agent role = "{role}" in town.toml'
+        hint = _hint(doc, role, roster.roles) or f'give an agent role = "{role}" in town.toml'
         doc.report(path, f"unknown role '{role}': no agent has it", hint)
 
 
@@ -195,14 +205,14 @@ def _references(
             doc.report((*at, "parent"), f"task '{spec.id}' is its own parent")
         elif spec.parent is not None and spec.parent not in first:
             doc.report(
-                (*at, "parent"), f"unknown parent '{spec.parent}'", did_you_mean(spec.parent, first)
+                (*at, "parent"), f"unknown parent '{spec.parent}'", _hint(doc, spec.parent, first)
             )
         for j, dep in depends_on:
             if dep == spec.id:
                 doc.report((*at, "depends_on", j), f"task '{spec.id}' depends on itself")
             elif dep not in first:
                 doc.report(
-                    (*at, "depends_on", j), f"unknown task id '{dep}'", did_you_mean(dep, first)
+                    (*at, "depends_on", j), f"unknown task id '{dep}'", _hint(doc, dep, first)
                 )
 
 

@@ -15,11 +15,20 @@ from typing import Any
 
 from ..errors import mask_url
 from . import presets
-from .desired import AgentSpec, ModelSpec, Policy, PromptMode, RestartPolicy, TownSettings
+from .desired import (
+    MAX_AGENTS,
+    AgentSpec,
+    ModelSpec,
+    Policy,
+    PromptMode,
+    RestartPolicy,
+    TownSettings,
+)
 from .durations import format_duration
 from .fields import check_name, choice, duration, env, indexed_strs, integer, opt_str, strs, table
 from .locate import JsonPath
 from .names import did_you_mean, is_valid_name
+from .schemacheck import int_range
 from .tomldoc import TomlDoc
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -75,8 +84,9 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         if seconds is not None:
             values[key] = seconds
     for key in ("retries", "crash_loop_deaths"):
-        values[key] = integer(town, key, getattr(policy, key))
+        values[key] = integer(town, key, getattr(policy, key), int_range("town", "town", key))
     policy = Policy(**values)
+    max_agents = integer(town, "max_agents", MAX_AGENTS, int_range("town", "town", "max_agents"))
     if ("lease" in town or "heartbeat" in town) and policy.lease <= policy.heartbeat:
         doc.report(
             (*at, "lease" if "lease" in town else "heartbeat"),
@@ -89,6 +99,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         default_model=default_model,
         policy=policy,
         inherit_env=town.get("inherit_env") is True,
+        max_agents=max_agents,
     )
 
 
@@ -127,7 +138,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
         if role is not None:
             check_name(doc, (*at, "role"), role, "role name")
         restart = opt_str(entry, "restart")
-        replicas = max(1, integer(entry, "replicas", 1))
+        replicas = integer(entry, "replicas", 1, int_range("town", "agent", "replicas"))
         if replicas > 1 and not is_valid_name(f"{name}-{replicas}") and is_valid_name(name):
             doc.report(
                 (*at, "replicas"), f"replica name '{name}-{replicas}' would be longer than 63"
@@ -150,6 +161,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
             )
         )
 
+    _total(doc, agents, settings.max_agents)
     # A pool's replicas are addressable by name, so they share the agents' namespace.
     replica_of = {i: a for a in agents if a.replicas > 1 for i in a.instances()}
     for agent in agents:
@@ -164,6 +176,25 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
     targets = frozenset(agents_table) | frozenset(replica_of)
     roles = frozenset(a.role for a in agents if a.role)
     return Roster(settings, tuple(agents), specs, targets, roles)
+
+
+def _total(doc: TomlDoc, agents: list[AgentSpec], limit: int) -> None:
+    """The agents run, replicas counted, stay within [town] max_agents: reported at the agent
+    that goes past it."""
+    total = 0
+    for agent in agents:
+        total += agent.replicas
+        if total > limit:
+            running = sum(a.replicas for a in agents)
+            at: JsonPath = ("agents", agent.name)
+            doc.report(
+                (*at, "replicas") if agent.replicas > 1 else at,
+                f"the town would run {running} agents (replicas counted), more than "
+                f"[town] max_agents = {limit}",
+                f"lower replicas, or raise max_agents (at most "
+                f"{int_range('town', 'town', 'max_agents')[1]})",
+            )
+            return
 
 
 def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:

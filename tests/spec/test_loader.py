@@ -531,8 +531,8 @@ def test_unknown_key_in_dotted_and_inline_forms() -> None:
         (
             "timeout = true",
             "$.tasks[0].timeout",
-            'expected a duration: seconds, or a string like "90s", "5m", "1h30m", "500ms", '
-            "got true",
+            'expected a duration: seconds, or a string like "90s", "5m", "1h30m", "500ms"; '
+            "at most 30 days, got true",
         ),
         ("id = 7", "$.tasks[0].id", "expected a string, got an integer (7)"),
     ],
@@ -661,18 +661,23 @@ BAD_NAMES = [
 ]
 
 
+def cut(name: str) -> str:
+    """How a message quotes a name: whole, or its first 60 characters and an ellipsis."""
+    return json.dumps(name) if len(name) <= 60 else json.dumps(name[:60])[:-1] + '…"'
+
+
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
 def test_bad_task_ids(name: str, key: str, why: str) -> None:
     problem = only_problem(tasks=f'[[tasks]]\nid = {json.dumps(name)}\ndescription = "d"\n')
     assert (problem.line, problem.path) == (2, "$.tasks[0].id")
-    assert problem.message == f"invalid task id {json.dumps(name)}: {why}"
+    assert problem.message == f"invalid task id {cut(name)}: {why}"
 
 
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
 def test_bad_agent_names(name: str, key: str, why: str) -> None:
     problem = only_problem(town=TOWN + f'\n[agents.{json.dumps(name)}]\nmodel = "claude"\n')
     assert (problem.line, problem.path) == (15, f"$.agents{key}")
-    assert problem.message == f"invalid agent name {json.dumps(name)}: {why}"
+    assert problem.message == f"invalid agent name {cut(name)}: {why}"
 
 
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
@@ -680,8 +685,8 @@ def test_bad_role_and_model_names(name: str, key: str, why: str) -> None:
     town = TOWN + f"role = {json.dumps(name)}\n\n[models.{json.dumps(name)}]\ncommand = ['x']\n"
     found = problems_of(town=town)
     assert [(p.line, p.path, p.message) for p in found] == [
-        (14, "$.agents.worker.role", f"invalid role name {json.dumps(name)}: {why}"),
-        (16, f"$.models{key}", f"invalid model name {json.dumps(name)}: {why}"),
+        (14, "$.agents.worker.role", f"invalid role name {cut(name)}: {why}"),
+        (16, f"$.models{key}", f"invalid model name {cut(name)}: {why}"),
     ]
 
 
@@ -1157,7 +1162,7 @@ def test_schemas_are_found_beside_the_package_in_a_checkout() -> None:
 
 
 def test_fast_check_falls_back_on_unknown_keywords() -> None:
-    schema = {"type": "object", "maxProperties": 1}
+    schema = {"type": "object", "minProperties": 1}
     assert loader._compile(schema, schema, {})({}) is False
 
 

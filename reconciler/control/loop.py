@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from .. import server
+from ..agents.supervisor import spawn_detached
 from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -98,8 +99,14 @@ def outcome(
 
 
 class Loop:
-    def __init__(self, session: Session, opts: LoopOptions, report: Report) -> None:
-        self.s, self.opts, self.report = session, opts, report
+    def __init__(
+        self,
+        session: Session,
+        opts: LoopOptions,
+        report: Report,
+        spawn: fleet.Spawner = spawn_detached,  # how an agent process starts (tests: a fake)
+    ) -> None:
+        self.s, self.opts, self.report, self.spawn = session, opts, report, spawn
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -303,7 +310,8 @@ class Loop:
         if self.good is None:
             return
         env = agent_env(self.opts.apply)
-        self._fleet_changes(fleet.ensure(self.s.paths, self.good, self.s.store, env=env))
+        changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
+        self._fleet_changes(changes)
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
             self.wake.set()

@@ -29,7 +29,7 @@ def parse_duration(value: int | float | str) -> float:
         try:
             seconds = float(value)
         except OverflowError:  # an integer beyond any float
-            seconds = math.inf if value > 0 else -math.inf
+            seconds = MAX_SECONDS + 1 if value > 0 else -1.0
         return _checked(seconds, _shown(value))
     if not isinstance(value, str):
         raise ValueError(f"expected a duration, got {type(value).__name__}")

@@ -135,9 +135,14 @@ def load_texts(town_text: str, tasks_text: str | None) -> Desired:
 def check_texts(town_text: str, tasks_text: str | None) -> Validation:
     """`check` on would-be file contents."""
     problems: list[Problem] = []
-    town_raw = town_text.encode()
-    tasks_raw = None if tasks_text is None else tasks_text.encode()
-    if _too_large(TOWN_FILE, town_raw, problems) or _too_large(TASKS_FILE, tasks_raw, problems):
+    town_raw = _encoded(TOWN_FILE, town_text, problems)
+    tasks_raw = None if tasks_text is None else _encoded(TASKS_FILE, tasks_text, problems)
+    if (
+        problems
+        or town_raw is None
+        or _too_large(TOWN_FILE, town_raw, problems)
+        or _too_large(TASKS_FILE, tasks_raw, problems)
+    ):
         return Validation(None, tuple(problems), None, 0, 0)
     town = TomlDoc(TOWN_FILE, town_text, _sha256(town_raw))
     tasks = (
@@ -213,6 +218,17 @@ def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, 
         )
         return None
     return text, _sha256(raw)
+
+
+def _encoded(name: str, text: str, problems: list[Problem]) -> bytes | None:
+    """`text` as UTF-8, or None with a problem: a lone surrogate (an undecodable byte of a
+    command-line argument, as Python passes it on) has no UTF-8 form."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError as e:
+        line = text.count("\n", 0, e.start) + 1
+        problems.append(Problem(name, "$", f"not UTF-8 text (character {e.start})", line))
+        return None
 
 
 def _too_large(name: str, raw: bytes | None, problems: list[Problem]) -> bool:

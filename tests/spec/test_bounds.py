@@ -228,3 +228,50 @@ def test_the_lazy_line_index_finds_what_the_whole_index_finds() -> None:
     assert [lazy.get(p) for p in whole] == list(whole.values())
     assert lazy.get(("no", "such")) is None
     assert lazy.lines == whole
+
+
+def _many(n: int) -> str:
+    return "[" + ", ".join(['"a"'] * n) + "]"
+
+
+_BIG = 32 * 1024 + 1
+_ENV = "{" + ", ".join(f'V{i} = "x"' for i in range(257)) + "}"
+
+
+@pytest.mark.parametrize(
+    ("town", "tasks", "where", "message"),
+    [
+        ("", f'[meta]\ndescription = "{"m" * 65537}"\n', "$.meta.description", "65537 characters"),
+        (f'args = ["{"a" * _BIG}"]\n', None, "$.agents.dev.args[0]", f"{_BIG} characters"),
+        (f'env = {{A = "{"e" * _BIG}"}}\n', None, "$.agents.dev.env.A", f"{_BIG} characters"),
+        (f"args = {_many(257)}\n", None, "$.agents.dev.args", "257 items"),
+        (f"env = {_ENV}\n", None, "$.agents.dev.env", "257 entries"),
+        ("", f"{TASK}depends_on = {_many(1001)}\n", "$.tasks[0].depends_on", "1001 items"),
+        (
+            f'[models.m]\ncommand = ["{"c" * _BIG}"]\n',
+            None,
+            "$.models.m.command[0]",
+            f"{_BIG} characters",
+        ),
+        (
+            f'[models.m]\ncommand = ["m"]\nfail_patterns = {_many(65)}\n',
+            None,
+            "$.models.m.fail_patterns",
+            "65 items",
+        ),
+        ("".join(f'[models.m{i}]\ncommand = ["m"]\n' for i in range(257)), None, "$.models", "257"),
+        (
+            "".join(f"[agents.a{i}]\nsuspended = true\n" for i in range(1024)),
+            None,
+            "$.agents",
+            "1025",
+        ),
+    ],
+)
+def test_each_size_limit_the_readme_names(
+    town: str, tasks: str | None, where: str, message: str
+) -> None:
+    result = loader.check_texts(f'[town]\nname = "b"\n{AGENT}{town}', tasks)
+    [problem] = [p for p in result.problems if p.path == where]
+    assert problem.line is not None
+    assert message in problem.message and "at most" in problem.message, problem.message

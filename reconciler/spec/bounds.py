@@ -12,7 +12,7 @@ import json
 # A 20,000-task tasks.toml (the schema's `maxItems`) is ~3.5 MB: 8 MiB leaves room for long
 # descriptions and keeps a check of the largest file within a few seconds and ~300 MB.
 MAX_FILE_BYTES = 8 * 1024 * 1024
-# And at most this many lines and commas (a bound on its values: see `loader._too_large`). A
+# And at most this many lines and commas (a bound on its values: see `reading.too_large`). A
 # 20,000-task file has ~180,000; 500,000 values cost the TOML parser ~100-300 MB.
 MAX_FILE_VALUES = 500_000
 # Problems listed per file; a file with more gets one last line saying how many were left out.

@@ -8,16 +8,13 @@ touches no Redis, processes or environment. Problems read `tasks.toml:14: $.task
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, ValidationFailed
 from ..town import TASKS_FILE, TOWN_FILE, TownPaths
-from . import schemacheck
-from .bounds import MAX_FILE_BYTES, MAX_FILE_VALUES
+from . import reading, schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .launchcheck import check_nul, check_workdirs
@@ -106,8 +103,8 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
     """Read and check both files (no tasks.toml means no tasks); never raises on bad input.
     `reuse`: a previous valid check of this town (see `Reuse`)."""
     problems: list[Problem] = []
-    town = _read(paths.town_file, problems, required=True)
-    tasks = _read(paths.tasks_file, problems, required=False)
+    town = reading.read(paths.town_file, problems, required=True)
+    tasks = reading.read(paths.tasks_file, problems, required=False)
     if town is None:
         return Validation(None, tuple(problems), None, 0, 0)
     result = _last_valid.get((town[1], tasks[1] if tasks else None)) if not problems else None
@@ -135,20 +132,20 @@ def load_texts(town_text: str, tasks_text: str | None) -> Desired:
 def check_texts(town_text: str, tasks_text: str | None) -> Validation:
     """`check` on would-be file contents."""
     problems: list[Problem] = []
-    town_raw = _encoded(TOWN_FILE, town_text, problems)
-    tasks_raw = None if tasks_text is None else _encoded(TASKS_FILE, tasks_text, problems)
+    town_raw = reading.encoded(TOWN_FILE, town_text, problems)
+    tasks_raw = None if tasks_text is None else reading.encoded(TASKS_FILE, tasks_text, problems)
     if (
         problems
         or town_raw is None
-        or _too_large(TOWN_FILE, town_raw, problems)
-        or _too_large(TASKS_FILE, tasks_raw, problems)
+        or reading.too_large(TOWN_FILE, town_raw, problems)
+        or reading.too_large(TASKS_FILE, tasks_raw, problems)
     ):
         return Validation(None, tuple(problems), None, 0, 0)
-    town = TomlDoc(TOWN_FILE, town_text, _sha256(town_raw))
+    town = TomlDoc(TOWN_FILE, town_text, reading.sha256(town_raw))
     tasks = (
         None
         if tasks_text is None or tasks_raw is None
-        else TomlDoc(TASKS_FILE, tasks_text, _sha256(tasks_raw))
+        else TomlDoc(TASKS_FILE, tasks_text, reading.sha256(tasks_raw))
     )
     result = _check(town, tasks, problems)
     if result.valid:
@@ -167,10 +164,10 @@ def validate_texts(town_text: str, tasks_text: str) -> None:
 def load_settings(paths: TownPaths) -> TownSettings:
     """Only town.toml's [town] (the fast path every command takes to find Redis)."""
     problems: list[Problem] = []
-    read = _read(paths.town_file, problems, required=True)
-    if read is None:
+    town = reading.read(paths.town_file, problems, required=True)
+    if town is None:
         raise ValidationFailed(problems)
-    doc = TomlDoc(TOWN_FILE, *read, problems=problems)
+    doc = TomlDoc(TOWN_FILE, *town, problems=problems)
     data = doc.parse()
     if data is None:
         raise ValidationFailed(problems)
@@ -191,80 +188,7 @@ def waits_for(desired: Desired) -> dict[str, tuple[str, ...]]:
     return {ids[i]: tuple(ids[j] for j in waits[i]) for i in range(len(ids))}
 
 
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, str] | None:
-    """(text, sha256 of the bytes), or None with a problem (or silently, for a missing optional)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if required:
-            problems.append(
-                Problem(path.name, "$", "file not found", hint="run `tt init` to create a town")
-            )
-        return None
-    except OSError as e:
-        problems.append(Problem(path.name, "$", f"cannot read it: {e.strerror or e}"))
-        return None
-    if _too_large(path.name, raw, problems):
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        problems.append(
-            Problem(path.name, "$", f"not UTF-8 text (byte {e.start} is {raw[e.start]:#04x})", line)
-        )
-        return None
-    return text, _sha256(raw)
-
-
-def _encoded(name: str, text: str, problems: list[Problem]) -> bytes | None:
-    """`text` as UTF-8, or None with a problem: a lone surrogate (an undecodable byte of a
-    command-line argument, as Python passes it on) has no UTF-8 form."""
-    try:
-        return text.encode()
-    except UnicodeEncodeError as e:
-        line = text.count("\n", 0, e.start) + 1
-        problems.append(Problem(name, "$", f"not UTF-8 text (character {e.start})", line))
-        return None
-
-
-def _too_large(name: str, raw: bytes | None, problems: list[Problem]) -> bool:
-    """Whether the file is over `MAX_FILE_BYTES`, or `MAX_FILE_VALUES` (then it is not parsed:
-    the parser keeps ~180 bytes per value, 370 MB for `tags = [1, 1, ...]` in 4 MB)."""
-    if raw is None:
-        return False
-    if len(raw) > MAX_FILE_BYTES:
-        size = f"{len(raw) / 2**20:.1f} MiB, more than a town file may be "
-        limit = f"{MAX_FILE_BYTES // 2**20} MiB"
-    else:
-        # Every value of a TOML file but the first of a line or array follows a newline or a
-        # comma: their count bounds the number of values (commas in strings count too).
-        values = raw.count(b"\n") + raw.count(b",")
-        if values <= MAX_FILE_VALUES:
-            return False
-        size, limit = (
-            f"{values:,} lines and commas, more than a town file may have ",
-            (f"{MAX_FILE_VALUES:,}"),
-        )
-    problems.append(
-        Problem(
-            name,
-            "$",
-            f"the file is too large to check: {size}({limit})",
-            hint="split the work over several towns, or shorten the longest texts",
-        )
-    )
-    return True
-
-
-def _sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-_EMPTY = _sha256(b"")
+_EMPTY = reading.sha256(b"")
 _MAX_TASKS = schemacheck.load_schema("tasks")["properties"]["tasks"]["maxItems"]
 
 # The last valid pair checked as text in this process, by the digests of its two files (None:

@@ -661,6 +661,14 @@ BAD_NAMES = [
 ]
 
 
+def test_a_name_does_not_end_in_a_newline() -> None:
+    # The rule's regex ended in `$`, which also matches before a final "\n": `id = "abc\n"`
+    # was a valid task id, on its way to a Redis key and a log path.
+    problem = only_problem(tasks='[[tasks]]\nid = "abc\\n"\ndescription = "d"\n')
+    assert (problem.line, problem.path) == (2, "$.tasks[0].id")
+    assert problem.message == f'invalid task id "abc\\n": {CHARSET}'
+
+
 def cut(name: str) -> str:
     """How a message quotes a name: whole, or its first 60 characters and an ellipsis."""
     return json.dumps(name) if len(name) <= 60 else json.dumps(name[:60])[:-1] + '…"'

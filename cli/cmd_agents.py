@@ -12,7 +12,7 @@ import click
 from reconciler.errors import NotFound, TtError
 from reconciler.spec.names import RESERVED_AGENT_NAMES, did_you_mean
 
-from .common import emit_json, output_option, session, town_option
+from .common import echo, emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.session import Session
@@ -36,7 +36,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
         emit_json(rows)
         return
     if not rows:
-        click.echo("No agents. Add one with: tt spawn NAME --model MODEL")
+        echo("No agents. Add one with: tt spawn NAME --model MODEL")
         return
     from .render import model_cell, table
 
@@ -81,7 +81,7 @@ def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | No
     s = session(town_dir)
     to = _mailbox(s, agent)
     s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent)
-    click.echo(f"{'urgent ' if urgent else ''}message sent to {to}")
+    echo(f"{'urgent ' if urgent else ''}message sent to {to}")
 
 
 @click.command()
@@ -112,10 +112,10 @@ def inbox(agent: str, take: bool, peek: bool, town_dir: str | None, output: str)
         )
         return
     if not msgs:
-        click.echo(f"No messages for {to}.")
+        echo(f"No messages for {to}.")
     for m in msgs:
         stamp = time.strftime("%H:%M:%S", time.localtime(m.ts)) if m.ts else "--:--:--"
-        click.echo(f"{stamp} {'URGENT ' if m.urgent else ''}{m.sender}: {m.text}")
+        echo(f"{stamp} {'URGENT ' if m.urgent else ''}{m.sender}: {m.text}")
 
 
 @click.command()
@@ -133,7 +133,7 @@ def logs(agent: str, task_id: str | None, follow: bool, town_dir: str | None) ->
         while True:
             chunk = f.read()
             if chunk:
-                click.echo(chunk.decode(errors="replace"), nl=False)
+                echo(chunk.decode(errors="replace"), nl=False)
             elif not follow:
                 return
             else:
@@ -164,9 +164,9 @@ def _print_event(eid: str, fields: dict[str, str], output: str) -> None:
     from .events import event_json, event_line
 
     if output == "json":
-        click.echo(json.dumps(event_json(eid, fields)))
+        echo(json.dumps(event_json(eid, fields)))
     else:
-        click.echo(event_line(fields))
+        echo(event_line(fields))
 
 
 @click.group(hidden=True)
@@ -202,4 +202,4 @@ def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None
     if not complete_current(s.store, task_id, result, token):
         raise TtError(f"task '{task_id}' was not completed (its attempt is no longer current)")
-    click.echo(f"task {task_id} completed")
+    echo(f"task {task_id} completed")

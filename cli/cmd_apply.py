@@ -3,6 +3,7 @@ unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -10,7 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import emit_json, output_option, session, town_option
+from .common import echo, emit_json, one_shot, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
@@ -101,21 +102,22 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         return
     lines = list(render_lines(result.plan))
     if lines:  # one write: a 10,000-task plan is 10,000 lines
-        click.echo("\n".join(lines))
+        echo("\n".join(lines))
     for c in result.fleet:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
     if result.plan.is_empty:
-        click.echo("Everything up to date" if not dry_run else "No changes.")
+        echo("Everything up to date" if not dry_run else "No changes.")
     else:
         verb = "Plan" if dry_run else "Applied"
-        click.echo(f"{verb}: {result.plan.summary()}")
+        echo(f"{verb}: {result.plan.summary()}")
 
 
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
+    one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
-    result = apply(session(town_dir), opts)
+    result = apply(session(town_dir, lean=True), opts)
     _render(result, output, dry_run=True)
     _say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
@@ -126,10 +128,10 @@ def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
     from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
 
     if output != "json" and refused(result.plan, opts):
-        click.echo(
+        echo(
             f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
         )
-        click.echo(f"hint: {REFUSAL_HINT}")
+        echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -155,7 +157,7 @@ def plan(
         from reconciler.edit.scaffold import starter_tasks
 
         path = starter_tasks(session(town_dir).paths)
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
         return EXIT_OK
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
 
@@ -193,8 +195,9 @@ def apply_cmd(
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
 
+    one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
-    s = session(town_dir)
+    s = session(town_dir, lean=True)
     mark = None
     if wait and not dry_run:
         # Where the progress starts: before the apply writes, so that a claim made at once (by
@@ -208,6 +211,8 @@ def apply_cmd(
         _say_refusal(result, opts, output)
     if wait and not dry_run:
         from .cmd_loop import wait_for
+
+        gc.enable()  # a loop that may run for hours
 
         return wait_for(town_dir, timeout, kw.get("model"), output, mark)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
@@ -230,7 +235,9 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
     from reconciler.control.apply import apply
 
-    _render(apply(session(town_dir), _opts("tt sync push", **kw)), output, dry_run=False)
+    one_shot()
+    session_ = session(town_dir, lean=True)
+    _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 
 
 @sync.command("pull")
@@ -240,9 +247,7 @@ def sync_pull(town_dir: str | None) -> None:
     from reconciler.control.verbs import sync_pull as pull
 
     changed = pull(session(town_dir))
-    click.echo(
-        f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current"
-    )
+    echo(f"updated {len(changed)} task(s) in tasks.toml" if changed else "tasks.toml is current")
 
 
 @click.command()
@@ -274,7 +279,7 @@ def assign(
         save=not no_save,
         opts=_opts("tt assign", **kw),
     )
-    click.echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
+    echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
 
 
 @click.command()
@@ -285,7 +290,7 @@ def cancel(task_id: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import cancel as do_cancel
 
     do_cancel(session(town_dir), task_id, _opts("tt cancel"))
-    click.echo(f"cancelled {task_id}")
+    echo(f"cancelled {task_id}")
 
 
 @click.command()
@@ -296,7 +301,7 @@ def retry(task_id: str, town_dir: str | None) -> None:
     from reconciler.control.verbs import retry as do_retry
 
     state = do_retry(session(town_dir), task_id)
-    click.echo(f"{task_id} is {state.value} again")
+    echo(f"{task_id} is {state.value} again")
 
 
 @click.command()
@@ -313,15 +318,15 @@ def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str 
         session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
     )
     if existed:
-        click.echo(f"{name} already exists ({model}); nothing changed in town.toml")
+        echo(f"{name} already exists ({model}); nothing changed in town.toml")
     else:
-        click.echo(f"spawned {name} ({model})")
+        echo(f"spawned {name} ({model})")
     _fleet_lines(result.fleet)
 
 
 def _fleet_lines(changes: Iterable[FleetChange]) -> None:
     for c in changes:
-        click.echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
+        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
 @click.command()
@@ -337,7 +342,7 @@ def kill(name: str, town_dir: str | None) -> None:
         for c in result.fleet
     )
     note = "" if stopped else " (it was not running)"
-    click.echo(f"killed {name}: removed from town.toml{note}")
+    echo(f"killed {name}: removed from town.toml{note}")
     _fleet_lines(result.fleet)
 
 
@@ -350,25 +355,28 @@ def restart(name: str, town_dir: str | None) -> None:
 
     done = do_restart(session(town_dir), name)
     if done.old_pid and done.new_pid:
-        click.echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
+        echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")
     elif done.new_pid:
-        click.echo(f"{name} was not running; started it: pid {done.new_pid}")
+        echo(f"{name} was not running; started it: pid {done.new_pid}")
     elif done.old_pid:
-        click.echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
+        echo(f"stopped {name} (pid {done.old_pid}); it is not started here again")
     else:
-        click.echo(f"{name} is not running and is not started here; nothing changed")
+        echo(f"{name} is not running and is not started here; nothing changed")
     _fleet_lines([c for c in done.fleet if c.agent != name])
 
 
 @click.command()
+@click.option("--force", is_flag=True, help="Remove the lock even if its holder is alive.")
 @town_option
-def unlock(town_dir: str | None) -> None:
-    """Remove a stale apply lock."""
-    held = session(town_dir).store.force_unlock()
+def unlock(force: bool, town_dir: str | None) -> None:
+    """Remove a stale apply lock (its holder is dead); a live holder's only with --force."""
+    from reconciler.control.applylock import unlock as do_unlock
+
+    held = do_unlock(session(town_dir).store, force=force)
     if held is None:
-        click.echo("no lock was held")
+        echo("no lock was held")
     else:
-        click.echo(
+        echo(
             f"removed the lock of {held.get('command')} (pid {held.get('pid')} on "
             f"{held.get('host')})"
         )
@@ -382,5 +390,5 @@ def down(town_dir: str | None) -> None:
 
     stopped, server_stopped = do_down(session(town_dir))
     for name in stopped:
-        click.echo(f"stopped agent {name}")
-    click.echo("server stopped" if server_stopped else "no embedded server was running")
+        echo(f"stopped agent {name}")
+    echo("server stopped" if server_stopped else "no embedded server was running")

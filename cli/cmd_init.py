@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .common import echo
+
 
 def register(group: click.Group) -> None:
     group.add_command(init)
@@ -21,7 +23,7 @@ def init(directory: str, name: str | None, force: bool) -> None:
 
     result = init_town(Path(directory), name, force=force)
     if result.imported_from:
-        click.echo(f"Imported {result.imported_from.name} (Tinytown)")
+        echo(f"Imported {result.imported_from.name} (Tinytown)")
     for path in result.written:
-        click.echo(f"wrote {path}")
-    click.echo(f"Town '{result.name}' is ready. Next: tt spawn NAME --model MODEL")
+        echo(f"wrote {path}")
+    echo(f"Town '{result.name}' is ready. Next: tt spawn NAME --model MODEL")

@@ -9,7 +9,7 @@ import click
 
 from reconciler.errors import EXIT_OK, EXIT_TIMEOUT
 
-from .common import emit_json, output_option, town_option, use_color
+from .common import echo, emit_json, output_option, town_option, use_color
 
 if TYPE_CHECKING:
     from reconciler.control.loop import LoopResult
@@ -35,14 +35,14 @@ class LineReport:
         stamp = time.strftime("%H:%M:%S")
         if kind == "event":
             if not self.quiet_events and fields.get("type", "?") not in QUIET:
-                click.echo(event_line(fields))
+                echo(event_line(fields))
         elif kind == "invalid":
-            click.echo(f"{stamp} files are invalid; keeping the last good state:", err=True)
-            click.echo(fields.get("detail", ""), err=True)
+            echo(f"{stamp} files are invalid; keeping the last good state:", err=True)
+            echo(fields.get("detail", ""), err=True)
         else:
             who = f" {fields['agent']}" if fields.get("agent") else ""
             detail = fields.get("detail") or fields.get("holder", "")
-            click.echo(f"{stamp} {kind}{who}: {detail}", err=self.to_stderr)
+            echo(f"{stamp} {kind}{who}: {detail}", err=self.to_stderr)
 
 
 def _run(
@@ -73,7 +73,7 @@ def _run(
         else:
             result = Loop(s, opts, LineReport(json_output=output == "json")).run()
     except KeyboardInterrupt:
-        click.echo("stopped (agents keep running; `tt down` stops them)", err=True)
+        echo("stopped (agents keep running; `tt down` stops them)", err=True)
         return EXIT_OK
     if until_done:
         render_result(result, output)
@@ -105,6 +105,7 @@ def render_result(result: LoopResult, output: str) -> None:
                         "state": r.get("state"),
                         "error": r.get("error") or None,
                         "upstream": r.get("upstream") or None,
+                        "reason": failure(r) or None,
                     }
                     for r in result.failed
                 ],
@@ -113,12 +114,12 @@ def render_result(result: LoopResult, output: str) -> None:
         )
         return
     for r in result.failed:
-        click.echo(f"failed: {r['id']}: {failure(r)}", err=True)
+        echo(f"failed: {r['id']}: {failure(r)}", err=True)
     if result.exit_code == EXIT_TIMEOUT:
         for r in result.unfinished:
-            click.echo(f"still {r.get('state')}: {r['id']}", err=True)
+            echo(f"still {r.get('state')}: {r['id']}", err=True)
     summary = ", ".join(f"{n} {st}" for st, n in sorted(result.counts.items()))
-    click.echo(
+    echo(
         f"done: {summary}" if result.exit_code == EXIT_OK else f"result: {summary}",
         err=result.exit_code != EXIT_OK,
     )

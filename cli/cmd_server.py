@@ -11,7 +11,7 @@ from reconciler import server
 from reconciler.spec.durations import format_duration
 from reconciler.town import TownPaths
 
-from .common import emit_json, output_option, resolve_town, town_option
+from .common import echo, emit_json, output_option, resolve_town, town_option
 
 
 def register(group: click.Group) -> None:
@@ -39,7 +39,7 @@ def _external_url(paths: TownPaths) -> tuple[str, str] | None:
 @output_option
 def start(town_dir: str | None, output: str) -> None:
     """Start the town's server unless it runs already (every tt command does this anyway)."""
-    from reconciler.store.client import mask_url
+    from reconciler.errors import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)
@@ -48,9 +48,7 @@ def start(town_dir: str | None, output: str) -> None:
         if output == "json":
             emit_json({"external": True, "url": mask_url(url), "started": False})
         else:
-            click.echo(
-                f"town '{name}' uses the external Redis at {mask_url(url)}; nothing to start"
-            )
+            echo(f"town '{name}' uses the external Redis at {mask_url(url)}; nothing to start")
         return
     was_running = server.is_running(paths)
     server.ensure_running(paths)
@@ -60,7 +58,7 @@ def start(town_dir: str | None, output: str) -> None:
         return
     verb = "already running" if was_running else "started"
     pid = f" (pid {st.pid})" if st else ""
-    click.echo(f"server {verb}{pid} on {server.socket_path(paths)}")
+    echo(f"server {verb}{pid} on {server.socket_path(paths)}")
 
 
 @server_group.command("status")
@@ -85,7 +83,7 @@ def status(town_dir: str | None, output: str) -> None:
                 }
             )
         else:
-            click.echo(f"not running (socket {server.socket_path(paths)})")
+            echo(f"not running (socket {server.socket_path(paths)})")
         return
     if output == "json":
         emit_json({"external": False, "running": True, **st.as_dict()})
@@ -100,11 +98,12 @@ def status(town_dir: str | None, output: str) -> None:
         ("data", st.data_dir),
     ]
     for key, value in rows:
-        click.echo(f"{key + ':':<9}{value}")
+        echo(f"{key + ':':<9}{value}")
 
 
 def _external_status(name: str, url: str, output: str) -> None:
-    from reconciler.store.client import Store, mask_url
+    from reconciler.errors import mask_url
+    from reconciler.store.client import Store
 
     with Store.open(url, name) as store:  # raises RedisUnavailable (exit 1) when unreachable
         info = store.server_info()
@@ -125,7 +124,7 @@ def _external_status(name: str, url: str, output: str) -> None:
         )
         return
     uptime = format_duration(int(info.get("uptime_in_seconds", 0)))
-    click.echo(
+    echo(
         f"town '{name}' uses the external Redis at {mask_url(url)}: reachable, {kind} {version}, "
         f"memory {info.get('used_memory_human', '?')}, up {uptime}"
     )
@@ -143,7 +142,7 @@ def _external_status(name: str, url: str, output: str) -> None:
 )
 def stop(town_dir: str | None, output: str, timeout: float) -> None:
     """Stop the town's server (its data stays in .tt/data; agents lose their connection)."""
-    from reconciler.store.client import mask_url
+    from reconciler.errors import mask_url
 
     paths = resolve_town(town_dir)
     external = _external_url(paths)
@@ -152,10 +151,10 @@ def stop(town_dir: str | None, output: str, timeout: float) -> None:
         if output == "json":
             emit_json({"external": True, "url": mask_url(url), "stopped": False})
         else:
-            click.echo(f"town '{name}' uses the external Redis at {mask_url(url)}; nothing to stop")
+            echo(f"town '{name}' uses the external Redis at {mask_url(url)}; nothing to stop")
         return
     stopped = server.stop(paths, timeout)
     if output == "json":
         emit_json({"external": False, "stopped": stopped})
     else:
-        click.echo("server stopped" if stopped else "server was not running")
+        echo("server stopped" if stopped else "server was not running")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import emit_json, output_option, session, town_option
+from .common import echo, emit_json, output_option, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.session import Session
@@ -46,7 +46,7 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
             ["AGENT", "MODEL", "STATE", "TASK"],
             [[a["name"], model_cell(a), a["state"], a["task"] or "-"] for a in agents],
         )
-        click.echo()
+        echo()
     tasks = report["tasks"]
     states = {t["id"]: t["state"] for t in tasks}
     if tasks:
@@ -63,8 +63,8 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
                 for t in tasks
             ],
         )
-        click.echo()
-    click.echo(progress_line(report["counts"]))
+        echo()
+    echo(progress_line(report["counts"]))
 
 
 def _info(t: dict[str, Any], states: dict[str, str]) -> str:
@@ -96,7 +96,7 @@ def _deleted(s: Session, output: str) -> None:
     from .render import table
 
     if not rows:
-        click.echo("no deleted tasks are kept")
+        echo("no deleted tasks are kept")
         return
 
     def when(ts: float) -> str:
@@ -116,8 +116,8 @@ def _deleted(s: Session, output: str) -> None:
             for r in rows
         ],
     )
-    click.echo()
-    click.echo(
+    echo()
+    echo(
         f"{len(rows)} deleted task(s) kept as tombstones: put an id back in tasks.toml to "
         "restore it as it was (not re-run)"
     )

@@ -9,7 +9,7 @@ import click
 
 from reconciler.errors import EXIT_ERROR, EXIT_OK, ValidationFailed
 
-from .common import emit_json, output_option, resolve_town, town_option
+from .common import echo, emit_json, output_option, resolve_town, town_option
 
 
 def register(group: click.Group) -> None:
@@ -37,7 +37,7 @@ def validate(town_dir: str | None, output: str) -> int:
         return EXIT_OK if result.valid else EXIT_ERROR
     if not result.valid:
         raise ValidationFailed(list(result.problems))
-    click.echo(
+    echo(
         f"✓ town '{result.town}' is valid: {_count(result.agents, 'agent')}, "
         f"{_count(result.tasks, 'task')}"
     )

@@ -27,16 +27,18 @@ class LiveReport:
         self.live.__exit__(*exc)
 
     def __call__(self, kind: str, fields: dict[str, str]) -> None:
+        from .common import printable
         from .events import QUIET, event_line
 
         stamp = time.strftime("%H:%M:%S")
         if kind == "event":
             if fields.get("type", "?") not in QUIET:
-                self.lines.append(event_line(fields)[:160])
+                self.lines.append(printable(event_line(fields))[:160])
         else:
             detail = fields.get("detail") or fields.get("holder", "")
             who = f" {fields['agent']}" if fields.get("agent") else ""
-            self.lines.append(f"{stamp} {kind}{who}: {detail.splitlines()[0] if detail else ''}")
+            line = f"{stamp} {kind}{who}: {detail.splitlines()[0] if detail else ''}"
+            self.lines.append(printable(line))
 
     def _render(self) -> Any:
         from rich.console import Group
@@ -47,10 +49,15 @@ class LiveReport:
         from reconciler.control.report import status_report
         from reconciler.errors import RedisUnavailable
 
+        from .common import printable
+
+        def cell(value: object) -> Text:  # as written: control characters and [markup] shown
+            return Text(printable(str(value)))
+
         try:
             report = status_report(self.s.store, None)
         except RedisUnavailable as e:  # Redis restarting: show it, keep the view alive
-            return Text(f"waiting for Redis: {e}")
+            return cell(f"waiting for Redis: {e}")
         counts = report["counts"]
         total, done = counts["total"], counts["completed"]
         bar = ProgressBar(total=max(total, 1), completed=done, width=40)
@@ -60,8 +67,9 @@ class LiveReport:
         )
         agents = Table("agent", "state", "task", box=None, header_style="bold")
         for a in report["agents"]:
-            agents.add_row(a["name"], a["state"], a["task"] or "-")
+            agents.add_row(cell(a["name"]), cell(a["state"]), cell(a["task"] or "-"))
         tasks = Table("task", "state", "agent", "attempts", box=None, header_style="bold")
         for t in [t for t in report["tasks"] if t["state"] != "completed"][:12]:
-            tasks.add_row(t["id"], t["state"], t["agent"] or t["target"] or "-", str(t["attempts"]))
+            who = t["agent"] or t["target"] or "-"
+            tasks.add_row(cell(t["id"]), cell(t["state"]), cell(who), cell(t["attempts"]))
         return Group(bar, head, agents, tasks, Text("\n".join(self.lines)))

@@ -6,9 +6,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-import click
-
-from .common import use_color
+from .common import echo, printable, use_color
 
 
 def table(
@@ -16,7 +14,7 @@ def table(
 ) -> None:
     """Columns padded to their widest cell. `fit_last`: the last column (a free text such as a
     reason) is shortened with `…` to what the terminal has left, never below 20 characters."""
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[printable(str(c)) for c in row] for row in rows]
     if fit_last and cells:
         used = sum(max(len(h), *(len(r[i]) for r in cells)) + 2 for i, h in enumerate(headers[:-1]))
         room = max(20, shutil.get_terminal_size().columns - used)
@@ -26,16 +24,17 @@ def table(
     if use_color():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         t = Table(*headers, box=None, header_style="bold", pad_edge=False)
         for row in cells:
-            t.add_row(*row)
+            t.add_row(*(Text(c) for c in row))  # text as written: no [markup] in a result
         Console().print(t)
         return
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def progress_line(counts: dict[str, int]) -> str:

@@ -6,21 +6,53 @@ it to output in exactly one place. Library errors are chained with `raise ... fr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_TIMEOUT = 3
+MASK = "****"
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (userinfo or `?password=`) replaced by ****; user names stay.
+    Whatever the scheme (a misspelt one too, or none): every message that names a URL a person
+    wrote goes through this, from the loader's problems to the store's connection errors.
+
+    Deliberately cruder than a URL parser: everything after the first `:` of the userinfo, up
+    to the last `@`, is masked, so even an unencoded `/`, `?` or `@` in a password never shows.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{colon and ':' + MASK}{rest[at:]}"
+    return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
+
+
+# A password in a URL inside free text: `scheme://user:PASSWORD@`, `scheme:user:PASSWORD@`.
+_USERINFO = re.compile(r"([A-Za-z][\w+.-]*:/*[^\s:/@'\"]*:)[^\s@'\"]+@")
+
+
+def mask_passwords(text: str) -> str:
+    """Every URL password in `text` replaced by ****: a message quoting a value the person
+    wrote (a URL in the wrong field, a misspelt scheme) never shows one."""
+    return _USERINFO.sub(rf"\g<1>{MASK}@", text) if "@" in text else text
 
 
 class TtError(Exception):
-    """An error a person can act on: message, optional hint, exit code."""
+    """An error a person can act on: message, optional hint, exit code. Passwords in URLs
+    are masked in both, whatever raised it."""
 
     def __init__(self, message: str, hint: str | None = None, exit_code: int = EXIT_ERROR) -> None:
+        message = mask_passwords(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else mask_passwords(hint)
         self.exit_code = exit_code
 
     def __str__(self) -> str:
@@ -37,6 +69,12 @@ class Problem:
     line: int | None = None
     column: int | None = None
     hint: str | None = None
+
+    def __post_init__(self) -> None:
+        # Problems quote values from the files: a password in one is never shown or stored.
+        object.__setattr__(self, "message", mask_passwords(self.message))
+        if self.hint is not None:
+            object.__setattr__(self, "hint", mask_passwords(self.hint))
 
     def render(self) -> str:
         where = self.file

@@ -26,7 +26,7 @@ def exclusive_lock(
     path: Path,
     timeout: float = LOCK_TIMEOUT,
     *,
-    mode: int = 0o644,
+    mode: int = 0o600,
     busy: str = "editing the town files",
     hint: str = "wait for it to finish; the lock is released when it exits",
 ) -> Iterator[None]:

@@ -6,6 +6,7 @@ Also the fixed file layout inside a town folder. No parsing here (that is `loade
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,20 @@ class TownPaths:
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+
+def make_private_tree(folder: Path) -> None:
+    """Take group and other access off `folder` and everything under it (not following links):
+    a `.tt/` left open by an older tt holds prompts, results and the server's data. Folders end
+    0700 at most, files 0600 at most; a file vanishing meanwhile is fine."""
+    for base, dirs, files in os.walk(folder):
+        for name in (base, *(os.path.join(base, n) for n in (*dirs, *files))):
+            try:
+                st = os.lstat(name)
+                if st.st_mode & 0o077 and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(name, stat.S_IMODE(st.st_mode) & 0o700)
+            except FileNotFoundError:
+                continue
 
 
 def find_town(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> TownPaths:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).parents[1]
 # outside world → the only modules allowed to import it
 DOORS = {
     "redis": {"reconciler/store/client.py"},
+    "hiredis": {"reconciler/store/wire.py"},  # the lean client's parser, behind client.py
     "watchfiles": {"reconciler/control/watch.py"},
     "click": {"cli/*"},
     "subprocess": {
@@ -83,6 +84,25 @@ def test_each_outside_world_has_one_door() -> None:
             if not allowed(rel, DOORS[lib]):
                 offenders.append(f"{rel} imports {lib}")
     assert offenders == []
+
+
+def test_the_lean_client_is_reached_only_through_the_redis_door() -> None:
+    """store/leanclient.py and store/wire.py speak to Redis: only store/client.py uses them."""
+    users = set()
+    for path in sorted([*ROOT.glob("reconciler/**/*.py"), *ROOT.glob("cli/**/*.py")]):
+        text = path.read_text()
+        if re.search(r"\b(leanclient|wire)\b", text) and "import" in text:
+            tree = ast.parse(text)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (
+                    (node.module or "").split(".")[-1] in ("leanclient", "wire")
+                    or {a.name for a in node.names} & {"leanclient", "wire"}
+                ):
+                    users.add(path.relative_to(ROOT).as_posix())
+    assert users == {
+        "reconciler/store/client.py",
+        "reconciler/store/leanclient.py",
+    }
 
 
 def test_engine_never_imports_click() -> None:

@@ -68,3 +68,28 @@ def test_the_state_folder_a_lock_creates_is_private(tmp_path: Path) -> None:
     with exclusive_lock(tmp_path / ".tt" / "edit.lock"):
         pass
     assert (tmp_path / ".tt").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / ".tt" / "edit.lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_open_state_folder_is_made_private_to_its_last_file(tmp_path: Path) -> None:
+    """A `.tt/` an older tt left 0755 with 0644 logs: group and other lose every access; the
+    owner's bits stay (an executable stays executable), and a symlink's target is not touched."""
+    from reconciler.town import make_private_tree
+
+    state = tmp_path / ".tt"
+    (state / "logs" / "dev").mkdir(parents=True)
+    log = state / "logs" / "dev" / "a-1.log"
+    log.write_text("prompt")
+    script = state / "hook.sh"
+    script.write_text("")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("")
+    for path, mode in ((state, 0o755), (state / "logs", 0o775), (log, 0o644), (script, 0o755)):
+        path.chmod(mode)
+    outside.chmod(0o644)
+    (state / "link").symlink_to(outside)
+    make_private_tree(state)
+    modes = {p.name: p.lstat().st_mode & 0o777 for p in (state, state / "logs", log, script)}
+    assert modes == {".tt": 0o700, "logs": 0o700, "a-1.log": 0o600, "hook.sh": 0o700}
+    assert (state / "logs" / "dev").stat().st_mode & 0o777 == 0o700
+    assert outside.stat().st_mode & 0o777 == 0o644

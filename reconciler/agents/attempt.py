@@ -18,6 +18,7 @@ from ..errors import RedisUnavailable, TtError
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..spec.launchcheck import WORKTREE
 from ..town import TownPaths
+from .environment import model_env as declared_env
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
 from .prompt import Verdict, judge
@@ -50,12 +51,12 @@ class Runner:
             "{prompt_file}" in part for part in (*model.command, *spec.args)
         )
         # The environment of every run but the attempt's own variables, built (and encoded,
-        # as exec wants it) once.
+        # as exec wants it) once: only the variables this agent declares (environment.py).
         self.model_env = dict(model.env)
         self.base_env = {
             os.fsencode(k): os.fsencode(v)
             for k, v in {
-                **os.environ,
+                **declared_env(os.environ, spec, model),
                 **dict(spec.env),
                 "TT_TOWN": str(paths.root),
                 "TT_AGENT": name,

@@ -294,7 +294,7 @@ def _pidfd(pid: int) -> int | None:
 
 def add_worktree(repo: Path, path: Path) -> None:
     """`git worktree add --detach PATH` in the town's repository (workdir = "worktree")."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # under `.tt/`: private
     done = subprocess.run(
         ["git", "-C", str(repo), "worktree", "add", "--detach", str(path)],
         capture_output=True,

@@ -11,6 +11,7 @@ incremental one (`incremental`, from the `snapshot` that apply kept).
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -20,19 +21,20 @@ from dataclasses import dataclass
 from .. import server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
-from ..plan.actions import DeleteTask, OrphanAgent, Plan
-from ..plan.diff import diff
+from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
+from ..plan.agentdiff import agent_actions
+from ..plan.diff import diff, task_actions
 from ..plan.graph import Graph
 from ..plan.state import Observed
 from ..spec import loader
 from ..spec.desired import Desired
-from ..store.cleanrows import Row, rows_after
+from ..store.cleanrows import Row, RowsAfter
 from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs, with_tombstones
 from . import fleet, incremental, snapshot
 from .applylock import apply_lock
-from .execute import execute
+from .execute import execute, execute_actions
 from .fingerprint import clean_fingerprint, file_fingerprint
 from .session import Session
 from .snapshot import Snapshot
@@ -163,8 +165,12 @@ def _planned(
         observed, rows, graph = seen
     else:
         observed, rows = observe(store)
-    observed = with_changed_specs(store, observed, desired)
+    # Tombstones first: a town emptied and filled again restores its pruned tasks, on the
+    # streaming path of a town without tasks as on the planned one.
     observed = with_tombstones(store, observed, graph.nodes if graph else desired.task_ids())
+    if seen is None and not observed.tasks and desired.tasks and not opts.dry_run:
+        return _new_tasks(session, opts, started, checked, observed, rows)
+    observed = with_changed_specs(store, observed, desired)
     plan = diff(
         desired,
         observed,
@@ -181,7 +187,57 @@ def _planned(
     if opts.guard_prune and _prunes_too_much(plan, len(rows), desired.town.policy.max_prune):
         return ApplyResult(plan, False, observed.generation, (), seconds, "guarded", len(rows))
     generation = observed.generation + (0 if plan.is_empty else 1)
-    written = execute(store, plan, desired, generation) if not plan.is_empty else []
+    after = RowsAfter(rows)
+    after.add(execute(store, plan, desired, generation) if not plan.is_empty else [])
+    return _done(session, opts, started, checked, observed, after, plan, generation)
+
+
+def _new_tasks(
+    session: Session,
+    opts: ApplyOptions,
+    started: float,
+    checked: loader.Validation,
+    observed: Observed,
+    rows: list[Row],
+) -> ApplyResult:
+    """`_planned` for a town without tasks yet (every task is created; the plan cannot be
+    empty): each batch of records is written as soon as it is planned, Redis running it while
+    the next is planned. The agents' part of the plan, which comes first, is checked first."""
+    desired = checked.desired
+    assert desired is not None
+    agents = agent_actions(desired, observed, opts.prune)
+    emptying = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
+    if refused(Plan(tuple(agents), emptying), opts):  # what `diff` would say of the whole plan
+        raise TtError(REFUSAL, hint=REFUSAL_HINT)
+    keep_until = time.time() + desired.town.policy.keep_deleted
+    tasks = task_actions(
+        desired,
+        observed,
+        prune=opts.prune,
+        rerun_changed=opts.rerun_changed,
+        keep_until=keep_until,
+    )
+    generation = observed.generation + 1
+    after = RowsAfter(rows)  # the clean rows, made from each batch while Redis writes it
+    actions = itertools.chain(agents, tasks)
+    _, done = execute_actions(session.store, actions, generation, after.add)
+    plan = Plan(done, emptying)
+    return _done(session, opts, started, checked, observed, after, plan, generation)
+
+
+def _done(
+    session: Session,
+    opts: ApplyOptions,
+    started: float,
+    checked: loader.Validation,
+    observed: Observed,
+    after: RowsAfter,
+    plan: Plan,
+    generation: int,
+) -> ApplyResult:
+    """After the writes: old tombstones purged, the meta record, the clean record, the fleet."""
+    store, desired = session.store, checked.desired
+    assert desired is not None
     _purge(store, desired)
     _record(store, desired, generation, observed)
     if all(a.write for a in plan.actions):
@@ -189,11 +245,11 @@ def _planned(
         # checks it first), so an apply of the same files can skip planning, and keep the
         # snapshot an edit of these files starts from.
         deleted = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
-        _remember(session, checked, tuple(rows_after(rows, written, deleted)))
+        _remember(session, checked, tuple(after.rows(deleted)))
     keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
     changes = _fleet(session, desired, opts, keep)
     seconds = time.monotonic() - started
-    return ApplyResult(plan, True, generation, tuple(changes), seconds, tasks=len(rows))
+    return ApplyResult(plan, True, generation, tuple(changes), seconds, tasks=after.before)
 
 
 def _prunes_too_much(plan: Plan, tasks: int, max_prune: int) -> bool:

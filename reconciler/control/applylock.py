@@ -1,6 +1,7 @@
 """The town's apply lock: one apply (or file-editing verb) at a time, its holder named (host,
 pid, command, since) so a waiting `tt` can say who holds it, and a holder killed on this host
 taken over at once (compare-and-set on its token) instead of blocking for the lock's TTL.
+`tt unlock` removes only a dead holder's lock unless forced.
 """
 
 from __future__ import annotations
@@ -54,6 +55,31 @@ def apply_lock(store: Store, command: str, timeout: float) -> Iterator[None]:
         yield
     finally:
         store.unlock(token)
+
+
+def unlock(store: Store, *, force: bool = False) -> dict[str, object] | None:
+    """`tt unlock`: remove the apply lock if its holder is dead (its process gone on this
+    host); a live holder's (its pid alive here, or on another host while its lease runs) only
+    with `force`. Returns who held the lock removed, None when none was held."""
+    holder = store.lock_holder()
+    if holder is None:
+        return None
+    if force:
+        return store.force_unlock()
+    if not _holder_dead(holder):
+        here = holder.get("host") == socket.gethostname()
+        alive = (
+            "its process is alive"
+            if here
+            else (f"on another host; its lease runs {store.lock_lease_left():.0f}s more")
+        )
+        raise TtError(
+            f"the apply lock is held by {holder.get('command')} (pid {holder.get('pid')} on "
+            f"{holder.get('host')}), and {alive}: not removed",
+            hint="wait for it to finish, or `tt unlock --force` to remove it anyway",
+        )
+    # Only the lock read as dead: one a new apply took meanwhile stays.
+    return holder if store.unlock(str(holder.get("token", ""))) else None
 
 
 def _holder_dead(holder: dict[str, object]) -> bool:

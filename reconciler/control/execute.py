@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..plan.actions import (
+    Action,
     CancelTask,
     CompleteTask,
     CreateAgent,
@@ -67,25 +68,28 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list
     """Run the plan's writes: agent records, then task records in plan order (batched Lua),
     then deletes, then dispatch repairs; returns the task records sent. A crash between
     batches leaves each task old or new; the next pass converges."""
-    for a in plan.actions:
-        if isinstance(a, (CreateAgent, UpdateAgent)):
-            store.set_agent_spec(
-                a.name,
-                base=a.spec.name,
-                spec=agent_spec_json(a.spec),
-                spec_hash=a.spec.spec_hash(),
-                suspended=a.spec.suspended,
-            )
-            if isinstance(a, UpdateAgent) and a.restart:
-                store.request_stop(a.name, "restart")
-    deletes = [a.id for a in plan.actions if isinstance(a, DeleteTask)]
-    requeues = [a.id for a in plan.actions if isinstance(a, Requeue)]
+    return execute_actions(store, plan.actions, generation)[0]
+
+
+def execute_actions(
+    store: Store,
+    actions: Iterable[Action],
+    generation: int,
+    sent: Callable[[list[dict[str, object]]], None] | None = None,
+) -> tuple[list[dict[str, object]], tuple[Action, ...]]:
+    """`execute` of a plan's actions as they come, in plan order (agents first): each batch of
+    task records is sent as soon as it is full, so Redis runs it while the next is planned,
+    and `sent` is given it meanwhile. Returns the task records sent and the actions."""
+    done: list[Action] = []
     written: list[dict[str, object]] = []
-    store.upsert_batches(_kept(_batches(plan), written), generation)
+    store.upsert_batches(_kept(_batches(store, actions, done), written, sent), generation)
+    deletes = [a.id for a in done if isinstance(a, DeleteTask)]
+    requeues = [a.id for a in done if isinstance(a, Requeue)]
     if deletes:
         store.delete_tasks(deletes)
     if requeues:
         store.requeue(requeues)
+    plan = Plan(tuple(done))
     if plan.changes:
         store.event(
             "apply",
@@ -94,21 +98,41 @@ def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list
             pid=str(os.getpid()),
             argv=" ".join(sys.argv[1:3]),
         )
-    return written
+    return written, plan.actions
 
 
 def _kept(
-    batches: Iterator[list[dict[str, object]]], into: list[dict[str, object]]
+    batches: Iterator[list[dict[str, object]]],
+    into: list[dict[str, object]],
+    sent: Callable[[list[dict[str, object]]], None] | None,
 ) -> Iterator[list[dict[str, object]]]:
     for batch in batches:
         into.extend(batch)
         yield batch
+        if sent is not None:  # asked for the next batch: this one is on its way to Redis
+            sent(batch)
 
 
-def _batches(plan: Plan) -> Iterator[list[dict[str, object]]]:
-    """The task records of the plan in plan order, BATCH at a time (built as they are sent)."""
+def _agent(store: Store, a: CreateAgent | UpdateAgent) -> None:
+    store.set_agent_spec(
+        a.name,
+        base=a.spec.name,
+        spec=agent_spec_json(a.spec),
+        spec_hash=a.spec.spec_hash(),
+        suspended=a.spec.suspended,
+    )
+    if isinstance(a, UpdateAgent) and a.restart:
+        store.request_stop(a.name, "restart")
+
+
+def _batches(
+    store: Store, actions: Iterable[Action], done: list[Action]
+) -> Iterator[list[dict[str, object]]]:
+    """The task records of `actions` in plan order, BATCH at a time (built as they are sent);
+    an agent's action is written when met (a plan lists them before every task's)."""
     records: list[dict[str, object]] = []
-    for a in plan.actions:
+    for a in actions:
+        done.append(a)
         if isinstance(a, CreateTask):
             rec = task_record(
                 a.spec, kind=a.kind, target=a.target, deps=a.deps, order=a.order, source=a.source
@@ -132,6 +156,9 @@ def _batches(plan: Plan) -> Iterator[list[dict[str, object]]]:
             rec = {"mode": "complete", "id": a.id}
         elif isinstance(a, CancelTask):
             rec = {"mode": "cancel", "id": a.id}
+        elif isinstance(a, (CreateAgent, UpdateAgent)):
+            _agent(store, a)
+            continue
         else:
             continue
         records.append(rec)

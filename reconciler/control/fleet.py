@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..agents import environment
+from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
-from ..spec.desired import Desired
+from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
 from . import heal
 
@@ -115,7 +117,14 @@ def ensure(
             changes.append(FleetChange(name, "died", rec.get("reason", "")))
         if not heal.may_start(rec, now):
             continue
-        started = _start(paths, store, name, rec, host, env, spawn)
+        source = os.environ if env is None else env
+        spec = _spec_of(desired, name)
+        lacking = environment.missing(source, spec)
+        if lacking:
+            changes.append(_not_started(store, name, rec, lacking))
+            continue
+        child_env = environment.agent_process_env(source, spec, _model_of(desired, spec, source))
+        started = _start(paths, store, name, rec, host, child_env, spawn)
         if started is not None:
             changes.append(started)
     for name, rec in records.items():
@@ -139,7 +148,7 @@ def _died(
     if _identity(fresh) != _identity(rec):
         return None
     rec = {**rec, **fresh}
-    spec = next(a for a in desired.agents if name in a.instances())
+    spec = _spec_of(desired, name)
     fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
     fields["model_pid"] = ""
     if not store.record_death(name, rec, fields):
@@ -152,6 +161,31 @@ def _died(
         "agent.exited", agent=name, reason="crashed", detail=fields.get("reason", ""), by=_actor()
     )
     return fields
+
+
+def _spec_of(desired: Desired, name: str) -> AgentSpec:
+    return next(a for a in desired.agents if name in a.instances())
+
+
+def _model_of(desired: Desired, spec: AgentSpec, source: Mapping[str, str]) -> ModelSpec:
+    """The model the agent will run (the override in `source`, else its own), for the
+    credentials it is passed; an unknown one gets none (its start fails and says why)."""
+    try:
+        return resolve(spec.model, {m.name: m for m in desired.models}, source.get(OVERRIDE_ENV))
+    except KeyError:
+        return ModelSpec(name="", command=())
+
+
+def _not_started(
+    store: FleetStore, name: str, rec: Mapping[str, str], lacking: tuple[str, ...]
+) -> FleetChange:
+    """An agent whose `env_from` names variables this environment lacks is not started (it
+    would run with them silently unset): its record and an event say which, once."""
+    reason = f"missing env {' '.join(lacking)}"
+    if rec.get("reason") != reason or rec.get("state") != "stopped":
+        store.set_agent(name, {"state": "stopped", "reason": reason})
+        store.event("agent.env_missing", agent=name, missing=" ".join(lacking), by=_actor())
+    return FleetChange(name, "not started", reason)
 
 
 def _identity(rec: Mapping[str, str]) -> tuple[str, str]:
@@ -179,7 +213,7 @@ def _start(
     name: str,
     rec: Mapping[str, str],
     host: str,
-    env: Mapping[str, str] | None,
+    env: dict[str, str],
     spawn: Spawner,
 ) -> FleetChange | None:
     """Start the next process of `name` if the record still shows what `rec` read (else another
@@ -195,6 +229,8 @@ def _start(
         "spawned_at": repr(time.time()),
         "restarts": str(restarts),
     }
+    if rec.get("reason", "").startswith("missing env"):
+        claim["reason"] = ""  # it has them now
     if not store.claim_start(name, rec, claim):
         return None
     # The previous instance is dead (checked by pid): a task it was running goes back to its
@@ -202,8 +238,7 @@ def _start(
     if rec.get("task"):
         store.hand_back(rec["task"], f"*:{name}", f"agent {name} restarted")
     kill_orphaned_model(rec)
-    child_env = dict(env if env is not None else os.environ)
-    child_env["TT_TOWN"] = str(paths.root)
+    child_env = {**env, "TT_TOWN": str(paths.root)}
     argv = [sys.executable, "-m", "cli", "agent", "run", name, "--town", str(paths.root)]
     pid, start = spawn(
         argv, cwd=paths.root, env=child_env, log_path=paths.logs_dir / name / "agent.log"

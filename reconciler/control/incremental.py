@@ -11,7 +11,6 @@ on the touched tasks (`graph.touched_by`) with them and what they wait for read 
 from __future__ import annotations
 
 import json
-import marshal
 from dataclasses import dataclass
 
 from ..plan.graph import Graph, graph_of, touched_by
@@ -49,10 +48,15 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
     if (desired.default_agent, desired.default_role) != base.reuse.defaults:
         return None
     old_ids, new_ids = base.reuse.ids, desired.task_ids()
-    unchanged = set(base.reuse.tables)
-    unchanged.discard(None)
-    # A table's key is all of it, its id included: a key found again is that task, unchanged.
-    changed = [tid for tid, key in zip(new_ids, keys, strict=True) if key not in unchanged]
+    if checked.reused is base.reuse:  # the check found which tables `base` holds
+        changed = [new_ids[i] for i in checked.fresh]
+    else:
+        unchanged = set(base.reuse.tables)
+        unchanged.discard(None)
+        # A table's key is all of it, its id included: a key found again is that task as it was.
+        changed = [tid for tid, key in zip(new_ids, keys, strict=True) if key not in unchanged]
+    if len(changed) > MAX_CHANGED:
+        return None
     kept = set(new_ids)
     removed = tuple(tid for tid in old_ids if tid not in kept)
     if len(changed) + len(removed) > MAX_CHANGED:
@@ -61,8 +65,9 @@ def edit_of(checked: Validation, base: Snapshot) -> Edit | None:
     was = set(old_ids)
     if [t for t in new_ids if t in was] != [t for t in old_ids if t in kept]:
         return None
-    before = dict(zip(old_ids, base.reuse.tables, strict=True))
-    parents = [_parent(before[tid]) for tid in (*changed, *removed) if tid in before]
+    at = {tid: j for j, tid in enumerate(old_ids)}
+    specs = base.reuse.specs
+    parents = [specs[at[tid]]["parent"] for tid in (*changed, *removed) if tid in at]
     return Edit(frozenset(touched_by(desired, changed, parents)), removed)
 
 
@@ -97,10 +102,3 @@ def observe_edit(
             wanted.update(json.loads(deps))
     observed, _ = observe(store, sorted(wanted))
     return observed, list(base.rows), graph
-
-
-def _parent(key: bytes | None) -> str | None:
-    """The parent a task table names, from its `loader.table_key` (of a valid file)."""
-    table = marshal.loads(key) if key is not None else None
-    parent = table.get("parent") if isinstance(table, dict) else None
-    return parent if isinstance(parent, str) else None

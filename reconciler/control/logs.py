@@ -7,6 +7,7 @@ raises names agents and tasks, never a file path.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -20,7 +21,25 @@ from .session import Session
 
 def log_file(s: Session, name: str, task_id: str | None = None) -> Path:
     """Agent NAME's log, or its latest attempt of TASK_ID; a NAME that is a task (and no
-    TASK_ID): that task's latest attempt, whichever agent ran it."""
+    TASK_ID): that task's latest attempt, whichever agent ran it. Only ever a file inside the
+    town's log folder: a symlink there that leads out of it is refused."""
+    path = _find(s, name, task_id)
+    if not _inside(s.paths.state_dir, path):
+        what = name if task_id is None else f"{name} {task_id}"
+        raise NotFound(
+            f"the log of {what} leads outside the town's log folder; not shown",
+            hint="a symlink in .tt/logs points elsewhere: remove it",
+        )
+    return path
+
+
+def _inside(state_dir: Path, path: Path) -> bool:
+    """`path`, all links followed, is in `.tt/logs` (a real folder, not a link elsewhere)."""
+    folder = os.path.join(os.path.realpath(state_dir), "logs")
+    return os.path.realpath(path).startswith(folder + os.sep)
+
+
+def _find(s: Session, name: str, task_id: str | None) -> Path:
     agents, tasks = _known(s)
     logs = s.paths.logs_dir
     is_agent = is_valid_name(name) and (name in agents or (logs / name).is_dir())

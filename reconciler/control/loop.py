@@ -4,10 +4,8 @@ or the periodic resync. Several loops may run for one town: a leader lease (the 
 picks the one that acts, and its epoch fences the leader's writes (a pass that outlives the lease
 is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
 running and is reported once per file content. A Redis outage is waited out; the embedded server
-is restarted (its AOF kept). A file caught mid-save is never applied: a changed file is applied
-once it reads the same twice `settle` apart (and parses), and a pass that would prune more than
-`[town] max_prune` tasks or half of them waits until the files have been stable `guard_window`
-(`apply.guarded`); what is pruned anyway is kept as a tombstone (restored when it comes back).
+is restarted (its AOF kept). A file caught mid-save is never applied (control/saveguard.py);
+what is pruned anyway is kept as a tombstone (restored when it comes back).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from .. import server
+from ..agents.supervisor import spawn_detached
 from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -37,7 +36,7 @@ from ..plan.state import FAILURES, TERMINAL, TaskState
 from ..spec.desired import Desired
 from ..store.client import is_embedded
 from . import fleet, heal
-from .apply import ApplyOptions, ApplyResult, agent_env, apply
+from .apply import ApplyOptions, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
 from .saveguard import SaveGuard
 from .session import Session
@@ -104,8 +103,14 @@ def outcome(
 
 
 class Loop:
-    def __init__(self, session: Session, opts: LoopOptions, report: Report) -> None:
-        self.s, self.opts, self.report = session, opts, report
+    def __init__(
+        self,
+        session: Session,
+        opts: LoopOptions,
+        report: Report,
+        spawn: fleet.Spawner = spawn_detached,  # how an agent process starts (tests: a fake)
+    ) -> None:
+        self.s, self.opts, self.report, self.spawn = session, opts, report, spawn
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -115,6 +120,7 @@ class Loop:
         self.followed = False  # told that another watcher leads
         self.next_full = 0.0
         self.sweep_due = True  # look for orphaned attempts (see `_sweep_orphans`)
+        self.not_started: dict[str, str] = {}  # agent → why it was not started, said once
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
@@ -207,8 +213,8 @@ class Loop:
 
     def _act(self, resync: float) -> None:
         now = time.monotonic()
-        guard_due = self.saves.until is not None and now >= self.saves.until
-        if self.wake.is_set() or now >= self.next_full or guard_due:
+        due = self.saves.left()  # a pass the guard held, due again
+        if self.wake.is_set() or now >= self.next_full or (due is not None and due <= 0):
             if now >= self.next_full:
                 self.sweep_due = True  # the periodic resync also looks for orphans
             self.wake.clear()
@@ -256,10 +262,8 @@ class Loop:
             self.s.store.event("loop.error", holder=self.holder, error=text[:500], log=where)
 
     def _tick(self, heartbeat: float) -> float:
-        timers = [t for t in (self.s.store.seconds_to_next_timer(),) if t is not None]
-        if self.saves.until is not None:
-            timers.append(self.saves.until - time.monotonic())
-        return max(0.05, min([heartbeat, *timers]))
+        timers = (self.s.store.seconds_to_next_timer(), self.saves.left())
+        return max(0.05, min([heartbeat, *(t for t in timers if t is not None)]))
 
     def _leading(self) -> str:
         name, root = self.s.settings.name, self.s.paths.root
@@ -301,9 +305,12 @@ class Loop:
             self.report("error", {"detail": e.message})
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
-        if result.held:
-            # Healing goes on with what was applied last: a held roster may be mid-save too.
-            self._held(result, fingerprint)
+        if result.held:  # "moved" (look again at once) or "guarded" (once stable long)
+            if result.held != "guarded":
+                self.wake.set()
+            elif detail := self.saves.hold(result, fingerprint):
+                self.report("guarded", {"detail": detail})
+            self._heal_pass()  # by what was applied last: a held roster may be mid-save too
             return
         self.good = desired
         if guarded := self.saves.passed(fingerprint, result, self.s.store):
@@ -323,27 +330,21 @@ class Loop:
         if self.sweep_due:
             self._sweep_orphans()
 
-    def _held(self, result: ApplyResult, fingerprint: str | None) -> None:
-        """Nothing applied: the files moved under the pass (look again at once), or the plan
-        prunes much and the files are young (look again once they have been stable long)."""
-        if result.held == "guarded":
-            if detail := self.saves.hold(result, fingerprint):
-                self.report("guarded", {"detail": detail})
-        else:
-            self.wake.set()
-        self._heal_pass()
-
     def _heal_pass(self) -> None:
         if self.good is None:
             return
         env = agent_env(self.opts.apply)
-        self._fleet_changes(fleet.ensure(self.s.paths, self.good, self.s.store, env=env))
+        changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
+        self._fleet_changes(changes)
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
             self.wake.set()
 
     def _fleet_changes(self, changes: Iterable[fleet.FleetChange]) -> None:
         for c in changes:
+            if c.action == "not started" and self.not_started.get(c.agent) == c.detail:
+                continue  # said once (every pass finds it again until the variable is there)
+            self.not_started[c.agent] = c.detail if c.action == "not started" else ""
             self.report("agent", {"agent": c.agent, "detail": f"{c.action} {c.detail}".strip()})
             if c.action == "died":
                 self.sweep_due = True  # its last claim may have landed after it was read

@@ -29,6 +29,10 @@ class SaveGuard:
         self.until: float | None = None  # a held pass that prunes much: look again then
         self.held: str | None = None  # the fingerprint of the files that pass would apply
 
+    def left(self) -> float | None:
+        """Seconds until a held pass is due again (negative once due); None when none is held."""
+        return None if self.until is None else self.until - time.monotonic()
+
     def settled(self) -> tuple[bool, str | None]:
         """(settled, the files' fingerprint): settled once they read the same twice `settle`
         apart; files the loop last applied need no wait. None: a file cannot be read (the

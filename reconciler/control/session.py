@@ -16,12 +16,16 @@ from ..town import TownPaths, find_town
 
 
 class Session:
-    def __init__(self, paths: TownPaths) -> None:
+    """`lean`: the store's client is the lean one where it can be (`store.client.connect`): for
+    a command whose Redis work is an apply, which then needs no redis-py import."""
+
+    def __init__(self, paths: TownPaths, *, lean: bool = False) -> None:
         self.paths = paths
+        self.lean = lean
 
     @classmethod
-    def find(cls, town_dir: str | None) -> Session:
-        return cls(find_town(town_dir))
+    def find(cls, town_dir: str | None, *, lean: bool = False) -> Session:
+        return cls(find_town(town_dir), lean=lean)
 
     @cached_property
     def settings(self) -> TownSettings:
@@ -29,7 +33,7 @@ class Session:
 
     @cached_property
     def store(self) -> Store:
-        return connect(self.settings.redis, self.paths, self.settings.name)
+        return connect(self.settings.redis, self.paths, self.settings.name, lean=self.lean)
 
     def desired(self) -> Desired:
         """Read and validate both files now (they may have changed since the last call)."""

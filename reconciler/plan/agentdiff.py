@@ -10,7 +10,17 @@ from .state import Observed, ObservedAgent, Source
 
 # What an agent process runs with (`AgentSpec.spec_hash`): a change restarts it. `replicas` is
 # not compared per instance: scaling shows as instances created or deleted.
-AGENT_DRIFT_FIELDS = ("model", "role", "args", "env", "env_from", "workdir", "timeout", "node")
+AGENT_DRIFT_FIELDS = (
+    "model",
+    "role",
+    "args",
+    "env",
+    "env_from",
+    "workdir",
+    "timeout",
+    "node",
+    "inherit_env",
+)
 AGENT_OTHER_FIELDS = ("restart",)  # read by the worker and fleet at start: no restart needed
 
 

@@ -7,6 +7,7 @@ reads (`Plan.as_json`). It never executes anything and never decides process liv
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from operator import attrgetter
 
 from ..spec.desired import Desired, Directive, TaskSpec
@@ -72,6 +73,7 @@ __all__ = [
     "changed_task_fields",
     "diff",
     "render_lines",
+    "task_actions",
 ]
 
 # -- diff ----------------------------------------------------------------------------------------
@@ -104,14 +106,38 @@ def diff(
     tombstone (`DeleteTask.keep_until`); which actions a plan holds depends only on the two
     states (reproducible dry-runs, idempotent applies).
     """
-    if graph is None:
-        graph = build_graph(desired)
     agents = agent_actions(desired, observed, prune)
-    keep_until = now + desired.town.policy.keep_deleted
-    tasks = _TaskPlanner(desired, graph, observed, prune, rerun_changed, keep_until).run()
+    tasks = list(
+        task_actions(
+            desired,
+            observed,
+            prune=prune,
+            rerun_changed=rerun_changed,
+            graph=graph,
+            keep_until=now + desired.town.policy.keep_deleted,
+        )
+    )
     every_task = not desired.tasks and any(isinstance(a, DeleteTask) for a in tasks)
     every_agent = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
     return Plan(tuple(agents + tasks), every_task or every_agent, every_task)
+
+
+def task_actions(
+    desired: Desired,
+    observed: Observed,
+    *,
+    prune: bool = True,
+    rerun_changed: bool = False,
+    graph: Graph | None = None,
+    keep_until: float | None = None,
+) -> Iterator[Action]:
+    """`diff`'s task actions, in its order, each planned as it is asked for: a caller may act on
+    the first while the rest are planned (`apply` writes the tasks of a new town so, Redis
+    running one batch while the next is planned). Still pure: planning reads only its inputs.
+    `keep_until` dates the tombstone of each pruned task (`diff` passes now + keep_deleted)."""
+    if graph is None:
+        graph = build_graph(desired)
+    return _TaskPlanner(desired, graph, observed, prune, rerun_changed, keep_until).actions()
 
 
 def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:
@@ -156,8 +182,7 @@ class _TaskPlanner(StoreModel):
         self.specs = {t.id: t for t in reversed(desired.tasks)}  # first definition wins
         super().__init__(observed.tasks.values())
 
-    def run(self) -> list[Action]:
-        writes: list[Action] = []
+    def actions(self) -> Iterator[Action]:
         completes: list[str] = []
         cancels: list[str] = []
         for tid in self.graph.order:
@@ -166,36 +191,34 @@ class _TaskPlanner(StoreModel):
             if seen is None:
                 seen = self.observed.tombstones.get(tid)
                 if seen is None:
-                    writes.append(self._create(spec, node))
+                    yield self._create(spec, node)
                     continue
-                writes.append(self._restore(seen, node))
+                yield self._restore(seen, node)
             directive = spec.directive
             action = self._update(spec, node, seen, directive)
             if action is not None:
-                writes.append(action)
+                yield action
             state = self.state[tid]
             if directive is Directive.DONE and state is not TaskState.COMPLETED:
                 completes.append(tid)
             elif directive is Directive.CANCELLED and state not in TERMINAL:
                 cancels.append(tid)
-        out = writes
         # Cancels before completes: a completion cascade must not queue (or complete, for a
         # group) a task the file cancels, and a worker must never get to claim it in between.
         for tid in cancels:
             if self.state[tid] not in TERMINAL:
-                out.append(CancelTask(tid, self.state[tid]))
+                yield CancelTask(tid, self.state[tid])
                 self._unqueue(tid)
                 self.state[tid] = TaskState.CANCELLED
                 self._release(tid)
         for tid in completes:
             # A group marked done may already have completed with its last child, above.
             if self.state[tid] is not TaskState.COMPLETED:
-                out.append(CompleteTask(tid, self.state[tid]))
+                yield CompleteTask(tid, self.state[tid])
                 self._unqueue(tid)
                 self._complete(tid)
-        out.extend(self._removals())
-        out.extend(self._repairs())
-        return out
+        yield from self._removals()
+        yield from self._repairs()
 
     # -- per task -------------------------------------------------------------------------------
     def _create(self, spec: TaskSpec, node: Node) -> CreateTask:

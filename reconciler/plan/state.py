@@ -156,6 +156,8 @@ def agent_spec_json(spec: AgentSpec) -> str:
         "suspended": spec.suspended,
         "node": spec.node,
     }
+    if spec.inherit_env:
+        data["inherit_env"] = True
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RedisUnavailable
-from ..town import TownPaths
+from ..town import TownPaths, make_private_tree
 from .binary import find_binary
 from .liveness import POLL, children, ping, server_lock, server_pid
 from .location import CONFIG_FILE, LOG_FILE, PID_FILE, make_private_dir, socket_path
@@ -70,9 +70,8 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
 
     binary = find_binary()
     paths.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    mode = paths.state_dir.stat().st_mode
-    if mode & 0o077:  # a `.tt/` an older tt made 0755: logs and prompts are private
-        paths.state_dir.chmod(mode & 0o700)
+    if _left_open(paths):
+        make_private_tree(paths.state_dir)
     if sock != Path(os.path.abspath(paths.socket)):
         make_private_dir(sock.parent)
         _record_link(paths.socket, sock)
@@ -94,6 +93,7 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
             stdout=log_fd,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives this command and its terminal's Ctrl-C
+            umask=0o077,  # its pid file, AOF folder and files: private, as all of `.tt/`
             close_fds=True,  # above all the server lock: the server must not inherit it
             # The server outlives this command: keep its secrets (API keys) out of its environ.
             env={"PATH": os.environ.get("PATH", os.defpath)},
@@ -102,6 +102,16 @@ def _spawn(paths: TownPaths, sock: Path) -> subprocess.Popen[bytes]:
         os.close(log_fd)
     children[proc.pid] = proc
     return proc
+
+
+def _left_open(paths: TownPaths) -> bool:
+    """Whether an older tt left this `.tt/` (or what it and its server wrote first: the AOF
+    folder, the pid file) open to others: then all of it is made private."""
+    for path in (paths.state_dir, paths.data_dir / "appendonlydir", paths.state_dir / PID_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mode & 0o077:
+                return True
+    return False
 
 
 def _config_text(paths: TownPaths, sock: Path) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from operator import attrgetter
 from typing import Any
@@ -78,6 +78,9 @@ class AgentSpec:
     restart: RestartPolicy = RestartPolicy.ALWAYS
     suspended: bool = False
     node: str | None = None
+    # The model inherits tt's whole environment instead of the declared variables (its own
+    # `inherit_env`, else [town]'s).
+    inherit_env: bool = False
 
     def instances(self) -> tuple[str, ...]:
         """Process names: `worker` with replicas = 3 runs as worker, worker-2, worker-3. The first
@@ -97,6 +100,8 @@ class AgentSpec:
             "timeout": self.timeout,
             "node": self.node,
         }
+        if self.inherit_env:  # only when set: the hashes of agents recorded before stay equal
+            data["inherit_env"] = True
         return _digest(data)
 
 
@@ -124,6 +129,17 @@ class TaskSpec:
         spec = object.__new__(cls)
         object.__setattr__(spec, "__dict__", fields)
         return spec
+
+    def fields(self) -> dict[str, Any]:
+        """Every field by name: plain values (`marshal` stores them); `checked` of a copy of
+        it is this spec again. (Its __dict__ less the cached JSON and hash: ~4x faster than
+        reading each field, for the 10,000 specs an apply's snapshot keeps.)"""
+        made = self.__dict__.copy()
+        made.pop("_json", None)
+        made.pop("_hash", None)
+        if len(made) != len(TASK_FIELDS):  # (never: every field is set, nothing else kept)
+            return dict(zip(TASK_FIELDS, _VALUES(self), strict=True))
+        return made
 
     @property
     def directive(self) -> Directive:
@@ -187,12 +203,18 @@ class Policy:
     max_prune: int = 100
 
 
+# The default of [town] max_agents: the most agents a town runs, replicas counted.
+MAX_AGENTS = 256
+
+
 @dataclass(frozen=True)
 class TownSettings:
     name: str
     redis: str = "embedded"
     default_model: str = "claude"
     policy: Policy = field(default_factory=Policy)
+    inherit_env: bool = False
+    max_agents: int = MAX_AGENTS
 
 
 @dataclass(frozen=True)
@@ -220,6 +242,8 @@ class Desired:
 
 
 _ID = attrgetter("id")
+TASK_FIELDS = tuple(f.name for f in fields(TaskSpec))
+_VALUES = attrgetter(*TASK_FIELDS)
 
 # One encoder for every digest: `json.dumps` with options builds a new one per call, a third of
 # the cost of encoding 10,000 specs.

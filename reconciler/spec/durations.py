@@ -1,7 +1,8 @@
 """Durations as written in town.toml and tasks.toml: seconds, or strings like "1h30m" / "500ms".
 
 One pure function, `parse_duration`, turning either form into float seconds. It does no I/O and
-knows nothing about which field it parses; the loader decides where zero is allowed.
+knows nothing about which field it parses; the loader decides where zero is allowed. No
+duration is longer than 30 days (`MAX_SECONDS`, also the schemas' `maximum` for numbers).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 import re
 from functools import lru_cache
 
+MAX_SECONDS = 30 * 86400.0
 UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 # "ms" is listed before "m" so that "500ms" is not read as 500 minutes followed by "s".
@@ -24,10 +26,14 @@ def parse_duration(value: int | float | str) -> float:
         # bool is an int subclass; `timeout = true` is a mistake, not one second.
         raise ValueError(f"expected a duration, got {str(value).lower()}")
     if isinstance(value, (int, float)):
-        return _checked(float(value), repr(value))
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
+            seconds = MAX_SECONDS + 1 if value > 0 else -1.0
+        return _checked(seconds, _shown(value))
     if not isinstance(value, str):
         raise ValueError(f"expected a duration, got {type(value).__name__}")
-    return _checked(_parse_text(value), repr(value))
+    return _checked(_parse_text(value), _shown(value))
 
 
 def format_duration(seconds: float) -> str:
@@ -55,18 +61,18 @@ def _parse_text(text: str) -> float:
         )
     if re.fullmatch(r"\d+(?:\.\d+)?", stripped):
         raise ValueError(
-            f'invalid duration {text!r}: a string needs a unit, like "{stripped}s" '
+            f'invalid duration {_shown(text)}: a string needs a unit, like "{stripped[:20]}s" '
             "(or write the number of seconds without quotes)"
         )
     if stripped.startswith("-"):
-        raise ValueError(f"invalid duration {text!r}: it must not be negative")
+        raise ValueError(f"invalid duration {_shown(text)}: it must not be negative")
     total = 0.0
     pos = 0
     while pos < len(stripped):
         match = _PART.match(stripped, pos)
         if match is None:
             raise ValueError(
-                f"invalid duration {text!r}: expected <number><unit> parts with units "
+                f"invalid duration {_shown(text)}: expected <number><unit> parts with units "
                 f"{', '.join(UNITS)}, like {_EXAMPLES}"
             )
         total += float(match.group(1)) * UNITS[match.group(2)]
@@ -74,9 +80,19 @@ def _parse_text(text: str) -> float:
     return total
 
 
+def _shown(value: object) -> str:
+    """`value` as a message quotes it: its start only, when it is long."""
+    if isinstance(value, int) and abs(value) > 10**40:
+        return "a number beyond ±1e40"  # (repr fails past 4,300 digits)
+    text = repr(value)
+    return text if len(text) <= 42 else f"{text[:40]}…"
+
+
 def _checked(seconds: float, shown: str) -> float:
     if math.isnan(seconds) or math.isinf(seconds):
         raise ValueError(f"invalid duration {shown}: it must be a finite number of seconds")
     if seconds < 0:
         raise ValueError(f"invalid duration {shown}: it must not be negative")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {shown}: it must be at most 30 days")
     return seconds

@@ -7,18 +7,21 @@ reported here, on the file's `TomlDoc`. No rule that relates two fields belongs 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
-from .durations import parse_duration
+from ..errors import MASK, mask_passwords
+from .bounds import quoted
+from .durations import MAX_SECONDS, parse_duration
 from .locate import JsonPath
 from .names import RESERVED_AGENT_NAMES, name_problem, slug
 from .tomldoc import TomlDoc
 
 E = TypeVar("E", bound=Enum)
 
+# The schemas' `maxLength` of a duration string.
+MAX_DURATION_TEXT = 64
 # Durations where zero would mean "never wait" and spin or kill at once.
 POSITIVE_DURATIONS = frozenset(
     {"heartbeat", "lease", "resync", "task_timeout", "timeout", "stall_after"}
@@ -54,18 +57,23 @@ def choice(kind: type[E], value: str | None, default: E) -> E:
         return default
 
 
-def integer(data: Mapping[str, Any], key: str, default: int) -> int:
-    # The schema has reported anything else; a float such as 3.0 is an integer to JSON Schema.
+def integer(data: Mapping[str, Any], key: str, default: int, bounds: tuple[int, int]) -> int:
+    """An integer within `bounds` (the schema's range, `bounds.int_range`), else `default`: the
+    schema has reported a float (3.0, 1e9, nan), a bool and a number out of range."""
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if type(value) is not int or not bounds[0] <= value <= bounds[1]:
         return default
-    return int(value)
+    return value
 
 
 def duration(doc: TomlDoc, path: JsonPath, data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None  # absent, or a type error the schema has reported
+    if isinstance(value, str) and len(value) > MAX_DURATION_TEXT:
+        return None  # the schema has reported its length
+    if not isinstance(value, str) and (value < 0 or value > MAX_SECONDS):
+        return None  # the schema has reported its range (NaN is not out of it: parsed below)
     try:
         seconds = parse_duration(value)
     except ValueError as e:
@@ -90,7 +98,7 @@ def check_name(doc: TomlDoc, path: JsonPath, value: str, what: str, *, agent: bo
     why = name_problem(value)
     if why is None:
         return True
-    fixed = slug(value)
+    fixed = slug(mask_passwords(value).replace(MASK, ""))  # no password even as a slug
     hint = f"for example '{fixed}'" if fixed and fixed != value else None
-    doc.report(path, f"invalid {what} {json.dumps(value)}: {why}", hint)
+    doc.report(path, f"invalid {what} {quoted(value)}: {why}", hint)
     return False

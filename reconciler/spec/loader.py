@@ -8,19 +8,20 @@ touches no Redis, processes or environment. Problems read `tasks.toml:14: $.task
 
 from __future__ import annotations
 
-import hashlib
-import marshal
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Problem, ValidationFailed
 from ..town import TASKS_FILE, TOWN_FILE, TownPaths
-from . import schemacheck
+from . import reading, schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .launchcheck import check_nul, check_workdirs
-from .schemacheck import check_schema, fast_check
+from .reuse import Reuse as Reuse  # (its former home: imported from here)
+from .reuse import parse_tasks
+from .reuse import table_key as table_key
+from .schemacheck import check_schema
 from .taskcheck import Meta, check_tasks, edges
 from .tomldoc import TomlDoc
 from .towncheck import roster, town_settings
@@ -41,10 +42,21 @@ class Validation:
     town: str | None
     agents: int
     tasks: int
-    # Valid only: tasks.toml's task tables as parsed, one per `desired.tasks` entry, in order,
-    # and their `table_key`s where this check computed them.
+    # Valid only: tasks.toml's task tables as parsed, one per `desired.tasks` entry, in order
+    # ({} for a table found unchanged by text, `reuse.parse_tasks`), and their keys where this
+    # check has them: `table_key`s, or (`pieced`) the text of each table (`pieces`).
     tables: tuple[dict[str, Any], ...] = ()
-    table_keys: tuple[bytes | None, ...] | None = None
+    table_keys: tuple[bytes | str | None, ...] | None = None
+    pieced: bool = False
+    # Checked with a `Reuse`: that one, and the tables it held (file index -> its position).
+    reused: Reuse | None = None
+    known: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def fresh(self) -> list[int]:
+        """The file indices of the tables `reused` did not hold."""
+        known = self.known
+        return [i for i in range(len(self.tables)) if i not in known]
 
     @property
     def valid(self) -> bool:
@@ -62,33 +74,21 @@ class Validation:
                 keys = tuple(table_key(t) for t in self.tables)
             town_digest = dict(self.desired.digests)[TOWN_FILE]
             defaults = (self.desired.default_agent, self.desired.default_role)
-            made = Reuse(town_digest, self.desired.task_ids(), keys, defaults)
+            specs = self._spec_fields()
+            ids = self.desired.task_ids()
+            made = Reuse(town_digest, ids, keys, defaults, specs, pieced=self.pieced)
             object.__setattr__(self, "_reuse", made)
         return made
 
-
-@dataclass(frozen=True)
-class Reuse:
-    """The task tables of a valid tasks.toml, checked under the town.toml of digest
-    `town_digest`. A table's own checks (schema, name, agent and role, fields) depend only on
-    it and on the roster, so a later check under the same roster does not repeat them for a
-    table found again word for word. Never a verdict on a whole file: the checks across tables
-    (duplicates, references, cycles) and of everything else run every time."""
-
-    town_digest: str
-    ids: tuple[str, ...]  # the task ids, in file order
-    tables: tuple[bytes | None, ...]  # `table_key` of each one's table
-    defaults: tuple[str | None, str | None] = (None, None)  # [meta] default_agent, _role
-
-
-def table_key(table: dict[str, Any]) -> bytes | None:
-    """A parsed table's exact value as bytes: types count (`true` is not `1`, `1.0` is not `1`,
-    though Python finds them equal), and so does key order. None where a value has no such
-    encoding (a TOML date in an informational field): that table is always checked."""
-    try:
-        return marshal.dumps(table, 2)  # version 2: no back-references, the same bytes each time
-    except ValueError:
-        return None
+    def _spec_fields(self) -> tuple[dict[str, Any], ...]:
+        assert self.desired is not None
+        tasks, known, reused = self.desired.tasks, self.known, self.reused
+        if reused is None or not known:
+            return tuple(s.fields() for s in tasks)
+        old = reused.specs  # (the same fields: a known table's spec is made from them)
+        return tuple(
+            old[j] if (j := known.get(i)) is not None else s.fields() for i, s in enumerate(tasks)
+        )
 
 
 # -- public entry points -----------------------------------------------------------------------
@@ -103,8 +103,8 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
     """Read and check both files (no tasks.toml means no tasks); never raises on bad input.
     `reuse`: a previous valid check of this town (see `Reuse`)."""
     problems: list[Problem] = []
-    town = _read(paths.town_file, problems, required=True)
-    tasks = _read(paths.tasks_file, problems, required=False)
+    town = reading.read(paths.town_file, problems, required=True)
+    tasks = reading.read(paths.tasks_file, problems, required=False)
     if town is None:
         return Validation(None, tuple(problems), None, 0, 0)
     result = _last_valid.get((town[1], tasks[1] if tasks else None)) if not problems else None
@@ -131,13 +131,23 @@ def load_texts(town_text: str, tasks_text: str | None) -> Desired:
 
 def check_texts(town_text: str, tasks_text: str | None) -> Validation:
     """`check` on would-be file contents."""
-    town = TomlDoc(TOWN_FILE, town_text, _sha256(town_text.encode()))
+    problems: list[Problem] = []
+    town_raw = reading.encoded(TOWN_FILE, town_text, problems)
+    tasks_raw = None if tasks_text is None else reading.encoded(TASKS_FILE, tasks_text, problems)
+    if (
+        problems
+        or town_raw is None
+        or reading.too_large(TOWN_FILE, town_raw, problems)
+        or reading.too_large(TASKS_FILE, tasks_raw, problems)
+    ):
+        return Validation(None, tuple(problems), None, 0, 0)
+    town = TomlDoc(TOWN_FILE, town_text, reading.sha256(town_raw))
     tasks = (
         None
-        if tasks_text is None
-        else TomlDoc(TASKS_FILE, tasks_text, _sha256(tasks_text.encode()))
+        if tasks_text is None or tasks_raw is None
+        else TomlDoc(TASKS_FILE, tasks_text, reading.sha256(tasks_raw))
     )
-    result = _check(town, tasks, [])
+    result = _check(town, tasks, problems)
     if result.valid:
         # An edit validates the text it is about to write, and the apply that follows reads
         # that same text back: checked once (a 10,000-task file takes ~0.4 s), not twice.
@@ -154,10 +164,10 @@ def validate_texts(town_text: str, tasks_text: str) -> None:
 def load_settings(paths: TownPaths) -> TownSettings:
     """Only town.toml's [town] (the fast path every command takes to find Redis)."""
     problems: list[Problem] = []
-    read = _read(paths.town_file, problems, required=True)
-    if read is None:
+    town = reading.read(paths.town_file, problems, required=True)
+    if town is None:
         raise ValidationFailed(problems)
-    doc = TomlDoc(TOWN_FILE, *read, problems=problems)
+    doc = TomlDoc(TOWN_FILE, *town, problems=problems)
     data = doc.parse()
     if data is None:
         raise ValidationFailed(problems)
@@ -178,38 +188,8 @@ def waits_for(desired: Desired) -> dict[str, tuple[str, ...]]:
     return {ids[i]: tuple(ids[j] for j in waits[i]) for i in range(len(ids))}
 
 
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _read(path: Path, problems: list[Problem], *, required: bool) -> tuple[str, str] | None:
-    """(text, sha256 of the bytes), or None with a problem (or silently, for a missing optional)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if required:
-            problems.append(
-                Problem(path.name, "$", "file not found", hint="run `tt init` to create a town")
-            )
-        return None
-    except OSError as e:
-        problems.append(Problem(path.name, "$", f"cannot read it: {e.strerror or e}"))
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        problems.append(
-            Problem(path.name, "$", f"not UTF-8 text (byte {e.start} is {raw[e.start]:#04x})", line)
-        )
-        return None
-    return text, _sha256(raw)
-
-
-def _sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-_EMPTY = _sha256(b"")
+_EMPTY = reading.sha256(b"")
+_MAX_TASKS = schemacheck.load_schema("tasks")["properties"]["tasks"]["maxItems"]
 
 # The last valid pair checked as text in this process, by the digests of its two files (None:
 # no tasks file); the check is a pure function of the two texts, so its result is reused as is.
@@ -229,45 +209,47 @@ def _check(
         check_schema(town, "town", town_data)
         check_nul(town, town_data)
     tasks_data: dict[str, Any] | None = {}
-    typed = False
-    known: set[int] = set()
-    keys: list[bytes | None] | None = None
-    intact = same_edges = False
+    parsed = None
     if tasks is not None:
         tasks.problems = problems
-        tasks_data = tasks.parse()
+        parsed = parse_tasks(tasks, town.digest, reuse)
+        tasks_data = parsed.data
         if tasks_data is not None:
+            # (A table found unchanged is {} here: its strings passed this check before.)
             check_nul(tasks, tasks_data)
-            if reuse is not None and reuse.town_digest == town.digest:
-                keys, known, intact = _known_tables(tasks_data, reuse)
-                same_edges = _same_edges(tasks_data, reuse, known)
-            # The schema's rules for a task table are its own: the known ones passed already.
-            typed = bool(known) and fast_check("tasks")(_unknown_part(tasks_data, known))
-            typed = typed or check_schema(tasks, "tasks", tasks_data)
 
     town_roster = roster(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
-    if tasks is not None and tasks_data is not None:
+    raw_tasks = tasks_data.get("tasks") if tasks_data else None
+    # Over the schema's limit: said so; checking each of them would only cost time.
+    too_many = isinstance(raw_tasks, list) and len(raw_tasks) > _MAX_TASKS
+    if tasks is not None and parsed is not None and parsed.data is not None and not too_many:
         meta, task_specs = check_tasks(
             tasks,
-            tasks_data,
+            parsed.data,
             town_roster,
-            typed=typed,
-            known=known,
-            intact=intact,
-            acyclic=same_edges,
+            typed=parsed.typed,
+            known=parsed.known,
+            reused=parsed.reused,
+            intact=parsed.intact,
+            acyclic=parsed.acyclic,
         )
 
     raw_agents = town_data.get("agents") if town_data else None
-    raw_tasks = tasks_data.get("tasks") if tasks_data else None
+    problems[:] = _sorted(problems)
+    for doc in (town, tasks):
+        note = doc.summary() if doc is not None else None
+        if note is not None:  # how many problems went unlisted: last of its file's
+            at = [i for i, p in enumerate(problems) if p.file == note.file]
+            problems.insert(at[-1] + 1 if at else len(problems), note)
     name = opt_str(table(town_data, "town"), "name")
     counts = (
         len(raw_agents) if isinstance(raw_agents, dict) else 0,
         len(raw_tasks) if isinstance(raw_tasks, list) else 0,
     )
     if problems or town_roster is None:
-        return Validation(None, tuple(_sorted(problems)), name, *counts)
+        return Validation(None, tuple(problems), name, *counts)
     desired = Desired(
         town=town_roster.settings,
         agents=town_roster.agents,
@@ -279,75 +261,21 @@ def _check(
         digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
     )
     tables = tuple(raw_tasks) if isinstance(raw_tasks, list) else ()
+    keys = parsed.keys if parsed is not None else None
+    if keys is None or len(keys) != len(tables):
+        return Validation(desired, (), name, *counts, tables=tables)
+    known = parsed.known if parsed is not None else {}
     return Validation(
         desired,
         (),
         name,
         *counts,
         tables=tables,
-        table_keys=tuple(keys) if keys is not None and len(keys) == len(tables) else None,
+        table_keys=tuple(keys),
+        pieced=parsed is not None and parsed.pieced,
+        reused=reuse if known else None,
+        known=known,
     )
-
-
-def _known_tables(
-    data: dict[str, Any], reuse: Reuse
-) -> tuple[list[bytes | None] | None, set[int], bool]:
-    """The `table_key` of each task table, the file indices of those `reuse` holds word for
-    word (a key is the whole table, its id included: equal keys, equal tables), and whether
-    every task id of `reuse` is still here."""
-    raw = data.get("tasks")
-    if not isinstance(raw, list):
-        return None, set(), False
-    before = set(reuse.tables)
-    before.discard(None)
-    keys = [table_key(entry) if isinstance(entry, dict) else None for entry in raw]
-    ids = {entry.get("id") for entry in raw if isinstance(entry, dict)}
-    return keys, {i for i, key in enumerate(keys) if key in before}, ids.issuperset(reuse.ids)
-
-
-# What a task table says that decides what it waits for (`taskcheck.edges`): its parent,
-# dependencies, `sequential`, and whether it names an agent or a role (does work).
-_EDGE_KEYS = ("parent", "depends_on", "sequential")
-
-
-def _same_edges(data: dict[str, Any], reuse: Reuse, known: set[int]) -> bool:
-    """Whether the tasks can have no cycle, as in the file `reuse` came from: they wait for
-    each other as there, but for the tasks removed. No task added, the same [meta] defaults,
-    every table found changed the same as before in what decides its waits. (A removal adds
-    no wait but in a sequential group, where the next member now waits for the one before the
-    removed: a path that was there already. A move is not the same: it reorders a group.)"""
-    meta = data.get("meta")
-    meta = meta if isinstance(meta, dict) else {}
-    if (meta.get("default_agent"), meta.get("default_role")) != reuse.defaults:
-        return False
-    raw = data.get("tasks")
-    if not isinstance(raw, list):
-        return False
-    before = dict(zip(reuse.ids, reuse.tables, strict=True))
-    # Sequential groups order their members by file position: a move may add a wait.
-    ids = [e.get("id") if isinstance(e, dict) else None for e in raw]
-    kept = set(ids)
-    if [t for t in ids if t in before] != [t for t in reuse.ids if t in kept]:
-        return False
-    for i, entry in enumerate(raw):
-        if i in known:
-            continue
-        tid = entry.get("id") if isinstance(entry, dict) else None
-        key = before.get(tid) if isinstance(tid, str) else None
-        old = marshal.loads(key) if key is not None else None
-        if not isinstance(old, dict) or not isinstance(entry, dict):
-            return False
-        if any(old.get(k) != entry.get(k) for k in _EDGE_KEYS) or any(
-            (old.get(k) is None) != (entry.get(k) is None) for k in ("agent", "role")
-        ):
-            return False
-    return True
-
-
-def _unknown_part(data: dict[str, Any], known: set[int]) -> dict[str, Any]:
-    """`data` without its known task tables (what is left for the schema check)."""
-    raw = data["tasks"]
-    return {**data, "tasks": [t for i, t in enumerate(raw) if i not in known]}
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:

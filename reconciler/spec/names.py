@@ -9,7 +9,8 @@ import difflib
 import re
 from collections.abc import Iterable
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# \Z, not $: `$` also matches before a final newline, and "abc\n" passed as a name.
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 RESERVED_AGENT_NAMES = frozenset({"conductor", "supervisor"})
 
 

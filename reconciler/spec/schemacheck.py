@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TtError
+from .bounds import quoted
 from .locate import JsonPath
 from .names import did_you_mean
 from .tomldoc import TomlDoc
@@ -49,11 +50,43 @@ def load_schema(which: str) -> dict[str, Any]:
 
 
 @cache
+def int_range(which: str, definition: str, key: str) -> tuple[int, int]:
+    """(minimum, maximum) of the integer field `key` of `$defs.definition` in schema `which`: the
+    one place a range is written. Every integer field has both (tests/spec/test_bounds.py)."""
+    field = load_schema(which)["$defs"][definition]["properties"][key]
+    return int(field["minimum"]), int(field["maximum"])
+
+
+@cache
 def _validator(which: str) -> Any:
     # jsonschema costs ~80 ms to import and is needed only to explain an invalid document.
     import jsonschema  # type: ignore[import-untyped]
 
-    return jsonschema.Draft202012Validator(load_schema(which))
+    base = jsonschema.Draft202012Validator
+    # TOML tells integers from floats: `replicas = 3.0` or `1e9` is a float, which JSON Schema
+    # would take for an integer (and the compiled predicate does not).
+    checker = base.TYPE_CHECKER.redefine("integer", lambda _, v: _IS_TYPE["integer"](v))
+    items, more = base.VALIDATORS["items"], base.VALIDATORS["additionalProperties"]
+
+    # An array or table over its size limit is reported as such; its members are not checked
+    # one by one (a 2-million-item array would take seconds for nothing).
+    def bounded_items(v: Any, arg: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        if isinstance(instance, list) and len(instance) > schema.get("maxItems", len(instance)):
+            return ()
+        return items(v, arg, instance, schema)
+
+    def bounded_more(v: Any, arg: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        limit = schema.get("maxProperties", len(instance) if isinstance(instance, dict) else 0)
+        if isinstance(instance, dict) and len(instance) > limit:
+            return ()
+        return more(v, arg, instance, schema)
+
+    strict = jsonschema.validators.extend(
+        base,
+        {"items": bounded_items, "additionalProperties": bounded_more},
+        type_checker=checker,
+    )
+    return strict(load_schema(which))
 
 
 @cache
@@ -68,6 +101,8 @@ def check_schema(doc: TomlDoc, which: str, data: dict[str, Any]) -> bool:
     if fast_check(which)(data):
         return True
     for error in _validator(which).iter_errors(data):
+        if doc.full:
+            break  # enough said (`bounds.MAX_PROBLEMS`); the rest would only cost time
         _report_schema_error(doc, error)
     return False
 
@@ -91,7 +126,7 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return f"a string ({json.dumps(value)[:40]})"
     if isinstance(value, int):
-        return f"an integer ({value})"
+        return f"an integer ({_number(value)})"
     if isinstance(value, float):
         return f"a number ({value})"
     if isinstance(value, dict):
@@ -99,6 +134,20 @@ def _kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return f"a {type(value).__name__}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) and abs(value) > 10**40:
+        return "beyond ±1e40"  # (str() of an int fails past 4,300 digits)
+    return str(value)
+
+
+def _size(instance: object) -> str:
+    if isinstance(instance, str):
+        return f"{len(instance)} characters long"
+    if isinstance(instance, list):
+        return f"{len(instance)} items long"
+    return f"{len(instance) if isinstance(instance, dict) else '?'} entries long"
 
 
 def _report_schema_error(doc: TomlDoc, error: Any) -> None:
@@ -135,16 +184,25 @@ def _report_schema_error(doc: TomlDoc, error: Any) -> None:
         choices = ", ".join(json.dumps(c) for c in value)
         hint = did_you_mean(instance, value) if isinstance(instance, str) else None
         doc.report(path, f"must be one of {choices}, got {_kind(instance)}", hint)
-    elif kind == "minimum":
-        doc.report(path, f"must be at least {value}, got {instance}")
+    elif kind in ("minimum", "maximum") and schema.get("title") == "duration":
+        # The words of durations.parse_duration, which checks the strings.
+        limit = "must not be negative" if kind == "minimum" else "must be at most 30 days"
+        doc.report(path, f"invalid duration {_number(instance)}: it {limit}")
+    elif kind in ("minimum", "maximum"):
+        if schema.get("type") == "integer" and type(instance) is not int:
+            return  # not an integer: its type error says so
+        word = "least" if kind == "minimum" else "most"
+        doc.report(path, f"must be at {word} {value}, got {_number(instance)}")
+    elif kind in ("maxLength", "maxItems", "maxProperties"):
+        doc.report(path, f"is {_size(instance)}, at most {value}")
     elif kind in ("minItems", "minLength"):
         doc.report(path, "must not be empty")
     elif kind == "pattern" and "propertyNames" in error.relative_schema_path:
-        doc.report((*path, instance), f"invalid key {json.dumps(instance)}: it must match {value}")
+        doc.report((*path, instance), f"invalid key {quoted(instance)}: it must match {value}")
     elif kind == "pattern":
-        doc.report(path, f"invalid value {json.dumps(instance)}: it must match {value}")
+        doc.report(path, f"invalid value {quoted(instance)}: it must match {value}")
     else:
-        doc.report(path, error.message)
+        doc.report(path, error.message[:200])
 
 
 # -- the compiled predicate --------------------------------------------------------------------
@@ -171,7 +229,11 @@ def compile_schema(schema: object, root: dict[str, Any], defs: dict[str, Check])
         return checks[0]
 
     def all_of(v: object) -> bool:
-        return all(check(v) for check in checks)
+        # Loops rather than all(<generator>): a 10,000-task file runs ~10^5 of these checks.
+        for check in checks:  # noqa: SIM110
+            if not check(v):
+                return False
+        return True
 
     return all_of
 
@@ -204,9 +266,16 @@ def _keyword(
         return lambda v: any(check(v) for check in checks)
     if key == "properties":
         props = {k: compile_schema(s, root, defs) for k, s in arg.items()}
-        return lambda v: (
-            not isinstance(v, dict) or all(props[k](x) for k, x in v.items() if k in props)
-        )
+
+        def properties(v: object) -> bool:
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    check = props.get(k)
+                    if check is not None and not check(x):
+                        return False
+            return True
+
+        return properties
     if key == "additionalProperties":
         known = set(schema.get("properties", ()))
         if arg is False:
@@ -222,7 +291,15 @@ def _keyword(
         return lambda v: not isinstance(v, dict) or all(names(k) for k in v)
     if key == "items":
         items, skip = compile_schema(arg, root, defs), len(schema.get("prefixItems", ()))
-        return lambda v: not isinstance(v, list) or all(items(x) for x in v[skip:])
+
+        def each(v: object) -> bool:
+            if isinstance(v, list):
+                for x in v[skip:] if skip else v:
+                    if not items(x):
+                        return False
+            return True
+
+        return each
     if key == "prefixItems":
         firsts = [compile_schema(s, root, defs) for s in arg]
         return lambda v: (
@@ -232,8 +309,16 @@ def _keyword(
         return lambda v: not isinstance(v, list) or len(v) >= arg
     if key == "minLength":
         return lambda v: not isinstance(v, str) or len(v) >= arg
+    if key == "maxItems":
+        return lambda v: not isinstance(v, list) or len(v) <= arg
+    if key == "maxLength":
+        return lambda v: not isinstance(v, str) or len(v) <= arg
+    if key == "maxProperties":
+        return lambda v: not isinstance(v, dict) or len(v) <= arg
     if key == "minimum":
         return lambda v: isinstance(v, bool) or not isinstance(v, (int, float)) or v >= arg
+    if key == "maximum":
+        return lambda v: isinstance(v, bool) or not isinstance(v, (int, float)) or v <= arg
     if key == "pattern":
         pattern = re.compile(arg)
         return lambda v: not isinstance(v, str) or pattern.search(v) is not None

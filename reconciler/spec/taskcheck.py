@@ -9,7 +9,7 @@ checked against the caller's `Roster` (None when town.toml is unreadable: left u
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +19,12 @@ from .desired import TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table
 from .locate import JsonPath
 from .names import did_you_mean
+from .schemacheck import int_range
 from .tomldoc import TomlDoc
 from .towncheck import Roster
+
+_RETRIES = int_range("tasks", "task", "retries")
+_PRIORITY = int_range("tasks", "task", "priority")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ def check_tasks(
     roster: Roster | None,
     *,
     typed: bool = False,
-    known: AbstractSet[int] = frozenset(),
+    known: AbstractSet[int] | Mapping[int, int] = frozenset(),
+    reused: Mapping[int, TaskSpec] | None = None,
     intact: bool = False,
     acyclic: bool = False,
 ) -> tuple[Meta, tuple[TaskSpec, ...]]:
@@ -44,9 +49,11 @@ def check_tasks(
     built without the lenient readers of `fields`: a third of a 10,000-task load).
     `known`: file indices of tables that a valid file had word for word under the same roster
     (`loader.Reuse`): their own checks passed then and depend on nothing else, so only their
-    specs are built. `intact`: every task of that file is still here, so the tasks those
-    tables name still exist. `acyclic`: the tasks wait for each other as in that file, which had
-    no cycle (`loader._same_edges`). The other checks across tables run on all."""
+    specs are built, or taken from `reused` (file index -> the spec that file's table had).
+    `intact`: every task of that file is still here, so the tasks those tables name still
+    exist. `acyclic`: the tasks wait for each other as in that file, which had no cycle
+    (`loader._same_edges`). The other checks across tables run on all."""
+    reused = reused if typed and reused else {}
     raw_meta = table(data, "meta")
     meta = Meta(
         opt_str(raw_meta, "description"),
@@ -70,6 +77,15 @@ def check_tasks(
     first: dict[str, int] = {}
     named_before: set[int] = set()  # specs whose references a valid file had, all still here
     for i, entry in entries:
+        spec = reused.get(i)
+        if spec is not None and spec.id not in first:
+            first[spec.id] = len(specs)
+            if intact:
+                named_before.add(len(specs))
+            deps.append(list(enumerate(spec.depends_on)) if spec.depends_on else [])
+            specs.append(spec)
+            where.append(i)
+            continue
         task_id = opt_str(entry, "id")
         if task_id is None:
             continue  # the schema has reported it; the other tasks are still checked
@@ -107,9 +123,9 @@ def check_tasks(
                 parent=opt_str(entry, "parent"),
                 depends_on=tuple(d for _, d in indexed_strs(entry, "depends_on")),
                 tags=strs(entry, "tags"),
-                retries=integer(entry, "retries", 0) if "retries" in entry else None,
+                retries=integer(entry, "retries", 0, _RETRIES) if "retries" in entry else None,
                 timeout=duration(doc, at, entry, "timeout"),
-                priority=integer(entry, "priority", 0),
+                priority=integer(entry, "priority", 0, _PRIORITY),
                 sequential=entry.get("sequential") is True,
             )
             deps.append(indexed_strs(entry, "depends_on"))
@@ -117,8 +133,7 @@ def check_tasks(
         where.append(i)
     _references(doc, specs, where, deps, first, named_before)
     has_default = bool(meta.default_agent or meta.default_role)
-    by_index = dict(entries)
-    _descriptions(doc, specs, where, [by_index[i] for i in where], has_default)
+    _descriptions(doc, specs, where, dict(entries), has_default, typed)
     _sequential(doc, specs, where, has_default)
     if not acyclic:
         _cycles(doc, specs, where, edges(specs, has_default))
@@ -154,9 +169,15 @@ def _typed_spec(
     )
 
 
+def _hint(doc: TomlDoc, word: str, choices: AbstractSet[str] | dict[str, int]) -> str | None:
+    """ "did you mean", unless the problem will not be listed (`TomlDoc.full`): a fuzzy match
+    costs ~0.1 ms, a million unknown names in an array would take minutes."""
+    return None if doc.full else did_you_mean(word, choices)
+
+
 def _target(doc: TomlDoc, path: JsonPath, agent: str, roster: Roster) -> None:
     if agent not in roster.targets:
-        hint = did_you_mean(agent, roster.targets)
+        hint = _hint(doc, agent, roster.targets)
         if hint is None and roster.agents:
             hint = f"agents: {', '.join(a.name for a in roster.agents)}"
         doc.report(path, f"unknown agent '{agent}'", hint or "town.toml has no agents yet")
@@ -164,7 +185,7 @@ def _target(doc: TomlDoc, path: JsonPath, agent: str, roster: Roster) -> None:
 
 def _role(doc: TomlDoc, path: JsonPath, role: str, roster: Roster) -> None:
     if role not in roster.roles:
-        hint = did_you_mean(role, roster.roles) or f'give an agent role = "{role}" in town.toml'
+        hint = _hint(doc, role, roster.roles) or f'give an agent role = "{role}" in town.toml'
         doc.report(path, f"unknown role '{role}': no agent has it", hint)
 
 
@@ -184,14 +205,14 @@ def _references(
             doc.report((*at, "parent"), f"task '{spec.id}' is its own parent")
         elif spec.parent is not None and spec.parent not in first:
             doc.report(
-                (*at, "parent"), f"unknown parent '{spec.parent}'", did_you_mean(spec.parent, first)
+                (*at, "parent"), f"unknown parent '{spec.parent}'", _hint(doc, spec.parent, first)
             )
         for j, dep in depends_on:
             if dep == spec.id:
                 doc.report((*at, "depends_on", j), f"task '{spec.id}' depends on itself")
             elif dep not in first:
                 doc.report(
-                    (*at, "depends_on", j), f"unknown task id '{dep}'", did_you_mean(dep, first)
+                    (*at, "depends_on", j), f"unknown task id '{dep}'", _hint(doc, dep, first)
                 )
 
 
@@ -203,14 +224,21 @@ def _descriptions(
     doc: TomlDoc,
     specs: list[TaskSpec],
     where: list[int],
-    entries: list[dict[str, Any]],
+    entries: Mapping[int, dict[str, Any]],
     has_default: bool,
+    typed: bool,
 ) -> None:
     # Tinytown's format requires a description: it is the prompt of the agent that does the
     # task. Only a group (no agent, role or default, named as parent) does no work and may
     # go without one; a backlog task is work too, for whichever idle agent claims it.
+    # Typed, a spec's description is its table's string (or "" when absent): most pass here.
+    some = [k for k, s in enumerate(specs) if not s.description.strip()] if typed else None
+    if some == []:
+        return
     parents = {s.parent for s in specs if s.parent is not None}
-    for spec, i, entry in zip(specs, where, entries, strict=True):
+    for k in range(len(specs)) if some is None else some:
+        spec, i = specs[k], where[k]
+        entry = entries[i]
         text = entry.get("description")
         if (isinstance(text, str) and text.strip()) or not isinstance(text, str | None):
             continue  # described, or of the wrong type (the schema has said so)

@@ -13,7 +13,8 @@ from typing import Any
 import rtoml
 
 from ..errors import Problem
-from .locate import JsonPath, index_lines, json_path
+from .bounds import MAX_PROBLEMS
+from .locate import JsonPath, LineIndex, json_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +32,13 @@ class TomlDoc:
         self.text = text
         self.digest = digest
         self.problems: list[Problem] = [] if problems is None else problems
-        self._lines: dict[JsonPath, int] | None = None
+        self._lines: LineIndex | None = None
+        self.reported = 0  # problems found in this file, listed or not (`MAX_PROBLEMS`)
+
+    @property
+    def full(self) -> bool:
+        """Whether as many problems as are listed per file were reported already."""
+        return self.reported >= MAX_PROBLEMS
 
     def parse(self) -> dict[str, Any] | None:
         # rtoml (Rust) parses a 10,000-task file ~9x faster than tomllib (PERF-FACTS: 34 vs
@@ -41,10 +48,17 @@ class TomlDoc:
             data: dict[str, Any] = rtoml.loads(self.text)
             return data
         except ValueError as e:
-            message, line, column = self._explain(e)
+            if "recursion" in str(e):
+                # rtoml stops at ~80 levels of tables, arrays or dotted keys; tomllib would go on,
+                # in time and memory that grow with the square of the depth.
+                message, line, column = _toml_error(e)
+                message = f"nested too deeply ({message})"
+            else:
+                message, line, column = self._explain(e)
         except RecursionError:
             message, line, column = "nested too deeply", None, None
         self.problems.append(Problem(self.file, "$", f"invalid TOML: {message}", line, column))
+        self.reported += 1
         return None
 
     def _explain(self, fast_error: ValueError) -> tuple[str, int | None, int | None]:
@@ -63,15 +77,26 @@ class TomlDoc:
         hint: str | None = None,
         line_at: JsonPath | None = None,
     ) -> None:
-        """Add a problem at `path`; its line is that of `line_at` (default: `path`)."""
+        """Add a problem at `path`; its line is that of `line_at` (default: `path`). Past
+        `MAX_PROBLEMS` in this file it is only counted (see `summary`)."""
+        self.reported += 1
+        if self.reported > MAX_PROBLEMS:
+            return
         self.problems.append(
             Problem(self.file, json_path(path), message, self.line(line_at or path), hint=hint)
         )
 
+    def summary(self) -> Problem | None:
+        """How many problems were found but not listed, if any."""
+        if self.reported <= MAX_PROBLEMS:
+            return None
+        more = self.reported - MAX_PROBLEMS
+        return Problem(self.file, "$", f"{more} more problem{'s' if more > 1 else ''} not listed")
+
     def line(self, path: JsonPath) -> int | None:
         """The line of `path`, or of its nearest parent the locator found."""
         if self._lines is None:
-            self._lines = index_lines(self.text)
+            self._lines = LineIndex(self.text)
         while path:
             found = self._lines.get(path)
             if found is not None:

@@ -13,12 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import mask_url
 from . import presets
-from .desired import AgentSpec, ModelSpec, Policy, PromptMode, RestartPolicy, TownSettings
-from .durations import format_duration
+from .desired import (
+    MAX_AGENTS,
+    AgentSpec,
+    ModelSpec,
+    Policy,
+    PromptMode,
+    RestartPolicy,
+    TownSettings,
+)
+from .durations import MAX_SECONDS, format_duration
 from .fields import check_name, choice, duration, env, indexed_strs, integer, opt_str, strs, table
 from .locate import JsonPath
 from .names import did_you_mean, is_valid_name
+from .schemacheck import int_range
 from .tomldoc import TomlDoc
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -35,9 +45,9 @@ POLICY_DURATIONS = (
     "task_timeout",
     "keep_deleted",
 )
-# (lowest, highest) seconds of the policy durations that have a range (integers have theirs in
-# the schema).
-DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, 365 * 86400.0)}
+# (lowest, highest) seconds of the policy durations with a range narrower than every duration's
+# 0 to 30 days (`durations.MAX_SECONDS`; integers have theirs in the schema).
+DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, MAX_SECONDS)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
     if redis != "embedded" and not redis.startswith(REDIS_SCHEMES):
         doc.report(
             (*at, "redis"),
-            f'unsupported redis {json.dumps(redis)}: use "embedded" or a '
+            f'unsupported redis {json.dumps(mask_url(redis))}: use "embedded" or a '
             f"{', '.join(REDIS_SCHEMES)} URL",
         )
     default_model = opt_str(town, "default_model") or "claude"
@@ -78,7 +88,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         if seconds is not None:
             values[key] = seconds
     for key in ("retries", "crash_loop_deaths", "max_prune"):
-        values[key] = integer(town, key, getattr(policy, key))
+        values[key] = integer(town, key, getattr(policy, key), int_range("town", "town", key))
     for key, (low, high) in DURATION_RANGES.items():
         if key in values and not low <= values[key] <= high:
             doc.report(
@@ -87,13 +97,27 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
             )
             del values[key]
     policy = Policy(**values)
+    max_agents = integer(town, "max_agents", MAX_AGENTS, int_range("town", "town", "max_agents"))
     if ("lease" in town or "heartbeat" in town) and policy.lease <= policy.heartbeat:
         doc.report(
             (*at, "lease" if "lease" in town else "heartbeat"),
             f"lease ({format_duration(policy.lease)}) must be longer than heartbeat "
             f"({format_duration(policy.heartbeat)}), or every agent looks dead",
         )
-    return TownSettings(name=name or "", redis=redis, default_model=default_model, policy=policy)
+    return TownSettings(
+        name=name or "",
+        redis=redis,
+        default_model=default_model,
+        policy=policy,
+        inherit_env=town.get("inherit_env") is True,
+        max_agents=max_agents,
+    )
+
+
+def _flag(entry: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A boolean the agent may set (the schema reported any other type), else the town's."""
+    value = entry.get(key)
+    return value if isinstance(value, bool) else default
 
 
 def _known_models(custom: Mapping[str, Any]) -> list[str]:
@@ -125,7 +149,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
         if role is not None:
             check_name(doc, (*at, "role"), role, "role name")
         restart = opt_str(entry, "restart")
-        replicas = max(1, integer(entry, "replicas", 1))
+        replicas = integer(entry, "replicas", 1, int_range("town", "agent", "replicas"))
         if replicas > 1 and not is_valid_name(f"{name}-{replicas}") and is_valid_name(name):
             doc.report(
                 (*at, "replicas"), f"replica name '{name}-{replicas}' would be longer than 63"
@@ -144,9 +168,11 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 restart=choice(RestartPolicy, restart, RestartPolicy.ALWAYS),
                 suspended=entry.get("suspended") is True,
                 node=opt_str(entry, "node"),
+                inherit_env=_flag(entry, "inherit_env", settings.inherit_env),
             )
         )
 
+    _total(doc, agents, settings.max_agents)
     # A pool's replicas are addressable by name, so they share the agents' namespace.
     replica_of = {i: a for a in agents if a.replicas > 1 for i in a.instances()}
     for agent in agents:
@@ -161,6 +187,25 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
     targets = frozenset(agents_table) | frozenset(replica_of)
     roles = frozenset(a.role for a in agents if a.role)
     return Roster(settings, tuple(agents), specs, targets, roles)
+
+
+def _total(doc: TomlDoc, agents: list[AgentSpec], limit: int) -> None:
+    """The agents run, replicas counted, stay within [town] max_agents: reported at the agent
+    that goes past it."""
+    total = 0
+    for agent in agents:
+        total += agent.replicas
+        if total > limit:
+            running = sum(a.replicas for a in agents)
+            at: JsonPath = ("agents", agent.name)
+            doc.report(
+                (*at, "replicas") if agent.replicas > 1 else at,
+                f"the town would run {running} agents (replicas counted), more than "
+                f"[town] max_agents = {limit}",
+                f"lower replicas, or raise max_agents (at most "
+                f"{int_range('town', 'town', 'max_agents')[1]})",
+            )
+            return
 
 
 def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:

@@ -55,12 +55,28 @@ def rows_after(
     rows: Iterable[Row], records: Iterable[Mapping[str, object]], deleted: Iterable[str]
 ) -> list[Row]:
     """`rows` after the task `records` of an apply were written and `deleted` pruned."""
-    by_id = {row[0]: row for row in rows}
-    for record in records:
-        tid = str(record["id"])
-        row = row_written(record, by_id.get(tid))
-        if row is not None:
-            by_id[tid] = row
-    for tid in deleted:
-        by_id.pop(tid, None)
-    return list(by_id.values())
+    after = RowsAfter(rows)
+    after.add(records)
+    return after.rows(deleted)
+
+
+class RowsAfter:
+    """`rows_after`, fed the records batch by batch: an apply adds each batch while Redis runs
+    it, instead of all of them once Redis is done."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.by_id = {row[0]: row for row in rows}
+        self.before = len(self.by_id)  # how many tasks there were before any record
+
+    def add(self, records: Iterable[Mapping[str, object]]) -> None:
+        by_id = self.by_id
+        for record in records:
+            tid = str(record["id"])
+            row = row_written(record, by_id.get(tid))
+            if row is not None:
+                by_id[tid] = row
+
+    def rows(self, deleted: Iterable[str]) -> list[Row]:
+        for tid in deleted:
+            self.by_id.pop(tid, None)
+        return list(self.by_id.values())

@@ -1,8 +1,10 @@
 """The town's Redis connection: which server (TT_REDIS_URL, town.toml, the embedded one) and how.
 
 The only module that imports redis, and only inside functions (the import costs 120+ ms, and
-`tt --help` and file-only commands must not pay it). An unreachable server becomes one
-`RedisUnavailable` line naming the password-masked URL and the cause, never a traceback.
+`tt --help` and file-only commands must not pay it); `tt apply` asks for a `lean` store, whose
+client (`leanclient`, over `wire`) needs no redis-py for what an apply runs. An unreachable
+server becomes one `RedisUnavailable` line naming the password-masked URL and the cause, never
+a traceback, whichever client met it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import server
-from ..errors import RedisFailed, RedisUnavailable, TtError
+from ..errors import RedisFailed, RedisUnavailable, TtError, mask_url
 from ..town import TownPaths
 from .agentrecords import AgentOps
 from .coordination import TownOps
@@ -28,9 +29,6 @@ from .tasks import TaskOps
 from .tombstones import TombstoneOps
 from .turn import TurnOps
 
-if TYPE_CHECKING:
-    import redis
-
 ENV_URL = "TT_REDIS_URL"
 EMBEDDED = "embedded"
 SCHEMES = ("redis", "rediss", "unix")
@@ -38,7 +36,6 @@ CONNECT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 2.0  # connect() answers within ~3 s even when the server hangs
 COMMAND_TIMEOUT = 10.0
 RETRIES = 3  # reconnects after a dropped connection (a restarted server), not after timeouts
-MASK = "****"
 
 
 def configured(redis_setting: str) -> str:
@@ -61,29 +58,13 @@ def is_embedded(redis_setting: str, paths: TownPaths) -> bool:
     return value == EMBEDDED or value == server.url(paths)
 
 
-def connect(redis_setting: str, paths: TownPaths, town: str) -> Store:
+def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = False) -> Store:
     """The town's `Store`, checked to answer; raises `RedisUnavailable` within ~3 s otherwise."""
     value = configured(redis_setting)
     if value == EMBEDDED:
         # ensure_running has just seen it answer PING: no second probe.
-        return Store.open(server.ensure_running(paths), town, probe=False)
-    return Store.open(value, town)
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password (userinfo or `?password=`) replaced by ****; user names stay.
-
-    Deliberately cruder than a URL parser: everything after the first `:` of the userinfo, up
-    to the last `@`, is masked, so even an unencoded `/`, `?` or `@` in a password never shows.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = f"{user}{colon and ':' + MASK}{rest[at:]}"
-    return scheme + sep + re.sub(r"([?&]password=)[^&#]*", rf"\g<1>{MASK}", rest)
+        return Store.open(server.ensure_running(paths), town, probe=False, lean=lean)
+    return Store.open(value, town, lean=lean)
 
 
 class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
@@ -101,7 +82,13 @@ class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
         self.town = town
         self.url = url
         self._scripts: dict[str, Any] = {}
-        import redis  # a client exists: redis is imported already
+        if "reconciler.store.leanclient" in sys.modules:
+            from . import leanclient, wire
+
+            if isinstance(client, leanclient.Client):
+                self.errors = ErrorTypes(wire.WatchFailed, wire.ReplyError, wire.NoScript)
+                return
+        import redis  # a redis-py client exists: redis is imported already
 
         self.errors = ErrorTypes(
             watch=redis.WatchError,
@@ -110,35 +97,19 @@ class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
         )
 
     @classmethod
-    def open(cls, url: str, town: str, *, probe: bool = True) -> Store:
-        """Clients for `url` (RESP2, decoded strings); with `probe`, check it answers first."""
-        import redis
-        from redis.backoff import ExponentialBackoff, NoBackoff
-        from redis.retry import Retry
-
-        common: dict[str, Any] = {
-            "protocol": 2,  # redis-py 8 defaults to RESP3, whose reply shapes differ
-            "decode_responses": True,
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-        }
-        retry = Retry(
-            ExponentialBackoff(cap=1.0, base=0.05),
-            RETRIES,
-            supported_errors=(redis.ConnectionError,),
-        )
-        try:
-            client = redis.Redis.from_url(
-                url, socket_timeout=COMMAND_TIMEOUT, retry=retry, **common
-            )
-            blocking = redis.Redis.from_url(url, socket_timeout=None, retry=retry, **common)
-        except ValueError as e:  # redis-py's verdict on a malformed URL
-            raise TtError(f"invalid Redis URL {mask_url(url)}: {e}") from None
+    def open(cls, url: str, town: str, *, probe: bool = True, lean: bool = False) -> Store:
+        """Clients for `url` (RESP2, decoded strings); with `probe`, check it answers first.
+        `lean`: the lean client where it can serve `url` (redis:// and unix://, hiredis)."""
+        if lean:
+            store = _open_lean(url, town, probe)
+            if store is not None:
+                return store
+        client = _redis_py(url, COMMAND_TIMEOUT, RETRIES)
+        blocking = _redis_py(url, None, RETRIES)
         if probe:
             # Its own client: no retries and a short read timeout, so a dead or hung server
             # is reported in seconds; the working clients keep their reconnect retries.
-            check = redis.Redis.from_url(
-                url, socket_timeout=PROBE_TIMEOUT, retry=Retry(NoBackoff(), 0), **common
-            )
+            check = _redis_py(url, PROBE_TIMEOUT, 0)
             try:
                 with _unavailable(url):
                     check.ping()
@@ -177,6 +148,53 @@ class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
         self.close()
 
 
+def _open_lean(url: str, town: str, probe: bool) -> Store | None:
+    """`Store.open` on lean clients, each passing what it does not serve to a redis-py client
+    made on first use; None where they cannot serve `url` (redis-py then connects)."""
+    try:
+        from . import leanclient, wire
+    except ImportError:  # no hiredis
+        return None
+    spec = wire.parse_url(url)
+    if spec is None:
+        return None
+
+    def client(timeout: float | None, retries: int, fallback: bool) -> leanclient.Client:
+        later = functools.partial(_redis_py, url, timeout, retries) if fallback else None
+        return leanclient.Client(
+            spec, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, retries=retries, fallback=later
+        )
+
+    if probe:
+        check = client(PROBE_TIMEOUT, 0, False)
+        try:
+            with _unavailable(url):
+                check.ping()
+        finally:
+            check.close()
+    return Store(client(COMMAND_TIMEOUT, RETRIES, True), town, url, client(None, RETRIES, True))
+
+
+def _redis_py(url: str, timeout: float | None, retries: int) -> Any:
+    """A redis-py client for `url` (RESP2, decoded strings), reconnecting `retries` times."""
+    import redis
+    from redis.backoff import ExponentialBackoff, NoBackoff
+    from redis.retry import Retry
+
+    backoff = ExponentialBackoff(cap=1.0, base=0.05) if retries else NoBackoff()
+    try:
+        return redis.Redis.from_url(
+            url,
+            protocol=2,  # redis-py 8 defaults to RESP3, whose reply shapes differ
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=timeout,
+            retry=Retry(backoff, retries, supported_errors=(redis.ConnectionError,)),
+        )
+    except ValueError as e:  # redis-py's verdict on a malformed URL
+        raise TtError(f"invalid Redis URL {mask_url(url)}: {e}") from None
+
+
 @contextmanager
 def _unavailable(url: str) -> Iterator[None]:
     """Turn redis-py's errors into the project's own (`translate`)."""
@@ -192,36 +210,33 @@ def _unavailable(url: str) -> Iterator[None]:
 
 
 def translate(error: BaseException, url: str) -> TtError | None:
-    """The one place redis-py's errors become the project's own: `RedisUnavailable` for a server
-    that cannot be reached (refused, dropped, timed out, loading its data: wait it out),
+    """The one place Redis clients' errors become the project's own: `RedisUnavailable` for a
+    server that cannot be reached (refused, dropped, timed out, loading its data: wait it out),
     `LeaderFenced` for lib.lua's refusal of a stale leader epoch, `RedisFailed` for any other
-    answer that is an error. None for what is not redis-py's. Checked without importing redis
-    first: if it was never imported, the error is not one of its."""
-    if "redis" not in sys.modules:
-        return None
-    import redis
-
-    if not isinstance(error, redis.RedisError):
+    answer that is an error. None for what is not a Redis client's (redis-py's or the lean
+    one's). Checked without importing a client first: one never imported raised nothing."""
+    kind = _kind(error)
+    if kind is None:
         return None
     where = mask_url(url)
-    if isinstance(error, redis.AuthenticationError):
+    if kind == "auth":
         return RedisUnavailable(
             f"cannot reach Redis at {where}: authentication failed ({error})",
             hint=f"check the user and password in the URL ({ENV_URL} or [town] redis)",
         )
-    if isinstance(error, redis.TimeoutError):
+    if kind == "timeout":
         return RedisUnavailable(
             f"cannot reach Redis at {where}: no answer (timed out)",
             hint="is the host reachable and the server healthy?",
         )
-    if isinstance(error, redis.ConnectionError):  # BusyLoadingError too: the AOF is loading
+    if kind == "connection":  # a server loading its data (LOADING) too
         return RedisUnavailable(
             f"cannot reach Redis at {where}: {_cause(error)}",
             hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
         )
     if str(error).startswith(FENCED_REPLY):
         return fenced(str(error)[len(FENCED_REPLY) :].strip())
-    if isinstance(error, redis.WatchError):
+    if kind == "watch":
         return fenced("the leader epoch moved under its writes")
     # A reply that is not Redis (another service on the port) or a refusal such as NOPERM.
     return RedisFailed(
@@ -230,7 +245,40 @@ def translate(error: BaseException, url: str) -> TtError | None:
     )
 
 
-def _cause(e: redis.ConnectionError) -> str:
+def _kind(error: BaseException) -> str | None:
+    """auth, timeout, connection, watch or reply: what a client's error says; None when it is
+    not a Redis client's."""
+    if "reconciler.store.wire" in sys.modules:
+        from . import wire
+
+        if isinstance(error, wire.WireError):
+            for kind, types in (
+                ("auth", wire.AuthFailed),
+                ("timeout", wire.TimedOut),
+                ("connection", wire.ConnectionFailed),
+                ("watch", wire.WatchFailed),
+            ):
+                if isinstance(error, types):
+                    return kind
+            return "reply"
+    if "redis" not in sys.modules:
+        return None
+    import redis
+
+    if not isinstance(error, redis.RedisError):
+        return None
+    for kind, rtypes in (
+        ("auth", redis.AuthenticationError),
+        ("timeout", redis.TimeoutError),
+        ("connection", redis.ConnectionError),  # BusyLoadingError too
+        ("watch", redis.WatchError),
+    ):
+        if isinstance(error, rtypes):
+            return kind
+    return "reply"
+
+
+def _cause(e: BaseException) -> str:
     """The OS reason (`Connection refused`) rather than redis-py's wording around it."""
     inner = e.__context__
     while inner is not None:

@@ -47,11 +47,16 @@ class TownOps(Scripted):
         current = self.client.get(self.keys.apply_lock)
         return None if current is None else dict(json.loads(current))
 
+    def lock_lease_left(self) -> float:
+        """Seconds the apply lock's lease still runs (0: no lock, or one without a lease)."""
+        left = int(self.client.pttl(self.keys.apply_lock))
+        return max(0.0, left / 1000)
+
     def unlock(self, token: str) -> bool:
         return bool(self._run("unlock", self.keys.apply_lock, token))
 
     def force_unlock(self) -> dict[str, object] | None:
-        """`tt unlock`: remove a stale lock; returns who held it."""
+        """`tt unlock --force`: remove the lock whoever holds it; returns who held it."""
         pipe = self.client.pipeline(transaction=True)
         pipe.get(self.keys.apply_lock)
         pipe.delete(self.keys.apply_lock)

@@ -165,3 +165,58 @@ def test_an_agent_that_died_while_suspended_is_recorded_dead_and_not_started(
     rec = fake_store.agent_records()["solo"]
     assert rec["pid"] == "" and rec["task"] == ""
     assert fleet.ensure(paths, desired, fake_store, spawn=spawner) == []
+
+
+class EnvSpawner(Spawner):
+    """A Spawner that also keeps the environment each agent process was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envs: list[dict[str, str]] = []
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
+    ) -> tuple[int, str]:
+        self.envs.append(dict(env))
+        return super().__call__(argv, cwd=cwd, env=env, log_path=log_path)
+
+
+def test_an_agent_whose_env_from_is_missing_is_not_started_and_says_so_once(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+) -> None:
+    (tmp_path / "town.toml").write_text(
+        '[town]\nname = "envs"\n\n[agents.solo]\nmodel = "claude"\nenv_from = ["DEPLOY_KEY"]\n'
+    )
+    paths = TownPaths(tmp_path)
+    desired = loader.load(paths)
+    fake_store.set_agent_spec("solo", base="solo", spec="{}", spec_hash="h", suspended=False)
+    spawner = EnvSpawner()
+    shell = {"PATH": "/usr/bin", "HOME": "/root", "ANTHROPIC_API_KEY": "k", "AWS_SECRET": "s"}
+    try:
+        for _ in range(2):  # a second pass finds it again, writes nothing new
+            changes = fleet.ensure(paths, desired, fake_store, env=shell, spawn=spawner)
+            assert changes == [fleet.FleetChange("solo", "not started", "missing env DEPLOY_KEY")]
+        assert spawner.started == []
+        rec = fake_store.agent_records()["solo"]
+        assert (rec["state"], rec["reason"]) == ("stopped", "missing env DEPLOY_KEY")
+        events = [f for _, f in fake_store.events_since("-")]
+        assert [(e["type"], e["agent"], e["missing"]) for e in events] == [
+            ("agent.env_missing", "solo", "DEPLOY_KEY")
+        ]
+
+        # Started from a shell that has it: it starts with the declared variables only.
+        changes = fleet.ensure(
+            paths, desired, fake_store, env={**shell, "DEPLOY_KEY": "d"}, spawn=spawner
+        )
+        assert [c.action for c in changes] == ["started"]
+        assert set(spawner.envs[0]) == {
+            "PATH",
+            "HOME",
+            "ANTHROPIC_API_KEY",
+            "DEPLOY_KEY",
+            "TT_TOWN",
+        }
+        assert fake_store.agent_records()["solo"]["reason"] == ""
+    finally:
+        spawner.stop_all()

@@ -73,3 +73,26 @@ def test_known_names_without_a_log_say_so_without_a_path(
         code, out, err = tt(capsys, "logs", *args, "--town", str(town))
         assert (code, out, err.splitlines()[0]) == (1, "", f"error: {message}")
         assert str(town) not in err and ".log" not in err
+
+
+@pytest.mark.parametrize(
+    "args", [("dev",), ("build",), ("dev", "build"), ("evil",), ("evil", "build")]
+)
+def test_a_symlink_in_the_log_folder_never_leads_out_of_it(
+    town: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    """A link to a secret outside the town, where an agent's log or a task's attempt would be,
+    or as a whole agent folder: refused, naming neither the link nor its target."""
+    secret = town.parent / "secret.txt"
+    secret.write_text("top secret\n")
+    logs = town / ".tt" / "logs"
+    (logs / "dev" / "agent.log").unlink()
+    (logs / "dev" / "agent.log").symlink_to(secret)
+    (logs / "dev" / "build-3.log").symlink_to(secret)
+    (logs / "evil").symlink_to(town.parent)
+    (town.parent / "build-9.log").write_text("outside\n")
+    (town.parent / "agent.log").write_text("outside\n")
+    code, out, err = tt(capsys, "logs", *args, "--town", str(town))
+    assert (code, out) == (1, "")
+    assert "outside the town's log folder" in err, err
+    assert str(town.parent) not in err and "secret" not in err

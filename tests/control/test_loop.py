@@ -41,3 +41,30 @@ def test_a_task_waiting_for_a_deleted_one_is_failed_naming_it() -> None:
     done, failed, _ = outcome(records)  # tidy was pruned: not a task any more
     assert done
     assert [failure(f) for f in failed] == ["upstream_failed: tidy was deleted"]
+
+
+def test_an_agent_not_started_for_a_missing_variable_is_reported_once_per_reason() -> None:
+    """Every heal pass finds it again: the loop says it once, again if the reason changes or
+    after the agent started."""
+    from typing import Any, cast
+
+    from reconciler.control.fleet import FleetChange
+    from reconciler.control.loop import Loop, LoopOptions
+
+    said: list[str] = []
+    loop = Loop(cast(Any, None), LoopOptions(), lambda kind, f: said.append(f["detail"]))
+    missing = FleetChange("dev", "not started", "missing env KEY")
+    for changes in (
+        [missing],
+        [missing],
+        [FleetChange("dev", "not started", "missing env KEY OTHER")],
+        [FleetChange("dev", "started", "pid 7")],
+        [missing],
+    ):
+        loop._fleet_changes(changes)
+    assert said == [
+        "not started missing env KEY",
+        "not started missing env KEY OTHER",
+        "started pid 7",
+        "not started missing env KEY",
+    ]

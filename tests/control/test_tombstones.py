@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.control import verbs
+from reconciler.control import snapshot, verbs
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.control.report import deleted_report, status_report
 from reconciler.errors import NotFound, TtError
@@ -280,3 +280,34 @@ def test_a_deleted_id_taken_by_a_no_save_task_is_not_listed_as_deleted(
     assert [r["id"] for r in deleted_report(town.store, town.paths.logs_dir, 60.0)] == ["a"]
     verbs.assign(town, "dev", "again", task_id="a", after=None, save=False, opts=OPTS)
     assert deleted_report(town.store, town.paths.logs_dir, 60.0) == []
+
+
+def test_a_town_emptied_and_filled_again_restores_its_tasks_not_recreates_them(
+    town: CountingSession,
+) -> None:
+    """The first apply of a town without tasks is written as it is planned (`_new_tasks`): a
+    town emptied (every task pruned) and filled again takes that path, and must still find the
+    tombstones."""
+    store = town.store
+    write(town, A.format(text="first"), B)
+    apply(town, OPTS)
+    run(store, "a")
+    history = store.attempt_history("a")
+    write(town)
+    emptied = apply(town, ApplyOptions(start_agents=False, allow_empty=True))
+    assert sorted(ops(emptied.plan.actions)) == [("delete_task", "a"), ("delete_task", "b")]
+    assert store.task_ids() == []
+
+    # Filled again from a checkout that keeps no snapshot of the last apply (another machine,
+    # a fresh clone): no incremental plan, a town without tasks, the streaming path.
+    snapshot.path(town.paths).unlink(missing_ok=True)
+    write(town, A.format(text="first"), B)
+    result = apply(town, OPTS)
+    assert ops(result.plan.actions) == [("restore_task", "a"), ("restore_task", "b")]
+    rec = store.task_hash("a")
+    assert (rec["state"], rec["result"], rec["attempt"]) == ("completed", "done well", "1")
+    assert store.attempt_history("a") == history
+    assert store.task_hash("b")["state"] == "ready"
+    assert store.client.lrange(store.keys.queue("dev"), 0, -1) == ["b"]
+    assert deleted_report(store, town.paths.logs_dir, 7 * 86400) == []
+    assert apply(town, OPTS).plan.is_empty  # what was remembered is what Redis holds

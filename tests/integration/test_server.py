@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler import server
-from reconciler.errors import RedisUnavailable
-from reconciler.store.client import ENV_URL, Store, connect, mask_url
+from reconciler.errors import RedisUnavailable, mask_url
+from reconciler.store.client import ENV_URL, Store, connect
 from reconciler.town import TownPaths
 from tests.redis_fixtures import (  # noqa: F401
     flush_town,
@@ -344,22 +344,26 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
         yield port, cert
 
 
-def test_password_url_works_with_the_right_password(password_redis: int) -> None:
-    with Store.open(f"redis://:secret@127.0.0.1:{password_redis}/0", "t") as store:
+@pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
+def test_password_url_works_with_the_right_password(password_redis: int, lean: bool) -> None:
+    with Store.open(f"redis://:secret@127.0.0.1:{password_redis}/0", "t", lean=lean) as store:
         assert store.ping()
         assert store.server_info()["redis_version"]
-    with Store.open(f"redis://alice:alicepw@127.0.0.1:{password_redis}/0", "t") as store:
+    url = f"redis://alice:alicepw@127.0.0.1:{password_redis}/2"
+    with Store.open(url, "t", lean=lean) as store:
         assert store.ping()
-        assert store.client.acl_whoami() == "alice"
+        assert store.client.execute_command("ACL", "WHOAMI") == "alice"
+        assert store.client.execute_command("CLIENT", "INFO").split(" db=")[1][:2] == "2 "
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
 @pytest.mark.parametrize("userinfo", [":wrong", "alice:wrong", "", "bob:secret"])
 def test_wrong_credentials_say_authentication_failed_masked(
-    password_redis: int, userinfo: str
+    password_redis: int, userinfo: str, lean: bool
 ) -> None:
     url = f"redis://{userinfo}{'@' if userinfo else ''}127.0.0.1:{password_redis}/0"
     with pytest.raises(RedisUnavailable) as err:
-        Store.open(url, "t")
+        Store.open(url, "t", lean=lean)
     message = str(err.value)
     assert message.startswith(f"cannot reach Redis at {mask_url(url)}: authentication failed")
     assert "wrong" not in message and "secret" not in message
@@ -376,8 +380,11 @@ def test_env_url_wins_over_the_embedded_setting(
 
 def test_rediss_url_with_the_servers_ca(tls_redis: tuple[int, Path]) -> None:
     port, ca = tls_redis
-    with Store.open(f"rediss://:secret@127.0.0.1:{port}/0?ssl_ca_certs={ca}", "t") as store:
-        assert store.ping()
+    for lean in (False, True):  # TLS: redis-py's client even where a lean one is asked for
+        url = f"rediss://:secret@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+        with Store.open(url, "t", lean=lean) as store:
+            assert store.ping()
+            assert type(store.client).__module__.startswith("redis.")
     with pytest.raises(RedisUnavailable) as err:  # a certificate nobody vouches for
         Store.open(f"rediss://:secret@127.0.0.1:{port}/0", "t")
     assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)

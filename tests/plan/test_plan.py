@@ -908,6 +908,7 @@ def test_restart_fields_are_exactly_what_the_agent_spec_hash_covers() -> None:
         "workdir": "worktree",
         "timeout": 60.0,
         "node": "host-2",
+        "inherit_env": True,
         "restart": RestartPolicy.NEVER,
         "suspended": True,
         "replicas": 2,
@@ -1257,3 +1258,15 @@ def test_a_plan_of_the_touched_tasks_is_the_plan_of_the_town(seed: int) -> None:
         obs = converge(edited, obs)
         desired = edited
     assert compared
+
+
+def test_inherit_env_off_leaves_the_recorded_spec_of_an_agent_as_it_was() -> None:
+    """Agents recorded before `inherit_env` existed must not all restart: off, it is in neither
+    the hash nor the stored spec; on, it round-trips."""
+    from reconciler.plan.state import agent_spec_from_json, agent_spec_json
+
+    plain = AgentSpec("dev", "claude", env_from=("TOKEN",))
+    assert "inherit_env" not in agent_spec_json(plain)
+    inherits = replace(plain, inherit_env=True)
+    assert agent_spec_from_json(agent_spec_json(inherits)) == inherits
+    assert agent_spec_from_json(agent_spec_json(plain)) == plain

@@ -531,8 +531,8 @@ def test_unknown_key_in_dotted_and_inline_forms() -> None:
         (
             "timeout = true",
             "$.tasks[0].timeout",
-            'expected a duration: seconds, or a string like "90s", "5m", "1h30m", "500ms", '
-            "got true",
+            'expected a duration: seconds, or a string like "90s", "5m", "1h30m", "500ms"; '
+            "at most 30 days, got true",
         ),
         ("id = 7", "$.tasks[0].id", "expected a string, got an integer (7)"),
     ],
@@ -661,18 +661,31 @@ BAD_NAMES = [
 ]
 
 
+def test_a_name_does_not_end_in_a_newline() -> None:
+    # The rule's regex ended in `$`, which also matches before a final "\n": `id = "abc\n"`
+    # was a valid task id, on its way to a Redis key and a log path.
+    problem = only_problem(tasks='[[tasks]]\nid = "abc\\n"\ndescription = "d"\n')
+    assert (problem.line, problem.path) == (2, "$.tasks[0].id")
+    assert problem.message == f'invalid task id "abc\\n": {CHARSET}'
+
+
+def cut(name: str) -> str:
+    """How a message quotes a name: whole, or its first 60 characters and an ellipsis."""
+    return json.dumps(name) if len(name) <= 60 else json.dumps(name[:60])[:-1] + '…"'
+
+
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
 def test_bad_task_ids(name: str, key: str, why: str) -> None:
     problem = only_problem(tasks=f'[[tasks]]\nid = {json.dumps(name)}\ndescription = "d"\n')
     assert (problem.line, problem.path) == (2, "$.tasks[0].id")
-    assert problem.message == f"invalid task id {json.dumps(name)}: {why}"
+    assert problem.message == f"invalid task id {cut(name)}: {why}"
 
 
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
 def test_bad_agent_names(name: str, key: str, why: str) -> None:
     problem = only_problem(town=TOWN + f'\n[agents.{json.dumps(name)}]\nmodel = "claude"\n')
     assert (problem.line, problem.path) == (15, f"$.agents{key}")
-    assert problem.message == f"invalid agent name {json.dumps(name)}: {why}"
+    assert problem.message == f"invalid agent name {cut(name)}: {why}"
 
 
 @pytest.mark.parametrize(("name", "key", "why"), BAD_NAMES)
@@ -680,8 +693,8 @@ def test_bad_role_and_model_names(name: str, key: str, why: str) -> None:
     town = TOWN + f"role = {json.dumps(name)}\n\n[models.{json.dumps(name)}]\ncommand = ['x']\n"
     found = problems_of(town=town)
     assert [(p.line, p.path, p.message) for p in found] == [
-        (14, "$.agents.worker.role", f"invalid role name {json.dumps(name)}: {why}"),
-        (16, f"$.models{key}", f"invalid model name {json.dumps(name)}: {why}"),
+        (14, "$.agents.worker.role", f"invalid role name {cut(name)}: {why}"),
+        (16, f"$.models{key}", f"invalid model name {cut(name)}: {why}"),
     ]
 
 
@@ -864,6 +877,14 @@ def test_lease_must_outlast_heartbeat() -> None:
         "$.town.lease",
         "lease (2s) must be longer than heartbeat (2s), or every agent looks dead",
     )
+
+
+def test_a_redis_url_with_a_misspelt_scheme_is_reported_with_its_password_masked() -> None:
+    town = TOWN.replace('default_model = "claude"', 'redis = "reddis://u:s3cret@h:6379/0"')
+    problem = only_problem(town=town)
+    assert (problem.line, problem.path) == (3, "$.town.redis")
+    assert 'unsupported redis "reddis://u:****@h:6379/0"' in problem.message
+    assert "s3cret" not in problem.render()
 
 
 def test_redis_must_be_embedded_or_a_url() -> None:
@@ -1149,7 +1170,7 @@ def test_schemas_are_found_beside_the_package_in_a_checkout() -> None:
 
 
 def test_fast_check_falls_back_on_unknown_keywords() -> None:
-    schema = {"type": "object", "maxProperties": 1}
+    schema = {"type": "object", "minProperties": 1}
     assert loader._compile(schema, schema, {})({}) is False
 
 
@@ -1172,3 +1193,24 @@ def test_files_an_edit_just_validated_are_not_checked_again_unless_they_changed(
     (tmp_path / "tasks.toml").write_text(tasks + "agentt = 1\n")
     with pytest.raises(ValidationFailed):
         loader.load(paths)
+
+
+def test_inherit_env_is_the_towns_unless_the_agent_says_otherwise() -> None:
+    town = (
+        '[town]\nname = "t"\ninherit_env = true\n\n[agents.a]\nmodel = "sim"\n\n'
+        '[agents.b]\nmodel = "sim"\ninherit_env = false\n'
+    )
+    desired = load_texts(town, None)
+    assert desired.town.inherit_env is True
+    assert {a.name: a.inherit_env for a in desired.agents} == {"a": True, "b": False}
+    plain = load_texts(
+        '[town]\nname = "t"\n\n[agents.a]\nmodel = "sim"\ninherit_env = true\n', None
+    )
+    assert plain.town.inherit_env is False and plain.agents[0].inherit_env is True
+
+
+def test_inherit_env_must_be_a_boolean() -> None:
+    problem = only_problem(
+        town='[town]\nname = "t"\n\n[agents.a]\nmodel = "sim"\ninherit_env = "yes"\n'
+    )
+    assert (problem.line, problem.path) == (6, "$.agents.a.inherit_env")

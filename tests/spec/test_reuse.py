@@ -173,3 +173,15 @@ def test_a_file_emptied_of_tasks_checks_as_from_scratch(tmp_path: Path) -> None:
     for text in ('[meta]\ndescription = "none left"\n', ""):
         paths.tasks_file.write_text(text)
         assert checked_both_ways(paths, reuse).valid
+
+
+def test_a_specs_fields_are_every_field_and_make_it_again() -> None:
+    """What the snapshot keeps of a spec (`TaskSpec.fields`): every field, none of the cached
+    JSON or hash, before and after they are computed."""
+    spec = TaskSpec(id="x", description="d", depends_on=("a",), timeout=5.0, sequential=True)
+    expected = {f.name: getattr(spec, f.name) for f in dataclasses.fields(TaskSpec)}
+    assert spec.fields() == expected
+    spec.spec_hash()
+    assert spec.fields() == expected and list(spec.fields()) == list(expected)
+    again = TaskSpec.checked(spec.fields())
+    assert again == spec and again.spec_hash() == spec.spec_hash()

@@ -12,14 +12,13 @@ import pytest
 import redis
 
 from reconciler import server
-from reconciler.errors import LeaderFenced, RedisFailed, RedisUnavailable, TtError
+from reconciler.errors import LeaderFenced, RedisFailed, RedisUnavailable, TtError, mask_url
 from reconciler.store.client import (
     ENV_URL,
     Store,
     configured,
     connect,
     is_embedded,
-    mask_url,
     translate,
 )
 from reconciler.town import TownPaths
@@ -51,6 +50,9 @@ def free_port() -> int:
         ("unix:///tmp/r.sock", "unix:///tmp/r.sock"),
         ("embedded", "embedded"),
         ("user:secret@host", "user:****@host"),  # not even a URL: still masked
+        ("reddis://u:secret@h", "reddis://u:****@h"),  # a misspelt scheme
+        ("redis:/:secret@h:1/0", "redis:****@h:1/0"),  # a misspelt separator
+        ("http://alice:secret@h", "http://alice:****@h"),  # another scheme altogether
     ],
 )
 def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:

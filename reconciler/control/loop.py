@@ -124,7 +124,7 @@ class Loop:
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
-        self.saves = SaveGuard(session.paths, opts.settle, opts.guard_window, self.stop)
+        self.saves = SaveGuard(session, opts.settle, opts.guard_window, self.stop)
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy

@@ -12,9 +12,9 @@ import time
 from typing import Protocol
 
 from ..plan.actions import DeleteTask
-from ..town import TownPaths
 from .apply import ApplyResult
 from .fingerprint import file_fingerprint
+from .session import Session
 
 
 class Events(Protocol):
@@ -22,8 +22,10 @@ class Events(Protocol):
 
 
 class SaveGuard:
-    def __init__(self, paths: TownPaths, settle: float, window: float, stop: threading.Event):
-        self.paths, self.settle, self.window, self.stop = paths, settle, window, stop
+    def __init__(self, session: Session, settle: float, window: float, stop: threading.Event):
+        # (the session's files are read when a pass looks, not here: a loop built only to
+        # test its reports needs none)
+        self.session, self.settle, self.window, self.stop = session, settle, window, stop
         self.applied: str | None = None  # fingerprint of the files the loop last applied
         self.seen: tuple[str | None, float] = (None, 0.0)  # a fingerprint, first seen when
         self.until: float | None = None  # a held pass that prunes much: look again then
@@ -37,11 +39,11 @@ class SaveGuard:
         """(settled, the files' fingerprint): settled once they read the same twice `settle`
         apart; files the loop last applied need no wait. None: a file cannot be read (the
         loader reports why)."""
-        first = file_fingerprint(self.paths)[0]
+        first = file_fingerprint(self.session.paths)[0]
         if first is not None and first == self.applied:
             return True, first
         self.stop.wait(self.settle)
-        now = file_fingerprint(self.paths)[0]
+        now = file_fingerprint(self.session.paths)[0]
         if now != self.seen[0]:
             self.seen = (now, time.monotonic())
         return (True, now) if now == first else (False, None)

@@ -57,6 +57,9 @@ def state(session: Session) -> dict[str, Any]:
     for key, value in out.items():
         if isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if not k.endswith("_at")}
+    deleted = session.store.keys.deleted  # the tombstones, scored by when they were pruned
+    if deleted in out:
+        out[deleted] = [member for member, _ in out[deleted]]
     return out
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import TtError
 from .launch import Launch, explain
 from .pipes import StallWatch, Stream, excerpt, feed, pump
 
@@ -290,21 +289,3 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def add_worktree(repo: Path, path: Path) -> None:
-    """`git worktree add --detach PATH` in the town's repository (workdir = "worktree")."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # under `.tt/`: private
-    done = subprocess.run(
-        ["git", "-C", str(repo), "worktree", "add", "--detach", str(path)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise TtError(
-            f"cannot create a git worktree for the agent at {path}: {done.stderr.strip()}",
-            hint='workdir = "worktree" needs the town folder to be inside a git repository '
-            "with at least one commit",
-        )

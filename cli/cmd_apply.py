@@ -81,6 +81,7 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
         model=kw.get("model"),
         lock_timeout=kw.get("lock_timeout", 0.0),
         command=command,
+        adopt=kw.get("adopt", False),
     )
 
 
@@ -180,6 +181,11 @@ def diff_cmd(
     "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Manage the town from this folder from now on (it is recorded as managed from another).",
+)
 @apply_options
 @town_option
 @output_option
@@ -194,10 +200,11 @@ def apply_cmd(
 ) -> int:
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
+    from reconciler.control.session import Session
 
     one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
-    s = session(town_dir, lean=True)
+    s = Session.find(town_dir, lean=True, adopt=opts.adopt)
     mark = None
     if wait and not dry_run:
         # Where the progress starts: before the apply writes, so that a claim made at once (by

@@ -145,6 +145,7 @@ def test_lua_keys_match_keys_module() -> None:
         "timers": keys.timers,
         "leader": keys.leader,
         "leader:epoch": keys.leader_epoch,
+        "source": keys.source,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

@@ -126,6 +126,7 @@ class Worker:
                 "pid": str(os.getpid()),
                 "pid_start": proc_start_time(os.getpid()) or "",
                 "host": socket.gethostname(),
+                "root": str(self.paths.root),  # the folder it runs in (fleet checks it)
                 "instance": self.instance_token,
                 "model": self.model.name,  # what runs: TT_MODEL_OVERRIDE, else its own
                 "configured_model": self.spec.model,

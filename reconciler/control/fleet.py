@@ -88,6 +88,13 @@ def ensure(
     changes: list[FleetChange] = []
     for name, run_here in want.items():
         rec = records.get(name, {})
+        if rec.get("root", str(paths.root)) != str(paths.root) and local_alive(rec, host):
+            # Started for another folder of this host (a town adopted here, another clone of
+            # its repository): it must not serve this town's tasks from there.
+            why = f"runs in {rec['root']}, not in the town's folder {paths.root}"
+            changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
+            store.set_agent(name, {"state": "stopped", "task": ""})
+            rec = store.agent_records().get(name, {})
         alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         if not run_here:
             if local_alive(rec, host):
@@ -225,6 +232,7 @@ def _start(
         "pid": "",
         "pid_start": "",
         "host": host,
+        "root": str(paths.root),
         "state": "starting",
         "spawned_at": repr(time.time()),
         "restarts": str(restarts),

@@ -37,10 +37,11 @@ from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
+from .identity import TownClaimed
 from .session import Session
 from .watch import FileWatcher
 
-WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
+WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
 _TERMINAL = {s.value for s in TERMINAL}
 _FAILURES = {s.value for s in FAILURES}
@@ -285,8 +286,8 @@ class Loop:
         self._release_own_lock()
         try:
             result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
-        except (RedisUnavailable, LeaderFenced):
-            raise
+        except (RedisUnavailable, LeaderFenced, TownClaimed):
+            raise  # TownClaimed: adopted by another folder; this loop must not act any more
         except TtError as e:
             self.report("error", {"detail": e.message})
             self._heal_pass()  # a held lock or a refused plan must not stop the healing

@@ -11,7 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import echo, emit_json, one_shot, output_option, session, town_option
+from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
@@ -392,10 +392,16 @@ def unlock(force: bool, town_dir: str | None) -> None:
 @click.command()
 @town_option
 def down(town_dir: str | None) -> None:
-    """Stop every agent and the embedded server (data is kept)."""
-    from reconciler.control.verbs import down as do_down
+    """Stop the town's watchers, its agents and its embedded server (data is kept); it stays
+    down until the next `tt apply` or `tt conductor`. Works from .tt/ alone when town.toml is
+    invalid, and stops the local processes .tt/ recorded when the town's Redis is away."""
+    from reconciler.control.down import down as do_down
 
-    stopped, server_stopped = do_down(session(town_dir))
-    for name in stopped:
+    result = do_down(resolve_town(town_dir))
+    if result.redis_problem:
+        echo(f"warning: {result.redis_problem}; stopping what .tt/ recorded", err=True)
+    for pid in result.watchers:
+        echo(f"stopped watcher pid {pid}")
+    for name in result.agents:
         echo(f"stopped agent {name}")
-    echo("server stopped" if server_stopped else "no embedded server was running")
+    echo("server stopped" if result.server_stopped else "no embedded server was running")

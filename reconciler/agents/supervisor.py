@@ -114,6 +114,21 @@ def stop_process(pid: int, start_time: str | None, grace: float) -> bool:
     return not is_alive(pid, start_time)
 
 
+def terminate(pid: int, start_time: str | None, grace: float) -> bool:
+    """SIGTERM one process (not its group: a watcher in the foreground shares its shell's),
+    wait `grace` seconds, then SIGKILL it. True if it is gone."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not is_alive(pid, start_time):
+            return True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and is_alive(pid, start_time):
+            _reap(pid)
+            time.sleep(0.02)
+    return not is_alive(pid, start_time)
+
+
 def _reap(pid: int) -> None:
     """Collect a child of ours that exited, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):

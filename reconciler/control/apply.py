@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import server
+from .. import rundir, server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
 from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
@@ -52,6 +52,7 @@ class ApplyOptions:
     start_agents: bool = True
     command: str = "tt apply"
     adopt: bool = False  # `--adopt`: record this folder as the town's source (identity.py)
+    up: bool = True  # bring a town `tt down` stopped back up (a loop's own passes do not)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,12 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
         reuse = base.reuse if base is not None else None
         checked = None if quick else first or session.validate(reuse)  # raises: nothing written
         with apply_lock(store, opts.command, opts.lock_timeout):
-            if not opts.dry_run and session.identity.claim(store, adopt=opts.adopt):
-                _moved_here(session)
+            if not opts.dry_run:
+                if session.identity.claim(store, adopt=opts.adopt):
+                    _moved_here(session)
+                rundir.remember_town(session.paths, store.town, store.url)  # for `tt down`
+                if opts.up:
+                    rundir.clear_down(session.paths)
             if checked is None and fingerprint is not None and town_text is not None:
                 result = _unchanged(session, opts, fingerprint, town_text, started)
                 if result is not None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from .. import rundir
 from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
@@ -254,6 +255,7 @@ def _start(
     if not store.record_spawn(name, spawn_id, {"pid": str(pid), "pid_start": start}):
         stop_process(pid, start or None, 3.0)  # claimed again meanwhile (forgotten, restarted)
         return FleetChange(name, "stopped", f"pid {pid}: another start claimed the agent")
+    rundir.register(paths, rundir.AGENT, name, pid, start)  # the worker registers too, later
     store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
     return FleetChange(name, "started", f"pid {pid}")
 

@@ -4,7 +4,9 @@ or the periodic resync. Several loops may run for one town: a leader lease (the 
 picks the one that acts, and its epoch fences the leader's writes (a pass that outlives the lease
 is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
 running and is reported once per file content. A Redis outage is waited out; the embedded server
-is restarted (its AOF kept).
+is restarted (its AOF kept). `tt down` stops every loop of the town: each registers its pid in
+the state folder and exits on the down mark there or on the `town.down` event (another host's);
+starting a loop brings a town that is down back up.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from .. import server
-from ..agents.supervisor import spawn_detached
+from .. import rundir, server
+from ..agents.supervisor import proc_start_time, spawn_detached
 from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -32,7 +34,7 @@ from ..errors import (
 )
 from ..plan.render import render_lines
 from ..plan.state import FAILURES, TERMINAL, TaskState
-from ..spec.desired import Desired
+from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, agent_env, apply
@@ -42,6 +44,7 @@ from .session import Session
 from .watch import FileWatcher
 
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
+DOWN_EVENT = "town.down"
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
 _TERMINAL = {s.value for s in TERMINAL}
 _FAILURES = {s.value for s in FAILURES}
@@ -121,9 +124,27 @@ class Loop:
         self.outage: str | None = None  # what the last Redis failure said, while it lasts
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
+        self.downed = False  # `tt down` asked this loop to exit
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
+        paths = self.s.paths
+        # A loop started is the town up again; `tt down` finds it by its pid file.
+        rundir.clear_down(paths)
+        pid = os.getpid()
+        rundir.register(paths, rundir.WATCHER, str(pid), pid, proc_start_time(pid) or "")
+        try:
+            return self._run(policy)
+        finally:
+            rundir.unregister(paths, rundir.WATCHER, str(pid), pid)
+
+    def _is_down(self) -> bool:
+        if not self.downed and rundir.is_down(self.s.paths):
+            self.downed = True
+            self.stop.set()
+        return self.downed
+
+    def _run(self, policy: Policy) -> LoopResult:
         watcher = (
             FileWatcher(self.s.paths.root, self._file_changed) if self.opts.watch_files else None
         )
@@ -139,7 +160,7 @@ class Loop:
         deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
         self.wake.set()
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and not self._is_down():
                 try:
                     result = self._step(deadline)
                     pause = 0.0 if result is not None else self._tick(policy.heartbeat)
@@ -166,6 +187,9 @@ class Loop:
             if self.leader:
                 with contextlib.suppress(TtError):  # Redis may be away: the lease then expires
                     self.s.store.resign_leader(self.holder)
+        if self.downed:
+            self.report("down", {"detail": "the town is down (tt down); this loop exits"})
+            return LoopResult(EXIT_ERROR if self.opts.until_done else EXIT_OK, {})
         return self._result(EXIT_OK, [], [])
 
     def _step(self, deadline: float | None) -> LoopResult | None:
@@ -193,7 +217,7 @@ class Loop:
         self.leader = status > 0
         # Every write script of this pass carries the epoch: refused once another loop leads.
         store.fence = f"e:{epoch}" if self.leader else ""
-        if self.leader:
+        if self.leader and not self._is_down():
             try:
                 self._act(policy.resync)
             except LeaderFenced as e:
@@ -234,8 +258,8 @@ class Loop:
             self.outage = str(error)
             self.report("redis", {"detail": f"Redis is away ({error}); waiting for it"})
         self.sweep_due = True
-        if not is_embedded(self.s.settings.redis, self.s.paths):
-            return
+        if self._is_down() or not is_embedded(self.s.settings.redis, self.s.paths):
+            return  # down: `tt down` stopped the server, which must stay stopped
         try:
             server.ensure_running(self.s.paths)
         except TtError as e:
@@ -285,7 +309,7 @@ class Loop:
         self.bad_digest = None
         self._release_own_lock()
         try:
-            result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0))
+            result = apply(self.s, replace(self.opts.apply, lock_timeout=5.0, up=False))
         except (RedisUnavailable, LeaderFenced, TownClaimed):
             raise  # TownClaimed: adopted by another folder; this loop must not act any more
         except TtError as e:
@@ -365,6 +389,10 @@ class Loop:
                 cursor = eid
                 self.report("event", fields)
                 etype = fields.get("type", "")
+                if etype == DOWN_EVENT:
+                    self.downed = True
+                    self.stop.set()
+                    self.wake.set()
                 if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
         with contextlib.suppress(TtError):

@@ -334,6 +334,9 @@ class Loop:
     def _heal_pass(self) -> None:
         if self.good is None:
             return
+        # Adopted by another folder since the last full pass: stop here (TownClaimed), before
+        # this folder's roster could move the new folder's agents back.
+        self.s.identity.check(self.s.store)
         env = agent_env(self.opts.apply)
         changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
         self._fleet_changes(changes)

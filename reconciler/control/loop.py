@@ -170,6 +170,8 @@ class Loop:
                         return LoopResult(EXIT_TIMEOUT, {})
                     self.wake.wait(policy.heartbeat)
                     continue
+                except TownClaimed:
+                    raise  # adopted by another folder: this loop must not act for the town
                 except Exception as e:  # a bug or a surprise: recorded; the loop goes on
                     self._pass_failed(e)
                     if deadline is not None and time.monotonic() >= deadline:

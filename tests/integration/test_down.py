@@ -80,7 +80,7 @@ def test_down_with_a_conductor_running_stays_down_until_apply(tmp_path: Path) ->
 
         up = town.tt("apply")
         assert up.returncode == 0, up.stderr
-        assert set(started(town)) == {"worker-1", "worker-2"}
+        assert set(started(town)) == {"worker", "worker-2"}
         assert server.status(town.paths) is not None
 
 
@@ -154,6 +154,6 @@ def test_a_second_conductor_after_down_brings_the_town_back(tmp_path: Path) -> N
         assert town.tt("down").returncode == 0
         assert (town.paths.state_dir / "down").exists()
         conductor = town.start_watcher("conductor")
-        assert set(started(town)) == {"worker-1", "worker-2"}
+        assert set(started(town)) == {"worker", "worker-2"}
         assert not (town.paths.state_dir / "down").exists()
         assert conductor.poll() is None  # killed by live_town's cleanup

@@ -181,11 +181,7 @@ def diff_cmd(
     "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
-@click.option(
-    "--adopt",
-    is_flag=True,
-    help="Manage the town from this folder from now on (it is recorded as managed from another).",
-)
+@click.option("--adopt", is_flag=True, help="Manage the town from this folder from now on.")
 @apply_options
 @town_option
 @output_option
@@ -392,16 +388,13 @@ def unlock(force: bool, town_dir: str | None) -> None:
 @click.command()
 @town_option
 def down(town_dir: str | None) -> None:
-    """Stop the town's watchers, its agents and its embedded server (data is kept); it stays
-    down until the next `tt apply` or `tt conductor`. Works from .tt/ alone when town.toml is
-    invalid, and stops the local processes .tt/ recorded when the town's Redis is away."""
+    """Stop the town's watchers, agents and server, until the next `tt apply` / `tt conductor`."""
     from reconciler.control.down import down as do_down
 
     result = do_down(resolve_town(town_dir))
     if result.redis_problem:
         echo(f"warning: {result.redis_problem}; stopping what .tt/ recorded", err=True)
-    for pid in result.watchers:
-        echo(f"stopped watcher pid {pid}")
-    for name in result.agents:
-        echo(f"stopped agent {name}")
+    lines = [f"stopped watcher pid {p}" for p in result.watchers]
+    lines += [f"stopped agent {name}" for name in result.agents]
+    echo("\n".join(lines), nl=bool(lines))
     echo("server stopped" if result.server_stopped else "no embedded server was running")

@@ -17,8 +17,7 @@ from functools import cached_property
 from typing import Protocol
 
 from .. import git
-from ..errors import TtError
-from ..store.client import mask_url
+from ..errors import TtError, mask_url
 from ..town import TownPaths
 
 FOLDER_PREFIX = "folder:"

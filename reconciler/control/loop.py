@@ -129,8 +129,7 @@ class Loop:
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
         paths = self.s.paths
-        # A loop started is the town up again; `tt down` finds it by its pid file.
-        rundir.clear_down(paths)
+        rundir.clear_down(paths)  # a loop started is the town up; `tt down` finds its pid file
         pid = os.getpid()
         rundir.register(paths, rundir.WATCHER, str(pid), pid, proc_start_time(pid) or "")
         try:
@@ -170,8 +169,8 @@ class Loop:
                         return LoopResult(EXIT_TIMEOUT, {})
                     self.wake.wait(policy.heartbeat)
                     continue
-                except TownClaimed:
-                    raise  # adopted by another folder: this loop must not act for the town
+                except TownClaimed:  # adopted by another folder: this loop may not act
+                    raise
                 except Exception as e:  # a bug or a surprise: recorded; the loop goes on
                     self._pass_failed(e)
                     if deadline is not None and time.monotonic() >= deadline:
@@ -336,9 +335,7 @@ class Loop:
     def _heal_pass(self) -> None:
         if self.good is None:
             return
-        # Adopted by another folder since the last full pass: stop here (TownClaimed), before
-        # this folder's roster could move the new folder's agents back.
-        self.s.identity.check(self.s.store)
+        self.s.identity.check(self.s.store)  # adopted away: TownClaimed, before fleet acts
         env = agent_env(self.opts.apply)
         changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
         self._fleet_changes(changes)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def unregister(paths: TownPaths, kind: str, name: str, pid: int) -> None:
     with contextlib.suppress(OSError):
         if path.read_text().split()[:1] == [str(pid)]:
             path.unlink()
+
+
+@contextlib.contextmanager
+def registered_as(paths: TownPaths, kind: str, pid: int, start: str) -> Iterator[None]:
+    """This process's pid file (named by its pid) for as long as the block runs."""
+    register(paths, kind, str(pid), pid, start)
+    try:
+        yield
+    finally:
+        unregister(paths, kind, str(pid), pid)
 
 
 def registered(paths: TownPaths, kind: str) -> list[Registered]:

@@ -43,8 +43,9 @@ from .identity import TownClaimed
 from .session import Session
 from .watch import FileWatcher
 
-WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
 DOWN_EVENT = "town.down"
+WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
+WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT)
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
 _TERMINAL = {s.value for s in TERMINAL}
 _FAILURES = {s.value for s in FAILURES}
@@ -128,19 +129,13 @@ class Loop:
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
-        paths = self.s.paths
-        rundir.clear_down(paths)  # a loop started is the town up; `tt down` finds its pid file
-        pid = os.getpid()
-        rundir.register(paths, rundir.WATCHER, str(pid), pid, proc_start_time(pid) or "")
-        try:
+        rundir.clear_down(self.s.paths)  # a loop started is the town up again
+        pid = os.getpid()  # registered: `tt down` finds it (and waits for it to exit)
+        with rundir.registered_as(self.s.paths, rundir.WATCHER, pid, proc_start_time(pid) or ""):
             return self._run(policy)
-        finally:
-            rundir.unregister(paths, rundir.WATCHER, str(pid), pid)
 
-    def _is_down(self) -> bool:
-        if not self.downed and rundir.is_down(self.s.paths):
-            self.downed = True
-            self.stop.set()
+    def _is_down(self) -> bool:  # `tt down`: the mark in .tt/, or the event (`downed`)
+        self.downed = self.downed or rundir.is_down(self.s.paths)
         return self.downed
 
     def _run(self, policy: Policy) -> LoopResult:
@@ -391,11 +386,8 @@ class Loop:
                 cursor = eid
                 self.report("event", fields)
                 etype = fields.get("type", "")
-                if etype == DOWN_EVENT:
-                    self.downed = True
-                    self.stop.set()
-                    self.wake.set()
-                if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
+                self.downed = self.downed or etype == DOWN_EVENT  # `_is_down` stops the loop
+                if etype in WAKE_EVENTS_ALL or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
         with contextlib.suppress(TtError):
             session.close()

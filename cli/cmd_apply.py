@@ -11,7 +11,7 @@ import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import echo, emit_json, one_shot, output_option, session, town_option
+from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
 
 if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions, ApplyResult
@@ -81,6 +81,7 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
         model=kw.get("model"),
         lock_timeout=kw.get("lock_timeout", 0.0),
         command=command,
+        adopt=kw.get("adopt", False),
     )
 
 
@@ -180,6 +181,7 @@ def diff_cmd(
     "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
+@click.option("--adopt", is_flag=True, help="Manage the town from this folder from now on.")
 @apply_options
 @town_option
 @output_option
@@ -194,10 +196,11 @@ def apply_cmd(
 ) -> int:
     """Make Redis (and the agent processes) match town.toml and tasks.toml."""
     from reconciler.control.apply import apply
+    from reconciler.control.session import Session
 
     one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
-    s = session(town_dir, lean=True)
+    s = Session.find(town_dir, lean=True, adopt=opts.adopt)
     mark = None
     if wait and not dry_run:
         # Where the progress starts: before the apply writes, so that a claim made at once (by
@@ -385,10 +388,13 @@ def unlock(force: bool, town_dir: str | None) -> None:
 @click.command()
 @town_option
 def down(town_dir: str | None) -> None:
-    """Stop every agent and the embedded server (data is kept)."""
-    from reconciler.control.verbs import down as do_down
+    """Stop the town's watchers, agents and server, until the next `tt apply` / `tt conductor`."""
+    from reconciler.control.down import down as do_down
 
-    stopped, server_stopped = do_down(session(town_dir))
-    for name in stopped:
-        echo(f"stopped agent {name}")
-    echo("server stopped" if server_stopped else "no embedded server was running")
+    result = do_down(resolve_town(town_dir))
+    if result.redis_problem:
+        echo(f"warning: {result.redis_problem}; stopping what .tt/ recorded", err=True)
+    lines = [f"stopped watcher pid {p}" for p in result.watchers]
+    lines += [f"stopped agent {name}" for name in result.agents]
+    echo("\n".join(lines), nl=bool(lines))
+    echo("server stopped" if result.server_stopped else "no embedded server was running")

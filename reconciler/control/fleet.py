@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from .. import rundir
 from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
@@ -88,6 +89,13 @@ def ensure(
     changes: list[FleetChange] = []
     for name, run_here in want.items():
         rec = records.get(name, {})
+        if rec.get("root", str(paths.root)) != str(paths.root) and local_alive(rec, host):
+            # Started for another folder of this host (a town adopted here, another clone of
+            # its repository): it must not serve this town's tasks from there.
+            why = f"runs in {rec['root']}, not in the town's folder {paths.root}"
+            changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
+            store.set_agent(name, {"state": "stopped", "task": ""})
+            rec = store.agent_records().get(name, {})
         alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         if not run_here:
             if local_alive(rec, host):
@@ -225,6 +233,7 @@ def _start(
         "pid": "",
         "pid_start": "",
         "host": host,
+        "root": str(paths.root),
         "state": "starting",
         "spawned_at": repr(time.time()),
         "restarts": str(restarts),
@@ -246,6 +255,7 @@ def _start(
     if not store.record_spawn(name, spawn_id, {"pid": str(pid), "pid_start": start}):
         stop_process(pid, start or None, 3.0)  # claimed again meanwhile (forgotten, restarted)
         return FleetChange(name, "stopped", f"pid {pid}: another start claimed the agent")
+    rundir.register(paths, rundir.AGENT, name, pid, start)  # the worker registers too, later
     store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
     return FleetChange(name, "started", f"pid {pid}")
 

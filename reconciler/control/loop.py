@@ -5,7 +5,9 @@ picks the one that acts, and its epoch fences the leader's writes (a pass that o
 is refused once another loop leads: this one stands by). An invalid edit keeps the last good state
 running and is reported once per file content. A Redis outage is waited out; the embedded server
 is restarted (its AOF kept). A file caught mid-save is never applied (control/saveguard.py);
-what is pruned anyway is kept as a tombstone (restored when it comes back).
+what is pruned anyway is kept as a tombstone (restored when it comes back). `tt down` stops every
+loop of the town: each registers its pid in the state folder and exits on the down mark there or
+on the `town.down` event (another host's); starting a loop brings a town that is down back up.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from .. import server
-from ..agents.supervisor import spawn_detached
+from .. import rundir, server
+from ..agents.supervisor import proc_start_time, spawn_detached
 from ..errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -32,20 +34,21 @@ from ..errors import (
     ValidationFailed,
 )
 from ..plan.render import render_lines
-from ..plan.state import FAILURES, TERMINAL, TaskState
-from ..spec.desired import Desired
+from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, agent_env, apply
 from .faults import LOOP_LOG, record_traceback
+from .identity import TownClaimed
+from .outcome import holder_words, outcome
 from .saveguard import SaveGuard
 from .session import Session
 from .watch import FileWatcher
 
-WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed")
+DOWN_EVENT = "town.down"
+WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
+WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT)
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
-_TERMINAL = {s.value for s in TERMINAL}
-_FAILURES = {s.value for s in FAILURES}
 Report = Callable[[str, dict[str, str]], None]
 
 
@@ -74,34 +77,6 @@ class LoopResult:
 MAX_CHANGE_LINES = 20  # a pass's changes told one per line, up to this many
 
 
-def holder_words(holder: str | None) -> str:
-    """`host vm, pid 29847` from a lease holder id `vm:29847:f8caeb27`."""
-    if not holder:
-        return "its lease just ended"
-    parts = holder.split(":")
-    return f"host {parts[0]}, pid {parts[1]}" if len(parts) >= 2 else holder
-
-
-def outcome(
-    records: list[dict[str, str]],
-) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
-    """(all finished, failed tasks, unfinished tasks). A task upstream_failed can never run as
-    things stand: it is finished, and counts as failed (with `upstream_state`: what became of
-    the task it names). Unfinished: neither terminal nor upstream_failed."""
-    state = {r["id"]: r.get("state", "") for r in records}
-    finished = {*_TERMINAL, TaskState.UPSTREAM_FAILED.value}
-    done = all(s in finished for s in state.values())
-    failed = [
-        {**r, "upstream_state": state.get(r.get("upstream", ""), "")}
-        if state[r["id"]] == TaskState.UPSTREAM_FAILED.value
-        else r
-        for r in records
-        if state[r["id"]] in _FAILURES
-    ]
-    unfinished = [r for r in records if state[r["id"]] not in finished]
-    return done, failed, unfinished
-
-
 class Loop:
     def __init__(
         self,
@@ -125,9 +100,20 @@ class Loop:
         self.failing: str | None = None  # the error of the last pass, while passes fail
         self.told_state = True  # whether this leader said what it found (set at the lead)
         self.saves = SaveGuard(session, opts.settle, opts.guard_window, self.stop)
+        self.downed = False  # `tt down` asked this loop to exit
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
+        rundir.clear_down(self.s.paths)  # a loop started is the town up again
+        pid = os.getpid()  # registered: `tt down` finds it (and waits for it to exit)
+        with rundir.registered_as(self.s.paths, rundir.WATCHER, pid, proc_start_time(pid) or ""):
+            return self._run(policy)
+
+    def _is_down(self) -> bool:  # `tt down`: the mark in .tt/, or the event (`downed`)
+        self.downed = self.downed or rundir.is_down(self.s.paths)
+        return self.downed
+
+    def _run(self, policy: Policy) -> LoopResult:
         watcher = (
             FileWatcher(self.s.paths.root, self._file_changed) if self.opts.watch_files else None
         )
@@ -143,7 +129,7 @@ class Loop:
         deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
         self.wake.set()
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and not self._is_down():
                 try:
                     result = self._step(deadline)
                     pause = 0.0 if result is not None else self._tick(policy.heartbeat)
@@ -153,6 +139,8 @@ class Loop:
                         return LoopResult(EXIT_TIMEOUT, {})
                     self.wake.wait(policy.heartbeat)
                     continue
+                except TownClaimed:  # adopted by another folder: this loop may not act
+                    raise
                 except Exception as e:  # a bug or a surprise: recorded; the loop goes on
                     self._pass_failed(e)
                     if deadline is not None and time.monotonic() >= deadline:
@@ -170,6 +158,9 @@ class Loop:
             if self.leader:
                 with contextlib.suppress(TtError):  # Redis may be away: the lease then expires
                     self.s.store.resign_leader(self.holder)
+        if self.downed:
+            self.report("down", {"detail": "the town is down (tt down); this loop exits"})
+            return LoopResult(EXIT_ERROR if self.opts.until_done else EXIT_OK, {})
         return self._result(EXIT_OK, [], [])
 
     def _step(self, deadline: float | None) -> LoopResult | None:
@@ -197,7 +188,7 @@ class Loop:
         self.leader = status > 0
         # Every write script of this pass carries the epoch: refused once another loop leads.
         store.fence = f"e:{epoch}" if self.leader else ""
-        if self.leader:
+        if self.leader and not self._is_down():
             try:
                 self._act(policy.resync)
             except LeaderFenced as e:
@@ -239,8 +230,8 @@ class Loop:
             self.outage = str(error)
             self.report("redis", {"detail": f"Redis is away ({error}); waiting for it"})
         self.sweep_due = True
-        if not is_embedded(self.s.settings.redis, self.s.paths):
-            return
+        if self._is_down() or not is_embedded(self.s.settings.redis, self.s.paths):
+            return  # down: `tt down` stopped the server, which must stay stopped
         try:
             server.ensure_running(self.s.paths)
         except TtError as e:
@@ -298,9 +289,9 @@ class Loop:
         guard = self.saves.guards(fingerprint)
         opts = replace(self.opts.apply, lock_timeout=5.0, expect=fingerprint, guard_prune=guard)
         try:
-            result = apply(self.s, opts)
-        except (RedisUnavailable, LeaderFenced):
-            raise
+            result = apply(self.s, replace(opts, up=False))
+        except (RedisUnavailable, LeaderFenced, TownClaimed):
+            raise  # TownClaimed: adopted by another folder; this loop must not act any more
         except TtError as e:
             self.report("error", {"detail": e.message})
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
@@ -333,6 +324,7 @@ class Loop:
     def _heal_pass(self) -> None:
         if self.good is None:
             return
+        self.s.identity.check(self.s.store)  # adopted away: TownClaimed, before fleet acts
         env = agent_env(self.opts.apply)
         changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
         self._fleet_changes(changes)
@@ -388,7 +380,8 @@ class Loop:
                 cursor = eid
                 self.report("event", fields)
                 etype = fields.get("type", "")
-                if etype in WAKE_EVENTS or (self.opts.until_done and etype in DONE_EVENTS):
+                self.downed = self.downed or etype == DOWN_EVENT  # `_is_down` stops the loop
+                if etype in WAKE_EVENTS_ALL or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()
         with contextlib.suppress(TtError):
             session.close()

@@ -1,4 +1,4 @@
-"""The verbs behind `tt spawn/kill/assign/cancel/retry/restart/sync pull/down`.
+"""The verbs behind `tt spawn/kill/assign/cancel/retry/restart/sync pull` (`tt down`: `down`).
 
 Verbs that change what should exist edit the files (through `edit`, validated by the loader,
 so an invalid result changes nothing) and then apply; verbs that act on what is running talk to
@@ -12,14 +12,13 @@ import json
 import socket
 import time
 
-from .. import edit, server
+from .. import edit
 from ..errors import NotFound, TtError
 from ..plan.graph import TaskKind
 from ..plan.state import Source, TaskState, task_spec_from_json
 from ..spec import loader
 from ..spec.desired import AgentSpec, Directive, TaskSpec
 from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
-from ..store.client import is_embedded
 from . import fleet
 from .apply import ApplyOptions, ApplyResult, apply
 from .execute import task_record
@@ -225,17 +224,3 @@ def restart(s: Session, name: str) -> Restarted:
     # Asked for by a person: no crash backoff or quarantine stands in the way.
     s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
     return Restarted(name, old_pid, fleet.ensure(s.paths, s.desired(), s.store))
-
-
-def down(s: Session) -> tuple[list[str], bool]:
-    """Stop every agent process of this host and the embedded server (data is kept)."""
-    stopped: list[str] = []
-    if server.is_running(s.paths) or not is_embedded(s.settings.redis, s.paths):
-        for name, rec in s.store.agent_records().items():
-            if fleet.local_alive(rec, socket.gethostname()):
-                fleet.stop_agent(s.store, name, rec, "tt down", grace=0, term_grace=10.0)
-                s.store.set_agent(name, {"state": "stopped", "task": ""})
-                stopped.append(name)
-    s.close()
-    server_stopped = is_embedded(s.settings.redis, s.paths) and server.stop(s.paths)
-    return stopped, server_stopped

@@ -7,7 +7,6 @@ knows (name, default CLI, custom CLIs). It does not start anything or talk to Re
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import tomlkit
 
 from ..errors import TtError
 from ..filelock import atomic_write_text, exclusive_lock
+from ..git import branch_of
 from ..spec import names
 from ..spec.names import is_valid_name
 from ..spec.presets import PRESETS
@@ -60,20 +60,9 @@ def slug(text: str) -> str:
 
 def default_name(root: Path) -> str:
     """The folder name, or `repo-branch` inside a git work tree."""
-    try:
-        top = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--show-toplevel", "--abbrev-ref", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        top = None
-    if top is not None and top.returncode == 0:
-        lines = top.stdout.split()
-        if len(lines) == 2 and lines[1] != "HEAD":
-            return slug(f"{Path(lines[0]).name}-{lines[1]}")
+    found = branch_of(root)
+    if found is not None:
+        return slug(f"{found[0].name}-{found[1]}")
     return slug(root.resolve().name)
 
 

@@ -149,6 +149,22 @@ class TownOps(Scripted):
         with self._writes() as pipe:
             pipe.hset(self.keys.meta, mapping=fields)
 
+    # -- the town's source -----------------------------------------------------------------
+    def town_source(self) -> dict[str, str]:
+        """Where the town is managed from ({} before its first apply): `key`, `source`, and a
+        `folder:HOST:PATH` field for each folder found to be that source."""
+        return dict(self.client.hgetall(self.keys.source))
+
+    def claim_source(
+        self, key: str, fields: dict[str, str], folder: str, *, adopt: bool
+    ) -> dict[str, str]:
+        """`lua/claim_source.lua`: record `key` as the town's source if none is (or in place of
+        another with `adopt`), note `folder` if it is that source; the record afterwards."""
+        flat = self._run(
+            "claim_source", key, json.dumps(fields), folder, "adopt" if adopt else "claim"
+        )
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
     # -- events ---------------------------------------------------------------------------
     def last_event_id(self) -> str:
         """The id of the newest event ("0-0" when there is none): a cursor for `events_since`."""

@@ -26,6 +26,12 @@ class Keys:
         return self._k("meta")
 
     @property
+    def source(self) -> str:
+        """Hash: where the town is managed from (its source's key and how to show it) and the
+        folders found to be that source (`control/identity.py`)."""
+        return self._k("source")
+
+    @property
     def agents(self) -> str:
         """Set of agent instance names known to Redis."""
         return self._k("agents")

@@ -265,34 +265,6 @@ def test_detached_process_outlives_and_stops(tmp_path: Path) -> None:
     assert not is_alive(pid, start)
 
 
-def test_add_worktree_makes_a_checkout(tmp_path: Path) -> None:
-    import subprocess
-
-    from reconciler.agents.supervisor import add_worktree
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    (repo / "README").write_text("hi\n")
-    subprocess.run([*git, "add", "README"], check=True)
-    subprocess.run([*git, "commit", "-qm", "x"], check=True)
-    wt = repo / ".tt" / "worktrees" / "dev"
-    add_worktree(repo, wt)
-    assert (wt / "README").read_text() == "hi\n"
-
-
-def test_add_worktree_outside_git_is_a_clear_error(tmp_path: Path) -> None:
-    import pytest
-
-    from reconciler.agents.supervisor import add_worktree
-    from reconciler.errors import TtError
-
-    with pytest.raises(TtError) as e:
-        add_worktree(tmp_path, tmp_path / "wt")
-    assert "cannot create a git worktree" in e.value.message
-
-
 def test_a_model_found_on_path_is_found_again_when_it_moves(tmp_path: Path) -> None:
     # Looked up on the PATH once, then run by its full path: moved since, it is looked up again.
     first, second = tmp_path / "first", tmp_path / "second"

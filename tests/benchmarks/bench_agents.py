@@ -29,6 +29,7 @@ from typing import Any
 from reconciler.agents.supervisor import is_alive
 from reconciler.control import verbs
 from reconciler.control.apply import ApplyOptions, apply
+from reconciler.control.down import down
 from reconciler.control.session import Session
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
@@ -102,7 +103,8 @@ class BenchTown:
 
     def down(self) -> None:
         try:
-            verbs.down(self.session)
+            self.session.close()
+            down(self.session.paths)
         finally:  # whatever happened, no agent of the bench outlives it (by pid, never by name)
             root = str(self.session.paths.root)
             for pid in self.pids:

@@ -220,3 +220,30 @@ def test_an_agent_whose_env_from_is_missing_is_not_started_and_says_so_once(
         assert fake_store.agent_records()["solo"]["reason"] == ""
     finally:
         spawner.stop_all()
+
+
+def test_an_agent_running_in_another_folder_is_moved_here(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+    spawner: Spawner,
+) -> None:
+    """A live agent of this host started for another folder (the town was adopted here, or
+    applied from another clone) does not serve this town from there: stopped, started here."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    (here / "town.toml").write_text(TOWN)
+    paths = TownPaths(here)
+    desired = loader.load(paths)
+    old_pid, old_start = spawner(["sleep"], cwd=elsewhere, env={}, log_path=elsewhere / "agent.log")
+    live = {**DEAD, "pid": str(old_pid), "pid_start": old_start, "root": str(elsewhere)}
+    fake_store.set_agent_spec("solo", base="solo", spec="{}", spec_hash="h", suspended=False)
+    fake_store.set_agent("solo", live)
+    changes = fleet.ensure(paths, desired, fake_store, spawn=spawner, stop_grace=0.1)
+    assert [c.action for c in changes] == ["stopped", "started"]
+    assert "not in the town's folder" in changes[0].detail
+    assert not fleet.is_alive(old_pid, old_start)
+    rec = fake_store.agent_records()["solo"]
+    assert rec["root"] == str(here) and rec["pid"] == str(spawner.started[-1][0])
+    # The one started here is adopted by the next pass.
+    assert fleet.ensure(paths, desired, fake_store, spawn=spawner) == []

@@ -52,8 +52,10 @@ def twin(root: Path, name: str) -> Twin:
 
 
 def state(session: Session) -> dict[str, Any]:
-    """The town's keys, without what holds a time."""
+    """The town's keys, without what holds a time, nor the town's source (the twins are two
+    folders, each the source of its own Redis)."""
     out = keys_of(session.store)
+    out.pop(session.store.keys.source, None)
     for key, value in out.items():
         if isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if not k.endswith("_at")}

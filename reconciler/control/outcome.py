@@ -1,0 +1,37 @@
+"""What a loop says of the town: who leads (`holder_words`), and whether every task has finished
+and which failed (`outcome`, for `tt wait` / `apply --wait`). Plain values; no Redis."""
+
+from __future__ import annotations
+
+from ..plan.state import FAILURES, TERMINAL, TaskState
+
+_TERMINAL = {s.value for s in TERMINAL}
+_FAILURES = {s.value for s in FAILURES}
+
+
+def holder_words(holder: str | None) -> str:
+    """`host vm, pid 29847` from a lease holder id `vm:29847:f8caeb27`."""
+    if not holder:
+        return "its lease just ended"
+    parts = holder.split(":")
+    return f"host {parts[0]}, pid {parts[1]}" if len(parts) >= 2 else holder
+
+
+def outcome(
+    records: list[dict[str, str]],
+) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
+    """(all finished, failed tasks, unfinished tasks). A task upstream_failed can never run as
+    things stand: it is finished, and counts as failed (with `upstream_state`: what became of
+    the task it names). Unfinished: neither terminal nor upstream_failed."""
+    state = {r["id"]: r.get("state", "") for r in records}
+    finished = {*_TERMINAL, TaskState.UPSTREAM_FAILED.value}
+    done = all(s in finished for s in state.values())
+    failed = [
+        {**r, "upstream_state": state.get(r.get("upstream", ""), "")}
+        if state[r["id"]] == TaskState.UPSTREAM_FAILED.value
+        else r
+        for r in records
+        if state[r["id"]] in _FAILURES
+    ]
+    unfinished = [r for r in records if state[r["id"]] not in finished]
+    return done, failed, unfinished

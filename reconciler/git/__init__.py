@@ -1,0 +1,26 @@
+"""git: the only door to git (the `git` CLI, run as a subprocess with argv lists); may import only
+the base modules (errors). Used by `edit` (a new town's default name), `agents` (an agent's
+worktree) and `control` (a town's source, see `control/identity.py`).
+
+Nothing else runs git: `tests/test_boundaries.py` fails on a `"git"` argv built anywhere else.
+"""
+
+from __future__ import annotations
+
+from .cli import (
+    GIT_TIMEOUT,
+    Checkout,
+    add_worktree,
+    branch_of,
+    checkout_of,
+    normalize_remote,
+)
+
+__all__ = [
+    "GIT_TIMEOUT",
+    "Checkout",
+    "add_worktree",
+    "branch_of",
+    "checkout_of",
+    "normalize_remote",
+]

@@ -38,11 +38,13 @@ class DownResult:
 def down(paths: TownPaths) -> DownResult:
     result = DownResult()
     store = _store(paths, result)  # raises TownClaimed before anything is done
+    # Found before the mark and the event: a loop that sees them exits (and unregisters) at once.
+    watchers = _live_watchers(paths)
     rundir.mark_down(paths)
     try:
         if store is not None:
             store.event("town.down", by=f"{socket.gethostname()}:{os.getpid()}")
-        result.watchers = _stop_watchers(paths)
+        result.watchers = _stop_watchers(paths, watchers)
         if store is not None:
             result.agents = _stop_recorded(store)
         result.agents += _stop_registered(paths, set(result.agents))
@@ -86,8 +88,8 @@ def _store(paths: TownPaths, result: DownResult) -> Store | None:
     return store
 
 
-def _stop_watchers(paths: TownPaths) -> list[int]:
-    """Wait for the loops of this host to exit on the mark or event; signal those that do not."""
+def _live_watchers(paths: TownPaths) -> list[rundir.Registered]:
+    """The loops of this host that run now (pid files of dead ones are removed)."""
     mine = os.getpid()
     found = []
     for w in rundir.registered(paths, rundir.WATCHER):
@@ -95,6 +97,11 @@ def _stop_watchers(paths: TownPaths) -> list[int]:
             found.append(w)
         else:
             rundir.unregister(paths, rundir.WATCHER, w.name, w.pid)  # stale: it died
+    return found
+
+
+def _stop_watchers(paths: TownPaths, found: list[rundir.Registered]) -> list[int]:
+    """Wait for the loops found to exit on the mark or event; signal those that do not."""
     deadline = time.monotonic() + WATCHER_GRACE
     while time.monotonic() < deadline and any(is_alive(w.pid, w.start or None) for w in found):
         time.sleep(0.05)

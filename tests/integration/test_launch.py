@@ -92,11 +92,13 @@ def test_a_fan_in_too_long_for_argv_fails_as_launch_failed_and_the_pool_serves_o
     agent_log = (town.root / f".tt/logs/{join['agent']}/agent.log").read_text()
     assert "Traceback" not in agent_log
 
-    # The next task on that agent runs fine, on the same process.
+    # The next task on that agent runs fine, on the same process. (pool-2 has a queue of its
+    # own; the first replica's queue is the pool's, which either replica may take from.)
     town.tt("assign", join["agent"], "after the failure")
     done = town.wait(lambda st: st["counts"].get("completed", 0) == len(parts) + 1, 30)
     after = next(t for t in done["tasks"] if t["id"] not in {*parts, "join"})
-    assert after["state"] == "completed" and after["agent"] == join["agent"]
+    assert after["state"] == "completed"
+    assert after["agent"] == join["agent"] if join["agent"] != "pool" else after["agent"] in before
     assert {n: a["pid"] for n, a in town.agents().items()} == before
 
 

@@ -9,28 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from reconciler.store.client import Store
-from tests.redis_fixtures import flush_town
-
-
-def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
+from tests.cli.inproc import town_files, tt
 
 
 @pytest.fixture
 def town(tmp_path: Path, redis_url: str, town_name: str) -> Iterator[Path]:
-    (tmp_path / "town.toml").write_text(
-        f'[town]\nname = "{town_name}"\nredis = "{redis_url}"\n\n[agents.reviewer]\nmodel = "sim"\n'
-    )
-    (tmp_path / "tasks.toml").write_text("")
-    yield tmp_path
-    store = Store.open(redis_url, town_name)
-    flush_town(store.client, town_name)
-    store.close()
+    yield from town_files(tmp_path, redis_url, town_name, '[agents.reviewer]\nmodel = "sim"\n', "")
 
 
 def inbox(capsys: pytest.CaptureFixture[str], town: Path, *flags: str) -> list[str]:

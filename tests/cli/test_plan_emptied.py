@@ -10,31 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from reconciler.store.client import Store
-from tests.redis_fixtures import flush_town
-
-
-def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
+from tests.cli.inproc import DEV, town_files, tt
 
 
 @pytest.fixture
 def town(tmp_path: Path, redis_url: str, town_name: str) -> Iterator[Path]:
-    (tmp_path / "town.toml").write_text(
-        f'[town]\nname = "{town_name}"\nredis = "{redis_url}"\n\n'
-        '[agents.dev]\nmodel = "sim"\nsuspended = true\n'
+    yield from town_files(
+        tmp_path,
+        redis_url,
+        town_name,
+        DEV,
+        '[[tasks]]\nid = "one"\ndescription = "x"\n\n[[tasks]]\nid = "two"\ndescription = "y"\n',
     )
-    (tmp_path / "tasks.toml").write_text(
-        '[[tasks]]\nid = "one"\ndescription = "x"\n\n[[tasks]]\nid = "two"\ndescription = "y"\n'
-    )
-    yield tmp_path
-    store = Store.open(redis_url, town_name)
-    flush_town(store.client, town_name)
-    store.close()
 
 
 def test_plan_of_an_emptied_file_shows_the_deletions_then_the_refusal(

@@ -9,34 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
 from reconciler.store.client import Store
-from tests.redis_fixtures import flush_town
+from tests.cli.inproc import DEV, town_files, tt
 
 HOSTILE = "\x1b]52;c;cm0gLXJmIH4=\x07done\x1b[2J"
 
 
-def tt(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
-
-
 @pytest.fixture
 def town(tmp_path: Path, redis_url: str, town_name: str) -> Iterator[Path]:
-    (tmp_path / "town.toml").write_text(
-        f'[town]\nname = "{town_name}"\nredis = "{redis_url}"\n\n'
-        '[agents.dev]\nmodel = "sim"\nsuspended = true\n'
-    )
-    (tmp_path / "tasks.toml").write_text(
+    yield from town_files(
+        tmp_path,
+        redis_url,
+        town_name,
+        DEV,
         '[[tasks]]\nid = "one"\ndescription = "x"\nagent = "dev"\n\n'
-        '[[tasks]]\nid = "two"\ndescription = "y"\nagent = "dev"\n'
+        '[[tasks]]\nid = "two"\ndescription = "y"\nagent = "dev"\n',
     )
-    yield tmp_path
-    store = Store.open(redis_url, town_name)
-    flush_town(store.client, town_name)
-    store.close()
 
 
 def test_status_deleted_escapes_a_hostile_result(

@@ -13,6 +13,8 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any
 
+from .gitsettings import GitSettings
+
 
 class PromptMode(str, Enum):
     STDIN = "stdin"
@@ -230,6 +232,8 @@ class Desired:
     digests: tuple[tuple[str, str], ...] = ()
     # Role of tasks that name neither an agent nor a role ([meta] default_role in tasks.toml).
     default_role: str | None = None
+    # [git] of town.toml: None = work products off (no branch, worktree or merge per task).
+    git: GitSettings | None = None
 
     def agent(self, name: str) -> AgentSpec | None:
         for a in self.agents:

@@ -59,6 +59,23 @@ def exclusive_lock(
         os.close(fd)
 
 
+@contextlib.contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Hold `flock(LOCK_EX)` on `path` for the block if it is free at once (yields True), else
+    yield False and hold nothing: for work any of several processes may do (the merge queue)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8): temp file in the same folder, fsync, rename.
 

@@ -149,6 +149,7 @@ def test_lua_keys_match_keys_module() -> None:
         "deleted:": keys.tombstone("x"),
         "deleted-attempts:": keys.tombstone_attempts("x"),
         "source": keys.source,
+        "mergeq": keys.merge_queue,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

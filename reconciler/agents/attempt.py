@@ -75,8 +75,10 @@ class Runner:
         attempt: int,
         token: str,
         interrupted: Callable[[], bool],
+        workdir: Path | None = None,
     ) -> Verdict:
-        """Run the model on `prompt` to its verdict; `interrupted` says the worker is stopping.
+        """Run the model on `prompt` to its verdict (in `workdir`, else the agent's own);
+        `interrupted` says the worker is stopping.
         A task whose attempt token changed (cancelled or reassigned) stops the model too.
         Whatever stops the model from starting fails the attempt (`launch_failed`), never the
         agent: the next task may well run."""
@@ -92,7 +94,7 @@ class Runner:
             log.write(head.encode(errors="replace"))
             launch: Launch | None
             try:
-                run = self._prepare(prompt, log_path, task_id, attempt, token)
+                run = self._prepare(prompt, log_path, task_id, attempt, token, workdir)
             except Exception as e:  # an attempt can fail; the agent must not
                 launch = e.launch if isinstance(e, LaunchFailed) else _unexpected(e)
             else:
@@ -115,7 +117,13 @@ class Runner:
         )
 
     def _prepare(
-        self, prompt: str, log_path: Path, task_id: str, attempt: int, token: str
+        self,
+        prompt: str,
+        log_path: Path,
+        task_id: str,
+        attempt: int,
+        token: str,
+        workdir: Path | None = None,
     ) -> Prepared:
         """What a run of `prompt` needs to start (`Prepared`); `LaunchFailed` says why
         there can be none. A prompt too long for the command line goes by file where the
@@ -138,7 +146,7 @@ class Runner:
             if not self.prompt_file:
                 raise LaunchFailed(too_long(size))
             arg_prompt = pointer(size, str(prompt_file))
-        workdir = self.workdir()
+        workdir = workdir or self.workdir()
         argv, stdin_text = render_argv(
             self.model,
             prompt=arg_prompt,

@@ -29,6 +29,7 @@ from ..store.tasks import Claimed
 from ..store.turn import Outcome, Turn
 from ..town import TownPaths
 from .attempt import Runner
+from .gitwork import GitWork, verdict_of
 from .models import OVERRIDE_ENV, resolve
 from .prompt import Verdict, build_message_prompt, build_prompt
 from .supervisor import proc_start_time
@@ -72,6 +73,12 @@ class WorkerStore(Protocol):
     def answer_mail(self, agent: str, taken: Sequence[str], answer: str) -> None: ...
     def control_key(self, agent: str) -> str: ...
     def event(self, etype: str, **fields: str) -> None: ...
+    # [git] work products (`work.products.WorkStore`)
+    def git_record(self, task_id: str) -> dict[str, str]: ...
+    def note_git(self, task_id: str, token: str, **fields: str) -> bool: ...
+    def merge_enqueue(self, task_id: str) -> int: ...
+    def merge_queue(self) -> list[str]: ...
+    def merge_drop(self, task_id: str) -> None: ...
 
 
 def base_spec(desired: Desired, instance: str) -> AgentSpec:
@@ -100,6 +107,8 @@ class Worker:
         custom = {m.name: m for m in desired.models}
         self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
         self.runner = Runner(paths, instance, self.spec, self.model, store)
+        # [git]: each attempt in its task's worktree, its work committed and merged.
+        self.git = GitWork(paths, desired, store) if desired.git is not None else None
         self.log_dir = paths.logs_dir / instance
         self.policy = desired.town.policy
         self.instance_token = uuid.uuid4().hex
@@ -289,9 +298,33 @@ class Worker:
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
         log_path = self.log_dir / f"{c.task_id}-{c.attempt}.log"
-        return self.runner.invoke(
-            prompt, log_path, timeout, c.task_id, c.attempt, token, self._interrupted
-        )
+        if self.git is None:
+            return self.runner.invoke(
+                prompt, log_path, timeout, c.task_id, c.attempt, token, self._interrupted
+            )
+        started = self.git.start(c, token)
+        if isinstance(started, Verdict):
+            return started
+        if started.done is not None:
+            return verdict_of(started.done)
+        result = started.result
+        if result is None:  # the model runs (else its commit waits for the merge)
+            if started.note:
+                prompt = prompt.replace("\n## Town\n", f"\n## Git\n{started.note}\n\n## Town\n", 1)
+            verdict = self.runner.invoke(
+                prompt,
+                log_path,
+                timeout,
+                c.task_id,
+                c.attempt,
+                token,
+                self._interrupted,
+                workdir=started.tree,
+            )
+            if not verdict.ok:
+                return verdict
+            result = verdict.text
+        return self.git.finish(c, token, result, self._interrupted)
 
     def _answer(self) -> None:
         """Answer every message not yet answered, in one turn of the model. They stay in the

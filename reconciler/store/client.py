@@ -28,6 +28,7 @@ from .scripts import FENCED_REPLY, ErrorTypes, fenced
 from .tasks import TaskOps
 from .tombstones import TombstoneOps
 from .turn import TurnOps
+from .workproducts import WorkOps
 
 ENV_URL = "TT_REDIS_URL"
 EMBEDDED = "embedded"
@@ -67,7 +68,7 @@ def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = Fal
     return Store.open(value, town, lean=lean)
 
 
-class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps):
+class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.
 

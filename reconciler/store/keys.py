@@ -84,6 +84,11 @@ class Keys:
         return self._k(f"answering:{agent}")
 
     @property
+    def merge_queue(self) -> str:
+        """List of task ids waiting to be merged into base, in completion order."""
+        return self._k("mergeq")
+
+    @property
     def timers(self) -> str:
         """Sorted set of retrying task ids by the time their backoff ends."""
         return self._k("timers")

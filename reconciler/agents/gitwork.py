@@ -1,0 +1,84 @@
+"""The worker's side of `[git]` work products: an attempt runs in its task's worktree, what the
+model left is committed and (merge = "queue") merged before the task completes. The work product
+logic is `work`'s; this module gives it the supervisor's process runner for checks and turns its
+answers into verdicts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import TtError
+from ..spec.desired import Desired
+from ..store.tasks import Claimed
+from ..town import TownPaths
+from ..work import CheckRun, Finished, Started, WorkProducts
+from ..work.products import WorkStore
+from .prompt import Verdict
+from .supervisor import open_log, run_model
+
+# git's variables would point a check at another repository than its merge worktree.
+_DROP = {b"GIT_DIR", b"GIT_WORK_TREE", b"GIT_INDEX_FILE"}
+
+
+def run_check(argv: Sequence[str], cwd: Path, log_path: Path, timeout: float) -> CheckRun:
+    """A check of the merge queue, to its end or its timeout (the whole process tree killed)."""
+    env = {k: v for k, v in os.environb.items() if k not in _DROP}
+    with open_log(log_path) as log:
+        log.write(f"$ {argv[-1]}\n".encode(errors="replace"))
+        ran = run_model(argv, cwd=cwd, env=env, stdin_text=None, log=log, timeout=timeout)
+        log.write(f"--- exit {ran.returncode} ---\n".encode())
+    tail = (ran.stdout_tail + "\n" + ran.stderr_tail).strip()
+    if ran.launch is not None:
+        return CheckRun(127, False, ran.launch.text())
+    return CheckRun(None if ran.timed_out else ran.returncode, ran.timed_out, tail)
+
+
+class GitWork:
+    """One worker's view of the town's work products (made on first use: an error in `[git]`
+    fails the attempts that need it, never the agent)."""
+
+    def __init__(self, paths: TownPaths, desired: Desired, store: WorkStore) -> None:
+        self.paths, self.desired, self.store = paths, desired, store
+        self._products: WorkProducts | None = None
+
+    def products(self) -> WorkProducts:
+        if self._products is None:
+            git = self.desired.git
+            assert git is not None
+            self._products = WorkProducts(
+                self.paths.state_dir,
+                self.paths.root,
+                self.desired.town.name,
+                git,
+                self.store,
+                run_check,
+            )
+        return self._products
+
+    def start(self, c: Claimed, token: str) -> Started | Verdict:
+        deps = [d.id for d in c.deps]
+        try:
+            return self.products().start(c.task_id, c.attempt, token, deps)
+        except TtError as e:
+            return Verdict(False, False, f"git: {e.message}", hint=e.hint)
+
+    def finish(
+        self, c: Claimed, token: str, result: str, interrupted: Callable[[], bool]
+    ) -> Verdict:
+        description = str(c.spec.get("description") or "")
+        try:
+            done = self.products().finish(
+                c.task_id, c.attempt, token, description, result, interrupted
+            )
+        except TtError as e:
+            return Verdict(False, False, f"git: {e.message}", hint=e.hint)
+        return verdict_of(done)
+
+
+def verdict_of(done: Finished) -> Verdict:
+    if done.stopped:
+        return Verdict(False, False, "stopped " + done.text.removeprefix("stopped").lstrip(": "))
+    return Verdict(done.ok, done.permanent, done.text)

@@ -1,0 +1,316 @@
+"""The git operations of work products, on one repository: worktrees, branches, commits, rebase
+and merge, compare-and-swap of a ref. Each is one or a few `git` commands (argv lists, no shell,
+stdin closed, bounded time), with gc and hooks off and tt's identity as committer.
+
+Pure git: no locks (callers serialise writes to the shared repository), no Redis, no policy.
+A failing command raises `GitError` with git's own message, except where failing is an answer
+(a conflict, an unknown ref, a CAS lost: those return values).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TtError
+
+SLOW = 120.0  # worktree add, rebase, merge of a large tree
+# Never a gc of the user's repository from a tt command; no editor; no pager; no prompt.
+_CONFIG = ("-c", "gc.auto=0", "-c", "core.editor=true", "-c", "advice.detachedHead=false")
+_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
+# Variables that would point git at another repository or index than the one asked for.
+_GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
+
+
+class GitError(TtError):
+    """A git command failed where tt needed it to succeed."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str  # commit ('' in a repository without one)
+    branch: str | None  # short name; None when detached
+    prunable: bool = False  # registered, but its folder is gone
+
+
+@dataclass(frozen=True)
+class Step:
+    """A rebase or merge: done (`ok`), or stopped on a conflict in `conflicts` (aborted)."""
+
+    ok: bool
+    conflicts: tuple[str, ...] = ()
+    message: str = ""
+
+
+def identity(author: str) -> tuple[str, str]:
+    """(name, email) of an `author` string `Name <email>`."""
+    found = _AUTHOR.match(author)
+    if not found or not found["name"] or not found["email"]:
+        raise TtError(f"author {author!r} is not of the form 'Name <email>'")
+    return found["name"], found["email"]
+
+
+class Repo:
+    """One repository, reached from any of its work trees (`top`)."""
+
+    def __init__(self, top: Path, author: str = "tt <tt@localhost>") -> None:
+        self.top = top
+        name, email = identity(author)
+        env = {k: v for k, v in os.environ.items() if k not in _GIT_VARS}
+        env.update(
+            GIT_AUTHOR_NAME=name,
+            GIT_AUTHOR_EMAIL=email,
+            GIT_COMMITTER_NAME=name,
+            GIT_COMMITTER_EMAIL=email,
+            GIT_TERMINAL_PROMPT="0",
+            LC_ALL="C",
+        )
+        self.env = env
+
+    # -- running git -----------------------------------------------------------------------
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """git `args` in `cwd` (default: the repository's top); never raises for an exit code."""
+        try:
+            return subprocess.run(
+                ["git", "-C", str(cwd or self.top), *_CONFIG, *args],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+                env=self.env,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise GitError(f"git {args[0]} did not finish within {timeout:g} s in {cwd}") from e
+        except OSError as e:
+            raise GitError(f"cannot run git: {e.strerror or e}", hint="install git") from e
+
+    def out(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> str:
+        """git's stdout; `GitError` with git's message when it fails."""
+        done = self.run(*args, cwd=cwd, timeout=timeout)
+        if done.returncode != 0:
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            raise GitError(f"git {' '.join(args[:2])} failed: {' '.join(said[-3:])}")
+        return done.stdout
+
+    # -- refs ------------------------------------------------------------------------------
+    def resolve(self, ref: str) -> str | None:
+        """The commit `ref` names, or None."""
+        done = self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", commit, of).returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        done = self.run("merge-base", a, b)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    def update_ref(self, ref: str, new: str, old: str | None) -> bool:
+        """Move `ref` to `new` only if it still points at `old` (None: only if it does not
+        exist); False when it moved meanwhile (the compare-and-swap was lost)."""
+        done = self.run("update-ref", ref, new, old or "0" * 40)
+        return done.returncode == 0
+
+    def delete_ref(self, ref: str, old: str | None = None) -> bool:
+        return self.run("update-ref", "-d", ref, *([old] if old else [])).returncode == 0
+
+    def refs(self, prefix: str) -> dict[str, str]:
+        """ref name → commit, for every ref under `prefix` (e.g. `refs/tt/town/`)."""
+        text = self.out("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+
+    def ahead_behind(self, branch: str, base: str) -> tuple[int, int]:
+        """(commits on `branch` not on `base`, commits on `base` not on `branch`)."""
+        text = self.out("rev-list", "--left-right", "--count", f"{branch}...{base}")
+        ahead, behind = text.split()
+        return int(ahead), int(behind)
+
+    # -- worktrees -------------------------------------------------------------------------
+    def worktrees(self) -> list[Worktree]:
+        """Every work tree of the repository, the main one first (`git worktree list`)."""
+        found: list[Worktree] = []
+        for block in self.out("worktree", "list", "--porcelain").split("\n\n"):
+            fields: dict[str, str] = {}
+            for line in block.splitlines():
+                key, _, value = line.partition(" ")
+                fields[key] = value
+            if "worktree" not in fields:
+                continue
+            branch = fields.get("branch")
+            short = branch.removeprefix("refs/heads/") if branch else None
+            found.append(
+                Worktree(
+                    Path(fields["worktree"]), fields.get("HEAD", ""), short, "prunable" in fields
+                )
+            )
+        return found
+
+    def add_worktree(self, path: Path, branch: str | None, start: str, *, new: bool) -> None:
+        """A work tree at `path`: on a new branch from `start` (`new`), on the existing
+        `branch`, or detached at `start` (`branch` None)."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.run("worktree", "prune")  # a folder deleted by hand leaves its registration
+        if branch is None:
+            args = ["--detach", str(path), start]
+        elif new:
+            args = ["-b", branch, str(path), start]
+        else:
+            args = [str(path), branch]
+        self.out("worktree", "add", *args, timeout=SLOW)
+
+    def remove_worktree(self, path: Path, force: bool = False) -> None:
+        self.out("worktree", "remove", *(["--force"] if force else []), str(path), timeout=SLOW)
+
+    def dirty(self, tree: Path) -> list[str]:
+        """Paths with changes in `tree` (tracked changes, untracked files, unmerged paths)."""
+        text = self.out("status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=tree)
+        paths: list[str] = []
+        entries = iter(text.split("\0"))
+        for entry in entries:
+            if len(entry) < 4:
+                continue
+            paths.append(entry[3:])
+            if entry[0] in "RC":  # a rename's source follows
+                next(entries, None)
+        return paths
+
+    def unmerged(self, tree: Path) -> list[str]:
+        text = self.out("diff", "--name-only", "--diff-filter=U", "-z", cwd=tree)
+        return sorted({p for p in text.split("\0") if p})
+
+    def head(self, tree: Path) -> str:
+        return self.out("rev-parse", "HEAD", cwd=tree).strip()
+
+    def in_progress(self, tree: Path) -> str | None:
+        """'merge' or 'rebase' when one was left half-done in `tree`, else None."""
+        for name, what in (
+            ("MERGE_HEAD", "merge"),
+            ("rebase-merge", "rebase"),
+            ("rebase-apply", "rebase"),
+        ):
+            path = self.out("rev-parse", "--path-format=absolute", "--git-path", name, cwd=tree)
+            if Path(path.strip()).exists():
+                return what
+        return None
+
+    # -- commits ---------------------------------------------------------------------------
+    def commit_all(self, tree: Path, message: str) -> str | None:
+        """Stage every change in `tree` and commit it (hooks off); the new commit, or None when
+        there was nothing to commit and no merge to conclude."""
+        self.out("add", "-A", cwd=tree, timeout=SLOW)
+        staged = self.run("diff", "--cached", "--quiet", cwd=tree).returncode != 0
+        if not staged and self.in_progress(tree) != "merge":
+            return None
+        done = subprocess.run(
+            ["git", "-C", str(tree), *_CONFIG, "commit", "--no-verify", "-q", "-F", "-"],
+            input=message,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=SLOW,
+            check=False,
+            env=self.env,
+        )
+        if done.returncode != 0:
+            raise GitError(
+                f"git commit failed in {tree}: {done.stderr.strip() or done.stdout.strip()}"
+            )
+        return self.head(tree)
+
+    def changed_files(self, since: str, until: str) -> list[str]:
+        text = self.out("diff", "--name-only", "-z", since, until)
+        return [p for p in text.split("\0") if p]
+
+    def diffstat(self, since: str, until: str) -> str:
+        return self.out("diff", "--stat", since, until).rstrip()
+
+    # -- bringing a branch up to base ------------------------------------------------------
+    def checkout_detached(self, tree: Path, commit: str) -> None:
+        """`tree` detached at `commit`, clean: whatever a crashed step left is thrown away
+        (only in tt's own merge worktree)."""
+        what = self.in_progress(tree)
+        if what:
+            self.run(what, "--abort", cwd=tree)
+        self.out("checkout", "-f", "-q", "--detach", commit, cwd=tree, timeout=SLOW)
+        self.out("clean", "-ffdxq", cwd=tree, timeout=SLOW)
+
+    def rebase(self, tree: Path, onto: str) -> Step:
+        """Rebase what is checked out in `tree` onto `onto`; a conflict aborts it."""
+        done = self.run("rebase", "-q", onto, cwd=tree, timeout=SLOW)
+        if done.returncode == 0:
+            return Step(True)
+        conflicts = tuple(self.unmerged(tree))
+        self.run("rebase", "--abort", cwd=tree)
+        return Step(False, conflicts, _said(done))
+
+    def merge(
+        self, tree: Path, refs: list[str], message: str, *, no_ff: bool = True, abort: bool = True
+    ) -> Step:
+        """Merge `refs` into what `tree` has checked out; a conflict is aborted (`abort`) or
+        left in the tree with its markers."""
+        args = ["merge", "-q", "--no-edit", "-m", message, *(["--no-ff"] if no_ff else []), *refs]
+        done = self.run(*args, cwd=tree, timeout=SLOW)
+        if done.returncode == 0:
+            return Step(True)
+        conflicts = tuple(self.unmerged(tree))
+        if abort:
+            self.run("merge", "--abort", cwd=tree)
+        return Step(False, conflicts, _said(done))
+
+    def squash_onto(self, tree: Path, base: str, work: str) -> Step:
+        """Reset `tree` to `base` and bring `work`'s changes in as one uncommitted change
+        (`merge --squash`): conflicts are left in the tree with their markers."""
+        self.out("reset", "-q", "--hard", base, cwd=tree, timeout=SLOW)
+        done = self.run("merge", "-q", "--squash", work, cwd=tree, timeout=SLOW)
+        if done.returncode == 0:
+            return Step(True)
+        return Step(False, tuple(self.unmerged(tree)), _said(done))
+
+    def reset_hard(self, tree: Path, commit: str) -> None:
+        self.out("reset", "-q", "--hard", commit, cwd=tree, timeout=SLOW)
+
+    def fast_forward(self, tree: Path, commit: str) -> Step:
+        """Fast-forward what `tree` has checked out to `commit` (git refuses to overwrite local
+        changes)."""
+        done = self.run("merge", "-q", "--ff-only", commit, cwd=tree, timeout=SLOW)
+        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
+
+    def push(self, remote: str, commit: str, ref: str, timeout: float = SLOW) -> Step:
+        done = self.run("push", "-q", remote, f"{commit}:{ref}", timeout=timeout)
+        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
+
+    def delete_branch(self, branch: str) -> bool:
+        return self.run("branch", "-q", "-D", branch).returncode == 0
+
+
+def _said(done: subprocess.CompletedProcess[str]) -> str:
+    lines = (done.stdout.strip() + "\n" + done.stderr.strip()).strip().splitlines()
+    return " ".join(line.strip() for line in lines[-4:])
+
+
+def repository_of(folder: Path, author: str = "tt <tt@localhost>") -> Repo | None:
+    """The repository `folder` is in (its main work tree's top), or None outside one."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    common = Path(done.stdout.strip())
+    top = common.parent if common.name == ".git" else common  # a bare repository: itself
+    return Repo(top, author)

@@ -1,0 +1,54 @@
+"""Work products on Redis, mixed into `Store`: a task's `git_*` fields (branch, worktree, commit,
+merge stage) and the town's merge queue (`mergeq`, a list of task ids in completion order).
+
+Writes of an attempt are fenced by its token (`lua/git_note.lua`), so a stale attempt never
+records a commit; the merge queue's own writes are not (it acts for whichever attempt is current).
+No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+from .scripts import Scripted
+
+# Every field of a task hash about its work product.
+GIT_FIELDS = (
+    "git_branch",  # tt/<town>/<task>
+    "git_tree",  # its worktree's path
+    "git_base",  # the base commit the branch started from
+    "git_head",  # the commit to merge (what the last attempt left)
+    "git_stage",  # committed | queued | waiting | merged | conflict | check_failed | unchanged
+    "git_note",  # why it waits, what conflicted, which check failed (one line)
+    "git_conflicts",  # JSON list of the files a conflict left with markers
+    "git_candidate",  # the commit the queue is about to move base to
+    "git_merged",  # the commit on base that holds the task's work
+    "git_changed",  # JSON list of the files the task changed
+    "git_outside",  # JSON list of the changed files outside its `touches`
+    "git_result",  # the model's result, kept until the task completes
+)
+_READ = ("state", "token", "attempt", *GIT_FIELDS)
+
+
+class WorkOps(Scripted):
+    def git_record(self, task_id: str) -> dict[str, str]:
+        """The task's state, token, attempt and `git_*` fields ({} when it does not exist);
+        missing fields are left out."""
+        values = self.client.hmget(self.keys.task(task_id), list(_READ))
+        if values[0] is None:
+            return {}
+        return {k: str(v) for k, v in zip(_READ, values, strict=True) if v is not None}
+
+    def note_git(self, task_id: str, token: str, **fields: str) -> bool:
+        """Write `fields` (a '' value deletes one) if attempt `token` is still current ('' = any
+        attempt); False when it is not, or the task is gone."""
+        pairs = [x for kv in fields.items() for x in kv]
+        return bool(self._run("git_note", task_id, token, *pairs))
+
+    def merge_enqueue(self, task_id: str) -> int:
+        """Queue `task_id` for the merge (once); its position, 0 at the head."""
+        return int(self._run("merge_enqueue", task_id))
+
+    def merge_queue(self) -> list[str]:
+        return [str(x) for x in self.client.lrange(self.keys.merge_queue, 0, -1)]
+
+    def merge_drop(self, task_id: str) -> None:
+        self.client.lrem(self.keys.merge_queue, 0, task_id)

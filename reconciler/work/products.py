@@ -1,0 +1,323 @@
+"""A task attempt's work product under `[git]`, for the worker: before the model runs, the task's
+worktree on its branch (`start`); after it exits 0, the commit of what it left and, with
+`merge = "queue"`, the merge through the queue (`finish`).
+
+Every write to the shared repository holds the repository's file lock (no `index.lock` races);
+every record in Redis is fenced by the attempt's token. An attempt that dies anywhere leaves
+its worktree and branch in place: the next attempt goes on from them (a commit already queued is
+merged without running the model again).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from ..errors import TtError
+from ..filelock import exclusive_lock
+from ..git.repo import GitError, Repo, repository_of
+from ..spec.gitsettings import GitSettings, MergeMode, OnConflict, Strategy
+from .layout import Layout, ignore_state
+
+# A conflict marker left in a file (git's own, at the start of a line).
+MARKER = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.M)
+LOCK_WAIT = 120.0
+
+
+class CheckRun(NamedTuple):
+    returncode: int | None  # None: killed (timed out or stopped)
+    timed_out: bool
+    tail: str  # the end of its output
+
+
+# argv, working folder, log file, timeout in seconds → how the check ended (the whole process
+# tree is killed at the timeout): `agents` passes its supervisor's runner in.
+CheckRunner = Callable[[Sequence[str], Path, Path, float], CheckRun]
+
+
+class WorkStore(Protocol):
+    def git_record(self, task_id: str) -> dict[str, str]: ...
+    def note_git(self, task_id: str, token: str, **fields: str) -> bool: ...
+    def merge_enqueue(self, task_id: str) -> int: ...
+    def merge_queue(self) -> list[str]: ...
+    def merge_drop(self, task_id: str) -> None: ...
+    def event(self, etype: str, **fields: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How the work product of an attempt ended: `ok` (completed), else the error; `stopped`:
+    the worker is stopping (the task goes back, nothing counted)."""
+
+    ok: bool
+    text: str
+    permanent: bool = False
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Started:
+    """Where the model runs (`tree`), what its prompt must add (`note`), or why it need not run:
+    `result` (its commit is waiting for the merge) or `done` (the attempt is over already)."""
+
+    tree: Path
+    note: str | None = None
+    result: str | None = None
+    done: Finished | None = None
+
+
+class WorkProducts:
+    def __init__(
+        self,
+        state_dir: Path,
+        town_root: Path,
+        town: str,
+        git: GitSettings,
+        store: WorkStore,
+        run_check: CheckRunner,
+    ) -> None:
+        self.git, self.store, self.run_check = git, store, run_check
+        self.layout = Layout(state_dir, town)
+        folder = Path(git.repo) if Path(git.repo).is_absolute() else town_root / git.repo
+        repo = repository_of(folder, git.author)
+        if repo is None:
+            raise TtError(
+                f"[git] repo {git.repo!r}: {folder} is not inside a git repository",
+                hint="run `git init` there and commit once, or point [git] repo at a repository",
+            )
+        self.repo: Repo = repo
+        self.base_ref = f"refs/heads/{git.base}"
+        ignore_state(state_dir)
+
+    def locked(self) -> AbstractContextManager[None]:
+        return exclusive_lock(
+            self.layout.repo_lock,
+            LOCK_WAIT,
+            busy="writing to the git repository",
+            hint="another agent of the town is creating a worktree or committing",
+        )
+
+    def base_commit(self) -> str:
+        commit = self.repo.resolve(self.base_ref)
+        if commit is None:
+            raise TtError(
+                f"[git] base {self.git.base!r} is not a branch of {self.repo.top}",
+                hint="create it (git branch NAME) or set [git] base to an existing branch",
+            )
+        return commit
+
+    # -- before the model ------------------------------------------------------------------
+    def start(self, task: str, attempt: int, token: str, deps: Sequence[str] = ()) -> Started:
+        """The task's worktree, made or reused, ready for this attempt."""
+        rec = self.store.git_record(task)
+        stage = rec.get("git_stage", "")
+        tree = self.layout.tree(task)
+        if stage in ("merged", "unchanged"):
+            # Merged (or found unchanged) by an attempt that died before it completed the task.
+            return Started(tree, done=Finished(True, rec.get("git_result", "")))
+        branch = self.layout.branch(task)
+        with self.locked():
+            base = self.base_commit()
+            fresh = self._ensure_tree(task, tree, branch, base)
+            self.store.note_git(task, token, git_branch=branch, git_tree=str(tree))
+            if fresh and self.git.merge == MergeMode.MANUAL and deps:
+                failed = self._merge_deps(tree, deps)
+                if failed is not None:
+                    return Started(tree, done=failed)
+            if stage == "conflict":
+                return self._reopen(task, attempt, token, tree, base, rec)
+        head = rec.get("git_head")
+        if stage in ("committed", "queued", "waiting") and head and not self.repo.dirty(tree):
+            # Its commit was made; the agent died before the merge finished: merge it now.
+            return Started(tree, result=rec.get("git_result", ""))
+        return Started(tree)
+
+    def _ensure_tree(self, task: str, tree: Path, branch: str, base: str) -> bool:
+        """The worktree of `task` on `branch` (new from `base` if the branch is new); True when
+        the branch was made now."""
+        known = {w.path.resolve() for w in self.repo.worktrees() if not w.prunable}
+        if tree.exists() and tree.resolve() in known:
+            return False
+        if tree.exists() and any(tree.iterdir()):
+            raise TtError(
+                f"{tree} exists but is not a worktree of {self.repo.top}",
+                hint="move it away (tt keeps task worktrees there)",
+            )
+        if tree.exists():
+            tree.rmdir()
+        exists = self.repo.resolve(f"refs/heads/{branch}") is not None
+        self.repo.add_worktree(tree, branch, base, new=not exists)
+        return not exists
+
+    def _merge_deps(self, tree: Path, deps: Sequence[str]) -> Finished | None:
+        """Manual mode: a new branch starts from base with its dependencies' branches merged."""
+        branches = [
+            b for b in map(self.layout.branch, deps) if self.repo.resolve(f"refs/heads/{b}")
+        ]
+        if not branches:
+            return None
+        step = self.repo.merge(tree, branches, f"Merge {', '.join(branches)}", no_ff=False)
+        if step.ok:
+            return None
+        files = ", ".join(step.conflicts[:5]) or step.message
+        return Finished(
+            False,
+            f"conflict: the branches of its dependencies ({', '.join(branches)}) conflict "
+            f"in {files}",
+            permanent=True,
+        )
+
+    def _reopen(
+        self, task: str, attempt: int, token: str, tree: Path, base: str, rec: dict[str, str]
+    ) -> Started:
+        """A conflict with base reopened the task: `redo` restarts the branch from base (its old
+        commits kept under refs/tt/...); `resolve` brings base in with the markers left."""
+        old = self.repo.head(tree)
+        self.repo.update_ref(self.layout.kept_ref(task, f"attempt-{attempt - 1}"), old, None)
+        if self.git.on_conflict == OnConflict.REDO:
+            self.repo.reset_hard(tree, base)
+            self.store.note_git(
+                task, token, git_stage="redo", git_base=base, git_head="", git_conflicts=""
+            )
+            return Started(
+                tree,
+                note=f"Your earlier work conflicted with {self.git.base}; "
+                f"start again from the current {self.git.base}.",
+            )
+        if self.git.strategy == Strategy.REBASE:
+            step = self.repo.squash_onto(tree, base, old)
+        else:
+            step = self.repo.merge(tree, [base], f"Merge {self.git.base}", abort=False)
+        files = list(step.conflicts)
+        self.store.note_git(
+            task, token, git_stage="resolving", git_base=base, git_conflicts=json.dumps(files)
+        )
+        if step.ok:  # base moved on since: it applies cleanly now
+            return Started(tree)
+        listed = "\n".join(f"- {f}" for f in files)
+        return Started(
+            tree,
+            note=f"Your branch conflicts with {self.git.base}. These files hold conflict "
+            f"markers (<<<<<<< ======= >>>>>>>); resolve each so both intents survive, remove "
+            f"every marker, then finish the task:\n{listed}",
+        )
+
+    # -- after the model -------------------------------------------------------------------
+    def finish(
+        self,
+        task: str,
+        attempt: int,
+        token: str,
+        description: str,
+        result: str,
+        should_stop: Callable[[], bool],
+    ) -> Finished:
+        """Commit what the model left; then merge it (queue) or keep the branch (manual)."""
+        from .queue import MergeQueue  # the queue imports this module's types
+
+        rec = self.store.git_record(task)
+        tree = self.layout.tree(task)
+        if rec.get("git_stage") not in ("committed", "queued", "waiting"):
+            made = self._commit(task, attempt, token, tree, description, result, rec)
+            if made is not None:
+                return made
+        if self.git.merge == MergeMode.MANUAL:
+            self._push_branch(task)
+            return Finished(True, result)
+        return MergeQueue(self).wait_for(task, token, should_stop)
+
+    def _commit(
+        self,
+        task: str,
+        attempt: int,
+        token: str,
+        tree: Path,
+        description: str,
+        result: str,
+        rec: dict[str, str],
+    ) -> Finished | None:
+        """Commit the tree; a Finished when the attempt ends here (markers left, no changes)."""
+        left = [f for f in json.loads(rec.get("git_conflicts") or "[]") if _has_markers(tree / f)]
+        if left:
+            return Finished(
+                False, f"conflict: markers left in {', '.join(left[:5])} (resolve every one)"
+            )
+        first = (description.strip().splitlines() or [task])[0][:72]
+        message = f"{task}: {first}\n\nTt-Task: {task}\nTt-Attempt: {attempt}\n"
+        with self.locked():
+            self.repo.commit_all(tree, message)
+            head = self.repo.head(tree)
+            base = self.base_commit()
+        ahead, _ = self.repo.ahead_behind(head, base)
+        if ahead == 0:
+            self.store.note_git(
+                task,
+                token,
+                git_stage="unchanged",
+                git_head=head,
+                git_note="no changes",
+                git_result=result,
+                git_conflicts="",
+            )
+            self.store.event("git.unchanged", task=task)
+            self.clean_up(task)
+            return Finished(True, result)
+        since = self.repo.merge_base(base, head) or base
+        changed = self.repo.changed_files(since, head)
+        self.store.note_git(
+            task,
+            token,
+            git_stage="committed",
+            git_head=head,
+            git_result=result,
+            git_changed=json.dumps(changed),
+            git_conflicts="",
+            git_note="",
+        )
+        self.store.event("git.committed", task=task, commit=head, files=str(len(changed)))
+        return None
+
+    def _push_branch(self, task: str) -> None:
+        if not self.git.push:
+            return
+        branch = self.layout.branch(task)
+        step = self.repo.push(self.git.push, f"refs/heads/{branch}", f"refs/heads/{branch}")
+        kind = "git.pushed" if step.ok else "git.push_failed"
+        self.store.event(kind, task=task, remote=self.git.push, ref=branch, error=step.message)
+
+    def clean_up(self, task: str, merged: bool = False) -> bool:
+        """Remove the task's worktree (only when clean) and, unless `keep_branches`, its branch
+        (only when `merged` by the queue, or its commits are in base). True when the worktree
+        is gone."""
+        tree = self.layout.tree(task)
+        with self.locked():
+            if tree.exists():
+                try:
+                    if self.repo.dirty(tree):
+                        return False
+                    self.repo.remove_worktree(tree)
+                except GitError:
+                    return False
+            branch = self.layout.branch(task)
+            head = self.repo.resolve(f"refs/heads/{branch}")
+            base = self.repo.resolve(self.base_ref)
+            if (
+                not self.git.keep_branches
+                and head
+                and base
+                and (merged or self.repo.is_ancestor(head, base))
+            ):
+                self.repo.delete_branch(branch)
+        return True
+
+
+def _has_markers(path: Path) -> bool:
+    try:
+        return MARKER.search(path.read_text(errors="replace")) is not None
+    except OSError:
+        return False

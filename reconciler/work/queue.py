@@ -1,0 +1,209 @@
+"""The merge queue: one per town (its base), serial, in completion order. Whoever holds the
+queue's file lock works it from the head: bring the branch up to base (`strategy`), run the
+checks in tt's own clean merge worktree, then move base by compare-and-swap. Base only ever
+points at a commit that passed the checks.
+
+The order lives in Redis (`mergeq`), so a worker killed mid-merge leaves its task at the head:
+the next one to take the lock does that step again from the start (the merge worktree is reset;
+a candidate that reached base before the crash is recognised as merged).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..filelock import try_lock
+from ..git.repo import GitError
+from ..spec.gitsettings import Strategy
+from .products import Finished, WorkProducts
+
+WAIT = 0.2  # between two looks at the queue while another process works it
+CAS_TRIES = 5
+TAIL_LINES = 30
+
+
+class MergeQueue:
+    def __init__(self, products: WorkProducts) -> None:
+        self.p = products
+        self.repo, self.git, self.store = products.repo, products.git, products.store
+        self.layout = products.layout
+
+    def wait_for(self, task: str, token: str, should_stop: Callable[[], bool]) -> Finished:
+        """Queue the task's commit and see it through: merged, or reopened (conflict, a failed
+        check); `stopped` when the worker must stop first (its place in the queue is kept)."""
+        position = self.store.merge_enqueue(task)
+        self.store.note_git(task, token, git_stage="queued")
+        self.store.event("git.queued", task=task, position=str(position))
+        while True:
+            rec = self.store.git_record(task)
+            if rec.get("token") != token:
+                return Finished(False, "stopped: the attempt is no longer current", stopped=True)
+            stage = rec.get("git_stage", "")
+            if stage == "merged":
+                self.p.clean_up(task, merged=True)
+                return Finished(True, rec.get("git_result", ""))
+            if stage in ("conflict", "check_failed"):
+                return Finished(False, rec.get("git_note", stage))
+            if should_stop():
+                return Finished(False, "stopped while waiting in the merge queue", stopped=True)
+            with try_lock(self.layout.queue_lock) as mine:
+                if mine:
+                    self.work(until=task)
+            time.sleep(WAIT)
+
+    def work(self, until: str | None = None) -> None:
+        """Merge from the head of the queue until `until` is through (or the queue is empty,
+        or the head must wait). Call holding the queue lock."""
+        while True:
+            queue = self.store.merge_queue()
+            if not queue:
+                return
+            head = queue[0]
+            if not self.merge_one(head):
+                return  # the head waits (base checked out with local changes)
+            if head == until:
+                return
+
+    def merge_one(self, task: str) -> bool:
+        """One step of the queue: the task at its head merged, reopened or dropped (True), or
+        left waiting at the head (False)."""
+        rec = self.store.git_record(task)
+        head = rec.get("git_head", "")
+        if (
+            rec.get("state") not in ("running", "ready")
+            or not head
+            or rec.get("git_stage") not in ("queued", "waiting", "committed")
+        ):
+            self.store.merge_drop(task)  # cancelled, deleted, or already through
+            return True
+        for _ in range(CAS_TRIES):
+            old = self.p.base_commit()
+            done = self._already_in(task, head, rec.get("git_candidate", ""), old)
+            result = self._step(task, head, old, rec) if done is None else done
+            if result != "retry":
+                return result != "wait"
+        self._reopen(task, "conflict", f"base {self.git.base} kept moving; try again", [])
+        return True
+
+    def _already_in(self, task: str, head: str, candidate: str, base: str) -> str | None:
+        """'merged' when the task's work is in base already (a crash after base moved)."""
+        for commit in (candidate, head):
+            if commit and self.repo.is_ancestor(commit, base):
+                self._merged(task, commit)
+                return "merged"
+        return None
+
+    def _step(self, task: str, head: str, old: str, rec: dict[str, str]) -> str:
+        tree = self.layout.merge_tree
+        with self.p.locked():
+            if not (tree / ".git").exists():
+                self.repo.add_worktree(tree, None, old, new=False)
+        branch = self.layout.branch(task)
+        if self.git.strategy == Strategy.REBASE:
+            self.repo.checkout_detached(tree, head)
+            step = self.repo.rebase(tree, old)
+        else:
+            self.repo.checkout_detached(tree, old)
+            step = self.repo.merge(tree, [head], f"Merge {branch}: {task}")
+        if not step.ok:
+            files = list(step.conflicts)
+            shown = ", ".join(files[:5]) + (" …" if len(files) > 5 else "")
+            note = f"conflict: {branch} does not apply on {self.git.base}: {shown or step.message}"
+            self._reopen(task, "conflict", note, files)
+            return "done"
+        candidate = self.repo.head(tree)
+        self.store.note_git(task, "", git_candidate=candidate)
+        failed = self._checks(task, tree, int(rec.get("attempt", "0") or 0))
+        if failed is not None:
+            self._reopen(task, "check_failed", failed, [])
+            return "done"
+        with self.p.locked():
+            moved = self._move_base(task, old, candidate)
+        if moved is None:
+            return "wait"
+        if not moved:
+            return "retry"  # base moved meanwhile: the step again, on the new base
+        self._merged(task, candidate)
+        return "merged"
+
+    def _checks(self, task: str, tree: Path, attempt: int) -> str | None:
+        """The first failing check's report (command, exit, output tail), or None."""
+        log = self.layout.check_log(task, attempt)
+        log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for check in self.git.checks:
+            ran = self.p.run_check(["sh", "-c", check], tree, log, self.git.check_timeout)
+            if ran.returncode == 0:
+                continue
+            how = (
+                f"did not finish within {self.git.check_timeout:g} s"
+                if ran.timed_out
+                else f"exited {ran.returncode}"
+            )
+            tail = "\n".join(ran.tail.rstrip().splitlines()[-TAIL_LINES:])
+            self.store.event("git.check_failed", task=task, check=check, how=how)
+            return f"check_failed: `{check}` {how} on the merged result:\n{tail}"
+        return None
+
+    def _move_base(self, task: str, old: str, candidate: str) -> bool | None:
+        """Base to `candidate` if it still points at `old` (False: it moved). Where base is
+        checked out in a working tree it is fast-forwarded there, never behind its back; local
+        changes the merge would touch make it wait (None)."""
+        holder = next(
+            (w for w in self.repo.worktrees() if w.branch == self.git.base and not w.prunable),
+            None,
+        )
+        if holder is None:
+            return self.repo.update_ref(self.p.base_ref, candidate, old)
+        if holder.head != old:
+            return False
+        local = set(self.repo.dirty(holder.path))
+        touched = local & set(self.repo.changed_files(old, candidate))
+        why = ""
+        if touched:
+            shown = ", ".join(sorted(touched)[:3])
+            why = f"base checked out with local changes at {holder.path} ({shown})"
+        else:
+            step = self.repo.fast_forward(holder.path, candidate)
+            if step.ok:
+                return True
+            why = f"base checked out at {holder.path} cannot be fast-forwarded: {step.message}"
+        rec = self.store.git_record(task)
+        if rec.get("git_stage") != "waiting" or rec.get("git_note") != why:
+            self.store.note_git(task, "", git_stage="waiting", git_note=why)
+            self.store.event("git.waiting", task=task, reason=why)
+        return None
+
+    def _merged(self, task: str, commit: str) -> None:
+        self.store.note_git(
+            task, "", git_stage="merged", git_merged=commit, git_candidate="", git_note=""
+        )
+        self.store.merge_drop(task)
+        self.store.event("git.merged", task=task, commit=commit, base=self.git.base)
+        if self.git.push:
+            try:
+                step = self.repo.push(self.git.push, commit, self.p.base_ref)
+                ok, error = step.ok, step.message
+            except GitError as e:
+                ok, error = False, e.message
+            self.store.event(
+                "git.pushed" if ok else "git.push_failed",
+                task=task,
+                remote=self.git.push,
+                ref=self.git.base,
+                error=error,
+            )
+
+    def _reopen(self, task: str, stage: str, note: str, files: list[str]) -> None:
+        self.store.note_git(
+            task,
+            "",
+            git_stage=stage,
+            git_note=note,
+            git_candidate="",
+            git_conflicts=json.dumps(files) if files else "",
+        )
+        self.store.merge_drop(task)
+        self.store.event(f"git.{stage}", task=task, note=note.splitlines()[0][:200])

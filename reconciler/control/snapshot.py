@@ -32,7 +32,7 @@ from ..town import TownPaths
 FILE = "applied.snapshot"
 # Bump when what is stored, or how, changes; another version of tt, another tasks schema or
 # another set of task fields (the specs are stored by position) starts afresh.
-_LAYOUT = f"tt-snapshot/4/{__version__}/{','.join(TASK_FIELDS)}"
+_LAYOUT = f"tt-snapshot/5/{__version__}/{','.join(TASK_FIELDS)}"
 
 
 @cache

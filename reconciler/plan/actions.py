@@ -302,7 +302,8 @@ class Plan:
           delete_agent        name, reason
           orphan_agent        name
           create_task         id, spec{id, description, agent, role, status, parent, depends_on,
-                              tags, retries, timeout, priority, sequential}, source,
+                              tags, retries, timeout, priority, sequential, touches (only
+                              when set)}, source,
                               kind (work|group|backlog), state, deps[], deps_left, target, order
           restore_task        id, state, new_state, hash, deps[], target, order
           update_task         id, spec, changed_fields[], kind, state, new_state|null, deps[],

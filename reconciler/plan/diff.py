@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from operator import attrgetter
 
-from ..spec.desired import Desired, Directive, TaskSpec
+from ..spec.desired import WORK_FIELDS, Desired, Directive, TaskSpec
 from .actions import (
     JSON_VERSION,
     OPS,
@@ -78,8 +78,9 @@ __all__ = [
 
 # -- diff ----------------------------------------------------------------------------------------
 
-# The work-defining fields, taken from `TaskSpec.as_dict` so a field added there is compared too.
-TASK_FIELDS = tuple(TaskSpec(id="x").as_dict())
+# The work-defining fields (`TaskSpec.as_dict`'s, those only written when set included), so a
+# field added there is compared too.
+TASK_FIELDS = WORK_FIELDS
 _task_values = attrgetter(*TASK_FIELDS)
 _WAITING = (TaskState.BLOCKED, TaskState.UPSTREAM_FAILED)
 _WAITING_OR_READY = (*_WAITING, TaskState.READY)

@@ -121,11 +121,13 @@ class TaskSpec:
     timeout: float | None = None
     priority: int = 0
     sequential: bool = False
+    # Globs of the paths the task may change, relative to the [git] repository.
+    touches: tuple[str, ...] = ()
 
     @classmethod
     def checked(cls, fields: dict[str, Any]) -> TaskSpec:
         """The spec of `fields` (every field, each of its type: what the loader checked),
-        built in one step: the frozen dataclass's __init__ sets its 12 fields one
+        built in one step: the frozen dataclass's __init__ sets its 13 fields one
         `object.__setattr__` at a time, ~4 µs a spec, 40 ms of a 10,000-task apply; this
         takes ~1 µs. Equal to `TaskSpec(**fields)` (tests/spec/test_reuse.py)."""
         spec = object.__new__(cls)
@@ -148,8 +150,9 @@ class TaskSpec:
         return directive_of(self.status)
 
     def as_dict(self) -> dict[str, object]:
-        """The fields that define the work; `status` is excluded (it is a directive)."""
-        return {
+        """The fields that define the work; `status` is excluded (it is a directive), and
+        `touches` is there only when set: the hashes of tasks recorded before stay equal."""
+        data: dict[str, object] = {
             "id": self.id,
             "description": self.description,
             "agent": self.agent,
@@ -162,6 +165,9 @@ class TaskSpec:
             "priority": self.priority,
             "sequential": self.sequential,
         }
+        if self.touches:
+            data["touches"] = list(self.touches)
+        return data
 
     def canonical_json(self) -> str:
         """`as_dict` as compact JSON with sorted keys: what Redis stores, what is hashed.
@@ -247,6 +253,8 @@ class Desired:
 
 _ID = attrgetter("id")
 TASK_FIELDS = tuple(f.name for f in fields(TaskSpec))
+# The fields `as_dict` may hold (all but `status`), in its order: what defines the work.
+WORK_FIELDS = tuple(f for f in TASK_FIELDS if f != "status")
 _VALUES = attrgetter(*TASK_FIELDS)
 
 # One encoder for every digest: `json.dumps` with options builds a new one per call, a third of
@@ -285,10 +293,16 @@ def _spec_json(spec: TaskSpec) -> str:
             f'"role":{"null" if role is None else _quote(role)},'
             f'"sequential":{"true" if spec.sequential else "false"},'
             f'"tags":[{",".join(map(_quote, spec.tags))}],'
-            f'"timeout":{"null" if spec.timeout is None else _ENCODER.encode(spec.timeout)}}}'
+            f'"timeout":{"null" if spec.timeout is None else _ENCODER.encode(spec.timeout)}'
+            f"{_touches_json(spec.touches)}}}"
         )
     except TypeError:  # a value that is not a string where one was expected
         return _ENCODER.encode(spec.as_dict())
+
+
+def _touches_json(touches: tuple[str, ...]) -> str:
+    """The last key of the sorted JSON, written only when set (see `TaskSpec.as_dict`)."""
+    return f',"touches":[{",".join(map(_quote, touches))}]' if touches else ""
 
 
 def _hash(text: str) -> str:

@@ -24,7 +24,7 @@ E = TypeVar("E", bound=Enum)
 MAX_DURATION_TEXT = 64
 # Durations where zero would mean "never wait" and spin or kill at once.
 POSITIVE_DURATIONS = frozenset(
-    {"heartbeat", "lease", "resync", "task_timeout", "timeout", "stall_after"}
+    {"heartbeat", "lease", "resync", "task_timeout", "timeout", "stall_after", "check_timeout"}
 )
 
 

@@ -2,8 +2,9 @@
 
 Entry points: `load`, `load_settings` (only [town], to find Redis), `check` (a report that never
 raises), and on strings `load_texts`, `check_texts`, `validate_texts` (`edit`'s Validate). It reads
-the two files and runs `schemacheck`, `towncheck` and `taskcheck` on them, in that order; it
-touches no Redis, processes or environment. Problems read `tasks.toml:14: $.tasks[2].agent: ...`.
+the two files and runs `schemacheck`, `towncheck` (`gitcheck` on [git]) and `taskcheck` on them,
+in that order; it touches no Redis, processes or environment. Problems read
+`tasks.toml:14: $.tasks[2].agent: ...`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..town import TASKS_FILE, TOWN_FILE, TownPaths
 from . import reading, schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
+from .gitcheck import git_settings
 from .launchcheck import check_nul, check_workdirs
 from .reuse import Reuse as Reuse  # (its former home: imported from here)
 from .reuse import parse_tasks
@@ -219,6 +221,7 @@ def _check(
             check_nul(tasks, tasks_data)
 
     town_roster = roster(town, town_data) if town_data is not None else None
+    git = git_settings(town, town_data) if town_data is not None else None
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
     raw_tasks = tasks_data.get("tasks") if tasks_data else None
@@ -258,6 +261,7 @@ def _check(
         description=meta.description,
         default_agent=meta.default_agent,
         default_role=meta.default_role,
+        git=git,
         digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
     )
     tables = tuple(raw_tasks) if isinstance(raw_tasks, list) else ()

@@ -17,6 +17,7 @@ from typing import Any
 from .cycles import find_cycles
 from .desired import TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table
+from .gitcheck import check_touches
 from .locate import JsonPath
 from .names import did_you_mean
 from .schemacheck import int_range
@@ -127,8 +128,11 @@ def check_tasks(
                 timeout=duration(doc, at, entry, "timeout"),
                 priority=integer(entry, "priority", 0, _PRIORITY),
                 sequential=entry.get("sequential") is True,
+                touches=strs(entry, "touches"),
             )
             deps.append(indexed_strs(entry, "depends_on"))
+        if "touches" in entry:
+            check_touches(doc, at, entry)
         specs.append(spec)
         where.append(i)
     _references(doc, specs, where, deps, first, named_before)
@@ -165,6 +169,7 @@ def _typed_spec(
             "timeout": duration(doc, at, entry, "timeout") if "timeout" in entry else None,
             "priority": int(get("priority", 0)),
             "sequential": get("sequential") is True,
+            "touches": tuple(get("touches", ())),
         }
     )
 

@@ -197,7 +197,7 @@ def test_a_snapshot_of_another_schema_or_version_is_not_reused(
     """The specs and table texts a snapshot holds were checked by one tt and one schema."""
     fast, _, parsed = twins
     assert snapshot.load(fast.paths, fast.store.clean_mark()[0]) is not None
-    monkeypatch.setattr(snapshot, "_LAYOUT", snapshot._LAYOUT.replace("/4/", "/4-other/"))
+    monkeypatch.setattr(snapshot, "_LAYOUT", snapshot._LAYOUT.replace("/5/", "/5-other/"))
     snapshot._format.cache_clear()
     try:
         assert snapshot.load(fast.paths, fast.store.clean_mark()[0]) is None

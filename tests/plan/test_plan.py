@@ -1042,6 +1042,23 @@ def test_a_stored_spec_is_decoded_only_to_name_what_changed() -> None:
     assert diff(edited, decoded, 0.0).actions == (action,)
 
 
+def test_touches_set_or_dropped_is_named_as_the_changed_field() -> None:
+    """`touches` is in the stored JSON only when set; its change is still named, whether the
+    stored spec is decoded from that JSON or already at hand."""
+    spec = TaskSpec("a", "words", agent="developer")
+    obs = observed(town(spec))
+    scoped = replace(spec, touches=("src/**",))
+    (action,) = diff(town(scoped), obs, 0.0).actions
+    assert isinstance(action, UpdateTask) and action.changed_fields == ("touches",)
+    seen = obs.tasks["a"]
+    decoded = replace(obs, tasks={"a": replace(seen, spec=spec, spec_json="")})
+    assert diff(town(scoped), decoded, 0.0).actions == (action,)
+    back = observed(town(scoped))
+    (action,) = diff(town(spec), back, 0.0).actions
+    assert isinstance(action, UpdateTask) and action.changed_fields == ("touches",)
+    assert task_spec_from_json(scoped.canonical_json()) == scoped
+
+
 def test_the_planner_imports_no_outside_world() -> None:
     code = (
         "import sys, reconciler.plan.diff; "

@@ -1143,6 +1143,19 @@ DOCS = [
     ("town", {"town": {"name": "x"}, "models": {"m": {"command": [""]}}}, False),
     ("town", {"town": {"name": "x", "heartbeat": [1]}}, False),
     ("town", {"town": {}}, False),
+    ("town", {"town": {"name": "x"}, "git": {}}, True),
+    (
+        "town",
+        {
+            "town": {"name": "x"},
+            "git": {"base": "main", "merge": "manual", "checks": ["pytest"], "push": "origin"},
+        },
+        True,
+    ),
+    ("town", {"town": {"name": "x"}, "git": {"merge": "later"}}, False),
+    ("town", {"town": {"name": "x"}, "git": {"checks": [""]}}, False),
+    ("town", {"town": {"name": "x"}, "git": {"bsae": "main"}}, False),
+    ("town", {"town": {"name": "x"}, "git": True}, False),
     ("tasks", {"tasks": [{"id": "a", "result": {"any": ["thing"]}, "attempts": 3}]}, True),
     ("tasks", {"meta": {"default_role": "dev"}, "tasks": []}, True),
     ("tasks", {"tasks": [{"id": "a", "retries": -1}]}, False),
@@ -1150,6 +1163,9 @@ DOCS = [
     ("tasks", {"tasks": [{"id": "a", "tags": ["x", 1]}]}, False),
     ("tasks", {"tasks": [{"id": "a", "x": 1}]}, False),
     ("tasks", {"tasks": {"id": "a"}}, False),
+    ("tasks", {"tasks": [{"id": "a", "touches": ["src/**", "a.md"]}]}, True),
+    ("tasks", {"tasks": [{"id": "a", "touches": []}]}, False),
+    ("tasks", {"tasks": [{"id": "a", "touches": ["src/**", ""]}]}, False),
 ]
 
 

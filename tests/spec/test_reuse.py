@@ -151,6 +151,7 @@ def test_the_written_out_spec_json_is_jsons_own() -> None:
             timeout=rng.choice([None, 0.5, 90.0, 1e-7, 1e300, float("inf")]),
             priority=rng.choice([0, -1, 7]),
             sequential=rng.choice([True, False]),
+            touches=tuple(rng.sample(texts, rng.randint(0, 2))),
         )
         expected = json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":"))
         assert spec.canonical_json() == expected

@@ -17,23 +17,57 @@ from ..town import TownPaths
 from ..work import CheckRun, Finished, Started, WorkProducts
 from ..work.products import WorkStore
 from .prompt import Verdict
-from .supervisor import open_log, run_model
+from .supervisor import kill_group, open_log, proc_start_time, run_model
 
 # git's variables would point a check at another repository than its merge worktree.
 _DROP = {b"GIT_DIR", b"GIT_WORK_TREE", b"GIT_INDEX_FILE"}
 
 
-def run_check(argv: Sequence[str], cwd: Path, log_path: Path, timeout: float) -> CheckRun:
-    """A check of the merge queue, to its end or its timeout (the whole process tree killed)."""
+class Checks:
+    """The merge queue's checks, run by the supervisor (the only door to processes)."""
+
+    def run(
+        self, argv: Sequence[str], cwd: Path, log: Path, timeout: float, pidfile: Path
+    ) -> CheckRun:
+        return run_check(argv, cwd, log, timeout, pidfile)
+
+    def stop_orphan(self, pidfile: Path) -> None:
+        _kill_orphan(pidfile)
+
+
+def run_check(
+    argv: Sequence[str], cwd: Path, log_path: Path, timeout: float, pidfile: Path
+) -> CheckRun:
+    """A check of the merge queue, to its end or its timeout (the whole process tree killed).
+    Its group leader is noted in `pidfile` while it runs: a check orphaned by a worker killed
+    mid-merge is killed by the next one to work the queue, before it resets the worktree."""
+    _kill_orphan(pidfile)
     env = {k: v for k, v in os.environb.items() if k not in _DROP}
+
+    def started(pid: int) -> None:
+        pidfile.write_text(f"{pid} {proc_start_time(pid) or ''}\n")
+
     with open_log(log_path) as log:
         log.write(f"$ {argv[-1]}\n".encode(errors="replace"))
-        ran = run_model(argv, cwd=cwd, env=env, stdin_text=None, log=log, timeout=timeout)
+        ran = run_model(
+            argv, cwd=cwd, env=env, stdin_text=None, log=log, timeout=timeout, on_start=started
+        )
         log.write(f"--- exit {ran.returncode} ---\n".encode())
+    pidfile.unlink(missing_ok=True)
     tail = (ran.stdout_tail + "\n" + ran.stderr_tail).strip()
     if ran.launch is not None:
         return CheckRun(127, False, ran.launch.text())
     return CheckRun(None if ran.timed_out else ran.returncode, ran.timed_out, tail)
+
+
+def _kill_orphan(pidfile: Path) -> None:
+    try:
+        pid, _, start = pidfile.read_text().strip().partition(" ")
+    except OSError:
+        return
+    if pid.isdigit():
+        kill_group(int(pid), start or None)
+    pidfile.unlink(missing_ok=True)
 
 
 class GitWork:
@@ -54,7 +88,7 @@ class GitWork:
                 self.desired.town.name,
                 git,
                 self.store,
-                run_check,
+                Checks(),
             )
         return self._products
 

@@ -41,6 +41,11 @@ class Layout:
         """Held by whoever works the merge queue: one merge at a time."""
         return self.root / "queue.lock"
 
+    @property
+    def check_pid(self) -> Path:
+        """The running check's process group leader ("PID START"), while one runs."""
+        return self.root / "check.pid"
+
     def branch(self, task: str) -> str:
         return f"tt/{self.town}/{task}"
 

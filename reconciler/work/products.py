@@ -35,9 +35,19 @@ class CheckRun(NamedTuple):
     tail: str  # the end of its output
 
 
-# argv, working folder, log file, timeout in seconds → how the check ended (the whole process
-# tree is killed at the timeout): `agents` passes its supervisor's runner in.
-CheckRunner = Callable[[Sequence[str], Path, Path, float], CheckRun]
+class CheckRunner(Protocol):
+    """Runs the merge queue's checks (`agents` passes its supervisor's runner in)."""
+
+    def run(
+        self, argv: Sequence[str], cwd: Path, log: Path, timeout: float, pidfile: Path
+    ) -> CheckRun:
+        """A check to its end, or to `timeout` seconds (its whole process tree killed then);
+        its process group leader is named in `pidfile` while it runs."""
+        ...
+
+    def stop_orphan(self, pidfile: Path) -> None:
+        """Kill the check `pidfile` names, left running by a worker killed mid-merge."""
+        ...
 
 
 class WorkStore(Protocol):

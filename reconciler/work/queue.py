@@ -101,6 +101,7 @@ class MergeQueue:
         with self.p.locked():
             if not (tree / ".git").exists():
                 self.repo.add_worktree(tree, None, old, new=False)
+        self.p.run_check.stop_orphan(self.layout.check_pid)  # before its folder is reset
         branch = self.layout.branch(task)
         if self.git.strategy == Strategy.REBASE:
             self.repo.checkout_detached(tree, head)
@@ -134,7 +135,9 @@ class MergeQueue:
         log = self.layout.check_log(task, attempt)
         log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for check in self.git.checks:
-            ran = self.p.run_check(["sh", "-c", check], tree, log, self.git.check_timeout)
+            ran = self.p.run_check.run(
+                ["sh", "-c", check], tree, log, self.git.check_timeout, self.layout.check_pid
+            )
             if ran.returncode == 0:
                 continue
             how = (

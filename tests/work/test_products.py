@@ -10,13 +10,9 @@ import pytest
 
 from reconciler.spec.gitsettings import GitSettings, MergeMode, OnConflict
 from reconciler.store.client import Store
-from reconciler.work import CheckRun, WorkProducts
+from reconciler.work import WorkProducts
 from reconciler.work.queue import MergeQueue
 from tests.work.gitrepo import git, log_subjects, make_repo, running_task
-
-
-def no_checks(argv: Sequence[str], cwd: Path, log: Path, timeout: float) -> CheckRun:
-    raise AssertionError("no checks configured")
 
 
 def never() -> bool:
@@ -26,10 +22,10 @@ def never() -> bool:
 def products(
     repo: Path, store: Store, checks: Sequence[str] = (), **git_settings: object
 ) -> WorkProducts:
-    from reconciler.agents.gitwork import run_check
+    from reconciler.agents.gitwork import Checks
 
     settings = GitSettings(checks=tuple(checks), **git_settings)  # type: ignore[arg-type]
-    return WorkProducts(repo / ".tt", repo, "demo", settings, store, run_check)
+    return WorkProducts(repo / ".tt", repo, "demo", settings, store, Checks())
 
 
 def attempt(

@@ -36,6 +36,7 @@ from . import fleet, incremental, snapshot
 from .applylock import apply_lock
 from .execute import execute, execute_actions
 from .fingerprint import clean_fingerprint, file_fingerprint
+from .gitpreflight import preflight
 from .session import Session
 from .snapshot import Snapshot
 
@@ -176,6 +177,8 @@ def _planned(
     store = session.store
     desired = checked.desired
     assert desired is not None  # validate raises otherwise
+    if desired.git is not None:
+        preflight(session.paths.root, desired.git)  # raises: nothing written
     edit = incremental.edit_of(checked, base) if base is not None else None
     seen = incremental.observe_edit(store, desired, base, edit, early) if base and edit else None
     graph: Graph | None = None

@@ -174,10 +174,18 @@ def test_kill_9_of_a_worker_mid_merge_merges_once_without_running_the_model_agai
     until(lambda: not alive(orphan), 10, "the orphaned check was killed")
 
 
-def test_git_without_a_repository_fails_the_task_with_a_clear_error(tmp_path: Path) -> None:
+def test_git_without_a_repository_or_base_is_refused_and_changes_nothing(tmp_path: Path) -> None:
     with live_town(tmp_path / "norepo") as town:
         town.write(town_toml("gitnorepo", "[git]", replicas=1), task("t", "Do it"))
-        done = town.tt("apply", "--wait", "--timeout", "60s", timeout=90)
+        done = town.tt("apply")
         assert done.returncode == 1
-        error = town.tasks()["t"]["error"]
-        assert "is not inside a git repository" in error, error
+        assert "town.toml [git] repo:" in done.stderr
+        assert "is not inside a git repository" in done.stderr
+        assert town.tasks() == {} and town.agents() == {}
+        git(town.root, "init", "-q", "-b", "trunk")
+        git(town.root, "commit", "-q", "--allow-empty", "-m", "first")
+        done = town.tt("apply")
+        assert done.returncode == 1
+        assert "town.toml [git] base: 'main' is not a branch of" in done.stderr
+        assert "(branches: trunk)" in done.stderr
+        assert town.tasks() == {}

@@ -199,3 +199,23 @@ def test_manual_mode_keeps_the_branch_and_a_dependent_starts_with_it_merged(
     running_task(fake_store, "b", "t2", deps=("a",))
     started = wp.start("b", 1, "t2", deps=["a"])
     assert (started.tree / "a.txt").read_text() == "a\n"
+
+
+def test_push_sends_base_after_each_merge_and_manual_branches(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    repo = make_repo(tmp_path / "r")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    wp = products(repo, fake_store, push="origin")
+    running_task(fake_store, "a", "t1")
+    assert attempt(wp, "a", "t1", {"a.txt": "a\n"}).ok  # type: ignore[attr-defined]
+    assert git(origin, "rev-parse", "main") == git(repo, "rev-parse", "main")
+    assert [e["type"] for _, e in fake_store.events_since("-", 100) if e["type"] == "git.pushed"]
+    manual = products(repo, fake_store, push="origin", merge=MergeMode.MANUAL)
+    running_task(fake_store, "b", "t2")
+    assert attempt(manual, "b", "t2", {"b.txt": "b\n"}).ok  # type: ignore[attr-defined]
+    assert git(origin, "rev-parse", "tt/demo/b") == git(repo, "rev-parse", "tt/demo/b")
+    assert git(origin, "rev-parse", "main") == git(repo, "rev-parse", "main")  # base unmoved

@@ -138,7 +138,7 @@ def test_a_failing_check_fails_the_task_and_leaves_base_unchanged(town: LiveTown
     assert git(town.root, "rev-parse", "tt/gitcheck/bad")
 
 
-def test_kill_9_of_a_worker_mid_merge_merges_once_without_running_the_model_again(
+def test_kill_9_of_worker_and_controller_mid_merge_merges_once_without_rerunning_the_model(
     town: LiveTown, tmp_path: Path
 ) -> None:
     flags = tmp_path / "flags"
@@ -157,10 +157,12 @@ def test_kill_9_of_a_worker_mid_merge_merges_once_without_running_the_model_agai
     agent = town.tasks()["t"]["assignee"]
     pid = int(town.agents()[agent]["pid"])
     before = git(town.root, "rev-parse", "main")
+    town.kill_watcher(watcher)  # the controller and the worker, both mid-merge
     town.kill(pid)
     (flags / "killed").touch()
+    again = town.start_watcher("conductor")
     until(lambda: town.tasks()["t"]["state"] == "completed", 60, "t completed after the kill")
-    assert watcher.poll() is None
+    assert again.poll() is None
     assert len(town.events("git.committed")) == 1  # the model's work was committed once
     assert len(town.events("git.merged")) == 1
     assert log_subjects(town.root)[:2] == ["t: Do [sim:write:t.txt:x]", "the town"]

@@ -19,7 +19,8 @@ GIT_FIELDS = (
     "git_stage",  # committed | queued | waiting | merged | conflict | check_failed | unchanged
     "git_note",  # why it waits, what conflicted, which check failed (one line)
     "git_conflicts",  # JSON list of the files a conflict left with markers
-    "git_candidate",  # the commit the queue is about to move base to
+    "git_candidate",  # the commit the queue is about to move base to (checked)
+    "git_onto",  # the base commit the candidate was made and checked on
     "git_merged",  # the commit on base that holds the task's work
     "git_changed",  # JSON list of the files the task changed
     "git_outside",  # JSON list of the changed files outside its `touches`

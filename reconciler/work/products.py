@@ -129,6 +129,7 @@ class WorkProducts:
         tree = self.layout.tree(task)
         if stage in ("merged", "unchanged"):
             # Merged (or found unchanged) by an attempt that died before it completed the task.
+            self.clean_up(task, merged=True)
             return Started(tree, done=Finished(True, rec.get("git_result", "")))
         branch = self.layout.branch(task)
         with self.locked():

@@ -21,6 +21,7 @@ from ..spec.gitsettings import Strategy
 from .products import Finished, WorkProducts
 
 WAIT = 0.2  # between two looks at the queue while another process works it
+WAIT_BLOCKED = 1.0  # between two tries of a head that waits for base's checkout
 CAS_TRIES = 5
 TAIL_LINES = 30
 
@@ -49,23 +50,26 @@ class MergeQueue:
                 return Finished(False, rec.get("git_note", stage))
             if should_stop():
                 return Finished(False, "stopped while waiting in the merge queue", stopped=True)
+            blocked = False
             with try_lock(self.layout.queue_lock) as mine:
                 if mine:
-                    self.work(until=task)
-            time.sleep(WAIT)
+                    blocked = not self.work(until=task)
+            # A head waiting for base's checkout is looked at again once a second.
+            time.sleep(WAIT_BLOCKED if blocked else WAIT)
 
-    def work(self, until: str | None = None) -> None:
-        """Merge from the head of the queue until `until` is through (or the queue is empty,
-        or the head must wait). Call holding the queue lock."""
+    def work(self, until: str | None = None) -> bool:
+        """Merge from the head of the queue until `until` is through (or the queue is empty);
+        False when the head must wait (base checked out with local changes in the way). Call
+        holding the queue lock."""
         while True:
             queue = self.store.merge_queue()
             if not queue:
-                return
+                return True
             head = queue[0]
             if not self.merge_one(head):
-                return  # the head waits (base checked out with local changes)
+                return False
             if head == until:
-                return
+                return True
 
     def merge_one(self, task: str) -> bool:
         """One step of the queue: the task at its head merged, reopened or dropped (True), or
@@ -97,6 +101,10 @@ class MergeQueue:
         return None
 
     def _step(self, task: str, head: str, old: str, rec: dict[str, str]) -> str:
+        candidate = rec.get("git_candidate", "")
+        if rec.get("git_stage") == "waiting" and candidate and rec.get("git_onto") == old:
+            # Checked already on this very base: only base's checkout was in the way.
+            return self._land(task, old, candidate)
         tree = self.layout.merge_tree
         with self.p.locked():
             if not (tree / ".git").exists():
@@ -116,11 +124,16 @@ class MergeQueue:
             self._reopen(task, "conflict", note, files)
             return "done"
         candidate = self.repo.head(tree)
-        self.store.note_git(task, "", git_candidate=candidate)
+        self.store.note_git(task, "", git_candidate=candidate, git_onto=old)
         failed = self._checks(task, tree, int(rec.get("attempt", "0") or 0))
         if failed is not None:
             self._reopen(task, "check_failed", failed, [])
             return "done"
+        return self._land(task, old, candidate)
+
+    def _land(self, task: str, old: str, candidate: str) -> str:
+        """Base to the checked `candidate`: 'merged', 'wait' (its checkout is in the way) or
+        'retry' (base moved since `old`)."""
         with self.p.locked():
             moved = self._move_base(task, old, candidate)
         if moved is None:
@@ -181,7 +194,13 @@ class MergeQueue:
 
     def _merged(self, task: str, commit: str) -> None:
         self.store.note_git(
-            task, "", git_stage="merged", git_merged=commit, git_candidate="", git_note=""
+            task,
+            "",
+            git_stage="merged",
+            git_merged=commit,
+            git_candidate="",
+            git_onto="",
+            git_note="",
         )
         self.store.merge_drop(task)
         self.store.event("git.merged", task=task, commit=commit, base=self.git.base)

@@ -161,16 +161,19 @@ def test_a_hanging_check_is_killed_at_its_timeout(tmp_path: Path, fake_store: St
 
 
 def test_a_dirty_checkout_of_base_makes_the_merge_wait(
-    tmp_path: Path,
-    fake_store: Store,
+    tmp_path: Path, fake_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import reconciler.work.queue as queue
+
+    monkeypatch.setattr(queue, "WAIT_BLOCKED", 0.01)
+    runs = tmp_path / "check-runs"
     repo = make_repo(tmp_path / "r", {"app.txt": "v1\n"})
-    wp = products(repo, fake_store)
+    wp = products(repo, fake_store, checks=[f"echo run >> {runs}"])
     running_task(fake_store, "a", "t1")
     started = wp.start("a", 1, "t1")
     (started.tree / "app.txt").write_text("v2\n")
     (repo / "app.txt").write_text("mine\n")  # the user's uncommitted edit of the same file
-    stop = iter([False, False, False, True])
+    stop = iter([False] * 6 + [True])
     done = wp.finish("a", 1, "t1", "do a", "did a", lambda: next(stop))
     assert done.stopped
     rec = fake_store.git_record("a")
@@ -178,6 +181,7 @@ def test_a_dirty_checkout_of_base_makes_the_merge_wait(
     assert rec["git_note"] == f"base checked out with local changes at {repo} (app.txt)"
     assert (repo / "app.txt").read_text() == "mine\n"  # the user's edit untouched
     assert log_subjects(repo) == ["start"]
+    assert runs.read_text() == "run\n"  # checked once: only the checkout was in the way
     # the user commits elsewhere-safe: restores the file; the queue goes on
     (repo / "app.txt").write_text("v1\n")
     MergeQueue(wp).work()

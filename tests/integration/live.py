@@ -122,10 +122,13 @@ class LiveTown:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
-    def kill(self, pid: int) -> None:
-        """SIGKILL one agent (or model) process of this town."""
+    def kill(self, pid: int) -> bool:
+        """SIGKILL one agent (or model) process of this town; False when it was gone already
+        (a record read before its death was noticed still names it)."""
         if alive(pid) and cwd_of(pid) == str(self.root.resolve()):
             os.kill(pid, signal.SIGKILL)
+            return True
+        return False
 
     # -- Redis ----------------------------------------------------------------------------------
     @cached_property

@@ -426,7 +426,8 @@ def test_timeout_kills_the_whole_process_tree(town: Town) -> None:
     until(pid_file.exists, 15, "the model starts")
     model, grandchild = (int(p) for p in pid_file.read_text().split())
     town.pids |= {model, grandchild}
-    assert not pid_gone(model) and not pid_gone(grandchild)
+    # (The pid file proves both started; on a loaded machine the 2 s timeout may already have
+    # killed them by now, so their being alive is not asserted.)
     task = town.wait_states({"stuck": "failed"}, timeout=20)["stuck"]
     assert task["error"].startswith("timed out after 2s")
     start, end = interval(task)

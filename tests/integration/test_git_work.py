@@ -158,7 +158,7 @@ def test_kill_9_of_worker_and_controller_mid_merge_merges_once_without_rerunning
     pid = int(town.agents()[agent]["pid"])
     before = git(town.root, "rev-parse", "main")
     town.kill_watcher(watcher)  # the controller and the worker, both mid-merge
-    town.kill(pid)
+    assert town.kill(pid)
     (flags / "killed").touch()
     again = town.start_watcher("conductor")
     until(lambda: town.tasks()["t"]["state"] == "completed", 60, "t completed after the kill")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +74,14 @@ class Repo:
 
     # -- running git -----------------------------------------------------------------------
     def run(
-        self, *args: str, cwd: Path | None = None, timeout: float = 30.0
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """git `args` in `cwd` (default: the repository's top); never raises for an exit code."""
+        """git `args` in `cwd` (default: the repository's top); never raises for an exit code.
+        `env`: variables added to tt's own (a temporary index)."""
         try:
             return subprocess.run(
                 ["git", "-C", str(cwd or self.top), *_CONFIG, *args],
@@ -85,16 +91,22 @@ class Repo:
                 stdin=subprocess.DEVNULL,
                 timeout=timeout,
                 check=False,
-                env=self.env,
+                env={**self.env, **env} if env else self.env,
             )
         except subprocess.TimeoutExpired as e:
             raise GitError(f"git {args[0]} did not finish within {timeout:g} s in {cwd}") from e
         except OSError as e:
             raise GitError(f"cannot run git: {e.strerror or e}", hint="install git") from e
 
-    def out(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> str:
+    def out(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> str:
         """git's stdout; `GitError` with git's message when it fails."""
-        done = self.run(*args, cwd=cwd, timeout=timeout)
+        done = self.run(*args, cwd=cwd, timeout=timeout, env=env)
         if done.returncode != 0:
             said = (done.stderr.strip() or done.stdout.strip()).splitlines()
             raise GitError(f"git {' '.join(args[:2])} failed: {' '.join(said[-3:])}")
@@ -167,6 +179,7 @@ class Repo:
         self.out("worktree", "add", *args, timeout=SLOW)
 
     def remove_worktree(self, path: Path, force: bool = False) -> None:
+        """`force`: also with changes, or the registration alone when its folder is gone."""
         self.out("worktree", "remove", *(["--force"] if force else []), str(path), timeout=SLOW)
 
     def dirty(self, tree: Path) -> list[str]:
@@ -224,6 +237,20 @@ class Repo:
                 f"git commit failed in {tree}: {done.stderr.strip() or done.stdout.strip()}"
             )
         return self.head(tree)
+
+    def snapshot(self, tree: Path, message: str) -> str | None:
+        """A commit of everything in `tree`'s files (changed, new, with conflict markers; not
+        what is ignored) on top of its HEAD, made through a temporary index: the tree's own
+        index, HEAD and branch stay as they are. None when the files are those of HEAD."""
+        head = self.head(tree)
+        with tempfile.TemporaryDirectory(prefix="tt-snapshot-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            self.out("read-tree", head, cwd=tree, env=env)
+            self.out("add", "-A", cwd=tree, env=env, timeout=SLOW)
+            written = self.out("write-tree", cwd=tree, env=env).strip()
+        if written == self.out("rev-parse", f"{head}^{{tree}}", cwd=tree).strip():
+            return None
+        return self.out("commit-tree", written, "-p", head, "-m", message, cwd=tree).strip()
 
     def changed_files(self, since: str, until: str) -> list[str]:
         text = self.out("diff", "--name-only", "-z", since, until)

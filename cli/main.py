@@ -28,6 +28,7 @@ COMMANDS = {
     **dict.fromkeys(["conductor", "watch", "wait"], "cmd_loop"),
     **dict.fromkeys(["list", "send", "inbox", "logs", "events", "agent", "task"], "cmd_agents"),
     **dict.fromkeys(["server"], "cmd_server"),
+    **dict.fromkeys(["worktrees", "gc"], "cmd_work"),
 }
 
 

@@ -265,8 +265,8 @@ def test_orphans_are_found_a_deleted_folder_a_stray_folder_a_branch_without_task
         f"removed registration {gone} (its folder was deleted)",
         "kept branch tt/demo/gone (1 commit(s) not in main)",
         "kept branch tt/demo/lost (no task owns it; 1 commit(s) not in main)",
-        f"kept folder {trees / 'stray'} (no task owns it; not a worktree of the repository: look inside, "
-        "then remove it)",
+        f"kept folder {trees / 'stray'} (no task owns it; not a worktree of the repository: "
+        "look inside, then remove it)",
     ]
     assert str(gone) not in git(repo, "worktree", "list")
     assert (trees / "stray" / "notes.txt").exists()

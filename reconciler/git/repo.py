@@ -183,8 +183,16 @@ class Repo:
         self.out("worktree", "remove", *(["--force"] if force else []), str(path), timeout=SLOW)
 
     def dirty(self, tree: Path) -> list[str]:
-        """Paths with changes in `tree` (tracked changes, untracked files, unmerged paths)."""
-        text = self.out("status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=tree)
+        """Paths with changes in `tree` (tracked changes, untracked files, unmerged paths).
+        Read only: no index refresh (a model at work in `tree` never meets tt's index.lock)."""
+        text = self.out(
+            "--no-optional-locks",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            cwd=tree,
+        )
         paths: list[str] = []
         entries = iter(text.split("\0"))
         for entry in entries:

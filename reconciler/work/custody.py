@@ -84,8 +84,16 @@ class Product:
         }
 
 
-def _no_checks(argv: Sequence[str], cwd: Path, log: Path, timeout: float) -> CheckRun:
-    raise TtError("custody runs no checks")
+class _NoChecks:
+    """Custody merges nothing: it runs no check and has none to stop."""
+
+    def run(
+        self, argv: Sequence[str], cwd: Path, log: Path, timeout: float, pidfile: Path
+    ) -> CheckRun:
+        raise TtError("custody runs no checks")
+
+    def stop_orphan(self, pidfile: Path) -> None:
+        raise TtError("custody runs no checks")
 
 
 class _Deferred:
@@ -132,7 +140,7 @@ def open_custody(
 ) -> Custody:
     """The town's custody; `store` may be a function that opens it (called when needed)."""
     deferred = _Deferred(store if callable(store) else lambda: store)
-    return Custody(WorkProducts(state_dir, town_root, town, git, deferred, _no_checks), deferred)
+    return Custody(WorkProducts(state_dir, town_root, town, git, deferred, _NoChecks()), deferred)
 
 
 class Custody:

@@ -22,11 +22,11 @@ def never() -> bool:
 
 
 def setup(tmp_path: Path, store: Store, **settings: object) -> tuple[Path, WorkProducts, Custody]:
-    from reconciler.agents.gitwork import run_check
+    from reconciler.agents.gitwork import Checks
 
     repo = make_repo(tmp_path / "r")
     git_settings = GitSettings(**settings)  # type: ignore[arg-type]
-    wp = WorkProducts(repo / ".tt", repo, "demo", git_settings, store, run_check)
+    wp = WorkProducts(repo / ".tt", repo, "demo", git_settings, store, Checks())
     return repo, wp, open_custody(repo / ".tt", repo, "demo", git_settings, store)
 
 

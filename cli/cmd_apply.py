@@ -3,7 +3,6 @@ unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -203,21 +202,18 @@ def apply_cmd(
     s = Session.find(town_dir, lean=True, adopt=opts.adopt)
     mark = None
     if wait and not dry_run:
-        # Where the progress starts: before the apply writes, so that a claim made at once (by
-        # an agent already running) is shown too. Checked first: invalid files start nothing.
-        s.validate()
-        mark = s.store.last_event_id()
+        from .applywait import wait_mark
+
+        mark = wait_mark(s)
     result = apply(s, opts)
     if not (wait and output == "json"):
         _render(result, output, dry_run=dry_run)
     if dry_run:
         _say_refusal(result, opts, output)
-    if wait and not dry_run:
-        from .cmd_loop import wait_for
+    if mark is not None:
+        from .applywait import wait_and_list
 
-        gc.enable()  # a loop that may run for hours
-
-        return wait_for(town_dir, timeout, kw.get("model"), output, mark)
+        return wait_and_list(town_dir, timeout, kw.get("model"), output, mark)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
 

@@ -55,7 +55,7 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
             [
                 [
                     t["id"],
-                    t["state"],
+                    _state(t),
                     t["agent"] or t["target"] or "-",
                     t["attempts"],
                     _info(t, states),
@@ -67,7 +67,20 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
     echo(progress_line(report["counts"]))
 
 
+def _state(t: dict[str, Any]) -> str:
+    """A running task whose commit is on its way into base shows as merging, with its place."""
+    merging = t.get("merging")
+    if not merging:
+        return str(t["state"])
+    from .render import ordinal
+
+    at = merging["position"]
+    return f"merging ({ordinal(at)} in queue)" if at else "merging"
+
+
 def _info(t: dict[str, Any], states: dict[str, str]) -> str:
+    if t.get("merging") and t["merging"]["waiting"] is not None:
+        return f"waiting: {t['merging']['waiting']}"
     if t["state"] == "failed" and t["error"]:
         return str(t["error"]).splitlines()[0][:100]
     if t["state"] == "retrying" and t["next_attempt_at"]:

@@ -25,6 +25,8 @@ COMMANDS = {
     ),
     **dict.fromkeys(["restart", "unlock", "down"], "cmd_apply"),
     **dict.fromkeys(["status"], "cmd_status"),
+    **dict.fromkeys(["show"], "cmd_show"),
+    **dict.fromkeys(["merge"], "cmd_merge"),
     **dict.fromkeys(["conductor", "watch", "wait"], "cmd_loop"),
     **dict.fromkeys(["list", "send", "inbox", "logs", "events", "agent", "task"], "cmd_agents"),
     **dict.fromkeys(["server"], "cmd_server"),

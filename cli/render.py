@@ -51,3 +51,9 @@ def model_cell(row: dict[str, Any]) -> str:
     if row.get("model_override"):
         return f"{row['model']} ({row['configured_model']} overridden)"
     return str(row.get("model") or "-")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 112th."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -99,7 +99,12 @@ def agents_report(
     return rows
 
 
-def tasks_report(store: Store) -> list[dict[str, Any]]:
+def tasks_report(store: Store, git: bool = False) -> list[dict[str, Any]]:
+    """One row per task in file order. `git` (`[git]` is on): `branch`, `commit` (its head),
+    `merged_commit`, `worktree` (null once removed) from the task's record, and `merging`
+    ({position: 1-based or null, waiting: the reason or null}) for a running task whose commit
+    is on its way into base; all null otherwise. The git fields come in the same read as the
+    rest (one round trip per batch); the merge queue is read once, only when a task merges."""
     rows = []
     for rec in store.task_records():
         attempt = int(rec.get("attempt", "0") or 0)
@@ -120,13 +125,40 @@ def tasks_report(store: Store) -> list[dict[str, Any]]:
                 "upstream": rec.get("upstream") or None,
                 "result": rec.get("result") or None,
                 "error": rec.get("error") or None,
+                **_git_cells(rec, git),
             }
         )
+    if git and any(r["merging"] for r in rows):
+        queue = {tid: n for n, tid in enumerate(store.merge_queue(), 1)}
+        for r in rows:
+            if r["merging"]:
+                r["merging"]["position"] = queue.get(r["id"])
     return rows
 
 
+def _git_cells(rec: dict[str, str], git: bool) -> dict[str, Any]:
+    if not git:
+        return dict.fromkeys(("branch", "commit", "merged_commit", "worktree", "merging"))
+    tree = rec.get("git_tree") or None
+    stage = rec.get("git_stage")
+    merging = rec.get("state") == "running" and stage in ("committed", "queued", "waiting")
+    return {
+        "branch": rec.get("git_branch") or None,
+        "commit": rec.get("git_head") or None,
+        "merged_commit": rec.get("git_merged") or None,
+        "worktree": tree if tree and os.path.isdir(tree) else None,
+        "merging": {
+            "position": None,
+            "waiting": (rec.get("git_note") or "") if stage == "waiting" else None,
+        }
+        if merging
+        else None,
+    }
+
+
 def status_report(store: Store, desired: Desired | None) -> dict[str, Any]:
-    tasks = tasks_report(store)
+    """`tt status`; with the files invalid (`desired` None), git fields as the records hold."""
+    tasks = tasks_report(store, git=desired is None or desired.git is not None)
     counts = Counter(t["state"] for t in tasks)
     return {
         "town": store.town,

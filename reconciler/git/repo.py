@@ -267,6 +267,24 @@ class Repo:
     def diffstat(self, since: str, until: str) -> str:
         return self.out("diff", "--stat", since, until).rstrip()
 
+    def commits(self, since: str | None, until: str, limit: int = 100) -> list[tuple[str, str]]:
+        """(commit, subject) of the commits in `until` not in `since` (all of `until`'s history
+        when None), newest first, at most `limit`."""
+        span = f"{since}..{until}" if since else until
+        text = self.out("log", f"--max-count={limit}", "--format=%H %s", span, "--")
+        return [(c, subject) for c, _, subject in (x.partition(" ") for x in text.splitlines())]
+
+    def subjects(self, commits: list[str]) -> dict[str, str]:
+        """commit → its subject line, for each of `commits` the repository has (unknown ones are
+        left out), 1,000 commits per command."""
+        out: dict[str, str] = {}
+        for start in range(0, len(commits), 1000):
+            args = ("--no-walk=unsorted", "--ignore-missing", "--format=%H %s")
+            text = self.out("log", *args, *commits[start : start + 1000], "--")
+            pairs = (line.partition(" ") for line in text.splitlines())
+            out.update((c, subject) for c, _, subject in pairs)
+        return out
+
     # -- bringing a branch up to base ------------------------------------------------------
     def checkout_detached(self, tree: Path, commit: str) -> None:
         """`tree` detached at `commit`, clean: whatever a crashed step left is thrown away

@@ -76,8 +76,10 @@ class MergeQueue:
         left waiting at the head (False)."""
         rec = self.store.git_record(task)
         head = rec.get("git_head", "")
+        # `tt merge` of a completed manual-mode task marks the very commit it asked for.
+        manual = rec.get("state") == "completed" and rec.get("git_manual") == head
         if (
-            rec.get("state") not in ("running", "ready")
+            (rec.get("state") not in ("running", "ready") and not manual)
             or not head
             or rec.get("git_stage") not in ("queued", "waiting", "committed")
         ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..agents.gitwork import run_check
+from ..agents.gitwork import Checks
 from ..errors import NotFound, TtError
 from ..filelock import exclusive_lock
 from ..spec.gitsettings import MergeMode
@@ -67,7 +67,7 @@ def merge_task(s: Session, task_id: str) -> Merged:
         )
     if stage == "unchanged":
         raise TtError(f"task {task_id} changed nothing: it has no commit to merge")
-    wp = WorkProducts(s.paths.state_dir, s.paths.root, desired.town.name, git, store, run_check)
+    wp = WorkProducts(s.paths.state_dir, s.paths.root, desired.town.name, git, store, Checks())
     branch = wp.layout.branch(task_id)
     head = wp.repo.resolve(f"refs/heads/{branch}")
     if head is None:
@@ -81,7 +81,13 @@ def merge_task(s: Session, task_id: str) -> Merged:
         busy="merging into base",
         hint="another tt merge is running its checks; try again when it is done",
     ):
-        store.note_git(task_id, "", git_head=head, git_stage="queued", git_note="", git_manual=head)
+        # A candidate of the same head is kept: one that reached base before a crash is then
+        # found merged, not merged twice. A new head (a reviewer's commits) starts afresh.
+        same = store.git_record(task_id).get("git_head") == head
+        moved = {} if same else {"git_candidate": "", "git_onto": ""}
+        store.note_git(
+            task_id, "", git_head=head, git_stage="queued", git_note="", git_manual=head, **moved
+        )
         store.merge_enqueue(task_id)
         try:
             MergeQueue(wp).work(until=task_id)

@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.agents.gitwork import Checks
 from reconciler.spec import loader
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
-from reconciler.work import CheckRun, WorkProducts
+from reconciler.work import WorkProducts
 from tests.cli.inproc import DEV, town_files, tt
 from tests.work.gitrepo import git, make_repo
 from tests.work.test_products import attempt
-
-
-def no_checks(*_: object) -> CheckRun:
-    raise AssertionError("no checks configured")
 
 
 @pytest.fixture
@@ -50,7 +47,7 @@ def manual_town(tmp_path: Path, valkey_url: str, town_name: str) -> Iterator[Pat
 def products(root: Path, store: Store) -> WorkProducts:
     desired = loader.check(TownPaths(root)).desired
     assert desired is not None and desired.git is not None
-    return WorkProducts(root / ".tt", root, store.town, desired.git, store, no_checks)
+    return WorkProducts(root / ".tt", root, store.town, desired.git, store, Checks())
 
 
 def claim(store: Store, task: str, token: str) -> None:

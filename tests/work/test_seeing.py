@@ -4,11 +4,12 @@ the merged commits an `apply --wait` lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from reconciler.agents.gitwork import Checks
 from reconciler.control.manualmerge import merge_task
 from reconciler.control.report import status_report, tasks_report
 from reconciler.control.session import Session
@@ -19,7 +20,7 @@ from reconciler.spec.desired import Desired
 from reconciler.spec.gitsettings import MergeMode
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
-from reconciler.work import CheckRun, WorkProducts
+from reconciler.work import WorkProducts
 from tests.work.gitrepo import git, log_subjects, make_repo, running_task
 from tests.work.test_products import attempt
 
@@ -53,7 +54,7 @@ def test_show_of_a_merged_task(tmp_path: Path, fake_store: Store, town_name: str
     repo = make_repo(tmp_path / "r")
     desired = town(repo, town_name, "")
     assert desired.git is not None
-    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, _no_checks)
+    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, Checks())
     running_task(fake_store, "a", "t1")
     running_task(fake_store, "b", "t2")
     started = wp.start("a", 1, "t1")
@@ -93,7 +94,7 @@ def test_show_of_a_fast_forwarded_task_knows_its_commits_from_where_it_started(
     repo = make_repo(tmp_path / "r")
     desired = town(repo, town_name, "")
     assert desired.git is not None
-    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, _no_checks)
+    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, Checks())
     start = git(repo, "rev-parse", "main")
     running_task(fake_store, "a", "t1")
     assert attempt(wp, "a", "t1", {"a.txt": "a\n"}).ok  # type: ignore[attr-defined]
@@ -129,7 +130,7 @@ def test_a_task_waiting_in_the_queue_shows_merging_with_its_place_and_why(
     repo = make_repo(tmp_path / "r", {"app.txt": "one\n"})
     desired = town(repo, town_name, "")
     assert desired.git is not None
-    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, _no_checks)
+    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, Checks())
     running_task(fake_store, "a", "t1")
     (wp.start("a", 1, "t1").tree / "app.txt").write_text("two\n")
     (repo / "app.txt").write_text("mine\n")  # the user's checkout of main: local changes
@@ -165,7 +166,7 @@ def manual_town(
     repo = make_repo(tmp_path / "r", {"app.txt": "one\n"})
     desired = town(repo, name, table)
     assert desired.git is not None
-    wp = WorkProducts(repo / ".tt", repo, name, desired.git, store, _no_checks)
+    wp = WorkProducts(repo / ".tt", repo, name, desired.git, store, Checks())
     return repo, wp
 
 
@@ -242,7 +243,7 @@ def test_the_merged_commits_of_a_wait(tmp_path: Path, fake_store: Store, town_na
     repo = make_repo(tmp_path / "r")
     desired = town(repo, town_name, "")
     assert desired.git is not None
-    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, _no_checks)
+    wp = WorkProducts(repo / ".tt", repo, town_name, desired.git, fake_store, Checks())
     running_task(fake_store, "a", "ta")
     assert attempt(wp, "a", "ta", {"a.txt": "a\n"}).ok  # type: ignore[attr-defined]
     assert fake_store.complete("a", "ta", "did a")
@@ -258,5 +259,24 @@ def test_the_merged_commits_of_a_wait(tmp_path: Path, fake_store: Store, town_na
     assert merged_since(fake_store, TownPaths(repo), plain, 0.0) == []
 
 
-def _no_checks(argv: Sequence[str], cwd: Path, log: Path, timeout: float) -> CheckRun:
-    raise AssertionError("no checks configured")
+def test_tt_merge_that_must_wait_leaves_the_queue_as_it_came(
+    tmp_path: Path, fake_store: Store, town_name: str
+) -> None:
+    repo, wp = manual_town(tmp_path, fake_store, town_name)
+    running_task(fake_store, "a", "t1")
+    assert attempt(wp, "a", "t1", {"app.txt": "alpha\n"}).ok  # type: ignore[attr-defined]
+    assert fake_store.complete("a", "t1", "did a")
+    base = git(repo, "rev-parse", "main")
+    (repo / "app.txt").write_text("mine\n")  # the user's checkout: local changes it would touch
+
+    done = merge_task(session(repo, fake_store), "a")
+    assert not done.ok
+    assert done.text.startswith(f"base checked out with local changes at {repo} (app.txt)")
+    assert done.text.endswith("run tt merge a again then")
+    rec = fake_store.git_record("a")
+    assert (rec["state"], rec["git_stage"]) == ("completed", "committed")
+    assert fake_store.merge_queue() == [] and git(repo, "rev-parse", "main") == base
+
+    git(repo, "checkout", "-q", "--", "app.txt")  # the user puts the change away
+    again = merge_task(session(repo, fake_store), "a")
+    assert again.ok and (repo / "app.txt").read_text() == "one\nalpha\n"

@@ -126,3 +126,11 @@ def test_merge_of_a_manual_task(
     assert git(manual_town, "log", "-1", "--format=%s", "main") == "a: do a"
     code, out, _ = tt(capsys, "status", "--town", str(manual_town), "-o", "json")
     assert json.loads(out)["tasks"][0]["merged_commit"] == main
+
+
+def test_a_place_in_the_queue_reads_as_an_ordinal() -> None:
+    from cli.render import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 112)] == [
+        *("1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "112th")
+    ]

@@ -135,7 +135,8 @@ class WorkProducts:
         with self.locked():
             base = self.base_commit()
             fresh = self._ensure_tree(task, tree, branch, base)
-            self.store.note_git(task, token, git_branch=branch, git_tree=str(tree))
+            started_on = {"git_base": base} if fresh else {}  # where the new branch starts
+            self.store.note_git(task, token, git_branch=branch, git_tree=str(tree), **started_on)
             if fresh and self.git.merge == MergeMode.MANUAL and deps:
                 failed = self._merge_deps(tree, deps)
                 if failed is not None:

@@ -223,3 +223,11 @@ def test_push_sends_base_after_each_merge_and_manual_branches(
     assert attempt(manual, "b", "t2", {"b.txt": "b\n"}).ok  # type: ignore[attr-defined]
     assert git(origin, "rev-parse", "tt/demo/b") == git(repo, "rev-parse", "tt/demo/b")
     assert git(origin, "rev-parse", "main") == git(repo, "rev-parse", "main")  # base unmoved
+
+
+def test_a_new_branch_records_the_base_it_starts_from(tmp_path: Path, fake_store: Store) -> None:
+    repo = make_repo(tmp_path / "r")
+    wp = products(repo, fake_store)
+    running_task(fake_store, "a", "t1")
+    wp.start("a", 1, "t1")
+    assert fake_store.git_record("a")["git_base"] == git(repo, "rev-parse", "main")

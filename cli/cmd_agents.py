@@ -200,6 +200,10 @@ def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
 
     s = session(town_dir)
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None
-    if not complete_current(s.store, task_id, result, token):
+    deferred = token is not None and s.desired().git is not None
+    if not complete_current(s.store, task_id, result, token, deferred):
         raise TtError(f"task '{task_id}' was not completed (its attempt is no longer current)")
-    echo(f"task {task_id} completed")
+    if deferred:
+        echo(f"task {task_id}: result recorded; it completes once its work is merged")
+    else:
+        echo(f"task {task_id} completed")

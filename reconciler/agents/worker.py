@@ -369,9 +369,14 @@ def run_agent(paths: TownPaths, desired: Desired, name: str, store: WorkerStore)
     return code
 
 
-def complete_current(store: WorkerStore, task_id: str, result: str, token: str | None) -> bool:
+def complete_current(
+    store: WorkerStore, task_id: str, result: str, token: str | None, deferred: bool = False
+) -> bool:
     """`tt task complete ID`: a model (inside its agent: TT_ATTEMPT_TOKEN) or a person completes
-    the current attempt; the model process's later exit then changes nothing."""
+    the current attempt; the model process's later exit then changes nothing. `deferred` ([git]
+    work products, from inside the agent): the result is kept for the attempt, which completes
+    once its work is committed and merged (a task completed before would hand its dependents a
+    base without its code)."""
     current = store.current_token(task_id)
     if token is not None and token != current:
         # A late result of an older attempt: rejected by the store, which writes `task.stale`
@@ -380,4 +385,6 @@ def complete_current(store: WorkerStore, task_id: str, result: str, token: str |
         raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
     if current is None:
         raise TtError(f"task '{task_id}' is not running", hint="tt status shows its state")
+    if deferred and token is not None:
+        return store.note_git(task_id, token, git_told=result or " ")
     return store.complete(task_id, current, result)

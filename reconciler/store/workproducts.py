@@ -25,6 +25,7 @@ GIT_FIELDS = (
     "git_changed",  # JSON list of the files the task changed
     "git_outside",  # JSON list of the changed files outside its `touches`
     "git_result",  # the model's result, kept until the task completes
+    "git_told",  # the result the model gave by `tt task complete` (the attempt goes on)
     "git_manual",  # the commit `tt merge` asked to merge (a completed manual-mode task)
 )
 _READ = ("state", "token", "attempt", *GIT_FIELDS)

@@ -136,7 +136,10 @@ class WorkProducts:
             base = self.base_commit()
             fresh = self._ensure_tree(task, tree, branch, base)
             started_on = {"git_base": base} if fresh else {}  # where the new branch starts
-            self.store.note_git(task, token, git_branch=branch, git_tree=str(tree), **started_on)
+            # (git_told: a result `tt task complete` gave an earlier attempt is not this one's)
+            self.store.note_git(
+                task, token, git_branch=branch, git_tree=str(tree), git_told="", **started_on
+            )
             if fresh and self.git.merge == MergeMode.MANUAL and deps:
                 failed = self._merge_deps(tree, deps)
                 if failed is not None:
@@ -234,6 +237,7 @@ class WorkProducts:
 
         rec = self.store.git_record(task)
         tree = self.layout.tree(task)
+        result = rec.get("git_told", "").strip() or result  # `tt task complete --result`
         if rec.get("git_stage") not in ("committed", "queued", "waiting"):
             made = self._commit(task, attempt, token, tree, description, result, rec)
             if made is not None:

@@ -231,3 +231,21 @@ def test_a_new_branch_records_the_base_it_starts_from(tmp_path: Path, fake_store
     running_task(fake_store, "a", "t1")
     wp.start("a", 1, "t1")
     assert fake_store.git_record("a")["git_base"] == git(repo, "rev-parse", "main")
+
+
+def test_tt_task_complete_from_the_model_waits_for_the_merge(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    from reconciler.agents.worker import complete_current
+
+    repo = make_repo(tmp_path / "r")
+    wp = products(repo, fake_store)
+    running_task(fake_store, "a", "t1")
+    started = wp.start("a", 1, "t1")
+    (started.tree / "a.txt").write_text("a\n")
+    # the model says it is done: recorded for the attempt, not completed yet
+    assert complete_current(fake_store, "a", "my summary", "t1", deferred=True)
+    assert fake_store.git_record("a")["state"] == "running"
+    done = wp.finish("a", 1, "t1", "do a", "stdout tail", never)
+    assert done.ok and done.text == "my summary"
+    assert fake_store.git_record("a")["git_stage"] == "merged"

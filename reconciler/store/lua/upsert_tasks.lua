@@ -208,7 +208,8 @@ for i, r in ipairs(recs) do
       'error', '', 'next_attempt_at', '')
     -- A re-run makes a new work product: the old one's commit and stage are history.
     redis.call('HDEL', k, 'finished_at', 'git_stage', 'git_head', 'git_candidate', 'git_onto',
-      'git_note', 'git_conflicts', 'git_result', 'git_manual')
+      'git_note', 'git_conflicts', 'git_result', 'git_manual',
+      'git_told')
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +211,24 @@ class Repo:
     def head(self, tree: Path) -> str:
         return self.out("rev-parse", "HEAD", cwd=tree).strip()
 
+    def clear_stale_lock(self, tree: Path, older_than: float = 2.0) -> bool:
+        """Remove the `index.lock` a git process killed mid-write left in `tree` (git never
+        removes it itself, and every later write fails on it). Only for trees tt owns, whose
+        last writer is known dead; a lock younger than `older_than` seconds is left alone.
+        True when one was removed."""
+        path = Path(
+            self.out(
+                "rev-parse", "--path-format=absolute", "--git-path", "index.lock", cwd=tree
+            ).strip()
+        )
+        try:
+            if time.time() - path.stat().st_mtime < older_than:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def in_progress(self, tree: Path) -> str | None:
         """'merge' or 'rebase' when one was left half-done in `tree`, else None."""
         for name, what in (
@@ -289,6 +308,7 @@ class Repo:
     def checkout_detached(self, tree: Path, commit: str) -> None:
         """`tree` detached at `commit`, clean: whatever a crashed step left is thrown away
         (only in tt's own merge worktree)."""
+        self.clear_stale_lock(tree, older_than=0.0)  # tt's own tree: its writer is gone
         what = self.in_progress(tree)
         if what:
             self.run(what, "--abort", cwd=tree)

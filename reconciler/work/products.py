@@ -135,6 +135,9 @@ class WorkProducts:
         with self.locked():
             base = self.base_commit()
             fresh = self._ensure_tree(task, tree, branch, base)
+            # An attempt killed mid-commit leaves git's index.lock: the attempt that held this
+            # tree is over (this one holds the task's token now).
+            self.repo.clear_stale_lock(tree)
             started_on = {"git_base": base} if fresh else {}  # where the new branch starts
             # (git_told: a result `tt task complete` gave an earlier attempt is not this one's)
             self.store.note_git(

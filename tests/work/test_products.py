@@ -249,3 +249,29 @@ def test_tt_task_complete_from_the_model_waits_for_the_merge(
     done = wp.finish("a", 1, "t1", "do a", "stdout tail", never)
     assert done.ok and done.text == "my summary"
     assert fake_store.git_record("a")["git_stage"] == "merged"
+
+
+def test_an_attempt_killed_mid_commit_leaves_nothing_in_the_next_ones_way(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    import os
+    import time
+
+    repo = make_repo(tmp_path / "r")
+    wp = products(repo, fake_store)
+    running_task(fake_store, "a", "t1")
+    started = wp.start("a", 1, "t1")
+    (started.tree / "a.txt").write_text("half\n")
+    git(started.tree, "add", "-A")  # killed between `add` and `commit`: a lock left behind
+    lock = Path(
+        git(started.tree, "rev-parse", "--path-format=absolute", "--git-path", "index.lock")
+    )
+    lock.write_text("")
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    fake_store.client.hset(fake_store.keys.task("a"), mapping={"token": "t2", "attempt": 2})
+    again = wp.start("a", 2, "t2")
+    assert not lock.exists()
+    assert (again.tree / "a.txt").read_text() == "half\n"  # the half-done work goes on
+    assert wp.finish("a", 2, "t2", "do a", "did a", never).ok
+    assert (repo / "a.txt").read_text() == "half\n"

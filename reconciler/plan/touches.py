@@ -291,6 +291,7 @@ class TouchIndex:
         self.order: dict[str, int] = {}
         self._by_lead: dict[str, set[str]] = {}
         self._wild: set[str] = set()
+        self._pairs: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
         for n, t in enumerate(tasks):
             if not t.touches or t.id in self.touches:
                 continue  # (a duplicate id: the first definition counts, as for the plan)
@@ -315,5 +316,13 @@ class TouchIndex:
                 break
             seen.update(self._by_lead.get(lead, ()))
         seen.discard(tid)
-        found = [o for o in seen if overlap(mine, self.touches[o])]
+        found = [o for o in seen if self._overlap(mine, self.touches[o])]
         return tuple(sorted(found, key=self.order.__getitem__))
+
+    def _overlap(self, a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        """`overlap`, once per pair of distinct glob lists (tasks often share theirs)."""
+        key = (a, b) if a <= b else (b, a)
+        known = self._pairs.get(key)
+        if known is None:
+            known = self._pairs[key] = overlap(a, b)
+        return known

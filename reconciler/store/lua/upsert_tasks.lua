@@ -182,13 +182,15 @@ local function patch_overlaps(other, id, add)
   local k = tkey(other)
   local f = redis.call('HMGET', k, 'state', 'overlaps')
   if not f[1] then return end
-  local list, has = {}, false
+  -- (ids never hold a quote: a plain find tells, and most patches of an apply change nothing)
+  local has = f[2] and string.find(f[2], '"' .. id .. '"', 1, true) ~= nil or false
+  if has == add then return end
+  local list = {}
   if f[2] then
     for _, x in ipairs(cjson.decode(f[2])) do
-      if x == id then has = true else list[#list + 1] = x end
+      if x ~= id then list[#list + 1] = x end
     end
   end
-  if has == add then return end
   if add then list[#list + 1] = id end
   if #list > 0 then
     redis.call('HSET', k, 'overlaps', cjson.encode(list))

@@ -87,6 +87,8 @@ def _info(t: dict[str, Any], states: dict[str, str]) -> str:
         return f"next attempt in {max(0, t['next_attempt_at'] - time.time()):.0f}s: " + (
             str(t["error"] or "").splitlines()[0][:60] if t["error"] else ""
         )
+    if t["state"] == "ready" and t.get("waiting_for"):
+        return f"waits for {t['waiting_for']} (touches overlap)"
     if t["state"] == "blocked":
         return f"waiting for {t['deps_left']}"
     if t["state"] == "upstream_failed":

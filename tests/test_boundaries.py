@@ -129,6 +129,7 @@ def test_lua_keys_match_keys_module() -> None:
     defined = {
         "task:": keys.task("x"),
         "children:": keys.children("x"),
+        "held:": keys.held("x"),
         "queue:": keys.queue("x"),
         "attempts:": keys.attempts("x"),
         "agent:": keys.agent("x"),

@@ -241,7 +241,7 @@ def _new_tasks(
     generation = observed.generation + 1
     after = RowsAfter(rows)  # the clean rows, made from each batch while Redis writes it
     actions = itertools.chain(agents, tasks)
-    _, done = execute_actions(session.store, actions, generation, after.add)
+    _, done = execute_actions(session.store, actions, generation, after.add, desired)
     plan = Plan(done, emptying)
     return _done(session, opts, started, checked, observed, after, plan, generation)
 

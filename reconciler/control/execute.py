@@ -25,6 +25,7 @@ from ..plan.actions import (
 )
 from ..plan.graph import TaskKind
 from ..plan.state import Source, agent_spec_json
+from ..plan.touches import TouchIndex
 from ..spec.desired import Desired, TaskSpec
 from ..store.client import Store
 
@@ -40,6 +41,7 @@ def task_record(
     order: float,
     source: Source,
     mode: str = "upsert",
+    overlaps: tuple[str, ...] | None = None,
 ) -> dict[str, object]:
     rec: dict[str, object] = {
         "mode": mode,
@@ -61,14 +63,45 @@ def task_record(
         rec["priority"] = spec.priority
     if spec.retries is not None:
         rec["retries"] = spec.retries
+    if overlaps is not None:
+        rec["overlaps"] = list(overlaps)
     return rec
+
+
+class _Overlaps:
+    """Each written task's `overlaps` (`plan.touches`), only for a task that has or had
+    `touches`: the index of the town's globs is built when the first such task is written."""
+
+    def __init__(self, desired: Desired | None) -> None:
+        self.desired = desired
+        self._index: TouchIndex | None = None
+
+    def _built(self) -> TouchIndex | None:
+        if self._index is None and self.desired is not None:
+            self._index = TouchIndex(self.desired.tasks)
+        return self._index
+
+    def created(self, spec: TaskSpec) -> tuple[str, ...] | None:
+        index = self._built() if spec.touches else None
+        return (index.overlaps(spec.id) or None) if index else None  # new: no list to clear
+
+    def rewritten(self, spec: TaskSpec, changed: tuple[str, ...]) -> tuple[str, ...] | None:
+        # An empty list is written too when its touches went: the others forget it.
+        if not spec.touches and not {"touches", "spec"} & set(changed):
+            return None
+        index = self._built()
+        return index.overlaps(spec.id) if index else None
+
+    def restored(self, tid: str) -> tuple[str, ...] | None:
+        index = self._built()
+        return index.overlaps(tid) if index and tid in index.touches else None
 
 
 def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list[dict[str, object]]:
     """Run the plan's writes: agent records, then task records in plan order (batched Lua),
     then deletes, then dispatch repairs; returns the task records sent. A crash between
     batches leaves each task old or new; the next pass converges."""
-    return execute_actions(store, plan.actions, generation)[0]
+    return execute_actions(store, plan.actions, generation, desired=desired)[0]
 
 
 def execute_actions(
@@ -76,13 +109,17 @@ def execute_actions(
     actions: Iterable[Action],
     generation: int,
     sent: Callable[[list[dict[str, object]]], None] | None = None,
+    desired: Desired | None = None,
 ) -> tuple[list[dict[str, object]], tuple[Action, ...]]:
     """`execute` of a plan's actions as they come, in plan order (agents first): each batch of
     task records is sent as soon as it is full, so Redis runs it while the next is planned,
-    and `sent` is given it meanwhile. Returns the task records sent and the actions."""
+    and `sent` is given it meanwhile. Returns the task records sent and the actions. With
+    `desired` (the files planned), each record of a task with `touches` says which tasks'
+    touches overlap its own."""
     done: list[Action] = []
     written: list[dict[str, object]] = []
-    store.upsert_batches(_kept(_batches(store, actions, done), written, sent), generation)
+    batches = _batches(store, actions, done, _Overlaps(desired))
+    store.upsert_batches(_kept(batches, written, sent), generation)
     deletes = [a.id for a in done if isinstance(a, DeleteTask)]
     requeues = [a.id for a in done if isinstance(a, Requeue)]
     if deletes:
@@ -126,7 +163,7 @@ def _agent(store: Store, a: CreateAgent | UpdateAgent) -> None:
 
 
 def _batches(
-    store: Store, actions: Iterable[Action], done: list[Action]
+    store: Store, actions: Iterable[Action], done: list[Action], overlaps: _Overlaps
 ) -> Iterator[list[dict[str, object]]]:
     """The task records of `actions` in plan order, BATCH at a time (built as they are sent);
     an agent's action is written when met (a plan lists them before every task's)."""
@@ -135,7 +172,13 @@ def _batches(
         done.append(a)
         if isinstance(a, CreateTask):
             rec = task_record(
-                a.spec, kind=a.kind, target=a.target, deps=a.deps, order=a.order, source=a.source
+                a.spec,
+                kind=a.kind,
+                target=a.target,
+                deps=a.deps,
+                order=a.order,
+                source=a.source,
+                overlaps=overlaps.created(a.spec),
             )
         elif isinstance(a, (UpdateTask, RerunTask)):
             # A done/cancel directive comes as its own record; Lua settles only pending ones, so
@@ -148,10 +191,14 @@ def _batches(
                 order=a.order,
                 source=Source.FILE,
                 mode="rerun" if isinstance(a, RerunTask) else "upsert",
+                overlaps=overlaps.rewritten(a.spec, a.changed_fields),
             )
         elif isinstance(a, RestoreTask):
             rec = {"mode": "restore", "id": a.id, "hash": a.hash, "target": a.target}
             rec.update(order=a.order, deps=list(a.deps))
+            touching = overlaps.restored(a.id)
+            if touching is not None:
+                rec["overlaps"] = list(touching)
         elif isinstance(a, CompleteTask):
             rec = {"mode": "complete", "id": a.id}
         elif isinstance(a, CancelTask):

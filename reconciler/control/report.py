@@ -123,6 +123,10 @@ def tasks_report(store: Store, git: bool = False) -> list[dict[str, Any]]:
                 "next_attempt_at": _num(rec.get("next_attempt_at")),
                 "deps_left": int(rec.get("deps_left", "0") or 0),
                 "upstream": rec.get("upstream") or None,
+                # held back: a task whose `touches` overlap its own runs or goes first
+                "waiting_for": (rec.get("waiting_for") or None)
+                if rec.get("state") == "ready"
+                else None,
                 "result": rec.get("result") or None,
                 "error": rec.get("error") or None,
                 **_git_cells(rec, git),

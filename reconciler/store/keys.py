@@ -54,6 +54,11 @@ class Keys:
         """Set of ids that wait for this task (dependents released on completion)."""
         return self._k(f"children:{task_id}")
 
+    def held(self, task_id: str) -> str:
+        """Set: the ready tasks held back while this one runs or goes first, as their `touches`
+        overlap its own (lua/lib.lua `hold`, `wake`)."""
+        return self._k(f"held:{task_id}")
+
     def queue(self, target: str) -> str:
         """List of ready task ids: an agent name, `@pool` or `%role`, or `*backlog`."""
         return self._k(f"queue:{target}")

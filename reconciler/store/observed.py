@@ -47,6 +47,9 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
     at = {name: 1 + i for i, name in enumerate(OBSERVED_FIELDS)}
     ready_targets = {r[at["target"]] for r in rows if r[1] == "ready" and r[at["target"]]}
     queued = store.queued_ids(sorted(ready_targets))
+    unqueued = [r[0] for r in rows if r[1] == "ready" and r[0] not in queued]
+    if unqueued:  # held back by an overlap of `touches`: as good as queued while it holds
+        queued |= store.held_ids(unqueued)
     # 10,000 rows: one json.loads for every deps list, enum members looked up in dicts.
     deps_of = json.loads("[" + ",".join(r[at["deps"]] or "[]" for r in rows) + "]")
     tasks = {}

@@ -230,6 +230,22 @@ class TaskOps(Scripted):
                 return None
         return found
 
+    def held_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` (ready tasks out of every queue) held back by a task their `touches`
+        overlap that is still running or ready (lua/lib.lua `hold`): as good as queued, for
+        `wake` puts them back when it leaves those states. Two pipelined reads."""
+        pipe = self.client.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hget(self.keys.task(tid), "waiting_for")
+        held = [(tid, other) for tid, other in zip(ids, pipe.execute(), strict=True) if other]
+        if not held:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for _, other in held:
+            pipe.hget(self.keys.task(other), "state")
+        states = pipe.execute()
+        return {tid for (tid, _), s in zip(held, states, strict=True) if s in ("running", "ready")}
+
     def queued_ids(self, targets: list[str]) -> set[str]:
         """Ids currently waiting in the ready queues of `targets` (one pipelined read)."""
         pipe = self.client.pipeline(transaction=False)

@@ -28,12 +28,12 @@ GIT_FIELDS = (
     "git_told",  # the result the model gave by `tt task complete` (the attempt goes on)
     "git_manual",  # the commit `tt merge` asked to merge (a completed manual-mode task)
 )
-_READ = ("state", "token", "attempt", *GIT_FIELDS)
+_READ = ("state", "token", "attempt", "spec", *GIT_FIELDS)  # spec: its `touches`
 
 
 class WorkOps(Scripted):
     def git_record(self, task_id: str) -> dict[str, str]:
-        """The task's state, token, attempt and `git_*` fields ({} when it does not exist);
+        """The task's state, token, attempt, spec and `git_*` fields ({} when it does not exist);
         missing fields are left out."""
         values = self.client.hmget(self.keys.task(task_id), list(_READ))
         if values[0] is None:

@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 from ..errors import TtError
 from ..filelock import exclusive_lock
 from ..git.repo import GitError, Repo, repository_of
+from ..plan.touches import outside
 from ..spec.gitsettings import GitSettings, MergeMode, OnConflict, Strategy
 from .layout import Layout, ignore_state
 
@@ -288,6 +289,8 @@ class WorkProducts:
             return Finished(True, result)
         since = self.repo.merge_base(base, head) or base
         changed = self.repo.changed_files(since, head)
+        touches = json.loads(rec.get("spec") or "{}").get("touches") or []
+        strays = outside(touches, changed) if touches else []
         self.store.note_git(
             task,
             token,
@@ -295,10 +298,14 @@ class WorkProducts:
             git_head=head,
             git_result=result,
             git_changed=json.dumps(changed),
+            git_outside=json.dumps(strays) if strays else "",
             git_conflicts="",
             git_note="",
         )
         self.store.event("git.committed", task=task, commit=head, files=str(len(changed)))
+        if strays:  # reported, not refused: its `touches` said where it would write
+            first = ", ".join(strays[:5])
+            self.store.event("git.outside_touches", task=task, files=str(len(strays)), first=first)
         return None
 
     def _push_branch(self, task: str) -> None:

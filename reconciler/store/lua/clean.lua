@@ -47,11 +47,17 @@ local queued = {}
 for target in pairs(targets) do
   for _, id in ipairs(redis.call('LRANGE', P .. 'queue:' .. target, 0, -1)) do queued[id] = true end
 end
+-- A ready task out of its queue may be held back by an overlap of `touches` (lib.lua `hold`):
+-- as good as queued while the task it waits for is running or ready (that one wakes it).
+local function held(id)
+  local other = redis.call('HGET', tkey(id), 'waiting_for')
+  return other and (states[other] == 'running' or states[other] == 'ready')
+end
 local ok = true
 local parts, n = {}, 0
 for i = 1, #rows, 5 do
   local id, state, deps = rows[i], rows[i + 1], rows[i + 4]
-  if not state or (state == 'ready' and not queued[id]) then
+  if not state or (state == 'ready' and not queued[id] and not held(id)) then
     ok = false
     break
   end

@@ -19,5 +19,6 @@ redis.call('HSET', k, 'state', 'ready', 'token', '', 'run_base', tonumber(f[7] o
   'ready_at', NOW)
 redis.call('LPUSH', P .. 'queue:' .. f[6], id)
 release_agent(f[3], id)
+wake(id)  -- what its `touches` held back may run (or wait again, behind it in the file order)
 event('task.handed_back', 'task', id, 'agent', f[3] or '', 'attempt', f[2], 'reason', reason)
 return 1

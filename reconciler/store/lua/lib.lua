@@ -54,6 +54,7 @@ end
 
 local function push_ready(id, target, priority)
   redis.call('HSET', tkey(id), 'state', 'ready', 'deps_left', 0, 'ready_at', NOW)
+  redis.call('HDEL', tkey(id), 'waiting_for')  -- queued again: no longer held (see `hold`)
   local q = P .. 'queue:' .. target
   if tonumber(priority or 0) > 0 then redis.call('LPUSH', q, id) else redis.call('RPUSH', q, id) end
   event('task.ready', 'task', id, 'target', target)
@@ -82,11 +83,61 @@ local function announce()
   upstream_news = {}
 end
 
+-- Tasks whose `touches` can match a common path (`overlaps`, a JSON list of ids that
+-- upsert_tasks.lua keeps symmetric) never run at once: a ready task is held back while one it
+-- overlaps is running, or is ready and earlier in the file order (the earlier goes first). What
+-- `overlaps_now` names. A task without `overlaps` costs nothing here.
+local function overlaps_now(id, overlaps, order)
+  local mine = tonumber(order or 0)
+  for _, other in ipairs(cjson.decode(overlaps)) do
+    local f = redis.call('HMGET', tkey(other), 'state', 'order')
+    if f[1] == 'running' then return other end
+    if f[1] == 'ready' then
+      local theirs = tonumber(f[2] or 0)
+      if theirs < mine or (theirs == mine and other < id) then return other end
+    end
+  end
+  return nil
+end
+
+-- Hold back `id` (ready, popped from its queue by the claim that found it overlapping `other`):
+-- it stays ready, out of every queue, in `held:OTHER`, with `waiting_for` saying why (tt status),
+-- until `wake(other)` puts it back at its queue's front. Never lost: whatever moves `other` out
+-- of running or ready wakes it (release, a retry, a hand back, a settle), and a plan counts a
+-- held task as queued only while that one is running or ready (else it is requeued).
+local function hold(id, other, was)
+  redis.call('SADD', P .. 'held:' .. other, id)
+  if was ~= other then
+    redis.call('HSET', tkey(id), 'waiting_for', other)
+    event('task.held', 'task', id, 'waits_for', other, 'reason', 'touches overlap')
+  end
+end
+
+-- `id` left running or ready: what it held back goes back to the front of its queue (the
+-- earliest in file order first), to be claimed, or held again by another.
+local function wake(id)
+  local held = redis.call('SMEMBERS', P .. 'held:' .. id)
+  if #held == 0 then return end
+  redis.call('DEL', P .. 'held:' .. id)
+  local back = {}
+  for _, x in ipairs(held) do
+    local f = redis.call('HMGET', tkey(x), 'state', 'waiting_for', 'target', 'order')
+    if f[1] == 'ready' and f[2] == id then back[#back + 1] = {x, f[3], tonumber(f[4] or 0)} end
+  end
+  table.sort(back, function(a, b) return a[3] > b[3] end)  -- LPUSH: the last pushed is first
+  for _, b in ipairs(back) do
+    redis.call('HDEL', tkey(b[1]), 'waiting_for')
+    redis.call('LPUSH', P .. 'queue:' .. b[2], b[1])
+    event('task.ready', 'task', b[1], 'target', b[2], 'after', id)
+  end
+end
+
 -- `id` changed state: settle again every dependent that waits (blocked or upstream_failed), and
 -- theirs in turn wherever one changed. A dependent is upstream_failed while a task upstream
 -- failed or was cancelled, blocked while a dependency is not completed, and else ready (a
 -- group: completed). Mirrored by plan/diff.py (`_release`).
 local function release(id)
+  wake(id)
   local stack = {id}
   while #stack > 0 do
     local cur = table.remove(stack)
@@ -181,15 +232,25 @@ end
 
 -- An agent claims `id`: ready → running with a fresh attempt token. Returns {attempt, spec,
 -- previous error, results of its dependencies} (all the prompt needs), or nil when the task is no
--- longer ready (cancelled, deleted or already taken: a stale queue entry is dropped). The same
--- token again (a retry after the connection dropped before the reply) gets the same claim back.
+-- longer ready (cancelled, deleted or already taken: a stale queue entry is dropped), or held
+-- back by a task whose `touches` overlap its own (`hold`). The same token again (a retry after
+-- the connection dropped before the reply) gets the same claim back.
 local function claim(id, agent, token)
   local k = tkey(id)
-  local cur = redis.call('HMGET', k, 'state', 'token', 'attempt', 'spec', 'error', 'deps')
+  local cur = redis.call('HMGET', k, 'state', 'token', 'attempt', 'spec', 'error', 'deps',
+    'overlaps', 'order', 'waiting_for')
   if cur[1] == 'running' and cur[2] == token and token ~= '' then
     return {cur[3], cur[4], cur[5], dep_results(cur[6])}
   end
   if cur[1] ~= 'ready' then return nil end
+  if cur[7] then
+    local other = overlaps_now(id, cur[7], cur[8])
+    if other then
+      hold(id, other, cur[9])
+      return nil
+    end
+    if cur[9] then redis.call('HDEL', k, 'waiting_for') end
+  end
   local attempt = redis.call('HINCRBY', k, 'attempt', 1)
   redis.call('HSET', k, 'state', 'running', 'token', token, 'assignee', agent, 'started_at', NOW)
   redis.call('HDEL', k, 'finished_at', 'next_attempt_at')
@@ -245,6 +306,7 @@ local function fail_attempt(id, token, err, permanent, base, cap, jitter, defaul
   local at = tonumber(NOW) + delay
   redis.call('HSET', k, 'state', 'retrying', 'error', err, 'next_attempt_at', at, 'token', '')
   redis.call('ZADD', P .. 'timers', at, id)
+  wake(id)
   event('task.retrying', 'task', id, 'agent', f[3] or '', 'attempt', attempt, 'error', err,
     'next_attempt_at', at)
   return 'retrying'

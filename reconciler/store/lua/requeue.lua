@@ -10,6 +10,7 @@ for _, id in ipairs(ids) do
   if f[1] == 'ready' or f[1] == 'blocked' or f[1] == 'upstream_failed' then
     unqueue(id, 'ready', f[2])
     settle(id)
+    wake(id)  -- it may have left ready
     n = n + 1
   end
 end

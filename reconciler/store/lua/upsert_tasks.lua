@@ -8,6 +8,8 @@
 --           it as upstream_failed waits again
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
 --   restore {id, hash, target, order, deps[]}: a tombstone back as the task it was (`restore`)
+-- An upsert, rerun or restore record may add overlaps[]: the tasks whose `touches` can match a
+-- path the task's can (lib.lua `overlaps_now`), kept symmetric here (`set_overlaps`).
 -- Returns the number of records executed.
 --
 -- Cost matters here (10,000 tasks in one apply): a task hash holds only what differs from the
@@ -174,6 +176,54 @@ local function restore(r)
   cascaded()
 end
 
+-- Another task's `overlaps` gains or loses `id` (a task that does not exist is left alone: its
+-- own record, when it comes, holds the whole list).
+local function patch_overlaps(other, id, add)
+  local k = tkey(other)
+  local f = redis.call('HMGET', k, 'state', 'overlaps')
+  if not f[1] then return end
+  -- (ids never hold a quote: a plain find tells, and most patches of an apply change nothing)
+  local has = f[2] and string.find(f[2], '"' .. id .. '"', 1, true) ~= nil or false
+  if has == add then return end
+  local list = {}
+  if f[2] then
+    for _, x in ipairs(cjson.decode(f[2])) do
+      if x ~= id then list[#list + 1] = x end
+    end
+  end
+  if add then list[#list + 1] = id end
+  if #list > 0 then
+    redis.call('HSET', k, 'overlaps', cjson.encode(list))
+  else
+    redis.call('HDEL', k, 'overlaps')
+  end
+end
+
+-- The task's `overlaps` become `ids` (computed by the plan from every task's `touches`), and
+-- each task gained or lost says so too: the relation stays symmetric though the plan rewrites
+-- only the tasks whose definition changed.
+local function set_overlaps(id, ids)
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, 'state', 'overlaps')
+  if not f[1] then return end
+  local was, now = {}, {}
+  if f[2] then
+    for _, x in ipairs(cjson.decode(f[2])) do was[x] = true end
+  end
+  for _, x in ipairs(ids) do now[x] = true end
+  if #ids > 0 then
+    redis.call('HSET', k, 'overlaps', cjson.encode(ids))
+  elseif f[2] then
+    redis.call('HDEL', k, 'overlaps')
+  end
+  for x in pairs(was) do
+    if not now[x] then patch_overlaps(x, id, false) end
+  end
+  for x in pairs(now) do
+    if not was[x] then patch_overlaps(x, id, true) end
+  end
+end
+
 -- Which tasks exist, in one call: a new task's hash is not read.
 local known = {}
 if #recs > 0 then
@@ -236,10 +286,12 @@ for i, r in ipairs(recs) do
       if not keeps_place(r, state, old_target, old[4]) then
         unqueue(r.id, state, old_target)
         settle(r.id)
+        wake(r.id)  -- it may have left ready
         cascaded()
       end
     end
   end
+  if r.overlaps then set_overlaps(r.id, r.overlaps) end
 end
 if #order_args > 0 then redis.call('ZADD', P .. 'tasks', unpack(order_args)) end
 announce()

@@ -191,3 +191,27 @@ def test_git_without_a_repository_or_base_is_refused_and_changes_nothing(tmp_pat
         assert "town.toml [git] base: 'main' is not a branch of" in done.stderr
         assert "(branches: trunk)" in done.stderr
         assert town.tasks() == {}
+
+
+def test_tasks_whose_touches_overlap_never_run_at_the_same_time(town: LiveTown) -> None:
+    def touching(tid: str, globs: str, line: str) -> str:
+        return (
+            f'[[tasks]]\nid = "{tid}"\nagent = "dev"\ntouches = [{globs}]\n'
+            f'description = "Edit [sim:write:src/auth/{tid}.txt:{line}] [sim:sleep:0.6]"\n\n'
+        )
+
+    tasks = (
+        touching("first", '"src/auth/**"', "one")
+        + touching("second", '"src/*/second.txt"', "two")  # can match src/auth/second.txt
+        + touching("apart", '"docs/**"', "three")  # overlaps neither: runs beside them
+    )
+    commit_town(town, town_toml("gittouch", "[git]", replicas=3), tasks)
+    done = town.tt("apply", "--wait", "--timeout", "120s", timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = town.attempts("first")[-1], town.attempts("second")[-1]
+    assert float(second["started_at"]) >= float(first["finished_at"])  # the later one waited
+    held = [e for e in town.events("task.held") if e.get("task") == "second"]
+    assert held and held[0]["waits_for"] == "first" and held[0]["reason"] == "touches overlap"
+    # apart ran beside first (its files are elsewhere): it did not wait for either
+    apart = town.attempts("apart")[-1]
+    assert float(apart["started_at"]) < float(first["finished_at"])

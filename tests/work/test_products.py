@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.spec.gitsettings import GitSettings, MergeMode, OnConflict
+from reconciler.spec.gitsettings import GitSettings, MergeMode, OnConflict, Strategy
 from reconciler.store.client import Store
 from reconciler.work import WorkProducts
 from reconciler.work.queue import MergeQueue
@@ -97,14 +97,13 @@ def test_no_changes_completes_and_records_it(tmp_path: Path, fake_store: Store) 
     assert log_subjects(repo) == ["start"]
 
 
+@pytest.mark.parametrize("strategy", [Strategy.REBASE, Strategy.MERGE])
 @pytest.mark.parametrize("on_conflict", [OnConflict.REDO, OnConflict.RESOLVE])
 def test_two_tasks_writing_the_same_line_one_merges_the_other_is_reopened(
-    tmp_path: Path,
-    fake_store: Store,
-    on_conflict: OnConflict,
+    tmp_path: Path, fake_store: Store, on_conflict: OnConflict, strategy: Strategy
 ) -> None:
     repo = make_repo(tmp_path / "r")
-    wp = products(repo, fake_store, on_conflict=on_conflict)
+    wp = products(repo, fake_store, on_conflict=on_conflict, strategy=strategy)
     running_task(fake_store, "a", "ta")
     running_task(fake_store, "b", "tb")
     sa, sb = wp.start("a", 1, "ta"), wp.start("b", 1, "tb")
@@ -135,6 +134,8 @@ def test_two_tasks_writing_the_same_line_one_merges_the_other_is_reopened(
     done = wp.finish("b", 2, "tb2", "do b", "did b", never)
     assert done.ok, done
     assert (repo / "app.txt").read_text() == "alpha\nbeta\n"
+    parents = git(repo, "rev-list", "--parents", "-n", "1", "main").split()[1:]
+    assert len(parents) == (2 if strategy == Strategy.MERGE else 1)  # a merge commit, or linear
 
 
 def test_a_failing_check_leaves_base_unchanged_and_reopens_the_task(

@@ -52,6 +52,7 @@ def _run(
     timeout: float | None,
     output: str = "text",
     events_after: str | None = None,
+    command: str = "tt conductor",
 ) -> int:
     from reconciler.control.apply import ApplyOptions
     from reconciler.control.loop import Loop, LoopOptions
@@ -59,7 +60,7 @@ def _run(
 
     s = Session.find(town_dir)
     opts = LoopOptions(
-        apply=ApplyOptions(model=model, command="tt conductor"),
+        apply=ApplyOptions(model=model, command=command),
         until_done=until_done,
         timeout=timeout,
         events_after=events_after,
@@ -140,7 +141,7 @@ def conductor(model: str | None, town_dir: str | None) -> int:
 @town_option
 def watch(model: str | None, town_dir: str | None) -> int:
     """The same loop as `tt conductor`: apply every saved edit of the town files."""
-    return _run(town_dir, model, False, None)
+    return _run(town_dir, model, False, None, command="tt watch")
 
 
 @click.command()
@@ -168,4 +169,4 @@ def wait_for(
             seconds = parse_duration(timeout)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--timeout") from None
-    return _run(town_dir, model, True, seconds, output, events_after)
+    return _run(town_dir, model, True, seconds, output, events_after, "tt wait")

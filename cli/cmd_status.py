@@ -34,11 +34,18 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
     if deleted:
         _deleted(s, output)
         return
-    report = status_report(s.store, check(s.paths).desired)
+    report = status_report(s.store, check(s.paths).desired, s.paths)
     if output == "json":
         emit_json(report)
         return
+    from reconciler.control.syncstatus import SEPARATOR, attempt_text, line_parts
+
     from .render import model_cell, progress_line, table
+
+    echo(SEPARATOR.join(line_parts(report)))
+    if tried := attempt_text(report):
+        echo(tried)
+    echo()
 
     agents = report["agents"]
     if agents:

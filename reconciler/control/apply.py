@@ -14,13 +14,14 @@ import gc
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .. import rundir, server
 from ..agents.models import OVERRIDE_ENV
-from ..errors import TtError
+from ..errors import TtError, ValidationFailed
 from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
 from ..plan.agentdiff import agent_actions
 from ..plan.diff import diff, task_actions
@@ -32,10 +33,10 @@ from ..store.cleanrows import Row, RowsAfter
 from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs, with_tombstones
-from . import fleet, incremental, snapshot
+from . import fleet, incremental, revision, snapshot
 from .applylock import apply_lock
 from .execute import execute, execute_actions
-from .fingerprint import clean_fingerprint, file_fingerprint
+from .fingerprint import clean_fingerprint, digests_of, file_fingerprint
 from .gitpreflight import preflight
 from .session import Session
 from .snapshot import Snapshot
@@ -59,6 +60,9 @@ class ApplyOptions:
     guard_prune: bool = False
     adopt: bool = False  # `--adopt`: record this folder as the town's source (identity.py)
     up: bool = True  # bring a town `tt down` stopped back up (a loop's own passes do not)
+    # Where the files come from when the caller knows (`tt rollback`: a commit's files), recorded
+    # as the applied revision instead of asking git (`revision.py`).
+    revision: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ REFUSAL = (
 REFUSAL_HINT = "check the files; if you mean it, run again with --allow-empty"
 
 
+class Refused(TtError):
+    """`REFUSAL`: the plan would empty the files' tasks or roster unasked."""
+
+
 def refused(plan: Plan, opts: ApplyOptions) -> bool:
     """Whether `tt apply` refuses this plan: it empties the files' tasks or roster unasked."""
     roster_only = opts.allow_empty_roster and not plan.deletes_every_task
@@ -88,8 +96,28 @@ def refused(plan: Plan, opts: ApplyOptions) -> bool:
 
 
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
+    started = time.monotonic()
     with _gc_paused():
-        return _apply(session, opts)
+        try:
+            return _apply(session, opts)
+        except (ValidationFailed, Refused) as e:
+            if not opts.dry_run:
+                failed(session, opts.command, e, time.monotonic() - started)
+            raise
+
+
+def failed(session: Session, by: str, error: TtError, seconds: float) -> None:
+    """An invalid or refused apply, recorded as the newest attempted revision (and in the
+    history). Only on a store already open: invalid files start no server to say so."""
+    if "store" not in session.__dict__:
+        return
+    if isinstance(error, ValidationFailed):
+        result, problems = "invalid", [p.render() for p in error.problems]
+    else:
+        result, problems = "refused", [error.message]
+    revision.record_failed(
+        session.store, session.paths, by=by, result=result, problems=problems, seconds=seconds
+    )
 
 
 @contextmanager
@@ -201,7 +229,7 @@ def _planned(
         graph=graph,
     )
     if refused(plan, opts) and not opts.dry_run:  # a dry run shows the plan, then the refusal
-        raise TtError(REFUSAL, hint=REFUSAL_HINT)
+        raise Refused(REFUSAL, hint=REFUSAL_HINT)
     seconds = time.monotonic() - started
     if opts.dry_run:
         return ApplyResult(plan, False, observed.generation, (), seconds, tasks=len(rows))
@@ -229,7 +257,7 @@ def _new_tasks(
     agents = agent_actions(desired, observed, opts.prune)
     emptying = not desired.agents and any(isinstance(a, DeleteAgent) for a in agents)
     if refused(Plan(tuple(agents), emptying), opts):  # what `diff` would say of the whole plan
-        raise TtError(REFUSAL, hint=REFUSAL_HINT)
+        raise Refused(REFUSAL, hint=REFUSAL_HINT)
     keep_until = time.time() + desired.town.policy.keep_deleted
     tasks = task_actions(
         desired,
@@ -270,7 +298,19 @@ def _done(
     keep = {a.name for a in plan.actions if isinstance(a, OrphanAgent)}
     changes = _fleet(session, desired, opts, keep)
     seconds = time.monotonic() - started
+    _revision(session, opts, dict(desired.digests), plan, seconds)
     return ApplyResult(plan, True, generation, tuple(changes), seconds, tasks=after.before)
+
+
+def _revision(
+    session: Session, opts: ApplyOptions, digests: Mapping[str, str], plan: Plan, seconds: float
+) -> None:
+    """Where the applied files came from (`revision.py`), under the lock."""
+    given = dict(opts.revision) if opts.revision is not None else None
+    root, by = session.paths.root, opts.command
+    revision.record_applied(
+        session.store, root, digests, by=by, plan=plan, seconds=seconds, given=given
+    )
 
 
 def _prunes_too_much(plan: Plan, tasks: int, max_prune: int) -> bool:
@@ -333,7 +373,9 @@ def _unchanged(
         return ApplyResult(Plan(), False, generation, (), time.monotonic() - started)
     _purge(store, roster)
     changes = _fleet(session, roster, opts, set())
-    return ApplyResult(Plan(), True, generation, tuple(changes), time.monotonic() - started)
+    seconds = time.monotonic() - started
+    _revision(session, opts, digests_of(fingerprint), Plan(), seconds)
+    return ApplyResult(Plan(), True, generation, tuple(changes), seconds)
 
 
 def _purge(store: Store, desired: Desired) -> None:

@@ -42,3 +42,9 @@ def file_fingerprint(paths: TownPaths) -> tuple[str | None, str | None]:
 def clean_fingerprint(digests: dict[str, str]) -> str:
     """The same digests the loader records (sha256 of each file's bytes; b"" when absent)."""
     return "/".join((CLEAN_FORMAT, digests.get("town.toml", ""), digests.get("tasks.toml", "")))
+
+
+def digests_of(fingerprint: str) -> dict[str, str]:
+    """The file digests a `clean_fingerprint` was made of."""
+    _, town, tasks = fingerprint.rsplit("/", 2)
+    return {"town.toml": town, "tasks.toml": tasks}

@@ -37,7 +37,7 @@ from ..plan.render import render_lines
 from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
 from . import fleet, heal
-from .apply import ApplyOptions, agent_env, apply
+from .apply import ApplyOptions, agent_env, apply, failed
 from .faults import LOOP_LOG, record_traceback
 from .identity import TownClaimed
 from .outcome import holder_words, outcome
@@ -282,6 +282,7 @@ class Loop:
                 self.bad_digest = digest
                 self.report("invalid", {"detail": e.message})
                 self.s.store.event("config.invalid", detail=e.message.splitlines()[0])
+                failed(self.s, self.opts.apply.command, e, 0.0)  # the attempted revision
             self._heal_pass()  # keep the last good state running
             return
         self.bad_digest = None

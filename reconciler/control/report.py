@@ -17,6 +17,8 @@ from ..agents.models import OVERRIDE_ENV
 from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
+from ..town import TownPaths
+from .syncstatus import sync_report
 
 STATES = [s.value for s in TaskState]
 
@@ -160,13 +162,17 @@ def _git_cells(rec: dict[str, str], git: bool) -> dict[str, Any]:
     }
 
 
-def status_report(store: Store, desired: Desired | None) -> dict[str, Any]:
-    """`tt status`; with the files invalid (`desired` None), git fields as the records hold."""
+def status_report(
+    store: Store, desired: Desired | None, paths: TownPaths | None = None
+) -> dict[str, Any]:
+    """`tt status`; with the files invalid (`desired` None), git fields as the records hold.
+    With the town's `paths`: whether its files are those applied (`syncstatus`)."""
     tasks = tasks_report(store, git=desired is None or desired.git is not None)
     counts = Counter(t["state"] for t in tasks)
     return {
         "town": store.town,
         "host": socket.gethostname(),
+        **(sync_report(store, paths) if paths is not None else {}),
         "agents": agents_report(store, desired),
         "tasks": tasks,
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},

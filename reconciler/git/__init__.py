@@ -1,6 +1,7 @@
 """git: the only door to git (the `git` CLI, run as a subprocess with argv lists); may import only
 the base modules (errors). Used by `edit` (a new town's default name), `agents` (an agent's
-worktree) and `control` (a town's source, see `control/identity.py`).
+worktree) and `control` (a town's source, see `control/identity.py`; the applied revision,
+`control/revision.py`).
 
 Nothing else runs git: `tests/test_boundaries.py` fails on a `"git"` argv built anywhere else.
 """
@@ -10,17 +11,27 @@ from __future__ import annotations
 from .cli import (
     GIT_TIMEOUT,
     Checkout,
+    FilesAtHead,
     add_worktree,
     branch_of,
     checkout_of,
+    commit_of,
+    file_at,
+    files_at_head,
+    may_be_in_work_tree,
     normalize_remote,
 )
 
 __all__ = [
     "GIT_TIMEOUT",
     "Checkout",
+    "FilesAtHead",
     "add_worktree",
     "branch_of",
     "checkout_of",
+    "commit_of",
+    "file_at",
+    "files_at_head",
+    "may_be_in_work_tree",
     "normalize_remote",
 ]

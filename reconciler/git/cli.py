@@ -6,6 +6,7 @@ where tt needs git to act (`add_worktree`). No parsing of git's files: git answe
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -83,6 +84,90 @@ def _remotes(folder: Path) -> dict[str, str]:
         if name and url:
             found.setdefault(name, url.strip())
     return found
+
+
+@dataclass(frozen=True)
+class FilesAtHead:
+    """What git says of some files of a folder: the HEAD commit (None before the first one),
+    the current branch (None when detached) and which of the files differ from HEAD (changed,
+    staged, untracked, ignored or deleted; by name as asked)."""
+
+    head: str | None
+    branch: str | None
+    changed: tuple[str, ...]
+
+
+def may_be_in_work_tree(folder: Path) -> bool:
+    """False when no `.git` is in `folder` or above it (and GIT_DIR is unset): surely outside a
+    work tree, told without running git. True means: ask git."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    here = folder.resolve()
+    return any((p / ".git").exists() for p in (here, *here.parents))
+
+
+def files_at_head(folder: Path, names: tuple[str, ...]) -> FilesAtHead | None:
+    """One `git status` of `names` (files of `folder`): None outside a work tree (or no git).
+    Read only (no index refresh written), so a concurrent git command meets no index.lock."""
+    out = _answer(
+        folder,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "--untracked-files=all",
+        "--ignored=matching",
+        "-z",
+        "--",
+        *names,
+    )
+    if out is None:
+        return None
+    head: str | None = None
+    branch: str | None = None
+    changed: set[str] = set()
+    entries = iter(out.split("\0"))
+    for entry in entries:
+        if entry.startswith("# branch.oid "):
+            oid = entry[len("# branch.oid ") :]
+            head = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            name = entry[len("# branch.head ") :]
+            branch = None if name == "(detached)" else name
+        elif entry[:2] in ("1 ", "2 ", "u ", "? ", "! "):
+            path = entry.split(" ", {"1": 8, "2": 9, "u": 10}.get(entry[0], 1))[-1]
+            changed.add(path.rsplit("/", 1)[-1])
+            if entry[0] == "2":  # a rename's source follows
+                next(entries, None)
+    return FilesAtHead(head, branch, tuple(n for n in names if n in changed))
+
+
+def commit_of(folder: Path, rev: str) -> str | None:
+    """The full SHA of the commit `rev` names in `folder`'s repository, or None."""
+    if rev.startswith("-"):
+        return None
+    out = _answer(folder, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+    return out.strip() or None if out else None
+
+
+def file_at(folder: Path, commit: str, path: str) -> bytes | None:
+    """The bytes of `path` (relative to the work tree's top) in `commit`; None when the commit
+    has no such file. A `TtError` when git cannot be run or the commit is unknown."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "cat-file", "blob", f"{commit}:{path}"],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        raise TtError(f"cannot run git to read {path} at {commit[:12]}: {e}") from e
+    if done.returncode == 0:
+        return done.stdout
+    if commit_of(folder, commit) is None:
+        raise TtError(f"no commit {commit[:12]} in the repository of {folder}")
+    return None
 
 
 def branch_of(folder: Path) -> tuple[Path, str] | None:

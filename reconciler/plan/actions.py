@@ -264,6 +264,23 @@ class Plan:
             seen[a.op] = seen.get(a.op, 0) + 1
         return {op: seen[op] for op in OPS if op in seen}
 
+    def totals(self) -> dict[str, int]:
+        """{created, changed, deleted}: the records of each kind (`summary`, the history)."""
+        c = self.counts()
+        ops = {
+            "created": ("create_agent", "create_task", "restore_task"),
+            "changed": (
+                "update_agent",
+                "update_task",
+                "rerun_task",
+                "cancel_task",
+                "complete_task",
+                "requeue",
+            ),
+            "deleted": ("delete_agent", "delete_task"),
+        }
+        return {kind: sum(c.get(op, 0) for op in names) for kind, names in ops.items()}
+
     def summary(self) -> str:
         """`2 to create, 1 to change, 1 to delete; 1 changed after done` (Terraform's habit)."""
         c = self.counts()
@@ -271,11 +288,7 @@ class Plan:
         def total(*ops: str) -> int:
             return sum(c.get(op, 0) for op in ops)
 
-        create = total("create_agent", "create_task", "restore_task")
-        change = total(
-            "update_agent", "update_task", "rerun_task", "cancel_task", "complete_task", "requeue"
-        )
-        delete = total("delete_agent", "delete_task")
+        create, change, delete = self.totals().values()
         text = f"{create} to create, {change} to change, {delete} to delete"
         notes = [
             f"{n} {what}"

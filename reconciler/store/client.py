@@ -24,6 +24,7 @@ from .agentrecords import AgentOps
 from .coordination import TownOps
 from .keys import Keys
 from .mail import MailOps
+from .revisions import RevisionOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
 from .tasks import TaskOps
 from .tombstones import TombstoneOps
@@ -68,7 +69,7 @@ def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = Fal
     return Store.open(value, town, lean=lean)
 
 
-class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps):
+class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps, RevisionOps):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.
 

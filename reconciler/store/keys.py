@@ -22,8 +22,16 @@ class Keys:
 
     @property
     def meta(self) -> str:
-        """Hash: schema version, applied file digests, generation."""
+        """Hash: schema version, applied file digests, generation; the applied and the newest
+        attempted revision (JSON, `revision`, `attempted_revision`); `follow` (the branch the
+        town follows, if any)."""
         return self._k("meta")
+
+    @property
+    def history(self) -> str:
+        """List of JSON records of the last applies that changed something or failed, newest
+        first, capped (`store/revisions.py`)."""
+        return self._k("history")
 
     @property
     def source(self) -> str:

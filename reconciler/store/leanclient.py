@@ -101,6 +101,9 @@ class Commands:
     def smembers(self, name: str) -> Any:
         return self._command(set, "SMEMBERS", name)
 
+    def lpush(self, name: str, *values: object) -> Any:
+        return self._command(None, "LPUSH", name, *values)
+
     def rpush(self, name: str, *values: object) -> Any:
         return self._command(None, "RPUSH", name, *values)
 

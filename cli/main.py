@@ -31,6 +31,7 @@ COMMANDS = {
     **dict.fromkeys(["list", "send", "inbox", "logs", "events", "agent", "task"], "cmd_agents"),
     **dict.fromkeys(["server"], "cmd_server"),
     **dict.fromkeys(["worktrees", "gc"], "cmd_work"),
+    **dict.fromkeys(["history", "rollback"], "cmd_gitops"),
 }
 
 

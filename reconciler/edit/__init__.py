@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .roster import add_agent, remove_agent, set_agent_fields
 from .tasks import GENERATED_ID_MAX, append_task, new_task_id, set_task_status, write_back
-from .transaction import LOCK_FILE, Validate, edit_tasks, edit_town
+from .transaction import LOCK_FILE, Validate, edit_tasks, edit_town, replace_files
 
 __all__ = [
     "GENERATED_ID_MAX",
@@ -22,6 +22,7 @@ __all__ = [
     "edit_town",
     "new_task_id",
     "remove_agent",
+    "replace_files",
     "set_agent_fields",
     "set_task_status",
     "write_back",

@@ -128,3 +128,25 @@ def render(path: Path, doc: TOMLDocument) -> str:
             hint="make the change by hand",
         )
     return text
+
+
+def replace_files(
+    paths: TownPaths, town_text: str, tasks_text: str | None, validate: Validate | None = None
+) -> list[str]:
+    """Both files' texts replaced as given (`tt rollback`; tasks_text None: no tasks.toml), the
+    pair validated first, under the edit lock; each file written atomically, tasks.toml first.
+    Returns the names of the files that changed."""
+    with exclusive_lock(paths.state_dir / LOCK_FILE):
+        if validate is not None:
+            validate(town_text, tasks_text or "")
+        changed = []
+        for path, text in ((paths.tasks_file, tasks_text), (paths.town_file, town_text)):
+            discard_stale_temps(path)
+            if _read(path) == text:
+                continue
+            if text is None:
+                path.unlink()
+            else:
+                atomic_write_text(path, text)
+            changed.append(path.name)
+        return changed

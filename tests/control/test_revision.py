@@ -217,3 +217,30 @@ def test_the_sync_line_outside_git(fake_store: Store, tmp_path: Path) -> None:
     assert sync_text(sync_report(fake_store, paths), now=at + 120) == (
         "OutOfSync: town.toml changed since applied 2 min ago"
     )
+
+
+def test_a_watch_pass_records_its_revision_and_an_invalid_edit_once(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    from dataclasses import replace
+
+    from tests.control.test_apply import TOWN, CountingSession
+    from tests.control.test_loop_guards import Passes, tasks
+
+    (tmp_path / "town.toml").write_text(TOWN)
+    (tmp_path / "tasks.toml").write_text(tasks("a"))
+    passes = Passes(CountingSession(TownPaths(tmp_path), fake_store), settle=0.01)
+    passes.loop.opts = replace(
+        passes.loop.opts, apply=replace(passes.loop.opts.apply, command="tt watch")
+    )
+    passes.full_pass()
+    applied = fake_store.revisions()[0]
+    assert applied is not None and (applied["by"], applied["sha"]) == ("tt watch", None)
+    passes.save(tasks("a") + '[[tasks]]\nid = "b"\n')  # no description
+    passes.full_pass()
+    passes.full_pass()  # the same invalid files again: said and recorded once
+    _, attempted, _ = fake_store.revisions()
+    assert attempted is not None and attempted["result"] == "invalid"
+    assert attempted["by"] == "tt watch" and attempted["problems"]
+    assert [e["result"] for e in fake_store.history()] == ["invalid", "ok"]
+    assert passes.ids() == ["a"]  # the last good state kept

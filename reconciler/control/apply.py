@@ -96,20 +96,15 @@ def refused(plan: Plan, opts: ApplyOptions) -> bool:
 
 
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
-    started = time.monotonic()
     with _gc_paused():
-        try:
-            return _apply(session, opts)
-        except (ValidationFailed, Refused) as e:
-            if not opts.dry_run:
-                failed(session, opts.command, e, time.monotonic() - started)
-            raise
+        return _apply(session, opts)
 
 
 def failed(session: Session, by: str, error: TtError, seconds: float) -> None:
-    """An invalid or refused apply, recorded as the newest attempted revision (and in the
-    history). Only on a store already open: invalid files start no server to say so."""
-    if "store" not in session.__dict__:
+    """An invalid or refused pass of the loop, recorded as the newest attempted revision (and
+    in the history). A one-shot apply says it and leaves Redis as it was (DESIGN.md, invariant
+    3). Only on a store already open: invalid files start no server to say so."""
+    if "store" not in session.__dict__ or not isinstance(error, ValidationFailed | Refused):
         return
     if isinstance(error, ValidationFailed):
         result, problems = "invalid", [p.render() for p in error.problems]

@@ -295,6 +295,7 @@ class Loop:
             raise  # TownClaimed: adopted by another folder; this loop must not act any more
         except TtError as e:
             self.report("error", {"detail": e.message})
+            failed(self.s, self.opts.apply.command, e, 0.0)  # a refused plan: the attempt
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
         if result.held:  # "moved" (look again at once) or "guarded" (once stable long)

@@ -244,3 +244,9 @@ def test_a_watch_pass_records_its_revision_and_an_invalid_edit_once(
     assert attempted["by"] == "tt watch" and attempted["problems"]
     assert [e["result"] for e in fake_store.history()] == ["invalid", "ok"]
     assert passes.ids() == ["a"]  # the last good state kept
+    passes.save("")  # would delete every task: refused, the newest attempt
+    passes.full_pass()
+    _, attempted, _ = fake_store.revisions()
+    assert attempted is not None and attempted["result"] == "refused"
+    assert "refusing to apply" in attempted["problems"][0]
+    assert [e["result"] for e in fake_store.history()] == ["refused", "invalid", "ok"]

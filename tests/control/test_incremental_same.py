@@ -4,6 +4,7 @@ same files does, with the same plan; what a full check refuses it refuses the sa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,15 @@ def state(session: Session) -> dict[str, Any]:
     folders, each the source of its own Redis)."""
     out = keys_of(session.store)
     out.pop(session.store.keys.source, None)
+    out.pop(session.store.keys.history, None)  # each apply's time and duration
     for key, value in out.items():
         if isinstance(value, dict):
             out[key] = {k: v for k, v in value.items() if not k.endswith("_at")}
+    # The applied revision: the same files (digests), applied at other times from other folders.
+    meta = out.get(session.store.keys.meta, {})
+    for field in ("revision", "attempted_revision"):
+        if field in meta:
+            meta[field] = json.loads(meta[field])["digests"]
     deleted = session.store.keys.deleted  # the tombstones, scored by when they were pruned
     if deleted in out:
         out[deleted] = [member for member, _ in out[deleted]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from ..plan.drift import Drift, find_drift
+from ..plan.drift import Drift, DriftKind, find_drift, stopped_by_hand
 from ..spec.desired import Desired
 from ..store.client import Store
 from ..store.observed import observe, with_changed_specs
@@ -22,17 +22,34 @@ FIRST_ITEMS = 5  # items a `town.drift` event and a loop's report line name
 def read_drift(store: Store, desired: Desired) -> Drift:
     """What differs in Redis from what `desired` (the files) asks for without a file change."""
     tasks = store.task_records()
-    agents = store.agent_records()
+    agents, should_run, alive = _agents(store, desired)
     observed, _ = observe(store)
     observed = with_changed_specs(store, observed, desired)
+    return find_drift(desired, observed, tasks, agents, should_run=should_run, alive=alive)
+
+
+Agents = tuple[dict[str, dict[str, str]], dict[str, bool], dict[str, bool]]
+
+
+def _agents(store: Store, desired: Desired) -> Agents:
+    """The agent records, which of them this host should run, and which have a live process."""
+    agents = store.agent_records()
     host = socket.gethostname()
-    should_run = fleet.desired_instances(desired, host)
     beats = store.heartbeat_alive(list(agents))
     alive = {
         name: fleet.local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         for name, rec in agents.items()
     }
-    return find_drift(desired, observed, tasks, agents, should_run=should_run, alive=alive)
+    return agents, fleet.desired_instances(desired, host), alive
+
+
+def _stopped_by_hand(store: Store, desired: Desired) -> frozenset[str]:
+    agents, should_run, alive = _agents(store, desired)
+    return frozenset(
+        name
+        for name, run in should_run.items()
+        if run and name in agents and stopped_by_hand(agents[name], alive=alive.get(name, False))
+    )
 
 
 class DriftWatch:
@@ -41,14 +58,29 @@ class DriftWatch:
 
     def __init__(self) -> None:
         self.told: frozenset[str] | None = None
+        self.stopped: frozenset[str] = frozenset()  # the agents stopped by hand, last read
 
     def check(
-        self, store: Store, desired: Desired, report: Callable[[str, dict[str, str]], None]
+        self,
+        store: Store,
+        desired: Desired,
+        report: Callable[[str, dict[str, str]], None],
+        *,
+        full: bool = True,
     ) -> None:
+        """`full` reads every task; a heal pass (every heartbeat) reads only the agents, and
+        reads the rest only when which agents were stopped by hand changed."""
         if desired.town.policy.self_heal:
             self.told = None
             return
+        if not full and _stopped_by_hand(store, desired) == self.stopped:
+            return
         drift = read_drift(store, desired)
+        self.stopped = frozenset(
+            i.object.removeprefix("agent ")
+            for i in drift.items
+            if i.kind is DriftKind.AGENT_STOPPED
+        )
         now = frozenset(i.line() for i in drift.items)
         if now == self.told or (self.told is None and not now):
             return

@@ -111,7 +111,9 @@ def ensure(
                     changes.append(FleetChange(name, "died", died.get("reason", "")))
             continue
         if alive:
-            if rec.get("state") in ("stopped", ""):
+            # A worker that wrote `stopped` itself is on its way out (a person stopped it):
+            # marked idle, its exit would read as a crash. Others are adopted as idle.
+            if rec.get("state") in ("stopped", "") and not stopped_by_hand(rec, alive=False):
                 store.set_agent(name, {"state": "idle"})
             continue
         now = time.time()

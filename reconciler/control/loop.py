@@ -333,6 +333,7 @@ class Loop:
         env = agent_env(self.opts.apply)
         changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
         self._fleet_changes(changes)
+        self.drift.check(self.s.store, self.good, self.report, full=False)
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
             self.wake.set()

@@ -1,5 +1,5 @@
-"""Desired-state verbs: plan/diff, apply, sync, assign, cancel, retry, spawn, kill, restart,
-unlock, down. Each parses, calls one engine function, renders."""
+"""Desired-state verbs: plan (`tt diff` is in cmd_drift.py), apply, sync, assign, cancel, retry,
+spawn, kill, restart, unlock, down. Each parses, calls one engine function, renders."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def register(group: click.Group) -> None:
     for cmd in (
         plan,
-        diff_cmd,
         apply_cmd,
         sync,
         assign,
@@ -159,15 +158,6 @@ def plan(
         path = starter_tasks(session(town_dir).paths)
         echo(f"wrote {path}")
         return EXIT_OK
-    return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
-
-
-@click.command("diff")
-@_diff_options
-def diff_cmd(
-    town_dir: str | None, output: str, detailed: bool, prune: bool, rerun_changed: bool
-) -> int:
-    """The same as `tt plan`."""
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
 
 

@@ -72,6 +72,8 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
         )
         echo()
     echo(progress_line(report["counts"]))
+    if report.get("drift"):  # [town] self_heal = false: drift is reported, not healed
+        echo(f"drift: {report['drift']} items (tt diff --drift)")
 
 
 def _state(t: dict[str, Any]) -> str:

@@ -20,10 +20,11 @@ COMMANDS = {
     **dict.fromkeys(["init"], "cmd_init"),
     **dict.fromkeys(["validate"], "cmd_validate"),
     **dict.fromkeys(
-        ["plan", "diff", "apply", "sync", "assign", "cancel", "retry", "spawn", "kill"],
+        ["plan", "apply", "sync", "assign", "cancel", "retry", "spawn", "kill"],
         "cmd_apply",
     ),
     **dict.fromkeys(["restart", "unlock", "down"], "cmd_apply"),
+    **dict.fromkeys(["diff"], "cmd_drift"),
     **dict.fromkeys(["status"], "cmd_status"),
     **dict.fromkeys(["show"], "cmd_show"),
     **dict.fromkeys(["merge"], "cmd_merge"),

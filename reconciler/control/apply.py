@@ -25,6 +25,7 @@ from ..errors import TtError, ValidationFailed
 from ..plan.actions import DeleteAgent, DeleteTask, OrphanAgent, Plan
 from ..plan.agentdiff import agent_actions
 from ..plan.diff import diff, task_actions
+from ..plan.drift import files_changed, healing_only
 from ..plan.graph import Graph
 from ..plan.state import Observed
 from ..spec import loader
@@ -186,6 +187,7 @@ def _moved_here(session: Session) -> None:
     for name, rec in session.store.agent_records().items():
         if (rec.get("root"), rec.get("host")) != (root, host):
             session.store.request_stop(name, "stop")
+            session.store.set_agent(name, {"stopped_by": f"adopted by {root}"})
 
 
 def _planned(
@@ -223,6 +225,8 @@ def _planned(
         rerun_changed=opts.rerun_changed,
         graph=graph,
     )
+    if not desired.town.policy.self_heal and not files_changed(desired, observed):
+        plan = healing_only(plan)  # the files are as last applied: every change undoes drift
     if refused(plan, opts) and not opts.dry_run:  # a dry run shows the plan, then the refusal
         raise Refused(REFUSAL, hint=REFUSAL_HINT)
     seconds = time.monotonic() - started

@@ -22,6 +22,7 @@ from .. import rundir
 from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
+from ..plan.drift import stopped_by_hand
 from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
 from . import heal
@@ -110,7 +111,9 @@ def ensure(
                     changes.append(FleetChange(name, "died", died.get("reason", "")))
             continue
         if alive:
-            if rec.get("state") in ("stopped", ""):
+            # A worker that wrote `stopped` itself is on its way out (a person stopped it):
+            # marked idle, its exit would read as a crash. Others are adopted as idle.
+            if rec.get("state") in ("stopped", "") and not stopped_by_hand(rec, alive=False):
                 store.set_agent(name, {"state": "idle"})
             continue
         now = time.time()
@@ -123,7 +126,7 @@ def ensure(
                 continue  # another `tt` recorded this death first (and restarts it)
             rec = {**rec, **died}
             changes.append(FleetChange(name, "died", rec.get("reason", "")))
-        if not heal.may_start(rec, now):
+        if not heal.may_start(rec, now) or _left_stopped(desired, rec):
             continue
         source = os.environ if env is None else env
         spec = _spec_of(desired, name)
@@ -143,6 +146,11 @@ def ensure(
                 )
             store.forget_agent(name)
     return changes
+
+
+def _left_stopped(desired: Desired, rec: Mapping[str, str]) -> bool:
+    """Stopped by a person, and `[town] self_heal = false`: drift, reported and left so."""
+    return not desired.town.policy.self_heal and stopped_by_hand(rec, alive=False)
 
 
 def _died(
@@ -191,7 +199,7 @@ def _not_started(
     would run with them silently unset): its record and an event say which, once."""
     reason = f"missing env {' '.join(lacking)}"
     if rec.get("reason") != reason or rec.get("state") != "stopped":
-        store.set_agent(name, {"state": "stopped", "reason": reason})
+        store.set_agent(name, {"state": "stopped", "reason": reason, "stopped_by": reason})
         store.event("agent.env_missing", agent=name, missing=" ".join(lacking), by=_actor())
     return FleetChange(name, "not started", reason)
 
@@ -237,6 +245,7 @@ def _start(
         "state": "starting",
         "spawned_at": repr(time.time()),
         "restarts": str(restarts),
+        "stopped_by": "",
     }
     if rec.get("reason", "").startswith("missing env"):
         claim["reason"] = ""  # it has them now
@@ -273,7 +282,8 @@ def stop_agent(
     (an idle agent exits; a busy one hands its task back when signalled), wait up to `grace`,
     SIGTERM the group, SIGKILL it after `term_grace`; kill a model left behind; record it."""
     store.request_stop(name, "stop")
-    store.set_agent(name, {"state": "stopping"})
+    # `stopped_by`: tt stopped it, not a person (`plan.drift.stopped_by_hand`); a start clears it.
+    store.set_agent(name, {"state": "stopping", "stopped_by": why})
     pid, start = int(rec["pid"]), rec.get("pid_start") or None
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and is_alive(pid, start):

@@ -38,6 +38,7 @@ from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
 from . import fleet, heal
 from .apply import ApplyOptions, agent_env, apply, failed
+from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
 from .identity import TownClaimed
 from .outcome import holder_words, outcome
@@ -101,6 +102,7 @@ class Loop:
         self.told_state = True  # whether this leader said what it found (set at the lead)
         self.saves = SaveGuard(session, opts.settle, opts.guard_window, self.stop)
         self.downed = False  # `tt down` asked this loop to exit
+        self.drift = DriftWatch()  # `town.drift` events under [town] self_heal = false
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -320,6 +322,7 @@ class Loop:
             self.report("applied", {"detail": f"up to date: {agents} agents, {tasks} tasks"})
         self.told_state = True
         self._fleet_changes(result.fleet)
+        self.drift.check(self.s.store, desired, self.report)
         if self.sweep_due:
             self._sweep_orphans()
 
@@ -330,6 +333,7 @@ class Loop:
         env = agent_env(self.opts.apply)
         changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
         self._fleet_changes(changes)
+        self.drift.check(self.s.store, self.good, self.report, full=False)
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
             self.wake.set()

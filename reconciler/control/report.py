@@ -18,6 +18,7 @@ from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
 from ..town import TownPaths
+from .drift import drift_count
 from .syncstatus import sync_report
 
 STATES = [s.value for s in TaskState]
@@ -169,7 +170,7 @@ def status_report(
     With the town's `paths`: whether its files are those applied (`syncstatus`)."""
     tasks = tasks_report(store, git=desired is None or desired.git is not None)
     counts = Counter(t["state"] for t in tasks)
-    return {
+    out: dict[str, Any] = {
         "town": store.town,
         "host": socket.gethostname(),
         **(sync_report(store, paths) if paths is not None else {}),
@@ -177,6 +178,10 @@ def status_report(
         "tasks": tasks,
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
     }
+    drift = drift_count(store, desired)  # only under [town] self_heal = false: left, not healed
+    if drift is not None:
+        out["drift"] = drift
+    return out
 
 
 def deleted_report(store: Store, logs: Path, keep_deleted: float) -> list[dict[str, Any]]:

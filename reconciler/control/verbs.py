@@ -159,7 +159,8 @@ def retry(s: Session, task_id: str) -> TaskState:
             "cancelled task can be retried"
         )
     spec = next((t for t in s.desired().tasks if t.id == task_id), None)
-    if spec is not None and spec.directive is not Directive.PENDING:
+    by_hand = spec is not None and spec.directive is Directive.PENDING
+    if spec is not None and not by_hand:
         # The file cancels or completes it: pending again there, or the next apply undoes this.
         edit.set_task_status(s.paths, task_id, "pending", validate=loader.validate_texts)
     spec = spec or task_spec_from_json(rec.get("spec"))
@@ -174,6 +175,8 @@ def retry(s: Session, task_id: str) -> TaskState:
         source=Source(rec.get("source") or "file"),
         mode="rerun",
     )
+    if by_hand:  # no file asked for this run: drift (`plan.drift`) until the files re-run it
+        record["by"] = "tt retry"
     s.store.upsert_tasks([record], 0)
     return TaskState(s.store.task_hash(task_id).get("state") or TaskState.BLOCKED)
 
@@ -221,6 +224,8 @@ def restart(s: Session, name: str) -> Restarted:
     if rec.get("pid", "").isdigit() and fleet.local_alive(rec, socket.gethostname()):
         fleet.stop_agent(s.store, name, rec, "restarted by tt restart", grace=0, term_grace=10.0)
         old_pid = rec["pid"]
-    # Asked for by a person: no crash backoff or quarantine stands in the way.
-    s.store.set_agent(name, {"state": "stopped", "reason": "restarted by tt restart"})
+    # Asked for by a person: no crash backoff or quarantine stands in the way (nor a stop by
+    # hand that `self_heal = false` leaves: `stopped_by` names tt).
+    why = "restarted by tt restart"
+    s.store.set_agent(name, {"state": "stopped", "reason": why, "stopped_by": why})
     return Restarted(name, old_pid, fleet.ensure(s.paths, s.desired(), s.store))

@@ -209,6 +209,9 @@ class Policy:
     # A loop's pass that would prune more than this many tasks (or more than half of them) waits
     # until the files have been stable for a longer window (`apply.guarded`).
     max_prune: int = 100
+    # False: drift (what differs in Redis without a file change: agents stopped by hand, tasks
+    # edited there) is reported and left as it is; the files' own changes are still applied.
+    self_heal: bool = True
 
 
 # The default of [town] max_agents: the most agents a town runs, replicas counted.

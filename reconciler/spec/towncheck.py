@@ -96,6 +96,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
                 f"{key} must be between {format_duration(low)} and {format_duration(high)}",
             )
             del values[key]
+    values["self_heal"] = town.get("self_heal") is not False  # another type: the schema says
     policy = Policy(**values)
     max_agents = integer(town, "max_agents", MAX_AGENTS, int_range("town", "town", "max_agents"))
     if ("lease" in town or "heartbeat" in town) and policy.lease <= policy.heartbeat:

@@ -5,7 +5,8 @@
 --            kind ('work'), source ('file'), priority (0), retries (the town's)}: create, or
 --            rewrite the spec; a new / blocked / ready task is settled
 --   rerun   (same fields): back to blocked or ready with a fresh retry budget; what waited for
---           it as upstream_failed waits again
+--           it as upstream_failed waits again; `by` (`tt retry`, a person's re-run that no file
+--           asked for) is kept as `rerun_by` until the files re-run or change the task (drift)
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
 --   restore {id, hash, target, order, deps[]}: a tombstone back as the task it was (`restore`)
 -- An upsert, rerun or restore record may add overlaps[]: the tasks whose `touches` can match a
@@ -81,6 +82,7 @@ local function rewrite(r, old_deps)
   redis.call('HSET', k, 'spec', r.spec, 'hash', r.hash, 'target', r.target, 'order', r.order,
     'deps', deps_json_of(r) or '[]', 'kind', r.kind or 'work', 'source', r.source or 'file',
     'priority', r.priority or 0)
+  redis.call('HDEL', k, 'rerun_by')  -- the files speak for the task again (see `rerun`)
   if r.retries then redis.call('HSET', k, 'retries', r.retries) else redis.call('HDEL', k, 'retries') end
   place(r)
   if r.deps then
@@ -256,6 +258,7 @@ for i, r in ipairs(recs) do
     unqueue(r.id, state, old_target)
     redis.call('HSET', k, 'run_base', redis.call('HGET', k, 'attempt') or 0, 'token', '',
       'error', '', 'next_attempt_at', '')
+    if r.by then redis.call('HSET', k, 'rerun_by', r.by) end
     -- A re-run makes a new work product: the old one's commit and stage are history.
     redis.call('HDEL', k, 'finished_at', 'git_stage', 'git_head', 'git_candidate', 'git_onto',
       'git_note', 'git_conflicts', 'git_result', 'git_manual',

@@ -17,7 +17,9 @@ Every task changes its own file. `ratio` is tt/raw (the goal: at most 1.5). Besi
 git commands tt ran for it (count and milliseconds per task, by subcommand): where the time
 goes. `throughput`: `--tasks` tasks committed and queued, then `MergeQueue.work()` merges them
 all (merges per second), beside the raw merges of as many branches. `finish_end_to_end`: a
-few tasks through `finish` with merge = queue (queue, merge, clean up) as the worker runs it.
+few tasks through `finish` with merge = queue (queue, merge, clean up) as the worker runs it,
+and again with the queue's pause between two looks (`queue.WAIT`) set to 0 for the run: what
+that pause costs a worker that merged its own task.
 
 Run: python -m tests.benchmarks.bench_git [--files 2000] [--runs 25] [--tasks 40]
          [--base-checked-out]  (prints JSON)
@@ -40,7 +42,7 @@ from typing import Any
 from reconciler.agents.gitwork import Checks
 from reconciler.spec.gitsettings import GitSettings, MergeMode
 from reconciler.store.client import Store
-from reconciler.work import WorkProducts
+from reconciler.work import WorkProducts, queue
 from reconciler.work.queue import MergeQueue
 from tests.benchmarks.common import emit, stats
 from tests.work.gitrepo import ENV, running_task
@@ -302,21 +304,35 @@ class Bench:
         for branch, _tree in branches:
             self.raw_merge_one(branch, timed=False)
 
-    def end_to_end(self, tasks: int) -> dict[str, float]:
-        """`finish` with merge = queue, as the worker calls it (enqueue, merge, clean up)."""
-        samples = []
-        for _ in range(tasks):
-            i = self.n
-            self.n += 1
-            task = f"t{i}"
-            running_task(self.store, task, f"tok-{task}")
-            started = self.queue_wp.start(task, 1, f"tok-{task}")
-            self.touch(started.tree, i)
-            t = time.perf_counter()
-            done = self.queue_wp.finish(task, 1, f"tok-{task}", f"do {task}", "did", never)
-            samples.append(time.perf_counter() - t)
-            assert done.ok, done
-        return stats(samples)
+    def end_to_end(self, tasks: int) -> dict[str, object]:
+        """`finish` with merge = queue, as the worker calls it (enqueue, merge, clean up); then
+        the same with `queue.WAIT` 0 (put back after)."""
+        found: dict[str, object] = {}
+        wait = queue.WAIT
+        for name, pause in (("as_is", wait), ("wait_0", 0.0)):
+            samples = []
+            queue.WAIT = pause
+            try:
+                for _ in range(tasks):
+                    samples.append(self._finish_one())
+            finally:
+                queue.WAIT = wait
+            found[name] = stats(samples)
+        found["queue_wait_s"] = wait
+        return found
+
+    def _finish_one(self) -> float:
+        i = self.n
+        self.n += 1
+        task = f"t{i}"
+        running_task(self.store, task, f"tok-{task}")
+        started = self.queue_wp.start(task, 1, f"tok-{task}")
+        self.touch(started.tree, i)
+        t = time.perf_counter()
+        done = self.queue_wp.finish(task, 1, f"tok-{task}", f"do {task}", "did", never)
+        took = time.perf_counter() - t
+        assert done.ok, done
+        return took
 
     def report(self) -> dict[str, object]:
         steps: dict[str, object] = {}

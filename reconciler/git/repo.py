@@ -72,6 +72,7 @@ class Repo:
             LC_ALL="C",
         )
         self.env = env
+        self._paths: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
 
     # -- running git -----------------------------------------------------------------------
     def run(
@@ -211,35 +212,49 @@ class Repo:
     def head(self, tree: Path) -> str:
         return self.out("rev-parse", "HEAD", cwd=tree).strip()
 
+    def git_paths(self, tree: Path, *names: str) -> list[Path]:
+        """Where `names` live in `tree`'s git folder (`rev-parse --git-path`, one call; asked
+        once per tree and names: a worktree's git folder does not move)."""
+        key = (str(tree), names)
+        known = self._paths.get(key)
+        if known is None:
+            args = [x for n in names for x in ("--git-path", n)]
+            out = self.out("rev-parse", "--path-format=absolute", *args, cwd=tree)
+            known = self._paths[key] = [Path(line) for line in out.splitlines()]
+        return known
+
     def clear_stale_lock(self, tree: Path, older_than: float = 2.0) -> bool:
         """Remove the `index.lock` a git process killed mid-write left in `tree` (git never
         removes it itself, and every later write fails on it). Only for trees tt owns, whose
         last writer is known dead; a lock younger than `older_than` seconds is left alone.
         True when one was removed."""
-        path = Path(
-            self.out(
-                "rev-parse", "--path-format=absolute", "--git-path", "index.lock", cwd=tree
-            ).strip()
-        )
-        try:
-            if time.time() - path.stat().st_mtime < older_than:
-                return False
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return _unlink_stale(self.git_paths(tree, "index.lock")[0], older_than)
 
     def in_progress(self, tree: Path) -> str | None:
         """'merge' or 'rebase' when one was left half-done in `tree`, else None."""
-        for name, what in (
-            ("MERGE_HEAD", "merge"),
-            ("rebase-merge", "rebase"),
-            ("rebase-apply", "rebase"),
-        ):
-            path = self.out("rev-parse", "--path-format=absolute", "--git-path", name, cwd=tree)
-            if Path(path.strip()).exists():
-                return what
-        return None
+        paths = self.git_paths(tree, "MERGE_HEAD", "rebase-merge", "rebase-apply")
+        return _what_in_progress(paths)
+
+    def recover(self, tree: Path) -> None:
+        """What a step killed mid-way left in tt's own `tree` undone: git's index.lock (its
+        writer is gone) and a half-done merge or rebase (aborted). One git call when clean."""
+        lock, *rest = self.git_paths(
+            tree, "index.lock", "MERGE_HEAD", "rebase-merge", "rebase-apply"
+        )
+        _unlink_stale(lock, 0.0)
+        what = _what_in_progress(rest)
+        if what:
+            self.run(what, "--abort", cwd=tree)
+
+    def branch_tip(self, branch: str) -> tuple[str | None, Path | None]:
+        """(the commit `branch` points at, the work tree it is checked out in), one call."""
+        text = self.out(
+            "for-each-ref", "--format=%(objectname) %(worktreepath)", f"refs/heads/{branch}"
+        )
+        for line in text.splitlines():
+            commit, _, where = line.partition(" ")
+            return commit or None, Path(where) if where.strip() else None
+        return None, None
 
     # -- commits ---------------------------------------------------------------------------
     def commit_all(self, tree: Path, message: str) -> str | None:
@@ -283,6 +298,11 @@ class Repo:
         text = self.out("diff", "--name-only", "-z", since, until)
         return [p for p in text.split("\0") if p]
 
+    def changed_since_fork(self, base: str, head: str) -> list[str]:
+        """The files `head` changed since it left `base` (`diff base...head`, one call)."""
+        text = self.out("diff", "--name-only", "-z", f"{base}...{head}")
+        return [p for p in text.split("\0") if p]
+
     def diffstat(self, since: str, until: str) -> str:
         return self.out("diff", "--stat", since, until).rstrip()
 
@@ -305,19 +325,17 @@ class Repo:
         return out
 
     # -- bringing a branch up to base ------------------------------------------------------
-    def checkout_detached(self, tree: Path, commit: str) -> None:
-        """`tree` detached at `commit`, clean: whatever a crashed step left is thrown away
-        (only in tt's own merge worktree)."""
-        self.clear_stale_lock(tree, older_than=0.0)  # tt's own tree: its writer is gone
-        what = self.in_progress(tree)
-        if what:
-            self.run(what, "--abort", cwd=tree)
+    def checkout_detached(self, tree: Path, commit: str, clean: bool = True) -> None:
+        """`tree` detached at `commit`, its tracked files as there (only in tt's own merge
+        worktree: local changes are thrown away), and with `clean` no untracked file left."""
         self.out("checkout", "-f", "-q", "--detach", commit, cwd=tree, timeout=SLOW)
-        self.out("clean", "-ffdxq", cwd=tree, timeout=SLOW)
+        if clean:
+            self.out("clean", "-ffdxq", cwd=tree, timeout=SLOW)
 
-    def rebase(self, tree: Path, onto: str) -> Step:
-        """Rebase what is checked out in `tree` onto `onto`; a conflict aborts it."""
-        done = self.run("rebase", "-q", onto, cwd=tree, timeout=SLOW)
+    def rebase(self, tree: Path, onto: str, commit: str | None = None) -> Step:
+        """Rebase `commit` (it is checked out first, detached; default: what `tree` has
+        checked out) onto `onto`; a conflict aborts it."""
+        done = self.run("rebase", "-q", onto, *([commit] if commit else []), cwd=tree, timeout=SLOW)
         if done.returncode == 0:
             return Step(True)
         conflicts = tuple(self.unmerged(tree))
@@ -362,6 +380,24 @@ class Repo:
 
     def delete_branch(self, branch: str) -> bool:
         return self.run("branch", "-q", "-D", branch).returncode == 0
+
+
+def _unlink_stale(path: Path, older_than: float) -> bool:
+    try:
+        if time.time() - path.stat().st_mtime < older_than:
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _what_in_progress(paths: list[Path]) -> str | None:
+    """'merge' or 'rebase' from the paths of MERGE_HEAD, rebase-merge and rebase-apply."""
+    merge_head, *rebase = paths
+    if merge_head.exists():
+        return "merge"
+    return "rebase" if any(p.exists() for p in rebase) else None
 
 
 def _said(done: subprocess.CompletedProcess[str]) -> str:

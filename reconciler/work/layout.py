@@ -32,6 +32,11 @@ class Layout:
         return self.root / "merge"
 
     @property
+    def merge_used(self) -> Path:
+        """Present while the merge worktree may hold what checks left (cleaned before reuse)."""
+        return self.root / "merge.used"
+
+    @property
     def repo_lock(self) -> Path:
         """Held for every write to the shared repository (worktrees, refs, commits)."""
         return self.root / "repo.lock"

@@ -270,11 +270,11 @@ class WorkProducts:
         first = (description.strip().splitlines() or [task])[0][:72]
         message = f"{task}: {first}\n\nTt-Task: {task}\nTt-Attempt: {attempt}\n"
         with self.locked():
-            self.repo.commit_all(tree, message)
-            head = self.repo.head(tree)
+            made = self.repo.commit_all(tree, message)
+            head = made or self.repo.head(tree)
             base = self.base_commit()
-        ahead, _ = self.repo.ahead_behind(head, base)
-        if ahead == 0:
+        # A new commit is ahead of base; without one, the model's own commits may be.
+        if made is None and self.repo.ahead_behind(head, base)[0] == 0:
             self.store.note_git(
                 task,
                 token,
@@ -287,8 +287,7 @@ class WorkProducts:
             self.store.event("git.unchanged", task=task)
             self.clean_up(task)
             return Finished(True, result)
-        since = self.repo.merge_base(base, head) or base
-        changed = self.repo.changed_files(since, head)
+        changed = self.repo.changed_since_fork(base, head)
         touches = json.loads(rec.get("spec") or "{}").get("touches") or []
         strays = outside(touches, changed) if touches else []
         self.store.note_git(
@@ -323,9 +322,7 @@ class WorkProducts:
         tree = self.layout.tree(task)
         with self.locked():
             if tree.exists():
-                try:
-                    if self.repo.dirty(tree):
-                        return False
+                try:  # (git refuses a tree with changes or untracked files: it is kept)
                     self.repo.remove_worktree(tree)
                 except GitError:
                     return False

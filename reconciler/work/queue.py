@@ -31,6 +31,7 @@ class MergeQueue:
         self.p = products
         self.repo, self.git, self.store = products.repo, products.git, products.store
         self.layout = products.layout
+        self.holder: Path | None = None  # where base is checked out, read with base's commit
 
     def wait_for(self, task: str, token: str, should_stop: Callable[[], bool]) -> Finished:
         """Queue the task's commit and see it through: merged, or reopened (conflict, a failed
@@ -50,11 +51,12 @@ class MergeQueue:
                 return Finished(False, rec.get("git_note", stage))
             if should_stop():
                 return Finished(False, "stopped while waiting in the merge queue", stopped=True)
-            blocked = False
             with try_lock(self.layout.queue_lock) as mine:
-                if mine:
-                    blocked = not self.work(until=task)
-            # A head waiting for base's checkout is looked at again once a second.
+                blocked = mine and not self.work(until=task)
+            if mine and not blocked:
+                continue  # worked through to this task: read its outcome now
+            # Another process works the queue, or its head waits for base's checkout (looked
+            # at again once a second).
             time.sleep(WAIT_BLOCKED if blocked else WAIT)
 
     def work(self, until: str | None = None) -> bool:
@@ -86,7 +88,9 @@ class MergeQueue:
             self.store.merge_drop(task)  # cancelled, deleted, or already through
             return True
         for _ in range(CAS_TRIES):
-            old = self.p.base_commit()
+            old, self.holder = self.repo.branch_tip(self.git.base)  # one call for both
+            if old is None:
+                old = self.p.base_commit()  # (raises: base is gone)
             done = self._already_in(task, head, rec.get("git_candidate", ""), old)
             result = self._step(task, head, old, rec) if done is None else done
             if result != "retry":
@@ -112,13 +116,20 @@ class MergeQueue:
             if not (tree / ".git").exists():
                 self.repo.add_worktree(tree, None, old, new=False)
         self.p.run_check.stop_orphan(self.layout.check_pid)  # before its folder is reset
+        self.repo.recover(tree)  # a step killed mid-way: its lock and half-done rebase undone
         branch = self.layout.branch(task)
+        used = self.layout.merge_used.exists()  # checks ran there: anything may be left over
         if self.git.strategy == Strategy.REBASE:
-            self.repo.checkout_detached(tree, head)
-            step = self.repo.rebase(tree, old)
+            if used:
+                self.repo.checkout_detached(tree, head)
+            step = self.repo.rebase(tree, old, head)  # (checks the commit out itself)
+            if not step.ok and not step.conflicts and not used:
+                self.repo.checkout_detached(tree, head)  # refused for a reason of the tree's
+                step = self.repo.rebase(tree, old, head)
         else:
-            self.repo.checkout_detached(tree, old)
+            self.repo.checkout_detached(tree, old, clean=used)
             step = self.repo.merge(tree, [head], f"Merge {branch}: {task}")
+        self.layout.merge_used.unlink(missing_ok=True)
         if not step.ok:
             files = list(step.conflicts)
             shown = ", ".join(files[:5]) + (" …" if len(files) > 5 else "")
@@ -147,8 +158,11 @@ class MergeQueue:
 
     def _checks(self, task: str, tree: Path, attempt: int) -> str | None:
         """The first failing check's report (command, exit, output tail), or None."""
+        if not self.git.checks:
+            return None
         log = self.layout.check_log(task, attempt)
         log.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.layout.merge_used.touch()  # the next step cleans what the checks leave
         for check in self.git.checks:
             ran = self.p.run_check.run(
                 ["sh", "-c", check], tree, log, self.git.check_timeout, self.layout.check_pid
@@ -169,25 +183,26 @@ class MergeQueue:
         """Base to `candidate` if it still points at `old` (False: it moved). Where base is
         checked out in a working tree it is fast-forwarded there, never behind its back; local
         changes the merge would touch make it wait (None)."""
-        holder = next(
-            (w for w in self.repo.worktrees() if w.branch == self.git.base and not w.prunable),
-            None,
-        )
-        if holder is None:
-            return self.repo.update_ref(self.p.base_ref, candidate, old)
-        if holder.head != old:
-            return False
-        local = set(self.repo.dirty(holder.path))
-        touched = local & set(self.repo.changed_files(old, candidate))
-        why = ""
+        holder = self.holder  # where base was checked out at the start of this step
+        if self.git.checks:  # time has passed: read base again
+            tip, holder = self.repo.branch_tip(self.git.base)
+            if tip != old:
+                return False
+        if holder is None or not holder.is_dir():
+            return self.repo.update_ref(self.p.base_ref, candidate, old)  # compare-and-swap
+        # git refuses to fast-forward over local changes to the files the merge touches (and
+        # over untracked files it would add): only then is it worth finding out which.
+        step = self.repo.fast_forward(holder, candidate)
+        if step.ok:
+            return True
+        if self.repo.branch_tip(self.git.base)[0] != old:
+            return False  # it was base that moved: the step again on the new one
+        touched = set(self.repo.dirty(holder)) & set(self.repo.changed_files(old, candidate))
         if touched:
             shown = ", ".join(sorted(touched)[:3])
-            why = f"base checked out with local changes at {holder.path} ({shown})"
+            why = f"base checked out with local changes at {holder} ({shown})"
         else:
-            step = self.repo.fast_forward(holder.path, candidate)
-            if step.ok:
-                return True
-            why = f"base checked out at {holder.path} cannot be fast-forwarded: {step.message}"
+            why = f"base checked out at {holder} cannot be fast-forwarded: {step.message}"
         rec = self.store.git_record(task)
         if rec.get("git_stage") != "waiting" or rec.get("git_note") != why:
             self.store.note_git(task, "", git_stage="waiting", git_note=why)

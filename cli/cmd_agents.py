@@ -28,17 +28,21 @@ def register(group: click.Group) -> None:
 @output_option
 def list_agents(town_dir: str | None, output: str) -> None:
     """The agents: model, role, state, pid, current task, heartbeat age, restarts."""
-    from reconciler.control.report import agents_report
+    from reconciler.control.report import agents_report, health_report
 
     s = session(town_dir)
-    rows = agents_report(s.store, s.desired())
+    desired = s.desired()
+    rows = agents_report(s.store, desired)
     if output == "json":
         emit_json(rows)
         return
+    from .render import health_line, model_cell, table
+
+    health = health_line(health_report(s.store, desired, rows).as_json())
     if not rows:
         echo("No agents. Add one with: tt spawn NAME --model MODEL")
+        echo(health)
         return
-    from .render import model_cell, table
 
     table(
         ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS", "REASON"],
@@ -58,6 +62,8 @@ def list_agents(town_dir: str | None, output: str) -> None:
         ],
         fit_last=True,
     )
+    echo()
+    echo(health)
 
 
 def _mailbox(s: Session, name: str) -> str:

@@ -84,6 +84,7 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
 
 
 def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
+    from reconciler.control.apply import SUSPENDED
     from reconciler.plan.diff import render_lines
 
     if output == "json":
@@ -91,6 +92,7 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
         data.update(
             {
                 "applied": result.applied,
+                "suspended": result.held == SUSPENDED,
                 "generation": result.generation,
                 "agents": [
                     {"agent": c.agent, "action": c.action, "detail": c.detail} for c in result.fleet
@@ -102,9 +104,10 @@ def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
     lines = list(render_lines(result.plan))
     if lines:  # one write: a 10,000-task plan is 10,000 lines
         echo("\n".join(lines))
-    for c in result.fleet:
-        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
-    if result.plan.is_empty:
+    _fleet_lines(result.fleet)
+    if result.held == SUSPENDED:  # a plan computed, not applied
+        echo(f"Town suspended: nothing applied ({result.plan.summary()}); tt resume applies it")
+    elif result.plan.is_empty:
         echo("Everything up to date" if not dry_run else "No changes.")
     else:
         verb = "Plan" if dry_run else "Applied"

@@ -40,11 +40,12 @@ def status(town_dir: str | None, output: str, deleted: bool) -> None:
         return
     from reconciler.control.syncstatus import SEPARATOR, attempt_text, line_parts
 
-    from .render import model_cell, progress_line, table
+    from .render import health_line, model_cell, progress_line, table
 
     echo(SEPARATOR.join(line_parts(report)))
     if tried := attempt_text(report):
         echo(tried)
+    echo(health_line(report["health"]))
     echo()
 
     agents = report["agents"]

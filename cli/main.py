@@ -33,6 +33,7 @@ COMMANDS = {
     **dict.fromkeys(["server"], "cmd_server"),
     **dict.fromkeys(["worktrees", "gc"], "cmd_work"),
     **dict.fromkeys(["history", "rollback"], "cmd_gitops"),
+    **dict.fromkeys(["suspend", "resume"], "cmd_suspend"),
 }
 
 

@@ -45,6 +45,14 @@ def progress_line(counts: dict[str, int]) -> str:
     return f"{done}/{total} tasks completed ({pct})" + (f": {', '.join(parts)}" if parts else "")
 
 
+def health_line(health: dict[str, Any]) -> str:
+    """`health: degraded (2 failed tasks, agent dev quarantined)`: the town's health
+    (`status -o json`'s `health`), one line of `tt status` and `tt list`."""
+    from reconciler.plan.health import describe
+
+    return f"health: {describe(health['state'], health['reasons'])}"
+
+
 def model_cell(row: dict[str, Any]) -> str:
     """The model that runs, and town.toml's when an override replaced it: `sim (claude
     overridden)`."""

@@ -151,6 +151,8 @@ def test_lua_keys_match_keys_module() -> None:
         "deleted-attempts:": keys.tombstone_attempts("x"),
         "source": keys.source,
         "mergeq": keys.merge_queue,
+        "suspended": keys.suspended,
+        "parked": keys.parked,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import rundir, server
@@ -74,11 +74,13 @@ class ApplyResult:
     fleet: tuple[fleet.FleetChange, ...] = ()
     seconds: float = 0.0
     # Why nothing was applied although asked to: "moved" (the files are not those of
-    # `expect`), "guarded" (the plan prunes too much for `guard_prune`); "" otherwise.
+    # `expect`), "guarded" (the plan prunes too much for `guard_prune`), "suspended" (the files
+    # suspend the town: the plan was computed, not applied); "" otherwise.
     held: str = ""
     tasks: int = 0  # how many tasks the town had before this plan ran (known when planned)
 
 
+SUSPENDED = "suspended"  # `ApplyResult.held` of files that suspend the town (`tt suspend`)
 REFUSAL = (
     "refusing to apply: it would delete every task or agent the files owned "
     "(is tasks.toml or town.toml empty or truncated?)"
@@ -167,6 +169,16 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
                 checked = session.validate(reuse)
             if opts.expect is not None and _fingerprint(checked) != opts.expect:
                 return ApplyResult(Plan(), False, 0, held="moved")
+            assert checked.desired is not None
+            if checked.desired.town.suspend and not opts.dry_run:
+                # Suspended (`tt suspend`): no agent claims a task from now on; the plan is
+                # computed and shown, nothing of it applied, pruned or started.
+                dry = replace(opts, dry_run=True)
+                result = _planned(session, dry, started, checked, base, early)
+                store.set_suspended(True, opts.command)
+                return replace(result, held=SUSPENDED)
+            if not opts.dry_run:
+                store.set_suspended(False, opts.command)  # resumed, if it was
             return _planned(session, opts, started, checked, base, early)
     finally:
         if early is not None:
@@ -365,11 +377,14 @@ def _unchanged(
     if not clean:
         return None
     roster = loader.load_texts(town_text, None)  # valid: these bytes were applied before
+    if roster.town.suspend:
+        return None  # a full pass: it suspends the town and applies nothing
     agents = diff(roster, Observed(agents=read_agents(store)), time.time(), prune=opts.prune)
     if agents.actions:
         return None
     if opts.dry_run:
         return ApplyResult(Plan(), False, generation, (), time.monotonic() - started)
+    store.set_suspended(False, opts.command)  # resumed, if it was
     _purge(store, roster)
     changes = _fleet(session, roster, opts, set())
     seconds = time.monotonic() - started

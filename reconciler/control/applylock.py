@@ -82,6 +82,15 @@ def unlock(store: Store, *, force: bool = False) -> dict[str, object] | None:
     return holder if store.unlock(str(holder.get("token", ""))) else None
 
 
+def release_own_lock(store: Store) -> None:
+    """The apply lock held by this very process between a loop's passes is stale: an apply cut
+    short by a Redis outage could not unlock either. (A dead holder's lock is taken over by
+    `apply_lock`.)"""
+    holder = store.lock_holder()
+    if holder and holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
+        store.unlock(str(holder.get("token", "")))
+
+
 def _holder_dead(holder: dict[str, object]) -> bool:
     """The lock's holder ran on this host and its process is gone (pid plus start time)."""
     pid = holder.get("pid")

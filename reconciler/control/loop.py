@@ -36,8 +36,9 @@ from ..errors import (
 from ..plan.render import render_lines
 from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
-from . import fleet, heal
+from . import fleet, heal, townwatch
 from .apply import ApplyOptions, agent_env, apply, failed
+from .applylock import release_own_lock
 from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
 from .identity import TownClaimed
@@ -103,6 +104,7 @@ class Loop:
         self.saves = SaveGuard(session, opts.settle, opts.guard_window, self.stop)
         self.downed = False  # `tt down` asked this loop to exit
         self.drift = DriftWatch()  # `town.drift` events under [town] self_heal = false
+        self.town = townwatch.TownWatch(report)  # its health (events on change), a suspension
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -216,6 +218,7 @@ class Loop:
         else:
             self._heal_pass()
         self.s.store.promote_due()
+        self.town.check(self.s.store, self.good)
 
     def _lost_lead(self, error: LeaderFenced) -> None:
         """A write of this pass was refused: another loop took the lead while it ran (its lease
@@ -288,7 +291,7 @@ class Loop:
             self._heal_pass()  # keep the last good state running
             return
         self.bad_digest = None
-        self._release_own_lock()
+        release_own_lock(self.s.store)  # an apply cut short by a Redis outage left it
         guard = self.saves.guards(fingerprint)
         opts = replace(self.opts.apply, lock_timeout=5.0, expect=fingerprint, guard_prune=guard)
         try:
@@ -300,8 +303,10 @@ class Loop:
             failed(self.s, self.opts.apply.command, e, 0.0)  # a refused plan: the attempt
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
-        if result.held:  # "moved" (look again at once) or "guarded" (once stable long)
-            if result.held != "guarded":
+        if result.held:  # "moved" (look again at once), "guarded" (once stable long), "suspended"
+            if result.held == "suspended":  # nothing applied, started or healed (running ends)
+                self.town.held(result.plan.summary())
+            elif result.held != "guarded":
                 self.wake.set()
             elif detail := self.saves.hold(result, fingerprint):
                 self.report("guarded", {"detail": detail})
@@ -330,9 +335,10 @@ class Loop:
         if self.good is None:
             return
         self.s.identity.check(self.s.store)  # adopted away: TownClaimed, before fleet acts
-        env = agent_env(self.opts.apply)
-        changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
-        self._fleet_changes(changes)
+        if not self.s.store.is_suspended():  # suspended: no agent is started or restarted
+            env = agent_env(self.opts.apply)
+            changes = fleet.ensure(self.s.paths, self.good, self.s.store, env=env, spawn=self.spawn)
+            self._fleet_changes(changes)
         self.drift.check(self.s.store, self.good, self.report, full=False)
         wake_at = heal.next_wakeup(self.s.store.agent_records())
         if wake_at is not None and wake_at <= time.time():
@@ -359,16 +365,6 @@ class Loop:
             if store.hand_back(tid, token, f"orphaned: {who or 'no agent'} does not run it"):
                 self.report("agent", {"agent": who, "detail": f"handed back orphaned task {tid}"})
         self.sweep_due = False
-
-    def _release_own_lock(self) -> None:
-        """The apply lock held by this very process between passes is stale: an apply cut short by
-        a Redis outage could not unlock either. (A dead holder's lock is taken over by `apply`.)"""
-        store = self.s.store
-        holder = store.lock_holder()
-        if not holder:
-            return
-        if holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid():
-            store.unlock(str(holder.get("token", "")))
 
     def _follow_events(self, cursor: str) -> None:
         from .session import Session

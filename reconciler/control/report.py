@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.models import OVERRIDE_ENV
+from ..plan.health import Health, town_health
 from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
 from ..town import TownPaths
 from .drift import drift_count
-from .syncstatus import sync_report
+from .syncstatus import attempt_text, sync_report
 
 STATES = [s.value for s in TaskState]
 
@@ -167,21 +168,44 @@ def status_report(
     store: Store, desired: Desired | None, paths: TownPaths | None = None
 ) -> dict[str, Any]:
     """`tt status`; with the files invalid (`desired` None), git fields as the records hold.
-    With the town's `paths`: whether its files are those applied (`syncstatus`)."""
+    With the town's `paths`: whether its files are those applied (`syncstatus`), and whether
+    the newest attempt failed after the applied revision (which degrades the health)."""
+    sync = sync_report(store, paths) if paths is not None else {}
     tasks = tasks_report(store, git=desired is None or desired.git is not None)
     counts = Counter(t["state"] for t in tasks)
+    agents = agents_report(store, desired)
+    suspended, failed = store.is_suspended(), newest_failed(store)
+    health = town_health(agents, counts, suspended=suspended, newest_invalid=failed)
     out: dict[str, Any] = {
         "town": store.town,
         "host": socket.gethostname(),
-        **(sync_report(store, paths) if paths is not None else {}),
-        "agents": agents_report(store, desired),
+        **sync,
+        "agents": agents,
         "tasks": tasks,
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
+        "health": health.as_json(),
     }
     drift = drift_count(store, desired)  # only under [town] self_heal = false: left, not healed
     if drift is not None:
         out["drift"] = drift
     return out
+
+
+def health_report(
+    store: Store, desired: Desired | None, agents: list[dict[str, Any]] | None = None
+) -> Health:
+    """The town's health without reading every task (their states are counted in Redis):
+    `tt list` and the reconcile loop. `agents`: the rows of `agents_report`, if read already."""
+    rows = agents_report(store, desired) if agents is None else agents
+    suspended, failed = store.is_suspended(), newest_failed(store)
+    return town_health(rows, store.state_counts(), suspended=suspended, newest_invalid=failed)
+
+
+def newest_failed(store: Store) -> bool:
+    """Whether the newest attempt to apply the files (the revision records) failed after the
+    revision applied last: invalid files, a refused plan (`syncstatus.attempt_text`)."""
+    applied, attempted, _ = store.revisions()
+    return attempt_text({"revision": applied, "attempted_revision": attempted}) is not None
 
 
 def deleted_report(store: Store, logs: Path, keep_deleted: float) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The verbs behind `tt spawn/kill/assign/cancel/retry/restart/sync pull` (`tt down`: `down`).
+"""The verbs behind `tt spawn/kill/assign/cancel/retry/restart/sync pull/suspend/resume` (`tt down`:
+`down`).
 
 Verbs that change what should exist edit the files (through `edit`, validated by the loader,
 so an invalid result changes nothing) and then apply; verbs that act on what is running talk to
@@ -71,6 +72,22 @@ def kill(s: Session, name: str, opts: ApplyOptions) -> ApplyResult:
     edit.remove_agent(s.paths, name, validate=loader.validate_texts)
     # Killing the last agent empties the roster on purpose; an emptied tasks.toml still stops it.
     return _apply_edit(s, dataclasses.replace(opts, allow_empty_roster=True))
+
+
+def suspend(s: Session, opts: ApplyOptions) -> tuple[ApplyResult, bool]:
+    """`tt suspend`: `[town] suspend = true` in town.toml, then apply, which suspends the town
+    (no agent claims a task; running attempts finish) and applies nothing. Returns the apply and
+    whether the town was suspended already (the file unchanged)."""
+    changed = edit.set_town_fields(s.paths, {"suspend": True}, validate=loader.validate_texts)
+    return _apply_edit(s, opts), not changed
+
+
+def resume(s: Session, opts: ApplyOptions) -> tuple[ApplyResult, bool]:
+    """`tt resume`: `suspend` out of [town], then apply, which resumes the town (the tasks agents
+    took meanwhile back at the head of their queues) and applies what waited. Returns the apply
+    and whether the town was suspended in the files."""
+    changed = edit.set_town_fields(s.paths, {"suspend": None}, validate=loader.validate_texts)
+    return _apply_edit(s, opts), changed
 
 
 def assign(

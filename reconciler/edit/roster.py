@@ -1,4 +1,4 @@
-"""The town.toml edits: add an agent, remove one, set an agent's fields.
+"""The town.toml edits: add an agent, remove one, set an agent's fields, set [town] fields.
 
 Adding and removing place whole tables with `agenttext` (so heading comments go along) and fall
 back to tomlkit's own edit for layouts it does not handle; names are checked before any read.
@@ -72,6 +72,22 @@ def set_agent_fields(
     """Set fields of one agent in place (e.g. suspended = true); None removes a field."""
     path = paths.town_file
     edit_town(paths, lambda doc: set_fields(_agent(doc, path, name), fields), validate)
+
+
+def set_town_fields(
+    paths: TownPaths, fields: Mapping[str, object], validate: Validate | None = None
+) -> bool:
+    """Set fields of [town] in place (e.g. suspend = true); None removes a field. True when the
+    file changed."""
+    path = paths.town_file
+
+    def mutate(doc: TOMLDocument) -> bool:
+        town = doc.get("town")
+        if not isinstance(town, (Table, InlineTable)):
+            raise TtError(f"{path}: `town` is not a table, so tt cannot edit it")
+        return set_fields(town, fields)
+
+    return edit_town(paths, mutate, validate)
 
 
 def _check_agent_name(name: str) -> None:

@@ -226,6 +226,7 @@ class TownSettings:
     policy: Policy = field(default_factory=Policy)
     inherit_env: bool = False
     max_agents: int = MAX_AGENTS
+    suspend: bool = False  # `tt suspend`: nothing applied, started or claimed
 
 
 @dataclass(frozen=True)

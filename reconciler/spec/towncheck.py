@@ -112,6 +112,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         policy=policy,
         inherit_env=town.get("inherit_env") is True,
         max_agents=max_agents,
+        suspend=town.get("suspend") is True,
     )
 
 

@@ -26,6 +26,7 @@ from .keys import Keys
 from .mail import MailOps
 from .revisions import RevisionOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
+from .suspension import SuspendOps
 from .tasks import TaskOps
 from .tombstones import TombstoneOps
 from .turn import TurnOps
@@ -69,7 +70,9 @@ def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = Fal
     return Store.open(value, town, lean=lean)
 
 
-class Store(TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps, RevisionOps):
+class Store(
+    TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps, RevisionOps, SuspendOps
+):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.
 

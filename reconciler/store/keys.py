@@ -139,3 +139,18 @@ class Keys:
     def tombstone_attempts(self, task_id: str) -> str:
         """A pruned task's attempt history (`attempts:ID` renamed)."""
         return self._k(f"deleted-attempts:{task_id}")
+
+    @property
+    def suspended(self) -> str:
+        """String (when it was suspended), present while the town is suspended: no claims."""
+        return self._k("suspended")
+
+    @property
+    def parked(self) -> str:
+        """List of ready task ids agents popped while the town was suspended (back on resume)."""
+        return self._k("parked")
+
+    @property
+    def health(self) -> str:
+        """String: the town's health the reconcile loop saw last (JSON), to event its changes."""
+        return self._k("health")

@@ -404,10 +404,12 @@ def test_apply_json_output_shape(town: Town) -> None:
         "counts",
         "actions",
         "applied",
+        "suspended",
         "generation",
         "agents",
     }
     assert data["version"] == 1 and data["applied"] is True and data["empty"] is False
+    assert data["suspended"] is False
     assert data["deletes_everything"] is False
     assert data["counts"] == {"create_agent": 1, "create_task": 5}
     assert data["summary"] == "6 to create, 0 to change, 0 to delete"

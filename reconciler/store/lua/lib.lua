@@ -259,6 +259,15 @@ local function claim(id, agent, token)
   return {attempt, cur[4], cur[5], dep_results(cur[6])}
 end
 
+-- A suspended town (`tt suspend`, the `suspended` key) claims nothing: a ready task an agent
+-- popped is parked (`parked`, in the order taken) until the town is resumed (`suspend.lua`), which
+-- puts it back at the head of its queue, waking the agents idle there.
+local function suspended() return redis.call('EXISTS', P .. 'suspended') == 1 end
+
+local function park(id)
+  if redis.call('HGET', tkey(id), 'state') == 'ready' then redis.call('RPUSH', P .. 'parked', id) end
+end
+
 -- The attempt `token` of `id` finished well: completed, result kept, dependents released.
 -- Returns 1, or 0 for a stale attempt (rejected).
 local function complete_attempt(id, token, result)

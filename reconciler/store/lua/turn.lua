@@ -1,7 +1,8 @@
 -- One turn of an agent between two attempts, in one round trip: report how its last attempt
 -- ended (fenced by its token; the mail it saw through dropped), promote due timers, then claim
 -- its next task in the order of its blocking pop (control requests and mail make it return idle,
--- so that pop takes them), with the mail for the prompt.
+-- so that pop takes them), with the mail for the prompt. A suspended town claims nothing: a
+-- popped task is parked for the resume (lib.lua's `park`).
 -- ARGV[4]: agent, [5]: 'completed' | 'failed' | '' (no attempt to report), [6]: id, [7]: token,
 -- [8]: result or error, [9]: '1' if permanent, [10]: backoff base s, [11]: cap s, [12]: jitter,
 -- [13]: default retries, [14]: JSON list of the messages the attempt saw through, [15]: the next
@@ -41,11 +42,13 @@ if token ~= '' then
   if cur and cur ~= '' and redis.call('HGET', tkey(cur), 'token') == token then
     return claimed(cur, claim(cur, agent, token))
   end
-  if ARGV[17] ~= '' then
+  if suspended() then
+    if ARGV[17] ~= '' then park(ARGV[17]) end  -- no claim: the popped task waits for resume
+  elseif ARGV[17] ~= '' then
     local c = claim(ARGV[17], agent, token)
     if c then return claimed(ARGV[17], c) end
   end
-  if redis.call('LLEN', P .. 'ctl:' .. agent) == 0 then
+  if not suspended() and redis.call('LLEN', P .. 'ctl:' .. agent) == 0 then
     for i = 18, #ARGV do
       if i == #ARGV and redis.call('LLEN', P .. 'bell:' .. agent) > 0 then break end
       local q = P .. 'queue:' .. ARGV[i]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -12,13 +13,16 @@ from reconciler.errors import EXIT_OK, EXIT_TIMEOUT
 from .common import echo, emit_json, output_option, town_option, use_color
 
 if TYPE_CHECKING:
+    from reconciler.control.follow import Target
     from reconciler.control.loop import LoopResult
+    from reconciler.control.session import Session
 
 
 def register(group: click.Group) -> None:
     group.add_command(conductor)
     group.add_command(watch)
     group.add_command(wait)
+    group.add_command(refresh)
 
 
 class LineReport:
@@ -53,17 +57,21 @@ def _run(
     output: str = "text",
     events_after: str | None = None,
     command: str = "tt conductor",
+    follow: tuple[str | None, str | None] = (None, None),
 ) -> int:
     from reconciler.control.apply import ApplyOptions
     from reconciler.control.loop import Loop, LoopOptions
     from reconciler.control.session import Session
 
     s = Session.find(town_dir)
+    target = None if until_done else _target(s, *follow)
     opts = LoopOptions(
         apply=ApplyOptions(model=model, command=command),
         until_done=until_done,
         timeout=timeout,
         events_after=events_after,
+        watch_files=target is None,  # following: the branch is the truth, not the local files
+        follow=target,
     )
     try:
         if use_color() and output != "json":
@@ -79,6 +87,31 @@ def _run(
     if until_done:
         render_result(result, output)
     return result.exit_code
+
+
+def _target(s: Session, branch: str | None, interval: str | None) -> Target | None:
+    """--follow and --interval, else [town] follow and follow_interval of the local town.toml."""
+    from reconciler.control.follow import Target
+    from reconciler.spec.durations import parse_duration
+    from reconciler.spec.towncheck import FOLLOW_INTERVAL, branch_problem
+
+    if branch is not None and (bad := branch_problem(branch)):
+        raise click.BadParameter(f"{branch!r} is not a branch: {bad}", param_hint="--follow")
+    branch = branch or s.settings.follow
+    if interval is not None and branch is None:
+        raise click.BadParameter("only with --follow (or [town] follow)", param_hint="--interval")
+    if branch is None:
+        return None
+    seconds = s.settings.follow_interval
+    if interval is not None:
+        low, high = FOLLOW_INTERVAL
+        try:
+            seconds = parse_duration(interval)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--interval") from None
+        if not low <= seconds <= high:
+            raise click.BadParameter("must be between 1s and 1d", param_hint="--interval")
+    return Target(branch, seconds)
 
 
 def failure(r: dict[str, str]) -> str:
@@ -126,22 +159,56 @@ def render_result(result: LoopResult, output: str) -> None:
     )
 
 
+def follow_options(f: Callable[..., int]) -> Callable[..., int]:
+    f = click.option(
+        "--interval",
+        default=None,
+        metavar="DURATION",
+        help="How often to fetch the followed branch (default: [town] follow_interval, 30s).",
+    )(f)
+    return click.option(
+        "--follow",
+        "follow",
+        default=None,
+        metavar="[REMOTE/]BRANCH",
+        help="Apply the town's files as they are at this branch's newest commit (fetched "
+        "every --interval; tt refresh fetches at once), not the local files. "
+        "Default: [town] follow.",
+    )(f)
+
+
 @click.command()
 @click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
+@follow_options
 @town_option
-def conductor(model: str | None, town_dir: str | None) -> int:
+def conductor(
+    model: str | None, follow: str | None, interval: str | None, town_dir: str | None
+) -> int:
     """Run the reconcile loop in the foreground: apply the files, keep agents running, heal.
 
     Ctrl-C stops the loop and leaves the agents running."""
-    return _run(town_dir, model, False, None)
+    return _run(town_dir, model, False, None, follow=(follow, interval))
 
 
 @click.command()
 @click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
+@follow_options
 @town_option
-def watch(model: str | None, town_dir: str | None) -> int:
-    """The same loop as `tt conductor`: apply every saved edit of the town files."""
-    return _run(town_dir, model, False, None, command="tt watch")
+def watch(model: str | None, follow: str | None, interval: str | None, town_dir: str | None) -> int:
+    """The same loop as `tt conductor`: apply every saved edit of the town files (or, with
+    --follow, every new commit of a branch)."""
+    return _run(town_dir, model, False, None, command="tt watch", follow=(follow, interval))
+
+
+@click.command()
+@town_option
+def refresh(town_dir: str | None) -> None:
+    """Ask the town's watcher to fetch the branch it follows and reconcile now."""
+    from reconciler.control.follow import refresh as ask
+
+    from .common import session
+
+    echo(ask(session(town_dir)))
 
 
 @click.command()

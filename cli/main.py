@@ -28,7 +28,7 @@ COMMANDS = {
     **dict.fromkeys(["status"], "cmd_status"),
     **dict.fromkeys(["show"], "cmd_show"),
     **dict.fromkeys(["merge"], "cmd_merge"),
-    **dict.fromkeys(["conductor", "watch", "wait"], "cmd_loop"),
+    **dict.fromkeys(["conductor", "watch", "wait", "refresh"], "cmd_loop"),
     **dict.fromkeys(["list", "send", "inbox", "logs", "events", "agent", "task"], "cmd_agents"),
     **dict.fromkeys(["server"], "cmd_server"),
     **dict.fromkeys(["worktrees", "gc"], "cmd_work"),

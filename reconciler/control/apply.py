@@ -103,7 +103,7 @@ def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
         return _apply(session, opts)
 
 
-def failed(session: Session, by: str, error: TtError, seconds: float) -> None:
+def failed(session: Session, opts: ApplyOptions, error: TtError, seconds: float) -> None:
     """An invalid or refused pass of the loop, recorded as the newest attempted revision (and
     in the history). A one-shot apply says it and leaves Redis as it was (DESIGN.md, invariant
     3). Only on a store already open: invalid files start no server to say so."""
@@ -113,9 +113,8 @@ def failed(session: Session, by: str, error: TtError, seconds: float) -> None:
         result, problems = "invalid", [p.render() for p in error.problems]
     else:
         result, problems = "refused", [error.message]
-    revision.record_failed(
-        session.store, session.paths, by=by, result=result, problems=problems, seconds=seconds
-    )
+    store, paths = session.store, session.paths
+    revision.record_failed(store, paths, opts.command, result, problems, seconds, opts.revision)
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from .apply import ApplyOptions, agent_env, apply, failed
 from .applylock import release_own_lock
 from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
+from .follow import REFRESH_EVENT, Follow, Target
 from .identity import TownClaimed
 from .outcome import holder_words, outcome
 from .saveguard import SaveGuard
@@ -49,7 +50,7 @@ from .watch import FileWatcher
 
 DOWN_EVENT = "town.down"
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
-WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT)
+WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT, REFRESH_EVENT)
 DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
 Report = Callable[[str, dict[str, str]], None]
 
@@ -66,6 +67,7 @@ class LoopOptions:
     events_after: str | None = None
     settle: float = 0.05  # a changed file must read the same twice this far apart
     guard_window: float = 2.0  # ... and stay so this long before a pass that prunes much
+    follow: Target | None = None  # a branch whose commits are applied (`follow.py`)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Loop:
         self.downed = False  # `tt down` asked this loop to exit
         self.drift = DriftWatch()  # `town.drift` events under [town] self_heal = false
         self.town = townwatch.TownWatch(report)  # its health (events on change), a suspension
+        self.follow = Follow(session, opts.follow, clears=not opts.until_done)
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -209,7 +212,9 @@ class Loop:
     def _act(self, resync: float) -> None:
         now = time.monotonic()
         due = self.saves.left()  # a pass the guard held, due again
-        if self.wake.is_set() or now >= self.next_full or (due is not None and due <= 0):
+        if not self.follow.poll(self):  # following a branch: no valid commit of it staged yet
+            self._heal_pass()
+        elif self.wake.is_set() or now >= self.next_full or (due is not None and due <= 0):
             if now >= self.next_full:
                 self.sweep_due = True  # the periodic resync also looks for orphans
             self.wake.clear()
@@ -258,7 +263,7 @@ class Loop:
             self.s.store.event("loop.error", holder=self.holder, error=text[:500], log=where)
 
     def _tick(self, heartbeat: float) -> float:
-        timers = (self.s.store.seconds_to_next_timer(), self.saves.left())
+        timers = (self.s.store.seconds_to_next_timer(), self.saves.left(), self.follow.left())
         return max(0.05, min([heartbeat, *(t for t in timers if t is not None)]))
 
     def _leading(self) -> str:
@@ -287,7 +292,7 @@ class Loop:
                 self.bad_digest = digest
                 self.report("invalid", {"detail": e.message})
                 self.s.store.event("config.invalid", detail=e.message.splitlines()[0])
-                failed(self.s, self.opts.apply.command, e, 0.0)  # the attempted revision
+                failed(self.s, self.opts.apply, e, 0.0)  # the attempted revision
             self._heal_pass()  # keep the last good state running
             return
         self.bad_digest = None
@@ -300,7 +305,7 @@ class Loop:
             raise  # TownClaimed: adopted by another folder; this loop must not act any more
         except TtError as e:
             self.report("error", {"detail": e.message})
-            failed(self.s, self.opts.apply.command, e, 0.0)  # a refused plan: the attempt
+            failed(self.s, self.opts.apply, e, 0.0)  # a refused plan: the attempt
             self._heal_pass()  # a held lock or a refused plan must not stop the healing
             return
         if result.held:  # "moved" (look again at once), "guarded" (once stable long), "suspended"
@@ -381,7 +386,7 @@ class Loop:
             for eid, fields in entries:
                 cursor = eid
                 self.report("event", fields)
-                etype = fields.get("type", "")
+                self.follow.heard(etype := fields.get("type", ""))  # `tt refresh`: fetch now
                 self.downed = self.downed or etype == DOWN_EVENT  # `_is_down` stops the loop
                 if etype in WAKE_EVENTS_ALL or (self.opts.until_done and etype in DONE_EVENTS):
                     self.wake.set()

@@ -175,7 +175,9 @@ def status_report(
     counts = Counter(t["state"] for t in tasks)
     agents = agents_report(store, desired)
     suspended, failed = store.is_suspended(), newest_failed(store)
-    health = town_health(agents, counts, suspended=suspended, newest_invalid=failed)
+    health = town_health(
+        agents, counts, suspended=suspended, newest_invalid=failed, fetch_failing=failing(store)
+    )
     out: dict[str, Any] = {
         "town": store.town,
         "host": socket.gethostname(),
@@ -197,8 +199,11 @@ def health_report(
     """The town's health without reading every task (their states are counted in Redis):
     `tt list` and the reconcile loop. `agents`: the rows of `agents_report`, if read already."""
     rows = agents_report(store, desired) if agents is None else agents
-    suspended, failed = store.is_suspended(), newest_failed(store)
-    return town_health(rows, store.state_counts(), suspended=suspended, newest_invalid=failed)
+    suspended, failed, fetch = store.is_suspended(), newest_failed(store), failing(store)
+    counts = store.state_counts()
+    return town_health(
+        rows, counts, suspended=suspended, newest_invalid=failed, fetch_failing=fetch
+    )
 
 
 def newest_failed(store: Store) -> bool:
@@ -206,6 +211,12 @@ def newest_failed(store: Store) -> bool:
     revision applied last: invalid files, a refused plan (`syncstatus.attempt_text`)."""
     applied, attempted, _ = store.revisions()
     return attempt_text({"revision": applied, "attempted_revision": attempted}) is not None
+
+
+def failing(store: Store) -> str | None:
+    """The branch the town follows while fetching it fails (`control/follow.py`), else None."""
+    follow = store.revisions()[2]
+    return follow if follow and (store.follow_state() or {}).get("error") else None
 
 
 def deleted_report(store: Store, logs: Path, keep_deleted: float) -> list[dict[str, Any]]:

@@ -127,19 +127,20 @@ def record_applied(
 def record_failed(
     store: RevisionStore,
     paths: TownPaths,
-    *,
     by: str,
     result: str,
     problems: Sequence[str],
     seconds: float,
+    given: Mapping[str, Any] | None = None,
 ) -> None:
     """An apply that did not happen (`result` "invalid" or "refused") is the newest attempt;
-    the history gets it once, not again while the same files fail the same way. A town never
-    applied is left as it is: invalid files write nothing into Redis then."""
+    the history gets it once, not again while the same files fail the same way (`given`: the
+    revision they are, as for `record_applied`). A town never applied is left as it is: invalid
+    files write nothing into Redis then."""
     applied, attempted, _ = store.revisions()
     if applied is None:
         return
-    rev = of_files(paths.root, file_digests(paths))
+    rev = dict(given) if given is not None else of_files(paths.root, file_digests(paths))
     rev.update(by=by, result=result, problems=[p[:500] for p in problems[:MAX_PROBLEMS]])
     if same(attempted, rev) and attempted and attempted.get("result") == result:
         return

@@ -19,7 +19,9 @@ SEPARATOR = " · "
 def sync_report(store: Store, paths: TownPaths) -> dict[str, Any]:
     """`sync` (synced, out_of_sync, unknown), the files changed since the applied revision,
     `revision` and `attempted_revision` as recorded (null before the first)."""
-    applied, attempted, _ = store.revisions()
+    applied, attempted, follow = store.revisions()
+    if follow:  # the branch is the truth: the local files are not what is compared
+        return {**followed(store, follow, applied), "attempted_revision": attempted}
     changed: list[str] = []
     if applied is None:
         sync = "unknown"
@@ -33,7 +35,21 @@ def sync_report(store: Store, paths: TownPaths) -> dict[str, Any]:
         "out_of_sync_files": changed,
         "revision": applied,
         "attempted_revision": attempted,
+        "follow": None,
     }
+
+
+def followed(store: Store, branch: str, applied: Revision | None) -> dict[str, Any]:
+    """`sync_report` of a town that follows `branch`: synced when the applied revision is the
+    branch's commit as last fetched."""
+    state = store.follow_state() or {}
+    head = state.get("head")
+    sync = "unknown" if applied is None or not head else "out_of_sync"
+    if applied is not None and head and applied.get("sha") == head:
+        sync = "synced"
+    follow = {"branch": branch, "head": head, "checked_at": state.get("checked_at")}
+    follow["error"] = state.get("error")
+    return {"sync": sync, "out_of_sync_files": [], "revision": applied, "follow": follow}
 
 
 def ago(then: float | None, now: float | None = None) -> str:
@@ -57,6 +73,8 @@ def _where(rev: Revision) -> str:
 def sync_text(report: dict[str, Any], now: float | None = None) -> str:
     """The sync part of the status line."""
     rev: Revision | None = report.get("revision")
+    if report.get("follow"):
+        return _follow_text(report, rev, now)
     if rev is None:
         return "sync unknown: no applied revision recorded yet (tt apply records one)"
     when = ago(rev.get("at"), now)
@@ -75,6 +93,21 @@ def sync_text(report: dict[str, Any], now: float | None = None) -> str:
     if rev.get("sha"):
         return f"synced to {_where(rev)} {when}"
     return f"synced (files unchanged since applied {when})"
+
+
+def _follow_text(report: dict[str, Any], rev: Revision | None, now: float | None) -> str:
+    follow = report["follow"]
+    branch, head = follow["branch"], follow.get("head")
+    note = f"following {branch} (edits of the local files are not applied)"
+    if follow.get("error"):
+        note += f"{SEPARATOR}fetch failing: {follow['error']}"
+    if rev is None or not rev.get("sha"):
+        what = f"{branch} is at {head[:7]}" if head else f"{branch} not fetched yet"
+        return f"sync unknown: no commit of {branch} applied yet ({what}){SEPARATOR}{note}"
+    if report.get("sync") == "synced":
+        return f"synced to {rev['short']} ({branch}) {ago(rev.get('at'), now)}{SEPARATOR}{note}"
+    where = f"{branch} is at {head[:7]}" if head else f"{branch} not fetched yet"
+    return f"OutOfSync: {where}, applied {_where(rev)}{SEPARATOR}{note}"
 
 
 def line_parts(report: dict[str, Any], now: float | None = None) -> list[str]:

@@ -8,6 +8,7 @@ Nothing else runs git: `tests/test_boundaries.py` fails on a `"git"` argv built 
 
 from __future__ import annotations
 
+from .branch import FetchFailed, fetch_branch, split_target, tracking_ref
 from .cli import (
     GIT_TIMEOUT,
     Checkout,
@@ -25,13 +26,17 @@ from .cli import (
 __all__ = [
     "GIT_TIMEOUT",
     "Checkout",
+    "FetchFailed",
     "FilesAtHead",
     "add_worktree",
     "branch_of",
     "checkout_of",
     "commit_of",
+    "fetch_branch",
     "file_at",
     "files_at_head",
     "may_be_in_work_tree",
     "normalize_remote",
+    "split_target",
+    "tracking_ref",
 ]

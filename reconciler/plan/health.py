@@ -50,15 +50,18 @@ def town_health(
     *,
     suspended: bool,
     newest_invalid: bool = False,
+    fetch_failing: str | None = None,
 ) -> Health:
     """The health of a town whose agents are `agents` (rows with `name` and `state`) and whose
     tasks number `counts[state]`; `suspended`: the town is (`tt suspend`); `newest_invalid`: the
-    newest revision of its files could not be applied."""
+    newest revision of its files could not be applied; `fetch_failing`: the branch it follows,
+    while fetching it fails."""
     if suspended:
         running = counts.get("running", 0)
         finishing = [_tasks(running, "running", " finishing")] if running else []
         return Health(HealthState.SUSPENDED, ("nothing starts until tt resume", *finishing))
     bad = ["newest revision invalid"] if newest_invalid else []
+    bad += [f"fetching {fetch_failing} fails"] if fetch_failing else []
     sick: dict[str, list[str]] = {}
     for a in agents:
         word = SICK_AGENTS.get(str(a.get("state")))

@@ -227,6 +227,8 @@ class TownSettings:
     inherit_env: bool = False
     max_agents: int = MAX_AGENTS
     suspend: bool = False  # `tt suspend`: nothing applied, started or claimed
+    follow: str | None = None  # [REMOTE/]BRANCH a watch loop follows (`control/follow.py`)
+    follow_interval: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ POLICY_DURATIONS = (
 # (lowest, highest) seconds of the policy durations with a range narrower than every duration's
 # 0 to 30 days (`durations.MAX_SECONDS`; integers have theirs in the schema).
 DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, MAX_SECONDS)}
+FOLLOW_INTERVAL = (1.0, 86400.0)  # (lowest, highest) seconds of [town] follow_interval
+BAD_REF_CHARS = frozenset(" ~^:?*[\\")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,41 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         inherit_env=town.get("inherit_env") is True,
         max_agents=max_agents,
         suspend=town.get("suspend") is True,
+        **_follow(doc, town),
     )
+
+
+def _follow(doc: TomlDoc, town: Mapping[str, Any]) -> dict[str, Any]:
+    """`follow` (a branch name git would take, `remote/` before it or not) and its interval."""
+    at: JsonPath = ("town",)
+    found: dict[str, Any] = {}
+    follow = opt_str(town, "follow")
+    if follow is not None:
+        if bad := branch_problem(follow):
+            doc.report((*at, "follow"), f"follow {json.dumps(follow)} is not a branch: {bad}")
+        else:
+            found["follow"] = follow
+    seconds = duration(doc, at, town, "follow_interval")
+    low, high = FOLLOW_INTERVAL
+    if seconds is not None and not low <= seconds <= high:
+        doc.report(
+            (*at, "follow_interval"),
+            f"follow_interval must be between {format_duration(low)} and {format_duration(high)}",
+        )
+    elif seconds is not None:
+        found["follow_interval"] = seconds
+    return found
+
+
+def branch_problem(name: str) -> str | None:
+    """What keeps `name` from being a branch git accepts (`git check-ref-format`), or None."""
+    if not name or name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")):
+        return "it is empty, starts with - or /, or ends with /, . or .lock"
+    if ".." in name or "//" in name or "@{" in name or "/." in name or name.startswith("."):
+        return "it has .., //, @{ or a part starting with ."
+    if any(c in BAD_REF_CHARS or ord(c) < 32 or ord(c) == 127 for c in name):
+        return "it has a space, a control character or one of ~^:?*[\\"
+    return None
 
 
 def _flag(entry: Mapping[str, Any], key: str, default: bool) -> bool:

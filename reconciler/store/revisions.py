@@ -15,7 +15,8 @@ from .scripts import Scripted
 HISTORY_MAX = 20
 REVISION = "revision"
 ATTEMPTED = "attempted_revision"
-FOLLOW = "follow"  # the branch a town follows (set by the follow work; read here)
+FOLLOW = "follow"  # the branch a town follows (`control/follow.py`)
+FOLLOW_STATE = "follow_state"  # where that branch was last seen, and a failing fetch
 
 
 def _loaded(raw: object) -> dict[str, Any] | None:
@@ -55,6 +56,20 @@ class RevisionOps(Scripted):
             if entry is not None:
                 pipe.lpush(self.keys.history, json.dumps(entry, sort_keys=True))
                 pipe.ltrim(self.keys.history, 0, HISTORY_MAX - 1)
+
+    def follow_state(self) -> dict[str, Any] | None:
+        return _loaded(self.client.hget(self.keys.meta, FOLLOW_STATE))
+
+    def set_follow(self, follow: str | None, state: dict[str, Any] | None = None) -> None:
+        """The followed branch and its state (`follow` None: the town follows none)."""
+        with self._writes() as pipe:
+            if follow is None:
+                pipe.hdel(self.keys.meta, FOLLOW, FOLLOW_STATE)
+            else:
+                fields = {FOLLOW: follow}
+                if state is not None:
+                    fields[FOLLOW_STATE] = json.dumps(state, sort_keys=True)
+                pipe.hset(self.keys.meta, mapping=fields)
 
     def history(self) -> list[dict[str, Any]]:
         """The history, newest first (records that do not read as JSON objects left out)."""

@@ -98,12 +98,13 @@ class LiveTown:
             stdin=subprocess.DEVNULL,
         )
 
-    def start_watcher(self, verb: str = "watch") -> subprocess.Popen[bytes]:
-        """`tt watch` (or `conductor`) as its own process, its output in a file of the town."""
+    def start_watcher(self, verb: str = "watch", *args: str) -> subprocess.Popen[bytes]:
+        """`tt watch` (or `conductor`, with `args`) as its own process, its output in a file of
+        the town."""
         out = self.root / f"{verb}-{len(self.watchers)}.log"
         with open(out, "wb") as log:
             proc = subprocess.Popen(
-                [*TT, verb, "--town", str(self.root)],
+                [*TT, verb, *args, "--town", str(self.root)],
                 cwd=self.root,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

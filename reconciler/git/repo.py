@@ -9,26 +9,16 @@ A failing command raises `GitError` with git's own message, except where failing
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import TtError
+from .runner import GIT_CONFIG, SLOW, GitError, GitRunner, identity
+from .steps import Step, Steps
 
-SLOW = 120.0  # worktree add, rebase, merge of a large tree
-# Never a gc of the user's repository from a tt command; no editor; no pager; no prompt.
-_CONFIG = ("-c", "gc.auto=0", "-c", "core.editor=true", "-c", "advice.detachedHead=false")
-_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
-# Variables that would point git at another repository or index than the one asked for.
-_GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
-
-
-class GitError(TtError):
-    """A git command failed where tt needed it to succeed."""
+__all__ = ["SLOW", "GitError", "GitRunner", "Repo", "Step", "Worktree", "identity", "repository_of"]
 
 
 @dataclass(frozen=True)
@@ -39,80 +29,12 @@ class Worktree:
     prunable: bool = False  # registered, but its folder is gone
 
 
-@dataclass(frozen=True)
-class Step:
-    """A rebase or merge: done (`ok`), or stopped on a conflict in `conflicts` (aborted)."""
-
-    ok: bool
-    conflicts: tuple[str, ...] = ()
-    message: str = ""
-
-
-def identity(author: str) -> tuple[str, str]:
-    """(name, email) of an `author` string `Name <email>`."""
-    found = _AUTHOR.match(author)
-    if not found or not found["name"] or not found["email"]:
-        raise TtError(f"author {author!r} is not of the form 'Name <email>'")
-    return found["name"], found["email"]
-
-
-class Repo:
+class Repo(Steps):
     """One repository, reached from any of its work trees (`top`)."""
 
     def __init__(self, top: Path, author: str = "tt <tt@localhost>") -> None:
-        self.top = top
-        name, email = identity(author)
-        env = {k: v for k, v in os.environ.items() if k not in _GIT_VARS}
-        env.update(
-            GIT_AUTHOR_NAME=name,
-            GIT_AUTHOR_EMAIL=email,
-            GIT_COMMITTER_NAME=name,
-            GIT_COMMITTER_EMAIL=email,
-            GIT_TERMINAL_PROMPT="0",
-            LC_ALL="C",
-        )
-        self.env = env
+        super().__init__(top, author)
         self._paths: dict[tuple[str, tuple[str, ...]], list[Path]] = {}
-
-    # -- running git -----------------------------------------------------------------------
-    def run(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        timeout: float = 30.0,
-        env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        """git `args` in `cwd` (default: the repository's top); never raises for an exit code.
-        `env`: variables added to tt's own (a temporary index)."""
-        try:
-            return subprocess.run(
-                ["git", "-C", str(cwd or self.top), *_CONFIG, *args],
-                capture_output=True,
-                text=True,
-                errors="replace",
-                stdin=subprocess.DEVNULL,
-                timeout=timeout,
-                check=False,
-                env={**self.env, **env} if env else self.env,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise GitError(f"git {args[0]} did not finish within {timeout:g} s in {cwd}") from e
-        except OSError as e:
-            raise GitError(f"cannot run git: {e.strerror or e}", hint="install git") from e
-
-    def out(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        timeout: float = 30.0,
-        env: dict[str, str] | None = None,
-    ) -> str:
-        """git's stdout; `GitError` with git's message when it fails."""
-        done = self.run(*args, cwd=cwd, timeout=timeout, env=env)
-        if done.returncode != 0:
-            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            raise GitError(f"git {' '.join(args[:2])} failed: {' '.join(said[-3:])}")
-        return done.stdout
 
     # -- refs ------------------------------------------------------------------------------
     def resolve(self, ref: str) -> str | None:
@@ -205,10 +127,6 @@ class Repo:
                 next(entries, None)
         return paths
 
-    def unmerged(self, tree: Path) -> list[str]:
-        text = self.out("diff", "--name-only", "--diff-filter=U", "-z", cwd=tree)
-        return sorted({p for p in text.split("\0") if p})
-
     def head(self, tree: Path) -> str:
         return self.out("rev-parse", "HEAD", cwd=tree).strip()
 
@@ -265,7 +183,7 @@ class Repo:
         if not staged and self.in_progress(tree) != "merge":
             return None
         done = subprocess.run(
-            ["git", "-C", str(tree), *_CONFIG, "commit", "--no-verify", "-q", "-F", "-"],
+            ["git", "-C", str(tree), *GIT_CONFIG, "commit", "--no-verify", "-q", "-F", "-"],
             input=message,
             capture_output=True,
             text=True,
@@ -324,60 +242,6 @@ class Repo:
             out.update((c, subject) for c, _, subject in pairs)
         return out
 
-    # -- bringing a branch up to base ------------------------------------------------------
-    def checkout_detached(self, tree: Path, commit: str, clean: bool = True) -> None:
-        """`tree` detached at `commit`, its tracked files as there (only in tt's own merge
-        worktree: local changes are thrown away), and with `clean` no untracked file left."""
-        self.out("checkout", "-f", "-q", "--detach", commit, cwd=tree, timeout=SLOW)
-        if clean:
-            self.out("clean", "-ffdxq", cwd=tree, timeout=SLOW)
-
-    def rebase(self, tree: Path, onto: str, commit: str | None = None) -> Step:
-        """Rebase `commit` (it is checked out first, detached; default: what `tree` has
-        checked out) onto `onto`; a conflict aborts it."""
-        done = self.run("rebase", "-q", onto, *([commit] if commit else []), cwd=tree, timeout=SLOW)
-        if done.returncode == 0:
-            return Step(True)
-        conflicts = tuple(self.unmerged(tree))
-        self.run("rebase", "--abort", cwd=tree)
-        return Step(False, conflicts, _said(done))
-
-    def merge(
-        self, tree: Path, refs: list[str], message: str, *, no_ff: bool = True, abort: bool = True
-    ) -> Step:
-        """Merge `refs` into what `tree` has checked out; a conflict is aborted (`abort`) or
-        left in the tree with its markers."""
-        args = ["merge", "-q", "--no-edit", "-m", message, *(["--no-ff"] if no_ff else []), *refs]
-        done = self.run(*args, cwd=tree, timeout=SLOW)
-        if done.returncode == 0:
-            return Step(True)
-        conflicts = tuple(self.unmerged(tree))
-        if abort:
-            self.run("merge", "--abort", cwd=tree)
-        return Step(False, conflicts, _said(done))
-
-    def squash_onto(self, tree: Path, base: str, work: str) -> Step:
-        """Reset `tree` to `base` and bring `work`'s changes in as one uncommitted change
-        (`merge --squash`): conflicts are left in the tree with their markers."""
-        self.out("reset", "-q", "--hard", base, cwd=tree, timeout=SLOW)
-        done = self.run("merge", "-q", "--squash", work, cwd=tree, timeout=SLOW)
-        if done.returncode == 0:
-            return Step(True)
-        return Step(False, tuple(self.unmerged(tree)), _said(done))
-
-    def reset_hard(self, tree: Path, commit: str) -> None:
-        self.out("reset", "-q", "--hard", commit, cwd=tree, timeout=SLOW)
-
-    def fast_forward(self, tree: Path, commit: str) -> Step:
-        """Fast-forward what `tree` has checked out to `commit` (git refuses to overwrite local
-        changes)."""
-        done = self.run("merge", "-q", "--ff-only", commit, cwd=tree, timeout=SLOW)
-        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
-
-    def push(self, remote: str, commit: str, ref: str, timeout: float = SLOW) -> Step:
-        done = self.run("push", "-q", remote, f"{commit}:{ref}", timeout=timeout)
-        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
-
     def delete_branch(self, branch: str) -> bool:
         return self.run("branch", "-q", "-D", branch).returncode == 0
 
@@ -398,11 +262,6 @@ def _what_in_progress(paths: list[Path]) -> str | None:
     if merge_head.exists():
         return "merge"
     return "rebase" if any(p.exists() for p in rebase) else None
-
-
-def _said(done: subprocess.CompletedProcess[str]) -> str:
-    lines = (done.stdout.strip() + "\n" + done.stderr.strip()).strip().splitlines()
-    return " ".join(line.strip() for line in lines[-4:])
 
 
 def repository_of(folder: Path, author: str = "tt <tt@localhost>") -> Repo | None:

@@ -101,7 +101,7 @@ def record_applied(
     given: Revision | None = None,
 ) -> Revision:
     """After an apply, under its lock: the revision applied (`given`, else from git), and a
-    history entry when the plan changed something or the revision is another. Files that are
+    history entry when the plan changed something or the files did. Files that are
     the bytes of the commit recorded before, now on top of another HEAD, keep that commit."""
     old, attempted, _ = store.revisions()
     rev = dict(given) if given is not None else of_files(root, digests)
@@ -116,7 +116,10 @@ def record_applied(
         assert old is not None
         rev = old
     moved = rev is not old
-    entry = entry_of(rev, "ok", by, plan, seconds) if moved or not plan.is_empty else None
+    # History keeps what changed the town: its files (digests) or Redis. A commit that moved
+    # HEAD without touching the two files (a task's work merged, say) moves the revision only.
+    files_changed = old is None or old.get("digests") != rev.get("digests")
+    entry = entry_of(rev, "ok", by, plan, seconds) if files_changed or not plan.is_empty else None
     tried = None if same(attempted, rev) and attempted and attempted["result"] == "ok" else rev
     store.record_revision(
         rev if moved else None, None if tried is None else {**tried, "result": "ok"}, entry

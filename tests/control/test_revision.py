@@ -154,6 +154,21 @@ def test_the_store_keeps_the_revision_attempt_and_a_capped_history(
     assert len(fake_store.history()) == HISTORY_MAX
 
 
+def test_a_commit_that_leaves_the_files_alone_moves_the_revision_without_a_history_entry(
+    fake_store: Store, town: TownPaths
+) -> None:
+    digests = revision.file_digests(town)
+    revision.record_applied(fake_store, town.root, digests, by="tt apply", plan=_plan(1), seconds=0)
+    (town.root / "code.py").write_text("x = 1\n")  # a task's work merged: HEAD moves
+    git(town.root, "add", "code.py")
+    git(town.root, "commit", "-qm", "work")
+    rev = revision.record_applied(
+        fake_store, town.root, digests, by="tt watch", plan=Plan(), seconds=0
+    )
+    assert rev["sha"] == git(town.root, "rev-parse", "HEAD")  # synced to the new commit
+    assert len(fake_store.history()) == 1  # but nothing changed in the town: no entry
+
+
 def test_the_files_of_a_rolled_back_commit_keep_that_commit(
     fake_store: Store, town: TownPaths
 ) -> None:

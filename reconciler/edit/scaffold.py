@@ -77,12 +77,12 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         verb = "exists" if len(existing) == 1 else "exist"
         raise TtError(
             f"{', '.join(str(p) for p in existing)} already {verb}",
-            hint="use --force to overwrite",
+            hint="tt init --force overwrites them; tt apply runs the town as it is",
         )
     if name is not None and not is_valid_name(name):
         raise TtError(
             f"invalid town name {name!r}: {names.name_problem(name)}",
-            hint=f"for example --name {slug(name)}",
+            hint=f"for example tt init --name {slug(name)}",
         )
     legacy = _read_tinytown(root / TINYTOWN_FILE)
     town_name = name or (slug(str(legacy["name"])) if legacy.get("name") else default_name(root))
@@ -188,7 +188,9 @@ def starter_tasks(paths: TownPaths) -> Path:
                 hint="fix the file first; `tt validate` lists every problem",
             ) from e
         if tasks:
-            raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
+            raise TtError(
+                f"{path} already has tasks", hint="edit it (tt plan shows what it asks for)"
+            )
         if tasks is not None:
             raise TtError(
                 f"{path}: `tasks` is already defined (empty); nothing was changed",

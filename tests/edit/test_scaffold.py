@@ -34,7 +34,9 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "town.toml").write_text("# mine\n")
     with pytest.raises(TtError) as e:
         init_town(tmp_path, "two")
-    assert "already exist" in e.value.message and e.value.hint == "use --force to overwrite"
+    assert "already exist" in e.value.message and e.value.hint.startswith(
+        "tt init --force overwrites"
+    )
     assert (tmp_path / "town.toml").read_text() == "# mine\n"
     init_town(tmp_path, "two", force=True)
     assert 'name = "two"' in (tmp_path / "town.toml").read_text()

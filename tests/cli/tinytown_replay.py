@@ -19,9 +19,10 @@ import shlex
 import signal
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 DATA = Path(__file__).with_name("tinytown_pages.toml")
 ROOT = Path(__file__).parents[2]
@@ -65,7 +66,7 @@ def _run_inline(args: list[str]) -> tuple[int, str]:
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except Exception as e:  # noqa: BLE001 - a crash is an outcome here: unhelpful
+        except Exception as e:
             return 1, f"Traceback: {type(e).__name__}: {e}"
     return code, out.getvalue() + err.getvalue()
 

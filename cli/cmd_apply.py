@@ -156,10 +156,12 @@ def plan(
 ) -> int:
     """Show what `tt apply` would change (nothing is written)."""
     if init_:
-        from reconciler.edit.scaffold import starter_tasks
+        from reconciler.edit.scaffold import HasTasks, starter_tasks
 
-        path = starter_tasks(session(town_dir).paths)
-        echo(f"wrote {path}")
+        try:
+            echo(f"wrote {starter_tasks(session(town_dir).paths)}")
+        except HasTasks as e:  # what --init is for is there: a tasks.toml to edit
+            echo(f"{e.message}: kept as is (edit it; tt plan shows what it asks for)")
         return EXIT_OK
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
 

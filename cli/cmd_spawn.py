@@ -1,6 +1,7 @@
 """`tt spawn NAME`: add an agent to town.toml and start it, with Tinytown's options (issue #20): the
 model defaults to the town's `default_model` (Tinytown's `default_cli`), `-c`/`--cli` is
-`-m`/`--model`. Options tt has no field for yet are refused in one line naming the tt way."""
+`-m`/`--model`; `--nickname` and `--parent` are kept in the agent's town.toml entry. Options tt
+has no field for (`--max-rounds`) are refused in one line naming the tt way."""
 
 from __future__ import annotations
 
@@ -10,15 +11,11 @@ from reconciler.errors import TtError
 
 from .common import echo, session, town_option
 
-# Tinytown's spawn options that tt does not keep yet, and what to do in tt instead.
-NOT_KEPT = {
-    "nickname": "tt has no nicknames: the agent's name is its display name (a TOML comment "
-    "beside [agents.NAME] in town.toml can say more)",
-    "parent": "tt does not record an agent's parent: order the work instead (parent = TASK "
-    "on the tasks in tasks.toml)",
-    "max_rounds": "tt has no round limit per agent: [town] task_timeout and a task's retries "
-    "bound the work; tt restart NAME starts an agent afresh",
-}
+# Tinytown's spawn option that tt does not keep, and what to do in tt instead.
+NO_ROUNDS = (
+    "--max-rounds: tt has no round limit per agent: [town] task_timeout and a task's retries "
+    "bound the work; tt restart NAME starts an agent afresh"
+)
 
 
 def register(group: click.Group) -> None:
@@ -38,8 +35,8 @@ def register(group: click.Group) -> None:
 )
 @click.option("--role", help="Role tasks may target instead of the name.")
 @click.option("--replicas", type=int, default=1, show_default=True)
-@click.option("--nickname", default=None, help="Tinytown's display name (not kept by tt).")
-@click.option("--parent", default=None, help="Tinytown's parent agent (not kept by tt).")
+@click.option("--nickname", default=None, help="A display name (kept in town.toml).")
+@click.option("--parent", default=None, help="The agent that spawned it (kept in town.toml).")
 @click.option("--max-rounds", type=int, default=None, help="Tinytown's round limit (not in tt).")
 @click.option("--foreground", is_flag=True, help="Then follow the agent's log here.")
 @town_option
@@ -60,13 +57,14 @@ def spawn(
 
     from .cmd_apply import _fleet_lines, _opts
 
-    given = {"nickname": nickname, "parent": parent, "max_rounds": max_rounds}
-    for option, value in given.items():
-        if value is not None:
-            raise TtError(f"--{option.replace('_', '-')}: {NOT_KEPT[option]}")
+    if max_rounds is not None:
+        raise TtError(NO_ROUNDS)
     s = session(town_dir)
     model = model or loader.load_settings(s.paths).default_model
-    result, existed = do_spawn(s, name, model, role=role, replicas=replicas, opts=_opts("tt spawn"))
+    extra: dict[str, object] = {"nickname": nickname, "parent": parent}
+    result, existed = do_spawn(
+        s, name, model, role=role, replicas=replicas, opts=_opts("tt spawn"), extra=extra
+    )
     from reconciler.control.apply import INVALID
 
     if existed:

@@ -38,7 +38,8 @@ COMMANDS = {
     **dict.fromkeys(["start", "stop", "save", "restore", "recover", "reclaim"], "cmd_lifecycle"),
     **dict.fromkeys(["prune", "interrupt", "close", "tasks"], "cmd_lifecycle"),
     **dict.fromkeys(["mission", "auth", "migrate", "towns", "reset"], "cmd_tinytown"),
-    **dict.fromkeys(["config", "backlog", "bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["backlog", "bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["config"], "cmd_config"),
 }
 
 

@@ -37,10 +37,18 @@ def _apply_edit(s: Session, opts: ApplyOptions) -> ApplyResult:
 
 
 def spawn(
-    s: Session, name: str, model: str, *, role: str | None, replicas: int, opts: ApplyOptions
+    s: Session,
+    name: str,
+    model: str,
+    *,
+    role: str | None,
+    replicas: int,
+    opts: ApplyOptions,
+    extra: dict[str, object] | None = None,
 ) -> tuple[ApplyResult, bool]:
     """Add agent NAME to town.toml and apply: (the apply, whether the agent already existed
-    with this spec, so that the file was not changed)."""
+    with this spec, so that the file was not changed). `extra`: more fields of the agent
+    (Tinytown's nickname, parent)."""
     if name.lower() in RESERVED_AGENT_NAMES:
         raise TtError(
             f"'{name}' is a reserved name (a mailbox), not an agent name", hint="pick another name"
@@ -62,6 +70,7 @@ def spawn(
         fields["role"] = role
     if replicas != 1:
         fields["replicas"] = replicas
+    fields.update({k: v for k, v in (extra or {}).items() if v is not None})
     edit.add_agent(s.paths, name, fields, validate=no_new_problem(s.paths))
     return _apply_if_valid(s, opts), False
 

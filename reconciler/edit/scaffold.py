@@ -167,6 +167,10 @@ status = "pending"
 """
 
 
+class HasTasks(TtError):
+    """`tt plan --init` where tasks.toml already holds tasks: Tinytown's page goes on to edit it."""
+
+
 def starter_tasks(paths: TownPaths) -> Path:
     """`tt plan --init`: a starter task in tasks.toml. A missing file is written whole; a file
     without tasks (the `tt init` template: `[[tasks]]` only in comments) keeps its text and gets
@@ -188,7 +192,7 @@ def starter_tasks(paths: TownPaths) -> Path:
                 hint="fix the file first; `tt validate` lists every problem",
             ) from e
         if tasks:
-            raise TtError(
+            raise HasTasks(
                 f"{path} already has tasks", hint="edit it (tt plan shows what it asks for)"
             )
         if tasks is not None:

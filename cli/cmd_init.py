@@ -38,6 +38,8 @@ def init(directory: str, name: str | None, force: bool, town_dir: str | None) ->
     result = init_town(root, name, force=force)
     if result.imported_from:
         echo(f"Imported {result.imported_from.name} (Tinytown)")
+        for line in result.dropped:
+            echo(f"  {line}")
     for path in result.written:
         echo(f"wrote {path}")
     echo(f"Town '{result.name}' is ready. Next: tt spawn NAME --model MODEL")

@@ -51,6 +51,19 @@ class InitResult:
     name: str
     written: tuple[Path, ...]
     imported_from: Path | None
+    dropped: tuple[str, ...] = ()  # what of tinytown.toml was not imported, one line each
+
+
+# tinytown.toml's settings tt does not import, and what says the same in tt (issue #20 point 8).
+NOT_IMPORTED = {
+    "max_agents": "tt's [town] max_agents in town.toml (default 256)",
+    "redis": 'tt\'s [town] redis = "embedded" (its own Valkey under .tt/, persisted) or a URL',
+    "use_central_redis": "tt's [town] redis = a redis:// URL shared by towns",
+    "use_streams": "tt's event stream is always a Redis stream (tt events)",
+    "townhall": "tt has no REST server: the tt commands and -o json",
+    "agent": "tt's [town] heartbeat and lease, and restart per agent",
+    "conductor_cli": "tt's conductor is the reconcile loop, with no model",
+}
 
 
 def slug(text: str) -> str:
@@ -99,6 +112,7 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         name=town_name,
         written=tuple(written),
         imported_from=(root / TINYTOWN_FILE) if legacy else None,
+        dropped=tuple(f"{k}: not imported; {v}" for k, v in NOT_IMPORTED.items() if k in legacy),
     )
 
 

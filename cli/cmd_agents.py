@@ -81,17 +81,27 @@ def _mailbox(s: Session, name: str) -> str:
 @click.argument("message")
 @click.option("--urgent", is_flag=True, help="Deliver before every normal message.")
 @click.option("--from", "sender", default="conductor", show_default=True, help="Sender name.")
+@click.option(
+    "--query", "kind", flag_value="query", help="A question to answer (Tinytown's kinds)."
+)
+@click.option("--info", "kind", flag_value="info", help="For information: no answer expected.")
+@click.option("--ack", "kind", flag_value="ack", help="An acknowledgement.")
 @town_option
-def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | None) -> None:
-    """Send MESSAGE to AGENT (kept until read; urgent ones first)."""
+def send(
+    agent: str, message: str, urgent: bool, sender: str, kind: str | None, town_dir: str | None
+) -> None:
+    """Send MESSAGE to AGENT (kept until read; urgent ones first). The kind (--query, --info,
+    --ack) leads the text, so the agent's prompt and `tt inbox` show it."""
     s = session(town_dir)
     to = _mailbox(s, agent)
-    s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent)
-    echo(f"{'urgent ' if urgent else ''}message sent to {to}")
+    text = f"[{kind}] {message}" if kind else message
+    s.store.send(to, os.environ.get("TT_AGENT", sender), text, urgent=urgent)
+    echo(f"{'urgent ' if urgent else ''}{kind + ' ' if kind else ''}message sent to {to}")
 
 
 @click.command()
-@click.argument("agent")
+@click.argument("agent", required=False)
+@click.option("-a", "--all", "every", is_flag=True, help="Every agent's inbox and the mailbox.")
 @click.option(
     "--take",
     is_flag=True,
@@ -101,13 +111,23 @@ def send(agent: str, message: str, urgent: bool, sender: str, town_dir: str | No
 @click.option("--peek", is_flag=True, help="Only look, even as the agent itself (the default).")
 @town_option
 @output_option
-def inbox(agent: str, take: bool, peek: bool, town_dir: str | None, output: str) -> None:
+def inbox(
+    agent: str | None, every: bool, take: bool, peek: bool, town_dir: str | None, output: str
+) -> None:
     """Show AGENT's messages (conductor and supervisor are mailboxes too); those the agent took
     and has not answered yet come first, and stay its to answer. Looking leaves them for the
-    agent; the agent itself (TT_AGENT) or --take takes them."""
+    agent; the agent itself (TT_AGENT) or --take takes them. --all: every inbox, peeked."""
     if take and peek:
         raise click.UsageError("--take and --peek exclude each other")
     s = session(town_dir)
+    if every or agent is None:
+        if not every:
+            raise TtError("tt inbox needs an agent", hint="tt inbox AGENT, or tt inbox --all")
+        names = [n for a in s.desired().agents for n in a.instances()] + ["conductor"]
+        for name in names:
+            n = len(s.store.unanswered(name)) + len(s.store.peek_messages(name))
+            echo(f"{name}: {n} message{'s' if n != 1 else ''}")
+        return
     to = _mailbox(s, agent)
     take = take or (not peek and os.environ.get("TT_AGENT") == to)
     pending = s.store.unanswered(to)
@@ -148,13 +168,27 @@ def logs(agent: str, task_id: str | None, follow: bool, town_dir: str | None) ->
 
 @click.command()
 @click.option("--follow", is_flag=True, help="Keep printing new events.")
-@click.option("-n", "--last", "last", type=int, default=50, show_default=True)
+@click.option("-n", "--last", "--count", "last", type=int, default=50, show_default=True)
+@click.option("-a", "--agent", "agent", default=None, help="Only the events of this agent.")
+@click.option("--mission", default=None, hidden=True, help="Tinytown's: tt has no missions.")
 @town_option
 @output_option
-def events(follow: bool, last: int, town_dir: str | None, output: str) -> None:
+def events(
+    follow: bool,
+    last: int,
+    agent: str | None,
+    mission: str | None,
+    town_dir: str | None,
+    output: str,
+) -> None:
     """The town's event stream: claims, completions, failures, messages, restarts."""
+    if mission is not None:
+        raise TtError("tt has no missions: tt events --agent NAME shows one agent's events")
     s = session(town_dir)
-    entries = s.store.events_since("-", count=100000)[-last:] if last else []
+    entries = s.store.events_since("-", count=100000)
+    if agent is not None:
+        entries = [e for e in entries if e[1].get("agent") == agent]
+    entries = entries[-last:] if last else []
     cursor = entries[-1][0] if entries else "$"
     while True:
         for eid, fields in entries:
@@ -164,6 +198,8 @@ def events(follow: bool, last: int, town_dir: str | None, output: str) -> None:
         entries = s.store.events_since(cursor, block_ms=5000)
         if entries:
             cursor = entries[-1][0]
+        if agent is not None:
+            entries = [e for e in entries if e[1].get("agent") == agent]
 
 
 def _print_event(eid: str, fields: dict[str, str], output: str) -> None:
@@ -194,6 +230,40 @@ def agent_run(name: str, town_dir: str | None) -> int:
 @click.group()
 def task() -> None:
     """Act on one task from inside an agent (or by hand)."""
+
+
+@task.command("show")
+@click.argument("task_id")
+@town_option
+@click.pass_context
+def task_show(ctx: click.Context, task_id: str, town_dir: str | None) -> None:
+    """The same as `tt show TASK`."""
+    from .cmd_show import show
+
+    ctx.invoke(show, task_id=task_id, town_dir=town_dir, output="text")
+
+
+@task.command("list")
+@click.option("--state", default=None, help="Only the tasks in this state.")
+@town_option
+def task_list(state: str | None, town_dir: str | None) -> None:
+    """Every task: state and agent (`tt status` shows progress)."""
+    for rec in session(town_dir).store.task_records():
+        if state is None or rec.get("state") == state:
+            echo(f"{rec['id']}: {rec.get('state', '')}, agent {rec.get('target') or '(backlog)'}")
+
+
+@task.command("current")
+@click.argument("agent", required=False)
+@town_option
+def task_current(agent: str | None, town_dir: str | None) -> None:
+    """AGENT's current task (default: $TT_AGENT)."""
+    name = agent or os.environ.get("TT_AGENT") or ""
+    records = session(town_dir).store.agent_records()
+    if name not in records:
+        raise NotFound(f"no agent '{name}' is known", hint="tt task current AGENT; tt list")
+    current = records[name].get("task") or ""
+    echo(f"{name}: {current}" if current else f"{name} has no current task")
 
 
 @task.command("complete")

@@ -1,5 +1,6 @@
 """Desired-state verbs: plan (`tt diff` is in cmd_drift.py), apply, sync, assign, cancel, retry,
-spawn, kill, restart, unlock, down. Each parses, calls one engine function, renders."""
+kill, restart, unlock, down (`tt spawn`: cmd_spawn.py). Each parses, calls one engine function,
+renders."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.errors import EXIT_CHANGES, EXIT_OK
+from reconciler.errors import EXIT_CHANGES, EXIT_OK, TtError
 
 from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
 
@@ -27,7 +28,6 @@ def register(group: click.Group) -> None:
         assign,
         cancel,
         retry,
-        spawn,
         kill,
         restart,
         unlock,
@@ -156,10 +156,12 @@ def plan(
 ) -> int:
     """Show what `tt apply` would change (nothing is written)."""
     if init_:
-        from reconciler.edit.scaffold import starter_tasks
+        from reconciler.edit.scaffold import HasTasks, starter_tasks
 
-        path = starter_tasks(session(town_dir).paths)
-        echo(f"wrote {path}")
+        try:
+            echo(f"wrote {starter_tasks(session(town_dir).paths)}")
+        except HasTasks as e:  # what --init is for is there: a tasks.toml to edit
+            echo(f"{e.message}: kept as is (edit it; tt plan shows what it asks for)")
         return EXIT_OK
     return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
 
@@ -296,26 +298,6 @@ def retry(task_id: str, town_dir: str | None) -> None:
     echo(f"{task_id} is {state.value} again")
 
 
-@click.command()
-@click.argument("name")
-@click.option("--model", "--cli", "model", required=True, help="Model preset or [models.X].")
-@click.option("--role", help="Role tasks may target instead of the name.")
-@click.option("--replicas", type=int, default=1, show_default=True)
-@town_option
-def spawn(name: str, model: str, role: str | None, replicas: int, town_dir: str | None) -> None:
-    """Add agent NAME to town.toml and start it."""
-    from reconciler.control.verbs import spawn as do_spawn
-
-    result, existed = do_spawn(
-        session(town_dir), name, model, role=role, replicas=replicas, opts=_opts("tt spawn")
-    )
-    if existed:
-        echo(f"{name} already exists ({model}); nothing changed in town.toml")
-    else:
-        echo(f"spawned {name} ({model})")
-    _fleet_lines(result.fleet)
-
-
 def _fleet_lines(changes: Iterable[FleetChange]) -> None:
     for c in changes:
         echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
@@ -340,10 +322,15 @@ def kill(name: str, town_dir: str | None) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option("--rounds", type=int, default=None, hidden=True, help="Tinytown's: not in tt.")
+@click.option("--foreground", is_flag=True, help="Then follow the agent's log here.")
 @town_option
-def restart(name: str, town_dir: str | None) -> None:
+def restart(name: str, rounds: int | None, foreground: bool, town_dir: str | None) -> None:
     """Stop agent NAME's process and start it again."""
     from reconciler.control.verbs import restart as do_restart
+
+    if rounds is not None:
+        raise TtError("tt has no round limit per agent: tt restart NAME starts it afresh")
 
     done = do_restart(session(town_dir), name)
     if done.old_pid and done.new_pid:
@@ -355,6 +342,10 @@ def restart(name: str, town_dir: str | None) -> None:
     else:
         echo(f"{name} is not running and is not started here; nothing changed")
     _fleet_lines([c for c in done.fleet if c.agent != name])
+    if foreground:
+        from .cmd_agents import logs
+
+        click.get_current_context().invoke(logs, agent=name, follow=True, town_dir=town_dir)
 
 
 @click.command()

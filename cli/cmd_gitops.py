@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from reconciler.errors import TtError
+
 from .common import echo, emit_json, one_shot, output_option, session, town_option
 
 
@@ -26,14 +28,23 @@ def revision_cell(entry: dict[str, Any]) -> str:
 
 
 @click.command()
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=None, help="At most N.")
+@click.option("--agent", default=None, hidden=True, help="Tinytown's: see tt events --agent.")
 @town_option
 @output_option
-def history(town_dir: str | None, output: str) -> None:
-    """The last 20 applies that changed something or failed, newest first (1 = newest)."""
+def history(limit: int | None, agent: str | None, town_dir: str | None, output: str) -> None:
+    """The last 20 applies that changed something or failed, newest first (1 = newest).
+
+    Tinytown's `tt history` (the event stream as a chat) is `tt events` in tt."""
     from reconciler.control.syncstatus import ago
 
+    if agent is not None:
+        raise TtError(
+            f"tt history lists applies; {agent}'s events (Tinytown's history) are "
+            f"tt events --agent {agent}"
+        )
     s = session(town_dir)
-    entries = s.store.history()
+    entries = s.store.history()[:limit]
     if output == "json":
         emit_json({"town": s.store.town, "history": entries})
         return

@@ -212,13 +212,40 @@ def refresh(town_dir: str | None) -> None:
 
 
 @click.command()
-@click.option("--timeout", type=str, default=None, help="Give up after this long (e.g. 30m).")
+@click.argument("agent", required=False)
+@click.option(
+    "--timeout", type=str, default=None, help="Give up after this long (300 = seconds, 30m)."
+)
 @click.option("--model", default=None, help="Run every agent on this model (e.g. sim).")
 @town_option
 @output_option
-def wait(timeout: str | None, model: str | None, town_dir: str | None, output: str) -> int:
-    """Reconcile until every task is terminal: exit 0 all completed, 1 any failed, 3 timeout."""
+def wait(
+    agent: str | None, timeout: str | None, model: str | None, town_dir: str | None, output: str
+) -> int:
+    """Reconcile until every task is terminal: exit 0 all completed, 1 any failed, 3 timeout.
+
+    With AGENT (Tinytown's form): wait until that agent is idle (exit 0), or 3 on timeout."""
+    if agent is not None:
+        from reconciler.control.lifecycle import wait_idle
+
+        from .common import echo, session
+
+        seconds = None if timeout is None else _seconds(timeout)
+        if wait_idle(session(town_dir), agent, seconds):
+            echo(f"{agent} is idle")
+            return 0
+        echo(f"{agent} is still busy after {timeout}")
+        return 3
     return wait_for(town_dir, timeout, model, output)
+
+
+def _seconds(timeout: str) -> float:
+    from reconciler.spec.durations import parse_duration
+
+    try:
+        return float(timeout) if timeout.replace(".", "", 1).isdigit() else parse_duration(timeout)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--timeout") from None
 
 
 def wait_for(
@@ -228,12 +255,6 @@ def wait_for(
     output: str,
     events_after: str | None = None,
 ) -> int:
-    from reconciler.spec.durations import parse_duration
 
-    seconds = None
-    if timeout is not None:
-        try:
-            seconds = parse_duration(timeout)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--timeout") from None
+    seconds = None if timeout is None else _seconds(timeout)
     return _run(town_dir, model, True, seconds, output, events_after, "tt wait")

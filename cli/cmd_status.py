@@ -25,8 +25,36 @@ def register(group: click.Group) -> None:
     is_flag=True,
     help="The tasks pruned from the files, kept as tombstones (`keep_deleted`).",
 )
-def status(town_dir: str | None, output: str, deleted: bool) -> None:
+@click.option(
+    "--tasks", "by_task", is_flag=True, help="Then the tasks counted per state and agent."
+)
+@click.option("--deep", is_flag=True, help="Then per agent: state, pid, task, heartbeat (tt list).")
+@click.pass_context
+def status(
+    ctx: click.Context, town_dir: str | None, output: str, deleted: bool, by_task: bool, deep: bool
+) -> None:
     """Agents, tasks and progress."""
+    _status(town_dir, output, deleted)
+    if output == "json" or deleted:
+        return
+    if by_task:
+        from collections import Counter
+
+        counts = Counter(
+            (r.get("state", "?"), r.get("target") or "(backlog)")
+            for r in session(town_dir).store.task_records()
+        )
+        echo()
+        for (state, agent), n in sorted(counts.items()):
+            echo(f"{state:16} {agent:20} {n}")
+    if deep:
+        from .cmd_agents import list_agents
+
+        echo()
+        ctx.invoke(list_agents, town_dir=town_dir, output=output)
+
+
+def _status(town_dir: str | None, output: str, deleted: bool) -> None:
     from reconciler.control.report import status_report
     from reconciler.spec.loader import check
 

@@ -35,10 +35,20 @@ def suspend(town_dir: str | None) -> None:
 
 
 @click.command()
+@click.argument("agent", required=False)
 @town_option
-def resume(town_dir: str | None) -> None:
-    """Resume a suspended town: agents take tasks again and what waited is applied."""
+def resume(agent: str | None, town_dir: str | None) -> None:
+    """Resume a suspended town: agents take tasks again and what waited is applied.
+
+    With AGENT (Tinytown's form): resume that agent only (`suspended` out of its town.toml
+    entry; `tt interrupt AGENT` suspends it)."""
     from reconciler.control import verbs
+
+    if agent is not None:
+        from .cmd_lifecycle import suspend_agent
+
+        suspend_agent(town_dir, agent, False, "tt resume")
+        return
 
     from .cmd_apply import _fleet_lines, _opts
 

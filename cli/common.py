@@ -40,6 +40,7 @@ def one_shot() -> None:
 
 def town_option(f: F) -> F:
     return click.option(
+        "-t",  # Tinytown's short form
         "--town",
         "town_dir",
         type=click.Path(file_okay=False, path_type=str),

@@ -20,10 +20,11 @@ COMMANDS = {
     **dict.fromkeys(["init"], "cmd_init"),
     **dict.fromkeys(["validate"], "cmd_validate"),
     **dict.fromkeys(
-        ["plan", "apply", "sync", "assign", "cancel", "retry", "spawn", "kill"],
+        ["plan", "apply", "sync", "assign", "cancel", "retry", "kill"],
         "cmd_apply",
     ),
     **dict.fromkeys(["restart", "unlock", "down"], "cmd_apply"),
+    **dict.fromkeys(["spawn"], "cmd_spawn"),
     **dict.fromkeys(["diff"], "cmd_drift"),
     **dict.fromkeys(["status"], "cmd_status"),
     **dict.fromkeys(["show"], "cmd_show"),
@@ -34,6 +35,11 @@ COMMANDS = {
     **dict.fromkeys(["worktrees", "gc"], "cmd_work"),
     **dict.fromkeys(["history", "rollback"], "cmd_gitops"),
     **dict.fromkeys(["suspend", "resume"], "cmd_suspend"),
+    **dict.fromkeys(["start", "stop", "save", "restore", "recover", "reclaim"], "cmd_lifecycle"),
+    **dict.fromkeys(["prune", "interrupt", "close", "tasks"], "cmd_lifecycle"),
+    **dict.fromkeys(["mission", "auth", "migrate", "towns", "reset"], "cmd_tinytown"),
+    **dict.fromkeys(["backlog", "bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["config"], "cmd_config"),
 }
 
 

@@ -78,9 +78,11 @@ class ApplyResult:
     # suspend the town: the plan was computed, not applied); "" otherwise.
     held: str = ""
     tasks: int = 0  # how many tasks the town had before this plan ran (known when planned)
+    problems: int = 0  # held INVALID: an edit verb saved files that are not valid yet
 
 
 SUSPENDED = "suspended"  # `ApplyResult.held` of files that suspend the town (`tt suspend`)
+INVALID = "invalid"  # `ApplyResult.held` of an edit saved while the town is not valid yet
 REFUSAL = (
     "refusing to apply: it would delete every task or agent the files owned "
     "(is tasks.toml or town.toml empty or truncated?)"

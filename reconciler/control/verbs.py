@@ -14,16 +14,18 @@ import socket
 import time
 
 from .. import edit
-from ..errors import NotFound, TtError
+from ..errors import NotFound, TtError, ValidationFailed
+from ..plan.actions import Plan
 from ..plan.graph import TaskKind
 from ..plan.state import Source, TaskState, task_spec_from_json
 from ..spec import loader
 from ..spec.desired import AgentSpec, Directive, TaskSpec
 from ..spec.names import RESERVED_AGENT_NAMES, did_you_mean, is_valid_name
 from . import fleet
-from .apply import ApplyOptions, ApplyResult, apply
+from .apply import INVALID, ApplyOptions, ApplyResult, apply
 from .execute import task_record
 from .session import Session
+from .tolerant import no_new_problem
 
 # A verb that edited a file waits this long for a running apply (the watcher's, another verb's)
 # instead of failing: the edit is made, so giving up would leave the file and Redis apart.
@@ -35,15 +37,26 @@ def _apply_edit(s: Session, opts: ApplyOptions) -> ApplyResult:
 
 
 def spawn(
-    s: Session, name: str, model: str, *, role: str | None, replicas: int, opts: ApplyOptions
+    s: Session,
+    name: str,
+    model: str,
+    *,
+    role: str | None,
+    replicas: int,
+    opts: ApplyOptions,
+    extra: dict[str, object] | None = None,
 ) -> tuple[ApplyResult, bool]:
     """Add agent NAME to town.toml and apply: (the apply, whether the agent already existed
-    with this spec, so that the file was not changed)."""
+    with this spec, so that the file was not changed). `extra`: more fields of the agent
+    (Tinytown's nickname, parent)."""
     if name.lower() in RESERVED_AGENT_NAMES:
         raise TtError(
             f"'{name}' is a reserved name (a mailbox), not an agent name", hint="pick another name"
         )
-    existing = s.desired().agent(name)
+    try:
+        existing = s.desired().agent(name)
+    except ValidationFailed:  # not valid yet (point 2): add_agent refuses a name it has
+        existing = None
     if existing is not None:
         # The tutorial spawns `reviewer` twice: the same spec again is a no-op, not an error.
         if (existing.model, existing.role, existing.replicas) == (model, role, replicas):
@@ -57,8 +70,18 @@ def spawn(
         fields["role"] = role
     if replicas != 1:
         fields["replicas"] = replicas
-    edit.add_agent(s.paths, name, fields, validate=loader.validate_texts)
-    return _apply_edit(s, opts), False
+    fields.update({k: v for k, v in (extra or {}).items() if v is not None})
+    edit.add_agent(s.paths, name, fields, validate=no_new_problem(s.paths))
+    return _apply_if_valid(s, opts), False
+
+
+def _apply_if_valid(s: Session, opts: ApplyOptions) -> ApplyResult:
+    """The apply of a saved edit, or, while the files are still invalid, none: a result held
+    INVALID with the number of problems left (the edit added none of them)."""
+    try:
+        return _apply_edit(s, opts)
+    except ValidationFailed as e:
+        return ApplyResult(Plan(), False, 0, held=INVALID, problems=len(e.problems))
 
 
 def agent_summary(agent: AgentSpec) -> str:
@@ -235,7 +258,10 @@ def restart(s: Session, name: str) -> Restarted:
     """Stop agent NAME's process (its task goes back to its queue) and start it again."""
     records = s.store.agent_records()
     if name not in records:
-        raise NotFound(f"no agent '{name}' is known", hint=did_you_mean(name, records))
+        raise NotFound(
+            f"no agent '{name}' is known",
+            hint=did_you_mean(name, records) or "tt list shows the agents; tt spawn NAME adds one",
+        )
     rec = records[name]
     old_pid = ""
     if rec.get("pid", "").isdigit() and fleet.local_alive(rec, socket.gethostname()):

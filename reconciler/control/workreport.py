@@ -72,7 +72,10 @@ def show_report(
     rec = store.task_hash(task_id) if is_valid_name(task_id) else {}
     if not rec:
         known = set(desired.task_ids()) if desired is not None else set(store.task_ids())
-        raise NotFound(f"no task named {task_id}", hint=did_you_mean(task_id, known))
+        raise NotFound(
+            f"no task named {task_id}",
+            hint=did_you_mean(task_id, known) or "tt status lists the tasks",
+        )
     attempts = _attempts(store, paths, task_id, rec)
     logs = [a["log"] for a in attempts if a["log"]]
     try:

@@ -8,7 +8,7 @@ nothing. No Redis, no processes, and no `loader` import: validation is passed in
 
 from __future__ import annotations
 
-from .roster import add_agent, remove_agent, set_agent_fields, set_town_fields
+from .roster import add_agent, remove_agent, set_agent_fields, set_model, set_town_fields
 from .tasks import GENERATED_ID_MAX, append_task, new_task_id, set_task_status, write_back
 from .transaction import LOCK_FILE, Validate, edit_tasks, edit_town, replace_files
 
@@ -24,6 +24,7 @@ __all__ = [
     "remove_agent",
     "replace_files",
     "set_agent_fields",
+    "set_model",
     "set_task_status",
     "set_town_fields",
     "write_back",

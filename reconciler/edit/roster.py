@@ -90,6 +90,28 @@ def set_town_fields(
     return edit_town(paths, mutate, validate)
 
 
+def set_model(
+    paths: TownPaths, name: str, fields: Mapping[str, object], validate: Validate | None = None
+) -> bool:
+    """Set `[models.NAME]` to `fields` (added, or its fields replaced in place; `tt config
+    agent_clis.NAME`). True when the file changed."""
+    path = paths.town_file
+
+    def mutate(doc: TOMLDocument) -> bool:
+        if "models" not in doc:
+            doc.add("models", tomlkit.table(is_super_table=True))
+        models = doc["models"]
+        if not isinstance(models, (Table, InlineTable)):
+            raise TtError(f"{path}: `models` is not a table, so tt cannot edit it")
+        entry = models.get(name)
+        if isinstance(entry, (Table, InlineTable)):
+            return set_fields(entry, fields)
+        models[name] = table_of(fields)
+        return True
+
+    return edit_town(paths, mutate, validate)
+
+
 def _check_agent_name(name: str) -> None:
     if name.lower() in RESERVED_AGENT_NAMES:
         raise TtError(f"{name!r} is a reserved name (a mailbox), not an agent")

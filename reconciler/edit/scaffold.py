@@ -51,6 +51,19 @@ class InitResult:
     name: str
     written: tuple[Path, ...]
     imported_from: Path | None
+    dropped: tuple[str, ...] = ()  # what of tinytown.toml was not imported, one line each
+
+
+# tinytown.toml's settings tt does not import, and what says the same in tt (issue #20 point 8).
+NOT_IMPORTED = {
+    "max_agents": "tt's [town] max_agents in town.toml (default 256)",
+    "redis": 'tt\'s [town] redis = "embedded" (its own Valkey under .tt/, persisted) or a URL',
+    "use_central_redis": "tt's [town] redis = a redis:// URL shared by towns",
+    "use_streams": "tt's event stream is always a Redis stream (tt events)",
+    "townhall": "tt has no REST server: the tt commands and -o json",
+    "agent": "tt's [town] heartbeat and lease, and restart per agent",
+    "conductor_cli": "tt's conductor is the reconcile loop, with no model",
+}
 
 
 def slug(text: str) -> str:
@@ -77,12 +90,12 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         verb = "exists" if len(existing) == 1 else "exist"
         raise TtError(
             f"{', '.join(str(p) for p in existing)} already {verb}",
-            hint="use --force to overwrite",
+            hint="tt init --force overwrites them; tt apply runs the town as it is",
         )
     if name is not None and not is_valid_name(name):
         raise TtError(
             f"invalid town name {name!r}: {names.name_problem(name)}",
-            hint=f"for example --name {slug(name)}",
+            hint=f"for example tt init --name {slug(name)}",
         )
     legacy = _read_tinytown(root / TINYTOWN_FILE)
     town_name = name or (slug(str(legacy["name"])) if legacy.get("name") else default_name(root))
@@ -99,6 +112,7 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
         name=town_name,
         written=tuple(written),
         imported_from=(root / TINYTOWN_FILE) if legacy else None,
+        dropped=tuple(f"{k}: not imported; {v}" for k, v in NOT_IMPORTED.items() if k in legacy),
     )
 
 
@@ -167,6 +181,10 @@ status = "pending"
 """
 
 
+class HasTasks(TtError):
+    """`tt plan --init` where tasks.toml already holds tasks: Tinytown's page goes on to edit it."""
+
+
 def starter_tasks(paths: TownPaths) -> Path:
     """`tt plan --init`: a starter task in tasks.toml. A missing file is written whole; a file
     without tasks (the `tt init` template: `[[tasks]]` only in comments) keeps its text and gets
@@ -188,7 +206,9 @@ def starter_tasks(paths: TownPaths) -> Path:
                 hint="fix the file first; `tt validate` lists every problem",
             ) from e
         if tasks:
-            raise TtError(f"{path} already has tasks", hint="edit it, or remove it first")
+            raise HasTasks(
+                f"{path} already has tasks", hint="edit it (tt plan shows what it asks for)"
+            )
         if tasks is not None:
             raise TtError(
                 f"{path}: `tasks` is already defined (empty); nothing was changed",

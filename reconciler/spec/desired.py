@@ -79,6 +79,8 @@ class AgentSpec:
     timeout: float | None = None
     restart: RestartPolicy = RestartPolicy.ALWAYS
     suspended: bool = False
+    nickname: str | None = None  # a display name; like `parent`, no part of the spec hash
+    parent: str | None = None  # the agent that spawned it (Tinytown's --parent): recorded only
     node: str | None = None
     # The model inherits tt's whole environment instead of the declared variables (its own
     # `inherit_env`, else [town]'s).

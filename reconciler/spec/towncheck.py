@@ -80,7 +80,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
     if default_model not in known:
         doc.report(
             (*at, "default_model"),
-            f"unknown model '{default_model}'",
+            f"unknown model '{_shown(default_model)}'",
             did_you_mean(default_model, known) or "add a [models.X] table or use a preset",
         )
     policy = Policy()
@@ -180,7 +180,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
         if "model" in entry and model not in known:
             doc.report(
                 (*at, "model"),
-                f"unknown model '{model}'",
+                f"unknown model '{_shown(model)}'",
                 did_you_mean(model, known) or f"presets: {', '.join(presets.PRESETS)}",
             )
         role = opt_str(entry, "role")
@@ -206,6 +206,8 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 restart=choice(RestartPolicy, restart, RestartPolicy.ALWAYS),
                 suspended=entry.get("suspended") is True,
                 node=opt_str(entry, "node"),
+                nickname=opt_str(entry, "nickname"),
+                parent=opt_str(entry, "parent"),
                 inherit_env=_flag(entry, "inherit_env", settings.inherit_env),
             )
         )
@@ -222,9 +224,21 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 f"(replicas = {pool.replicas})",
                 "rename the agent or lower the replicas of the pool",
             )
+    for agent in agents:
+        if agent.parent is not None and agent.parent not in agents_table:
+            doc.report(
+                ("agents", agent.name, "parent"),
+                f"unknown agent '{_shown(agent.parent)}'",
+                did_you_mean(agent.parent, agents_table),
+            )
     targets = frozenset(agents_table) | frozenset(replica_of)
     roles = frozenset(a.role for a in agents if a.role)
     return Roster(settings, tuple(agents), specs, targets, roles)
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A value quoted in a message, cut short: a 2 MB model name is not repeated in full."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 def _total(doc: TomlDoc, agents: list[AgentSpec], limit: int) -> None:

@@ -34,7 +34,9 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     (tmp_path / "town.toml").write_text("# mine\n")
     with pytest.raises(TtError) as e:
         init_town(tmp_path, "two")
-    assert "already exist" in e.value.message and e.value.hint == "use --force to overwrite"
+    assert "already exist" in e.value.message and e.value.hint.startswith(
+        "tt init --force overwrites"
+    )
     assert (tmp_path / "town.toml").read_text() == "# mine\n"
     init_town(tmp_path, "two", force=True)
     assert 'name = "two"' in (tmp_path / "town.toml").read_text()
@@ -137,3 +139,16 @@ def test_os_errors_are_one_line_naming_the_path(
     assert caught.value.code == 1 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1  # one line, no traceback
     assert target.rsplit("/", 1)[0] in err
+
+
+def test_a_tinytown_import_says_what_it_dropped(tmp_path: Path) -> None:
+    (tmp_path / "tinytown.toml").write_text(
+        'name = "old"\ndefault_cli = "codex"\nmax_agents = 8\n\n[redis]\nuse_socket = true\n'
+    )
+    result = init_town(tmp_path)
+    assert result.dropped == (
+        "max_agents: not imported; tt's [town] max_agents in town.toml (default 256)",
+        'redis: not imported; tt\'s [town] redis = "embedded" (its own Valkey under .tt/, '
+        "persisted) or a URL",
+    )
+    assert 'default_model = "codex"' in (tmp_path / "town.toml").read_text()

@@ -305,18 +305,21 @@ def _fleet_lines(changes: Iterable[FleetChange]) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option("--remove", is_flag=True, help="Delete it from town.toml (no task may name it).")
 @town_option
-def kill(name: str, town_dir: str | None) -> None:
-    """Remove agent NAME from town.toml and stop it (its task goes back to the queue)."""
+def kill(name: str, remove: bool, town_dir: str | None) -> None:
+    """Stop agent NAME and keep it (suspended = true in town.toml); its task goes back to the
+    queue. `tt resume NAME` starts it again."""
     from reconciler.control.verbs import kill as do_kill
 
-    result = do_kill(session(town_dir), name, _opts("tt kill"))
+    result = do_kill(session(town_dir), name, _opts("tt kill"), remove=remove)
     stopped = any(
         c.action == "stopped" and (c.agent == name or c.agent.startswith(f"{name}-"))
         for c in result.fleet
     )
     note = "" if stopped else " (it was not running)"
-    echo(f"killed {name}: removed from town.toml{note}")
+    kept = "removed from town.toml" if remove else "suspended in town.toml (tt resume NAME)"
+    echo(f"killed {name}: {kept.replace('NAME', name)}{note}")
     _fleet_lines(result.fleet)
 
 

@@ -91,9 +91,26 @@ def agent_summary(agent: AgentSpec) -> str:
     return ", ".join(parts)
 
 
-def kill(s: Session, name: str, opts: ApplyOptions) -> ApplyResult:
+def kill(s: Session, name: str, opts: ApplyOptions, *, remove: bool = False) -> ApplyResult:
+    """`tt kill NAME`: Tinytown's meaning, the agent stops and is kept (`suspended = true` in
+    town.toml, comments kept); `remove`: its table deleted, refused while a task names it."""
+    if not remove:
+        from .lifecycle import set_agent_suspended
+
+        return set_agent_suspended(s, name, True, opts)[0]
+    desired = s.desired()
+    agent = desired.agent(name)
+    names = {name, *(agent.instances() if agent else ())}
+    naming = [t.id for t in desired.tasks if t.agent in names]
+    if naming:
+        shown = ", ".join(naming[:5]) + (f" and {len(naming) - 5} more" if len(naming) > 5 else "")
+        raise TtError(
+            f"agent '{name}' is named by tasks in tasks.toml: {shown}",
+            hint=f"tt kill {name} (without --remove) stops it and keeps it; or give those "
+            "tasks another agent first",
+        )
     edit.remove_agent(s.paths, name, validate=loader.validate_texts)
-    # Killing the last agent empties the roster on purpose; an emptied tasks.toml still stops it.
+    # Removing the last agent empties the roster on purpose; an emptied tasks.toml still stops it.
     return _apply_edit(s, dataclasses.replace(opts, allow_empty_roster=True))
 
 

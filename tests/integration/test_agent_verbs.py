@@ -35,10 +35,29 @@ def test_spawn_restart_and_kill_say_what_happened(tmp_path: Path) -> None:
         line = re.fullmatch(r"restarted reviewer: pid (\d+) → (\d+)\n", restarted.stdout)
         assert line and line.group(1) == pid.group(1) and line.group(2) != pid.group(1)
 
-        killed = town.tt("kill", "reviewer")  # the last agent: the roster may become empty
+        (town.root / "town.toml").write_text(
+            (town.root / "town.toml")
+            .read_text()
+            .replace("[agents.reviewer]", "# the one who reads\n[agents.reviewer]")
+        )
+        killed = town.tt("kill", "reviewer")  # Tinytown's kill: stopped, kept
         assert killed.returncode == 0, killed.stderr
-        assert killed.stdout.splitlines()[0] == "killed reviewer: removed from town.toml"
+        assert killed.stdout.splitlines()[0] == (
+            "killed reviewer: suspended in town.toml (tt resume reviewer)"
+        )
         assert "agent reviewer stopped" in killed.stdout
+        text = (town.root / "town.toml").read_text()
+        assert "# the one who reads\n[agents.reviewer]" in text and "suspended = true" in text
+
+        town.tt("assign", "reviewer", "Read the design")
+        named = town.tt("kill", "reviewer", "--remove")
+        assert named.returncode == 1
+        assert "agent 'reviewer' is named by tasks in tasks.toml:" in named.stderr
+        # the task no longer names it (a backlog task now)
+        (town.root / "tasks.toml").write_text('[[tasks]]\nid = "later"\ndescription = "Later"\n')
+        removed = town.tt("kill", "reviewer", "--remove")  # the last agent: the roster empties
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.splitlines()[0].startswith("killed reviewer: removed from town.toml")
         assert "[agents.reviewer]" not in (town.root / "town.toml").read_text()
         assert "No agents" in town.tt("list").stdout
 

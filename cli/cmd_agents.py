@@ -276,7 +276,13 @@ def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
 
     s = session(town_dir)
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None
-    deferred = token is not None and s.desired().git is not None
+    git = s.desired().git is not None
+    if git and token is None:
+        raise TtError(
+            f"task '{task_id}' completes once its work is committed and merged ([git] is on)",
+            hint=f"let its attempt finish; tt cancel {task_id} stops it; tt show {task_id}",
+        )
+    deferred = git
     if not complete_current(s.store, task_id, result, token, deferred):
         raise TtError(f"task '{task_id}' was not completed (its attempt is no longer current)")
     if deferred:

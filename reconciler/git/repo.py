@@ -9,13 +9,12 @@ A failing command raises `GitError` with git's own message, except where failing
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import GIT_CONFIG, SLOW, GitError, GitRunner, identity
+from .runner import SLOW, GitError, GitRunner, identity
 from .steps import Step, Steps
 
 __all__ = ["SLOW", "GitError", "GitRunner", "Repo", "Step", "Worktree", "identity", "repository_of"]
@@ -42,8 +41,8 @@ class Repo(Steps):
         done = self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
         return done.stdout.strip() or None if done.returncode == 0 else None
 
-    def is_ancestor(self, commit: str, of: str) -> bool:
-        return self.run("merge-base", "--is-ancestor", commit, of).returncode == 0
+    def is_ancestor(self, commit: str, of: str, cwd: Path | None = None) -> bool:
+        return self.run("merge-base", "--is-ancestor", commit, of, cwd=cwd).returncode == 0
 
     def merge_base(self, a: str, b: str) -> str | None:
         done = self.run("merge-base", a, b)
@@ -182,15 +181,8 @@ class Repo(Steps):
         staged = self.run("diff", "--cached", "--quiet", cwd=tree).returncode != 0
         if not staged and self.in_progress(tree) != "merge":
             return None
-        done = subprocess.run(
-            ["git", "-C", str(tree), *GIT_CONFIG, "commit", "--no-verify", "-q", "-F", "-"],
-            input=message,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=SLOW,
-            check=False,
-            env=self.env,
+        done = self.run(
+            "commit", "--no-verify", "-q", "-F", "-", cwd=tree, input=message, timeout=SLOW
         )
         if done.returncode != 0:
             raise GitError(
@@ -267,15 +259,10 @@ def _what_in_progress(paths: list[Path]) -> str | None:
 def repository_of(folder: Path, author: str = "tt <tt@localhost>") -> Repo | None:
     """The repository `folder` is in (its main work tree's top), or None outside one."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=30,
-            check=False,
+        done = GitRunner(folder, author).run(
+            "rev-parse", "--path-format=absolute", "--git-common-dir"
         )
-    except (OSError, subprocess.SubprocessError):
+    except GitError:
         return None
     if done.returncode != 0 or not done.stdout.strip():
         return None

@@ -14,6 +14,9 @@ from ..errors import TtError
 SLOW = 120.0  # worktree add, rebase, merge of a large tree
 # Never a gc of the user's repository from a tt command; no editor; no pager; no prompt.
 GIT_CONFIG = ("-c", "gc.auto=0", "-c", "core.editor=true", "-c", "advice.detachedHead=false")
+# Nor the repository's hooks: tt's commits, rebases and checkouts are its own (the checks are
+# the gate); only the fast-forward of the user's own checkout runs them, as a pull would.
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>]*)>\s*$")
 # Variables that would point git at another repository or index than the one asked for.
 _GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
@@ -55,16 +58,21 @@ class GitRunner:
         cwd: Path | None = None,
         timeout: float = 30.0,
         env: dict[str, str] | None = None,
+        input: str | None = None,
+        hooks: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """git `args` in `cwd` (default: the repository's top); never raises for an exit code.
-        `env`: variables added to tt's own (a temporary index)."""
+        `env`: variables added to tt's own (a temporary index); `input`: git's stdin (else
+        closed); `hooks`: the repository's hooks may run (else they are off)."""
+        config = GIT_CONFIG if hooks else (*GIT_CONFIG, *NO_HOOKS)
         try:
             return subprocess.run(
-                ["git", "-C", str(cwd or self.top), *GIT_CONFIG, *args],
+                ["git", "-C", str(cwd or self.top), *config, *args],
                 capture_output=True,
                 text=True,
                 errors="replace",
-                stdin=subprocess.DEVNULL,
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
                 timeout=timeout,
                 check=False,
                 env={**self.env, **env} if env else self.env,

@@ -69,10 +69,14 @@ class Steps(GitRunner):
     def reset_hard(self, tree: Path, commit: str) -> None:
         self.out("reset", "-q", "--hard", commit, cwd=tree, timeout=SLOW)
 
-    def fast_forward(self, tree: Path, commit: str) -> Step:
-        """Fast-forward what `tree` has checked out to `commit` (git refuses to overwrite local
-        changes)."""
-        done = self.run("merge", "-q", "--ff-only", commit, cwd=tree, timeout=SLOW)
+    def fast_forward(self, tree: Path, branch: str, commit: str) -> Step:
+        """Fast-forward `branch`, checked out in `tree` (the user's own), to `commit`: git
+        refuses to overwrite local changes. Refused too when `tree` has switched to another
+        branch meanwhile (a fast-forward would move that one instead)."""
+        head = self.run("symbolic-ref", "-q", "HEAD", cwd=tree).stdout.strip()
+        if head != f"refs/heads/{branch}":
+            return Step(False, (), f"{tree} is no longer on {branch}")
+        done = self.run("merge", "-q", "--ff-only", commit, cwd=tree, timeout=SLOW, hooks=True)
         return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
 
     def push(self, remote: str, commit: str, ref: str, timeout: float = SLOW) -> Step:

@@ -16,7 +16,8 @@ GIT_FIELDS = (
     "git_tree",  # its worktree's path
     "git_base",  # the base commit the branch started from
     "git_head",  # the commit to merge (what the last attempt left)
-    "git_stage",  # committed | queued | waiting | merged | conflict | check_failed | unchanged
+    "git_stage",  # committing | committed | queued | waiting | merged | unchanged | conflict |
+    # check_failed | merge_failed | reopening | resolving | redo
     "git_note",  # why it waits, what conflicted, which check failed (one line)
     "git_conflicts",  # JSON list of the files a conflict left with markers
     "git_candidate",  # the commit the queue is about to move base to (checked)
@@ -25,6 +26,7 @@ GIT_FIELDS = (
     "git_changed",  # JSON list of the files the task changed
     "git_outside",  # JSON list of the changed files outside its `touches`
     "git_result",  # the model's result, kept until the task completes
+    "git_reopen_from",  # the head a conflict reopened the task from (before its tree changed)
     "git_told",  # the result the model gave by `tt task complete` (the attempt goes on)
     "git_manual",  # the commit `tt merge` asked to merge (a completed manual-mode task)
 )
@@ -46,9 +48,11 @@ class WorkOps(Scripted):
         pairs = [x for kv in fields.items() for x in kv]
         return bool(self._run("git_note", task_id, token, *pairs))
 
-    def merge_enqueue(self, task_id: str) -> int:
-        """Queue `task_id` for the merge (once); its position, 0 at the head."""
-        return int(self._run("merge_enqueue", task_id))
+    def merge_enqueue(self, task_id: str, token: str = "") -> int:
+        """Queue `task_id` for the merge (once); its position, 0 at the head. With the `token`
+        of the attempt whose commit it is: -1 (nothing done) unless that attempt is current and
+        its work not through already; its stage is then `queued`."""
+        return int(self._run("merge_enqueue", task_id, token))
 
     def merge_queue(self) -> list[str]:
         return [str(x) for x in self.client.lrange(self.keys.merge_queue, 0, -1)]

@@ -115,8 +115,8 @@ class _Deferred:
     def note_git(self, task_id: str, token: str, **fields: str) -> bool:
         return self().note_git(task_id, token, **fields)
 
-    def merge_enqueue(self, task_id: str) -> int:
-        return self().merge_enqueue(task_id)
+    def merge_enqueue(self, task_id: str, token: str = "") -> int:
+        return self().merge_enqueue(task_id, token)
 
     def merge_queue(self) -> list[str]:
         return self().merge_queue()

@@ -54,7 +54,7 @@ class CheckRunner(Protocol):
 class WorkStore(Protocol):
     def git_record(self, task_id: str) -> dict[str, str]: ...
     def note_git(self, task_id: str, token: str, **fields: str) -> bool: ...
-    def merge_enqueue(self, task_id: str) -> int: ...
+    def merge_enqueue(self, task_id: str, token: str = "") -> int: ...
     def merge_queue(self) -> list[str]: ...
     def merge_drop(self, task_id: str) -> None: ...
     def event(self, etype: str, **fields: str) -> None: ...
@@ -144,12 +144,16 @@ class WorkProducts:
             self.store.note_git(
                 task, token, git_branch=branch, git_tree=str(tree), git_told="", **started_on
             )
-            if fresh and self.git.merge == MergeMode.MANUAL and deps:
+            if stage in ("conflict", "reopening"):
+                return self._reopen(task, attempt, token, tree, base, rec)
+            if self.git.merge == MergeMode.MANUAL and deps:
                 failed = self._merge_deps(tree, deps)
                 if failed is not None:
                     return Started(tree, done=failed)
-            if stage == "conflict":
-                return self._reopen(task, attempt, token, tree, base, rec)
+        if stage == "committing":
+            # The model had finished and its result was kept; the agent died around the
+            # commit: what the tree holds is committed (again, if need be) and merged.
+            return Started(tree, result=rec.get("git_result", ""))
         head = rec.get("git_head")
         if stage in ("committed", "queued", "waiting") and head and not self.repo.dirty(tree):
             # Its commit was made; the agent died before the merge finished: merge it now.
@@ -174,11 +178,15 @@ class WorkProducts:
         return not exists
 
     def _merge_deps(self, tree: Path, deps: Sequence[str]) -> Finished | None:
-        """Manual mode: a new branch starts from base with its dependencies' branches merged."""
-        branches = [
-            b for b in map(self.layout.branch, deps) if self.repo.resolve(f"refs/heads/{b}")
-        ]
-        if not branches:
+        """Manual mode: a branch starts from base with its dependencies' branches merged, and
+        takes in what they gained since (a re-run of a dependency, a crash before the merge):
+        every dependency branch not yet in it, each attempt, when its tree is clean."""
+        branches = []
+        for b in map(self.layout.branch, deps):
+            tip = self.repo.resolve(f"refs/heads/{b}")
+            if tip and not self.repo.is_ancestor(tip, "HEAD", cwd=tree):
+                branches.append(b)
+        if not branches or self.repo.dirty(tree):
             return None
         step = self.repo.merge(tree, branches, f"Merge {', '.join(branches)}", no_ff=False)
         if step.ok:
@@ -195,13 +203,22 @@ class WorkProducts:
         self, task: str, attempt: int, token: str, tree: Path, base: str, rec: dict[str, str]
     ) -> Started:
         """A conflict with base reopened the task: `redo` restarts the branch from base (its old
-        commits kept under refs/tt/...); `resolve` brings base in with the markers left."""
-        old = self.repo.head(tree)
+        commits kept under refs/tt/...); `resolve` brings base in with the markers left. The
+        head it starts from is recorded first: an attempt killed half-way through this (its
+        tree already reset) is redone from that head, not from what the tree shows."""
+        old = rec.get("git_reopen_from") or self.repo.head(tree)
+        self.store.note_git(task, token, git_stage="reopening", git_reopen_from=old)
         self.repo.update_ref(self.layout.kept_ref(task, f"attempt-{attempt - 1}"), old, None)
         if self.git.on_conflict == OnConflict.REDO:
             self.repo.reset_hard(tree, base)
             self.store.note_git(
-                task, token, git_stage="redo", git_base=base, git_head="", git_conflicts=""
+                task,
+                token,
+                git_stage="redo",
+                git_base=base,
+                git_head="",
+                git_conflicts="",
+                git_reopen_from="",
             )
             return Started(
                 tree,
@@ -214,10 +231,17 @@ class WorkProducts:
             step = self.repo.merge(tree, [base], f"Merge {self.git.base}", abort=False)
         files = list(step.conflicts)
         self.store.note_git(
-            task, token, git_stage="resolving", git_base=base, git_conflicts=json.dumps(files)
+            task,
+            token,
+            git_stage="resolving",
+            git_base=base,
+            git_conflicts=json.dumps(files),
+            git_reopen_from="",
         )
-        if step.ok:  # base moved on since: it applies cleanly now
-            return Started(tree)
+        if step.ok:
+            # Base moved on since: the work applies cleanly now. It is committed and queued
+            # as it stands, without running the model again.
+            return Started(tree, result=rec.get("git_result", ""))
         listed = "\n".join(f"- {f}" for f in files)
         return Started(
             tree,
@@ -242,7 +266,9 @@ class WorkProducts:
         rec = self.store.git_record(task)
         tree = self.layout.tree(task)
         result = rec.get("git_told", "").strip() or result  # `tt task complete --result`
-        if rec.get("git_stage") not in ("committed", "queued", "waiting"):
+        stage = rec.get("git_stage")
+        # (a dirty tree past the commit: the model ran again on it; what it left is committed)
+        if stage not in ("committed", "queued", "waiting") or self.repo.dirty(tree):
             made = self._commit(task, attempt, token, tree, description, result, rec)
             if made is not None:
                 return made
@@ -269,7 +295,13 @@ class WorkProducts:
             )
         first = (description.strip().splitlines() or [task])[0][:72]
         message = f"{task}: {first}\n\nTt-Task: {task}\nTt-Attempt: {attempt}\n"
+        # The result first: an attempt killed around the commit leaves `committing`, and the
+        # next one commits what is there and merges it without running the model again.
+        if not self.store.note_git(task, token, git_stage="committing", git_result=result):
+            return Finished(False, "stopped: the attempt is no longer current", stopped=True)
         with self.locked():
+            if self.store.git_record(task).get("token") != token:  # (a stale attempt's tree)
+                return Finished(False, "stopped: the attempt is no longer current", stopped=True)
             made = self.repo.commit_all(tree, message)
             head = made or self.repo.head(tree)
             base = self.base_commit()

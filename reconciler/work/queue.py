@@ -20,6 +20,15 @@ from ..git.repo import GitError
 from ..spec.gitsettings import Strategy
 from .products import Finished, WorkProducts
 
+
+def never() -> bool:
+    return False
+
+
+# How a turn at the queue ended (`MergeQueue.work`).
+THROUGH, EMPTY, BLOCKED, BUSY = "through", "empty", "blocked", "busy"
+# The stages in which a task's commit went back to its task instead of into base.
+REOPENED = frozenset({"conflict", "check_failed", "merge_failed"})
 WAIT = 0.2  # between two looks at the queue while another process works it
 WAIT_BLOCKED = 1.0  # between two tries of a head that waits for base's checkout
 CAS_TRIES = 5
@@ -32,13 +41,15 @@ class MergeQueue:
         self.repo, self.git, self.store = products.repo, products.git, products.store
         self.layout = products.layout
         self.holder: Path | None = None  # where base is checked out, read with base's commit
+        self.fence = ""  # 'head:SHA' of the commit being merged: its writes hold only for it
 
     def wait_for(self, task: str, token: str, should_stop: Callable[[], bool]) -> Finished:
         """Queue the task's commit and see it through: merged, or reopened (conflict, a failed
         check); `stopped` when the worker must stop first (its place in the queue is kept)."""
-        position = self.store.merge_enqueue(task)
-        self.store.note_git(task, token, git_stage="queued")
-        self.store.event("git.queued", task=task, position=str(position))
+        position = self.store.merge_enqueue(task, token)
+        if position >= 0:
+            self.store.event("git.queued", task=task, position=str(position))
+        lost = 0  # passes that found the queue empty without it: queued again, at most twice
         while True:
             rec = self.store.git_record(task)
             if rec.get("token") != token:
@@ -47,46 +58,57 @@ class MergeQueue:
             if stage == "merged":
                 self.p.clean_up(task, merged=True)
                 return Finished(True, rec.get("git_result", ""))
-            if stage in ("conflict", "check_failed"):
+            if stage in REOPENED:
                 return Finished(False, rec.get("git_note", stage))
             if should_stop():
                 return Finished(False, "stopped while waiting in the merge queue", stopped=True)
             with try_lock(self.layout.queue_lock) as mine:
-                blocked = mine and not self.work(until=task)
-            if mine and not blocked:
+                outcome = self.work(until=task, should_stop=should_stop) if mine else BUSY
+            if outcome == THROUGH:
                 continue  # worked through to this task: read its outcome now
+            if outcome == EMPTY:
+                # Not in the queue, not through (a crash between two writes): queue it again.
+                lost += 1
+                if lost > 2:
+                    return Finished(False, f"merge_failed: {task} cannot be queued ({stage})")
+                self.store.merge_enqueue(task, token)
+                continue
             # Another process works the queue, or its head waits for base's checkout (looked
             # at again once a second).
-            time.sleep(WAIT_BLOCKED if blocked else WAIT)
+            time.sleep(WAIT_BLOCKED if outcome == BLOCKED else WAIT)
 
-    def work(self, until: str | None = None) -> bool:
-        """Merge from the head of the queue until `until` is through (or the queue is empty);
-        False when the head must wait (base checked out with local changes in the way). Call
-        holding the queue lock."""
+    def work(self, until: str | None = None, should_stop: Callable[[], bool] = never) -> str:
+        """Merge from the head of the queue, holding the queue lock: THROUGH once `until` is
+        through (merged or reopened), EMPTY when the queue ran out first, BLOCKED when the head
+        must wait (base checked out with local changes in the way), BUSY when stopping."""
         while True:
             queue = self.store.merge_queue()
             if not queue:
-                return True
+                return EMPTY
             head = queue[0]
-            if not self.merge_one(head):
-                return False
+            try:
+                waits = not self.merge_one(head)
+            except GitError as e:
+                # That head's own trouble (an unreadable commit, a worktree git refuses): it is
+                # reopened with the error, never left to fail every task behind it.
+                self._reopen(head, "merge_failed", f"merge_failed: {e.message}", [])
+                waits = False
+            if waits:
+                return BLOCKED
             if head == until:
-                return True
+                return THROUGH
+            if should_stop():
+                return BUSY
 
     def merge_one(self, task: str) -> bool:
         """One step of the queue: the task at its head merged, reopened or dropped (True), or
         left waiting at the head (False)."""
         rec = self.store.git_record(task)
         head = rec.get("git_head", "")
-        # `tt merge` of a completed manual-mode task marks the very commit it asked for.
-        manual = rec.get("state") == "completed" and rec.get("git_manual") == head
-        if (
-            (rec.get("state") not in ("running", "ready") and not manual)
-            or not head
-            or rec.get("git_stage") not in ("queued", "waiting", "committed")
-        ):
-            self.store.merge_drop(task)  # cancelled, deleted, or already through
+        if not head or not self._wanted(rec, head):
+            self.store.merge_drop(task)  # cancelled, deleted, re-run, or already through
             return True
+        self.fence = f"head:{head}"  # every write of this step: only for this very commit
         for _ in range(CAS_TRIES):
             old, self.holder = self.repo.branch_tip(self.git.base)  # one call for both
             if old is None:
@@ -95,8 +117,18 @@ class MergeQueue:
             result = self._step(task, head, old, rec) if done is None else done
             if result != "retry":
                 return result != "wait"
-        self._reopen(task, "conflict", f"base {self.git.base} kept moving; try again", [])
-        return True
+        return False  # base kept moving under it: the head waits and is tried again
+
+    @staticmethod
+    def _wanted(rec: dict[str, str], head: str) -> bool:
+        """The task still wants `head` merged: it runs (or was handed back) with that commit
+        queued, or `tt merge` of a completed manual-mode task asked for that very commit."""
+        manual = rec.get("state") == "completed" and rec.get("git_manual") == head
+        return (
+            (rec.get("state") in ("running", "ready") or manual)
+            and rec.get("git_head") == head
+            and rec.get("git_stage") in ("queued", "waiting", "committed")
+        )
 
     def _already_in(self, task: str, head: str, candidate: str, base: str) -> str | None:
         """'merged' when the task's work is in base already (a crash after base moved)."""
@@ -137,7 +169,7 @@ class MergeQueue:
             self._reopen(task, "conflict", note, files)
             return "done"
         candidate = self.repo.head(tree)
-        self.store.note_git(task, "", git_candidate=candidate, git_onto=old)
+        self.store.note_git(task, self.fence, git_candidate=candidate, git_onto=old)
         failed = self._checks(task, tree, int(rec.get("attempt", "0") or 0))
         if failed is not None:
             self._reopen(task, "check_failed", failed, [])
@@ -146,7 +178,11 @@ class MergeQueue:
 
     def _land(self, task: str, old: str, candidate: str) -> str:
         """Base to the checked `candidate`: 'merged', 'wait' (its checkout is in the way) or
-        'retry' (base moved since `old`)."""
+        'retry' (base moved since `old`); 'done' when the task no longer wants it (cancelled
+        or re-run during the checks): base is not moved for it."""
+        if not self._wanted(self.store.git_record(task), self.fence.removeprefix("head:")):
+            self.store.merge_drop(task)
+            return "done"
         with self.p.locked():
             moved = self._move_base(task, old, candidate)
         if moved is None:
@@ -192,9 +228,11 @@ class MergeQueue:
             return self.repo.update_ref(self.p.base_ref, candidate, old)  # compare-and-swap
         # git refuses to fast-forward over local changes to the files the merge touches (and
         # over untracked files it would add): only then is it worth finding out which.
-        step = self.repo.fast_forward(holder, candidate)
+        step = self.repo.fast_forward(holder, self.git.base, candidate)
         if step.ok:
-            return True
+            # (the branch checked out there is checked first: a switch in the very instant
+            # between would have moved another branch; base is then still `old`: the step again)
+            return self.repo.branch_tip(self.git.base)[0] == candidate
         if self.repo.branch_tip(self.git.base)[0] != old:
             return False  # it was base that moved: the step again on the new one
         touched = set(self.repo.dirty(holder)) & set(self.repo.changed_files(old, candidate))
@@ -205,14 +243,14 @@ class MergeQueue:
             why = f"base checked out at {holder} cannot be fast-forwarded: {step.message}"
         rec = self.store.git_record(task)
         if rec.get("git_stage") != "waiting" or rec.get("git_note") != why:
-            self.store.note_git(task, "", git_stage="waiting", git_note=why)
+            self.store.note_git(task, self.fence, git_stage="waiting", git_note=why)
             self.store.event("git.waiting", task=task, reason=why)
         return None
 
     def _merged(self, task: str, commit: str) -> None:
         self.store.note_git(
             task,
-            "",
+            self.fence,
             git_stage="merged",
             git_merged=commit,
             git_candidate="",
@@ -238,7 +276,7 @@ class MergeQueue:
     def _reopen(self, task: str, stage: str, note: str, files: list[str]) -> None:
         self.store.note_git(
             task,
-            "",
+            self.fence,
             git_stage=stage,
             git_note=note,
             git_candidate="",

@@ -262,7 +262,7 @@ for i, r in ipairs(recs) do
     -- A re-run makes a new work product: the old one's commit and stage are history.
     redis.call('HDEL', k, 'finished_at', 'git_stage', 'git_head', 'git_candidate', 'git_onto',
       'git_note', 'git_conflicts', 'git_result', 'git_manual',
-      'git_told')
+      'git_told', 'git_merged', 'git_changed', 'git_outside', 'git_base', 'git_reopen_from')
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)

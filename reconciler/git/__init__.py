@@ -1,7 +1,8 @@
 """git: the only door to git (the `git` CLI, run as a subprocess with argv lists); may import only
 the base modules (errors). Used by `edit` (a new town's default name), `agents` (an agent's
-worktree) and `control` (a town's source, see `control/identity.py`; the applied revision,
-`control/revision.py`).
+worktree), `work` (a task's branch, worktree, commit and merge: `runner`, `steps`, `repo`) and
+`control` (a town's source, see `control/identity.py`; the applied revision, `control/revision.py`;
+a followed branch, `branch.py`).
 
 Nothing else runs git: `tests/test_boundaries.py` fails on a `"git"` argv built anywhere else.
 """

@@ -99,7 +99,7 @@ class WorkProducts:
         if repo is None:
             raise TtError(
                 f"[git] repo {git.repo!r}: {folder} is not inside a git repository",
-                hint="run `git init` there and commit once, or point [git] repo at a repository",
+                hint="run `git init -b main` there and commit once, or point [git] repo at one",
             )
         self.repo: Repo = repo
         self.base_ref = f"refs/heads/{git.base}"

@@ -47,7 +47,7 @@ def list_merged(town_dir: str | None, since: float) -> None:
 
     s = Session.find(town_dir)
     try:
-        desired = check(s.paths).desired
+        desired = check(s.files_paths()).desired
         if desired is None or desired.git is None:
             return
         for m in merged_since(s.store, s.paths, desired, since):

@@ -40,7 +40,9 @@ def config(key: str | None, value: str | None, town_dir: str | None) -> None:
         if value is None:
             echo(s.desired().town.default_model)
             return
-        edit.set_town_fields(s.paths, {"default_model": value}, validate=loader.validate_texts)
+        edit.set_town_fields(
+            s.edit_paths(), {"default_model": value}, validate=loader.validate_texts
+        )
         echo(f"set [town] default_model = {value!r} in town.toml (tt spawn NAME uses it)")
         return
     prefix, _, name = key.partition(".")
@@ -52,7 +54,7 @@ def config(key: str | None, value: str | None, town_dir: str | None) -> None:
             echo(shlex.join(found[0].command))
             return
         fields = {"command": shlex.split(value), "prompt": "arg"}
-        edit.set_model(s.paths, name, fields, validate=loader.validate_texts)
+        edit.set_model(s.edit_paths(), name, fields, validate=loader.validate_texts)
         echo(f"set [models.{name}] in town.toml (tt spawn NAME --model {name} uses it)")
         return
     raise TtError(

@@ -25,7 +25,7 @@ def show(task_id: str, town_dir: str | None, output: str) -> None:
     from reconciler.spec.loader import check
 
     s = session(town_dir)
-    report = show_report(s.store, s.paths, check(s.paths).desired, task_id)
+    report = show_report(s.store, s.paths, check(s.files_paths()).desired, task_id)
     if output == "json":
         emit_json(report)
         return

@@ -62,7 +62,7 @@ def _status(town_dir: str | None, output: str, deleted: bool) -> None:
     if deleted:
         _deleted(s, output)
         return
-    report = status_report(s.store, check(s.paths).desired, s.paths)
+    report = status_report(s.store, check(s.files_paths()).desired, s.paths)
     if output == "json":
         emit_json(report)
         return

@@ -10,12 +10,10 @@ incremental one (`incremental`, from the `snapshot` that apply kept).
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +36,8 @@ from . import fleet, incremental, revision, snapshot
 from .applylock import apply_lock
 from .execute import execute, execute_actions
 from .fingerprint import clean_fingerprint, digests_of, file_fingerprint
+from .followcopy import CopyPaths
+from .gcpause import gc_paused
 from .gitpreflight import preflight
 from .session import Session
 from .snapshot import Snapshot
@@ -101,7 +101,7 @@ def refused(plan: Plan, opts: ApplyOptions) -> bool:
 
 
 def apply(session: Session, opts: ApplyOptions) -> ApplyResult:
-    with _gc_paused():
+    with gc_paused():
         return _apply(session, opts)
 
 
@@ -119,28 +119,18 @@ def failed(session: Session, opts: ApplyOptions, error: TtError, seconds: float)
     revision.record_failed(store, paths, opts.command, result, problems, seconds, opts.revision)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """A pass builds ~10^6 objects for 10,000 tasks (parsed TOML, specs, graph, plan) and keeps
-    them all until it ends: the cycle collector's full sweeps over them would find nothing and
-    cost 15-20 % of an apply. Paused for the pass only (`tt conductor` runs many)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
     started = time.monotonic()
+    if opts.dry_run and not isinstance(session.paths, CopyPaths):
+        session.paths = session.files_paths()  # `tt plan` of a followed town: its copy
     fingerprint, town_text = file_fingerprint(session.paths)
     if opts.expect is not None and fingerprint != opts.expect:
         return ApplyResult(Plan(), False, 0, held="moved")
     # Invalid files start nothing: with the embedded server down, they are checked before it is.
     first = _checked_before_start(session)
     store = session.store
+    if not opts.dry_run and not isinstance(session.paths, CopyPaths):
+        session.edit_paths()  # the local files: refused while the town follows a branch
     # The files are those of the last apply that left nothing to do: plan only if Redis moved.
     clean = store.clean_fingerprint()
     quick = fingerprint is not None and clean == fingerprint

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import git
@@ -23,8 +22,9 @@ from ..filelock import atomic_write_text
 from ..plan.actions import Plan
 from ..spec import loader
 from ..spec.durations import format_duration
-from ..town import TASKS_FILE, TOWN_FILE, TownPaths
+from ..town import TASKS_FILE, TOWN_FILE
 from . import revision
+from .followcopy import CopyPaths, copy_dir
 from .outcome import holder_words
 from .session import Session
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 BY = "follow"  # who applied, in the revision and the history
 REFRESH_EVENT = "town.refresh"  # `tt refresh`: fetch and reconcile now
 MAX_BACKOFF = 300.0
-COPY = "follow"  # the copy's folder under the state folder
 STAGING = "next"  # a commit's files are checked here before they replace the copy
 REVISION_FILE = "revision.json"  # the revision the copy is (read back by a restarted loop)
 
@@ -45,31 +44,11 @@ class Target:
     interval: float = 30.0
 
 
-@dataclass(frozen=True)
-class CopyPaths(TownPaths):
-    """A town whose two files are read from `files` (the followed copy, or a commit's files
-    being checked); its state stays in the town's own `.tt/`."""
-
-    files: Path = Path()
-
-    @property
-    def town_file(self) -> Path:
-        return self.files / TOWN_FILE
-
-    @property
-    def tasks_file(self) -> Path:
-        return self.files / TASKS_FILE
-
-
 class Host(Protocol):  # what of the loop this needs (`loop.Loop`)
     s: Session
     opts: LoopOptions
     wake: threading.Event
     report: Callable[[str, dict[str, str]], None]
-
-
-def copy_dir(paths: TownPaths) -> Path:
-    return paths.state_dir / COPY
 
 
 class Follow:
@@ -86,6 +65,7 @@ class Follow:
         self.head: str | None = None  # where the branch was last seen
         self.staged: str | None = None  # the commit whose files the copy holds, staged here
         self.rejected: str | None = None  # the newest invalid commit: not tried again
+        self.copied = False  # `tt wait` of a followed town: it applies the copy
         if target is None:
             return
         root = session.paths.root
@@ -116,14 +96,10 @@ class Follow:
         Whether the loop has files to apply (not before a first valid commit is staged)."""
         store = host.s.store
         if self.target is None:
-            if self.clears and not self.done:
-                _, _, was = store.revisions()
-                if was:
-                    store.set_follow(None)
-                    detail = f"no longer following {was}: the town's own files are applied"
-                    host.report("follow", {"detail": detail})
-            self.done = True
-            return True
+            if not self.done:
+                self.done = True
+                self._without_target(host)
+            return not self.copied or self.copy.joinpath(TOWN_FILE).is_file()
         if not self.done:
             store.set_follow(self.target.name)
             every = format_duration(self.target.interval)
@@ -140,6 +116,24 @@ class Follow:
             self.refresh = False
             self._check(host)
         return self.copy.joinpath(TOWN_FILE).is_file()
+
+    def _without_target(self, host: Host) -> None:
+        """`tt watch` forgets a branch followed before; `tt wait` (`clears` false) of a town
+        that follows one applies the copy the watcher staged, never the local files."""
+        branch = host.s.follows()
+        if branch is None:
+            return
+        if self.clears:
+            host.s.store.set_follow(None)
+            detail = f"no longer following {branch}: the town's own files are applied"
+        else:
+            self.copy, self.copied = copy_dir(host.s.paths), True
+            host.s.paths = CopyPaths(host.s.paths.root, files=self.copy)
+            self._resume(host)
+            detail = (
+                f"the town follows {branch}: its watcher's copy is applied, not the local files"
+            )
+        host.report("follow", {"detail": detail})
 
     def _resume(self, host: Host) -> None:
         """A copy left by an earlier loop is applied as the revision it was staged as."""

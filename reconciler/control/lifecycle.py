@@ -38,7 +38,7 @@ def set_agent_suspended(
     changed = agent.suspended != suspended
     if changed:
         edit.set_agent_fields(
-            s.paths,
+            s.edit_paths(),
             name,
             {"suspended": True if suspended else None},
             validate=loader.validate_texts,
@@ -82,7 +82,7 @@ def reclaim(s: Session, found: list[Orphan], to: str | None, opts: ApplyOptions)
     updates: Mapping[str, Mapping[str, object]] = {
         o.task: {"agent": to} for o in found if o.in_file
     }
-    edit.write_back(s.paths, updates, validate=loader.validate_texts)
+    edit.write_back(s.edit_paths(), updates, validate=loader.validate_texts)
     return _apply_edit(s, opts)
 
 

@@ -3,7 +3,9 @@
 Commands build a `Session` once and pass it to engine functions, so each file is read and the
 Redis connection is opened at most once per process, and only when a command needs it. Opening
 it checks the town's identity (`identity`): no command acts on a town managed from another
-source, unless it is the apply that adopts it.
+source, unless it is the apply that adopts it. A town that follows a branch (`follow.py`) runs
+the private copy of the branch's newest valid commit: the desired state is read from that copy
+(`files_paths`), and a change of the local files is refused (`edit_paths`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..spec import loader
 from ..spec.desired import Desired, TownSettings
 from ..store.client import Store, connect
 from ..town import TownPaths, find_town
+from .followcopy import CopyPaths, Following, copy_paths
 from .identity import Identity
 
 
@@ -48,6 +51,29 @@ class Session:
                 raise
         return store
 
+    def follows(self) -> str | None:
+        """The branch the town follows (`tt watch --follow`), None when it follows none."""
+        return self.store.revisions()[2]
+
+    def files_paths(self) -> TownPaths:
+        """Where the desired state of what runs is read from: the followed copy while the town
+        follows a branch and a commit of it was staged, else the local files. Asks Redis only
+        when such a copy exists (a town that never followed reads no more than its files)."""
+        if isinstance(self.paths, CopyPaths):
+            return self.paths
+        copy = copy_paths(self.paths)
+        if copy is None or self.follows() is None:
+            return self.paths
+        return copy
+
+    def edit_paths(self) -> TownPaths:
+        """The local files, for a verb that edits or applies them: `Following` while the town
+        follows a branch (the watcher would undo the change, or the change would undo the
+        branch's)."""
+        if (branch := self.follows()) is not None:
+            raise Following(branch)
+        return self.paths
+
     def desired(self) -> Desired:
         """Read and validate both files now (they may have changed since the last call)."""
         desired = self.validate().desired
@@ -56,7 +82,7 @@ class Session:
 
     def validate(self, reuse: loader.Reuse | None = None) -> loader.Validation:
         """`desired` with what a next check may reuse; `ValidationFailed` when invalid."""
-        result = loader.check(self.paths, reuse)
+        result = loader.check(self.files_paths(), reuse)
         if result.desired is None:
             raise ValidationFailed(list(result.problems))
         return result

@@ -71,7 +71,7 @@ def spawn(
     if replicas != 1:
         fields["replicas"] = replicas
     fields.update({k: v for k, v in (extra or {}).items() if v is not None})
-    edit.add_agent(s.paths, name, fields, validate=no_new_problem(s.paths))
+    edit.add_agent(s.edit_paths(), name, fields, validate=no_new_problem(s.paths))
     return _apply_if_valid(s, opts), False
 
 
@@ -109,7 +109,7 @@ def kill(s: Session, name: str, opts: ApplyOptions, *, remove: bool = False) -> 
             hint=f"tt kill {name} (without --remove) stops it and keeps it; or give those "
             "tasks another agent first",
         )
-    edit.remove_agent(s.paths, name, validate=loader.validate_texts)
+    edit.remove_agent(s.edit_paths(), name, validate=loader.validate_texts)
     # Removing the last agent empties the roster on purpose; an emptied tasks.toml still stops it.
     return _apply_edit(s, dataclasses.replace(opts, allow_empty_roster=True))
 
@@ -118,7 +118,9 @@ def suspend(s: Session, opts: ApplyOptions) -> tuple[ApplyResult, bool]:
     """`tt suspend`: `[town] suspend = true` in town.toml, then apply, which suspends the town
     (no agent claims a task; running attempts finish) and applies nothing. Returns the apply and
     whether the town was suspended already (the file unchanged)."""
-    changed = edit.set_town_fields(s.paths, {"suspend": True}, validate=loader.validate_texts)
+    changed = edit.set_town_fields(
+        s.edit_paths(), {"suspend": True}, validate=loader.validate_texts
+    )
     return _apply_edit(s, opts), not changed
 
 
@@ -126,7 +128,9 @@ def resume(s: Session, opts: ApplyOptions) -> tuple[ApplyResult, bool]:
     """`tt resume`: `suspend` out of [town], then apply, which resumes the town (the tasks agents
     took meanwhile back at the head of their queues) and applies what waited. Returns the apply
     and whether the town was suspended in the files."""
-    changed = edit.set_town_fields(s.paths, {"suspend": None}, validate=loader.validate_texts)
+    changed = edit.set_town_fields(
+        s.edit_paths(), {"suspend": None}, validate=loader.validate_texts
+    )
     return _apply_edit(s, opts), changed
 
 
@@ -157,7 +161,7 @@ def assign(
     taken = set(s.store.task_ids())
     if save:
         tid = edit.append_task(
-            s.paths,
+            s.edit_paths(),
             description=description,
             agent=agent,
             task_id=task_id,
@@ -186,7 +190,7 @@ def assign(
 
 def cancel(s: Session, task_id: str, opts: ApplyOptions) -> ApplyResult | None:
     if task_id in s.desired().task_ids():
-        edit.set_task_status(s.paths, task_id, "cancelled", validate=loader.validate_texts)
+        edit.set_task_status(s.edit_paths(), task_id, "cancelled", validate=loader.validate_texts)
         return _apply_edit(s, opts)
     _existing(s, task_id)
     s.store.upsert_tasks([{"mode": "cancel", "id": task_id}], 0)
@@ -219,7 +223,7 @@ def retry(s: Session, task_id: str) -> TaskState:
     by_hand = spec is not None and spec.directive is Directive.PENDING
     if spec is not None and not by_hand:
         # The file cancels or completes it: pending again there, or the next apply undoes this.
-        edit.set_task_status(s.paths, task_id, "pending", validate=loader.validate_texts)
+        edit.set_task_status(s.edit_paths(), task_id, "pending", validate=loader.validate_texts)
     spec = spec or task_spec_from_json(rec.get("spec"))
     if spec is None:
         raise TtError(f"task '{task_id}' has no readable spec in Redis")
@@ -256,7 +260,7 @@ def sync_pull(s: Session) -> list[str]:
     states = {r["id"]: r.get("state", "") for r in s.store.task_records()}
     mapping = {"blocked": "pending", "ready": "pending"}
     updates = {tid: {"status": mapping.get(st, st)} for tid, st in states.items() if st}
-    return edit.write_back(s.paths, updates)
+    return edit.write_back(s.edit_paths(), updates)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ from ..spec import loader
 from ..spec.durations import format_duration
 from ..town import TASKS_FILE, TOWN_FILE
 from . import revision
+from .fetcher import Fetcher, Outcome
 from .followcopy import CopyPaths, copy_dir
 from .outcome import holder_words
 from .session import Session
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 BY = "follow"  # who applied, in the revision and the history
 REFRESH_EVENT = "town.refresh"  # `tt refresh`: fetch and reconcile now
 MAX_BACKOFF = 300.0
+FETCH_WAIT = 2.0  # a pass waits this long (at most a quarter of the lease) for its fetch
 STAGING = "next"  # a commit's files are checked here before they replace the copy
 REVISION_FILE = "revision.json"  # the revision the copy is (read back by a restarted loop)
 
@@ -66,6 +68,7 @@ class Follow:
         self.staged: str | None = None  # the commit whose files the copy holds, staged here
         self.rejected: str | None = None  # the newest invalid commit: not tried again
         self.copied = False  # `tt wait` of a followed town: it applies the copy
+        self.fetch: Fetcher | None = None  # made at the first poll
         if target is None:
             return
         root = session.paths.root
@@ -87,8 +90,8 @@ class Follow:
 
     def left(self) -> float | None:
         """Seconds until the next fetch is due (for the loop's wait); None when not following."""
-        if self.target is None:
-            return None
+        if self.target is None or (self.fetch is not None and self.fetch.busy):
+            return None  # a fetch runs: the loop looks again within a heartbeat
         return 0.0 if self.refresh else self.due - time.monotonic()
 
     def poll(self, host: Host) -> bool:
@@ -112,9 +115,17 @@ class Follow:
             )
             self.done = True
             self._resume(host)
-        if self.refresh or time.monotonic() >= self.due:
+        if self.fetch is None:
+            self.fetch = Fetcher(self.root, self.remote, self.branch)
+        if (outcome := self.fetch.take()) is not None:
+            self._fetched(host, outcome)
+        elif not self.fetch.busy and (self.refresh or time.monotonic() >= self.due):
             self.refresh = False
-            self._check(host)
+            # In its own thread: a hung remote must not hold up healing past the lease. A quick
+            # fetch (a local remote) is taken by this pass still.
+            self.fetch.start(min(FETCH_WAIT, host.s.settings.policy.lease / 4))
+            if (outcome := self.fetch.take()) is not None:
+                self._fetched(host, outcome)
         return self.copy.joinpath(TOWN_FILE).is_file()
 
     def _without_target(self, host: Host) -> None:
@@ -149,13 +160,11 @@ class Follow:
         apply_opts = replace(host.opts.apply, command=BY, revision=rev)
         host.opts = replace(host.opts, apply=apply_opts)
 
-    def _check(self, host: Host) -> None:
+    def _fetched(self, host: Host, head: Outcome) -> None:
         assert self.target is not None
         store, name = host.s.store, self.target.name
-        try:
-            head = git.fetch_branch(self.root, self.remote, self.branch)
-        except git.FetchFailed as e:
-            self._fetch_failed(host, e.message)
+        if isinstance(head, git.FetchFailed):
+            self._fetch_failed(host, head.message)
             return
         if self.failing is not None:
             host.report("follow", {"detail": f"fetching {name} works again"})

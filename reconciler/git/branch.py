@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import TtError
-from .cli import commit_of
+from .cli import commit_of, has_remote
 
 FETCH_TIMEOUT = 30.0
 
@@ -39,9 +39,13 @@ def fetch_branch(folder: Path, remote: str | None, branch: str) -> str:
     `FetchFailed` with git's own words otherwise."""
     ref = tracking_ref(remote, branch)
     if remote is not None:
+        if not has_remote(folder, remote):  # `feature/x`: a branch name mistyped, most likely
+            raise FetchFailed(f"no local branch {remote}/{branch} and no remote '{remote}'")
         env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
         env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-        argv = ["git", "-C", str(folder), "fetch", "--quiet", "--no-tags"]
+        # It runs in the user's repository: no gc or maintenance started behind their back.
+        argv = ["git", "-C", str(folder), "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+        argv += ["fetch", "--quiet", "--no-tags"]
         argv += ["--no-write-fetch-head", "--", remote, f"+refs/heads/{branch}:{ref}"]
         try:
             done = subprocess.run(

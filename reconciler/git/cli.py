@@ -86,6 +86,11 @@ def _remotes(folder: Path) -> dict[str, str]:
     return found
 
 
+def has_remote(folder: Path, name: str) -> bool:
+    """Whether `folder`'s repository has a remote `name` (with a URL)."""
+    return name in _remotes(folder)
+
+
 @dataclass(frozen=True)
 class FilesAtHead:
     """What git says of some files of a folder: the HEAD commit (None before the first one),

@@ -13,6 +13,7 @@ import pytest
 from tests.integration.live import live_town, until
 from tests.integration.test_follow import AGENT, push, setup, status, tree_digest
 from tests.integration.test_self_healing import task, town_toml
+from tests.work.gitrepo import git
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +76,32 @@ def test_a_followed_commit_that_adds_an_agent_runs_it_and_local_changes_are_refu
         assert "h" in town.tasks() and "helper" in town.agents()
         assert town.tasks()["h"]["state"] == "completed"
         assert not town.events("task.deleted")
+
+
+def test_a_hung_fetch_keeps_the_lead_and_the_healing(tmp_path: Path) -> None:
+    """The remote's `ssh` hangs (until released): the leader keeps its lease and restarts a
+    killed agent meanwhile; the fetch's failure is told once it ends."""
+    _, user = setup(tmp_path, "hangs")
+    release = tmp_path / "release"
+    with live_town(user / "town", sim_delay=0.05) as town:
+        town.name = "hangs"
+        proc = town.start_watcher("watch", "--follow", "origin/main", "--interval", "1s")
+        until(lambda: town.tasks().get("a", {}).get("state") == "completed", 30, "a done")
+        town.kill_watcher(proc)
+        git(user, "remote", "set-url", "origin", "ssh://tt.invalid/town.git")
+        wait = f"i=0; while [ ! -e {release} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
+        town.env["GIT_SSH_VARIANT"] = "simple"
+        town.env["GIT_SSH_COMMAND"] = f"{wait}; echo remote hung up >&2; exit 1; :"
+        try:
+            proc = town.start_watcher("watch", "--follow", "origin/main", "--interval", "1s")
+            mine = f":{proc.pid}:"
+            holder = until(lambda: mine in (town.store.leader_holder() or "") and mine, 10, "lead")
+            pid = until(lambda: town.live_agents().get("solo"), 10, "solo runs")
+            assert town.kill(pid)
+            again = until(lambda: town.live_agents().get("solo") not in (None, pid), 8, "healed")
+            assert again and holder in (town.store.leader_holder() or "")
+            assert not town.events("leader.fenced") and not town.events("follow.fetch_failed")
+        finally:
+            release.touch()
+        [failed] = until(lambda: town.events("follow.fetch_failed"), 20, "the fetch's failure")
+        assert "remote hung up" in failed["error"]

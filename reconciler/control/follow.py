@@ -24,6 +24,7 @@ from ..spec import loader
 from ..spec.durations import format_duration
 from ..town import TASKS_FILE, TOWN_FILE
 from . import revision
+from .apply import REFUSAL, apply, refused
 from .fetcher import Fetcher, Outcome
 from .followcopy import CopyPaths, copy_dir
 from .outcome import holder_words
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 BY = "follow"  # who applied, in the revision and the history
 REFRESH_EVENT = "town.refresh"  # `tt refresh`: fetch and reconcile now
 MAX_BACKOFF = 300.0
+# A valid commit whose plan would empty the town: the watcher has no --allow-empty.
+FOLLOW_EMPTY_HINT = "stop following and run tt apply --allow-empty on a checkout of that commit"
 FETCH_WAIT = 2.0  # a pass waits this long (at most a quarter of the lease) for its fetch
 STAGING = "next"  # a commit's files are checked here before they replace the copy
 REVISION_FILE = "revision.json"  # the revision the copy is (read back by a restarted loop)
@@ -172,11 +175,17 @@ class Follow:
         self.due = time.monotonic() + self.target.interval
         self.head = head
         store.set_follow(name, self._state())
+        applied, attempted, _ = store.revisions()
+        failed = attempted is not None and attempted.get("result", "ok") != "ok"
+        if applied is not None and head == applied.get("sha") and self.staged in (None, head):
+            if failed:  # back at what runs (a force-push over a bad commit): no failed attempt
+                back = dict(applied, by=BY, result="ok", at=time.time(), problems=[])
+                store.record_revision(None, back, None)
+            return
         if head in (self.staged, self.rejected):
             return
-        _, attempted, _ = store.revisions()
-        if attempted and attempted.get("sha") == head and attempted.get("result") == "invalid":
-            self.rejected = head  # found invalid before this loop started: not tried again
+        if failed and attempted is not None and attempted.get("sha") == head:
+            self.rejected = head  # found invalid or refused before this loop started
             return
         self._stage(host, head)
 
@@ -213,7 +222,10 @@ class Follow:
         rev = revision.of_commit(head, digests)
         rev["branch"] = self.target.name
         if problems:
-            self._invalid(host, head, rev, problems)
+            self._reject(host, head, rev, problems, "invalid")
+            return
+        if refusal := self._refusal(host, CopyPaths(self.root, files=staging)):
+            self._reject(host, head, rev, [refusal], "refused")
             return
         for file, text in texts.items():
             if text is None:
@@ -242,20 +254,36 @@ class Follow:
             problems.append(f"commit {head[:7]} has no {self.prefix or '.'}/{TOWN_FILE}")
         return texts, problems
 
-    def _invalid(self, host: Host, head: str, rev: dict[str, Any], problems: list[str]) -> None:
-        """Recorded as the newest attempt (and in the history) once; the copy is left as it is,
-        so the last good revision keeps running."""
+    def _refusal(self, host: Host, files: CopyPaths) -> str | None:
+        """Why `tt apply` would refuse the plan of a valid commit's files (they empty the town
+        unasked), with what to do while following; None when it would apply them."""
+        opts = replace(host.opts.apply, dry_run=True)
+        try:
+            planned = apply(host.s.reading(files), opts)
+        except TtError:  # a held lock, Redis away: the loop's own apply finds out
+            return None
+        if not refused(planned.plan, opts):
+            return None
+        return f"{REFUSAL} (to empty the town on purpose: {FOLLOW_EMPTY_HINT})"
+
+    def _reject(
+        self, host: Host, head: str, rev: dict[str, Any], problems: list[str], result: str
+    ) -> None:
+        """An invalid or refused commit: recorded as the newest attempt (and in the history)
+        once and not tried again; the copy is left as it is, so the last good revision keeps
+        running."""
         assert self.target is not None
         store, name = host.s.store, self.target.name
         kept = revision.MAX_PROBLEMS
-        rev.update(by=BY, result="invalid", problems=[p[:500] for p in problems[:kept]])
-        entry = revision.entry_of(rev, "invalid", BY, Plan(), 0.0)
+        rev.update(by=BY, result=result, problems=[p[:500] for p in problems[:kept]])
+        entry = revision.entry_of(rev, result, BY, Plan(), 0.0)
         entry["problems"] = rev["problems"]
         store.record_revision(None, rev, entry)
-        store.event("revision.invalid", sha=head, branch=name, problems="\n".join(problems)[:2000])
+        said = "\n".join(problems)
+        store.event(f"revision.{result}", sha=head, branch=name, problems=said[:2000])
         applied = f"{self.staged[:7]}" if self.staged else "what runs"
-        detail = f"{name} at {head[:7]} is invalid; keeping {applied}:\n" + "\n".join(problems)
-        host.report("invalid", {"detail": detail})
+        detail = f"{name} at {head[:7]} is {result}; keeping {applied}:\n{said}"
+        host.report("invalid" if result == "invalid" else "follow", {"detail": detail})
         self.rejected = head
 
 

@@ -20,6 +20,8 @@ from ..town import TownPaths, find_town
 from .followcopy import CopyPaths, Following, copy_paths
 from .identity import Identity
 
+SHARED = ("settings", "store")  # what `Session.reading` shares (cached properties)
+
 
 class Session:
     """`lean`: the store's client is the lean one where it can be (`store.client.connect`): for
@@ -50,6 +52,13 @@ class Session:
                 store.close()
                 raise
         return store
+
+    def reading(self, paths: TownPaths) -> Session:
+        """A session of the same town (its store and settings) whose desired state is read from
+        `paths` (a followed commit's files being checked)."""
+        other = Session(paths, lean=self.lean, adopt=self.adopt)
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in SHARED})
+        return other
 
     def follows(self) -> str | None:
         """The branch the town follows (`tt watch --follow`), None when it follows none."""

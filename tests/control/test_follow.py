@@ -201,3 +201,43 @@ def test_the_cli_checks_follow_and_interval(
     assert code == 2 and "is not a branch" in err
     code, _, err = tt(capsys, "conductor", "--follow", "main", "--town", str(tmp_path))
     assert code == 1 and "not in a git work tree" in err
+
+
+def test_back_at_the_running_commit_is_healthy_and_an_emptying_commit_is_refused_once(
+    repo: Path, fake_store: Store
+) -> None:
+    from dataclasses import replace
+
+    from reconciler.control.apply import apply
+
+    follow, host = follower(repo, fake_store)
+    assert follow.poll(host)
+    running = git(repo, "rev-parse", "deploy")
+    apply(host.s, replace(host.opts.apply, start_agents=False))
+    assert (fake_store.revisions()[0] or {}).get("sha") == running
+
+    bad = commit_on_deploy(repo, tasks("a") + '[[tasks]]\nid = "b"\n')
+    follow.refresh = True
+    follow.poll(host)
+    assert "newest revision invalid" in health_report(fake_store, None).reasons
+    git(repo.parent / "wt", "reset", "-q", "--hard", running)  # a force-push back
+    follow.refresh = True
+    follow.poll(host)
+    assert "newest revision invalid" not in health_report(fake_store, None).reasons
+    assert follow.rejected == bad and host.opts.apply.revision is not None
+
+    emptied = commit_on_deploy(repo, "")
+    for _ in range(2):  # fetched again: not planned again
+        follow.refresh = True
+        follow.poll(host)
+    _, attempted, _ = fake_store.revisions()
+    assert attempted is not None and (attempted["sha"], attempted["result"]) == (
+        emptied,
+        "refused",
+    )
+    assert "stop following and run tt apply --allow-empty" in attempted["problems"][0]
+    types = [f["type"] for _, f in fake_store.events_since("-", count=100)]
+    assert types.count("revision.refused") == 1
+    assert host.opts.apply.revision["sha"] == running  # the copy still holds what runs
+    assert [t.id for t in host.s.desired().tasks] == ["a"]
+    assert health_report(fake_store, None).state.value == "degraded"  # until the next commit

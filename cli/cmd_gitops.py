@@ -91,6 +91,8 @@ def rollback(rev: str, force: bool, model: str | None, town_dir: str | None) -> 
     short = done.commit[:7]
     if done.discarded:
         echo(f"discarded uncommitted edits of {' and '.join(done.discarded)} (--force)")
+    if done.saved is not None:
+        echo(f"kept a copy of the files it overwrote in {done.saved}")
     if done.written:
         echo(f"wrote {' and '.join(done.written)} as at {short} (git diff shows the rollback)")
     else:

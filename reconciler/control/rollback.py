@@ -4,23 +4,28 @@ REV is a history index (1 = newest, as `tt history` lists them) or a commit. The
 git objects (`git.file_at`), are validated as a pair and written through `edit` (atomic, under
 the edit lock), then applied: `git diff` shows the rollback, to commit or to throw away. Refused
 while the town follows a branch (the branch is the truth: `git revert` there), for a history
-entry whose files are in no commit, and over the user's own uncommitted edits unless `force`.
+entry whose files are in no commit, and over the user's own uncommitted edits (or when git cannot
+tell) unless `force`, which keeps a copy of the files it overwrites under `.tt/rollback/`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from .. import edit, git
 from ..errors import NotFound, TtError
 from ..spec import loader
 from .apply import ApplyOptions, ApplyResult, apply
-from .revision import FILES, of_commit
+from .revision import FILES, file_digests, of_commit
 from .session import Session
 from .syncstatus import ago
 
+BACKUPS = "rollback"  # under the state folder: the files `--force` overwrote, one folder each
 MAX_INDEX_DIGITS = 2  # "12" is a history index; a commit prefix has 4 hex digits at least
 
 
@@ -30,6 +35,7 @@ class Rollback:
     written: tuple[str, ...]  # the files that changed on disk
     discarded: tuple[str, ...]  # the user's uncommitted edits overwritten (`force`)
     result: ApplyResult
+    saved: Path | None = None  # where `force` kept the files it overwrote
 
 
 def rollback(session: Session, rev: str, opts: ApplyOptions, *, force: bool = False) -> Rollback:
@@ -53,12 +59,20 @@ def rollback(session: Session, rev: str, opts: ApplyOptions, *, force: bool = Fa
     if town_text is None:
         raise NotFound(f"commit {commit[:7]} has no {_inside(checkout.prefix, 'town.toml')}")
     state = git.files_at_head(root, FILES)
-    dirty = tuple(state.changed) if state is not None else ()
+    if state is None and not force:  # git failed or timed out: edits may be there
+        raise TtError(
+            f"cannot tell whether town.toml and tasks.toml in {root} have uncommitted edits "
+            "(git status failed): tt rollback could overwrite them",
+            hint="run git status there; if the files may go, run again with --force",
+        )
+    dirty = _edited(session, state.changed if state is not None else FILES)
+    saved = _save(session) if force and (dirty or state is None) else None
     if dirty and not force:
         raise TtError(
             f"{' and '.join(dirty)} in {root} has uncommitted edits: tt rollback would "
             "overwrite them",
-            hint="commit or stash them first, or run again with --force to discard them",
+            hint="commit or stash them first, or run again with --force to discard them "
+            f"(a copy is kept under {session.paths.state_dir / BACKUPS})",
         )
     written = edit.replace_files(
         session.paths, town_text, texts["tasks.toml"], validate=loader.validate_texts
@@ -68,7 +82,34 @@ def rollback(session: Session, rev: str, opts: ApplyOptions, *, force: bool = Fa
     }
     given = of_commit(commit, digests)
     result = apply(session, replace(opts, revision=given))
-    return Rollback(commit, tuple(written), dirty, result)
+    return Rollback(commit, tuple(written), dirty, result, saved)
+
+
+def _edited(session: Session, changed: tuple[str, ...]) -> tuple[str, ...]:
+    """The files git finds changed that are not the bytes of the applied revision (a rollback
+    just applied leaves the files as its commit had them, not committed on the branch)."""
+    applied = session.store.revisions()[0] or {}
+    recorded = applied.get("digests") or {}
+    now = file_digests(session.paths)
+    return tuple(
+        n for n in FILES if n in changed and (applied.get("dirty") or recorded.get(n) != now[n])
+    )
+
+
+def _save(session: Session) -> Path:
+    """A copy of the two files as they are, in `.tt/rollback/<UTC time>/`, before `--force`
+    overwrites them."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    folder = session.paths.state_dir / BACKUPS / stamp
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = folder.with_name(f"{stamp}-{n}")
+    folder.mkdir(mode=0o700, parents=True)
+    for source in (session.paths.town_file, session.paths.tasks_file):
+        if source.is_file():
+            shutil.copy2(source, folder / source.name)
+    return folder
 
 
 def _inside(prefix: str, name: str) -> str:

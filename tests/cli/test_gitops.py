@@ -154,3 +154,31 @@ def test_rollback_is_refused_while_the_town_follows_a_branch(
     assert code == 1
     assert "follows origin/main" in err and "git revert" in err
     assert (town / "tasks.toml").read_text() == tasks("a", "b")
+
+
+def test_rollback_keeps_what_force_overwrites_and_refuses_when_git_cannot_tell(
+    town: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = commit_and_apply(town, capsys, tasks("a"), "one")
+    second = commit_and_apply(town, capsys, tasks("a", "b"), "two")
+    (town / "tasks.toml").write_text(tasks("a", "b", "mine"))
+    code, out, err = tt(capsys, "rollback", first[:7], "--force", "--town", str(town))
+    assert code == 0, err
+    [line] = [x for x in out.splitlines() if x.startswith("kept a copy of the files")]
+    saved = Path(line.rsplit(" in ", 1)[1])
+    assert saved.parent == town / ".tt" / "rollback"
+    assert (saved / "tasks.toml").read_text() == tasks("a", "b", "mine")
+    assert (saved / "town.toml").read_text() == (town / "town.toml").read_text()
+
+    # The files are the applied rollback's bytes, not edits: a second rollback needs no --force.
+    code, out, err = tt(capsys, "rollback", second[:7], "--town", str(town))
+    assert code == 0, err
+    assert (town / "tasks.toml").read_text() == tasks("a", "b")
+
+    # git status fails (a corrupt index): edits may be there, so nothing is overwritten.
+    (town / "tasks.toml").write_text(tasks("a", "mine"))
+    index = town.parent / ".git" / "index"
+    index.write_bytes(b"not an index")
+    code, _, err = tt(capsys, "rollback", first[:7], "--town", str(town))
+    assert code == 1 and "git status failed" in err, err
+    assert (town / "tasks.toml").read_text() == tasks("a", "mine")

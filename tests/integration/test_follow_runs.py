@@ -31,6 +31,7 @@ def test_a_followed_commit_that_adds_an_agent_runs_it_and_local_changes_are_refu
         until(lambda: town.tasks().get("a", {}).get("state") == "completed", 30, "a done")
 
         tasks = task("a", "first") + task("h", "helped", agent="helper")
+        tasks += task("z", "called off", status="cancelled")
         pushed = push(
             other, {"town.toml": town_toml("runs", AGENT + HELPER), "tasks.toml": tasks}, "h"
         )
@@ -56,6 +57,8 @@ def test_a_followed_commit_that_adds_an_agent_runs_it_and_local_changes_are_refu
             ("kill", "helper"),
             ("assign", "solo", "more work"),
             ("cancel", "h"),
+            ("config", "default_model", "sim"),
+            ("retry", "z"),  # the files cancel it: a retry would edit them
         ):
             done = town.tt(*verb)
             assert done.returncode != 0, verb
@@ -67,6 +70,9 @@ def test_a_followed_commit_that_adds_an_agent_runs_it_and_local_changes_are_refu
         until(lambda: town.tasks().get("r", {}).get("state") == "completed", 30, "r done")
         retried = town.tt("retry", "h")  # no file says h is done: a Redis-only re-run
         assert retried.returncode == 0, retried.stderr
+        for verb in (("restart", "helper"), ("send", "helper", "hello")):
+            done = town.tt(*verb)
+            assert done.returncode == 0, (verb, done.stderr)
 
         # The watcher gone, `tt wait` takes the lead: it applies the copy, not the local files
         # (those have neither helper nor h: applied, they would prune both).

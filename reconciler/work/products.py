@@ -14,9 +14,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
 from ..errors import TtError
 from ..filelock import exclusive_lock
@@ -24,62 +22,14 @@ from ..git.repo import GitError, Repo, repository_of
 from ..plan.touches import outside
 from ..spec.gitsettings import GitSettings, MergeMode, OnConflict, Strategy
 from .layout import Layout, ignore_state
+from .queue import MergeQueue
+from .types import CheckRun, CheckRunner, Finished, Started, WorkStore
+
+__all__ = ["CheckRun", "CheckRunner", "Finished", "Started", "WorkProducts", "WorkStore"]
 
 # A conflict marker left in a file (git's own, at the start of a line).
 MARKER = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.M)
 LOCK_WAIT = 120.0
-
-
-class CheckRun(NamedTuple):
-    returncode: int | None  # None: killed (timed out or stopped)
-    timed_out: bool
-    tail: str  # the end of its output
-
-
-class CheckRunner(Protocol):
-    """Runs the merge queue's checks (`agents` passes its supervisor's runner in)."""
-
-    def run(
-        self, argv: Sequence[str], cwd: Path, log: Path, timeout: float, pidfile: Path
-    ) -> CheckRun:
-        """A check to its end, or to `timeout` seconds (its whole process tree killed then);
-        its process group leader is named in `pidfile` while it runs."""
-        ...
-
-    def stop_orphan(self, pidfile: Path) -> None:
-        """Kill the check `pidfile` names, left running by a worker killed mid-merge."""
-        ...
-
-
-class WorkStore(Protocol):
-    def git_record(self, task_id: str) -> dict[str, str]: ...
-    def note_git(self, task_id: str, token: str, **fields: str) -> bool: ...
-    def merge_enqueue(self, task_id: str, token: str = "") -> int: ...
-    def merge_queue(self) -> list[str]: ...
-    def merge_drop(self, task_id: str) -> None: ...
-    def event(self, etype: str, **fields: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Finished:
-    """How the work product of an attempt ended: `ok` (completed), else the error; `stopped`:
-    the worker is stopping (the task goes back, nothing counted)."""
-
-    ok: bool
-    text: str
-    permanent: bool = False
-    stopped: bool = False
-
-
-@dataclass(frozen=True)
-class Started:
-    """Where the model runs (`tree`), what its prompt must add (`note`), or why it need not run:
-    `result` (its commit is waiting for the merge) or `done` (the attempt is over already)."""
-
-    tree: Path
-    note: str | None = None
-    result: str | None = None
-    done: Finished | None = None
 
 
 class WorkProducts:
@@ -261,8 +211,6 @@ class WorkProducts:
         should_stop: Callable[[], bool],
     ) -> Finished:
         """Commit what the model left; then merge it (queue) or keep the branch (manual)."""
-        from .queue import MergeQueue  # the queue imports this module's types
-
         rec = self.store.git_record(task)
         tree = self.layout.tree(task)
         result = rec.get("git_told", "").strip() or result  # `tt task complete --result`

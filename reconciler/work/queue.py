@@ -14,11 +14,15 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..filelock import try_lock
 from ..git.repo import GitError
 from ..spec.gitsettings import Strategy
-from .products import Finished, WorkProducts
+from .types import Finished
+
+if TYPE_CHECKING:
+    from .products import WorkProducts
 
 
 def never() -> bool:

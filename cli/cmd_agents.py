@@ -11,6 +11,7 @@ import click
 
 from reconciler.errors import NotFound, TtError
 from reconciler.spec.names import RESERVED_AGENT_NAMES, did_you_mean
+from reconciler.store.mail import heading, mailbox
 
 from .common import echo, emit_json, output_option, session, town_option
 
@@ -69,7 +70,7 @@ def list_agents(town_dir: str | None, output: str) -> None:
 def _mailbox(s: Session, name: str) -> str:
     lowered = name.lower()
     if lowered in RESERVED_AGENT_NAMES:
-        return lowered
+        return mailbox(lowered)  # conductor and supervisor: the one mailbox a person reads
     names = [n for a in s.desired().agents for n in (a.name, *a.instances())]
     if name not in names:
         raise NotFound(f"no agent '{name}' in town.toml", hint=did_you_mean(name, names))
@@ -90,12 +91,12 @@ def _mailbox(s: Session, name: str) -> str:
 def send(
     agent: str, message: str, urgent: bool, sender: str, kind: str | None, town_dir: str | None
 ) -> None:
-    """Send MESSAGE to AGENT (kept until read; urgent ones first). The kind (--query, --info,
-    --ack) leads the text, so the agent's prompt and `tt inbox` show it."""
+    """Send MESSAGE to AGENT (kept until read; urgent ones first). Its kind (--query, --info,
+    --ack) is kept on the message: the agent's prompt and `tt inbox` show it. conductor and
+    supervisor are one mailbox, the one a person reads."""
     s = session(town_dir)
     to = _mailbox(s, agent)
-    text = f"[{kind}] {message}" if kind else message
-    s.store.send(to, os.environ.get("TT_AGENT", sender), text, urgent=urgent)
+    s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent, kind=kind or "")
     echo(f"{'urgent ' if urgent else ''}{kind + ' ' if kind else ''}message sent to {to}")
 
 
@@ -134,14 +135,17 @@ def inbox(
     msgs = pending + (s.store.take_messages(to) if take else s.store.peek_messages(to))
     if output == "json":
         emit_json(
-            [{"from": m.sender, "text": m.text, "urgent": m.urgent, "ts": m.ts} for m in msgs]
+            [
+                {"from": m.sender, "text": m.text, "urgent": m.urgent, "ts": m.ts, "kind": m.kind}
+                for m in msgs
+            ]
         )
         return
     if not msgs:
         echo(f"No messages for {to}.")
     for m in msgs:
         stamp = time.strftime("%H:%M:%S", time.localtime(m.ts)) if m.ts else "--:--:--"
-        echo(f"{stamp} {'URGENT ' if m.urgent else ''}{m.sender}: {m.text}")
+        echo(f"{stamp} {heading(m)}: {m.text}")
 
 
 @click.command()

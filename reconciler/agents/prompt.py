@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..store.mail import Message
+from ..store.mail import Message, heading
 from ..store.tasks import DepResult
 from .models import PERMANENT_PATTERNS
 
@@ -43,8 +43,7 @@ def build_prompt(
     if ordered:
         parts.append("## Messages for you")
         for m in ordered:
-            flag = "URGENT " if m.urgent else ""
-            parts.append(f"- {flag}from {m.sender}: {m.text}")
+            parts.append(f"- {heading(m)}: {m.text}")
         parts.append("")
     context = f"You are agent '{agent}' in the Tinytown town '{town}'"
     if town_description:
@@ -62,7 +61,7 @@ def build_message_prompt(*, agent: str, town: str, messages: Sequence[Message]) 
     ordered = sorted(messages, key=lambda m: (not m.urgent, m.ts))
     lines = [f"# Messages for agent '{agent}' in town '{town}'", ""]
     for m in ordered:
-        lines.append(f"- {'URGENT ' if m.urgent else ''}from {m.sender}: {m.text}")
+        lines.append(f"- {heading(m)}: {m.text}")
     lines += ["", "Answer them briefly; your answer is sent back to each sender."]
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,7 @@ from reconciler.agents.models import render_argv
 from reconciler.agents.prompt import build_prompt, judge
 from reconciler.spec.desired import ModelSpec, PromptMode
 from reconciler.spec.presets import PRESETS
-from reconciler.store.mail import Message
+from reconciler.store.mail import Message, parse_message
 from reconciler.store.tasks import DepResult
 
 
@@ -26,6 +26,16 @@ def test_prompt_has_task_deps_and_messages_urgent_first() -> None:
     assert "### design (by architect)\nUse JWT with RS256" in text
     assert text.index("URGENT from tester: hurry") < text.index("from conductor: normal one")
     assert "agent 'developer' in the Tinytown town 'multi-demo'" in text
+
+
+def test_prompt_names_each_message_kind_and_an_old_message_reads_plain() -> None:
+    old = parse_message('{"from": "conductor", "text": "hello", "ts": 1}', False)
+    assert old == Message("conductor", "hello", ts=1)
+    query = parse_message('{"from": "lead", "text": "port?", "ts": 2, "kind": "query"}', True)
+    text = build_prompt(
+        task_id="t", description="d", attempt=1, agent="a", town="x", messages=[old, query]
+    )
+    assert "- URGENT query from lead: port?\n- from conductor: hello\n" in text
 
 
 def test_claude_not_logged_in_is_permanent_with_stdout_text() -> None:

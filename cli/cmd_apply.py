@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.errors import EXIT_CHANGES, EXIT_OK, TtError
+from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
 from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
 
@@ -325,16 +325,19 @@ def kill(name: str, remove: bool, town_dir: str | None) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--rounds", type=int, default=None, hidden=True, help="Tinytown's: not in tt.")
+@click.option(
+    "--rounds", type=click.IntRange(1, 1_000_000), default=None, help="Set its max_rounds first."
+)
 @click.option("--foreground", is_flag=True, help="Then follow the agent's log here.")
 @town_option
 def restart(name: str, rounds: int | None, foreground: bool, town_dir: str | None) -> None:
-    """Stop agent NAME's process and start it again."""
+    """Stop agent NAME's process and start it again (with fresh rounds; --rounds N sets its
+    max_rounds in town.toml first)."""
+    from reconciler.control.lifecycle import set_max_rounds
     from reconciler.control.verbs import restart as do_restart
 
     if rounds is not None:
-        raise TtError("tt has no round limit per agent: tt restart NAME starts it afresh")
-
+        set_max_rounds(session(town_dir), name, rounds, _opts("tt restart"))
     done = do_restart(session(town_dir), name)
     if done.old_pid and done.new_pid:
         echo(f"restarted {name}: pid {done.old_pid} → {done.new_pid}")

@@ -1,21 +1,13 @@
 """`tt spawn NAME`: add an agent to town.toml and start it, with Tinytown's options (issue #20): the
 model defaults to the town's `default_model` (Tinytown's `default_cli`), `-c`/`--cli` is
-`-m`/`--model`; `--nickname` and `--parent` are kept in the agent's town.toml entry. Options tt
-has no field for (`--max-rounds`) are refused in one line naming the tt way."""
+`-m`/`--model`; `--nickname`, `--parent` and `--max-rounds` (`max_rounds`: the agent exits after
+N tasks, and is started again per its `restart`) are kept in the agent's town.toml entry."""
 
 from __future__ import annotations
 
 import click
 
-from reconciler.errors import TtError
-
 from .common import echo, session, town_option
-
-# Tinytown's spawn option that tt does not keep, and what to do in tt instead.
-NO_ROUNDS = (
-    "--max-rounds: tt has no round limit per agent: [town] task_timeout and a task's retries "
-    "bound the work; tt restart NAME starts an agent afresh"
-)
 
 
 def register(group: click.Group) -> None:
@@ -37,7 +29,12 @@ def register(group: click.Group) -> None:
 @click.option("--replicas", type=int, default=1, show_default=True)
 @click.option("--nickname", default=None, help="A display name (kept in town.toml).")
 @click.option("--parent", default=None, help="The agent that spawned it (kept in town.toml).")
-@click.option("--max-rounds", type=int, default=None, help="Tinytown's round limit (not in tt).")
+@click.option(
+    "--max-rounds",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Exit after N tasks; restart = always starts it again (kept as max_rounds).",
+)
 @click.option("--foreground", is_flag=True, help="Then follow the agent's log here.")
 @town_option
 def spawn(
@@ -57,11 +54,9 @@ def spawn(
 
     from .cmd_apply import _fleet_lines, _opts
 
-    if max_rounds is not None:
-        raise TtError(NO_ROUNDS)
     s = session(town_dir)
     model = model or loader.load_settings(s.paths).default_model
-    extra: dict[str, object] = {"nickname": nickname, "parent": parent}
+    extra: dict[str, object] = {"nickname": nickname, "parent": parent, "max_rounds": max_rounds}
     result, existed = do_spawn(
         s, name, model, role=role, replicas=replicas, opts=_opts("tt spawn"), extra=extra
     )

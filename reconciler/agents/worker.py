@@ -32,6 +32,7 @@ from .attempt import Runner
 from .gitwork import GitWork, verdict_of
 from .models import OVERRIDE_ENV, resolve
 from .prompt import Verdict, build_message_prompt, build_prompt
+from .rounds import Rounds
 from .supervisor import proc_start_time
 
 T = TypeVar("T")
@@ -118,6 +119,7 @@ class Worker:
         self.waiting = False
         self.terminated = False
         self.current: tuple[str, str] | None = None  # (task id, attempt token)
+        self.rounds = Rounds(self.spec.max_rounds)
 
     # -- lifecycle -------------------------------------------------------------------------
     def run(self) -> int:
@@ -175,6 +177,8 @@ class Worker:
                 outcome, popped = None, ""
                 if turn.claimed is not None:
                     outcome = self._work(turn.claimed, token, turn.mail)
+                    if self.rounds.finished_one():
+                        self.stopping.set()  # its result is reported by the next turn
                     continue
                 if not go_on:
                     break
@@ -200,10 +204,11 @@ class Worker:
             self.stopping.set()
             rundir.unregister(self.paths, rundir.AGENT, self.name, os.getpid())
             self.store.release_instance(self.name, self.instance_token)
-            self.store.set_agent(self.name, {"state": "stopped", "task": ""})
-            self.store.event(
-                "agent.exited", agent=self.name, reason="drained" if self.draining else "stopped"
+            self.store.set_agent(
+                self.name, {"state": "stopped", "task": ""} | self.rounds.exit_fields()
             )
+            done = self.rounds.exit_reason("drained" if self.draining else "stopped")
+            self.store.event("agent.exited", agent=self.name, reason=done)
         return 0
 
     @staticmethod

@@ -126,7 +126,7 @@ def ensure(
                 continue  # another `tt` recorded this death first (and restarts it)
             rec = {**rec, **died}
             changes.append(FleetChange(name, "died", rec.get("reason", "")))
-        if not heal.may_start(rec, now) or _left_stopped(desired, rec):
+        if not heal.may_start(rec, now) or _left_stopped(desired, name, rec):
             continue
         source = os.environ if env is None else env
         spec = _spec_of(desired, name)
@@ -148,8 +148,11 @@ def ensure(
     return changes
 
 
-def _left_stopped(desired: Desired, rec: Mapping[str, str]) -> bool:
-    """Stopped by a person, and `[town] self_heal = false`: drift, reported and left so."""
+def _left_stopped(desired: Desired, name: str, rec: Mapping[str, str]) -> bool:
+    """Stopped by a person, and `[town] self_heal = false`: drift, reported and left so. Or
+    stopped after its max_rounds, and its `restart` is not `always`."""
+    if heal.rounds_spent(rec, _spec_of(desired, name).restart):
+        return True
     return not desired.town.policy.self_heal and stopped_by_hand(rec, alive=False)
 
 

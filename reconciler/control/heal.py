@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..agents.rounds import MAX_ROUNDS
 from ..spec.desired import Policy, RestartPolicy
 
 PARKED = frozenset({"stopped", "backoff", "quarantined"})
@@ -63,6 +64,14 @@ def start_pending(rec: Mapping[str, str], now: float, grace: float) -> bool:
     if rec.get("state") != "starting" or rec.get("pid"):
         return False
     return now - float(rec.get("spawned_at") or 0) < grace
+
+
+def rounds_spent(rec: Mapping[str, str], restart: RestartPolicy) -> bool:
+    """A worker that exited cleanly after its `max_rounds` tasks, to be left stopped: only
+    `restart = always` starts it again (with fresh rounds). It did not fail, so `on-failure`
+    leaves it, as Tinytown leaves such an agent stopped until `tt restart NAME`."""
+    stopped = rec.get("state") == "stopped" and rec.get("stopped_by") == MAX_ROUNDS
+    return stopped and restart is not RestartPolicy.ALWAYS
 
 
 def may_start(rec: Mapping[str, str], now: float) -> bool:

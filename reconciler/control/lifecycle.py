@@ -1,6 +1,7 @@
 """Tinytown's lifecycle verbs in tt's terms (issue #20): suspend or resume one agent
-(`suspended` in town.toml), hand the tasks of stopped agents to another agent or the backlog
-(tasks.toml), forget stopped agents the files no longer name, and one heal pass now.
+(`suspended` in town.toml) or set its rounds (`max_rounds`), hand the tasks of stopped agents to
+another agent or the backlog (tasks.toml), forget stopped agents the files no longer name, and
+one heal pass now.
 
 What should exist is edited in the files and applied; Redis alone is touched only for what the
 files do not hold (agent records of agents gone from town.toml). No click here.
@@ -44,6 +45,22 @@ def set_agent_suspended(
             validate=loader.validate_texts,
         )
     return _apply_edit(s, opts), changed
+
+
+def set_max_rounds(s: Session, name: str, rounds: int, opts: ApplyOptions) -> ApplyResult:
+    """`tt restart NAME --rounds N` (Tinytown's): `max_rounds = N` on the agent in town.toml (a
+    replica's pool, for a replica), then apply; the restart that follows counts from zero."""
+    agent = next((a for a in s.desired().agents if name in a.instances()), None)
+    if agent is None:
+        names = [a.name for a in s.desired().agents]
+        raise NotFound(
+            f"no agent '{name}' in town.toml",
+            hint=did_you_mean(name, names) or "tt list shows the agents",
+        )
+    if agent.max_rounds != rounds:
+        fields = {"max_rounds": rounds}
+        edit.set_agent_fields(s.edit_paths(), agent.name, fields, validate=loader.validate_texts)
+    return _apply_edit(s, opts)
 
 
 @dataclasses.dataclass(frozen=True)

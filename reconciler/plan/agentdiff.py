@@ -21,7 +21,9 @@ AGENT_DRIFT_FIELDS = (
     "node",
     "inherit_env",
 )
-AGENT_OTHER_FIELDS = ("restart",)  # read by the worker and fleet at start: no restart needed
+# Read by the worker and fleet at start: no restart needed (a new max_rounds counts from the
+# agent's next process).
+AGENT_OTHER_FIELDS = ("restart", "max_rounds")
 
 
 def agent_actions(desired: Desired, observed: Observed, prune: bool) -> list[Action]:

@@ -158,6 +158,8 @@ def agent_spec_json(spec: AgentSpec) -> str:
     }
     if spec.inherit_env:
         data["inherit_env"] = True
+    if spec.max_rounds is not None:  # only when set, as inherit_env
+        data["max_rounds"] = spec.max_rounds
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -78,6 +78,9 @@ class AgentSpec:
     workdir: str | None = None
     timeout: float | None = None
     restart: RestartPolicy = RestartPolicy.ALWAYS
+    # Tasks a process finishes before it exits cleanly (Tinytown's --max-rounds); then
+    # `restart` decides: only `always` starts it again (see `control.heal.rounds_spent`).
+    max_rounds: int | None = None
     suspended: bool = False
     nickname: str | None = None  # a display name; like `parent`, no part of the spec hash
     parent: str | None = None  # the agent that spawned it (Tinytown's --parent): recorded only

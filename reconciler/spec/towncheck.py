@@ -158,6 +158,13 @@ def _flag(entry: Mapping[str, Any], key: str, default: bool) -> bool:
     return value if isinstance(value, bool) else default
 
 
+def _max_rounds(entry: Mapping[str, Any]) -> int | None:
+    """Absent: no limit (the schema reported a value out of range or not an integer)."""
+    if "max_rounds" not in entry:
+        return None
+    return integer(entry, "max_rounds", 1, int_range("town", "agent", "max_rounds"))
+
+
 def _known_models(custom: Mapping[str, Any]) -> list[str]:
     return [*presets.PRESETS, *(k for k in custom if k not in presets.PRESETS), presets.SIM]
 
@@ -204,6 +211,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 workdir=opt_str(entry, "workdir"),
                 timeout=duration(doc, at, entry, "timeout"),
                 restart=choice(RestartPolicy, restart, RestartPolicy.ALWAYS),
+                max_rounds=_max_rounds(entry),
                 suspended=entry.get("suspended") is True,
                 node=opt_str(entry, "node"),
                 nickname=opt_str(entry, "nickname"),

@@ -76,8 +76,11 @@ def test_spawn_without_a_model_uses_the_default_and_keeps_tinytown_fields(
     assert '[agents.api]\nmodel = "sim"\nnickname = "API Dev"\nparent = "dev"' in text
     code, _, err = tt(capsys, "spawn", "x", "--parent", "nobody", *at)
     assert code != 0 and "unknown agent 'nobody'" in err
-    code, _, err = tt(capsys, "spawn", "y", "--max-rounds", "5", *at)
-    assert code != 0 and err.splitlines()[0].startswith("error: --max-rounds: tt has no round")
+    code, out, _ = tt(capsys, "spawn", "y", "--max-rounds", "5", *at)
+    assert code == 0 and out.splitlines()[0] == "spawned y (sim)"
+    assert '[agents.y]\nmodel = "sim"\nmax_rounds = 5' in (town / "town.toml").read_text()
+    code, _, err = tt(capsys, "spawn", "z", "--max-rounds", "0", *at)
+    assert code == 2 and "'--max-rounds': 0 is not in the range" in err
 
 
 def test_wait_for_one_agent_takes_seconds_and_returns_when_it_is_idle(

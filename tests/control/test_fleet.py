@@ -247,3 +247,33 @@ def test_an_agent_running_in_another_folder_is_moved_here(
     assert rec["root"] == str(here) and rec["pid"] == str(spawner.started[-1][0])
     # The one started here is adopted by the next pass.
     assert fleet.ensure(paths, desired, fake_store, spawn=spawner) == []
+
+
+@pytest.mark.parametrize(("restart", "started"), [("always", 1), ("on-failure", 0), ("never", 0)])
+def test_an_agent_that_finished_its_rounds_starts_again_only_under_restart_always(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+    spawner: Spawner,
+    restart: str,
+    started: int,
+) -> None:
+    """A worker's clean exit after max_rounds tasks is no failure: on-failure and never leave it
+    stopped (Tinytown's: until tt restart NAME), always starts it with fresh rounds."""
+    (tmp_path / "town.toml").write_text(TOWN + f'max_rounds = 2\nrestart = "{restart}"\n')
+    paths = TownPaths(tmp_path)
+    desired = loader.load(paths)
+    assert desired.agents[0].max_rounds == 2
+    fake_store.set_agent_spec("solo", base="solo", spec="{}", spec_hash="h", suspended=False)
+    spent = {**DEAD, "state": "stopped", "stopped_by": "max_rounds", "rounds": "2"}
+    fake_store.set_agent("solo", spent)
+    for _ in range(2):  # a later pass decides alike
+        fleet.ensure(paths, desired, fake_store, spawn=spawner)
+    assert len(spawner.started) == started
+    rec = fake_store.agent_records()["solo"]
+    assert rec["stopped_by"] == ("" if started else "max_rounds")  # a start clears it
+    if not started:
+        assert rec["state"] == "stopped"
+        # tt restart names itself in stopped_by: then any policy starts it.
+        fake_store.set_agent("solo", {"stopped_by": "restarted by tt restart"})
+        fleet.ensure(paths, desired, fake_store, spawn=spawner)
+        assert len(spawner.started) == 1

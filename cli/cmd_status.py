@@ -28,13 +28,14 @@ def register(group: click.Group) -> None:
 @click.option(
     "--tasks", "by_task", is_flag=True, help="Then the tasks counted per state and agent."
 )
-@click.option("--deep", is_flag=True, help="Then per agent: state, pid, task, heartbeat (tt list).")
-@click.pass_context
-def status(
-    ctx: click.Context, town_dir: str | None, output: str, deleted: bool, by_task: bool, deep: bool
-) -> None:
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Then per agent: its current attempt, heartbeat and the tail of its latest log.",
+)
+def status(town_dir: str | None, output: str, deleted: bool, by_task: bool, deep: bool) -> None:
     """Agents, tasks and progress."""
-    _status(town_dir, output, deleted)
+    _status(town_dir, output, deleted, deep)
     if output == "json" or deleted:
         return
     if by_task:
@@ -47,14 +48,39 @@ def status(
         echo()
         for (state, agent), n in sorted(counts.items()):
             echo(f"{state:16} {agent:20} {n}")
-    if deep:
-        from .cmd_agents import list_agents
-
-        echo()
-        ctx.invoke(list_agents, town_dir=town_dir, output=output)
 
 
-def _status(town_dir: str | None, output: str, deleted: bool) -> None:
+def _deep(s: Session, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from reconciler.control.deep import deep_rows
+
+    return deep_rows(s.store, agents, s.paths.logs_dir)
+
+
+def _show_deep(rows: list[dict[str, Any]]) -> None:
+    """Per agent: a line of its attempt and heartbeat, then its log's last lines, indented."""
+    from reconciler.spec.durations import format_duration
+
+    for r in rows:
+        parts = [f"{r['name']}: {r['state']}"]
+        if r["task"]:
+            attempt = f", attempt {r['attempt']}" if r["attempt"] else ""
+            ran = r["running_for"]
+            parts.append(
+                f"task {r['task']}{attempt}"
+                + (f", running for {format_duration(round(ran))}" if ran is not None else "")
+            )
+        age = r["heartbeat_age"]
+        parts.append("no heartbeat" if age is None else f"heartbeat {age:g}s ago")
+        echo(", ".join(parts))
+        if r["log"] is None:
+            echo("  (no log yet)")
+            continue
+        echo(f"  {r['log']}:")
+        for line in r["tail"]:
+            echo(f"    {line}")
+
+
+def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False) -> None:
     from reconciler.control.report import status_report
     from reconciler.spec.loader import check
 
@@ -63,6 +89,8 @@ def _status(town_dir: str | None, output: str, deleted: bool) -> None:
         _deleted(s, output)
         return
     report = status_report(s.store, check(s.files_paths()).desired, s.paths)
+    if deep:
+        report["deep"] = _deep(s, report["agents"])
     if output == "json":
         emit_json(report)
         return
@@ -103,6 +131,9 @@ def _status(town_dir: str | None, output: str, deleted: bool) -> None:
     echo(progress_line(report["counts"]))
     if report.get("drift"):  # [town] self_heal = false: drift is reported, not healed
         echo(f"drift: {report['drift']} items (tt diff --drift)")
+    if deep:
+        echo()
+        _show_deep(report["deep"])
 
 
 def _state(t: dict[str, Any]) -> str:

@@ -92,6 +92,10 @@ def test_wait_for_one_agent_takes_seconds_and_returns_when_it_is_idle(
     assert (code, out) == (0, "dev is idle\n")
     code, out, _ = tt(capsys, "task", "list", "--state", "completed", *at)
     assert out == "t-build-it: completed, agent dev\n"
+    code, out, _ = tt(capsys, "status", "--deep", *at)
+    deep = out[out.index("\ndev: ") + 1 :].splitlines()
+    assert code == 0 and deep[0].startswith("dev: idle, heartbeat ")
+    assert deep[1] == "  dev/t-build-it-1.log:" and deep[2].startswith("    ")
 
 
 def test_init_again_and_plan_init_keep_what_is_there(

@@ -22,6 +22,16 @@ class PromptMode(str, Enum):
     FILE = "file"
 
 
+class OutputMode(str, Enum):
+    """How a model CLI's output is read (`agents.parsers`): plain text, or the CLI's own JSON."""
+
+    TEXT = "text"
+    CLAUDE_JSON = "claude-json"
+    CODEX_JSONL = "codex-jsonl"
+    GEMINI_JSON = "gemini-json"
+    COPILOT_JSONL = "copilot-jsonl"
+
+
 class RestartPolicy(str, Enum):
     ALWAYS = "always"
     ON_FAILURE = "on-failure"
@@ -64,6 +74,9 @@ class ModelSpec:
     # such a line, still running, the attempt fails as stalled (retryable).
     stall_patterns: tuple[str, ...] = ()
     stall_grace: float = 60.0
+    # Its output: text (stdout's tail is the result), or the CLI's JSON, which also gives the
+    # session id, tokens, cost and its own error signals.
+    output: OutputMode = OutputMode.TEXT
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .desired import (
     MAX_AGENTS,
     AgentSpec,
     ModelSpec,
+    OutputMode,
     Policy,
     PromptMode,
     RestartPolicy,
@@ -289,4 +290,5 @@ def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
         fail_patterns=tuple(p for _, p in patterns["fail_patterns"]),
         stall_patterns=tuple(p for _, p in patterns["stall_patterns"]),
         stall_grace=60.0 if grace is None else grace,
+        output=choice(OutputMode, opt_str(entry_table, "output"), OutputMode.TEXT),
     )

@@ -1,0 +1,220 @@
+"""Fake model CLIs that print the JSON shapes of the real ones (`python clis.py CLI SCENARIO`):
+what tests use instead of claude, codex, gemini and copilot, which need logins and a network.
+
+The shapes follow CLI-FACTS.md where it observed them (claude's `is_error` with a success
+subtype and its message on stdout, gemini's error object on stderr with exit 41, copilot's
+errors in its JSONL on stdout) and the CLIs' documented output otherwise. Self-contained (a
+model runs it by path, from the town's folder): it reads its prompt from stdin and exits with
+the real CLI's code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+SESSION = "5f0c1c2e-7d1a-4c5b-9a57-0f3e2b8d6a41"
+CLAUDE_USAGE = {
+    "input_tokens": 12,
+    "cache_creation_input_tokens": 1523,
+    "cache_read_input_tokens": 14012,
+    "output_tokens": 287,
+    "server_tool_use": {"web_search_requests": 0},
+    "service_tier": "standard",
+}
+CLAUDE_COST = 0.0421875
+RATE_429 = (
+    'API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"This request '
+    'would exceed the rate limit for your organization of 50,000 input tokens per minute."}}'
+)
+
+
+def _claude(result: str, is_error: bool, cost: float, usage: dict[str, object]) -> str:
+    return json.dumps(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": is_error,
+            "duration_ms": 2866,
+            "duration_api_ms": 4467,
+            "num_turns": 3 if not is_error else 1,
+            "result": result,
+            "session_id": SESSION,
+            "total_cost_usd": cost,
+            "usage": usage,
+            "permission_denials": [],
+            "uuid": "a7a3c0de-0000-4000-8000-000000000001",
+        }
+    )
+
+
+def claude(scenario: str) -> tuple[str, str, int]:
+    zero = {k: 0 for k in CLAUDE_USAGE if k.endswith("tokens")}
+    if scenario == "success":
+        return _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE), "", 0
+    if scenario in ("auth", "is_error"):  # the real not-logged-in run: rc 1, stderr empty
+        return _claude("Not logged in · Please run /login", True, 0, zero), "", 1
+    if scenario == "usage_limit":
+        reset = int(time.time()) + 3
+        return _claude(f"Claude AI usage limit reached|{reset}", True, 0, zero), "", 1
+    if scenario == "rate_limit":
+        return _claude(RATE_429, True, 0, zero), "", 1
+    if scenario == "truncated":
+        whole = _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE)
+        return whole[: len(whole) // 2], "", 0
+    raise SystemExit(f"unknown scenario {scenario}")
+
+
+def _lines(*events: dict[str, object]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def codex(scenario: str) -> tuple[str, str, int]:
+    head = [{"type": "thread.started", "thread_id": SESSION}, {"type": "turn.started"}]
+    if scenario == "success":
+        return (
+            _lines(
+                *head,
+                {
+                    "type": "item.completed",
+                    "item": {"id": "item_0", "type": "reasoning", "text": "**Writing the file**"},
+                },
+                {
+                    "type": "item.completed",
+                    "item": {
+                        "id": "item_1",
+                        "type": "agent_message",
+                        "text": "Done: wrote hello.txt",
+                    },
+                },
+                {
+                    "type": "turn.completed",
+                    "usage": {
+                        "input_tokens": 24763,
+                        "cached_input_tokens": 24448,
+                        "output_tokens": 122,
+                    },
+                },
+            ),
+            "",
+            0,
+        )
+    message = {
+        "usage_limit": "You've hit your usage limit. Upgrade to Pro "
+        "(https://openai.com/chatgpt/pricing) or try again in 2 hours 5 minutes.",
+        "rate_limit": "exceeded retry limit, last status: 429 Too Many Requests",
+        "auth": "unexpected status 401 Unauthorized: Missing bearer or basic authentication "
+        "in header",
+    }[scenario]
+    return (
+        _lines(
+            *head,
+            {"type": "error", "message": message},
+            {"type": "turn.failed", "error": {"message": message}},
+        ),
+        "",
+        1,
+    )
+
+
+def gemini(scenario: str) -> tuple[str, str, int]:
+    if scenario == "success":
+        doc = {
+            "session_id": SESSION,
+            "response": "Done: wrote hello.txt",
+            "stats": {
+                "models": {
+                    "gemini-2.5-pro": {
+                        "api": {"totalRequests": 2, "totalErrors": 0, "totalLatencyMs": 5120},
+                        "tokens": {
+                            "prompt": 9010,
+                            "candidates": 120,
+                            "total": 9310,
+                            "cached": 4000,
+                            "thoughts": 180,
+                            "tool": 0,
+                        },
+                    }
+                },
+                "tools": {"totalCalls": 1, "totalSuccess": 1, "totalFail": 0},
+                "files": {"totalLinesAdded": 1, "totalLinesRemoved": 0},
+            },
+        }
+        return json.dumps(doc, indent=2) + "\n", "", 0
+    error = {
+        "auth": (
+            "Please set an Auth method in your ~/.gemini/settings.json or specify one "
+            "of the following environment variables before running: GEMINI_API_KEY, "
+            "GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA",
+            41,
+            41,
+        ),
+        "usage_limit": ("You have exhausted your daily quota on this model.", 1, 1),
+        "rate_limit": (
+            '[API Error: got status: 429 Too Many Requests. {"error":{"code":429,'
+            '"status":"RESOURCE_EXHAUSTED"}}]',
+            1,
+            1,
+        ),
+    }[scenario]
+    message, code, rc = error
+    doc = {"session_id": SESSION, "error": {"type": "Error", "message": message, "code": code}}
+    # Warnings come first on stderr (TERM=dumb, ripgrep), then the error object.
+    return "", "Basic terminal detected (TERM=dumb).\n" + json.dumps(doc, indent=2) + "\n", rc
+
+
+def copilot(scenario: str) -> tuple[str, str, int]:
+    def result(code: int) -> dict[str, object]:
+        return {
+            "type": "result",
+            "sessionId": SESSION,
+            "exitCode": code,
+            "usage": {"premiumRequests": 1, "totalApiDurationMs": 3100, "sessionDurationMs": 5200},
+        }
+
+    if scenario == "success":
+        return (
+            _lines(
+                {
+                    "type": "assistant.message",
+                    "data": {"messageId": "m1", "content": "Done: wrote hello.txt"},
+                },
+                {
+                    "type": "assistant.usage",
+                    "data": {
+                        "model": "claude-sonnet-4.5",
+                        "inputTokens": 5120,
+                        "outputTokens": 210,
+                        "cacheReadTokens": 4096,
+                        "cacheWriteTokens": 0,
+                    },
+                },
+                result(0),
+            ),
+            "",
+            0,
+        )
+    message = {
+        "auth": "Authentication token found but could not be validated.",
+        "rate_limit": "Sorry, you have been rate-limited. Please wait a moment before trying "
+        "again.",
+        "usage_limit": "You have reached your monthly premium request usage limit.",
+    }[scenario]
+    return _lines({"type": "session.error", "data": {"message": message}}, result(1)), "", 1
+
+
+FAKES = {"claude": claude, "codex": codex, "gemini": gemini, "copilot": copilot}
+
+
+def shape(cli: str, scenario: str) -> tuple[str, str, int]:
+    """(stdout, stderr, exit code) of `cli` in `scenario`."""
+    return FAKES[cli](scenario)
+
+
+if __name__ == "__main__":
+    sys.stdin.read()  # the prompt, as the real CLIs read it
+    out, err, code = shape(sys.argv[1], sys.argv[2])
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    sys.exit(code)

@@ -1,0 +1,25 @@
+"""`output` of a [models.X] entry: how its CLI's output is read; presets pick their CLI's JSON
+mode only where CLI-FACTS.md showed it safe (claude)."""
+
+from __future__ import annotations
+
+from reconciler.spec.desired import OutputMode
+from tests.spec.test_loader import TOWN, load_texts, only_problem
+
+TASKS = '[[tasks]]\nid = "t"\ndescription = "x"\nagent = "developer"\n'
+
+
+def test_a_custom_model_names_its_output_parser() -> None:
+    town = TOWN + '\n[models.mine]\ncommand = ["mine"]\noutput = "codex-jsonl"\n'
+    (model,) = load_texts(town, TASKS).models
+    assert model.output is OutputMode.CODEX_JSONL
+    plain = load_texts(TOWN + '\n[models.mine]\ncommand = ["mine"]\n', TASKS).models[0]
+    assert plain.output is OutputMode.TEXT
+
+
+def test_an_unknown_output_is_reported_at_its_line() -> None:
+    town = TOWN + '\n[models.mine]\ncommand = ["mine"]\noutput = "claude-xml"\n'
+    problem = only_problem(town=town)
+    assert problem.path == "$.models.mine.output"
+    assert problem.line == town.count("\n")
+    assert "claude-json" in problem.render()

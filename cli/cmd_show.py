@@ -62,11 +62,27 @@ def _text(r: dict[str, Any]) -> None:
     for a in r["attempts"]:
         why = _first(a["error"] or a["reason"], 60)
         echo(
-            f"  {a['attempt']}  {a['agent'] or '-'}  {a['outcome']}  "
-            f"{_when(a['finished_at'] or a['started_at'])}" + (f"  {why}" if why else "")
+            f"  {a['attempt']}  {a['agent'] or '-'}  {a['exit_class'] or a['outcome']}  "
+            f"{_when(a['finished_at'] or a['started_at'])}{_costs(a)}" + (f"  {why}" if why else "")
         )
     if git:
         _git_text(git)
+
+
+def _costs(a: dict[str, Any]) -> str:
+    """An attempt's duration, tokens and cost, where its CLI told them ("" where not)."""
+    parts = []
+    if a["duration_s"] is not None:
+        parts.append(f"{a['duration_s']:.1f}s")
+    t = a["tokens"]
+    if t["input"] is not None or t["output"] is not None:
+        cached = f" (+{t['cache_read']} cached)" if t["cache_read"] else ""
+        parts.append(f"{t['input'] or 0} in{cached} / {t['output'] or 0} out")
+    if a["cost_usd"] is not None:
+        parts.append(f"${a['cost_usd']:.4f}")
+    if a["session_id"]:
+        parts.append(f"session {a['session_id']}")
+    return "".join(f"  {p}" for p in parts)
 
 
 def _git_text(g: dict[str, Any]) -> None:

@@ -22,8 +22,9 @@ from ..town import TownPaths
 from .environment import model_env as declared_env
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
-from .prompt import Verdict, judge
+from .prompt import Verdict
 from .supervisor import RunResult, open_log, proc_start_time, run_model
+from .verdicts import judge_run, keep_stdout
 
 
 class RunnerStore(Protocol):
@@ -105,16 +106,7 @@ class Runner:
                 return _launch_failed(launch)
         if result.cancelled:
             return Verdict(False, False, "stopped before the model finished")
-        return judge(
-            returncode=result.returncode,
-            stdout_tail=result.stdout_tail,
-            stderr_tail=result.stderr_tail,
-            timed_out=result.timed_out,
-            timeout=timeout,
-            fail_patterns=self.model.fail_patterns,
-            stalled=result.stalled,
-            stall_grace=self.model.stall_grace,
-        )
+        return judge_run(result, self.model, timeout)
 
     def _prepare(
         self,
@@ -200,6 +192,7 @@ class Runner:
             on_start=started,
             stall_patterns=self.model.stall_patterns,
             stall_grace=self.model.stall_grace,
+            keep_stdout=keep_stdout(self.model),
         )
 
     def workdir(self) -> Path:

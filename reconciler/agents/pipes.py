@@ -27,8 +27,11 @@ class Stream:
 
     CHUNK = 65536
 
-    def __init__(self, fd: int, prefix: bytes, log: IO[bytes]) -> None:
+    def __init__(self, fd: int, prefix: bytes, log: IO[bytes], keep: int = 0) -> None:
         self.fd, self.prefix, self.log = fd, prefix, log
+        # All of the output, up to its last `keep` bytes: a CLI's JSON, read once it exits.
+        self.keep = keep
+        self.kept = bytearray()
         self.partial = b""
         self.lines = 0
         self.head: list[str] = []
@@ -52,6 +55,10 @@ class Stream:
     def _emit(self, data: bytes) -> None:
         if not data:
             return
+        if self.keep:
+            self.kept += data
+            if len(self.kept) > self.keep:
+                del self.kept[: len(self.kept) - self.keep]
         lines = data.splitlines(keepends=True)
         self.log.write(b"".join(self.prefix + line for line in lines))
         self.log.flush()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from ..store.mail import Message, heading
 from ..store.tasks import DepResult
+from .exitclass import ExitClass
+from .ledger import RunFacts
 from .models import PERMANENT_PATTERNS
 
 RESULT_CHARS = 4000
@@ -72,6 +74,8 @@ class Verdict:
     permanent: bool
     text: str
     hint: str | None = None
+    exit_class: ExitClass | None = None  # None: told by its text (`exitclass.classify_error`)
+    facts: RunFacts | None = None  # what the model's run showed, when one ran
 
 
 def judge(

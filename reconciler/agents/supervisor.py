@@ -149,6 +149,7 @@ class RunResult:
     seconds: float
     launch: Launch | None = None  # the model could not be started: why (nothing ran)
     stalled: str | None = None  # the line of the CLI's own retry loop it was killed in
+    stdout: str = ""  # all of stdout (its last `keep_stdout` bytes), when asked for
 
 
 def run_model(
@@ -164,12 +165,15 @@ def run_model(
     on_start: Callable[[int], None] | None = None,
     stall_patterns: Sequence[str] = (),
     stall_grace: float = 60.0,
+    keep_stdout: int = 0,
 ) -> RunResult:
     """Run one model process to completion, streaming its output into `log`.
 
     stdin is the prompt or /dev/null, never an inherited terminal (codex reads stdin to EOF).
     A timeout, `should_stop()` or a stall (a line matching `stall_patterns`, the CLI's own
     retry loop, and still running `stall_grace` seconds later) kills the whole process group.
+    `keep_stdout` > 0 keeps all of stdout (its last that many bytes) for a parser of the CLI's
+    JSON (`RunResult.stdout`).
     Both pipes are read here, with one selector (a pidfd tells the exit at once): no thread per
     run, no polling for the exit.
     """
@@ -197,7 +201,7 @@ def run_model(
         on_start(proc.pid)
     if stdin_text is not None:
         feed(in_fd, stdin_text.encode())
-    out = Stream(out_fd, b"", log)
+    out = Stream(out_fd, b"", log, keep=keep_stdout)
     err = Stream(err_fd, b"[err] ", log)
     pidfd = _pidfd(proc.pid)
     deadline = None if timeout is None else started + timeout
@@ -242,6 +246,7 @@ def run_model(
         stderr_tail=excerpt(err),
         seconds=time.monotonic() - started,
         stalled=stalled,
+        stdout=out.kept.decode(errors="replace"),
     )
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from .. import rundir
@@ -30,6 +31,7 @@ from ..store.turn import Outcome, Turn
 from ..town import TownPaths
 from .attempt import Runner
 from .gitwork import GitWork, verdict_of
+from .ledger import settle
 from .models import OVERRIDE_ENV, resolve
 from .prompt import Verdict, build_message_prompt, build_prompt
 from .rounds import Rounds
@@ -267,7 +269,7 @@ class Worker:
         """Run a claimed attempt; how it ended, for the next turn to report (None: it was
         handed back). Its mail stays in `answering` until the attempt has run to its end: an
         agent killed meanwhile answers it when it starts again."""
-        task_id = claimed.task_id
+        task_id, began = claimed.task_id, time.time()
         self.current = (task_id, token)
         try:
             verdict = self._run(claimed, token, [m for _, m in mail])
@@ -277,15 +279,18 @@ class Worker:
         finally:
             self.current = None
         seen = tuple(raw for raw, _ in mail)
+        log = self.log_dir / f"{task_id}-{claimed.attempt}.log"
+        who = (task_id, claimed.attempt, self.name, self.model.name, self.spec.node)
+        detail = settle(verdict, log, began, *who)
         if verdict.ok:
-            return Outcome(task_id, token, True, verdict.text, delivered=seen)
+            return Outcome(task_id, token, True, verdict.text, delivered=seen, detail=detail)
         if verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
             # Not seen through: its mail is answered by the agent's next process.
             self._call(self.store.hand_back, task_id, token)
             self._call(self.store.set_agent, self.name, IDLE)
             return None
         error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
-        return Outcome(task_id, token, False, error, verdict.permanent, seen)
+        return Outcome(task_id, token, False, error, verdict.permanent, seen, detail)
 
     def _run(self, c: Claimed, token: str, messages: list[Message]) -> Verdict:
         spec = c.spec
@@ -328,7 +333,9 @@ class Worker:
             )
             if not verdict.ok:
                 return verdict
-            result = verdict.text
+            result, facts = verdict.text, verdict.facts
+            done = self.git.finish(c, token, result, self._interrupted)
+            return replace(done, facts=done.facts or facts)  # the model's run, the git verdict
         return self.git.finish(c, token, result, self._interrupted)
 
     def _answer(self) -> None:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..agents.exitclass import classify_record
 from ..errors import NotFound
 from ..git.repo import GitError, Repo, repository_of
 from ..spec.desired import Desired
@@ -56,7 +57,12 @@ def show_report(
       `error`, `upstream`, `created_at` / `started_at` / `finished_at` (unix seconds or null);
     - `attempts`: a list, oldest first, one per attempt: `attempt`, `agent`, `outcome`
       (completed | failed | handed back | running), `error`, `reason`, `started_at`,
-      `finished_at`, `log` (its log file, null when not on disk);
+      `finished_at`, `log` (its log file, null when not on disk), and its ledger entry:
+      `exit_class` (`exitclass.ExitClass`; told by the error for a record written before
+      classes, null while running), `exit_code`, `model`, `node`, `duration_s`, `session_id`,
+      `tokens` (`input`, `output`, `cache_read`, `cache_write`), `cost_usd`, `turns`,
+      `result`, `record` (the JSON beside its log, null when not on disk) — null where
+      not known (never estimated);
     - `log`: the log of the latest attempt that has one (null: none yet);
     - `git`: null without `[git]`, else `branch`, `branch_exists`, `base`, `base_commit`,
       `head` (the branch's commit, else the one recorded), `commits_ahead` /
@@ -102,6 +108,22 @@ def show_report(
     }
 
 
+def ledger_fields(a: dict[str, Any]) -> dict[str, Any]:
+    """The ledger entry of a stored attempt; a record from before it has only its class."""
+    outcome = str(a.get("outcome") or "")
+    cls = a.get("exit_class")
+    if not isinstance(cls, str) and outcome != "running":
+        cls = classify_record(outcome, str(a.get("error") or "")).value
+    found = a.get("tokens")
+    tokens: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "exit_class": cls if isinstance(cls, str) else None,
+        **{k: a.get(k) for k in ("exit_code", "model", "node", "duration_s", "session_id")},
+        "tokens": {k: tokens.get(k) for k in ("input", "output", "cache_read", "cache_write")},
+        **{k: a.get(k) for k in ("cost_usd", "turns", "result")},
+    }
+
+
 def _has_git(rec: dict[str, str]) -> bool:
     return any(k.startswith("git_") for k in rec)
 
@@ -135,6 +157,10 @@ def _attempts(
                 "started_at": _num(a.get("started_at")),
                 "finished_at": _num(a.get("finished_at")),
                 "log": str(log) if shown else None,
+                **ledger_fields(a),
+                "record": str(log.with_suffix(".json"))
+                if shown and log.with_suffix(".json").is_file()
+                else None,
             }
         )
     return out

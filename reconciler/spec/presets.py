@@ -9,21 +9,22 @@ puts the prompt in argv: every CLI here reads it from stdin or a file (`ps` show
 
 from __future__ import annotations
 
-from .desired import ModelSpec, PromptMode
+from .desired import ModelSpec, OutputMode, PromptMode
 
 SIM = "sim"
 
 PRESETS: dict[str, ModelSpec] = {
     # As root, claude refuses --dangerously-skip-permissions unless IS_SANDBOX=1; acceptEdits is
     # accepted. `-p` reads the prompt from stdin: it stays out of argv (and `ps`), and nothing
-    # follows the variadic --allowedTools for it to eat.
+    # follows the variadic --allowedTools for it to eat. Its JSON (one result object, also on
+    # a failure such as "Not logged in") gives the session id, tokens and cost.
     "claude": ModelSpec(
         name="claude",
         command=(
             "claude",
             "-p",
             "--output-format",
-            "text",
+            "json",
             "--permission-mode",
             "acceptEdits",
             "--allowedTools",
@@ -32,6 +33,7 @@ PRESETS: dict[str, ModelSpec] = {
             "Write",
         ),
         prompt=PromptMode.STDIN,
+        output=OutputMode.CLAUDE_JSON,
     ),
     # `codex exec -` reads the prompt from stdin (it reads stdin to EOF in any case).
     "codex": ModelSpec(

@@ -31,6 +31,9 @@ class Outcome:
     text: str  # the result, or the error
     permanent: bool = False
     delivered: tuple[str, ...] = ()  # the messages its prompt carried (stored form)
+    # JSON object of the attempt's ledger entry (`agents.ledger`), added to its record in the
+    # task's attempt history ('' = none).
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class TurnOps(Scripted):
         role, backlog) with `token` ('' = claim nothing), `popped` (an id the agent's blocking
         pop took) first. Nothing is claimed while a control request or mail waits: the pop
         takes them. The same call again (a reply lost) returns the same claim."""
-        report: list[object] = [""] * 10
+        report: list[object] = [""] * 11
         if outcome is not None:
             report = [
                 "completed" if outcome.ok else "failed",
@@ -81,6 +84,7 @@ class TurnOps(Scripted):
                 random.uniform(0.9, 1.1),
                 policy.retries,
                 json.dumps(list(outcome.delivered)) if outcome.delivered else "",
+                outcome.detail,
             ]
         got = self._turn(agent, *report, token, SEEN_MAXLEN, popped, *targets)
         reported, timer = str(got[0]), float(got[1]) if got[1] else None

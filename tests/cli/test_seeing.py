@@ -98,6 +98,18 @@ def test_status_shows_a_task_waiting_to_merge_and_show_tells_why(
             "started_at": shown["started_at"],
             "finished_at": None,
             "log": None,
+            # Running: no ledger entry yet.
+            "exit_class": None,
+            "exit_code": None,
+            "model": None,
+            "node": None,
+            "duration_s": None,
+            "session_id": None,
+            "tokens": {"input": None, "output": None, "cache_read": None, "cache_write": None},
+            "cost_usd": None,
+            "turns": None,
+            "result": None,
+            "record": None,
         }
     ]
     code, _, err = tt(capsys, "merge", "a", "--town", str(queue_town))

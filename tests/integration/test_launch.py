@@ -191,7 +191,10 @@ with open(RECORD, "a") as f:
                         "agent": os.environ["TT_AGENT"], "stdin": data, "files": files}) + "\\n")
 while not os.path.exists(RELEASE):
     time.sleep(0.02)
-print("done")
+if "--output-format" in sys.argv and "json" in sys.argv:  # as claude's JSON mode answers
+    print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done"}))
+else:
+    print("done")
 """
 
 PRESET_CLIS = {  # preset → the CLI it runs

@@ -4,6 +4,7 @@ mode only where CLI-FACTS.md showed it safe (claude)."""
 from __future__ import annotations
 
 from reconciler.spec.desired import OutputMode
+from reconciler.spec.presets import PRESETS
 from tests.spec.test_loader import TOWN, load_texts, only_problem
 
 TASKS = '[[tasks]]\nid = "t"\ndescription = "x"\nagent = "developer"\n'
@@ -23,3 +24,12 @@ def test_an_unknown_output_is_reported_at_its_line() -> None:
     assert problem.path == "$.models.mine.output"
     assert problem.line == town.count("\n")
     assert "claude-json" in problem.render()
+
+
+def test_the_claude_preset_reads_its_json_and_the_others_stay_on_text() -> None:
+    claude = PRESETS["claude"]
+    assert claude.output is OutputMode.CLAUDE_JSON
+    flag = claude.command.index("--output-format")
+    assert claude.command[flag + 1] == "json"
+    others = {name: m.output for name, m in PRESETS.items() if name != "claude"}
+    assert set(others.values()) == {OutputMode.TEXT}

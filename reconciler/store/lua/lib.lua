@@ -209,8 +209,23 @@ end
 -- Append a record of an attempt of `id` to its history (JSON). Its times are written as they came
 -- (NOW strings, full precision): cjson keeps 14 digits (0.1 ms), which would put an attempt's
 -- start before the completion that released it in the same script.
-local function record_attempt(id, fields, started_at)
-  local body = cjson.encode(fields):sub(1, -2)
+-- `detail`: a JSON object (the attempt's ledger entry: exit class, session, tokens, cost…) whose
+-- keys are added to the record, never over the ones written here.
+local function with_detail(fields, detail)
+  if not detail or detail == '' then return fields end
+  local ok, extra = pcall(cjson.decode, detail)
+  if ok and type(extra) == 'table' then
+    for key, value in pairs(extra) do
+      if fields[key] == nil and key ~= 'started_at' and key ~= 'finished_at' then
+        fields[key] = value
+      end
+    end
+  end
+  return fields
+end
+
+local function record_attempt(id, fields, started_at, detail)
+  local body = cjson.encode(with_detail(fields, detail)):sub(1, -2)
   if started_at and string.match(started_at, '^%d+%.?%d*$') then
     body = body .. ',"started_at":' .. started_at
   end
@@ -268,16 +283,40 @@ local function park(id)
   if redis.call('HGET', tkey(id), 'state') == 'ready' then redis.call('RPUSH', P .. 'parked', id) end
 end
 
+-- The ledger entry of an attempt completed before its process exited (`tt task complete`, run by
+-- the model): added to its record, the task's last, when that is still the current attempt's
+-- and has none yet.
+local function ledger_late(id, current, detail)
+  if not detail or detail == '' then return end
+  local ok, extra = pcall(cjson.decode, detail)
+  if not ok or type(extra) ~= 'table' or tostring(extra.attempt) ~= tostring(current) then return end
+  local key = P .. 'attempts:' .. id
+  local last = redis.call('LINDEX', key, -1)
+  if not last then return end
+  local rec = cjson.decode(last)
+  if rec.exit_class or tostring(rec.attempt) ~= tostring(current) or rec.agent ~= extra.agent
+    or rec.outcome ~= 'completed' then
+    return
+  end
+  local added = with_detail({}, detail)
+  for k in pairs(rec) do added[k] = nil end
+  if next(added) == nil then return end
+  -- Spliced in, so its times stay as they were written (full precision).
+  redis.call('LSET', key, -1, last:sub(1, -2) .. ',' .. cjson.encode(added):sub(2))
+end
+
 -- The attempt `token` of `id` finished well: completed, result kept, dependents released.
 -- Returns 1, or 0 for a stale attempt (rejected).
-local function complete_attempt(id, token, result)
+local function complete_attempt(id, token, result, detail)
   local k = tkey(id)
   local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'state')
   if not f[5] or f[1] ~= token or token == '' then
     event('task.stale', 'task', id, 'outcome', 'completed', 'token', token)
+    ledger_late(id, f[2], detail)
     return 0
   end
-  record_attempt(id, {attempt = tonumber(f[2]), agent = f[3], outcome = 'completed'}, f[4])
+  record_attempt(id, {attempt = tonumber(f[2]), agent = f[3], outcome = 'completed'}, f[4],
+    detail)
   redis.call('HSET', k, 'error', '')
   complete(id, result, 'attempt ' .. f[2])
   release_agent(f[3], id)
@@ -289,7 +328,8 @@ end
 -- or failed when its retries (else `default_retries`) are used up or the failure is permanent
 -- ('1'); a task that fails for good makes every task waiting on it upstream_failed. Returns
 -- 'retrying', 'failed', or 'stale' (rejected: not the current attempt).
-local function fail_attempt(id, token, err, permanent, base, cap, jitter, default_retries)
+local function fail_attempt(id, token, err, permanent, base, cap, jitter, default_retries,
+    detail)
   local k = tkey(id)
   local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'run_base',
     'retries')
@@ -298,7 +338,8 @@ local function fail_attempt(id, token, err, permanent, base, cap, jitter, defaul
     return 'stale'
   end
   local attempt = tonumber(f[2])
-  record_attempt(id, {attempt = attempt, agent = f[3], outcome = 'failed', error = err}, f[4])
+  record_attempt(id, {attempt = attempt, agent = f[3], outcome = 'failed', error = err}, f[4],
+    detail)
   release_agent(f[3], id)
   local retries = tonumber(f[6])
   if not retries or retries < 0 then retries = tonumber(default_retries) end

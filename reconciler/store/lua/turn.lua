@@ -5,19 +5,20 @@
 -- popped task is parked for the resume (lib.lua's `park`).
 -- ARGV[4]: agent, [5]: 'completed' | 'failed' | '' (no attempt to report), [6]: id, [7]: token,
 -- [8]: result or error, [9]: '1' if permanent, [10]: backoff base s, [11]: cap s, [12]: jitter,
--- [13]: default retries, [14]: JSON list of the messages the attempt saw through, [15]: the next
--- attempt's token ('' = claim nothing), [16]: how many `seen` keeps, [17]: an id the agent popped
--- ('' = none), [18..]: its queue targets, the backlog last.
+-- [13]: default retries, [14]: JSON list of the messages the attempt saw through, [15]: its
+-- ledger entry (JSON object, '' = none), [16]: the next attempt's token ('' = claim nothing),
+-- [17]: how many `seen` keeps, [18]: an id the agent popped ('' = none), [19..]: its queue
+-- targets, the backlog last.
 -- Returns {outcome, seconds to the next timer or '', attempt, id, spec, error, deps, mail...};
 -- no attempt and no id when nothing was claimed.
-local agent, token = ARGV[4], ARGV[15]
+local agent, token = ARGV[4], ARGV[16]
 local akey = P .. 'agent:' .. agent
 local outcome = ''
 if ARGV[5] == 'completed' then
-  outcome = tostring(complete_attempt(ARGV[6], ARGV[7], ARGV[8]))
+  outcome = tostring(complete_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[15]))
 elseif ARGV[5] == 'failed' then
   outcome = fail_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
-    ARGV[13])
+    ARGV[13], ARGV[15])
 end
 if ARGV[5] ~= '' then redis.call('HSET', akey, 'model_pid', '') end
 if ARGV[14] ~= '' then
@@ -32,7 +33,7 @@ if first[2] then timer = tostring(math.max(0, tonumber(first[2]) - tonumber(NOW)
 
 local function claimed(id, c)
   local out = {outcome, timer, c[1], id, c[2] or '', c[3] or '', c[4]}
-  for _, m in ipairs(take_mail(agent, ARGV[16], true)) do table.insert(out, m) end
+  for _, m in ipairs(take_mail(agent, ARGV[17], true)) do table.insert(out, m) end
   return out
 end
 
@@ -43,13 +44,13 @@ if token ~= '' then
     return claimed(cur, claim(cur, agent, token))
   end
   if suspended() then
-    if ARGV[17] ~= '' then park(ARGV[17]) end  -- no claim: the popped task waits for resume
-  elseif ARGV[17] ~= '' then
-    local c = claim(ARGV[17], agent, token)
-    if c then return claimed(ARGV[17], c) end
+    if ARGV[18] ~= '' then park(ARGV[18]) end  -- no claim: the popped task waits for resume
+  elseif ARGV[18] ~= '' then
+    local c = claim(ARGV[18], agent, token)
+    if c then return claimed(ARGV[18], c) end
   end
   if not suspended() and redis.call('LLEN', P .. 'ctl:' .. agent) == 0 then
-    for i = 18, #ARGV do
+    for i = 19, #ARGV do
       if i == #ARGV and redis.call('LLEN', P .. 'bell:' .. agent) > 0 then break end
       local q = P .. 'queue:' .. ARGV[i]
       for _ = 1, 100 do  -- stale entries (cancelled, taken) are dropped, as the pop does

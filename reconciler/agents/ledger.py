@@ -117,7 +117,7 @@ class Ended(Protocol):
 
 def settle(
     verdict: Ended,
-    log_path: Path,
+    log_dir: Path,
     started_at: float,
     task_id: str,
     attempt: int,
@@ -125,8 +125,8 @@ def settle(
     model: str,
     node: str | None,
 ) -> str:
-    """The attempt's record (`node` None: this host), mirrored beside its log; returns what
-    its report carries."""
+    """The attempt's record (`node` None: this host), mirrored beside its log in `log_dir`;
+    returns what its report carries."""
     record = entry(
         task_id=task_id,
         attempt=attempt,
@@ -140,5 +140,5 @@ def settle(
         started_at=started_at,
         finished_at=time.time(),
     )
-    write_beside(log_path, record)
+    write_beside(log_dir / f"{task_id}-{attempt}.log", record)
     return detail(record)

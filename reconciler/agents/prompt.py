@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..store.mail import Message, heading
 from ..store.tasks import DepResult
@@ -76,6 +76,10 @@ class Verdict:
     hint: str | None = None
     exit_class: ExitClass | None = None  # None: told by its text (`exitclass.classify_error`)
     facts: RunFacts | None = None  # what the model's run showed, when one ran
+
+    def with_facts(self, facts: RunFacts | None) -> Verdict:
+        """This verdict with the facts of a run (its own, if it has some)."""
+        return self if self.facts is not None or facts is None else replace(self, facts=facts)
 
 
 def judge(

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from .. import rundir
@@ -279,9 +278,8 @@ class Worker:
         finally:
             self.current = None
         seen = tuple(raw for raw, _ in mail)
-        log = self.log_dir / f"{task_id}-{claimed.attempt}.log"
         who = (task_id, claimed.attempt, self.name, self.model.name, self.spec.node)
-        detail = settle(verdict, log, began, *who)
+        detail = settle(verdict, self.log_dir, began, *who)
         if verdict.ok:
             return Outcome(task_id, token, True, verdict.text, delivered=seen, detail=detail)
         if verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
@@ -317,7 +315,7 @@ class Worker:
             return started
         if started.done is not None:
             return verdict_of(started.done)
-        result = started.result
+        result, facts = started.result, None
         if result is None:  # the model runs (else its commit waits for the merge)
             if started.note:
                 prompt = prompt.replace("\n## Town\n", f"\n## Git\n{started.note}\n\n## Town\n", 1)
@@ -334,9 +332,8 @@ class Worker:
             if not verdict.ok:
                 return verdict
             result, facts = verdict.text, verdict.facts
-            done = self.git.finish(c, token, result, self._interrupted)
-            return replace(done, facts=done.facts or facts)  # the model's run, the git verdict
-        return self.git.finish(c, token, result, self._interrupted)
+        # The git verdict, with the facts of the model's run (none when it ran before).
+        return self.git.finish(c, token, result, self._interrupted).with_facts(facts)
 
     def _answer(self) -> None:
         """Answer every message not yet answered, in one turn of the model. They stay in the

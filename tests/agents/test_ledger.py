@@ -39,7 +39,7 @@ def test_a_claude_json_success_gives_its_result_and_costs(tmp_path: Path) -> Non
     assert verdict.exit_class is ExitClass.SUCCESS and verdict.facts is not None
     assert verdict.facts.cost_usd == clis.CLAUDE_COST and verdict.facts.exit_code == 0
     assert verdict.facts.tokens.cache_read == 14012 and verdict.facts.session_id == clis.SESSION
-    settle(verdict, log, 100.0, "t", 1, "dev", "fake-claude", None)
+    settle(verdict, log.parent, 100.0, "t", 1, "dev", "fake-claude", None)
     mirror = log.with_suffix(".json")
     assert stat.S_IMODE(mirror.stat().st_mode) == 0o600
     entry = json.loads(mirror.read_text())

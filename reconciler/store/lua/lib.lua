@@ -287,22 +287,17 @@ end
 -- the model): added to its record, the task's last, when that is still the current attempt's
 -- and has none yet.
 local function ledger_late(id, current, detail)
-  if not detail or detail == '' then return end
-  local ok, extra = pcall(cjson.decode, detail)
-  if not ok or type(extra) ~= 'table' or tostring(extra.attempt) ~= tostring(current) then return end
   local key = P .. 'attempts:' .. id
   local last = redis.call('LINDEX', key, -1)
   if not last then return end
-  local rec = cjson.decode(last)
-  if rec.exit_class or tostring(rec.attempt) ~= tostring(current) or rec.agent ~= extra.agent
-    or rec.outcome ~= 'completed' then
-    return
-  end
-  local added = with_detail({}, detail)
+  local rec, added = cjson.decode(last), with_detail({}, detail)
+  local now = tostring(current)
+  if rec.exit_class or rec.outcome ~= 'completed' or tostring(rec.attempt) ~= now
+    or tostring(added.attempt) ~= now or rec.agent ~= added.agent then return end
   for k in pairs(rec) do added[k] = nil end
-  if next(added) == nil then return end
   -- Spliced in, so its times stay as they were written (full precision).
-  redis.call('LSET', key, -1, last:sub(1, -2) .. ',' .. cjson.encode(added):sub(2))
+  local body = last:sub(1, -2) .. ',' .. cjson.encode(added):sub(2)
+  if next(added) then redis.call('LSET', key, -1, body) end
 end
 
 -- The attempt `token` of `id` finished well: completed, result kept, dependents released.

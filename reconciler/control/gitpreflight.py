@@ -6,19 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TtError
-from ..git.repo import repository_of
 from ..spec.gitsettings import GitSettings
+from ..work.products import open_repository
 
 
 def preflight(town_root: Path, git: GitSettings) -> None:
     """Raise a `TtError` naming town.toml's [git] field when its repository or base is missing."""
-    folder = Path(git.repo) if Path(git.repo).is_absolute() else town_root / git.repo
-    repo = repository_of(folder, git.author)
-    if repo is None:
-        raise TtError(
-            f"town.toml [git] repo: {folder} is not inside a git repository",
-            hint="run `git init -b main` there and commit once, or remove [git]",
-        )
+    repo = open_repository(town_root, git)
     if repo.resolve(f"refs/heads/{git.base}") is None:
         branches = sorted(r.removeprefix("refs/heads/") for r in repo.refs("refs/heads/"))
         found = ", ".join(b for b in branches if not b.startswith("tt/")) or "none: no commit yet"

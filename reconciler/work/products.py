@@ -44,14 +44,7 @@ class WorkProducts:
     ) -> None:
         self.git, self.store, self.run_check = git, store, run_check
         self.layout = Layout(state_dir, town)
-        folder = Path(git.repo) if Path(git.repo).is_absolute() else town_root / git.repo
-        repo = repository_of(folder, git.author)
-        if repo is None:
-            raise TtError(
-                f"[git] repo {git.repo!r}: {folder} is not inside a git repository",
-                hint="run `git init -b main` there and commit once, or point [git] repo at one",
-            )
-        self.repo: Repo = repo
+        self.repo: Repo = open_repository(town_root, git)
         self.base_ref = f"refs/heads/{git.base}"
         ignore_state(state_dir)
 
@@ -317,6 +310,19 @@ class WorkProducts:
             ):
                 self.repo.delete_branch(branch)
         return True
+
+
+def open_repository(town_root: Path, git: GitSettings) -> Repo:
+    """The repository `[git] repo` names (relative to the town folder); a `TtError` naming the
+    field when there is none."""
+    folder = Path(git.repo) if Path(git.repo).is_absolute() else town_root / git.repo
+    repo = repository_of(folder, git.author)
+    if repo is None:
+        raise TtError(
+            f"town.toml [git] repo: {folder} is not inside a git repository",
+            hint="run `git init -b main` there and commit once, or point [git] repo at one",
+        )
+    return repo
 
 
 def _has_markers(path: Path) -> bool:

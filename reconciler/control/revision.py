@@ -121,6 +121,10 @@ def record_applied(
     files_changed = old is None or old.get("digests") != rev.get("digests")
     entry = entry_of(rev, "ok", by, plan, seconds) if files_changed or not plan.is_empty else None
     tried = None if same(attempted, rev) and attempted and attempted["result"] == "ok" else rev
+    if given is not None and not moved:
+        # A pass applying the same given revision again (a followed copy, each resync) is no
+        # new attempt: the newest one tried (a commit found invalid since) stays recorded.
+        tried = None
     store.record_revision(
         rev if moved else None, None if tried is None else {**tried, "result": "ok"}, entry
     )

@@ -265,3 +265,22 @@ def test_a_watch_pass_records_its_revision_and_an_invalid_edit_once(
     assert attempted is not None and attempted["result"] == "refused"
     assert "refusing to apply" in attempted["problems"][0]
     assert [e["result"] for e in fake_store.history()] == ["refused", "invalid", "ok"]
+
+
+def test_a_pass_applying_the_same_given_revision_keeps_a_newer_invalid_attempt(
+    fake_store: Store, town: TownPaths
+) -> None:
+    digests = revision.file_digests(town)
+    head = git(town.root, "rev-parse", "HEAD")
+    given = revision.of_commit(head, digests)
+    revision.record_applied(
+        fake_store, town.root, digests, by="follow", plan=_plan(1), seconds=0, given=given
+    )
+    bad = {**given, "sha": "b" * 40, "short": "bbbbbbb", "result": "invalid", "problems": ["x"]}
+    fake_store.record_revision(None, bad, None)  # the follower found the next commit invalid
+    # the watcher's next pass applies the followed copy (the same commit) again
+    revision.record_applied(
+        fake_store, town.root, digests, by="follow", plan=Plan(), seconds=0, given=given
+    )
+    attempted = fake_store.revisions()[1]
+    assert attempted is not None and attempted["sha"] == "b" * 40

@@ -312,7 +312,12 @@ def test_two_watchers_only_the_leader_acts_and_the_other_takes_over_within_the_l
         town.kill(pid)
         until(lambda: town.live_agents().get(victim, pid) != pid, 10, f"{victim} restarted")
         after = writers(town, since=killed_at)
-        assert set(after) == {second.pid} and after[second.pid] >= 3, after
+        acted = [  # what each writer did, for the message when this fails
+            (e["type"], e.get("agent", ""), e.get("reason", ""), e.get("pid") or e.get("by"))
+            for e in town.events()
+            if float(e["ts"]) >= killed_at and (e["type"] == "apply" or e.get("by"))
+        ]
+        assert set(after) == {second.pid} and after[second.pid] >= 3, (after, acted)
         others = {n: p for n, p in town.live_agents().items() if n != victim}
         assert others == {n: p for n, p in healthy.items() if n != victim}  # adopted, not restarted
 

@@ -164,9 +164,11 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
             if checked.desired.town.suspend and not opts.dry_run:
                 # Suspended (`tt suspend`): no agent claims a task from now on; the plan is
                 # computed and shown, nothing of it applied, pruned or started.
+                # The suspension first: planning may still fail (a [git] preflight), and the
+                # town must stop taking work all the same.
+                store.set_suspended(True, opts.command)
                 dry = replace(opts, dry_run=True)
                 result = _planned(session, dry, started, checked, base, early)
-                store.set_suspended(True, opts.command)
                 return replace(result, held=SUSPENDED)
             if not opts.dry_run:
                 store.set_suspended(False, opts.command)  # resumed, if it was

@@ -119,3 +119,41 @@ def test_a_newest_attempt_that_failed_degrades_the_health(
         "reasons": ["newest revision invalid"],
     }
     assert health_of(tt(capsys, "status", *at)[1]) == "health: degraded (newest revision invalid)"
+
+
+def test_suspend_takes_effect_when_planning_fails_after_it(
+    town: Path, capsys: pytest.CaptureFixture[str], redis_url: str, town_name: str
+) -> None:
+    """A [git] town whose base branch is gone: the plan's preflight fails, the town is
+    suspended all the same (nothing may start while the person sorts the repository out)."""
+    import subprocess
+
+    at = ("--town", str(town))
+    assert tt(capsys, "apply", *at)[0] == 0
+    subprocess.run(["git", "init", "-q", "-b", "trunk", str(town)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(town),
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@x",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "first",
+        ],
+        check=True,
+    )
+    with open(town / "town.toml", "a") as f:
+        f.write("\n[git]\n")  # base main: not a branch of this repository
+    code, _, err = tt(capsys, "suspend", *at)
+    assert code == 1 and "town.toml [git] base: 'main' is not a branch of" in err
+    store = Store.open(redis_url, town_name)
+    try:
+        assert store.is_suspended()
+    finally:
+        store.close()

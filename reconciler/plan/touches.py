@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from ..spec.desired import TaskSpec
 
@@ -162,78 +163,68 @@ def parse(glob: str) -> Glob:
 
 
 # -- intersection --------------------------------------------------------------------------------
-@lru_cache(maxsize=65536)
-def _common_segment(a: Segment, b: Segment) -> str | None:
-    """A non-empty segment (no '/') both `a` and `b` match, or None: a breadth-first walk of the
-    product of their character automata, (position in a, in b, anything read yet)."""
-    start = (0, 0, False)
-    came: dict[tuple[int, int, bool], tuple[tuple[int, int, bool], str] | None] = {start: None}
+State = tuple[int, int, bool]
+
+
+def _walk(
+    a: Sequence[object], b: Sequence[object], star: object, meet: Callable[[Any, Any], str | None]
+) -> list[str] | None:
+    """The labels along a shortest walk through the product of two patterns' automata that
+    reads something and ends at both ends, or None. A `star` element repeats (or is skipped);
+    `meet(x, y)` is what one step reading `x` and `y` together reads, None when nothing."""
+    start: State = (0, 0, False)
+    came: dict[State, tuple[State, str] | None] = {start: None}
     todo = deque([start])
     while todo:
         state = todo.popleft()
         i, j, read = state
         if i == len(a) and j == len(b) and read:
-            text = []
+            labels = []
             back = came[state]
             while back is not None:
-                text.append(back[1])
+                labels.append(back[1])
                 back = came[back[0]]
-            return "".join(reversed(text))
-        moves: list[tuple[tuple[int, int, bool], str]] = []
-        if i < len(a) and a[i] is STAR:
+            return labels[::-1]
+        moves: list[tuple[State, str]] = []
+        if i < len(a) and a[i] is star:
             moves.append(((i + 1, j, read), ""))
-        if j < len(b) and b[j] is STAR:
+        if j < len(b) and b[j] is star:
             moves.append(((i, j + 1, read), ""))
         if i < len(a) and j < len(b):
-            ta, tb = a[i], b[j]
-            chars = _intersect(ANY if ta is None else ta, ANY if tb is None else tb)
-            if chars:
-                step = (i if ta is STAR else i + 1, j if tb is STAR else j + 1, True)
-                moves.append((step, _pick(chars)))
-        for nxt, c in moves:
+            label = meet(a[i], b[j])
+            if label is not None:
+                step = (i if a[i] is star else i + 1, j if b[j] is star else j + 1, True)
+                moves.append((step, label))
+        for nxt, label in moves:
             if nxt not in came:
-                came[nxt] = (state, c)
+                came[nxt] = (state, label)
                 todo.append(nxt)
     return None
+
+
+def _meet_chars(ta: Token, tb: Token) -> str | None:
+    chars = _intersect(ANY if ta is None else ta, ANY if tb is None else tb)
+    return _pick(chars) if chars else None
+
+
+@lru_cache(maxsize=65536)
+def _common_segment(a: Segment, b: Segment) -> str | None:
+    """A non-empty segment (no '/') both `a` and `b` match, or None (their character
+    automata walked together)."""
+    labels = _walk(a, b, STAR, _meet_chars)
+    return None if labels is None else "".join(labels)
+
+
+def _meet_segments(sa: Segment | None, sb: Segment | None) -> str | None:
+    return _common_segment(_ANY_SEGMENT if sa is None else sa, _ANY_SEGMENT if sb is None else sb)
 
 
 @lru_cache(maxsize=65536)
 def common_path(a: str, b: str) -> str | None:
-    """A path both globs match, or None when there is none: a breadth-first walk of the product
-    of the two globs' segment automata, (position in a, in b, a segment read yet)."""
-    ga, gb = parse(a), parse(b)
-    start = (0, 0, False)
-    came: dict[tuple[int, int, bool], tuple[tuple[int, int, bool], str] | None] = {start: None}
-    todo = deque([start])
-    while todo:
-        state = todo.popleft()
-        i, j, read = state
-        if i == len(ga) and j == len(gb) and read:
-            path = []
-            back = came[state]
-            while back is not None:
-                if back[1]:
-                    path.append(back[1])
-                back = came[back[0]]
-            return "/".join(reversed(path))
-        moves: list[tuple[tuple[int, int, bool], str]] = []
-        if i < len(ga) and ga[i] is DSTAR:
-            moves.append(((i + 1, j, read), ""))
-        if j < len(gb) and gb[j] is DSTAR:
-            moves.append(((i, j + 1, read), ""))
-        if i < len(ga) and j < len(gb):
-            sa, sb = ga[i], gb[j]
-            name = _common_segment(
-                _ANY_SEGMENT if sa is None else sa, _ANY_SEGMENT if sb is None else sb
-            )
-            if name is not None:
-                step = (i if sa is DSTAR else i + 1, j if sb is DSTAR else j + 1, True)
-                moves.append((step, name))
-        for nxt, name in moves:
-            if nxt not in came:
-                came[nxt] = (state, name)
-                todo.append(nxt)
-    return None
+    """A path both globs match, or None when there is none (their segment automata walked
+    together, `**` the repeating element)."""
+    labels = _walk(parse(a), parse(b), DSTAR, _meet_segments)
+    return None if labels is None else "/".join(x for x in labels if x)
 
 
 def overlap(a: Sequence[str], b: Sequence[str]) -> bool:

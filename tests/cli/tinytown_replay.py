@@ -5,7 +5,7 @@ names the tt way) or refused unhelpfully (click's usage errors, a traceback, no 
 Each page gets a fresh folder and town (its own `tt init`, else a town holding the agents the page
 names but never spawns) on one shared Redis; every agent runs the `sim` model. A line that runs in
 the foreground (the conductor, `--foreground`, `--follow`) runs as a process and counts as
-accepted when it is still running, or ended well, a few seconds later. `python -m
+accepted when it ended well, or is still running once it has printed what it does. `python -m
 tests.cli.tinytown_replay` prints the table.
 """
 
@@ -19,6 +19,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,8 @@ import tomllib
 DATA = Path(__file__).with_name("tinytown_pages.toml")
 ROOT = Path(__file__).parents[2]
 FOREGROUND = {"--foreground", "--follow"}
-FOREGROUND_WAIT = 4.0
+FOREGROUND_WAIT = 10.0  # the most a foreground line is given to say what it does
+QUIET = 0.5
 # What click says when it does not know the command or an option, and a crash: never helpful.
 UNHELPFUL = re.compile(
     r"No such command|No such option|Did you mean '--|Missing option|Missing argument|"
@@ -72,6 +75,8 @@ def _run_inline(args: list[str]) -> tuple[int, str]:
 
 
 def _run_foreground(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run a foreground line as a process: (its exit code, output) when it ends, or (0, output)
+    when it is still running once it has said what it does (output, then QUIET s of silence)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli", *args],
         cwd=cwd,
@@ -81,13 +86,30 @@ def _run_foreground(args: list[str], cwd: Path) -> tuple[int, str]:
         start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    try:
-        out, _ = proc.communicate(timeout=FOREGROUND_WAIT)
-        return proc.returncode, out
-    except subprocess.TimeoutExpired:
+    lines: list[str] = []
+    said = [time.monotonic()]  # when the last line came
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            said[0] = time.monotonic()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + FOREGROUND_WAIT
+    while proc.poll() is None and time.monotonic() < deadline:
+        erred = any(x.startswith("error:") for x in lines)  # it is on its way out: let it end
+        if lines and not erred and time.monotonic() - said[0] >= QUIET:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)  # its own session: the command and what it started
-        out, _ = proc.communicate(timeout=30)
-        return 0, out  # still running in the foreground, as the page means
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        return 0, "".join(lines)  # still running in the foreground, as the page means
+    reader.join(timeout=30)
+    return proc.returncode, "".join(lines)
 
 
 def replay_page(page: dict[str, object], folder: Path) -> list[Outcome]:

@@ -73,7 +73,8 @@ def test_200_torn_saves_while_the_conductor_runs_complete_every_task_exactly_onc
                     for _ in range(k)
                 }
                 cuts = sorted(c for c in picks if 0 < c < len(data))
-                pauses = [0.5 * rng.random() ** 10 for _ in cuts]  # 21 % of them over the 50 ms settle
+                # 21 % of the pauses are longer than the watcher's 50 ms settle
+                pauses = [0.5 * rng.random() ** 10 for _ in cuts]
             save_in_chunks(path, data, cuts, pauses)
             slept += sum(pauses)
             time.sleep(rng.random() * 0.02)

@@ -54,6 +54,7 @@ def _text(r: dict[str, Any]) -> None:
     if r["upstream"]:
         lines.append(("upstream", r["upstream"]))
     lines += [("result", _first(r["result"])), ("error", _first(r["error"]))]
+    lines += _approval_lines(r.get("approval"))
     lines.append(("log", r["log"] or "-"))
     for key, value in lines:
         if value:
@@ -67,6 +68,21 @@ def _text(r: dict[str, Any]) -> None:
         )
     if git:
         _git_text(git)
+
+
+def _approval_lines(ap: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not ap:
+        return []
+    out = []
+    if ap["awaiting_since"]:
+        out.append(("approval", f"awaiting since {_when(ap['awaiting_since'])}"))
+    if ap["approved_by"]:
+        said = f": {_first(ap['comment'], 80)}" if ap["comment"] else ""
+        out.append(("approved", f"by {ap['approved_by']} at {_when(ap['approved_at'])}{said}"))
+    if ap["rejected_by"]:
+        why = _first(ap["rejection"], 80)
+        out.append(("rejected", f"by {ap['rejected_by']} at {_when(ap['rejected_at'])}: {why}"))
+    return out
 
 
 def _costs(a: dict[str, Any]) -> str:

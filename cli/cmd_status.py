@@ -128,6 +128,9 @@ def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False
             ],
         )
         echo()
+    if report["awaiting_approval"]:
+        echo(f"awaiting approval: {', '.join(report['awaiting_approval'])}")
+        echo("  tt approve TASK [--comment TEXT] | tt reject TASK --reason TEXT")
     echo(progress_line(report["counts"]))
     if report.get("drift"):  # [town] self_heal = false: drift is reported, not healed
         echo(f"drift: {report['drift']} items (tt diff --drift)")
@@ -160,6 +163,10 @@ def _info(t: dict[str, Any], states: dict[str, str]) -> str:
         return f"waits for {t['waiting_for']} (touches overlap)"
     if t["state"] == "blocked":
         return f"waiting for {t['deps_left']}"
+    if t["state"] == "awaiting_approval":
+        return f"tt approve {t['id']} / tt reject {t['id']} --reason TEXT"
+    if t["state"] == "ready" and (t.get("approval") or {}).get("rejection"):
+        return f"rejected by {t['approval']['rejected_by']}: {t['approval']['rejection'][:60]}"
     if t["state"] == "upstream_failed":
         up = t["upstream"]
         if up not in states:  # pruned from the files (a tombstone) or gone

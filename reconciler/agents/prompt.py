@@ -17,6 +17,7 @@ from .ledger import RunFacts
 from .models import PERMANENT_PATTERNS
 
 RESULT_CHARS = 4000
+REJECTED = "rejected: "  # how lua/reject.lua words a rejection in the task's error
 ERROR_LINES = 10
 ERROR_HEAD_LINES = 3
 
@@ -34,7 +35,11 @@ def build_prompt(
     previous_error: str | None = None,
 ) -> str:
     parts = [f"# Task {task_id} (attempt {attempt})", description.strip() or task_id, ""]
-    if previous_error:
+    if previous_error and previous_error.startswith(REJECTED):
+        # `tt reject --reason`: a person reviewed the previous attempt's work (reject.lua).
+        reason = previous_error.removeprefix(REJECTED).strip()[-RESULT_CHARS:]
+        parts += ["## Review", "Your previous attempt was rejected by a reviewer:", reason, ""]
+    elif previous_error:
         parts += ["## The previous attempt failed", previous_error.strip()[-RESULT_CHARS:], ""]
     if deps:
         parts.append("## Results of the tasks this one depends on")

@@ -63,6 +63,10 @@ def task_record(
         rec["priority"] = spec.priority
     if spec.retries is not None:
         rec["retries"] = spec.retries
+    if spec.run_if != "success":
+        rec["run_if"] = spec.run_if
+    if spec.approve:
+        rec["approve"] = 1
     if overlaps is not None:
         rec["overlaps"] = list(overlaps)
     return rec

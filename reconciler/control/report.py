@@ -23,6 +23,7 @@ from .drift import drift_count
 from .syncstatus import attempt_text, sync_report
 
 STATES = [s.value for s in TaskState]
+AWAITING = TaskState.AWAITING_APPROVAL.value
 
 
 def _num(value: str | None) -> float | None:
@@ -133,6 +134,7 @@ def tasks_report(store: Store, git: bool = False) -> list[dict[str, Any]]:
                 else None,
                 "result": rec.get("result") or None,
                 "error": rec.get("error") or None,
+                "approval": approval_cells(rec),
                 **_git_cells(rec, git),
             }
         )
@@ -142,6 +144,24 @@ def tasks_report(store: Store, git: bool = False) -> list[dict[str, Any]]:
             if r["merging"]:
                 r["merging"]["position"] = queue.get(r["id"])
     return rows
+
+
+def approval_cells(rec: dict[str, str]) -> dict[str, Any] | None:
+    """A task with `approve` (or a gate): when it began to await approval (null unless it
+    does), who approved it, when and with what comment, who rejected it last, when and why
+    (`approve.lua`, `reject.lua`); null for a task without approval."""
+    if rec.get("approve") != "1" and rec.get("kind") != "gate":
+        return None
+    awaiting = rec.get("state") == TaskState.AWAITING_APPROVAL.value
+    return {
+        "awaiting_since": _num(rec.get("awaiting_since")) if awaiting else None,
+        "approved_by": rec.get("approved_by") or None,
+        "approved_at": _num(rec.get("approved_at")),
+        "comment": rec.get("approval_comment") or None,
+        "rejected_by": rec.get("rejected_by") or None,
+        "rejected_at": _num(rec.get("rejected_at")),
+        "rejection": rec.get("rejection") or None,
+    }
 
 
 def _git_cells(rec: dict[str, str], git: bool) -> dict[str, Any]:
@@ -185,6 +205,7 @@ def status_report(
         "agents": agents,
         "tasks": tasks,
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
+        "awaiting_approval": [t["id"] for t in tasks if t["state"] == AWAITING],
         "health": health.as_json(),
     }
     drift = drift_count(store, desired)  # only under [town] self_heal = false: left, not healed

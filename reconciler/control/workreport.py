@@ -20,6 +20,7 @@ from ..spec.names import did_you_mean, is_valid_name
 from ..store.client import Store
 from ..town import TownPaths
 from ..work.layout import Layout
+from .report import approval_cells
 
 # The stages of a running task whose commit is on its way into base (`tt status`: merging).
 MERGING = ("committed", "queued", "waiting")
@@ -54,7 +55,8 @@ def show_report(
     """One task as `tt show` gives it. Keys (stable; only ever added to):
 
     - `id`, `state`, `kind`, `agent` (who ran it last), `target`, `description`, `result`,
-      `error`, `upstream`, `created_at` / `started_at` / `finished_at` (unix seconds or null);
+      `error`, `upstream`, `approval` (`report.approval_cells`: null without `approve`),
+      `created_at` / `started_at` / `finished_at` (unix seconds or null);
     - `attempts`: a list, oldest first, one per attempt: `attempt`, `agent`, `outcome`
       (completed | failed | handed back | running), `error`, `reason`, `started_at`,
       `finished_at`, `log` (its log file, null when not on disk), and its ledger entry:
@@ -99,6 +101,7 @@ def show_report(
         "result": rec.get("result") or None,
         "error": rec.get("error") or None,
         "upstream": rec.get("upstream") or None,
+        "approval": approval_cells(rec),
         "created_at": _num(rec.get("created_at")),
         "started_at": _num(rec.get("started_at")),
         "finished_at": _num(rec.get("finished_at")),

@@ -39,6 +39,7 @@ from .model import StoreModel
 from .render import render_lines
 from .state import (
     TERMINAL,
+    WAITING,
     Observed,
     ObservedTask,
     Source,
@@ -82,8 +83,7 @@ __all__ = [
 # field added there is compared too.
 TASK_FIELDS = WORK_FIELDS
 _task_values = attrgetter(*TASK_FIELDS)
-_WAITING = (TaskState.BLOCKED, TaskState.UPSTREAM_FAILED)
-_WAITING_OR_READY = (*_WAITING, TaskState.READY)
+_WAITING_OR_READY = (*WAITING, TaskState.READY)
 
 
 def diff(
@@ -223,7 +223,7 @@ class _TaskPlanner(StoreModel):
 
     # -- per task -------------------------------------------------------------------------------
     def _create(self, spec: TaskSpec, node: Node) -> CreateTask:
-        self._store(node.id, node)
+        self._store(node.id, node, spec.run_if)
         self.queued[node.id] = False
         left = self._left(node.id)
         if spec.directive is Directive.DONE:
@@ -254,6 +254,8 @@ class _TaskPlanner(StoreModel):
         before = TaskState.READY if tomb.state is TaskState.RUNNING else tomb.state
         self.state[tid], self.queued[tid], self.kind[tid] = before, False, tomb.kind
         self.deps[tid] = tomb.deps
+        if tomb.run_if != "success":
+            self.run_if[tid] = tomb.run_if
         for d in tomb.deps:
             self.children.setdefault(d, set()).add(tid)
         if before not in TERMINAL:
@@ -278,7 +280,7 @@ class _TaskPlanner(StoreModel):
             if self.rerun:
                 return self._rerun(spec, node, changed, "changed after done")
             return ChangedAfterDone(tid, changed)
-        self._store(tid, node)
+        self._store(tid, node, spec.run_if)
         new_state: TaskState | None = None
         if pending and state in _WAITING_OR_READY:
             self._unqueue(tid)
@@ -301,7 +303,7 @@ class _TaskPlanner(StoreModel):
         self, spec: TaskSpec, node: Node, changed: tuple[str, ...], reason: str
     ) -> RerunTask:
         before = self.state[node.id]
-        self._store(node.id, node)
+        self._store(node.id, node, spec.run_if)
         self._unqueue(node.id)
         left = self._left(node.id)
         new_state = self._settle(node.id)
@@ -339,7 +341,8 @@ class _TaskPlanner(StoreModel):
 
     def _repairs(self) -> list[Action]:
         """Tasks still ready-but-unqueued, blocked-with-nothing-left, or in the wrong one of
-        blocked / upstream_failed (a town written before that state existed) after all above."""
+        blocked / upstream_failed / skipped (a town written before that state existed) after
+        all above."""
         others = sorted(
             (t for t in self.observed.tasks.values() if t.id not in self.specs),
             key=lambda t: (t.order, t.id),
@@ -351,15 +354,26 @@ class _TaskPlanner(StoreModel):
             state = self.state.get(tid)
             if state is TaskState.READY and not self.queued[tid]:
                 reason = "ready but in no queue"
-            elif state is TaskState.BLOCKED and self._upstream_failed(tid):
-                reason = "a task it waits for failed or was cancelled"
-            elif state is TaskState.BLOCKED and self._left(tid) == 0:
-                reason = "every dependency is completed"
-            elif state is TaskState.UPSTREAM_FAILED and not self._upstream_failed(tid):
-                reason = "no task it waits for failed"
+            elif state in WAITING and (should := self._verdict(tid)) is not state:
+                reason = _repair_reason(state, should, self.run_if.get(tid, "success"))
             else:
                 continue
             self._unqueue(tid)
             new_state = self._settle(tid)
             out.append(Requeue(tid, targets[tid], state, new_state, reason))
         return out
+
+
+def _repair_reason(state: TaskState, should: TaskState, run_if: str) -> str:
+    """Why a waiting task is settled again: what it should be, by its dependencies."""
+    if should is TaskState.UPSTREAM_FAILED:
+        return "a task it waits for failed or was cancelled"
+    if should is TaskState.SKIPPED:
+        return f"run_if = {run_if}: its dependencies ended so that it does not run"
+    if should is TaskState.BLOCKED:
+        if state is TaskState.UPSTREAM_FAILED:
+            return "no task it waits for failed"
+        return "a task it waits for is not finished"
+    if run_if == "success":
+        return "every dependency is completed"
+    return "every dependency has ended"

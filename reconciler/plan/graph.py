@@ -27,13 +27,16 @@ class TaskKind(str, Enum):
     WORK = "work"  # has a worker target: an agent, a pool, a role
     GROUP = "group"  # no target, named as parent: completes when its children complete
     BACKLOG = "backlog"  # no target and no children: any idle agent may claim it
+    # No target and `approve`: a manual checkpoint. It runs no model: once what it waits for
+    # completed it awaits a person's `tt approve`; the tasks naming it as parent wait for it.
+    GATE = "gate"
 
 
 @dataclass(frozen=True)
 class Node:
     id: str
     kind: TaskKind
-    target: str  # queue target (`keys.Keys.queue`); "" for a group, which is never queued
+    target: str  # queue target (`keys.Keys.queue`); "" for a group or gate, never queued
     deps: tuple[str, ...]  # ids this task waits for, without duplicates
     children: tuple[str, ...]  # for a group: the tasks naming it as parent, in file order
     index: int  # position in tasks.toml
@@ -88,8 +91,8 @@ def build_graph(desired: Desired) -> Graph:
     for i, spec in enumerate(specs):
         p = spec.parent
         if p is not None and p != spec.id and p in index:
-            if targets[index[p]] is not None:
-                waits[i].append(p)  # a working parent runs first
+            if targets[index[p]] is not None or specs[index[p]].approve:
+                waits[i].append(p)  # a working parent (or a gate) runs first
             else:
                 children.setdefault(p, []).append(spec.id)  # a group does not hold its children
         waits[i].extend(d for d in spec.depends_on if d != spec.id and d in index)
@@ -106,6 +109,8 @@ def build_graph(desired: Desired) -> Graph:
         members = tuple(children.get(spec.id, ()))
         if target is not None:
             kind = TaskKind.WORK
+        elif spec.approve:
+            kind, target = TaskKind.GATE, ""
         elif members:
             kind, target = TaskKind.GROUP, ""
         else:
@@ -174,8 +179,11 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
         if p is not None and p != spec.id and p in index:
             named.setdefault(p, []).append(spec.id)
 
+    def holds(tid: str) -> bool:  # the tasks naming it as parent wait for it
+        return target(tid) is not None or specs[index[tid]].approve
+
     def members(tid: str) -> list[str]:
-        return named.get(tid, []) if target(tid) is None else []
+        return [] if holds(tid) else named.get(tid, [])
 
     nodes: dict[str, Node] = {}
     for tid in dict.fromkeys(ids):
@@ -185,7 +193,7 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
         own = target(tid)
         waits: list[str] = []
         p = spec.parent
-        group = p if p is not None and p != tid and p in index and target(p) is None else None
+        group = p if p is not None and p != tid and p in index and not holds(p) else None
         if p is not None and p != tid and p in index and group is None:
             waits.append(p)
         waits.extend(d for d in spec.depends_on if d != tid and d in index)
@@ -205,6 +213,8 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
             waits.extend(kids + before)
         if own is not None:
             kind, where = TaskKind.WORK, own
+        elif spec.approve:
+            kind, where = TaskKind.GATE, ""
         elif kids:
             kind, where = TaskKind.GROUP, ""
         else:

@@ -22,7 +22,7 @@ class HealthState(str, Enum):
 # crashes (`control/heal.py`).
 SICK_AGENTS = {"quarantined": "quarantined", "backoff": "crash-looping"}
 FAILED_TASKS = ("failed", "upstream_failed")
-MOVING_TASKS = ("running", "ready", "retrying", "blocked")
+MOVING_TASKS = ("running", "ready", "retrying", "blocked", "awaiting_approval")
 NAMED_AGENTS = 3  # more agents in one state than this are counted, not named
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .conditions import readiness
 from .graph import Node, TaskKind
-from .state import FAILED_UPSTREAM, ObservedTask, TaskState
+from .state import WAITING, ObservedTask, TaskState
 
-_WAITING = (TaskState.BLOCKED, TaskState.UPSTREAM_FAILED)
+# A change into or out of these changes what their dependents are too (lib.lua `release`).
+_CASCADING = (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED)
+# The ends of settling that leave the dependents waiting as they were.
+_HOLDING = (TaskState.READY, TaskState.AWAITING_APPROVAL)
 
 
 class StoreModel:
@@ -20,17 +24,24 @@ class StoreModel:
         self.queued: dict[str, bool] = {}
         self.kind: dict[str, TaskKind] = {}
         self.deps: dict[str, tuple[str, ...]] = {}
+        self.run_if: dict[str, str] = {}
         self.children: dict[str, set[str]] = {}
         for t in tasks:
             self.state[t.id], self.queued[t.id] = t.state, t.queued
             self.kind[t.id], self.deps[t.id] = t.kind, t.deps
+            if t.run_if != "success":
+                self.run_if[t.id] = t.run_if
             for d in t.deps:
                 self.children.setdefault(d, set()).add(t.id)
 
-    def _store(self, tid: str, node: Node) -> None:
+    def _store(self, tid: str, node: Node, run_if: str = "success") -> None:
         for d in self.deps.get(tid, ()):
             self.children.get(d, set()).discard(tid)
         self.deps[tid], self.kind[tid] = node.deps, node.kind
+        if run_if != "success":
+            self.run_if[tid] = run_if
+        else:
+            self.run_if.pop(tid, None)
         for d in node.deps:
             self.children.setdefault(d, set()).add(tid)
 
@@ -40,25 +51,29 @@ class StoreModel:
     def _unqueue(self, tid: str) -> None:
         self.queued[tid] = False
 
-    def _upstream_failed(self, tid: str) -> bool:
-        """A dependency failed, was cancelled or does not exist (pruned): lib.lua `upstream`."""
+    def _verdict(self, tid: str) -> TaskState:
+        """What the task is, its dependencies being as they are (lib.lua `readiness`): a ready
+        group is completed, a ready gate awaits approval."""
         state = self.state
-        return any(d not in state or state[d] in FAILED_UPSTREAM for d in self.deps[tid])
+        after = readiness(self.run_if.get(tid, "success"), [state.get(d) for d in self.deps[tid]])
+        if after is TaskState.READY and self.kind[tid] is TaskKind.GROUP:
+            return TaskState.COMPLETED
+        if after is TaskState.READY and self.kind[tid] is TaskKind.GATE:
+            return TaskState.AWAITING_APPROVAL
+        return after
 
     def _settle(self, tid: str) -> TaskState:
         before = self.state.get(tid)
-        if self._upstream_failed(tid):
-            self.state[tid] = TaskState.UPSTREAM_FAILED
-        elif self._left(tid):
-            self.state[tid] = TaskState.BLOCKED
-        elif self.kind[tid] is TaskKind.GROUP:
+        after = self._verdict(tid)
+        if after is TaskState.COMPLETED:
             self._complete(tid)
-            return TaskState.COMPLETED
-        else:
-            self.state[tid], self.queued[tid] = TaskState.READY, True
-        if (before is TaskState.UPSTREAM_FAILED) != (self.state[tid] is TaskState.UPSTREAM_FAILED):
+            return after
+        self.state[tid] = after
+        if after is TaskState.READY:
+            self.queued[tid] = True
+        if before is not after and (before in _CASCADING or after in _CASCADING):
             self._release(tid)
-        return self.state[tid]
+        return after
 
     def _complete(self, tid: str) -> None:
         self.state[tid] = TaskState.COMPLETED
@@ -70,19 +85,15 @@ class StoreModel:
         while stack:
             for kid in self.children.get(stack.pop(), ()):
                 before = self.state.get(kid)
-                if before not in _WAITING:
+                if before not in WAITING:
                     continue
-                if self._upstream_failed(kid):
-                    after = TaskState.UPSTREAM_FAILED
-                elif self._left(kid):
-                    after = TaskState.BLOCKED
-                elif self.kind[kid] is TaskKind.GROUP:
-                    after = TaskState.COMPLETED
-                else:
-                    after, self.queued[kid] = TaskState.READY, True
+                after = self._verdict(kid)
+                if after is TaskState.READY:
+                    self.queued[kid] = True
                 if after is not before:
                     self.state[kid] = after
-                    # Onwards unless it became ready: what waits for a ready task stays
-                    # blocked; but leaving upstream_failed changes theirs too (lib.lua release).
-                    if after is not TaskState.READY or before is TaskState.UPSTREAM_FAILED:
+                    # Onwards unless it became ready (or awaits approval): what waits for such
+                    # a task stays blocked; but leaving upstream_failed or skipped changes
+                    # theirs too (lib.lua release).
+                    if after not in _HOLDING or before in _CASCADING:
                         stack.append(kid)

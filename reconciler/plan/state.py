@@ -29,6 +29,12 @@ class TaskState(str, Enum):
     # never run as things stand. Not terminal: it waits, like blocked, and goes back to blocked
     # when that task is retried, re-run or no longer waited for; `tt wait` counts it as failed.
     UPSTREAM_FAILED = "upstream_failed"
+    # Its model succeeded (or, a gate, what it waits for completed); it waits for a person's
+    # `tt approve` (completed) or `tt reject` (run again). No lease, no queue: nothing is lost.
+    AWAITING_APPROVAL = "awaiting_approval"
+    # Its `run_if` says it does not run, as its dependencies ended (`plan.conditions`). Decided
+    # by them like upstream_failed, it is settled again if they change; it counts as finished.
+    SKIPPED = "skipped"
 
     @property
     def is_terminal(self) -> bool:
@@ -39,6 +45,8 @@ class TaskState(str, Enum):
 TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
 # A dependency in one of these makes the tasks waiting for it upstream_failed.
 FAILED_UPSTREAM = frozenset({TaskState.FAILED, TaskState.CANCELLED, TaskState.UPSTREAM_FAILED})
+# Settled from what the dependencies are (blocked, upstream_failed, skipped): lib.lua `release`.
+WAITING = (TaskState.BLOCKED, TaskState.UPSTREAM_FAILED, TaskState.SKIPPED)
 # What `tt wait` / `apply --wait` count as failures.
 FAILURES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 
@@ -79,6 +87,7 @@ class ObservedTask:
     target: str = ""  # its queue target; "" for a group
     deps: tuple[str, ...] = ()  # the ids it waits for, as stored (its `children:` memberships)
     deps_left: int = 0
+    run_if: str = "success"  # `TaskSpec.run_if`, as stored (`run_if`: only when not the default)
     order: float = 0.0
     queued: bool = False  # its id is in some ready queue right now
     attempt: int = 0

@@ -141,11 +141,15 @@ class TaskSpec:
     sequential: bool = False
     # Globs of the paths the task may change, relative to the [git] repository.
     touches: tuple[str, ...] = ()
+    # A person's word before it counts as done (`tt approve`); with no agent, a manual gate.
+    approve: bool = False
+    # When it runs, by how its dependencies ended: success | failure | always (`RUN_IF`).
+    run_if: str = "success"
 
     @classmethod
     def checked(cls, fields: dict[str, Any]) -> TaskSpec:
         """The spec of `fields` (every field, each of its type: what the loader checked),
-        built in one step: the frozen dataclass's __init__ sets its 13 fields one
+        built in one step: the frozen dataclass's __init__ sets its 15 fields one
         `object.__setattr__` at a time, ~4 µs a spec, 40 ms of a 10,000-task apply; this
         takes ~1 µs. Equal to `TaskSpec(**fields)` (tests/spec/test_reuse.py)."""
         spec = object.__new__(cls)
@@ -169,7 +173,8 @@ class TaskSpec:
 
     def as_dict(self) -> dict[str, object]:
         """The fields that define the work; `status` is excluded (it is a directive), and
-        `touches` is there only when set: the hashes of tasks recorded before stay equal."""
+        `touches`, `approve` and `run_if` are there only when set (not their defaults): the
+        hashes of tasks recorded before stay equal."""
         data: dict[str, object] = {
             "id": self.id,
             "description": self.description,
@@ -185,6 +190,10 @@ class TaskSpec:
         }
         if self.touches:
             data["touches"] = list(self.touches)
+        if self.approve:
+            data["approve"] = True
+        if self.run_if != RUN_IF_DEFAULT:
+            data["run_if"] = self.run_if
         return data
 
     def canonical_json(self) -> str:
@@ -275,6 +284,11 @@ class Desired:
         return tuple(map(_ID, self.tasks))
 
 
+# `run_if`: runs when every dependency completed (success), when one failed, was cancelled or
+# could not run (failure), or when all of them ended, however (always).
+RUN_IF = ("success", "failure", "always")
+RUN_IF_DEFAULT = "success"
+
 _ID = attrgetter("id")
 TASK_FIELDS = tuple(f.name for f in fields(TaskSpec))
 # The fields `as_dict` may hold (all but `status`), in its order: what defines the work.
@@ -304,6 +318,8 @@ def _spec_json(spec: TaskSpec) -> str:
         or not (retries is None or type(retries) is int)
         or not (spec.timeout is None or type(spec.timeout) is float)
         or type(spec.sequential) is not bool
+        or spec.approve
+        or spec.run_if != RUN_IF_DEFAULT
     ):
         return _ENCODER.encode(spec.as_dict())
     try:

@@ -149,9 +149,10 @@ def _same_edges(data: dict[str, Any], reuse: Reuse, known: dict[int, int], ids: 
     """Whether the tasks can have no cycle, as in the file `reuse` came from: they wait for
     each other as there, but for the tasks removed. No task added, the same [meta] defaults,
     every table found changed the same as before in what decides its waits (`taskcheck.edges`:
-    parent, depends_on, sequential, and whether it names an agent or a role). (A removal adds
-    no wait but in a sequential group, where the next member now waits for the one before the
-    removed: a path that was there already. A move is not the same: it reorders a group.)"""
+    parent, depends_on, sequential, approve, and whether it names an agent or a role). (A
+    removal adds no wait but in a sequential group, where the next member now waits for the
+    one before the removed: a path that was there already. A move is not the same: it
+    reorders a group.)"""
     meta = data.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     if (meta.get("default_agent"), meta.get("default_role")) != reuse.defaults:
@@ -182,6 +183,7 @@ def _same_edges(data: dict[str, Any], reuse: Reuse, known: dict[int, int], ids: 
             or not isinstance(deps, list)
             or tuple(deps) != old.depends_on
             or (entry.get("sequential") is True) != old.sequential
+            or (entry.get("approve") is True) != old.approve
             or bool(entry.get("agent")) != bool(old.agent)
             or bool(entry.get("role")) != bool(old.role)
         ):

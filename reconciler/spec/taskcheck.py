@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cycles import find_cycles
-from .desired import TaskSpec
+from .desired import RUN_IF, RUN_IF_DEFAULT, TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table
 from .gitcheck import check_touches
 from .locate import JsonPath
@@ -129,6 +129,8 @@ def check_tasks(
                 priority=integer(entry, "priority", 0, _PRIORITY),
                 sequential=entry.get("sequential") is True,
                 touches=strs(entry, "touches"),
+                approve=entry.get("approve") is True,
+                run_if=_run_if(entry),
             )
             deps.append(indexed_strs(entry, "depends_on"))
         if "touches" in entry:
@@ -170,8 +172,16 @@ def _typed_spec(
             "priority": int(get("priority", 0)),
             "sequential": get("sequential") is True,
             "touches": tuple(get("touches", ())),
+            "approve": get("approve") is True,
+            "run_if": get("run_if", RUN_IF_DEFAULT),
         }
     )
+
+
+def _run_if(entry: Mapping[str, Any]) -> str:
+    """The entry's `run_if`; a value the schema refused (reported there) reads as the default."""
+    value = entry.get("run_if", RUN_IF_DEFAULT)
+    return value if value in RUN_IF else RUN_IF_DEFAULT
 
 
 def _hint(doc: TomlDoc, word: str, choices: AbstractSet[str] | dict[str, int]) -> str | None:
@@ -225,6 +235,12 @@ def _does_work(spec: TaskSpec, has_default: bool) -> bool:
     return bool(spec.agent or spec.role or has_default)
 
 
+def _holds(spec: TaskSpec, has_default: bool) -> bool:
+    """Whether the tasks naming it as parent wait for it: it does work, or it is a manual gate
+    (`approve` with no agent: it completes when a person approves it)."""
+    return spec.approve or _does_work(spec, has_default)
+
+
 def _descriptions(
     doc: TomlDoc,
     specs: list[TaskSpec],
@@ -247,8 +263,8 @@ def _descriptions(
         text = entry.get("description")
         if (isinstance(text, str) and text.strip()) or not isinstance(text, str | None):
             continue  # described, or of the wrong type (the schema has said so)
-        if not _does_work(spec, has_default) and spec.id in parents:
-            continue  # a group
+        if not _does_work(spec, has_default) and (spec.id in parents or spec.approve):
+            continue  # a group, or a manual gate (`approve` with no agent)
         missing = text is None
         doc.report(
             ("tasks", i, "description"),
@@ -284,7 +300,7 @@ def edges(specs: Sequence[TaskSpec], has_default: bool) -> list[list[int]]:
     for i, spec in enumerate(specs):
         p = index.get(spec.parent) if spec.parent is not None else None
         if p is not None and p != i:
-            if _does_work(specs[p], has_default):
+            if _holds(specs[p], has_default):
                 waits[i].append(p)
             else:
                 children.setdefault(p, []).append(i)

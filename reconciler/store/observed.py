@@ -19,14 +19,14 @@ from ..plan.state import (
     TaskState,
     agent_spec_from_json,
 )
-from ..spec.desired import Desired, TaskSpec
+from ..spec.desired import RUN_IF_DEFAULT, Desired, TaskSpec
 from .cleanrows import Row
 from .client import Store
 
 # What `plan.diff` reads of a task. Timestamps, results and errors (up to kilobytes each) are
 # left out: they are for `tt status`, and a finished 10,000-task town would read megabytes. So is
 # the stored spec: its hash tells whether it changed; `with_changed_specs` reads the few that did.
-OBSERVED_FIELDS = ("state", "hash", "source", "kind", "target", "deps", "order")
+OBSERVED_FIELDS = ("state", "hash", "source", "kind", "target", "deps", "order", "run_if")
 
 
 # Enum members by stored value; None (a field left out of the hash) means the default.
@@ -54,7 +54,7 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
     deps_of = json.loads("[" + ",".join(r[at["deps"]] or "[]" for r in rows) + "]")
     tasks = {}
     for row, deps in zip(rows, deps_of, strict=True):
-        tid, state, spec_hash, source, kind, target, _, order = row
+        tid, state, spec_hash, source, kind, target, _, order, run_if = row
         tasks[tid] = ObservedTask(
             id=tid,
             state=_STATES.get(state) or TaskState(state),
@@ -65,6 +65,7 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
             deps=tuple(deps),
             order=float(order or 0),
             queued=tid in queued,
+            run_if=run_if or RUN_IF_DEFAULT,
         )
     meta = store.read_meta()
     digests = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("digest:")}
@@ -105,7 +106,7 @@ def with_tombstones(store: Store, observed: Observed, ids: Iterable[str]) -> Obs
     fields = (*OBSERVED_FIELDS, "spec")
     tombs = {}
     for row in store.tombstone_rows(fields, new):
-        tid, state, spec_hash, source, kind, target, deps, order, spec_json = row
+        tid, state, spec_hash, source, kind, target, deps, order, run_if, spec_json = row
         tombs[tid] = ObservedTask(
             id=tid,
             state=_STATES.get(state) or TaskState(state),
@@ -116,6 +117,7 @@ def with_tombstones(store: Store, observed: Observed, ids: Iterable[str]) -> Obs
             target=target or "",
             deps=tuple(json.loads(deps or "[]")),
             order=float(order or 0),
+            run_if=run_if or RUN_IF_DEFAULT,
         )
     return replace(observed, tombstones=tombs) if tombs else observed
 

@@ -1,5 +1,5 @@
 """The store's primitives, the base of every operation mixed into `Store`: Lua scripts from
-`store/lua` (the shared `lib.lua` prepended), writes that are not scripts (MULTI/EXEC), events.
+`store/lua` (the shared `LIBRARY` prepended), writes that are not scripts (MULTI/EXEC), events.
 
 A store that acts as leader (`fence`) has every write refused once a newer leader holds the
 town (`LeaderFenced`). No module of the store but `client` imports redis; `client` also
@@ -35,9 +35,15 @@ def fenced(detail: str) -> LeaderFenced:
     )
 
 
+# The shared functions, prepended to every script in this order (each uses those before it):
+# keys and events, readiness (`run_if`, the release cascade), attempts.
+LIBRARY = ("lib", "ready", "attempts")
+
+
 @cache
 def lua_source(name: str) -> str:
-    return (LUA_DIR / "lib.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    parts = [*LIBRARY, name]
+    return "\n".join((LUA_DIR / f"{part}.lua").read_text() for part in parts)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,16 @@ class TaskOps(Scripted):
     def hand_back(self, task_id: str, token: str, reason: str = "agent stopped") -> bool:
         return bool(self._run("hand_back", task_id, token, reason))
 
+    def approve(self, task_id: str, by: str, comment: str) -> tuple[bool, str]:
+        """`lua/approve.lua`: (done, the task's state after, or as it was when not done)."""
+        done, state = self._run("approve", task_id, by, comment)
+        return bool(done), str(state)
+
+    def reject(self, task_id: str, by: str, reason: str, policy: Policy) -> tuple[bool, str]:
+        """`lua/reject.lua`: (done, the task's state after, or as it was when not done)."""
+        done, state = self._run("reject", task_id, by, reason, policy.retries)
+        return bool(done), str(state)
+
     def promote_due(self) -> int:
         return int(self._run("promote"))
 

@@ -2,9 +2,9 @@
 -- ARGV[5]: 'record' (after a pass whose plan came out empty) or 'check' (before planning), or
 -- 'store' with ARGV[6], ARGV[7]: the digest the client computed of what its apply left
 -- (`cleanstate.digests`: sha1, and the stand-in below), recorded as is: the check will tell.
--- Walks every task: each must exist, a ready one must sit in its queue, a blocked one must
--- still wait for something and for nothing that failed, an upstream_failed one for something
--- that failed, was cancelled or does not exist (what `plan` would repair); tombstones
+-- Walks every task: each must exist, a ready one must sit in its queue, a blocked,
+-- upstream_failed or skipped one must be what its dependencies and run_if make it (ready.lua
+-- `readiness`: what `plan` would repair); tombstones
 -- (`deleted:ID`, not in the `tasks` zset) are not walked; a digest of the task definitions
 -- (spec hash, target, deps) catches anything that rewrote or lost one. (A task's source
 -- changes only through upsert_tasks, which clears the record; its kind only with the files,
@@ -25,20 +25,23 @@ end
 if mode == 'check' and m[1] ~= fp then return {0, gen, m[2] or ''} end
 
 local t = P .. 'task:*->'
--- Flat: id, state, hash, target, deps for each task, in file order (false where absent).
+-- Flat: id, state, hash, target, deps, run_if for each task, in file order (false where absent).
+local W = 6
 local sorted, rows = pcall(redis.call, 'SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#',
-  'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps')
+  'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps',
+  'GET', t .. 'run_if')
 if not sorted then
   -- An ACL user restricted to the town's keys may not SORT with GET (Redis 7): one HMGET each.
   rows = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
-    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps')
+    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if')
     local n = #rows
     rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4], rows[n + 5] = id, f[1], f[2], f[3], f[4]
+    rows[n + 6] = f[5]
   end
 end
 local states, targets = {}, {}
-for i = 1, #rows, 5 do
+for i = 1, #rows, W do
   local state = rows[i + 1]
   states[rows[i]] = state
   if state == 'ready' then targets[rows[i + 3] or ''] = true end
@@ -55,26 +58,19 @@ local function held(id)
 end
 local ok = true
 local parts, n = {}, 0
-for i = 1, #rows, 5 do
+for i = 1, #rows, W do
   local id, state, deps = rows[i], rows[i + 1], rows[i + 4]
   if not state or (state == 'ready' and not queued[id] and not held(id)) then
     ok = false
     break
   end
-  if state == 'blocked' or state == 'upstream_failed' then
-    -- blocked: waits for something, and for nothing that failed; upstream_failed: waits for
-    -- something that failed or was cancelled
-    local waiting, failed = false, false
+  if state == 'blocked' or state == 'upstream_failed' or state == 'skipped' then
+    local list = {}
     if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
-      for d in string.gmatch(deps, '"([^"]*)"') do
-        if states[d] ~= 'completed' then waiting = true end
-        if not states[d] or BAD[states[d]] then  -- a missing one too (pruned): lib.lua upstream
-          failed = true
-          break
-        end
-      end
+      for d in string.gmatch(deps, '"([^"]*)"') do list[#list + 1] = d end
     end
-    if failed ~= (state == 'upstream_failed') or not waiting then
+    local should = readiness(list, rows[i + 5] or nil, function(d) return states[d] end)
+    if should ~= state then
       ok = false
       break
     end

@@ -1,5 +1,5 @@
 -- Dispatch repair: settle tasks the plan found ready-but-unqueued, blocked-with-deps-done, or
--- waiting in the wrong one of blocked / upstream_failed (a crash between two writes, or a town
+-- waiting in the wrong one of blocked / upstream_failed / skipped (a crash between two writes, or a town
 -- written before upstream_failed existed). Idempotent: a task already queued is not queued twice.
 -- ARGV[4]: JSON array of ids.
 local ids = cjson.decode(ARGV[4])
@@ -7,7 +7,7 @@ redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must
 local n = 0
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', tkey(id), 'state', 'target')
-  if f[1] == 'ready' or f[1] == 'blocked' or f[1] == 'upstream_failed' then
+  if f[1] == 'ready' or f[1] == 'blocked' or f[1] == 'upstream_failed' or f[1] == 'skipped' then
     unqueue(id, 'ready', f[2])
     settle(id)
     wake(id)  -- it may have left ready

@@ -61,6 +61,8 @@ local function write_new(r, state, left)
   if r.source then add('source', r.source) end
   if r.priority then add('priority', r.priority) end
   if r.retries then add('retries', r.retries) end
+  if r.run_if then add('run_if', r.run_if) end
+  if r.approve then add('approve', '1') end
   if state == 'ready' then add('ready_at', NOW) end
   redis.call('HSET', tkey(r.id), unpack(fields))
   fresh[r.id] = state
@@ -84,39 +86,38 @@ local function rewrite(r, old_deps)
     'priority', r.priority or 0)
   redis.call('HDEL', k, 'rerun_by')  -- the files speak for the task again (see `rerun`)
   if r.retries then redis.call('HSET', k, 'retries', r.retries) else redis.call('HDEL', k, 'retries') end
+  if r.run_if then redis.call('HSET', k, 'run_if', r.run_if) else redis.call('HDEL', k, 'run_if') end
+  if r.approve then redis.call('HSET', k, 'approve', '1') else redis.call('HDEL', k, 'approve') end
   place(r)
   if r.deps then
     for _, d in ipairs(r.deps) do redis.call('SADD', P .. 'children:' .. d, r.id) end
   end
 end
 
--- A new pending task is upstream_failed (a dependency failed or was cancelled), blocked, ready
--- (and queued), or completed when it is a group with nothing left to wait for.
+-- A new pending task is upstream_failed (a dependency failed or was cancelled), skipped (its
+-- run_if), blocked, ready (and queued), completed (a group with nothing left to wait for) or
+-- awaiting approval (such a gate): ready.lua `readiness`.
 local function create(r)
-  local left, root = 0, nil
-  if r.deps then
-    for _, d in ipairs(r.deps) do
-      local s = state_of(d)
-      if s ~= 'completed' then left = left + 1 end
-      if not root and (not s or BAD[s]) then  -- (a missing dependency: see lib.lua upstream)
-        root = (s == 'upstream_failed' and redis.call('HGET', tkey(d), 'upstream')) or d
-      end
+  local now, left, root = readiness(r.deps or {}, r.run_if, state_of)
+  if now == 'upstream_failed' or now == 'skipped' then
+    write_new(r, now, left)
+    if root then
+      redis.call('HSET', tkey(r.id), 'upstream', root)
+      noted(root, r.id)
+    else
+      redis.call('HSET', tkey(r.id), 'finished_at', NOW)
+      noted_skip(r.id)
     end
-  end
-  if root then
-    write_new(r, 'upstream_failed', left)
-    redis.call('HSET', tkey(r.id), 'upstream', root)
-    noted(root, r.id)
     release(r.id)  -- a task of the CLI may already wait for this id
     cascaded()
-  elseif left > 0 or r.kind == 'group' then
+  elseif now == 'blocked' or r.kind == 'group' or r.kind == 'gate' then
     write_new(r, 'blocked', left)
-    if left == 0 then
-      complete(r.id, nil, 'group')
+    if now ~= 'blocked' then
+      if r.kind == 'group' then complete(r.id, nil, 'group') else await_approval(r.id, nil, 'gate') end
       cascaded()
     end
   else
-    write_new(r, 'ready', 0)
+    write_new(r, 'ready', left)
     local q = P .. 'queue:' .. r.target
     if tonumber(r.priority or 0) > 0 then redis.call('LPUSH', q, r.id) else redis.call('RPUSH', q, r.id) end
     ready = ready + 1
@@ -130,11 +131,7 @@ local function keeps_place(r, state, old_target, old_priority)
     or tonumber(old_priority or 0) ~= tonumber(r.priority or 0) then
     return false
   end
-  if r.deps then
-    for _, d in ipairs(r.deps) do
-      if redis.call('HGET', tkey(d), 'state') ~= 'completed' then return false end
-    end
-  end
+  if readiness(r.deps or {}, r.run_if) ~= 'ready' then return false end
   return redis.call('LPOS', P .. 'queue:' .. r.target, r.id) ~= false
 end
 
@@ -262,7 +259,8 @@ for i, r in ipairs(recs) do
     -- A re-run makes a new work product: the old one's commit and stage are history.
     redis.call('HDEL', k, 'finished_at', 'git_stage', 'git_head', 'git_candidate', 'git_onto',
       'git_note', 'git_conflicts', 'git_result', 'git_manual',
-      'git_told', 'git_merged', 'git_changed', 'git_outside', 'git_base', 'git_reopen_from')
+      'git_told', 'git_merged', 'git_changed', 'git_outside', 'git_base', 'git_reopen_from',
+      'approved', 'approval_merge', 'awaiting_since')
     redis.call('ZREM', P .. 'timers', r.id)
     event('task.rerun', 'task', r.id)
     settle(r.id)
@@ -284,7 +282,7 @@ for i, r in ipairs(recs) do
     end
   else
     rewrite(r, old_deps)
-    if (state == 'blocked' or state == 'ready' or state == 'upstream_failed')
+    if (state == 'blocked' or state == 'ready' or state == 'upstream_failed' or state == 'skipped')
       and r.directive == 'pending' then
       if not keeps_place(r, state, old_target, old[4]) then
         unqueue(r.id, state, old_target)

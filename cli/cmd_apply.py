@@ -172,7 +172,10 @@ def plan(
     "--detailed-exitcode", "detailed", is_flag=True, help="Exit 2 when something changed."
 )
 @click.option(
-    "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
+    "--wait",
+    is_flag=True,
+    help="Then reconcile until every task is terminal (0 / 1 / 3), or only tasks "
+    "awaiting approval are left (4).",
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
 @click.option("--adopt", is_flag=True, help="Manage the town from this folder from now on.")

@@ -125,11 +125,14 @@ def failure(r: dict[str, str]) -> str:
 
 
 def render_result(result: LoopResult, output: str) -> None:
+    from reconciler.control.outcome import awaiting_only
+
+    awaiting = awaiting_only(list(result.unfinished))
     if output == "json":
         emit_json(
             {
                 "exit_code": result.exit_code,
-                "outcome": {0: "completed", 1: "failed", 3: "timeout"}.get(
+                "outcome": {0: "completed", 1: "failed", 3: "timeout", 4: "awaiting_approval"}.get(
                     result.exit_code, "error"
                 ),
                 "counts": result.counts,
@@ -144,6 +147,7 @@ def render_result(result: LoopResult, output: str) -> None:
                     for r in result.failed
                 ],
                 "unfinished": [{"id": r["id"], "state": r.get("state")} for r in result.unfinished],
+                "awaiting_approval": [r["id"] for r in awaiting],
             }
         )
         return
@@ -152,6 +156,8 @@ def render_result(result: LoopResult, output: str) -> None:
     if result.exit_code == EXIT_TIMEOUT:
         for r in result.unfinished:
             echo(f"still {r.get('state')}: {r['id']}", err=True)
+    for r in awaiting:
+        echo(f"awaiting approval: {r['id']} (tt approve {r['id']})", err=True)
     summary = ", ".join(f"{n} {st}" for st, n in sorted(result.counts.items()))
     echo(
         f"done: {summary}" if result.exit_code == EXIT_OK else f"result: {summary}",

@@ -13,6 +13,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_TIMEOUT = 3
+# `tt wait` / `apply --wait`: nothing can go on until a person approves (`tt approve`).
+EXIT_AWAITING = 4
 MASK = "****"
 
 

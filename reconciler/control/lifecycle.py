@@ -21,7 +21,10 @@ from .session import Session
 from .verbs import _apply_edit
 
 STOPPED = frozenset({"stopped", "quarantined", "backoff", "dead", "crashed"})
-TERMINAL = frozenset({"completed", "failed", "cancelled", "upstream_failed"})
+# (awaiting_approval and skipped need no agent either: a person, or nothing, moves them on)
+TERMINAL = frozenset(
+    {"completed", "failed", "cancelled", "upstream_failed", "skipped", "awaiting_approval"}
+)
 
 
 def set_agent_suspended(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from .. import rundir, server
 from ..agents.supervisor import proc_start_time, spawn_detached
 from ..errors import (
+    EXIT_AWAITING,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_TIMEOUT,
@@ -43,7 +44,7 @@ from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
 from .follow import REFRESH_EVENT, Follow, Target
 from .identity import TownClaimed
-from .outcome import holder_words, outcome
+from .outcome import DONE_EVENTS, awaiting_only, holder_words, outcome
 from .saveguard import SaveGuard
 from .session import Session
 from .watch import FileWatcher
@@ -51,7 +52,6 @@ from .watch import FileWatcher
 DOWN_EVENT = "town.down"
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
 WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT, REFRESH_EVENT)
-DONE_EVENTS = ("task.completed", "task.failed", "task.cancelled", "task.upstream_failed")
 Report = Callable[[str, dict[str, str]], None]
 
 
@@ -204,6 +204,8 @@ class Loop:
             done, failed, unfinished = outcome(store.task_records())
             if done:
                 return self._result(EXIT_ERROR if failed else EXIT_OK, failed, unfinished)
+            if awaiting_only(unfinished):  # only a person's `tt approve` moves it on
+                return self._result(EXIT_ERROR if failed else EXIT_AWAITING, failed, unfinished)
         if deadline is not None and time.monotonic() >= deadline:
             _, failed, unfinished = outcome(store.task_records())
             return self._result(EXIT_TIMEOUT, failed, unfinished)

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from ..plan.state import FAILURES, TERMINAL, TaskState
 
-_TERMINAL = {s.value for s in TERMINAL}
+# The events after which `tt wait` looks again whether every task has finished (or awaits a
+# person's approval).
+DONE_EVENTS = (
+    "task.completed",
+    "task.failed",
+    "task.cancelled",
+    "task.upstream_failed",
+    "task.skipped",
+    "task.awaiting_approval",
+)
+_TERMINAL = {s.value for s in TERMINAL} | {TaskState.SKIPPED.value}
 _FAILURES = {s.value for s in FAILURES}
 
 
@@ -22,7 +32,8 @@ def outcome(
 ) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
     """(all finished, failed tasks, unfinished tasks). A task upstream_failed can never run as
     things stand: it is finished, and counts as failed (with `upstream_state`: what became of
-    the task it names). Unfinished: neither terminal nor upstream_failed."""
+    the task it names). Skipped (its `run_if`) is finished, not failed. Unfinished: neither
+    terminal nor upstream_failed."""
     state = {r["id"]: r.get("state", "") for r in records}
     finished = {*_TERMINAL, TaskState.UPSTREAM_FAILED.value}
     done = all(s in finished for s in state.values())
@@ -35,3 +46,16 @@ def outcome(
     ]
     unfinished = [r for r in records if state[r["id"]] not in finished]
     return done, failed, unfinished
+
+
+AWAITING = TaskState.AWAITING_APPROVAL.value
+# What may still move without a person (a task awaiting approval does not).
+_MOVING = {s.value for s in (TaskState.READY, TaskState.RUNNING, TaskState.RETRYING)}
+
+
+def awaiting_only(unfinished: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The tasks awaiting approval when nothing else can go on without a person: every
+    unfinished task awaits approval or is blocked (behind one); else []."""
+    if any(r.get("state") in _MOVING for r in unfinished):
+        return []
+    return [r for r in unfinished if r.get("state") == AWAITING]

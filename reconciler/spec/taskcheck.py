@@ -263,8 +263,11 @@ def _descriptions(
         text = entry.get("description")
         if (isinstance(text, str) and text.strip()) or not isinstance(text, str | None):
             continue  # described, or of the wrong type (the schema has said so)
-        if not _does_work(spec, has_default) and (spec.id in parents or spec.approve):
-            continue  # a group, or a manual gate (`approve` with no agent)
+        if not _does_work(spec, has_default) and (
+            spec.id in parents or spec.approve or not isinstance(entry.get("approve"), bool | None)
+        ):
+            continue  # a group, or a manual gate (`approve` with no agent; the schema has
+            # reported an `approve` that is not a boolean)
         missing = text is None
         doc.report(
             ("tasks", i, "description"),

@@ -1,0 +1,157 @@
+"""`run_if` and approval gates as pure rules: what a waiting task is by its dependencies
+(`plan.conditions.readiness`), how the store model settles gates and skipped tasks, what the
+graph makes of a gate, and what the files accept."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.plan.conditions import readiness
+from reconciler.plan.graph import TaskKind, build_graph, graph_of
+from reconciler.plan.model import StoreModel
+from reconciler.plan.state import ObservedTask, TaskState
+from reconciler.spec.desired import AgentSpec, Desired, TaskSpec, TownSettings
+from tests.spec.test_loader import TOWN, load_texts, problems_of
+
+C, F, X = TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED
+B, R, RUN = TaskState.BLOCKED, TaskState.READY, TaskState.RUNNING
+UF, S, AW = TaskState.UPSTREAM_FAILED, TaskState.SKIPPED, TaskState.AWAITING_APPROVAL
+
+
+@pytest.mark.parametrize(
+    ("deps", "success", "failure", "always"),
+    [
+        ((), R, S, R),  # nothing to wait for: nothing failed
+        ((C, C), R, S, R),
+        ((C, RUN), B, B, B),
+        ((F, RUN), UF, B, B),  # success gives up at once; the others wait for all to end
+        ((F, C), UF, R, R),
+        ((X,), UF, R, R),  # cancelled counts as failed
+        ((UF,), UF, R, R),  # so does a dependency that cannot run
+        ((None,), UF, R, R),  # and one pruned from the files
+        ((S, C), S, S, R),  # what needs a skipped task is skipped (GitHub Actions' rule)
+        ((S, F), UF, R, R),
+        ((AW,), B, B, B),  # awaiting approval is not done: dependents wait
+        ((TaskState.RETRYING,), B, B, B),
+    ],
+)
+def test_readiness_by_run_if(
+    deps: tuple[TaskState | None, ...], success: TaskState, failure: TaskState, always: TaskState
+) -> None:
+    assert readiness("success", deps) is success
+    assert readiness("failure", deps) is failure
+    assert readiness("always", deps) is always
+
+
+def _task(
+    tid: str, state: TaskState, *deps: str, kind: TaskKind = TaskKind.WORK, run_if: str = "success"
+) -> ObservedTask:
+    return ObservedTask(tid, state, kind=kind, deps=deps, run_if=run_if)
+
+
+def test_model_skips_a_cleanup_and_runs_it_when_its_parent_failed() -> None:
+    m = StoreModel(
+        [
+            _task("build", RUN),
+            _task("cleanup", B, "build", run_if="failure"),
+            _task("report", B, "cleanup"),
+            _task("notify", B, "build", run_if="always"),
+        ]
+    )
+    m._complete("build")
+    assert (m.state["cleanup"], m.state["report"], m.state["notify"]) == (S, S, R)
+    m.state["build"] = F
+    m._release("build")  # a re-run that failed: the skip is undone, the cleanup runs
+    assert (m.state["cleanup"], m.state["report"], m.state["notify"]) == (R, B, R)
+    assert m.queued["cleanup"] and m.queued["notify"]
+
+
+def test_model_gate_awaits_approval_and_holds_its_dependents() -> None:
+    m = StoreModel(
+        [
+            _task("build", RUN),
+            _task("go", B, "build", kind=TaskKind.GATE),
+            _task("deploy", B, "go"),
+        ]
+    )
+    m._complete("build")
+    assert (m.state["go"], m.state["deploy"]) == (AW, B)
+    assert not m.queued.get("go")  # never queued: no agent runs a gate
+    m._complete("go")  # approved
+    assert m.state["deploy"] is R
+
+
+def _desired(*tasks: TaskSpec) -> Desired:
+    return Desired(town=TownSettings("t"), agents=(AgentSpec("dev", "sim"),), tasks=tasks)
+
+
+def test_a_gate_without_agent_holds_the_tasks_naming_it_as_parent() -> None:
+    tasks = (
+        TaskSpec("build", "Build", agent="dev"),
+        TaskSpec("go", approve=True, parent="build"),
+        TaskSpec("deploy", "Deploy", agent="dev", parent="go"),
+        TaskSpec("epic"),  # a group, for contrast: its children do not wait for it
+        TaskSpec("part", "Part", agent="dev", parent="epic"),
+    )
+    g = build_graph(_desired(*tasks))
+    assert (g.nodes["go"].kind, g.nodes["go"].target, g.nodes["go"].deps) == (
+        TaskKind.GATE,
+        "",
+        ("build",),
+    )
+    assert g.nodes["deploy"].deps == ("go",)
+    assert g.nodes["epic"].kind is TaskKind.GROUP and g.nodes["part"].deps == ()
+    assert graph_of(_desired(*tasks), ["go", "deploy"]).nodes == {
+        k: g.nodes[k] for k in ("go", "deploy")
+    }
+
+
+def test_approve_and_run_if_change_the_spec_hash_only_when_set() -> None:
+    plain = TaskSpec("a", "A", agent="dev")
+    assert "approve" not in plain.canonical_json() and "run_if" not in plain.canonical_json()
+    gated = TaskSpec("a", "A", agent="dev", approve=True, run_if="always")
+    assert (
+        '"approve":true' in gated.canonical_json() and '"run_if":"always"' in gated.canonical_json()
+    )
+    assert gated.spec_hash() != plain.spec_hash()
+
+
+GATED = """\
+[[tasks]]
+id = "build"
+description = "Build"
+agent = "developer"
+
+[[tasks]]
+id = "go"
+parent = "build"
+approve = true
+
+[[tasks]]
+id = "cleanup"
+description = "Clean up"
+agent = "developer"
+depends_on = ["build"]
+run_if = "failure"
+"""
+
+
+def test_files_accept_a_gate_without_description_and_run_if() -> None:
+    desired = load_texts(TOWN, GATED)
+    specs = {t.id: t for t in desired.tasks}
+    assert specs["go"].approve and specs["go"].description == ""
+    assert specs["cleanup"].run_if == "failure" and specs["build"].run_if == "success"
+
+
+def test_bad_run_if_and_approve_are_reported_with_line_and_field() -> None:
+    bad = GATED.replace('run_if = "failure"', 'run_if = "failed"').replace(
+        "approve = true", 'approve = "yes"'
+    )
+    found = {p.path: p for p in problems_of(tasks=bad)}
+    assert set(found) == {"$.tasks[1].approve", "$.tasks[2].run_if"}, [
+        p.render() for p in found.values()
+    ]
+    assert found["$.tasks[1].approve"].line == 9
+    assert found["$.tasks[2].run_if"].line == 16
+    assert "success" in found["$.tasks[2].run_if"].message
+    assert "expected true or false" in found["$.tasks[1].approve"].message

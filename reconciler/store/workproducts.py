@@ -30,7 +30,8 @@ GIT_FIELDS = (
     "git_told",  # the result the model gave by `tt task complete` (the attempt goes on)
     "git_manual",  # the commit `tt merge` asked to merge (a completed manual-mode task)
 )
-_READ = ("state", "token", "attempt", "spec", *GIT_FIELDS)  # spec: its `touches`
+# spec: its `touches` and `approve`; approved: `tt approve` let its commit into the queue
+_READ = ("state", "token", "attempt", "spec", "approved", *GIT_FIELDS)
 
 
 class WorkOps(Scripted):

@@ -216,6 +216,12 @@ class WorkProducts:
         if self.git.merge == MergeMode.MANUAL:
             self._push_branch(task)
             return Finished(True, result)
+        if _awaits_approval(rec):
+            # `approve = true`: the commit waits for a person before it enters the queue; the
+            # attempt ends here (awaiting approval), `tt approve` queues the task again and
+            # its next attempt merges this commit without running the model (approve.lua).
+            self.store.note_git(task, token, approval_merge="1")
+            return Finished(True, result)
         return MergeQueue(self).wait_for(task, token, should_stop)
 
     def _commit(
@@ -323,6 +329,17 @@ def open_repository(town_root: Path, git: GitSettings) -> Repo:
             hint="run `git init -b main` there and commit once, or point [git] repo at one",
         )
     return repo
+
+
+def _awaits_approval(rec: dict[str, str]) -> bool:
+    """The task has `approve = true` and no `tt approve` let its commit in yet."""
+    if rec.get("approved") == "1":
+        return False
+    try:
+        spec = json.loads(rec.get("spec") or "{}")
+    except ValueError:
+        return False
+    return isinstance(spec, dict) and spec.get("approve") is True
 
 
 def _has_markers(path: Path) -> bool:

@@ -226,3 +226,36 @@ def test_bad_run_if_and_approve_are_refused_naming_file_line_and_field(tmp_path:
         assert "tasks.toml:5: $.tasks[0].approve: expected true or false" in run.stderr, run.stderr
         assert "tasks.toml:19: $.tasks[2].run_if: must be one of" in run.stderr, run.stderr
         assert not town.paths.data_dir.exists() or not town.tasks()  # nothing was written
+
+
+def test_under_git_the_commit_waits_for_approval_before_the_merge_queue(tmp_path: Path) -> None:
+    from tests.integration.test_git_work import commit_town, task, town_toml
+    from tests.work.gitrepo import git
+
+    tasks = task("build", "Build [sim:write:src/app.txt:v1]").replace(
+        'agent = "dev"\n', 'agent = "dev"\napprove = true\n'
+    ) + task("deploy", "Deploy [sim:write:docs/deploy.md:done]", parent="build")
+    with live_town(tmp_path / "repo") as town:
+        commit_town(town, town_toml("gitgate", "[git]", replicas=1), tasks)
+        before = git(town.root, "rev-parse", "main")
+        assert town.tt("apply").returncode == 0
+        reach(town, {"build": "awaiting_approval", "deploy": "blocked"}, 120)
+        rec = town.store.git_record("build")
+        assert rec["git_stage"] == "committed" and rec["git_head"]
+        assert git(town.root, "rev-parse", "main") == before  # not merged: it waits
+        assert town.store.merge_queue() == []
+
+        assert town.tt("reject", "build", "--reason", "say v2 too").returncode == 0
+        until(lambda: town.tasks()["build"].get("attempt") == "2", 60, "a second attempt")
+        reach(town, {"build": "awaiting_approval"}, 120)
+        assert "say v2 too" in (town.paths.logs_dir / "dev" / "build-2.log").read_text()
+        assert git(town.root, "rev-parse", "main") == before
+
+        assert town.tt("approve", "build").returncode == 0
+        reach(town, {"build": "completed", "deploy": "completed"}, 120)
+        merged = town.store.git_record("build")["git_merged"]
+        git(town.root, "merge-base", "--is-ancestor", merged, "main")
+        # the model ran twice (each run appends its line); the third attempt only merged
+        assert (town.root / "src" / "app.txt").read_text().splitlines() == ["v1", "v1"]
+        history = town.attempts("build")
+        assert [a["outcome"] for a in history] == ["completed"] * 3

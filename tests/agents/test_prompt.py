@@ -123,3 +123,15 @@ def test_render_argv_sim_uses_stdin() -> None:
         PRESETS["sim"], prompt="hi", prompt_file="/p", workdir="/w", python="/usr/bin/python3"
     )
     assert argv == ["/usr/bin/python3", "-m", "reconciler.agents.sim"] and stdin == "hi"
+
+
+def test_a_rejection_is_a_review_section_and_a_failure_is_not() -> None:
+    common = {"task_id": "build", "description": "Build it", "agent": "dev", "town": "t"}
+    reviewed = build_prompt(attempt=2, previous_error="rejected: add a changelog entry", **common)
+    assert (
+        "## Review\nYour previous attempt was rejected by a reviewer:\nadd a changelog entry\n"
+        in (reviewed)
+    )
+    assert "## The previous attempt failed" not in reviewed
+    failed = build_prompt(attempt=2, previous_error="exit code 1", **common)
+    assert "## The previous attempt failed\nexit code 1\n" in failed and "## Review" not in failed

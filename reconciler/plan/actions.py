@@ -315,9 +315,10 @@ class Plan:
           delete_agent        name, reason
           orphan_agent        name
           create_task         id, spec{id, description, agent, role, status, parent, depends_on,
-                              tags, retries, timeout, priority, sequential, touches (only
-                              when set)}, source,
-                              kind (work|group|backlog), state, deps[], deps_left, target, order
+                              tags, retries, timeout, priority, sequential, touches,
+                              approve, run_if (these three only when set)}, source,
+                              kind (work|group|backlog|gate), state, deps[], deps_left,
+                              target, order
           restore_task        id, state, new_state, hash, deps[], target, order
           update_task         id, spec, changed_fields[], kind, state, new_state|null, deps[],
                               deps_left, target, old_target, order
@@ -329,7 +330,7 @@ class Plan:
           delete_task         id, was_running, keep_until (unix seconds, kept as a tombstone)
           orphan_task         id
           requeue             id, target, state, new_state, reason
-        A group's target is "" (never queued); a backlog task's is "*backlog".
+        A group's or gate's target is "" (never queued); a backlog task's is "*backlog".
         """
         return {
             "version": JSON_VERSION,

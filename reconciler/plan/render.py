@@ -47,7 +47,9 @@ def _line(a: Action) -> str:
     if isinstance(a, CreateTask):
         if a.kind is TaskKind.GROUP:
             return f"+ task {a.id} (group, {a.state.value})"
-        if a.state in TERMINAL or a.state is TaskState.UPSTREAM_FAILED:
+        if a.kind is TaskKind.GATE:
+            return f"+ task {a.id} (approval gate, {a.state.value})"
+        if a.state in TERMINAL or a.state in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
             return f"+ task {a.id} ({a.state.value})"
         return f"+ task {a.id} ({a.state.value} → {a.target})"
     if isinstance(a, RestoreTask):

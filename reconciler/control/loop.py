@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from .. import rundir, server
 from ..agents.supervisor import proc_start_time, spawn_detached
 from ..errors import (
-    EXIT_AWAITING,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_TIMEOUT,
@@ -44,7 +43,7 @@ from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
 from .follow import REFRESH_EVENT, Follow, Target
 from .identity import TownClaimed
-from .outcome import DONE_EVENTS, awaiting_only, holder_words, outcome
+from .outcome import DONE_EVENTS, holder_words, outcome, settled
 from .saveguard import SaveGuard
 from .session import Session
 from .watch import FileWatcher
@@ -201,11 +200,9 @@ class Loop:
             except LeaderFenced as e:
                 self._lost_lead(e)
         if self.opts.until_done:
-            done, failed, unfinished = outcome(store.task_records())
-            if done:
-                return self._result(EXIT_ERROR if failed else EXIT_OK, failed, unfinished)
-            if awaiting_only(unfinished):  # only a person's `tt approve` moves it on
-                return self._result(EXIT_ERROR if failed else EXIT_AWAITING, failed, unfinished)
+            code, failed, unfinished = settled(store.task_records())
+            if code is not None:
+                return self._result(code, failed, unfinished)
         if deadline is not None and time.monotonic() >= deadline:
             _, failed, unfinished = outcome(store.task_records())
             return self._result(EXIT_TIMEOUT, failed, unfinished)

@@ -3,6 +3,7 @@ and which failed (`outcome`, for `tt wait` / `apply --wait`). Plain values; no R
 
 from __future__ import annotations
 
+from ..errors import EXIT_AWAITING, EXIT_ERROR, EXIT_OK
 from ..plan.state import FAILURES, TERMINAL, TaskState
 
 # The events after which `tt wait` looks again whether every task has finished (or awaits a
@@ -59,3 +60,17 @@ def awaiting_only(unfinished: list[dict[str, str]]) -> list[dict[str, str]]:
     if any(r.get("state") in _MOVING for r in unfinished):
         return []
     return [r for r in unfinished if r.get("state") == AWAITING]
+
+
+def settled(
+    records: list[dict[str, str]],
+) -> tuple[int | None, list[dict[str, str]], list[dict[str, str]]]:
+    """(the exit code of `tt wait` when it is over, else None; failed; unfinished): over when
+    every task finished (1 when one failed), or when only a person's `tt approve` moves the
+    rest on (`awaiting_only`: 4, or 1 when a task failed)."""
+    done, failed, unfinished = outcome(records)
+    if done:
+        return (EXIT_ERROR if failed else EXIT_OK), failed, unfinished
+    if awaiting_only(unfinished):
+        return (EXIT_ERROR if failed else EXIT_AWAITING), failed, unfinished
+    return None, failed, unfinished

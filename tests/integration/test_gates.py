@@ -157,6 +157,13 @@ def test_a_gate_is_a_manual_checkpoint_that_apply_wait_stops_at(tmp_path: Path) 
         assert json.loads(run.stdout)["outcome"] == "completed"
         assert states(town)["deploy"] == "completed"
         assert town.tasks()["go"]["approved_by"] == "lead"
+        # approved is completed, as the files tell it once pulled (the verbs do not edit them)
+        assert (town.root / "tasks.toml").read_text() == GATED
+        assert town.tt("sync", "pull").returncode == 0
+        written = (town.root / "tasks.toml").read_text()
+        assert 'id = "go"\nparent = "build"\napprove = true\nstatus = "completed"' in written, (
+            written
+        )
 
 
 CONDITIONS = """\

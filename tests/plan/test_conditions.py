@@ -155,3 +155,46 @@ def test_bad_run_if_and_approve_are_reported_with_line_and_field() -> None:
     assert found["$.tasks[2].run_if"].line == 16
     assert "success" in found["$.tasks[2].run_if"].message
     assert "expected true or false" in found["$.tasks[1].approve"].message
+
+
+def _seen(spec: TaskSpec, state: TaskState, *deps: str) -> ObservedTask:
+    return ObservedTask(
+        spec.id,
+        state,
+        spec_hash=spec.spec_hash(),
+        spec_json=spec.canonical_json(),
+        target="dev",
+        deps=deps,
+        run_if=spec.run_if,
+        queued=state is R,
+    )
+
+
+def test_plan_repairs_and_updates_by_run_if() -> None:
+    from reconciler.plan.diff import Requeue, UpdateTask, diff
+    from reconciler.plan.state import Observed
+
+    build = TaskSpec("build", "Build", agent="dev")
+    cleanup = TaskSpec("cleanup", "Clean", agent="dev", depends_on=("build",), run_if="failure")
+    notify = TaskSpec("notify", "Tell", agent="dev", depends_on=("build",), run_if="always")
+    # Left blocked after their dependency failed (a crash between two writes): repaired.
+    seen = Observed(
+        tasks={
+            "build": _seen(build, F),
+            "cleanup": _seen(cleanup, B, "build"),
+            "notify": _seen(notify, B, "build"),
+        }
+    )
+    plan = diff(_desired(build, cleanup, notify), seen, 0.0)
+    repairs = {a.id: (a.new_state, a.reason) for a in plan.actions if isinstance(a, Requeue)}
+    assert repairs == {
+        "cleanup": (R, "every dependency has ended"),
+        "notify": (R, "every dependency has ended"),
+    }
+    # A skipped cleanup whose run_if becomes "always" runs; the plan says so.
+    seen = Observed(tasks={"build": _seen(build, C), "cleanup": _seen(cleanup, S, "build")})
+    always = TaskSpec("cleanup", "Clean", agent="dev", depends_on=("build",), run_if="always")
+    actions = diff(_desired(build, always), seen, 0.0).actions
+    (update,) = [a for a in actions if a.op.endswith("_task") or a.op == "requeue"]
+    assert isinstance(update, UpdateTask)
+    assert (update.changed_fields, update.state, update.new_state) == (("run_if",), S, R)

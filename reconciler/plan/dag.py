@@ -8,7 +8,7 @@ Pure: `Desired` and the tasks' states in, a JSON-ready dict out (version 1 of th
 group a task sits in, and a group's node lists its `children`.
 
     {"version": 1, "town": "demo",
-     "tasks": [{"id", "kind": "work|group|backlog", "state", "agent", "group", "children",
+     "tasks": [{"id", "kind": "work|group|backlog|gate", "state", "agent", "group", "children",
                 "description", "upstream"}],            # in file order
      "edges": [{"from", "to", "kind": "depends_on|parent|sequential"}],
      "counts": {"completed": 3, ...}}

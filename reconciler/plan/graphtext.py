@@ -36,6 +36,7 @@ MARKS = {
     "failed": "✗",
     "upstream_failed": "✗",
     "cancelled": "-",
+    "skipped": "»",
     "unapplied": "◌",
 }
 
@@ -72,7 +73,8 @@ def text_lines(report: Report, width: int = 100) -> list[str]:
 
     def line(t: Mapping[str, Any], depth: int) -> str:
         mark = MARKS.get(t["state"], "•")
-        name = f"{'  ' * depth}{mark} {t['id']}" + (" (group)" if t["kind"] == "group" else "")
+        kind = f" ({t['kind']})" if t["kind"] in ("group", "gate") else ""
+        name = f"{'  ' * depth}{mark} {t['id']}{kind}"
         after = into.get(t["id"], [])
         waits = "  ← " + ", ".join(_dep(d, k) for d, k in after) if after else ""
         state = t["state"] + (f" ({t['upstream']})" if t.get("upstream") else "")
@@ -120,6 +122,8 @@ def mermaid_lines(report: Report) -> list[str]:
                 out.append(f"{pad}subgraph {ids[t['id']]}[{label(t)}]")
                 walk(t["id"], depth + 1)
                 out.append(f"{pad}end")
+            elif t["kind"] == "gate":  # a person's checkpoint: a hexagon
+                out.append(f"{pad}{ids[t['id']]}{{{{{label(t)}}}}}:::{_css(t['state'])}")
             else:
                 out.append(f"{pad}{ids[t['id']]}[{label(t)}]:::{_css(t['state'])}")
 
@@ -156,7 +160,7 @@ def dot_lines(report: Report) -> list[str]:
 
     def node(t: Mapping[str, Any], pad: str) -> str:
         text = f"{t['id']}\\n{t['state']}" + (f"\\n{t['agent']}" if t["agent"] else "")
-        shape = ", shape=tab" if t["kind"] == "group" else ""
+        shape = {"group": ", shape=tab", "gate": ", shape=hexagon"}.get(t["kind"], "")
         fill = COLOURS.get(t["state"], "#ffffff")
         return f'{pad}{_q(t["id"])} [label={_q(text, raw=True)}, fillcolor="{fill}"{shape}];'
 

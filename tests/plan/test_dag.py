@@ -115,3 +115,19 @@ def test_quotes_in_a_town_name_cannot_break_out_of_dot() -> None:
 
 def test_json_is_the_report() -> None:
     assert json.loads(render(report(), "json")) == json.loads(json.dumps(report()))
+
+
+def test_a_gate_is_drawn_as_a_checkpoint() -> None:
+    gated = Desired(
+        town=TownSettings("demo"),
+        agents=(AgentSpec("dev", "sim"),),
+        tasks=(
+            TaskSpec("build", description="Build", agent="dev"),
+            TaskSpec("sign-off", approve=True, depends_on=("build",)),
+        ),
+    )
+    r = dag_report(gated, {"sign-off": {"state": "awaiting_approval"}}, "demo")
+    assert [t["kind"] for t in r["tasks"]] == ["work", "gate"]
+    assert '  n1{{"sign-off<br/>awaiting_approval"}}:::s_awaiting_approval' in mermaid_lines(r)
+    assert any("shape=hexagon" in ln for ln in dot_lines(r))
+    assert any(ln.startswith("? sign-off (gate)") for ln in text_lines(r, width=200))

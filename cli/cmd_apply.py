@@ -119,10 +119,29 @@ def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
 
     one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
-    result = apply(session(town_dir, lean=True), opts)
-    _render(result, output, dry_run=True)
-    _say_refusal(result, opts, output)
+    s = session(town_dir, lean=True)
+    result = apply(s, opts)
+    if output == "markdown":
+        _markdown(result, opts, s.store.town)
+    else:
+        _render(result, output, dry_run=True)
+        _say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+def _markdown(result: ApplyResult, opts: ApplyOptions, town: str) -> None:
+    """`tt plan --format markdown`: the plan for a pull request comment or a job summary."""
+    from reconciler.control.apply import REFUSAL, SUSPENDED, refused
+    from reconciler.plan.render import render_markdown
+
+    notes = []
+    if refused(result.plan, opts):
+        notes.append(
+            f"⚠️ tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
+        )
+    if result.held == SUSPENDED:
+        notes.append("The town is suspended: tt apply plans but applies nothing until tt resume.")
+    echo(render_markdown(result.plan, town, tuple(notes)), nl=False)
 
 
 def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
@@ -145,7 +164,17 @@ def _diff_options(f: F) -> F:
     )(f)
     f = click.option("--prune/--no-prune", default=True, show_default=True)(f)
     f = click.option("--rerun-changed", is_flag=True)(f)
-    return output_option(town_option(f))
+    f = click.option(
+        "-o",
+        "--output",
+        "--format",
+        "output",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Output format (markdown: for a pull request comment).",
+    )(f)
+    return town_option(f)
 
 
 @click.command()
@@ -175,6 +204,14 @@ def plan(
     "--wait", is_flag=True, help="Then reconcile until every task is terminal (0 / 1 / 3)."
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
+@click.option(
+    "--junit",
+    "junit",
+    default=None,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="With --wait: write a JUnit XML report (a test case per task) to FILE.",
+)
 @click.option("--adopt", is_flag=True, help="Manage the town from this folder from now on.")
 @apply_options
 @town_option
@@ -184,14 +221,20 @@ def apply_cmd(
     detailed: bool,
     wait: bool,
     timeout: str | None,
+    junit: str | None,
     town_dir: str | None,
     output: str,
     **kw: Any,
 ) -> int:
-    """Make Redis (and the agent processes) match town.toml and tasks.toml."""
+    """Make Redis (and the agent processes) match town.toml and tasks.toml.
+
+    With --wait, where $GITHUB_STEP_SUMMARY is set, a Markdown summary of the run is appended
+    to that file."""
     from reconciler.control.apply import apply
     from reconciler.control.session import Session
 
+    if junit is not None and not (wait and not dry_run):
+        raise click.UsageError("--junit reports a run: use it with --wait")
     one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = Session.find(town_dir, lean=True, adopt=opts.adopt)
@@ -208,7 +251,7 @@ def apply_cmd(
     if mark is not None:
         from .applywait import wait_and_list
 
-        return wait_and_list(town_dir, timeout, kw.get("model"), output, mark)
+        return wait_and_list(town_dir, timeout, kw.get("model"), output, mark, junit)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
 

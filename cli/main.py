@@ -19,6 +19,7 @@ from .common import PROGRAM, echo
 COMMANDS = {
     **dict.fromkeys(["init"], "cmd_init"),
     **dict.fromkeys(["validate"], "cmd_validate"),
+    **dict.fromkeys(["schema"], "cmd_schema"),
     **dict.fromkeys(
         ["plan", "apply", "sync", "assign", "cancel", "retry", "kill"],
         "cmd_apply",

@@ -61,8 +61,9 @@ def test_the_hook_blocks_an_invalid_tasks_toml_and_passes_a_valid_one(tmp_path: 
     repo = tmp_path / "project"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
+    hooks = "    hooks:\n      - id: tt-validate\n"
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n  - repo: {tmp_path / 'tt'}\n    rev: {rev}\n    hooks:\n      - id: tt-validate\n"
+        f"repos:\n  - repo: {tmp_path / 'tt'}\n    rev: {rev}\n{hooks}"
     )
     venv_bin = str(Path(sys.executable).parent)
     env = {

@@ -40,7 +40,8 @@ COMMANDS = {
     **dict.fromkeys(["start", "stop", "save", "restore", "recover", "reclaim"], "cmd_lifecycle"),
     **dict.fromkeys(["prune", "interrupt", "close", "tasks"], "cmd_lifecycle"),
     **dict.fromkeys(["mission", "auth", "migrate", "towns", "reset"], "cmd_tinytown"),
-    **dict.fromkeys(["backlog", "bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["backlog"], "cmd_backlog"),
     **dict.fromkeys(["config"], "cmd_config"),
 }
 

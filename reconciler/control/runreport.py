@@ -53,8 +53,10 @@ def run_report(store: Store, now: float | None = None) -> dict[str, Any]:
     """
     now = time.time() if now is None else now
     tasks = []
-    for rec in store.task_records():
-        history = [dict(a) for a in store.attempt_history(rec["id"])]
+    records = store.task_records()
+    histories = store.attempt_histories([r["id"] for r in records])
+    for rec in records:
+        history = [dict(a) for a in histories.get(rec["id"], [])]
         attempts = [_attempt(a) for a in history]
         started = [s for s in (_num(a.get("started_at")) for a in history) if s is not None]
         start = min(started) if started else _num(rec.get("started_at"))

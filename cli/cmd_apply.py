@@ -4,20 +4,21 @@ renders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
+from .applyrender import fleet_lines, markdown, render, say_refusal
+from .common import echo, one_shot, output_option, resolve_town, session, town_option
 
 if TYPE_CHECKING:
-    from reconciler.control.apply import ApplyOptions, ApplyResult
-    from reconciler.control.fleet import FleetChange
+    from reconciler.control.apply import ApplyOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
+_fleet_lines = fleet_lines  # the name other verbs' modules import it by
 
 
 def register(group: click.Group) -> None:
@@ -83,37 +84,6 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
     )
 
 
-def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
-    from reconciler.control.apply import SUSPENDED
-    from reconciler.plan.diff import render_lines
-
-    if output == "json":
-        data = result.plan.as_json()
-        data.update(
-            {
-                "applied": result.applied,
-                "suspended": result.held == SUSPENDED,
-                "generation": result.generation,
-                "agents": [
-                    {"agent": c.agent, "action": c.action, "detail": c.detail} for c in result.fleet
-                ],
-            }
-        )
-        emit_json(data)
-        return
-    lines = list(render_lines(result.plan))
-    if lines:  # one write: a 10,000-task plan is 10,000 lines
-        echo("\n".join(lines))
-    _fleet_lines(result.fleet)
-    if result.held == SUSPENDED:  # a plan computed, not applied
-        echo(f"Town suspended: nothing applied ({result.plan.summary()}); tt resume applies it")
-    elif result.plan.is_empty:
-        echo("Everything up to date" if not dry_run else "No changes.")
-    else:
-        verb = "Plan" if dry_run else "Applied"
-        echo(f"{verb}: {result.plan.summary()}")
-
-
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
@@ -122,37 +92,11 @@ def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     s = session(town_dir, lean=True)
     result = apply(s, opts)
     if output == "markdown":
-        _markdown(result, opts, s.store.town)
+        markdown(result, opts, s.store.town)
     else:
-        _render(result, output, dry_run=True)
-        _say_refusal(result, opts, output)
+        render(result, output, dry_run=True)
+        say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
-
-
-def _markdown(result: ApplyResult, opts: ApplyOptions, town: str) -> None:
-    """`tt plan --format markdown`: the plan for a pull request comment or a job summary."""
-    from reconciler.control.apply import REFUSAL, SUSPENDED, refused
-    from reconciler.plan.render import render_markdown
-
-    notes = []
-    if refused(result.plan, opts):
-        notes.append(
-            f"⚠️ tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
-        )
-    if result.held == SUSPENDED:
-        notes.append("The town is suspended: tt apply plans but applies nothing until tt resume.")
-    echo(render_markdown(result.plan, town, tuple(notes)), nl=False)
-
-
-def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
-    """After a dry run's plan: that `tt apply` would refuse it (exit code unchanged)."""
-    from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
-
-    if output != "json" and refused(result.plan, opts):
-        echo(
-            f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
-        )
-        echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -245,9 +189,9 @@ def apply_cmd(
         mark = wait_mark(s)
     result = apply(s, opts)
     if not (wait and output == "json"):
-        _render(result, output, dry_run=dry_run)
+        render(result, output, dry_run=dry_run)
     if dry_run:
-        _say_refusal(result, opts, output)
+        say_refusal(result, opts, output)
     if mark is not None:
         from .applywait import wait_and_list
 
@@ -274,7 +218,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
 
     one_shot()
     session_ = session(town_dir, lean=True)
-    _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
+    render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 
 
 @sync.command("pull")
@@ -339,11 +283,6 @@ def retry(task_id: str, town_dir: str | None) -> None:
 
     state = do_retry(session(town_dir), task_id)
     echo(f"{task_id} is {state.value} again")
-
-
-def _fleet_lines(changes: Iterable[FleetChange]) -> None:
-    for c in changes:
-        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
 @click.command()

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from .cmd_apply import _fleet_lines, _opts
+from .applyrender import fleet_lines
+from .cmd_apply import _opts
 from .common import echo, emit_json, output_option, session, town_option
 
 
@@ -73,7 +74,7 @@ def add(text: str, tags: tuple[str, ...], task_id: str | None, town_dir: str | N
 
     tid, result = do_add(session(town_dir), text, _tags(tags), task_id, _opts("tt backlog add"))
     echo(f"added {tid} to the backlog")
-    _fleet_lines(result.fleet)
+    fleet_lines(result.fleet)
 
 
 @backlog.command("claim")
@@ -86,7 +87,7 @@ def claim(task_id: str, agent: str, town_dir: str | None) -> None:
 
     result = do_claim(session(town_dir), task_id, agent, _opts("tt backlog claim"))
     echo(f"{task_id} claimed for {agent}")
-    _fleet_lines(result.fleet)
+    fleet_lines(result.fleet)
 
 
 @backlog.command("remove")
@@ -98,4 +99,4 @@ def remove(task_id: str, town_dir: str | None) -> None:
 
     result = do_remove(session(town_dir), task_id, _opts("tt backlog remove"))
     echo(f"removed {task_id} from the backlog")
-    _fleet_lines(result.fleet)
+    fleet_lines(result.fleet)

@@ -33,7 +33,7 @@ def append_task_text(
 
     `new_table` may raise (a duplicate id, an unknown parent): nothing is written then.
     """
-    data = _loads(text)
+    data = loads(text)
     tasks = data.get("tasks") if data is not None else None
     if data is None or not isinstance(tasks, list) or not tasks:
         return None  # no tasks yet, or not an array of tables: tomlkit words the problem
@@ -50,7 +50,7 @@ def append_task_text(
     gap = "" if ends_blank(text) else "\n" if text.endswith("\n") else "\n\n"
     new = text + gap + _render(table)
     # Read back: the old data with exactly the new task at the end, or tomlkit's edit decides.
-    if _loads(new) != {**data, "tasks": [*tasks, table.unwrap()]}:
+    if loads(new) != {**data, "tasks": [*tasks, table.unwrap()]}:
         return None
     return new, result
 
@@ -63,7 +63,7 @@ def _render(table: Table) -> str:
     return doc.as_string()
 
 
-def _loads(text: str) -> dict[str, Any] | None:
+def loads(text: str) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = rtoml.loads(text)
     except (ValueError, RecursionError):

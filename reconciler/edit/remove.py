@@ -10,17 +10,13 @@ read back (rtoml): the old data less exactly that task, or None and tomlkit's ed
 
 from __future__ import annotations
 
-from typing import Any
-
-import rtoml
-
-from .append import ANY_HEADER, TASKS_HEADER
+from .append import ANY_HEADER, TASKS_HEADER, loads
 
 
 def remove_task_text(text: str, task_id: str) -> str | None:
     """`text` without the first task whose id is `task_id`, or None when the layout is one only
     tomlkit's edit handles (or the text is not valid TOML, or has no such task)."""
-    data = _loads(text)
+    data = loads(text)
     tasks = data.get("tasks") if data is not None else None
     if data is None or not isinstance(tasks, list):
         return None
@@ -48,18 +44,10 @@ def remove_task_text(text: str, task_id: str) -> str | None:
         while end < len(lines) and not lines[end].strip():
             end += 1
     new = "".join(lines[:start] + lines[end:])
-    if _loads(new) != {**data, "tasks": tasks[:index] + tasks[index + 1 :]}:
+    if loads(new) != {**data, "tasks": tasks[:index] + tasks[index + 1 :]}:
         return None
     return new
 
 
 def _is_comment(line: str) -> bool:
     return line.lstrip().startswith("#")
-
-
-def _loads(text: str) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = rtoml.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return data

@@ -140,6 +140,8 @@ def step_summary(report: dict[str, Any], exit_code: int, command: str = "tt appl
     agent, attempts, duration, cost where a CLI told one) and the error of each failed task."""
     tasks = report["tasks"]
     outcome = OUTCOMES.get(exit_code, "error")
+    if exit_code == 0 and any(t["state"] not in ("completed", "cancelled") for t in tasks):
+        outcome = "stopped before the end"  # the wait was interrupted (Ctrl-C, a signal)
     icon = {"completed": "✅", "failed": "❌"}.get(outcome, "⚠️")
     counts = Counter(t["state"] for t in tasks)
     spent = [t["cost_usd"] for t in tasks if t["cost_usd"] is not None]

@@ -4,6 +4,7 @@ renders."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -179,6 +180,8 @@ def apply_cmd(
 
     if junit is not None and not (wait and not dry_run):
         raise click.UsageError("--junit reports a run: use it with --wait")
+    if junit is not None and not os.path.isdir(os.path.dirname(os.path.abspath(junit))):
+        raise click.BadParameter(f"no folder to write {junit} in", param_hint="--junit")
     one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = Session.find(town_dir, lean=True, adopt=opts.adopt)

@@ -121,6 +121,11 @@ def test_step_summary_of_a_completed_run_without_costs() -> None:
     )
     assert "cost $" not in text and "<details>" not in text
     assert step_summary(report, 3).startswith("### ⚠️ `tt apply --wait`: town `shop` timed out")
+    # a wait stopped by a signal exits 0 with tasks unfinished: not "completed"
+    running = {**report, "tasks": [task("a", "running")]}
+    assert step_summary(running, 0).startswith(
+        "### ⚠️ `tt apply --wait`: town `shop` stopped before the end"
+    )
 
 
 def test_a_pipe_in_a_task_cell_does_not_break_the_table() -> None:

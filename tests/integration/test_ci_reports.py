@@ -93,3 +93,6 @@ def test_junit_needs_wait(tmp_path: Path) -> None:
     done = tt(tmp_path, "apply", "--junit", str(tmp_path / "j.xml"), env=env)
     assert done.returncode == 2 and "--junit reports a run: use it with --wait" in done.stderr
     assert not (tmp_path / "j.xml").exists() and not (tmp_path / ".tt").exists()
+    nowhere = tt(tmp_path, "apply", "--wait", "--junit", str(tmp_path / "no" / "j.xml"), env=env)
+    assert nowhere.returncode == 2 and "no folder to write" in nowhere.stderr
+    assert not (tmp_path / ".tt").exists()  # refused before anything ran

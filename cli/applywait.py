@@ -1,10 +1,13 @@
 """`tt apply --wait` after its apply: the reconcile loop until every task is terminal, then, under
 `[git]`, the commits this wait merged into base (`merged: TASK SHA7 SUBJECT`, in the order the
-tasks completed; text output only: with `-o json` stdout holds the loop's JSON alone)."""
+tasks completed; text output only: with `-o json` stdout holds the loop's JSON alone); then the
+CI reports: a JUnit XML file (`--junit FILE`) and, where `$GITHUB_STEP_SUMMARY` names a file, a
+Markdown summary appended to it (`cireport.py`)."""
 
 from __future__ import annotations
 
 import gc
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,7 +32,12 @@ def wait_mark(s: Session) -> Mark:
 
 
 def wait_and_list(
-    town_dir: str | None, timeout: str | None, model: str | None, output: str, mark: Mark
+    town_dir: str | None,
+    timeout: str | None,
+    model: str | None,
+    output: str,
+    mark: Mark,
+    junit: str | None = None,
 ) -> int:
     from .cmd_loop import wait_for
 
@@ -37,7 +45,36 @@ def wait_and_list(
     code = wait_for(town_dir, timeout, model, output, mark.event)
     if output != "json":
         list_merged(town_dir, mark.since)
+    write_reports(town_dir, code, junit, os.environ.get(STEP_SUMMARY) or None, output)
     return code
+
+
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+
+
+def write_reports(
+    town_dir: str | None, code: int, junit: str | None, summary: str | None, output: str
+) -> None:
+    """The JUnit file (written whole) and the step summary (appended), when asked for."""
+    if junit is None and summary is None:
+        return
+    from reconciler.control.runreport import run_report
+    from reconciler.control.session import Session
+
+    from .cireport import junit_xml, step_summary
+
+    s = Session.find(town_dir)
+    try:
+        report = run_report(s.store)
+    finally:
+        s.close()
+    if junit is not None:
+        with open(junit, "w", encoding="utf-8") as f:
+            f.write(junit_xml(report))
+        echo(f"wrote {junit}", err=output == "json")
+    if summary is not None:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(step_summary(report, code) + "\n")
 
 
 def list_merged(town_dir: str | None, since: float) -> None:

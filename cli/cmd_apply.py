@@ -4,20 +4,22 @@ renders."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.errors import EXIT_CHANGES, EXIT_OK
 
-from .common import echo, emit_json, one_shot, output_option, resolve_town, session, town_option
+from .applyrender import fleet_lines, markdown, render, say_refusal
+from .common import echo, one_shot, output_option, resolve_town, session, town_option
 
 if TYPE_CHECKING:
-    from reconciler.control.apply import ApplyOptions, ApplyResult
-    from reconciler.control.fleet import FleetChange
+    from reconciler.control.apply import ApplyOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
+_fleet_lines = fleet_lines  # the name other verbs' modules import it by
 
 
 def register(group: click.Group) -> None:
@@ -83,57 +85,19 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
     )
 
 
-def _render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
-    from reconciler.control.apply import SUSPENDED
-    from reconciler.plan.diff import render_lines
-
-    if output == "json":
-        data = result.plan.as_json()
-        data.update(
-            {
-                "applied": result.applied,
-                "suspended": result.held == SUSPENDED,
-                "generation": result.generation,
-                "agents": [
-                    {"agent": c.agent, "action": c.action, "detail": c.detail} for c in result.fleet
-                ],
-            }
-        )
-        emit_json(data)
-        return
-    lines = list(render_lines(result.plan))
-    if lines:  # one write: a 10,000-task plan is 10,000 lines
-        echo("\n".join(lines))
-    _fleet_lines(result.fleet)
-    if result.held == SUSPENDED:  # a plan computed, not applied
-        echo(f"Town suspended: nothing applied ({result.plan.summary()}); tt resume applies it")
-    elif result.plan.is_empty:
-        echo("Everything up to date" if not dry_run else "No changes.")
-    else:
-        verb = "Plan" if dry_run else "Applied"
-        echo(f"{verb}: {result.plan.summary()}")
-
-
 def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     from reconciler.control.apply import apply
 
     one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
-    result = apply(session(town_dir, lean=True), opts)
-    _render(result, output, dry_run=True)
-    _say_refusal(result, opts, output)
+    s = session(town_dir, lean=True)
+    result = apply(s, opts)
+    if output == "markdown":
+        markdown(result, opts, s.store.town)
+    else:
+        render(result, output, dry_run=True)
+        say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
-
-
-def _say_refusal(result: ApplyResult, opts: ApplyOptions, output: str) -> None:
-    """After a dry run's plan: that `tt apply` would refuse it (exit code unchanged)."""
-    from reconciler.control.apply import REFUSAL, REFUSAL_HINT, refused
-
-    if output != "json" and refused(result.plan, opts):
-        echo(
-            f"note: tt apply would refuse this plan: {REFUSAL.removeprefix('refusing to apply: ')}"
-        )
-        echo(f"hint: {REFUSAL_HINT}")
 
 
 def _diff_options(f: F) -> F:
@@ -145,7 +109,17 @@ def _diff_options(f: F) -> F:
     )(f)
     f = click.option("--prune/--no-prune", default=True, show_default=True)(f)
     f = click.option("--rerun-changed", is_flag=True)(f)
-    return output_option(town_option(f))
+    f = click.option(
+        "-o",
+        "--output",
+        "--format",
+        "output",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="Output format (markdown: for a pull request comment).",
+    )(f)
+    return town_option(f)
 
 
 @click.command()
@@ -178,6 +152,14 @@ def plan(
     "awaiting approval are left (4).",
 )
 @click.option("--timeout", default=None, help="With --wait: give up after this long (e.g. 30m).")
+@click.option(
+    "--junit",
+    "junit",
+    default=None,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="With --wait: write a JUnit XML report (a test case per task) to FILE.",
+)
 @click.option("--adopt", is_flag=True, help="Manage the town from this folder from now on.")
 @apply_options
 @town_option
@@ -187,14 +169,22 @@ def apply_cmd(
     detailed: bool,
     wait: bool,
     timeout: str | None,
+    junit: str | None,
     town_dir: str | None,
     output: str,
     **kw: Any,
 ) -> int:
-    """Make Redis (and the agent processes) match town.toml and tasks.toml."""
+    """Make Redis (and the agent processes) match town.toml and tasks.toml.
+
+    With --wait, where $GITHUB_STEP_SUMMARY is set, a Markdown summary of the run is appended
+    to that file."""
     from reconciler.control.apply import apply
     from reconciler.control.session import Session
 
+    if junit is not None and not (wait and not dry_run):
+        raise click.UsageError("--junit reports a run: use it with --wait")
+    if junit is not None and not os.path.isdir(os.path.dirname(os.path.abspath(junit))):
+        raise click.BadParameter(f"no folder to write {junit} in", param_hint="--junit")
     one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = Session.find(town_dir, lean=True, adopt=opts.adopt)
@@ -205,13 +195,13 @@ def apply_cmd(
         mark = wait_mark(s)
     result = apply(s, opts)
     if not (wait and output == "json"):
-        _render(result, output, dry_run=dry_run)
+        render(result, output, dry_run=dry_run)
     if dry_run:
-        _say_refusal(result, opts, output)
+        say_refusal(result, opts, output)
     if mark is not None:
         from .applywait import wait_and_list
 
-        return wait_and_list(town_dir, timeout, kw.get("model"), output, mark)
+        return wait_and_list(town_dir, timeout, kw.get("model"), output, mark, junit)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
 
 
@@ -234,7 +224,7 @@ def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
 
     one_shot()
     session_ = session(town_dir, lean=True)
-    _render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
+    render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 
 
 @sync.command("pull")
@@ -299,11 +289,6 @@ def retry(task_id: str, town_dir: str | None) -> None:
 
     state = do_retry(session(town_dir), task_id)
     echo(f"{task_id} is {state.value} again")
-
-
-def _fleet_lines(changes: Iterable[FleetChange]) -> None:
-    for c in changes:
-        echo(f"  agent {c.agent} {c.action}{': ' + c.detail if c.detail else ''}")
 
 
 @click.command()

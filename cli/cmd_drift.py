@@ -36,7 +36,8 @@ def diff_cmd(
     prune: bool,
     rerun_changed: bool,
 ) -> int:
-    """The same as `tt plan`; with --drift, what differs in Redis without a file change."""
+    """The same as `tt plan`; with --drift, what differs in Redis without a file change
+    (as text for -o markdown)."""
     if not drift:
         return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
     from reconciler.control.drift import read_drift

@@ -35,10 +35,6 @@ REFUSALS = {
         "tt resets from the files: empty tasks.toml (or remove agents from town.toml) and "
         "tt apply --allow-empty; tt down stops the town and keeps its data"
     ),
-    "backlog": (
-        "a task with no agent in tasks.toml is tt's backlog: any idle agent claims it; add "
-        "one with an [[tasks]] entry without agent, then tt apply"
-    ),
 }
 
 

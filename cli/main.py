@@ -19,6 +19,7 @@ from .common import PROGRAM, echo
 COMMANDS = {
     **dict.fromkeys(["init"], "cmd_init"),
     **dict.fromkeys(["validate"], "cmd_validate"),
+    **dict.fromkeys(["schema"], "cmd_schema"),
     **dict.fromkeys(
         ["plan", "apply", "sync", "assign", "cancel", "retry", "kill"],
         "cmd_apply",
@@ -40,7 +41,8 @@ COMMANDS = {
     **dict.fromkeys(["start", "stop", "save", "restore", "recover", "reclaim"], "cmd_lifecycle"),
     **dict.fromkeys(["prune", "interrupt", "close", "tasks"], "cmd_lifecycle"),
     **dict.fromkeys(["mission", "auth", "migrate", "towns", "reset"], "cmd_tinytown"),
-    **dict.fromkeys(["backlog", "bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["bootstrap"], "cmd_tinytown"),
+    **dict.fromkeys(["backlog"], "cmd_backlog"),
     **dict.fromkeys(["config"], "cmd_config"),
 }
 

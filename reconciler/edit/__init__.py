@@ -9,7 +9,14 @@ nothing. No Redis, no processes, and no `loader` import: validation is passed in
 from __future__ import annotations
 
 from .roster import add_agent, remove_agent, set_agent_fields, set_model, set_town_fields
-from .tasks import GENERATED_ID_MAX, append_task, new_task_id, set_task_status, write_back
+from .tasks import (
+    GENERATED_ID_MAX,
+    append_task,
+    new_task_id,
+    remove_task,
+    set_task_status,
+    write_back,
+)
 from .transaction import LOCK_FILE, Validate, edit_tasks, edit_town, replace_files
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "edit_town",
     "new_task_id",
     "remove_agent",
+    "remove_task",
     "replace_files",
     "set_agent_fields",
     "set_model",

@@ -21,8 +21,8 @@ from .values import ends_blank
 R = TypeVar("R")
 
 # A `[[tasks]]` header line, however spaced (a quoted or dotted spelling is left to tomlkit).
-_TASKS_HEADER = re.compile(r"^([ \t]*)(\[\[[ \t]*tasks[ \t]*\]\])[ \t]*(?:#[^\r\n]*)?\r?$", re.M)
-_ANY_HEADER = re.compile(r"^[ \t]*\[", re.M)
+TASKS_HEADER = re.compile(r"^([ \t]*)(\[\[[ \t]*tasks[ \t]*\]\])[ \t]*(?:#[^\r\n]*)?\r?$", re.M)
+ANY_HEADER = re.compile(r"^[ \t]*\[", re.M)
 
 
 def append_task_text(
@@ -33,16 +33,16 @@ def append_task_text(
 
     `new_table` may raise (a duplicate id, an unknown parent): nothing is written then.
     """
-    data = _loads(text)
+    data = loads(text)
     tasks = data.get("tasks") if data is not None else None
     if data is None or not isinstance(tasks, list) or not tasks:
         return None  # no tasks yet, or not an array of tables: tomlkit words the problem
-    headers = list(_TASKS_HEADER.finditer(text))
+    headers = list(TASKS_HEADER.finditer(text))
     # As many header lines as tasks: then none of them is text inside a multi-line string, and
     # the last one is the last task's. tomlkit copies an indented or spaced header's spelling.
     if len(headers) != len(tasks) or any(m.group(1) or m.group(2) != "[[tasks]]" for m in headers):
         return None
-    if _ANY_HEADER.search(text, headers[-1].end()):
+    if ANY_HEADER.search(text, headers[-1].end()):
         return None  # a table after the last task (or text that looks like one): tomlkit places it
     ids = [str(t["id"]) for t in tasks if isinstance(t, dict) and "id" in t]
     result, table = new_table(ids)
@@ -50,7 +50,7 @@ def append_task_text(
     gap = "" if ends_blank(text) else "\n" if text.endswith("\n") else "\n\n"
     new = text + gap + _render(table)
     # Read back: the old data with exactly the new task at the end, or tomlkit's edit decides.
-    if _loads(new) != {**data, "tasks": [*tasks, table.unwrap()]}:
+    if loads(new) != {**data, "tasks": [*tasks, table.unwrap()]}:
         return None
     return new, result
 
@@ -63,7 +63,7 @@ def _render(table: Table) -> str:
     return doc.as_string()
 
 
-def _loads(text: str) -> dict[str, Any] | None:
+def loads(text: str) -> dict[str, Any] | None:
     try:
         data: dict[str, Any] = rtoml.loads(text)
     except (ValueError, RecursionError):

@@ -1,7 +1,10 @@
 """`tt init`: write a new town's town.toml and tasks.toml, and keep `.tt/` out of git.
 
 It never overwrites a file without `force`, and imports what a Tinytown (Rust) `tinytown.toml`
-knows (name, default CLI, custom CLIs). It does not start anything or talk to Redis.
+knows (name, default CLI, custom CLIs). It does not start anything or talk to Redis. Each file
+it writes starts with a `#:schema` line (Taplo's directive, a TOML comment) naming the JSON
+Schema tt ships, as a file:// URL of the installed copy: editors check and explain the file
+offline, with the schema of the tt that wrote it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..git import branch_of
 from ..spec import names
 from ..spec.names import is_valid_name
 from ..spec.presets import PRESETS
+from ..spec.schemacheck import schema_dir
 from ..town import STATE_DIR, TASKS_FILE, TINYTOWN_FILE, TOWN_FILE, TownPaths
 from .transaction import LOCK_FILE
 
@@ -43,6 +47,12 @@ description = "{name}"
 # agent = "developer"
 # parent = "design"          # runs after design completed
 """
+
+
+def schema_directive(which: str) -> str:
+    """`#:schema file:///…/WHICH.schema.json`: the first line of a file tt writes (Taplo and
+    Even Better TOML read it; TOML reads a comment)."""
+    return f"#:schema {(schema_dir() / f'{which}.schema.json').resolve().as_uri()}\n"
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,9 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     root.mkdir(parents=True, exist_ok=True)
     # Same lock and atomic writes as `edit`, so `--force` never races a concurrent `tt` edit.
     with exclusive_lock(root / STATE_DIR / LOCK_FILE):
-        atomic_write_text(town_file, _town_text(town_name, legacy))
-        atomic_write_text(tasks_file, TASKS_TEMPLATE.format(name=town_name))
+        atomic_write_text(town_file, schema_directive("town") + _town_text(town_name, legacy))
+        text = schema_directive("tasks") + TASKS_TEMPLATE.format(name=town_name)
+        atomic_write_text(tasks_file, text)
     written = [town_file, tasks_file]
     if _ensure_gitignored(root):
         written.append(root / ".gitignore")
@@ -194,7 +205,7 @@ def starter_tasks(paths: TownPaths) -> Path:
         try:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
-            atomic_write_text(path, STARTER_TASKS)
+            atomic_write_text(path, schema_directive("tasks") + STARTER_TASKS)
             return path
         except (OSError, UnicodeDecodeError) as e:
             raise TtError(f"{path}: cannot read it: {e}") from e

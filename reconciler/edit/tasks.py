@@ -19,6 +19,7 @@ from ..errors import NotFound, TtError
 from ..spec.names import did_you_mean, is_valid_name, name_problem
 from ..town import TownPaths
 from .append import append_task_text
+from .remove import remove_task_text
 from .transaction import Validate, edit_tasks, mutated, transact
 from .values import ends_blank, set_fields, table_of
 
@@ -104,6 +105,24 @@ def set_task_status(
     edit_tasks(
         paths, lambda doc: set_fields(_task(doc, path, task_id), {"status": status}), validate
     )
+
+
+def remove_task(paths: TownPaths, task_id: str, validate: Validate | None = None) -> None:
+    """Delete one task's `[[tasks]]` table (with the comments right above it); every other
+    line stays as it was. An unknown id is a `NotFound`."""
+    path = paths.tasks_file
+
+    def mutate(doc: TOMLDocument) -> None:
+        table = _task(doc, path, task_id)
+        aot = doc["tasks"]
+        assert isinstance(aot, AoT)
+        del aot[next(i for i, t in enumerate(aot) if t is table)]
+
+    def change(text: str) -> tuple[str, None]:
+        new = remove_task_text(text, task_id)
+        return (new, None) if new is not None else mutated(path, text, mutate)
+
+    transact(paths, "tasks", change, validate)
 
 
 def write_back(

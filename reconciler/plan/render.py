@@ -1,4 +1,5 @@
-"""A plan for people: one line per action record (`tt diff`, `tt apply --dry-run`).
+"""A plan for people: one line per action record (`tt diff`, `tt apply --dry-run`), and the same
+as Markdown for a pull request comment (`tt plan --format markdown`).
 
 Text only, in plan order, with the sigils `+` create, `~` change, `-` delete, `!` and `?` notes.
 It decides nothing about the plan; the machine-readable form is `Plan.as_json` in `actions`.
@@ -33,6 +34,39 @@ from .state import TERMINAL, TaskState
 def render_lines(plan: Plan) -> list[str]:
     """One line per record, in plan order: `+` create, `~` change, `-` delete, `!` and `?` notes."""
     return [_line(a) for a in plan.actions]
+
+
+# The Markdown sections, by sigil, in the order a reviewer reads them.
+SECTIONS = (("+", "Create"), ("~", "Change"), ("-", "Delete"), ("!", "Note"), ("?", "Not managed"))
+
+
+def render_markdown(plan: Plan, town: str, notes: tuple[str, ...] = ()) -> str:
+    """The plan as Markdown: a headline with the summary, one list per kind of change (`+`,
+    `~`, `-`, then the notes), and the plan's lines in a fenced `diff` block inside <details>
+    (GitHub colours `+` and `-` lines there). `notes`: lines to add under the summary."""
+    lines = render_lines(plan)
+    head = f"### `tt plan`: town `{town}`"
+    if plan.is_empty and not lines:
+        return "\n".join([head, "", "**No changes.** The town matches its files.", *notes]) + "\n"
+    summary = "No changes to apply" if plan.is_empty else plan.summary()
+    out = [head, "", f"**{summary}**"]
+    out += [f"> {n}" for n in notes]
+    for sigil, title in SECTIONS:
+        items = [line[2:] for line in lines if line.startswith(sigil + " ")]
+        if items:
+            out += ["", f"**{title}** ({len(items)})", ""]
+            out += [f"- `{sigil}` {_md(item)}" for item in items]
+    fence = "```"
+    while fence in "\n".join(lines):
+        fence += "`"
+    out += ["", "<details><summary>The plan as text</summary>", "", f"{fence}diff", *lines]
+    out += [fence, "", "</details>"]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    """A plan line as Markdown list text: the characters Markdown would act on escaped."""
+    return "".join("\\" + c if c in "\\`*_[]<>|#" else c for c in text)
 
 
 def _line(a: Action) -> str:

@@ -219,7 +219,7 @@ def compile_schema(schema: object, root: dict[str, Any], defs: dict[str, Check])
         return lambda v: False
     checks: list[Check] = []
     for key, arg in schema.items():
-        if key in ("$schema", "$id", "$defs", "$comment", "title", "description"):
+        if key in ("$schema", "$id", "$defs", "$comment", "title", "description", "examples"):
             continue
         made = _keyword(key, arg, schema, root, defs)
         if made is None:

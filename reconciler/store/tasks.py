@@ -185,6 +185,20 @@ class TaskOps(Scripted):
     def attempt_history(self, task_id: str) -> list[dict[str, object]]:
         return [json.loads(x) for x in self.client.lrange(self.keys.attempts(task_id), 0, -1)]
 
+    def attempt_histories(
+        self, ids: Sequence[str], batch: int = 2000
+    ) -> dict[str, list[dict[str, object]]]:
+        """`attempt_history` of each of `ids`, read in pipelined batches (a CI report's)."""
+        out: dict[str, list[dict[str, object]]] = {}
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            pipe = self.client.pipeline(transaction=False)
+            for tid in chunk:
+                pipe.lrange(self.keys.attempts(tid), 0, -1)
+            for tid, found in zip(chunk, pipe.execute(), strict=True):
+                out[tid] = [json.loads(x) for x in found]
+        return out
+
     # -- applying a plan ---------------------------------------------------------------------
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
         return int(self._run("upsert_tasks", generation, *_upsert_args(records)))

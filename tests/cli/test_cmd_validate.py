@@ -178,3 +178,37 @@ def test_a_task_that_does_work_needs_a_description(
         f"tasks.toml:{where}: $.tasks[1].description: task 'implement' has {found} "
         "(a task that does work needs one: it is what its agent is asked to do)",
     ]
+
+
+def test_files_check_the_town_of_each_once(tmp_path: Path) -> None:
+    """`tt validate FILE...` (what a pre-commit hook passes): each file's folder is a town,
+    checked once; problems name the file by its path."""
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    good, bad = make_town(tmp_path / "good"), make_town(tmp_path / "bad", BAD_TASKS)
+    ok = CliRunner().invoke(cli, ["validate", str(good / "town.toml"), str(good / "tasks.toml")])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output == f"✓ town 'demo' ({good}) is valid: 2 agents, 2 tasks\n"
+    failed = CliRunner().invoke(
+        cli, ["validate", str(good / "tasks.toml"), str(bad / "tasks.toml")]
+    )
+    assert isinstance(failed.exception, ValidationFailed)
+    assert [p.render().split(": $")[0] for p in failed.exception.problems] == [
+        f"{bad / 'tasks.toml'}:8",
+        f"{bad / 'tasks.toml'}:9",
+    ]
+    args = ["validate", "-o", "json", str(bad / "tasks.toml"), str(good)]
+    out = CliRunner().invoke(cli, args, standalone_mode=False)
+    assert out.return_value == 1
+    data = json.loads(out.output)
+    assert data["valid"] is False
+    assert [(t["folder"], t["valid"]) for t in data["towns"]] == [
+        (str(bad), False),
+        (str(good), True),
+    ]
+
+
+def test_files_and_town_together_are_refused(tmp_path: Path) -> None:
+    make_town(tmp_path)
+    done = CliRunner().invoke(cli, ["validate", "--town", str(tmp_path), "tasks.toml"])
+    assert done.exit_code == 2 and "give the town once" in done.output

@@ -117,7 +117,7 @@ def test_init_again_and_plan_init_keep_what_is_there(
 def test_tinytown_commands_tt_lacks_say_the_tt_way_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for args in (["mission", "start", "-i", "23"], ["backlog", "list"], ["reset", "--force"]):
+    for args in (["mission", "start", "-i", "23"], ["towns", "list"], ["reset", "--force"]):
         code, out, err = tt(capsys, *args)
         assert code == 1 and out == ""
         [line] = err.splitlines()

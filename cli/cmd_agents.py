@@ -276,7 +276,7 @@ def task_current(agent: str | None, town_dir: str | None) -> None:
 @town_option
 def task_complete(task_id: str, result: str, town_dir: str | None) -> None:
     """Complete the current attempt of TASK_ID with RESULT."""
-    from reconciler.agents.worker import complete_current
+    from reconciler.agents.completion import complete_current
 
     s = session(town_dir)
     token = os.environ.get("TT_ATTEMPT_TOKEN") if os.environ.get("TT_TASK") == task_id else None

@@ -153,6 +153,12 @@ def test_lua_keys_match_keys_module() -> None:
         "mergeq": keys.merge_queue,
         "suspended": keys.suspended,
         "parked": keys.parked,
+        "pauses": keys.pauses,
+        "limit-backoff": keys.limit_backoff,
+        "budgets": keys.budgets,
+        "spent": keys.spent,
+        "exhausted": keys.exhausted,
+        "budget-wait": keys.budget_wait,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

@@ -26,11 +26,12 @@ from ..plan.graph import BACKLOG, ROLE_PREFIX
 from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
 from ..store.mail import Message
 from ..store.tasks import Claimed
-from ..store.turn import Outcome, Turn
+from ..store.turn import Gate, Outcome, Turn
 from ..town import TownPaths
 from .attempt import Runner
 from .gitwork import GitWork, verdict_of
 from .ledger import settle
+from .limits import idle_wait, limit_of, provider_of
 from .models import OVERRIDE_ENV, resolve
 from .prompt import Verdict, build_message_prompt, build_prompt
 from .rounds import Rounds
@@ -63,6 +64,7 @@ class WorkerStore(Protocol):
         targets: Sequence[str],
         policy: Policy,
         popped: str = "",
+        gate: Gate | None = None,
     ) -> Turn: ...
     def note_model(self, agent: str, pid: int, start: str) -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
@@ -109,6 +111,8 @@ class Worker:
         custom = {m.name: m for m in desired.models}
         self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
         self.runner = Runner(paths, instance, self.spec, self.model, store)
+        # Its provider's pause and its entry's budget keep it from claiming (`limits`).
+        self.gate = Gate(provider_of(self.model), self.spec.name)
         # [git]: each attempt in its task's worktree, its work committed and merged.
         self.git = GitWork(paths, desired, store) if desired.git is not None else None
         self.log_dir = paths.logs_dir / instance
@@ -147,6 +151,7 @@ class Worker:
                 "state": "idle",
                 "spec_hash": self.spec.spec_hash(),
                 "task": "",
+                "provider": self.gate.provider,
             },
         )
         # `tt down` finds it from the state folder even when Redis or town.toml cannot be read.
@@ -173,7 +178,14 @@ class Worker:
                     break
                 token = uuid.uuid4().hex if go_on or popped else ""
                 turn = self._call(
-                    self.store.turn, self.name, outcome, token, targets, self.policy, popped
+                    self.store.turn,
+                    self.name,
+                    outcome,
+                    token,
+                    targets,
+                    self.policy,
+                    popped,
+                    self.gate,
                 )
                 outcome, popped = None, ""
                 if turn.claimed is not None:
@@ -183,11 +195,11 @@ class Worker:
                     continue
                 if not go_on:
                     break
-                wait = turn.next_timer
-                timeout = 5.0 if wait is None else max(0.05, min(5.0, wait))
+                # Paused or out of budget: only its control list, until the reset at the latest.
+                timeout, on = idle_wait(turn, keys, time.time())
                 self.waiting = True
                 try:
-                    got = self._call(self.store.pop_work, keys, timeout)
+                    got = self._call(self.store.pop_work, on, timeout)
                 except Interrupted:
                     break
                 finally:
@@ -288,7 +300,8 @@ class Worker:
             self._call(self.store.set_agent, self.name, IDLE)
             return None
         error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
-        return Outcome(task_id, token, False, error, verdict.permanent, seen, detail)
+        limit = limit_of(verdict, self.gate.provider, time.time())
+        return Outcome(task_id, token, False, error, verdict.permanent, seen, detail, limit)
 
     def _run(self, c: Claimed, token: str, messages: list[Message]) -> Verdict:
         spec = c.spec
@@ -376,24 +389,3 @@ def run_agent(paths: TownPaths, desired: Desired, name: str, store: WorkerStore)
         store.event("agent.restarted", agent=name, reason="spec changed")
         os.execv(sys.executable, [sys.executable, "-m", "cli", *sys.argv[1:]])
     return code
-
-
-def complete_current(
-    store: WorkerStore, task_id: str, result: str, token: str | None, deferred: bool = False
-) -> bool:
-    """`tt task complete ID`: a model (inside its agent: TT_ATTEMPT_TOKEN) or a person completes
-    the current attempt; the model process's later exit then changes nothing. `deferred` ([git]
-    work products, from inside the agent): the result is kept for the attempt, which completes
-    once its work is committed and merged (a task completed before would hand its dependents a
-    base without its code)."""
-    current = store.current_token(task_id)
-    if token is not None and token != current:
-        # A late result of an older attempt: rejected by the store, which writes `task.stale`
-        # as for a stale exit, so every rejected result leaves the same trace.
-        store.complete(task_id, token, result)
-        raise TtError(f"attempt token does not match the current attempt of '{task_id}'")
-    if current is None:
-        raise TtError(f"task '{task_id}' is not running", hint="tt status shows its state")
-    if deferred and token is not None:
-        return store.note_git(task_id, token, git_told=result or " ")
-    return store.complete(task_id, current, result)

@@ -77,6 +77,9 @@ class ModelSpec:
     # Its output: text (stdout's tail is the result), or the CLI's JSON, which also gives the
     # session id, tokens, cost and its own error signals.
     output: OutputMode = OutputMode.TEXT
+    # The account its CLI runs on: a usage or rate limit pauses every agent of the same
+    # provider (`agents.limits.provider_of`: this, else the command's name).
+    provider: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class AgentSpec:
     # The model inherits tt's whole environment instead of the declared variables (its own
     # `inherit_env`, else [town]'s).
     inherit_env: bool = False
+    # USD its attempts (all replicas) may cost; reached: it starts no new attempt. Kept in
+    # Redis by apply, no part of the spec hash (raising it must not restart the agent).
+    budget_usd: float | None = None
 
     def instances(self) -> tuple[str, ...]:
         """Process names: `worker` with replicas = 3 runs as worker, worker-2, worker-3. The first
@@ -145,6 +151,8 @@ class TaskSpec:
     approve: bool = False
     # When it runs, by how its dependencies ended: success | failure | always (`RUN_IF`).
     run_if: str = "success"
+    # USD its attempts may cost together; reached: no new attempt starts (it waits, `budget`).
+    max_cost_usd: float | None = None
 
     @classmethod
     def checked(cls, fields: dict[str, Any]) -> TaskSpec:
@@ -194,6 +202,8 @@ class TaskSpec:
             data["approve"] = True
         if self.run_if != RUN_IF_DEFAULT:
             data["run_if"] = self.run_if
+        if self.max_cost_usd is not None:
+            data["max_cost_usd"] = self.max_cost_usd
         return data
 
     def canonical_json(self) -> str:
@@ -239,6 +249,10 @@ class Policy:
     # False: drift (what differs in Redis without a file change: agents stopped by hand, tasks
     # edited there) is reported and left as it is; the files' own changes are still applied.
     self_heal: bool = True
+    # A usage or rate limit that names no reset pauses its provider this long, doubling at each
+    # such limit in a row up to the max (a success starts it over).
+    limit_backoff: float = 300.0
+    limit_backoff_max: float = 3600.0
 
 
 # The default of [town] max_agents: the most agents a town runs, replicas counted.
@@ -256,6 +270,8 @@ class TownSettings:
     suspend: bool = False  # `tt suspend`: nothing applied, started or claimed
     follow: str | None = None  # [REMOTE/]BRANCH a watch loop follows (`control/follow.py`)
     follow_interval: float = 30.0
+    budget_usd: float | None = None  # USD every attempt of the town may cost together
+    budget_hard: bool = False  # reached: running attempts under it are killed too
 
 
 @dataclass(frozen=True)
@@ -320,6 +336,7 @@ def _spec_json(spec: TaskSpec) -> str:
         or type(spec.sequential) is not bool
         or spec.approve
         or spec.run_if != RUN_IF_DEFAULT
+        or spec.max_cost_usd is not None
     ):
         return _ENCODER.encode(spec.as_dict())
     try:

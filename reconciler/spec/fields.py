@@ -20,6 +20,8 @@ from .tomldoc import TomlDoc
 
 E = TypeVar("E", bound=Enum)
 
+# The schemas' `maximum` of an amount in USD (budgets).
+MAX_USD = 1e9
 # The schemas' `maxLength` of a duration string.
 MAX_DURATION_TEXT = 64
 # Durations where zero would mean "never wait" and spin or kill at once.
@@ -64,6 +66,16 @@ def integer(data: Mapping[str, Any], key: str, default: int, bounds: tuple[int, 
     if type(value) is not int or not bounds[0] <= value <= bounds[1]:
         return default
     return value
+
+
+def usd(data: Mapping[str, Any], key: str) -> float | None:
+    """An amount of US dollars (a budget): a number from 0 up, else absent (the schema has
+    reported a string, a bool, a negative number, nan or inf)."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    amount = float(value)
+    return amount if 0 <= amount <= MAX_USD else None
 
 
 def duration(doc: TomlDoc, path: JsonPath, data: Mapping[str, Any], key: str) -> float | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .cycles import find_cycles
 from .desired import RUN_IF, RUN_IF_DEFAULT, TaskSpec
-from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table
+from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table, usd
 from .gitcheck import check_touches
 from .locate import JsonPath
 from .names import did_you_mean
@@ -131,6 +131,7 @@ def check_tasks(
                 touches=strs(entry, "touches"),
                 approve=entry.get("approve") is True,
                 run_if=_run_if(entry),
+                max_cost_usd=usd(entry, "max_cost_usd"),
             )
             deps.append(indexed_strs(entry, "depends_on"))
         if "touches" in entry:
@@ -174,6 +175,7 @@ def _typed_spec(
             "touches": tuple(get("touches", ())),
             "approve": get("approve") is True,
             "run_if": get("run_if", RUN_IF_DEFAULT),
+            "max_cost_usd": usd(entry, "max_cost_usd"),
         }
     )
 

@@ -26,7 +26,18 @@ from .desired import (
     TownSettings,
 )
 from .durations import MAX_SECONDS, format_duration
-from .fields import check_name, choice, duration, env, indexed_strs, integer, opt_str, strs, table
+from .fields import (
+    check_name,
+    choice,
+    duration,
+    env,
+    indexed_strs,
+    integer,
+    opt_str,
+    strs,
+    table,
+    usd,
+)
 from .locate import JsonPath
 from .names import did_you_mean, is_valid_name
 from .schemacheck import int_range
@@ -45,6 +56,8 @@ POLICY_DURATIONS = (
     "resync",
     "task_timeout",
     "keep_deleted",
+    "limit_backoff",
+    "limit_backoff_max",
 )
 # (lowest, highest) seconds of the policy durations with a range narrower than every duration's
 # 0 to 30 days (`durations.MAX_SECONDS`; integers have theirs in the schema).
@@ -116,6 +129,8 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         inherit_env=town.get("inherit_env") is True,
         max_agents=max_agents,
         suspend=town.get("suspend") is True,
+        budget_usd=usd(town, "budget_usd"),
+        budget_hard=town.get("budget_hard") is True,
         **_follow(doc, town),
     )
 
@@ -218,6 +233,7 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 nickname=opt_str(entry, "nickname"),
                 parent=opt_str(entry, "parent"),
                 inherit_env=_flag(entry, "inherit_env", settings.inherit_env),
+                budget_usd=usd(entry, "budget_usd"),
             )
         )
 
@@ -291,4 +307,13 @@ def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
         stall_patterns=tuple(p for _, p in patterns["stall_patterns"]),
         stall_grace=60.0 if grace is None else grace,
         output=choice(OutputMode, opt_str(entry_table, "output"), OutputMode.TEXT),
+        provider=_provider(doc, at, entry_table),
     )
+
+
+def _provider(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> str | None:
+    """`provider`: a name (it becomes a Redis key), else None (the command's name)."""
+    provider = opt_str(entry, "provider")
+    if provider is not None and not check_name(doc, (*at, "provider"), provider, "provider"):
+        return None
+    return provider

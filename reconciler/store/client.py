@@ -23,6 +23,7 @@ from ..town import TownPaths
 from .agentrecords import AgentOps
 from .coordination import TownOps
 from .keys import Keys
+from .limits import LimitOps
 from .mail import MailOps
 from .revisions import RevisionOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
@@ -71,7 +72,16 @@ def connect(redis_setting: str, paths: TownPaths, town: str, *, lean: bool = Fal
 
 
 class Store(
-    TaskOps, TombstoneOps, TurnOps, AgentOps, MailOps, TownOps, WorkOps, RevisionOps, SuspendOps
+    TaskOps,
+    TombstoneOps,
+    TurnOps,
+    AgentOps,
+    MailOps,
+    TownOps,
+    WorkOps,
+    RevisionOps,
+    SuspendOps,
+    LimitOps,
 ):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.

@@ -154,3 +154,36 @@ class Keys:
     def health(self) -> str:
         """String: the town's health the reconcile loop saw last (JSON), to event its changes."""
         return self._k("health")
+
+    # -- provider pauses and budgets (lua/limits_lib.lua) -----------------------------------
+    @property
+    def pauses(self) -> str:
+        """Hash: provider -> JSON {until, reason, class, since} of its pause (a usage or rate
+        limit): no agent of that provider claims a task until then."""
+        return self._k("pauses")
+
+    @property
+    def limit_backoff(self) -> str:
+        """Hash: provider -> how many limits in a row named no reset (a success deletes it)."""
+        return self._k("limit-backoff")
+
+    @property
+    def budgets(self) -> str:
+        """Hash: the budgets apply wrote: `town`, `agent:ENTRY` (USD), `hard` ('1')."""
+        return self._k("budgets")
+
+    @property
+    def spent(self) -> str:
+        """Hash: USD of the attempts recorded, by `town`, `agent:ENTRY`, `task:ID`, and
+        `counted:ID` (the last attempt of ID counted)."""
+        return self._k("spent")
+
+    @property
+    def exhausted(self) -> str:
+        """Hash: budget scope (`town`, `agent:ENTRY`, `task:ID`) -> when it was reached."""
+        return self._k("exhausted")
+
+    @property
+    def budget_wait(self) -> str:
+        """Set of tasks waiting for their own max_cost_usd to be raised (retrying, no timer)."""
+        return self._k("budget-wait")

@@ -38,11 +38,13 @@ def fenced(detail: str) -> LeaderFenced:
 # The shared functions, prepended to every script in this order (each uses those before it):
 # keys and events, readiness (`run_if`, the release cascade), attempts.
 LIBRARY = ("lib", "ready", "attempts")
+# Scripts that also need the provider pauses and budgets (`lua/limits_lib.lua`, after those).
+WITH_LIMITS = frozenset({"turn", "budgets", "resume_provider"})
 
 
 @cache
 def lua_source(name: str) -> str:
-    parts = [*LIBRARY, name]
+    parts = [*LIBRARY, *(["limits_lib"] if name in WITH_LIMITS else []), name]
     return "\n".join((LUA_DIR / f"{part}.lua").read_text() for part in parts)
 
 

@@ -34,14 +34,41 @@ class Outcome:
     # JSON object of the attempt's ledger entry (`agents.ledger`), added to its record in the
     # task's attempt history ('' = none).
     detail: str = ""
+    # A usage or rate limit (`ok` False): the task is deferred (no retry spent) and the
+    # agent's provider paused until then.
+    limit: Limit | None = None
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A usage or rate limit an attempt met: its class, the reset its message named (unix
+    seconds; None: the provider's backoff), and the reason `tt status` shows."""
+
+    exit_class: str
+    reset: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Who an agent is for the pauses and budgets (`lua/limits_lib.lua`): its model's
+    provider and its town.toml entry (the agent, or the pool of its replicas)."""
+
+    provider: str
+    entry: str
 
 
 @dataclass(frozen=True)
 class Turn:
-    reported: str  # the outcome's fate: '1'/'0' completed/stale, 'retrying', 'failed', 'stale'
+    # the outcome's fate: '1'/'0' completed/stale, 'retrying', 'failed', 'deferred', 'stale'
+    reported: str
     next_timer: float | None  # seconds to the earliest retry timer (the idle pop's timeout)
     claimed: Claimed | None
     mail: list[tuple[str, Message]]  # for the claimed task's prompt, each with its stored form
+    # Nothing claimed because its provider is paused until then (unix seconds), or a budget
+    # is reached (`budget` names it: 'town' or 'agent:ENTRY').
+    paused_until: float | None = None
+    budget: str | None = None
 
 
 class TurnOps(Scripted):
@@ -66,15 +93,30 @@ class TurnOps(Scripted):
         targets: Sequence[str],
         policy: Policy,
         popped: str = "",
+        gate: Gate | None = None,
     ) -> Turn:
         """Report `outcome` (if any), then claim the next task of `targets` (own queue, pool,
         role, backlog) with `token` ('' = claim nothing), `popped` (an id the agent's blocking
         pop took) first. Nothing is claimed while a control request or mail waits: the pop
-        takes them. The same call again (a reply lost) returns the same claim."""
+        takes them. The same call again (a reply lost) returns the same claim. `gate`: its
+        provider's pause and its budgets are checked before a claim (None: the agent's name)."""
         report: list[object] = [""] * 11
+        limits: dict[str, object] = {"provider": agent, "entry": agent}
+        if gate is not None:
+            limits = {"provider": gate.provider, "entry": gate.entry}
         if outcome is not None:
+            kind = "completed" if outcome.ok else "failed"
+            if outcome.limit is not None and not outcome.ok:
+                kind = "deferred"
+                limits |= {
+                    "reset": "" if outcome.limit.reset is None else repr(outcome.limit.reset),
+                    "reason": outcome.limit.reason,
+                    "class": outcome.limit.exit_class,
+                    "base": policy.limit_backoff,
+                    "cap": policy.limit_backoff_max,
+                }
             report = [
-                "completed" if outcome.ok else "failed",
+                kind,
                 outcome.task_id,
                 outcome.token,
                 outcome.text,
@@ -86,8 +128,13 @@ class TurnOps(Scripted):
                 json.dumps(list(outcome.delivered)) if outcome.delivered else "",
                 outcome.detail,
             ]
-        got = self._turn(agent, *report, token, SEEN_MAXLEN, popped, *targets)
+        got = self._turn(agent, *report, token, SEEN_MAXLEN, popped, json.dumps(limits), *targets)
         reported, timer = str(got[0]), float(got[1]) if got[1] else None
+        if len(got) == 3:  # nothing claimed: paused, or out of budget
+            why = str(got[2])
+            if why.startswith("paused:"):
+                return Turn(reported, timer, None, [], paused_until=float(why[7:]))
+            return Turn(reported, timer, None, [], budget=why.removeprefix("budget:"))
         if len(got) <= 2:
             return Turn(reported, timer, None, [])
         deps = tuple(DepResult(d, a or None, r) for d, a, r in json.loads(got[6]))

@@ -1,0 +1,120 @@
+"""Usage and rate limits of a model's provider: which provider a model runs on, and when the
+limit a CLI's message names resets.
+
+Pure: text and clocks in, values out. The worker reports an attempt classed `usage_limit` or
+`rate_limited` with what this finds (`store.turn.Limit`); the store pauses the provider and
+decides the backoff when no reset is named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta, tzinfo
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..spec.desired import ModelSpec
+from ..store.turn import Limit, Turn
+from .exitclass import ExitClass
+from .ledger import exit_class_of
+
+LIMIT_CLASSES = (ExitClass.USAGE_LIMIT, ExitClass.RATE_LIMITED)
+REASONS = {ExitClass.USAGE_LIMIT: "usage limit", ExitClass.RATE_LIMITED: "rate limit"}
+
+# Claude's "Claude AI usage limit reached|1712345678": the reset as unix seconds.
+EPOCH = re.compile(r"\|\s*(\d{10})(?:\d{3})?\b")
+# "resets 3pm", "resets at 15:30", "reset at 3:30 pm (Europe/Berlin)", "resets 11am (UTC)".
+CLOCK = re.compile(
+    r"\bresets?\s+(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?"
+    r"(?:\s*\(([A-Za-z_]+(?:/[A-Za-z_+\-]+)*)\))?",
+    re.IGNORECASE,
+)
+# "try again in 2 hours", "in 30 minutes", "retry in 41.7s", "in 2 hours 5 minutes".
+UNIT = r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b"
+RELATIVE = re.compile(rf"\b(?:in|after)\s+((?:{UNIT}[\s,]*(?:and\s+)?)+)", re.IGNORECASE)
+SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def provider_of(model: ModelSpec) -> str:
+    """The account a model's CLI runs on: its `provider`, else its command's name (the
+    preset family: codex and codex-mini are both codex), else the model's name when the
+    command starts with a placeholder ({python})."""
+    if model.provider:
+        return model.provider
+    first = model.command[0] if model.command else ""
+    if not first or first.startswith("{"):
+        return model.name
+    return os.path.basename(first) or model.name
+
+
+def reset_at(text: str, now: float, tz: tzinfo | None = None) -> float | None:
+    """When the limit `text` names resets (unix seconds), or None when it names none. A clock
+    time is in the zone it names, else `tz` (default: this machine's local time), at its
+    next occurrence after `now`."""
+    if m := EPOCH.search(text):
+        return float(m.group(1))
+    if m := RELATIVE.search(text):
+        total = 0.0
+        for amount, unit in re.findall(UNIT, m.group(1), re.IGNORECASE):
+            total += float(amount) * SECONDS[unit[0].lower()]
+        return now + total if total > 0 else None
+    if m := CLOCK.search(text):
+        return _next_clock(m, now, tz)
+    return None
+
+
+def _next_clock(m: re.Match[str], now: float, tz: tzinfo | None) -> float | None:
+    hour, minute = int(m.group(1)), int(m.group(2) or 0)
+    meridiem = (m.group(3) or "").lower().replace(".", "")
+    if meridiem:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    zone = tz
+    if m.group(4):
+        try:
+            zone = ZoneInfo(m.group(4))
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = tz
+    # Naive local time without a zone: its timestamp() follows the machine's DST rules.
+    base = datetime.fromtimestamp(now) if zone is None else datetime.fromtimestamp(now, zone)
+    at = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at.timestamp() <= now:
+        at += timedelta(days=1)  # wall-clock arithmetic: the same time tomorrow
+    return at.timestamp()
+
+
+class Ended(Protocol):
+    """How an attempt ended (`prompt.Verdict`)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def exit_class(self) -> ExitClass | None: ...
+
+
+def limit_of(verdict: Ended, provider: str, now: float) -> Limit | None:
+    """The usage or rate limit a failed attempt met (its reset, if its message names one),
+    else None."""
+    cls = exit_class_of(verdict.ok, verdict.text, verdict.exit_class)
+    if cls not in LIMIT_CLASSES:
+        return None
+    return Limit(cls.value, reset_at(verdict.text, now), f"{provider} {REASONS[cls]}")
+
+
+def idle_wait(turn: Turn, keys: list[str], now: float) -> tuple[float, list[str]]:
+    """How long and on what an idle worker blocks (`keys`: its control list first, then its
+    queues and mail bell): at most 5 s, or until the next retry timer; only on its control
+    list while its provider is paused (until the reset at the latest: no sleep past it, no
+    polling) or a budget is reached (a raised one is seen at the next turn)."""
+    timeout = 5.0 if turn.next_timer is None else min(5.0, turn.next_timer)
+    if turn.paused_until is not None:
+        timeout = min(timeout, turn.paused_until - now)
+    if turn.paused_until is not None or turn.budget is not None:
+        keys = keys[:1]
+    return max(0.05, timeout), keys

@@ -1,0 +1,185 @@
+"""Provider pauses and budgets in an agent's turn (lua/limits_lib.lua), on a real Lua engine (Valkey and the system Redis): a
+usage or rate limit defers the task without spending a retry and pauses every agent of the
+provider; limits without a reset back off 5 min doubling to 1 h; budgets stop claims."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from reconciler.spec.desired import Policy
+from reconciler.store.client import Store
+from reconciler.store.turn import Gate, Limit, Outcome, Turn
+from tests.store.test_transitions import rec
+
+POLICY = Policy(retries=0, retry_backoff=30, retry_backoff_max=60)
+CLAUDE = Gate("claude", "dev")
+
+
+def turn(
+    s: Store,
+    outcome: Outcome | None,
+    token: str,
+    agent: str = "dev",
+    gate: Gate = CLAUDE,
+    targets: tuple[str, ...] = ("dev", "*backlog"),
+) -> Turn:
+    return s.turn(agent, outcome, token, list(targets), POLICY, "", gate)
+
+
+def cost(task: str, attempt: int, usd: float | None) -> str:
+    return json.dumps({"attempt": attempt, "agent": "dev", "exit_class": "success", "cost_usd": usd})
+
+
+def limited(task: str, token: str, reset: float | None, cls: str = "usage_limit") -> Outcome:
+    limit = Limit(cls, reset, "claude usage limit")
+    detail = json.dumps({"attempt": 1, "exit_class": cls, "cost_usd": None})
+    return Outcome(task, token, False, "Claude AI usage limit reached", detail=detail, limit=limit)
+
+
+def test_a_usage_limit_defers_the_task_without_a_retry_and_pauses_the_provider(
+    redis_store: Store,
+) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a"), rec("b", target="ops")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    reset = time.time() + 600
+    after = turn(s, limited("a", "t1", reset), "t2")
+    # retries = 0: a failure would fail it for good; a usage limit spends none.
+    assert after.reported == "deferred" and after.claimed is None
+    assert after.paused_until == pytest.approx(reset, abs=0.01)
+    assert s.client.hget(s.keys.task("a"), "state") == "ready"
+    assert s.client.lrange(s.keys.queue("dev"), 0, -1) == ["a"]
+    [record] = s.attempt_history("a")
+    assert record["outcome"] == "deferred" and record["exit_class"] == "usage_limit"
+    [pause] = s.pauses()
+    assert (pause.provider, pause.reason) == ("claude", "claude usage limit")
+    assert pause.until == pytest.approx(reset, abs=0.01)
+    # Another agent of the provider claims nothing either; one of another provider does.
+    other = turn(s, None, "t3", agent="ops", gate=Gate("claude", "ops"), targets=("ops",))
+    assert other.claimed is None and other.paused_until == after.paused_until
+    codex = turn(s, None, "t4", agent="ops", gate=Gate("codex", "ops"), targets=("ops",))
+    assert codex.claimed is not None and codex.claimed.task_id == "b"
+    # Ended by hand: the next turn claims `a`, its attempt 2 within its retries.
+    assert s.resume_provider("claude") and not s.resume_provider("claude")
+    again = turn(s, None, "t5")
+    assert again.claimed is not None and (again.claimed.task_id, again.claimed.attempt) == ("a", 2)
+    assert turn(s, Outcome("a", "t5", True, "done"), "").reported == "1"
+    told = [(f["type"], f.get("provider")) for _, f in s.events_since()]
+    assert ("provider.paused", "claude") in told and ("provider.resumed", "claude") in told
+
+
+def test_a_pause_ends_by_itself_at_its_reset(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    assert turn(s, limited("a", "t1", time.time() + 0.3), "t2").paused_until is not None
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        got = turn(s, None, "t3")
+        if got.claimed is not None:
+            break
+        assert got.paused_until is not None
+        time.sleep(0.05)
+    assert got.claimed is not None and got.claimed.task_id == "a" and s.pauses() == []
+
+
+def test_limits_without_a_reset_back_off_5_minutes_doubling_to_an_hour(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    pauses = []
+    for i in range(6):
+        token = f"t{i}"
+        s.resume_provider("claude")
+        assert turn(s, None, token).claimed is not None
+        now = time.time()
+        turn(s, limited("a", token, None, "rate_limited"), "")
+        [pause] = s.pauses()
+        pauses.append(round((pause.until - now) / 60))
+        assert pause.exit_class == "rate_limited"
+    assert pauses == [5, 10, 20, 40, 60, 60]
+    # A success starts it over.
+    s.resume_provider("claude")
+    assert turn(s, None, "ok").claimed is not None
+    turn(s, Outcome("a", "ok", True, "done"), "")
+    s.upsert_tasks([rec("b")], 2)
+    assert turn(s, None, "t9").claimed is not None
+    now = time.time()
+    turn(s, limited("b", "t9", None, "rate_limited"), "")
+    assert round((s.pauses()[0].until - now) / 60) == 5
+
+
+def test_a_town_budget_stops_claims_at_its_limit_and_a_raised_one_resumes(
+    redis_store: Store,
+) -> None:
+    s = redis_store
+    s.set_budgets(0.05, {}, False)
+    s.upsert_tasks([rec("a"), rec("b"), rec("c")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    second = turn(s, Outcome("a", "t1", True, "ok", detail=cost("a", 1, 0.03)), "t2")
+    assert second.claimed is not None and second.claimed.task_id == "b"
+    third = turn(s, Outcome("b", "t2", True, "ok", detail=cost("b", 1, 0.03)), "t3")
+    assert third.claimed is None and third.budget == "town"
+    assert s.spent()["town"] == 0.06 and "town" in s.exhausted()
+    assert s.client.lrange(s.keys.queue("dev"), 0, -1) == ["c"]  # waits, queued
+    s.set_budgets(1.0, {}, False)
+    assert s.exhausted() == {}
+    assert turn(s, None, "t4").claimed is not None
+
+
+def test_an_agent_budget_stops_its_entry_only(redis_store: Store) -> None:
+    s = redis_store
+    s.set_budgets(None, {"dev": 0.01}, False)
+    s.upsert_tasks([rec("a"), rec("b"), rec("c", target="ops")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    done = turn(s, Outcome("a", "t1", True, "ok", detail=cost("a", 1, 0.02)), "t2")
+    assert done.claimed is None and done.budget == "agent:dev"
+    ops = turn(s, None, "t3", agent="ops", gate=Gate("claude", "ops"), targets=("ops",))
+    assert ops.claimed is not None and ops.claimed.task_id == "c"
+
+
+def test_a_tasks_own_budget_makes_it_wait_until_raised(redis_store: Store) -> None:
+    s = redis_store
+    capped = rec("a")
+    capped["spec"] = json.dumps({"id": "a", "description": "do a", "max_cost_usd": 0.01})
+    capped["retries"] = 3
+    s.upsert_tasks([capped], 1)
+    assert turn(s, None, "t1").claimed is not None
+    failed = Outcome("a", "t1", False, "exit code 1: boom", detail=cost("a", 1, 0.02))
+    turn(s, failed, "")
+    assert s.client.hmget(s.keys.task("a"), "state", "waiting_for") == ["retrying", "budget"]
+    assert s.client.zscore(s.keys.timers, "a") is None and "task:a" in s.exhausted()
+    assert turn(s, None, "t2").claimed is None
+    capped["spec"] = json.dumps({"id": "a", "description": "do a", "max_cost_usd": 1.0})
+    capped["hash"] = "h2"
+    s.upsert_tasks([capped], 2)
+    assert s.set_budgets(None, {}, False) == 1
+    assert s.client.hget(s.keys.task("a"), "state") == "ready" and s.exhausted() == {}
+    got = turn(s, None, "t3")
+    assert got.claimed is not None and got.claimed.attempt == 2
+
+
+def test_a_cost_is_counted_once_when_a_turn_is_repeated(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    done = Outcome("a", "t1", True, "ok", detail=cost("a", 1, 0.25))
+    turn(s, done, "")
+    turn(s, done, "")  # the reply was lost: the same report again
+    assert s.spent() == {"town": 0.25, "agent:dev": 0.25, "task:a": 0.25}
+
+
+def test_a_hard_budget_stops_the_attempts_running_under_it(redis_store: Store) -> None:
+    s = redis_store
+    s.set_budgets(0.1, {}, True)
+    s.upsert_tasks([rec("a"), rec("b", target="ops")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    ops = turn(s, None, "t2", agent="ops", gate=Gate("claude", "ops"), targets=("ops",))
+    assert ops.claimed is not None
+    s.client.sadd(s.keys.agents, "dev", "ops")
+    turn(s, Outcome("a", "t1", True, "ok", detail=cost("a", 1, 0.2)), "")
+    assert s.client.hmget(s.keys.task("b"), "state", "token") == ["ready", ""]
+    [killed] = s.attempt_history("b")
+    assert (killed["exit_class"], killed["reason"]) == ("killed", "budget")

@@ -53,6 +53,8 @@ def _text(r: dict[str, Any]) -> None:
         lines.append(("description", _first(r["description"])))
     if r["upstream"]:
         lines.append(("upstream", r["upstream"]))
+    if r.get("waiting_for"):
+        lines.append(("waits for", r["waiting_for"]))
     lines += [("result", _first(r["result"])), ("error", _first(r["error"]))]
     lines += _approval_lines(r.get("approval"))
     lines.append(("log", r["log"] or "-"))

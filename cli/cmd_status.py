@@ -102,6 +102,8 @@ def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False
     if tried := attempt_text(report):
         echo(tried)
     echo(health_line(report["health"]))
+    for line in limit_lines(report):
+        echo(line)
     echo()
 
     agents = report["agents"]
@@ -139,6 +141,19 @@ def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False
         _show_deep(report["deep"])
 
 
+def limit_lines(report: dict[str, Any]) -> list[str]:
+    """A line per paused provider, and per budget reached."""
+    from .cmd_usage import budget_lines
+
+    lines = [
+        f"{p['provider']}: paused until {time.strftime('%H:%M', time.localtime(p['paused_until']))}"
+        f" ({p['reason']}): tt resume-provider {p['provider']} ends it now"
+        for p in report["providers"]
+    ]
+    reached = [line for line in budget_lines(report["budgets"]) if line.endswith("starts")]
+    return lines + reached
+
+
 def _state(t: dict[str, Any]) -> str:
     """A running task whose commit is on its way into base shows as merging, with its place."""
     merging = t.get("merging")
@@ -155,6 +170,8 @@ def _info(t: dict[str, Any], states: dict[str, str]) -> str:
         return f"waiting: {t['merging']['waiting']}"
     if t["state"] == "failed" and t["error"]:
         return str(t["error"]).splitlines()[0][:100]
+    if t.get("waiting_for") == "budget":
+        return "waits for budget (raise it in the files)"
     if t["state"] == "retrying" and t["next_attempt_at"]:
         return f"next attempt in {max(0, t['next_attempt_at'] - time.time()):.0f}s: " + (
             str(t["error"] or "").splitlines()[0][:60] if t["error"] else ""

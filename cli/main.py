@@ -44,6 +44,7 @@ COMMANDS = {
     **dict.fromkeys(["bootstrap"], "cmd_tinytown"),
     **dict.fromkeys(["backlog"], "cmd_backlog"),
     **dict.fromkeys(["config"], "cmd_config"),
+    **dict.fromkeys(["usage", "resume-provider"], "cmd_usage"),
 }
 
 

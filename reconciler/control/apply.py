@@ -39,6 +39,7 @@ from .fingerprint import clean_fingerprint, digests_of, file_fingerprint
 from .followcopy import CopyPaths
 from .gcpause import gc_paused
 from .gitpreflight import preflight
+from .limits import write_budgets
 from .session import Session
 from .snapshot import Snapshot
 
@@ -172,7 +173,10 @@ def _apply(session: Session, opts: ApplyOptions) -> ApplyResult:
                 return replace(result, held=SUSPENDED)
             if not opts.dry_run:
                 store.set_suspended(False, opts.command)  # resumed, if it was
-            return _planned(session, opts, started, checked, base, early)
+            result = _planned(session, opts, started, checked, base, early)
+            if not opts.dry_run and not result.held:
+                write_budgets(store, checked.desired)  # a raised budget resumes what waited
+            return result
     finally:
         if early is not None:
             store.clean_check_done(early)

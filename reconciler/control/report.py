@@ -20,6 +20,7 @@ from ..spec.desired import Desired
 from ..store.client import Store
 from ..town import TownPaths
 from .drift import drift_count
+from .limits import limits_report
 from .syncstatus import attempt_text, sync_report
 
 STATES = [s.value for s in TaskState]
@@ -128,9 +129,10 @@ def tasks_report(store: Store, git: bool = False) -> list[dict[str, Any]]:
                 "next_attempt_at": _num(rec.get("next_attempt_at")),
                 "deps_left": int(rec.get("deps_left", "0") or 0),
                 "upstream": rec.get("upstream") or None,
-                # held back: a task whose `touches` overlap its own runs or goes first
+                # held back: a task whose `touches` overlap its own runs or goes first, or
+                # "budget" (retrying: its own max_cost_usd is reached; see `limits_report`)
                 "waiting_for": (rec.get("waiting_for") or None)
-                if rec.get("state") == "ready"
+                if rec.get("state") in ("ready", "retrying")
                 else None,
                 "result": rec.get("result") or None,
                 "error": rec.get("error") or None,
@@ -207,6 +209,7 @@ def status_report(
         "counts": {s: counts.get(s, 0) for s in STATES} | {"total": len(tasks)},
         "awaiting_approval": [t["id"] for t in tasks if t["state"] == AWAITING],
         "health": health.as_json(),
+        **limits_report(store, desired, tasks),
     }
     drift = drift_count(store, desired)  # only under [town] self_heal = false: left, not healed
     if drift is not None:

@@ -21,6 +21,7 @@ from ..store.client import Store
 from ..town import TownPaths
 from ..work.layout import Layout
 from .report import approval_cells
+from .limits import limits_report
 
 # The stages of a running task whose commit is on its way into base (`tt status`: merging).
 MERGING = ("committed", "queued", "waiting")
@@ -56,7 +57,9 @@ def show_report(
 
     - `id`, `state`, `kind`, `agent` (who ran it last), `target`, `description`, `result`,
       `error`, `upstream`, `approval` (`report.approval_cells`: null without `approve`),
-      `created_at` / `started_at` / `finished_at` (unix seconds or null);
+      `waiting_for` (why a ready or retrying task waits: "budget", or the task whose `touches`
+      overlap its own; else null), `created_at` / `started_at` / `finished_at` (unix seconds
+      or null);
     - `attempts`: a list, oldest first, one per attempt: `attempt`, `agent`, `outcome`
       (completed | failed | handed back | running), `error`, `reason`, `started_at`,
       `finished_at`, `log` (its log file, null when not on disk), and its ledger entry:
@@ -102,6 +105,8 @@ def show_report(
         "error": rec.get("error") or None,
         "upstream": rec.get("upstream") or None,
         "approval": approval_cells(rec),
+        # "budget": its max_cost_usd, its agent's or the town's budget keeps it from starting
+        "waiting_for": rec.get("waiting_for") or _budget_wait(store, desired, rec),
         "created_at": _num(rec.get("created_at")),
         "started_at": _num(rec.get("started_at")),
         "finished_at": _num(rec.get("finished_at")),
@@ -109,6 +114,15 @@ def show_report(
         "log": logs[-1] if logs else None,
         "git": _git(store, paths, desired, task_id, rec) if git_on else None,
     }
+
+
+def _budget_wait(store: Store, desired: Desired | None, rec: dict[str, str]) -> str | None:
+    """ "budget" for a ready task that the town's or its agent's budget keeps waiting."""
+    if rec.get("state") != "ready":
+        return None
+    row = {"state": "ready", "target": rec.get("target")}
+    limits_report(store, desired, [row])
+    return row.get("waiting_for")
 
 
 def ledger_fields(a: dict[str, Any]) -> dict[str, Any]:

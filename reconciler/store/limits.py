@@ -69,20 +69,21 @@ class LimitOps(Scripted):
         return {k: float(v) for k, v in self.client.hgetall(self.keys.exhausted).items()}
 
     def every_attempt(self) -> Iterator[dict[str, Any]]:
-        """Every attempt record of the town's tasks and tombstones (`tt usage`), read 500
-        tasks a round trip."""
-        lists = [self.keys.attempts(t) for t in self.client.zrange(self.keys.tasks, 0, -1)]
+        """Every attempt record of the town's tasks and tombstones (`tt usage`), each with its
+        `task`, read 500 tasks a round trip."""
+        tasks = [(t, self.keys.attempts(t)) for t in self.client.zrange(self.keys.tasks, 0, -1)]
         deleted = self.client.zrange(self.keys.deleted, 0, -1)
-        lists += [self.keys.tombstone_attempts(t) for t in deleted]
-        for start in range(0, len(lists), 500):
+        tasks += [(t, self.keys.tombstone_attempts(t)) for t in deleted]
+        for start in range(0, len(tasks), 500):
+            part = tasks[start : start + 500]
             pipe = self.client.pipeline(transaction=False)
-            for key in lists[start : start + 500]:
+            for _, key in part:
                 pipe.lrange(key, 0, -1)
-            for records in pipe.execute():
+            for (task, _), records in zip(part, pipe.execute(), strict=True):
                 for raw in records:
                     try:
                         rec = json.loads(raw)
                     except ValueError:
                         continue
                     if isinstance(rec, dict):
-                        yield rec
+                        yield {**rec, "task": str(task)}

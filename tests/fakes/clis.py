@@ -212,9 +212,22 @@ def shape(cli: str, scenario: str) -> tuple[str, str, int]:
     return FAKES[cli](scenario)
 
 
+def once(scenario: str, marker: str) -> str:
+    """`SCENARIO_once MARKER`: the scenario on the first run (it creates the file `marker`),
+    success on every run after (a limit that has passed)."""
+    try:
+        with open(marker, "x"):
+            return scenario.removesuffix("_once")
+    except FileExistsError:
+        return "success"
+
+
 if __name__ == "__main__":
     sys.stdin.read()  # the prompt, as the real CLIs read it
-    out, err, code = shape(sys.argv[1], sys.argv[2])
+    scenario = sys.argv[2]
+    if scenario.endswith("_once"):
+        scenario = once(scenario, sys.argv[3])
+    out, err, code = shape(sys.argv[1], scenario)
     sys.stdout.write(out)
     sys.stderr.write(err)
     sys.exit(code)

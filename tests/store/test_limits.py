@@ -1,6 +1,7 @@
-"""Provider pauses and budgets in an agent's turn (lua/limits_lib.lua), on a real Lua engine (Valkey and the system Redis): a
-usage or rate limit defers the task without spending a retry and pauses every agent of the
-provider; limits without a reset back off 5 min doubling to 1 h; budgets stop claims."""
+"""Provider pauses and budgets in an agent's turn (lua/limits_lib.lua), on a real Lua engine
+(Valkey and the system Redis): a usage or rate limit defers the task without spending a retry
+and pauses every agent of the provider; limits without a reset back off 5 min doubling to 1 h;
+budgets stop claims."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def turn(
 
 
 def cost(task: str, attempt: int, usd: float | None) -> str:
-    return json.dumps({"attempt": attempt, "agent": "dev", "exit_class": "success", "cost_usd": usd})
+    return json.dumps(
+        {"attempt": attempt, "agent": "dev", "exit_class": "success", "cost_usd": usd}
+    )
 
 
 def limited(task: str, token: str, reset: float | None, cls: str = "usage_limit") -> Outcome:

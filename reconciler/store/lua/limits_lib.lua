@@ -33,7 +33,7 @@ local function pause_provider(provider, reset, reason, class, base, cap)
   if raw and tonumber(cjson.decode(raw)['until']) >= at then return end
   redis.call('HSET', P .. 'pauses', provider,
     cjson.encode({['until'] = at, reason = reason, class = class, since = tonumber(NOW)}))
-  event('provider.paused', 'provider', provider, 'until', at, 'reason', reason, 'class', class)
+  event('provider.paused', 'provider', provider, 'resumes_at', at, 'reason', reason, 'class', class)
 end
 
 local function exhausted(scope, limit, spent)

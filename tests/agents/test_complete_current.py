@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.agents.worker import complete_current
+from reconciler.agents.completion import complete_current
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.errors import TtError
 from reconciler.store.client import Store

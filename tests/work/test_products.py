@@ -237,7 +237,7 @@ def test_a_new_branch_records_the_base_it_starts_from(tmp_path: Path, fake_store
 def test_tt_task_complete_from_the_model_waits_for_the_merge(
     tmp_path: Path, fake_store: Store
 ) -> None:
-    from reconciler.agents.worker import complete_current
+    from reconciler.agents.completion import complete_current
 
     repo = make_repo(tmp_path / "r")
     wp = products(repo, fake_store)

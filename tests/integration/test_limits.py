@@ -104,7 +104,7 @@ def test_a_usage_limit_pauses_every_agent_of_its_provider_until_its_reset(
             for tid, _ in work
             if show(town, tid)["attempts"][0]["exit_class"] == "usage_limit"
         ]
-        [(tid, attempts)] = limited
+        [(_, attempts)] = limited
         assert [a["exit_class"] for a in attempts] == ["usage_limit", "success"]
         assert "usage limit reached" in attempts[0]["error"]
 

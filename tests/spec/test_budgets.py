@@ -79,5 +79,6 @@ def test_a_negative_agent_budget_and_a_bad_provider_name() -> None:
 def test_a_negative_task_budget() -> None:
     tasks = '[[tasks]]\nid = "a"\ndescription = "x"\nmax_cost_usd = -2\n'
     problem = only_problem(tasks=tasks)
-    assert (problem.file, problem.line, problem.path) == ("tasks.toml", 4, "$.tasks[0].max_cost_usd")
+    where = (problem.file, problem.line, problem.path)
+    assert where == ("tasks.toml", 4, "$.tasks[0].max_cost_usd")
     assert "must be at least 0" in problem.message

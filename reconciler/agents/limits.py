@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta, tzinfo
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..spec.desired import ModelSpec
 from ..store.turn import Limit, Turn
 from .exitclass import ExitClass
-from .ledger import exit_class_of
+from .ledger import Ended, exit_class_of
 
 LIMIT_CLASSES = (ExitClass.USAGE_LIMIT, ExitClass.RATE_LIMITED)
 REASONS = {ExitClass.USAGE_LIMIT: "usage limit", ExitClass.RATE_LIMITED: "rate limit"}
@@ -85,17 +84,6 @@ def _next_clock(m: re.Match[str], now: float, tz: tzinfo | None) -> float | None
     if at.timestamp() <= now:
         at += timedelta(days=1)  # wall-clock arithmetic: the same time tomorrow
     return at.timestamp()
-
-
-class Ended(Protocol):
-    """How an attempt ended (`prompt.Verdict`)."""
-
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def exit_class(self) -> ExitClass | None: ...
 
 
 def limit_of(verdict: Ended, provider: str, now: float) -> Limit | None:

@@ -61,7 +61,7 @@ def show_report(
       overlap its own; else null), `created_at` / `started_at` / `finished_at` (unix seconds
       or null);
     - `attempts`: a list, oldest first, one per attempt: `attempt`, `agent`, `outcome`
-      (completed | failed | handed back | running), `error`, `reason`, `started_at`,
+      (completed | failed | deferred | handed back | running), `error`, `reason`, `started_at`,
       `finished_at`, `log` (its log file, null when not on disk), and its ledger entry:
       `exit_class` (`exitclass.ExitClass`; told by the error for a record written before
       classes, null while running), `exit_code`, `model`, `node`, `duration_s`, `session_id`,

@@ -60,6 +60,9 @@ def claude(scenario: str) -> tuple[str, str, int]:
         return _claude(f"Claude AI usage limit reached|{reset}", True, 0, zero), "", 1
     if scenario == "rate_limit":
         return _claude(RATE_429, True, 0, zero), "", 1
+    if scenario == "slow":  # works long (a budget_hard kill stops it), then succeeds
+        time.sleep(120)
+        return _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE), "", 0
     if scenario == "truncated":
         whole = _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE)
         return whole[: len(whole) // 2], "", 0

@@ -2,7 +2,8 @@
 `tt usage` sums the ledger exactly; a usage limit pauses every agent of its provider until the
 reset its message names, spends no retry and resumes by itself; a rate limit without a reset
 pauses for the backoff until `tt resume-provider`; a budget stops dispatch at the attempt that
-reaches it, and a raised budget resumes it."""
+reaches it (under budget_hard it kills the attempt running under it), and a raised budget
+resumes it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import clis
-from tests.integration.live import LiveTown, live_town, until
+from tests.integration.live import LiveTown, alive, live_town, until
 
 pytestmark = [
     pytest.mark.integration,
@@ -203,3 +204,39 @@ def test_a_budget_stops_dispatch_at_the_attempt_that_reaches_it_and_a_raised_one
         assert [e["scope"] for e in town.events("budget.resumed")] == ["town"]
         usage = json.loads(town.tt("usage", "-o", "json").stdout)
         assert usage["total"]["attempts"] == 3 and usage["budgets"]["town"]["reached"] is False
+
+
+def test_a_hard_budget_kills_the_attempt_running_under_it_and_a_raised_one_reruns_it(
+    tmp_path: Path,
+) -> None:
+    def town_toml(budget: float) -> str:
+        return (
+            f'[town]\nname = "hard"\nretries = 0\nbudget_usd = {budget}\nbudget_hard = true\n\n'
+            '[agents.dev]\nmodel = "fake-claude"\n\n[agents.ops]\nmodel = "slow-claude"\n\n'
+            + model("fake-claude", "claude", "success", "claude-json")
+            + model("slow-claude", "claude", "slow_once", "claude-json", str(tmp_path / "m"))
+        )
+
+    with live_town(tmp_path / "t") as town:
+        town.write(town_toml(0.05), tasks(("slow", "ops")))
+        assert town.tt("apply").returncode == 0
+        running = until(
+            lambda: (r := town.agents().get("ops", {})).get("model_pid", "").isdigit() and r,
+            60,
+            "the slow attempt running",
+        )
+        model_pid = int(running["model_pid"])
+        # Two attempts of $0.0421875 on dev reach $0.05: the slow one is killed with them.
+        town.save("tasks.toml", tasks(("slow", "ops"), ("a", "dev"), ("b", "dev")))
+        assert town.tt("apply").returncode == 0
+        until(lambda: show(town, "slow")["attempts"][0]["exit_class"], 60, "slow stopped")
+        [killed] = show(town, "slow")["attempts"]
+        assert (killed["exit_class"], killed["reason"]) == ("killed", "budget")
+        until(lambda: not alive(model_pid), 15, "the slow model's process gone")
+        assert show(town, "slow")["state"] == "ready"
+        assert show(town, "slow")["waiting_for"] == "budget"
+
+        town.save("town.toml", town_toml(1.0))
+        assert town.tt("apply").returncode == 0
+        until(lambda: show(town, "slow")["state"] == "completed", 60, "slow completed")
+        assert [a["exit_class"] for a in show(town, "slow")["attempts"]] == ["killed", "success"]

@@ -40,4 +40,6 @@ for _, scope in ipairs(scopes) do
   end
 end
 announce()
+-- Tasks moved after the apply planned: its no-op fast path must look again (as upsert_tasks).
+if released > 0 then redis.call('HDEL', KEYS[1], 'clean', 'clean_state') end
 return released

@@ -20,8 +20,8 @@ from ..spec.names import did_you_mean, is_valid_name
 from ..store.client import Store
 from ..town import TownPaths
 from ..work.layout import Layout
-from .report import approval_cells
 from .limits import limits_report
+from .report import approval_cells
 
 # The stages of a running task whose commit is on its way into base (`tt status`: merging).
 MERGING = ("committed", "queued", "waiting")

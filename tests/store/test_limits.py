@@ -65,8 +65,15 @@ def test_a_usage_limit_defers_the_task_without_a_retry_and_pauses_the_provider(
     assert other.claimed is None and other.paused_until == after.paused_until
     codex = turn(s, None, "t4", agent="ops", gate=Gate("codex", "ops"), targets=("ops",))
     assert codex.claimed is not None and codex.claimed.task_id == "b"
-    # Ended by hand: the next turn claims `a`, its attempt 2 within its retries.
+    # Ended by hand (its idle agents woken): the next turn claims `a`, its attempt 2 within
+    # its retries.
+    s.client.sadd(s.keys.agents, "dev", "ops")
+    s.client.hset(s.keys.agent("dev"), "provider", "claude")
+    s.client.hset(s.keys.agent("ops"), mapping={"provider": "codex", "state": "idle"})
     assert s.resume_provider("claude") and not s.resume_provider("claude")
+    assert s.client.lrange(s.keys.control("dev"), 0, -1) == ["wake"]
+    assert s.client.llen(s.keys.control("ops")) == 0
+    s.client.delete(s.keys.control("dev"))
     again = turn(s, None, "t5")
     assert again.claimed is not None and (again.claimed.task_id, again.claimed.attempt) == ("a", 2)
     assert turn(s, Outcome("a", "t5", True, "done"), "").reported == "1"
@@ -127,8 +134,11 @@ def test_a_town_budget_stops_claims_at_its_limit_and_a_raised_one_resumes(
     assert third.claimed is None and third.budget == "town"
     assert s.spent()["town"] == 0.06 and "town" in s.exhausted()
     assert s.client.lrange(s.keys.queue("dev"), 0, -1) == ["c"]  # waits, queued
+    s.client.sadd(s.keys.agents, "dev")
     s.set_budgets(1.0, {}, False)
     assert s.exhausted() == {}
+    assert s.client.lrange(s.keys.control("dev"), 0, -1) == ["wake"]  # idle: woken at once
+    s.client.delete(s.keys.control("dev"))
     assert turn(s, None, "t4").claimed is not None
 
 

@@ -1,7 +1,7 @@
 -- Write the budgets of the files (apply) and release what waited for a budget now raised.
 -- ARGV[4]: JSON {town = USD or absent, agents = {ENTRY = USD}, hard = bool}.
--- A budget no longer reached ends its exhaustion (`budget.resumed`; its agents claim again at
--- their next turn); a task waiting for its own max_cost_usd goes back to its queue. Returns how
+-- A budget no longer reached ends its exhaustion (`budget.resumed`; its idle agents are woken
+-- to claim again); a task waiting for its own max_cost_usd goes back to its queue. Returns how
 -- many tasks were released.
 local b = cjson.decode(ARGV[4])
 local key = P .. 'budgets'
@@ -37,6 +37,11 @@ for _, scope in ipairs(scopes) do
   if not over then
     redis.call('HDEL', P .. 'exhausted', scope)
     event('budget.resumed', 'scope', scope)
+    if scope:sub(1, 5) ~= 'task:' then  -- its idle agents claim again now, not at a poll
+      wake_idle(function(a, f)
+        return scope == 'town' or scope == 'agent:' .. ((f[3] and f[3] ~= '') and f[3] or a)
+      end)
+    end
   end
 end
 announce()

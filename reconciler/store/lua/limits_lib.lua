@@ -76,6 +76,15 @@ local function budget_wait(id, max, spent)
   wake(id)
 end
 
+-- Wake the idle agents `wanted(name, fields)` picks (fields: provider, state, base): a `wake` on
+-- their control list ends their wait, so a pause or budget that ended is seen at once.
+local function wake_idle(wanted)
+  for _, a in ipairs(redis.call('SMEMBERS', P .. 'agents')) do
+    local f = redis.call('HMGET', P .. 'agent:' .. a, 'provider', 'state', 'base')
+    if f[2] == 'idle' and wanted(a, f) then redis.call('RPUSH', P .. 'ctl:' .. a, 'wake') end
+  end
+end
+
 -- `claim`, unless the task's own budget is reached (then it waits for it, and nil).
 local function claim_in_budget(id, agent, token)
   if redis.call('HGET', tkey(id), 'state') == 'ready' then

@@ -151,6 +151,9 @@ def test_an_agent_budget_stops_its_entry_only(redis_store: Store) -> None:
     assert done.claimed is None and done.budget == "agent:dev"
     ops = turn(s, None, "t3", agent="ops", gate=Gate("claude", "ops"), targets=("ops",))
     assert ops.claimed is not None and ops.claimed.task_id == "c"
+    s.set_budgets(None, {"dev": 0.5}, False)  # raised: dev claims again
+    again = turn(s, None, "t4")
+    assert again.claimed is not None and again.claimed.task_id == "b"
 
 
 def test_a_tasks_own_budget_makes_it_wait_until_raised(redis_store: Store) -> None:

@@ -119,6 +119,8 @@ local function defer_attempt(id, token, err, detail)
   return 'deferred'
 end
 
+local MERGING_STAGES = {committed = true, queued = true, waiting = true}
+
 -- Running attempts under a hard budget just reached (`scope` 'town' or 'agent:ENTRY') are
 -- stopped: recorded as killed (reason budget), the task ready again without spending a retry;
 -- its token cleared, so its agent stops the model (its own report is then stale).
@@ -129,8 +131,9 @@ local function stop_running(scope)
     if g[1] and g[1] ~= '' and (scope == 'town' or scope == 'agent:' .. entry) then
       local id = g[1]
       local f = redis.call('HMGET', tkey(id), 'state', 'attempt', 'started_at', 'run_base',
-        'target', 'assignee')
-      if f[1] == 'running' and f[6] == a then
+        'target', 'assignee', 'git_stage')
+      -- (a [git] attempt whose model is done and whose commit waits to merge costs no more)
+      if f[1] == 'running' and f[6] == a and not MERGING_STAGES[f[7] or ''] then
         record_attempt(id, {attempt = tonumber(f[2]), agent = a, outcome = 'failed',
           exit_class = 'killed', reason = 'budget', error = 'killed: budget ' .. scope ..
           ' reached'}, f[3])

@@ -131,6 +131,7 @@ def check_tasks(
                 touches=strs(entry, "touches"),
                 approve=entry.get("approve") is True,
                 run_if=_run_if(entry),
+                stall_after=duration(doc, at, entry, "stall_after"),
             )
             deps.append(indexed_strs(entry, "depends_on"))
         if "touches" in entry:
@@ -174,6 +175,9 @@ def _typed_spec(
             "touches": tuple(get("touches", ())),
             "approve": get("approve") is True,
             "run_if": get("run_if", RUN_IF_DEFAULT),
+            "stall_after": (
+                duration(doc, at, entry, "stall_after") if "stall_after" in entry else None
+            ),
         }
     )
 

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.spec.presets import PRESETS
 from tests.fakes import clis
-from tests.integration.live import alive, live_town
+from tests.integration.live import alive, live_town, until
 
 pytestmark = [
     pytest.mark.integration,
@@ -124,3 +124,27 @@ def test_stalled_and_timed_out_attempts_resume_their_session_and_a_refused_resum
         assert fresh["resumed"] is None and fresh["started"] != hung["started"]
         assert second["resumed_from"] is None
         assert "write hello.txt" in Path(second["log"]).read_text()  # the whole prompt
+
+
+def test_a_dead_agents_task_resumes_the_session_its_model_was_started_in(tmp_path: Path) -> None:
+    record = tmp_path / "pool.jsonl"
+    town = (
+        '[town]\nname = "dead"\nheartbeat = "0.5s"\nlease = "2s"\nretry_backoff = "0.2s"\n'
+        'restart_backoff = "0.2s"\nrestart_backoff_max = "1s"\nresync = "5s"\n\n'
+        + agent("worker", "fake-claude", record, "replicas = 2")
+        + model("fake-claude", "hang_once")
+    )
+    tasks = '[[tasks]]\nid = "t"\ndescription = "write hello.txt"\nagent = "worker"\n'
+    with live_town(tmp_path / "t") as live:
+        live.write(town, tasks)
+        live.start_watcher()
+        hung = until(lambda: record.exists() and runs(record), 30, "the model started")[0]
+        victim = live.tasks()["t"]["assignee"]
+        assert live.kill(live.live_agents()[victim])
+        until(lambda: live.states()["completed"] == 1, 30, "the task completes")
+        first, second = live.attempts("t")
+        assert (first["outcome"], first["agent"]) == ("handed back", victim)
+        assert (first["session_id"], first["model"]) == (hung["started"], "fake-claude")
+        assert second["resumed_from"] == hung["started"]
+        assert runs(record)[1]["resumed"] == hung["started"]
+        until(lambda: not alive(hung["child"]), 10, "the dead agent's model tree killed")

@@ -14,7 +14,8 @@ Sessions: ARGS may carry the CLI's own session arguments (a preset's `session_ar
 every run appends a JSON line to that file: its argv, the session it resumed (or null), the one
 it started, and the pid of the child a hanging run started. Scenarios that use it:
 - `hang`: prints nothing and sleeps for ever, with a child process that sleeps too;
-- `hang_once`: the first run hangs, every later one succeeds (resumed or not);
+- `hang_once` (any `SCENARIO_once`): the first run hangs (is SCENARIO), every later one
+  succeeds (resumed or not);
 - `resume_rejected`: a resume is refused as the real CLI refuses a session it does not have
   (`REJECTED`: fast, non-zero, the error on stderr); the first fresh run hangs, later ones
   succeed.
@@ -232,7 +233,7 @@ REJECTED = {
     "gemini": ("Error resuming session: No previous sessions found for this project.", 42),
     "copilot": ("Error: No session, task, or name matched '{id}'.", 1),
 }
-HANGING = ("hang", "hang_once", "resume_rejected")
+ONCE = "_once"  # SCENARIO_once: the first run is SCENARIO, every later one succeeds
 
 
 def shape(cli: str, scenario: str, session: str | None = None) -> tuple[str, str, int]:
@@ -288,15 +289,17 @@ def main(argv: list[str]) -> int:
     resumed, started = sessions(cli, args)
     first = runs_before() == 0
     note: dict[str, object] = {"argv": argv, "resumed": resumed, "started": started}
-    if scenario in HANGING:
-        if scenario == "resume_rejected" and resumed is not None:
+    if scenario == "resume_rejected":
+        if resumed is not None:
             record(note)
             message, code = REJECTED[cli]
             sys.stderr.write(message.format(id=resumed) + "\n")
             return code
-        if scenario == "hang" or (first and resumed is None):
-            hang(note)
-        scenario = "success"
+        scenario = "hang" if first else "success"
+    elif scenario.endswith(ONCE):
+        scenario = scenario[: -len(ONCE)] if first else "success"
+    if scenario == "hang":
+        hang(note)
     record(note)
     out, err, code = shape(cli, scenario, resumed or started)
     sys.stdout.write(out)

@@ -1,8 +1,9 @@
 """Resume and stall detection with live agents: a fake claude (tests/fakes, the real CLI's JSON
 and session arguments, the `claude` preset's resume templates) that hangs is killed with its
 child once nothing moves for `stall_after`, classed `stalled`, and its retry goes on with the
-session the first attempt was given; a timeout resumes alike; a resume the CLI refuses runs
-fresh in the same attempt (no retry spent); `resume = false` starts fresh."""
+session the first attempt was given; a timeout and a usage limit resume alike; a resume the CLI
+refuses runs fresh in the same attempt (no retry spent); `resume = false` starts fresh; a dead
+agent's task resumes the session its model was started in."""
 
 from __future__ import annotations
 
@@ -53,15 +54,17 @@ def runs(record: Path) -> list[dict[str, Any]]:
 def test_stalled_and_timed_out_attempts_resume_their_session_and_a_refused_resume_runs_fresh(
     tmp_path: Path,
 ) -> None:
-    rec = {n: tmp_path / f"{n}.jsonl" for n in ("res", "rej", "fresh", "slow")}
+    rec = {n: tmp_path / f"{n}.jsonl" for n in ("res", "rej", "fresh", "slow", "limit")}
     town = (
         '[town]\nname = "resume"\nretries = 1\nretry_backoff = "0.2s"\n\n'
         + agent("res", "fake-claude", rec["res"], 'stall_after = "2s"')
         + agent("rej", "fake-claude-rej", rec["rej"], 'stall_after = "2s"')
         + agent("fresh", "fake-claude", rec["fresh"], 'stall_after = "2s"\nresume = false')
         + agent("slow", "fake-claude", rec["slow"])
+        + agent("limit", "fake-claude-limit", rec["limit"])
         + model("fake-claude", "hang_once")
         + model("fake-claude-rej", "resume_rejected")
+        + model("fake-claude-limit", "usage_limit_once")
     )
     tasks = "".join(
         f'[[tasks]]\nid = "t-{n}"\ndescription = "write hello.txt"\nagent = "{n}"\n'
@@ -103,6 +106,12 @@ def test_stalled_and_timed_out_attempts_resume_their_session_and_a_refused_resum
         hung, resumed = runs(rec["slow"])
         assert first["exit_class"] == "timeout" and not alive(hung["child"])
         assert resumed["resumed"] == hung["started"] == second["resumed_from"]
+
+        # A usage limit is resumed alike (its JSON named the session it was given).
+        first, second = shown("t-limit")
+        limited, resumed = runs(rec["limit"])
+        assert first["exit_class"] == "usage_limit" and first["session_id"] == limited["started"]
+        assert resumed["resumed"] == limited["started"] == second["resumed_from"]
 
         # Refused: the CLI has no such session; the same attempt ran fresh and completed, with
         # retries = 1 (a spent retry would have left none for it).

@@ -10,10 +10,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reconciler.agents.progress import ProgressWatch, newest_mtime
 from reconciler.agents.prompt import judge
-from reconciler.agents.supervisor import run_model
+from reconciler.agents.supervisor import RunResult, run_model
 
 PY = sys.executable
 
@@ -21,6 +22,21 @@ PY = sys.executable
 @dataclass
 class Counter:
     progress: int = 0
+
+
+def run(tmp_path: Path, code: str, **watch: Any) -> RunResult:
+    """`code` run as a model in `tmp_path`, watched for progress there for 1 s."""
+    return run_model(
+        [PY, "-c", code],
+        cwd=tmp_path,
+        env=os.environ,
+        stdin_text=None,
+        log=io.BytesIO(),
+        timeout=60,
+        stall_after=1.0,
+        watch=tmp_path,
+        **watch,
+    )
 
 
 def touch(path: Path, at: float) -> None:
@@ -71,16 +87,7 @@ def test_a_silent_process_is_killed_as_stalled_and_its_verdict_says_what_stopped
     tmp_path: Path,
 ) -> None:
     started = time.monotonic()
-    r = run_model(
-        [PY, "-c", "import time; time.sleep(60)"],
-        cwd=tmp_path,
-        env=os.environ,
-        stdin_text=None,
-        log=io.BytesIO(),
-        timeout=60,
-        stall_after=1.0,
-        watch=tmp_path,
-    )
+    r = run(tmp_path, "import time; time.sleep(60)")
     assert r.no_progress == "no output and no file change for 1s" and not r.timed_out
     assert time.monotonic() - started < 30
     verdict = judge(
@@ -102,16 +109,7 @@ def test_a_process_that_only_writes_files_is_not_stalled(tmp_path: Path) -> None
         "for i in range(12):\n"
         "    pathlib.Path(f'f{i}').write_text('x'); time.sleep(0.25)\n"
     )
-    r = run_model(
-        [PY, "-c", code],
-        cwd=tmp_path,
-        env=os.environ,
-        stdin_text=None,
-        log=io.BytesIO(),
-        timeout=60,
-        stall_after=1.0,
-        watch=tmp_path,
-    )
+    r = run(tmp_path, code)
     assert r.returncode == 0 and r.no_progress is None
 
 
@@ -123,16 +121,7 @@ def test_a_clis_own_retry_lines_are_no_progress(tmp_path: Path) -> None:
         "while True:\n"
         "    print('ERROR: Reconnecting... waiting for network', flush=True); time.sleep(0.1)\n"
     )
-    r = run_model(
-        [PY, "-c", code],
-        cwd=tmp_path,
-        env=os.environ,
-        stdin_text=None,
-        log=io.BytesIO(),
-        timeout=60,
-        stall_patterns=[r"Reconnecting\.\.\. waiting for network"],
-        stall_grace=600,
-        stall_after=1.0,
-        watch=tmp_path,
+    r = run(
+        tmp_path, code, stall_patterns=[r"Reconnecting\.\.\. waiting for network"], stall_grace=600
     )
     assert r.stalled is None and r.no_progress == "no output and no file change for 1s"

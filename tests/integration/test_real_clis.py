@@ -150,12 +150,14 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
     assert town_processes(town) == []
 
 
+def found(clis: tuple[str, ...]) -> dict[str, Path]:
+    """Each of `clis` found under $TT_TEST_CLI_BIN when it is set, else on PATH."""
+    search = os.environ.get(BIN_ENV) or os.environ.get("PATH", "")
+    return {c: Path(hit) for c in clis if (hit := shutil.which(c, path=search))}
+
+
 STDIN_CLIS = ("gemini", "copilot")  # presets that moved their prompt from argv to stdin
-STDIN_FOUND = {
-    c: Path(hit)
-    for c in STDIN_CLIS
-    if (hit := shutil.which(c, path=os.environ.get(BIN_ENV) or os.environ.get("PATH", "")))
-}
+STDIN_FOUND = found(STDIN_CLIS)
 
 
 @pytest.mark.skipif(
@@ -281,11 +283,7 @@ def test_codex_in_its_own_retry_loop_fails_as_stalled_long_before_its_timeout(
 
 
 RESUMING = ("claude", "codex", "gemini", "copilot")  # presets with resume_args
-RESUME_FOUND = {
-    c: Path(hit)
-    for c in RESUMING
-    if (hit := shutil.which(c, path=os.environ.get(BIN_ENV) or os.environ.get("PATH", "")))
-}
+RESUME_FOUND = found(RESUMING)
 
 
 @pytest.mark.skipif(

@@ -68,7 +68,9 @@ class ProgressWatch:
         self.after, self.streams, self.folder, self.skip = after, streams, folder, skip
         self.look_every = min(max(after / 10, 0.5), LONGEST_LOOK)
         self.output = self._output()
-        self.mtime = self._mtime()
+        # The folder is first looked at a `look_every` after the start (most runs are over
+        # by then: no scan at all); a change before that counts from the start.
+        self.mtime: float | None = None
         self.moved_at = now
         self.next_look = now + self.look_every
 
@@ -80,7 +82,8 @@ class ProgressWatch:
 
     def _files_moved(self) -> bool:
         mtime = self._mtime()
-        moved, self.mtime = mtime != self.mtime, mtime
+        moved = self.mtime is not None and mtime != self.mtime
+        self.mtime = mtime
         return moved
 
     def check(self, now: float) -> str | None:

@@ -157,14 +157,13 @@ class Runner:
         if result.cancelled:
             return Verdict(False, False, "stopped before the model finished")
         verdict = judge_run(result, self.model, limits.timeout)
-        if result.no_progress is not None:
-            self.store.event(
-                "attempt.stalled",
-                task=task_id,
-                agent=self.name,
-                attempt=str(attempt),
-                reason=result.no_progress,
-            )
+        # What stopped moving: nothing at all, or all but the CLI's own retry loop.
+        stopped = result.no_progress
+        if stopped is None and result.stalled is not None:
+            stopped = f"the CLI kept retrying for {self.model.stall_grace:g}s ({result.stalled})"
+        if stopped is not None:
+            where = {"task": task_id, "agent": self.name, "attempt": str(attempt)}
+            self.store.event("attempt.stalled", **where, reason=stopped)
         return _with_session(verdict, session)
 
     def _prepare(

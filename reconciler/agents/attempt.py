@@ -100,13 +100,7 @@ class Runner:
             verdict = self.invoke(short, log_path, limits, *run, session=session)
             if not resume.rejected(self.model, session, verdict.ok, verdict.text):
                 return verdict
-            self.store.event(
-                "attempt.resume_rejected",
-                task=task_id,
-                agent=self.name,
-                attempt=str(attempt),
-                session=session.id or "",
-            )
+            self._tell("attempt.resume_rejected", task_id, attempt, session=session.id or "")
         verdict = self.invoke(prompt, log_path, limits, *run, session=resume.fresh(self.model))
         if going_on is not None and verdict.facts is not None:
             rejected = replace(verdict.facts, resume_rejected=going_on[0].id)
@@ -162,9 +156,14 @@ class Runner:
         if stopped is None and result.stalled is not None:
             stopped = f"the CLI kept retrying for {self.model.stall_grace:g}s ({result.stalled})"
         if stopped is not None:
-            where = {"task": task_id, "agent": self.name, "attempt": str(attempt)}
-            self.store.event("attempt.stalled", **where, reason=stopped)
+            self._tell("attempt.stalled", task_id, attempt, reason=stopped)
         return _with_session(verdict, session)
+
+    def _tell(self, etype: str, task_id: str, attempt: int, **fields: str) -> None:
+        """An event of this attempt; Redis away, it is lost, not the attempt."""
+        with contextlib.suppress(TtError):
+            who = {"task": task_id, "agent": self.name, "attempt": str(attempt)}
+            self.store.event(etype, **who, **fields)
 
     def _prepare(
         self,

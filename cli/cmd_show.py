@@ -100,6 +100,10 @@ def _costs(a: dict[str, Any]) -> str:
         parts.append(f"${a['cost_usd']:.4f}")
     if a["session_id"]:
         parts.append(f"session {a['session_id']}")
+    if a.get("resumed_from"):
+        parts.append(f"resumed from {a['resumed_from']}")
+    if a.get("resume_rejected"):
+        parts.append(f"resume of {a['resume_rejected']} refused: ran fresh")
     return "".join(f"  {p}" for p in parts)
 
 

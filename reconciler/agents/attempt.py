@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
@@ -19,10 +20,12 @@ from ..git import add_worktree
 from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..spec.launchcheck import WORKTREE
 from ..town import TownPaths
+from . import resume
 from .environment import model_env as declared_env
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
 from .prompt import Verdict
+from .resume import NO_SESSION, Session
 from .supervisor import RunResult, open_log, proc_start_time, run_model
 from .verdicts import judge_run, keep_stdout
 
@@ -30,8 +33,9 @@ from .verdicts import judge_run, keep_stdout
 class RunnerStore(Protocol):
     url: str
 
-    def note_model(self, agent: str, pid: int, start: str) -> None: ...
+    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
+    def event(self, etype: str, **fields: str) -> None: ...
 
 
 class Prepared(NamedTuple):
@@ -41,6 +45,14 @@ class Prepared(NamedTuple):
     stdin_text: str | None
     workdir: Path
     env: dict[bytes, bytes]
+    session: str = ""  # 'TASK SESSION' of the run, for its agent's record
+
+
+class Limits(NamedTuple):
+    """How long a run may take, and may go without progress (None: no such limit)."""
+
+    timeout: float
+    stall_after: float | None = None
 
 
 class Runner:
@@ -67,22 +79,53 @@ class Runner:
             }.items()
         }
 
-    def invoke(
+    def attempt(
         self,
         prompt: str,
         log_path: Path,
-        timeout: float,
+        limits: Limits,
         task_id: str,
         attempt: int,
         token: str,
         interrupted: Callable[[], bool],
         workdir: Path | None = None,
+        going_on: tuple[Session, str] | None = None,
     ) -> Verdict:
-        """Run the model on `prompt` to its verdict (in `workdir`, else the agent's own);
-        `interrupted` says the worker is stopping.
+        """One attempt of a task: `going_on` (a session and its short prompt) resumes the
+        previous attempt's session; a CLI that refuses it (no such session) gets a fresh run
+        on the whole `prompt`, in the same attempt (no retry spent on it)."""
+        run = (task_id, attempt, token, interrupted, workdir)
+        if going_on is not None:
+            session, short = going_on
+            verdict = self.invoke(short, log_path, limits, *run, session=session)
+            if not resume.rejected(self.model, session, verdict.ok, verdict.text):
+                return verdict
+            self._tell("attempt.resume_rejected", task_id, attempt, session=session.id or "")
+        verdict = self.invoke(prompt, log_path, limits, *run, session=resume.fresh(self.model))
+        if going_on is not None and verdict.facts is not None:
+            rejected = replace(verdict.facts, resume_rejected=going_on[0].id)
+            verdict = replace(verdict, facts=rejected)
+        return verdict
+
+    def invoke(
+        self,
+        prompt: str,
+        log_path: Path,
+        limits: Limits | float,
+        task_id: str,
+        attempt: int,
+        token: str,
+        interrupted: Callable[[], bool],
+        workdir: Path | None = None,
+        session: Session = NO_SESSION,
+    ) -> Verdict:
+        """Run the model on `prompt` to its verdict (in `workdir`, else the agent's own; in
+        `session`, fresh or resumed); `interrupted` says the worker is stopping.
         A task whose attempt token changed (cancelled or reassigned) stops the model too.
         Whatever stops the model from starting fails the attempt (`launch_failed`), never the
         agent: the next task may well run."""
+        if not isinstance(limits, Limits):
+            limits = Limits(limits)  # a timeout alone
         try:
             # Opened first: it makes the agent's log folder, where a prompt file goes too.
             log = open_log(log_path)
@@ -91,22 +134,36 @@ class Runner:
         with log:
             # The log holds what the model was asked, then what it answered (or why it could
             # not be started).
-            head = f"$ {self.model.command[0]} … (attempt {attempt})\n--- prompt ---\n{prompt}"
+            how = f", resuming session {session.id}" if session.resumed else ""
+            head = f"$ {self.model.command[0]} … (attempt {attempt}{how})\n--- prompt ---\n{prompt}"
             log.write(head.encode(errors="replace"))
             launch: Launch | None
             try:
-                run = self._prepare(prompt, log_path, task_id, attempt, token, workdir)
+                run = self._prepare(prompt, log_path, task_id, attempt, token, workdir, session)
             except Exception as e:  # an attempt can fail; the agent must not
                 launch = e.launch if isinstance(e, LaunchFailed) else _unexpected(e)
             else:
-                result = self._run(log, run, timeout, task_id, token, interrupted)
+                result = self._run(log, run, limits, task_id, token, interrupted)
                 launch = result.launch
             if launch is not None:
                 log.write(f"--- {launch.text()} ---\n".encode())
                 return _launch_failed(launch)
         if result.cancelled:
             return Verdict(False, False, "stopped before the model finished")
-        return judge_run(result, self.model, timeout)
+        verdict = judge_run(result, self.model, limits.timeout)
+        # What stopped moving: nothing at all, or all but the CLI's own retry loop.
+        stopped = result.no_progress
+        if stopped is None and result.stalled is not None:
+            stopped = f"the CLI kept retrying for {self.model.stall_grace:g}s ({result.stalled})"
+        if stopped is not None:
+            self._tell("attempt.stalled", task_id, attempt, reason=stopped)
+        return _with_session(verdict, session)
+
+    def _tell(self, etype: str, task_id: str, attempt: int, **fields: str) -> None:
+        """An event of this attempt; Redis away, it is lost, not the attempt."""
+        with contextlib.suppress(TtError):
+            who = {"task": task_id, "agent": self.name, "attempt": str(attempt)}
+            self.store.event(etype, **who, **fields)
 
     def _prepare(
         self,
@@ -116,6 +173,7 @@ class Runner:
         attempt: int,
         token: str,
         workdir: Path | None = None,
+        session: Session = NO_SESSION,
     ) -> Prepared:
         """What a run of `prompt` needs to start (`Prepared`); `LaunchFailed` says why
         there can be none. A prompt too long for the command line goes by file where the
@@ -146,15 +204,17 @@ class Runner:
             workdir=str(workdir),
             python=sys.executable,
             extra_args=self.spec.args,
+            session=session.args,
         )
         env = self.env(task_id, attempt, token)
-        return Prepared(argv, None if stdin_text is None else prompt, workdir, env)
+        noted = f"{task_id} {session.id}" if task_id and session.id else ""
+        return Prepared(argv, None if stdin_text is None else prompt, workdir, env, noted)
 
     def _run(
         self,
         log: IO[bytes],
         run: Prepared,
-        timeout: float,
+        limits: Limits,
         task_id: str,
         token: str,
         interrupted: Callable[[], bool],
@@ -166,7 +226,7 @@ class Runner:
             # Whoever finds this agent dead (kill -9) kills the model's group too: it must not
             # run on beside the next attempt.
             with contextlib.suppress(TtError):  # Redis away: it cannot be recorded
-                self.store.note_model(self.name, pid, proc_start_time(pid) or "")
+                self.store.note_model(self.name, pid, proc_start_time(pid) or "", run.session)
 
         def should_stop() -> bool:
             if interrupted():
@@ -187,12 +247,15 @@ class Runner:
             env=run.env,
             stdin_text=run.stdin_text,
             log=log,
-            timeout=timeout,
+            timeout=limits.timeout,
             should_stop=should_stop,
             on_start=started,
             stall_patterns=self.model.stall_patterns,
             stall_grace=self.model.stall_grace,
             keep_stdout=keep_stdout(self.model),
+            stall_after=limits.stall_after,
+            watch=run.workdir,
+            watch_skip=self.paths.state_dir,
         )
 
     def workdir(self) -> Path:
@@ -224,6 +287,20 @@ class Runner:
         own = {"TT_TASK": task_id, "TT_ATTEMPT": str(attempt), "TT_ATTEMPT_TOKEN": token}
         env.update({k.encode(): v.encode() for k, v in own.items() if k not in self.model_env})
         return env
+
+
+def _with_session(verdict: Verdict, session: Session) -> Verdict:
+    """The verdict's facts name the session the run was in: the CLI's own word, else the id
+    tt gave it; and the session it resumed."""
+    facts = verdict.facts
+    if facts is None or session.id is None:
+        return verdict
+    facts = replace(
+        facts,
+        session_id=facts.session_id or session.id,
+        resumed_from=session.id if session.resumed else None,
+    )
+    return replace(verdict, facts=facts)
 
 
 def _launch_failed(launch: Launch) -> Verdict:

@@ -34,6 +34,10 @@ class RunFacts:
     tokens: Tokens = NO_TOKENS
     cost_usd: float | None = None
     turns: int | None = None
+    # The session it went on with (a retry that resumed), and one its CLI refused (it then
+    # ran fresh, in the same attempt).
+    resumed_from: str | None = None
+    resume_rejected: str | None = None
 
 
 def exit_class_of(ok: bool, text: str, given: ExitClass | None) -> ExitClass:
@@ -72,6 +76,8 @@ def entry(
         "tokens": f.tokens.as_dict(),
         "cost_usd": f.cost_usd,
         "turns": f.turns,
+        "resumed_from": f.resumed_from,
+        "resume_rejected": f.resume_rejected,
         "result": text[-RESULT_CHARS:] if ok else None,
         "error": None if ok else text[-ERROR_CHARS:],
         "started_at": started_at,

@@ -47,9 +47,11 @@ def render_argv(
     workdir: str,
     python: str,
     extra_args: tuple[str, ...] = (),
+    session: tuple[str, ...] = (),
 ) -> tuple[list[str], str | None]:
     """(argv, stdin text). Placeholders are replaced as whole elements or inside one element;
-    `args` from town.toml go before a trailing prompt placeholder (or `-`, stdin's stand-in) so
+    `args` from town.toml, then `session` (the model's resume or session args, their
+    {session} filled), go before a trailing prompt placeholder (or `-`, stdin's stand-in) so
     variadic flags stay safe."""
     values = {
         "{prompt}": prompt,
@@ -63,6 +65,7 @@ def render_argv(
             if key in part:
                 part = part.replace(key, value)
         argv.append(part)
+    extra_args = (*extra_args, *session)
     if extra_args:
         tail = 1 if model.command[-1] in ("{prompt}", "{prompt_file}", "-") else 0
         if tail and len(model.command) > 1 and model.command[-2] == "--":

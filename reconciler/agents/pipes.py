@@ -27,8 +27,14 @@ class Stream:
 
     CHUNK = 65536
 
-    def __init__(self, fd: int, prefix: bytes, log: IO[bytes], keep: int = 0) -> None:
+    def __init__(
+        self, fd: int, prefix: bytes, log: IO[bytes], keep: int = 0, idle: Sequence[str] = ()
+    ) -> None:
         self.fd, self.prefix, self.log = fd, prefix, log
+        # Bytes of output that show progress: all of it but lines of the CLI's own retry loop
+        # (`idle`, its model's stall patterns).
+        self.progress = 0
+        self.idle = [re.compile(p) for p in idle]
         # All of the output, up to its last `keep` bytes: a CLI's JSON, read once it exits.
         self.keep = keep
         self.kept = bytearray()
@@ -63,6 +69,10 @@ class Stream:
         self.log.write(b"".join(self.prefix + line for line in lines))
         self.log.flush()
         text = [line.decode(errors="replace") for line in lines]
+        if self.idle:
+            self.progress += sum(len(t) for t in text if not any(p.search(t) for p in self.idle))
+        else:
+            self.progress += len(data)
         self.lines += len(text)
         self.head.extend(text[: HEAD_LINES - len(self.head)])
         self.tail.extend(text)

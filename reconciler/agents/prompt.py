@@ -97,6 +97,7 @@ def judge(
     fail_patterns: Sequence[str] = (),
     stalled: str | None = None,
     stall_grace: float = 0.0,
+    no_progress: str | None = None,
 ) -> Verdict:
     """Exit 0 → completed (stdout tail is the result) unless a failure pattern shows; else the
     error is the stderr tail, or the stdout tail where stderr is empty (claude, aider). (A
@@ -111,6 +112,8 @@ def judge(
             f"stalled: the CLI kept retrying for {stall_grace:g}s ({stalled}); "
             "the process tree was killed",
         )
+    if no_progress is not None:  # nothing moved (output, files): retryable, resumed
+        return Verdict(False, False, f"stalled: {no_progress}; the process tree was killed")
     both = f"{stdout_tail}\n{stderr_tail}"
     matched = next((p for p in fail_patterns if re.search(p, both)), None)
     if returncode == 0 and matched is None:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from .launch import Launch, explain
 from .pipes import StallWatch, Stream, excerpt, feed, pump
+from .progress import ProgressWatch
 
 
 def proc_start_time(pid: int) -> str | None:
@@ -149,6 +150,7 @@ class RunResult:
     seconds: float
     launch: Launch | None = None  # the model could not be started: why (nothing ran)
     stalled: str | None = None  # the line of the CLI's own retry loop it was killed in
+    no_progress: str | None = None  # what stopped moving, when it was killed for it
     stdout: str = ""  # all of stdout (its last `keep_stdout` bytes), when asked for
 
 
@@ -166,12 +168,17 @@ def run_model(
     stall_patterns: Sequence[str] = (),
     stall_grace: float = 60.0,
     keep_stdout: int = 0,
+    stall_after: float | None = None,
+    watch: Path | None = None,
+    watch_skip: Path | None = None,
 ) -> RunResult:
     """Run one model process to completion, streaming its output into `log`.
 
     stdin is the prompt or /dev/null, never an inherited terminal (codex reads stdin to EOF).
     A timeout, `should_stop()` or a stall (a line matching `stall_patterns`, the CLI's own
-    retry loop, and still running `stall_grace` seconds later) kills the whole process group.
+    retry loop, and still running `stall_grace` seconds later) kills the whole process group,
+    and so does no progress for `stall_after` seconds: no output (but stall-pattern lines) and
+    no file change under `watch` (`watch_skip` and `.git` left out).
     `keep_stdout` > 0 keeps all of stdout (its last that many bytes) for a parser of the CLI's
     JSON (`RunResult.stdout`).
     Both pipes are read here, with one selector (a pidfd tells the exit at once): no thread per
@@ -201,13 +208,17 @@ def run_model(
         on_start(proc.pid)
     if stdin_text is not None:
         feed(in_fd, stdin_text.encode())
-    out = Stream(out_fd, b"", log, keep=keep_stdout)
-    err = Stream(err_fd, b"[err] ", log)
+    out = Stream(out_fd, b"", log, keep=keep_stdout, idle=stall_patterns)
+    err = Stream(err_fd, b"[err] ", log, idle=stall_patterns)
     pidfd = _pidfd(proc.pid)
     deadline = None if timeout is None else started + timeout
     timed_out = cancelled = False
     stalled: str | None = None
+    no_progress: str | None = None
     stall = StallWatch(stall_patterns, stall_grace, (out, err)) if stall_patterns else None
+    progress = None
+    if stall_after is not None:
+        progress = ProgressWatch(stall_after, (out, err), watch, started, watch_skip)
     with _Selector() as sel:
         for stream in (out, err):
             sel.register(stream.fd, selectors.EVENT_READ, stream)
@@ -219,9 +230,11 @@ def run_model(
                 timed_out = True
             elif should_stop is not None and should_stop():
                 cancelled = True
-            elif stall is not None:
-                stalled = stall.check(now)
-            if timed_out or cancelled or stalled is not None:
+            else:
+                stalled = stall.check(now) if stall is not None else None
+                if stalled is None and progress is not None:
+                    no_progress = progress.check(now)
+            if timed_out or cancelled or stalled is not None or no_progress is not None:
                 _kill_group(proc, grace)
                 break
             # Without a pidfd, an exit behind pipes a grandchild holds open shows by polling.
@@ -246,6 +259,7 @@ def run_model(
         stderr_tail=excerpt(err),
         seconds=time.monotonic() - started,
         stalled=stalled,
+        no_progress=no_progress,
         stdout=out.kept.decode(errors="replace"),
     )
 

@@ -41,6 +41,7 @@ def judge_run(result: RunResult, model: ModelSpec, timeout: float | None) -> Ver
         fail_patterns=model.fail_patterns,
         stalled=result.stalled,
         stall_grace=model.stall_grace,
+        no_progress=result.no_progress,
     )
     facts = RunFacts(exit_code=result.returncode, duration_s=round(result.seconds, 3))
     if parsed is not None:
@@ -53,7 +54,7 @@ def judge_run(result: RunResult, model: ModelSpec, timeout: float | None) -> Ver
         )
     if result.timed_out:
         cls = ExitClass.TIMEOUT
-    elif result.stalled is not None:
+    elif result.stalled is not None or result.no_progress is not None:
         cls = ExitClass.STALLED
     elif parsed is not None and parsed.exit_class is not ExitClass.SUCCESS:
         cls = parsed.exit_class

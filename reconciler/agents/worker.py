@@ -28,7 +28,8 @@ from ..store.mail import Message
 from ..store.tasks import Claimed
 from ..store.turn import Gate, Outcome, Turn
 from ..town import TownPaths
-from .attempt import Runner
+from . import resume
+from .attempt import Limits, Runner
 from .gitwork import GitWork, verdict_of
 from .ledger import settle
 from .limits import idle_wait, limit_of, provider_of
@@ -66,8 +67,9 @@ class WorkerStore(Protocol):
         popped: str = "",
         gate: Gate | None = None,
     ) -> Turn: ...
-    def note_model(self, agent: str, pid: int, start: str) -> None: ...
+    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
+    def last_attempt(self, task_id: str) -> dict[str, object] | None: ...
     def complete(self, task_id: str, token: str, result: str) -> bool: ...
     def hand_back(self, task_id: str, token: str) -> bool: ...
     def send(self, to: str, sender: str, text: str, urgent: bool = False) -> None: ...
@@ -318,11 +320,23 @@ class Worker:
             previous_error=c.previous_error,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
+        stall = _float(spec.get("stall_after")) or self.spec.stall_after or self.policy.stall_after
         log_path = self.log_dir / f"{c.task_id}-{c.attempt}.log"
-        if self.git is None:
-            return self.runner.invoke(
-                prompt, log_path, timeout, c.task_id, c.attempt, token, self._interrupted
+        # A retry of an interrupted attempt goes on with its CLI session (`resume`).
+        going_on = None
+        if c.attempt > 1 and self.spec.resume and self.model.resume_args:
+            going_on = resume.plan(
+                self._call(self.store.last_attempt, c.task_id),
+                self.model,
+                task_id=c.task_id,
+                attempt=c.attempt,
+                agent=self.name,
+                town=self.desired.town.name,
+                messages=messages,
             )
+        run = (log_path, Limits(timeout, stall), c.task_id, c.attempt, token, self._interrupted)
+        if self.git is None:
+            return self.runner.attempt(prompt, *run, going_on=going_on)
         started = self.git.start(c, token)
         if isinstance(started, Verdict):
             return started
@@ -332,16 +346,7 @@ class Worker:
         if result is None:  # the model runs (else its commit waits for the merge)
             if started.note:
                 prompt = prompt.replace("\n## Town\n", f"\n## Git\n{started.note}\n\n## Town\n", 1)
-            verdict = self.runner.invoke(
-                prompt,
-                log_path,
-                timeout,
-                c.task_id,
-                c.attempt,
-                token,
-                self._interrupted,
-                workdir=started.tree,
-            )
+            verdict = self.runner.attempt(prompt, *run, workdir=started.tree, going_on=going_on)
             if not verdict.ok:
                 return verdict
             result, facts = verdict.text, verdict.facts
@@ -359,15 +364,9 @@ class Worker:
             agent=self.name, town=self.desired.town.name, messages=[m for _, m in taken]
         )
         stamp = f"msg-{int(time.time() * 1000)}"
-        verdict = self.runner.invoke(
-            prompt,
-            self.log_dir / f"{stamp}.log",
-            self.policy.task_timeout,
-            "",
-            0,
-            "",
-            self._interrupted,
-        )
+        limits = Limits(self.policy.task_timeout, self.spec.stall_after or self.policy.stall_after)
+        log_path = self.log_dir / f"{stamp}.log"
+        verdict = self.runner.invoke(prompt, log_path, limits, "", 0, "", self._interrupted)
         stopped = self.terminated or self.stopping.is_set()
         if not verdict.ok and verdict.text.startswith("stopped") and stopped:
             return  # stopped mid-answer: the next process of this agent answers them

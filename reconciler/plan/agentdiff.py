@@ -20,6 +20,8 @@ AGENT_DRIFT_FIELDS = (
     "timeout",
     "node",
     "inherit_env",
+    "resume",
+    "stall_after",
 )
 # Read by the worker and fleet at start: no restart needed (a new max_rounds counts from the
 # agent's next process).

@@ -169,6 +169,10 @@ def agent_spec_json(spec: AgentSpec) -> str:
         data["inherit_env"] = True
     if spec.max_rounds is not None:  # only when set, as inherit_env
         data["max_rounds"] = spec.max_rounds
+    if not spec.resume:
+        data["resume"] = False
+    if spec.stall_after is not None:
+        data["stall_after"] = spec.stall_after
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -71,9 +71,17 @@ class ModelSpec:
     env: tuple[tuple[str, str], ...] = ()
     fail_patterns: tuple[str, ...] = ()
     # Output of the CLI's own retry loop (it would never exit): `stall_grace` seconds after
-    # such a line, still running, the attempt fails as stalled (retryable).
+    # such a line, still running, the attempt fails as stalled (retryable). Such output is no
+    # progress either (`AgentSpec.stall_after`). In town.toml: the model's `stall_after`.
     stall_patterns: tuple[str, ...] = ()
     stall_grace: float = 60.0
+    # How its CLI goes on with an earlier session (`agents.resume`): args with {session} added
+    # to a retry's argv; args with {session} that start a fresh session under an id tt chose
+    # (so an attempt whose agent died still names its session); what the CLI says when it has
+    # no such session (a rejected resume runs fresh in the same attempt).
+    resume_args: tuple[str, ...] = ()
+    session_args: tuple[str, ...] = ()
+    resume_rejected: tuple[str, ...] = ()
     # Its output: text (stdout's tail is the result), or the CLI's JSON, which also gives the
     # session id, tokens, cost and its own error signals.
     output: OutputMode = OutputMode.TEXT
@@ -107,6 +115,10 @@ class AgentSpec:
     # USD its attempts (all replicas) may cost; reached: it starts no new attempt. Kept in
     # Redis by apply, no part of the spec hash (raising it must not restart the agent).
     budget_usd: float | None = None
+    # False: a retry never resumes the previous attempt's session (`agents.resume`).
+    resume: bool = True
+    # No output and no file change for this long: the attempt is stalled (None: [town]'s).
+    stall_after: float | None = None
 
     def instances(self) -> tuple[str, ...]:
         """Process names: `worker` with replicas = 3 runs as worker, worker-2, worker-3. The first
@@ -126,8 +138,13 @@ class AgentSpec:
             "timeout": self.timeout,
             "node": self.node,
         }
-        if self.inherit_env:  # only when set: the hashes of agents recorded before stay equal
+        # Only when set: the hashes of agents recorded before stay equal.
+        if self.inherit_env:
             data["inherit_env"] = True
+        if not self.resume:
+            data["resume"] = False
+        if self.stall_after is not None:
+            data["stall_after"] = self.stall_after
         return _digest(data)
 
 
@@ -153,6 +170,8 @@ class TaskSpec:
     run_if: str = "success"
     # USD its attempts may cost together; reached: no new attempt starts (it waits, `budget`).
     max_cost_usd: float | None = None
+    # No output and no file change for this long: the attempt is stalled (None: its agent's).
+    stall_after: float | None = None
 
     @classmethod
     def checked(cls, fields: dict[str, Any]) -> TaskSpec:
@@ -181,8 +200,8 @@ class TaskSpec:
 
     def as_dict(self) -> dict[str, object]:
         """The fields that define the work; `status` is excluded (it is a directive), and
-        `touches`, `approve` and `run_if` are there only when set (not their defaults): the
-        hashes of tasks recorded before stay equal."""
+        `touches`, `approve`, `run_if` and `stall_after` are there only when set (not their
+        defaults): the hashes of tasks recorded before stay equal."""
         data: dict[str, object] = {
             "id": self.id,
             "description": self.description,
@@ -204,6 +223,8 @@ class TaskSpec:
             data["run_if"] = self.run_if
         if self.max_cost_usd is not None:
             data["max_cost_usd"] = self.max_cost_usd
+        if self.stall_after is not None:
+            data["stall_after"] = self.stall_after
         return data
 
     def canonical_json(self) -> str:
@@ -240,6 +261,9 @@ class Policy:
     quarantine: float = 300.0
     resync: float = 30.0
     task_timeout: float = 1800.0
+    # An attempt with no output and no file change in its folder for this long is stalled:
+    # killed with its tree and retried (resumed). An agent's or task's `stall_after` overrides.
+    stall_after: float = 600.0
     # A pruned task's record is kept this long as a tombstone: its id back in the files restores
     # it (a torn save, a `git revert` of a deletion) instead of running it again.
     keep_deleted: float = 7 * 86400.0
@@ -333,6 +357,7 @@ def _spec_json(spec: TaskSpec) -> str:
         type(spec.priority) is not int
         or not (retries is None or type(retries) is int)
         or not (spec.timeout is None or type(spec.timeout) is float)
+        or not (spec.stall_after is None or type(spec.stall_after) is float)
         or type(spec.sequential) is not bool
         or spec.approve
         or spec.run_if != RUN_IF_DEFAULT
@@ -349,6 +374,7 @@ def _spec_json(spec: TaskSpec) -> str:
             f'"retries":{"null" if retries is None else int.__repr__(retries)},'
             f'"role":{"null" if role is None else _quote(role)},'
             f'"sequential":{"true" if spec.sequential else "false"},'
+            f"{_stall_json(spec.stall_after)}"
             f'"tags":[{",".join(map(_quote, spec.tags))}],'
             f'"timeout":{"null" if spec.timeout is None else _ENCODER.encode(spec.timeout)}'
             f"{_touches_json(spec.touches)}}}"
@@ -360,6 +386,11 @@ def _spec_json(spec: TaskSpec) -> str:
 def _touches_json(touches: tuple[str, ...]) -> str:
     """The last key of the sorted JSON, written only when set (see `TaskSpec.as_dict`)."""
     return f',"touches":[{",".join(map(_quote, touches))}]' if touches else ""
+
+
+def _stall_json(stall_after: float | None) -> str:
+    """The key between `sequential` and `tags` in sorted order, written only when set."""
+    return "" if stall_after is None else f'"stall_after":{_ENCODER.encode(stall_after)},'
 
 
 def _hash(text: str) -> str:

@@ -2,7 +2,10 @@
 
 Data only, and part of the desired state's vocabulary (town.toml names a preset or a
 [models.X] entry); the worker (`agents.models`) fills the placeholders, `supervisor` runs it.
-Placeholders are whole argv elements, never shell-joined: {prompt}, {prompt_file}, {workdir}.
+Placeholders are whole argv elements, never shell-joined: {prompt}, {prompt_file}, {workdir}, and
+{session} in how a CLI resumes a session (`resume_args`) or starts one under an id tt chose
+(`session_args`); `resume_rejected` is its answer to a session it does not have (observed
+on the installed CLIs: tests/integration/test_real_clis.py).
 Flags were checked against the real CLIs (see CLI-FACTS.md and tests/integration). No preset
 puts the prompt in argv: every CLI here reads it from stdin or a file (`ps` shows no task text).
 """
@@ -34,6 +37,9 @@ PRESETS: dict[str, ModelSpec] = {
         ),
         prompt=PromptMode.STDIN,
         output=OutputMode.CLAUDE_JSON,
+        resume_args=("--resume", "{session}"),
+        session_args=("--session-id", "{session}"),
+        resume_rejected=(r"No conversation found with session ID",),
     ),
     # `codex exec -` reads the prompt from stdin (it reads stdin to EOF in any case).
     "codex": ModelSpec(
@@ -53,6 +59,10 @@ PRESETS: dict[str, ModelSpec] = {
         prompt=PromptMode.STDIN,
         # Without credentials or network it never fails: it retries forever (CLI-FACTS).
         stall_patterns=(r"Reconnecting\.\.\. waiting for network",),
+        # `exec [options] resume ID -`. Codex takes no session id of ours: it resumes only
+        # where its output named the session (`output = "codex-jsonl"`).
+        resume_args=("resume", "{session}"),
+        resume_rejected=(r"no rollout found for thread id",),
     ),
     "codex-mini": ModelSpec(
         name="codex-mini",
@@ -72,6 +82,10 @@ PRESETS: dict[str, ModelSpec] = {
         ),
         prompt=PromptMode.STDIN,
         stall_patterns=(r"Reconnecting\.\.\. waiting for network",),
+        # `exec [options] resume ID -`. Codex takes no session id of ours: it resumes only
+        # where its output named the session (`output = "codex-jsonl"`).
+        resume_args=("resume", "{session}"),
+        resume_rejected=(r"no rollout found for thread id",),
     ),
     # Without --print and without a TTY auggie skips its auth error and retries forever.
     "auggie": ModelSpec(
@@ -118,6 +132,9 @@ PRESETS: dict[str, ModelSpec] = {
         name="gemini",
         command=("gemini", "--skip-trust", "--yolo"),
         prompt=PromptMode.STDIN,
+        resume_args=("--resume", "{session}"),
+        session_args=("--session-id", "{session}"),
+        resume_rejected=(r"Error resuming session",),
     ),
     # Piped stdin without -p is a non-interactive run on that prompt (it exits when done).
     "copilot": ModelSpec(
@@ -132,6 +149,9 @@ PRESETS: dict[str, ModelSpec] = {
             "{workdir}",
         ),
         prompt=PromptMode.STDIN,
+        resume_args=("--resume={session}",),
+        session_args=("--session-id={session}",),
+        resume_rejected=(r"No session, task, or name matched",),
     ),
     # The built-in offline model: rehearse any workflow without API keys.
     SIM: ModelSpec(

@@ -132,6 +132,7 @@ def check_tasks(
                 approve=entry.get("approve") is True,
                 run_if=_run_if(entry),
                 max_cost_usd=usd(entry, "max_cost_usd"),
+                stall_after=duration(doc, at, entry, "stall_after"),
             )
             deps.append(indexed_strs(entry, "depends_on"))
         if "touches" in entry:
@@ -176,6 +177,9 @@ def _typed_spec(
             "approve": get("approve") is True,
             "run_if": get("run_if", RUN_IF_DEFAULT),
             "max_cost_usd": usd(entry, "max_cost_usd"),
+            "stall_after": (
+                duration(doc, at, entry, "stall_after") if "stall_after" in entry else None
+            ),
         }
     )
 

@@ -58,12 +58,15 @@ POLICY_DURATIONS = (
     "keep_deleted",
     "limit_backoff",
     "limit_backoff_max",
+    "stall_after",
 )
 # (lowest, highest) seconds of the policy durations with a range narrower than every duration's
 # 0 to 30 days (`durations.MAX_SECONDS`; integers have theirs in the schema).
 DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, MAX_SECONDS)}
 FOLLOW_INTERVAL = (1.0, 86400.0)  # (lowest, highest) seconds of [town] follow_interval
 BAD_REF_CHARS = frozenset(" ~^:?*[\\")
+PATTERN_FIELDS = ("fail_patterns", "stall_patterns", "resume_rejected")
+SESSION = "{session}"
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,8 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 parent=opt_str(entry, "parent"),
                 inherit_env=_flag(entry, "inherit_env", settings.inherit_env),
                 budget_usd=usd(entry, "budget_usd"),
+                resume=_flag(entry, "resume", True),
+                stall_after=duration(doc, at, entry, "stall_after"),
             )
         )
 
@@ -289,7 +294,7 @@ def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
     at: JsonPath = ("models", name)
     check_name(doc, at, name, "model name")
     entry_table = entry if isinstance(entry, dict) else {}
-    patterns = {key: indexed_strs(entry_table, key) for key in ("fail_patterns", "stall_patterns")}
+    patterns = {key: indexed_strs(entry_table, key) for key in PATTERN_FIELDS}
     for key, found in patterns.items():
         for i, pattern in found:
             try:
@@ -308,6 +313,9 @@ def _model(doc: TomlDoc, name: str, entry: object) -> ModelSpec:
         stall_grace=60.0 if grace is None else grace,
         output=choice(OutputMode, opt_str(entry_table, "output"), OutputMode.TEXT),
         provider=_provider(doc, at, entry_table),
+        resume_args=_session_template(doc, at, entry_table, "resume_args"),
+        session_args=_session_template(doc, at, entry_table, "session_args"),
+        resume_rejected=tuple(p for _, p in patterns["resume_rejected"]),
     )
 
 
@@ -317,3 +325,19 @@ def _provider(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> str | Non
     if provider is not None and not check_name(doc, (*at, "provider"), provider, "provider"):
         return None
     return provider
+
+
+def _session_template(
+    doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any], key: str
+) -> tuple[str, ...]:
+    """`resume_args` / `session_args`: argv elements, one of them with `{session}` (the CLI's
+    session id goes there), else reported and read as absent."""
+    args = strs(entry, key)
+    if args and not any(SESSION in a for a in args):
+        doc.report(
+            (*at, key),
+            f"{key} has no {SESSION} placeholder: the session id would not reach the CLI",
+            f'for example {key} = ["--resume", "{SESSION}"]',
+        )
+        return ()
+    return args

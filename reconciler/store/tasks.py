@@ -199,6 +199,12 @@ class TaskOps(Scripted):
                 out[tid] = [json.loads(x) for x in found]
         return out
 
+    def last_attempt(self, task_id: str) -> dict[str, object] | None:
+        """The record of the task's latest finished attempt (None: none yet)."""
+        raw = self.client.lindex(self.keys.attempts(task_id), -1)
+        record = json.loads(raw) if raw else None
+        return record if isinstance(record, dict) else None
+
     # -- applying a plan ---------------------------------------------------------------------
     def upsert_tasks(self, records: list[dict[str, object]], generation: int) -> int:
         return int(self._run("upsert_tasks", generation, *_upsert_args(records)))

@@ -79,11 +79,13 @@ class TurnOps(Scripted):
             self._lane = Lane(self.client, self.errors)
         return self._lane
 
-    def note_model(self, agent: str, pid: int, start: str) -> None:
-        """Record the model process `agent` runs (whoever finds the agent dead kills it): sent
-        now, its reply read with the agent's next turn, on the same connection."""
+    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None:
+        """Record the model process `agent` runs (whoever finds the agent dead kills it), and
+        its session (`TASK SESSION`: a task handed back names it, so its retry can resume):
+        sent now, its reply read with the agent's next turn, on the same connection."""
         key = self.keys.agent(agent)
-        self.lane().send("HSET", key, "model_pid", str(pid), "model_start", start)
+        fields = ("model_pid", str(pid), "model_start", start, "model_session", session)
+        self.lane().send("HSET", key, *fields)
 
     def turn(
         self,

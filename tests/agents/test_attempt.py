@@ -29,7 +29,10 @@ RECORDER = (
 class FakeStore:
     url = "redis://test"
 
-    def note_model(self, agent: str, pid: int, start: str) -> None:
+    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None:
+        pass
+
+    def event(self, etype: str, **fields: str) -> None:
         pass
 
     def current_token(self, task_id: str) -> str | None:

@@ -109,6 +109,8 @@ def test_status_shows_a_task_waiting_to_merge_and_show_tells_why(
             "cost_usd": None,
             "turns": None,
             "result": None,
+            "resumed_from": None,
+            "resume_rejected": None,
             "record": None,
         }
     ]

@@ -1,16 +1,31 @@
-"""Fake model CLIs that print the JSON shapes of the real ones (`python clis.py CLI SCENARIO`):
-what tests use instead of claude, codex, gemini and copilot, which need logins and a network.
+"""Fake model CLIs that print the JSON shapes of the real ones (`python clis.py CLI SCENARIO
+[ARGS…]`): what tests use instead of claude, codex, gemini and copilot, which need logins and a
+network.
 
 The shapes follow CLI-FACTS.md where it observed them (claude's `is_error` with a success
 subtype and its message on stdout, gemini's error object on stderr with exit 41, copilot's
 errors in its JSONL on stdout) and the CLIs' documented output otherwise. Self-contained (a
 model runs it by path, from the town's folder): it reads its prompt from stdin and exits with
 the real CLI's code.
+
+Sessions: ARGS may carry the CLI's own session arguments (a preset's `session_args` or
+`resume_args`: claude and gemini `--session-id ID` / `--resume ID`, codex `resume ID`, copilot
+`--session-id=ID` / `--resume=ID`); the JSON then names that session. With $FAKE_CLI_RECORD set,
+every run appends a JSON line to that file: its argv, the session it resumed (or null), the one
+it started, and the pid of the child a hanging run started. Scenarios that use it:
+- `hang`: prints nothing and sleeps for ever, with a child process that sleeps too;
+- `hang_once` (any `SCENARIO_once`): the first run hangs (is SCENARIO), every later one
+  succeeds (resumed or not);
+- `resume_rejected`: a resume is refused as the real CLI refuses a session it does not have
+  (`REJECTED`: fast, non-zero, the error on stderr); the first fresh run hangs, later ones
+  succeed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -208,11 +223,93 @@ def copilot(scenario: str) -> tuple[str, str, int]:
 
 
 FAKES = {"claude": claude, "codex": codex, "gemini": gemini, "copilot": copilot}
+# What each real CLI says, and its exit code, when asked to resume a session it does not have
+# (observed on the installed CLIs, not logged in; tests/integration/test_real_clis.py checks
+# each against its preset's `resume_rejected`). {id} is the session asked for.
+REJECTED = {
+    "claude": ("No conversation found with session ID: {id}", 1),
+    "codex": (
+        "Error: thread/resume: thread/resume failed: no rollout found for thread id {id} "
+        "(code -32600)",
+        1,
+    ),
+    "gemini": ("Error resuming session: No previous sessions found for this project.", 42),
+    "copilot": ("Error: No session, task, or name matched '{id}'.", 1),
+}
+ONCE = "_once"  # SCENARIO_once: the first run is SCENARIO, every later one succeeds
 
 
-def shape(cli: str, scenario: str) -> tuple[str, str, int]:
-    """(stdout, stderr, exit code) of `cli` in `scenario`."""
-    return FAKES[cli](scenario)
+def shape(cli: str, scenario: str, session: str | None = None) -> tuple[str, str, int]:
+    """(stdout, stderr, exit code) of `cli` in `scenario`, naming `session` where given."""
+    out, err, code = FAKES[cli](scenario)
+    if session is not None:
+        out, err = out.replace(SESSION, session), err.replace(SESSION, session)
+    return out, err, code
+
+
+def sessions(cli: str, args: list[str]) -> tuple[str | None, str | None]:
+    """(the session `args` resume, the one they start) as the CLI would read them."""
+    resumed = started = None
+    for i, arg in enumerate(args):
+        value = args[i + 1] if i + 1 < len(args) else None
+        if (cli == "codex" and arg == "resume") or arg in ("--resume", "-r"):
+            resumed = value
+        elif arg == "--session-id":
+            started = value
+        elif arg.startswith("--resume="):
+            resumed = arg.split("=", 1)[1]
+        elif arg.startswith("--session-id="):
+            started = arg.split("=", 1)[1]
+    return resumed, started
+
+
+def hang(note: dict[str, object]) -> None:
+    """Say nothing and never exit, with a child that sleeps too (its pid in the record)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    record({**note, "child": child.pid})
+    while True:
+        time.sleep(3600)
+
+
+def record(note: dict[str, object]) -> None:
+    path = os.environ.get("FAKE_CLI_RECORD")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(note) + "\n")
+
+
+def runs_before() -> int:
+    path = os.environ.get("FAKE_CLI_RECORD")
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path, encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def main(argv: list[str]) -> int:
+    cli, scenario, args = argv[1], argv[2], argv[3:]
+    sys.stdin.read()  # the prompt, as the real CLIs read it
+    resumed, started = sessions(cli, args)
+    first = runs_before() == 0
+    note: dict[str, object] = {"argv": argv, "resumed": resumed, "started": started}
+    if scenario == "resume_rejected":
+        if resumed is not None:
+            record(note)
+            message, code = REJECTED[cli]
+            sys.stderr.write(message.format(id=resumed) + "\n")
+            return code
+        scenario = "hang" if first else "success"
+    elif scenario.endswith(ONCE) and args and not args[0].startswith("-") and args[0] != "resume":
+        scenario = once(scenario, args.pop(0))  # `SCENARIO_once MARKER`: the marker file says
+    elif scenario.endswith(ONCE):
+        scenario = scenario[: -len(ONCE)] if first else "success"
+    if scenario == "hang":
+        hang(note)
+    record(note)
+    out, err, code = shape(cli, scenario, resumed or started)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
 
 
 def once(scenario: str, marker: str) -> str:
@@ -226,11 +323,4 @@ def once(scenario: str, marker: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.stdin.read()  # the prompt, as the real CLIs read it
-    scenario = sys.argv[2]
-    if scenario.endswith("_once"):
-        scenario = once(scenario, sys.argv[3])
-    out, err, code = shape(sys.argv[1], scenario)
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    sys.exit(code)
+    sys.exit(main(sys.argv))

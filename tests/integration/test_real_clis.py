@@ -135,6 +135,9 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
         assert "No auth provided" in tasks["t-auggie"]["error"]
         assert f"timed out after {TIMEOUT_S}s" in tasks["t-codex"]["error"]
         assert tasks["t-claude"]["attempts"] == 1 and tasks["t-auggie"]["attempts"] == 1
+        for cli in ("claude", "auggie"):  # classed auth, from the CLI's own words
+            [attempt] = json.loads(tt("show", f"t-{cli}", "-o", "json").stdout)["attempts"]
+            assert attempt["exit_class"] == "auth", attempt
         assert elapsed < TIMEOUT_S + 60
         # Only the three agent processes remain: every model process tree is gone.
         agents = {a["pid"] for a in status["agents"]}
@@ -147,12 +150,14 @@ def test_not_logged_in_clis_fail_with_their_own_words(tmp_path: Path) -> None:
     assert town_processes(town) == []
 
 
+def found(clis: tuple[str, ...]) -> dict[str, Path]:
+    """Each of `clis` found under $TT_TEST_CLI_BIN when it is set, else on PATH."""
+    search = os.environ.get(BIN_ENV) or os.environ.get("PATH", "")
+    return {c: Path(hit) for c in clis if (hit := shutil.which(c, path=search))}
+
+
 STDIN_CLIS = ("gemini", "copilot")  # presets that moved their prompt from argv to stdin
-STDIN_FOUND = {
-    c: Path(hit)
-    for c in STDIN_CLIS
-    if (hit := shutil.which(c, path=os.environ.get(BIN_ENV) or os.environ.get("PATH", "")))
-}
+STDIN_FOUND = found(STDIN_CLIS)
 
 
 @pytest.mark.skipif(
@@ -206,6 +211,9 @@ def test_gemini_and_copilot_take_the_prompt_from_stdin(tmp_path: Path) -> None:
         assert "Please set an Auth method" in tasks["t-gemini"]["error"], tasks
         assert "No authentication information found" in tasks["t-copilot"]["error"], tasks
         assert all(t["attempts"] == 1 for t in tasks.values())  # permanent: no retry
+        for cli in STDIN_CLIS:
+            [attempt] = json.loads(tt("show", f"t-{cli}", "-o", "json").stdout)["attempts"]
+            assert attempt["exit_class"] == "auth", attempt
     finally:
         tt("down")
     deadline = time.monotonic() + 10
@@ -272,3 +280,64 @@ def test_codex_in_its_own_retry_loop_fails_as_stalled_long_before_its_timeout(
     while town_processes(town) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert town_processes(town) == []
+
+
+RESUMING = ("claude", "codex", "gemini", "copilot")  # presets with resume_args
+RESUME_FOUND = found(RESUMING)
+
+
+@pytest.mark.skipif(
+    len(RESUME_FOUND) < len(RESUMING),
+    reason="claude, codex, gemini or copilot not found: npm install @anthropic-ai/claude-code "
+    "@openai/codex @google/gemini-cli @github/copilot",
+)
+def test_a_session_the_cli_does_not_have_is_refused_as_the_preset_and_the_fake_expect(
+    tmp_path: Path,
+) -> None:
+    """Each preset's resume arguments, run by the real CLI (not logged in) on a session it does
+    not have: it exits at once, non-zero, in words its preset's `resume_rejected` matches (so
+    tt runs the attempt fresh), and the fake CLI of the tests says the same with the same code."""
+    from reconciler.agents import resume
+    from reconciler.agents.models import render_argv
+    from reconciler.spec.presets import PRESETS
+    from tests.fakes import clis
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    node = shutil.which("node")
+    path = [*dict.fromkeys(str(p.parent) for p in RESUME_FOUND.values())]
+    path += [*([str(Path(node).parent)] if node else []), "/usr/local/bin", "/usr/bin", "/bin"]
+    env = {"PATH": ":".join(path), "HOME": str(home), "LANG": "C.UTF-8", "TERM": "dumb"}
+    session = "0b7e4f0c-3d2a-4e8b-9c1d-2f6a5b4c3d21"
+    for cli in RESUMING:
+        preset = PRESETS[cli]
+        argv, _ = render_argv(
+            preset,
+            prompt="Say hello",
+            prompt_file=str(tmp_path / "prompt.md"),
+            workdir=str(repo),
+            python=sys.executable,
+            session=resume.fill(preset.resume_args, session),
+        )
+        started = time.monotonic()
+        run = subprocess.run(
+            argv,
+            cwd=repo,
+            env=env,
+            input="Say hello",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
+        said = run.stdout + run.stderr
+        assert time.monotonic() - started < 30, (cli, said)
+        fake, code = clis.REJECTED[cli]
+        assert run.returncode == code, (cli, run.returncode, said)
+        assert fake.format(id=session) in said, (cli, said)
+        went_on = resume.Session(session, (), resumed=True)
+        assert resume.rejected(preset, went_on, False, said), (cli, said)
+        assert resume.rejected(preset, went_on, False, fake.format(id=session))

@@ -909,6 +909,8 @@ def test_restart_fields_are_exactly_what_the_agent_spec_hash_covers() -> None:
         "timeout": 60.0,
         "node": "host-2",
         "inherit_env": True,
+        "resume": False,
+        "stall_after": 5.0,
         "restart": RestartPolicy.NEVER,
         "suspended": True,
         "replicas": 2,
@@ -1287,3 +1289,16 @@ def test_inherit_env_off_leaves_the_recorded_spec_of_an_agent_as_it_was() -> Non
     inherits = replace(plain, inherit_env=True)
     assert agent_spec_from_json(agent_spec_json(inherits)) == inherits
     assert agent_spec_from_json(agent_spec_json(plain)) == plain
+
+
+def test_resume_and_stall_after_are_recorded_only_when_set() -> None:
+    """Off by default (resume on, no stall_after of its own), an agent's recorded spec is as
+    before; set, they round-trip, so a changed one restarts the agent, an unchanged one not."""
+    from reconciler.plan.state import agent_spec_from_json, agent_spec_json
+
+    plain = AgentSpec("dev", "claude")
+    assert "resume" not in agent_spec_json(plain) and "stall_after" not in agent_spec_json(plain)
+    tuned = replace(plain, resume=False, stall_after=120.0)
+    assert agent_spec_from_json(agent_spec_json(tuned)) == tuned
+    desired = roster(tuned)
+    assert diff(desired, observed(desired), 0.0).actions == ()

@@ -152,6 +152,7 @@ def test_the_written_out_spec_json_is_jsons_own() -> None:
             priority=rng.choice([0, -1, 7]),
             sequential=rng.choice([True, False]),
             touches=tuple(rng.sample(texts, rng.randint(0, 2))),
+            stall_after=rng.choice([None, 2.0, 600.0, 1e-7]),
         )
         expected = json.dumps(spec.as_dict(), sort_keys=True, separators=(",", ":"))
         assert spec.canonical_json() == expected

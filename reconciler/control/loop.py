@@ -108,7 +108,7 @@ class Loop:
         self.drift = DriftWatch()  # `town.drift` events under [town] self_heal = false
         self.town = townwatch.TownWatch(report)  # its health (events on change), a suspension
         self.follow = Follow(session, opts.follow, clears=not opts.until_done)
-        self.notify = notifier.Notifier(self, opts.events_after)  # `[[notify]]` rules told
+        self.notify = notifier.Notifier(self)  # tells `[[notify]]` rules of events, as leader
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy

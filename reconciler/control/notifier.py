@@ -44,14 +44,10 @@ def stream_id(eid: str) -> tuple[int, int]:
 
 
 class Notifier:
-    def __init__(
-        self, host: Host, since: str | None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, host: Host, clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.s, self.report, self.clock = host, host.s, host.report, clock
-        # Where rules new to the town start: `apply --wait`'s mark, else the first pass's end
-        # ("" once used: later rules start at the pass that first has them).
-        self.since: str | None = since or ""
         self.workers: dict[str, SinkWorker] = {}
+        self.configured = False
         self.checked = float("-inf")
         self.last_event = ""
         self.drain = DRAIN
@@ -71,17 +67,16 @@ class Notifier:
 
     def _configure(self, store: Store, rules: tuple[NotifyRule, ...]) -> None:
         wanted = {rule.key(): rule for rule in rules}
-        if self.since is None and wanted.keys() == self.workers.keys():
-            return  # (the first pass also drops the cursors of rules gone while none ran)
+        if self.configured and wanted.keys() == self.workers.keys():
+            return
+        self.configured = True  # (the first pass also drops the cursors of rules gone meanwhile)
         for key in set(self.workers) - set(wanted):
             self.workers.pop(key).retired.set()
-        start = self.since or store.last_event_id()
-        self.since = None
         store.notify_forget(wanted)
+        cursors = register(store, tuple(wanted.values()))
         for key, rule in wanted.items():
             if key not in self.workers:
-                cursor = store.notify_cursor(key, start)
-                worker = self.workers[key] = SinkWorker(self, rule, cursor)
+                worker = self.workers[key] = SinkWorker(self, rule, cursors[key])
                 worker.start()
 
     def _completion(self, store: Store, force: bool) -> None:
@@ -114,6 +109,13 @@ class Notifier:
             worker.join(max(0.0, deadline - self.clock()))
         for worker in self.workers.values():
             worker.retired.set()
+
+
+def register(store: Store, rules: tuple[NotifyRule, ...]) -> dict[str, str]:
+    """Each rule's cursor; a rule new to the town starts at the newest event. An apply calls it
+    before it writes, so a rule is told what the apply that brings it sets off."""
+    now = store.last_event_id()
+    return {rule.key(): store.notify_cursor(rule.key(), now) for rule in rules}
 
 
 class SinkWorker(threading.Thread):
@@ -161,6 +163,13 @@ class SinkWorker(threading.Thread):
         for eid, fields in entries:
             if self.retired.is_set() or not self.n.leading():
                 break
+            if (
+                fields.get("type") in self.rule.on
+                and fields.get("task")
+                and not fields.get("agent")
+            ):
+                # (`task.completed` names no agent: the one that ran it, for filters and `{agent}`)
+                fields = {**fields, "agent": store.task_assignee(fields["task"])}
             if not self.rule.matches(fields):
                 cursor = eid
                 continue

@@ -30,6 +30,10 @@ class NotifyOps(Scripted):
             with self._writes() as pipe:
                 pipe.hdel(self.keys.notify, *sorted(gone))
 
+    def task_assignee(self, task_id: str) -> str:
+        """The agent instance that ran (or runs) the task last, "" when none did."""
+        return str(self.client.hget(self.keys.task(task_id), "assignee") or "")
+
     def town_completed(self, done: bool, counts: Mapping[str, int]) -> bool:
         """Record whether every task is final (`done`, with the tasks counted by state); True
         when that wrote `town.completed` (once per time it becomes so)."""

@@ -185,3 +185,12 @@ def test_the_known_event_types_hold_every_type_tt_writes() -> None:
     assert len(written) > 40, written  # the scan found the writers
     assert written - set(EVENT_TYPES) == set()
     assert len(set(EVENT_TYPES)) == len(EVENT_TYPES)
+
+
+def test_the_readme_example_is_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Notifications", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    rules = rules_of(TOWN + "\n" + example)
+    assert [r.kind for r in rules] == [SinkKind.COMMAND, SinkKind.WEBHOOK, SinkKind.SLACK]
+    assert "task.awaiting_approval" in rules[0].on and "budget.exhausted" in rules[0].on

@@ -67,7 +67,7 @@ class Notifier:
 
     def _configure(self, store: Store, rules: tuple[NotifyRule, ...]) -> None:
         wanted = {rule.key(): rule for rule in rules}
-        if self.configured and wanted.keys() == self.workers.keys():
+        if self.configured and wanted == {k: w.rule for k, w in self.workers.items()}:
             return
         self.configured = True  # (the first pass also drops the cursors of rules gone meanwhile)
         for key in set(self.workers) - set(wanted):
@@ -75,7 +75,9 @@ class Notifier:
         store.notify_forget(wanted)
         cursors = register(store, tuple(wanted.values()))
         for key, rule in wanted.items():
-            if key not in self.workers:
+            if key in self.workers:
+                self.workers[key].rule = rule  # (only its timeout can differ)
+            else:
                 worker = self.workers[key] = SinkWorker(self, rule, cursors[key])
                 worker.start()
 
@@ -95,18 +97,17 @@ class Notifier:
         store.town_completed(done, counts)
 
     def close(self, leading: bool) -> None:
-        """The loop ends: as leader, a last look at completion; then each sink gets up to
-        `drain` seconds to tell what the stream holds now, and the threads stop."""
+        """The loop ends: as leader, a last look at completion, and each sink gets up to
+        `drain` seconds to tell what the stream holds now; then the threads stop."""
         if leading:
             with contextlib.suppress(TtError):
                 self._completion(self.s.store, force=True)
-        with contextlib.suppress(TtError):
-            last = self.s.store.last_event_id()
-            for worker in self.workers.values():
-                worker.until = last
-        deadline = self.clock() + self.drain
-        for worker in self.workers.values():
-            worker.join(max(0.0, deadline - self.clock()))
+                last = self.s.store.last_event_id()
+                for worker in self.workers.values():
+                    worker.until = last
+                deadline = self.clock() + self.drain
+                for worker in self.workers.values():
+                    worker.join(max(0.0, deadline - self.clock()))
         for worker in self.workers.values():
             worker.retired.set()
 
@@ -126,11 +127,13 @@ class SinkWorker(threading.Thread):
         self.n, self.rule, self.key, self.origin = owner, rule, rule.key(), cursor
         self.retired = threading.Event()
         self.until: str | None = None  # closing: done once past this event
+        self.rounds = 0  # rounds of its loop, leading or not (tests wait on it)
 
     def run(self) -> None:
         session: Session | None = None
         cursor: str | None = None
         while not self.retired.is_set():
+            self.rounds += 1
             if not self.n.leading():
                 cursor = None  # the next leader's position is read afresh
                 self.retired.wait(0.2)
@@ -174,13 +177,13 @@ class SinkWorker(threading.Thread):
                 cursor = eid
                 continue
             store.fence = self.n.fence()
-            if not store.notify_advance(self.key, stored, eid):
-                return None
+            if not store.fence or not store.notify_advance(self.key, stored, eid):
+                return None  # (no fence: the loop no longer leads)
             stored = cursor = eid
             self._deliver(store, eid, fields)
         if cursor != stored:
             store.fence = self.n.fence()
-            if not store.notify_advance(self.key, stored, cursor):
+            if not store.fence or not store.notify_advance(self.key, stored, cursor):
                 return None
         return cursor
 

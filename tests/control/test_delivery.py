@@ -8,50 +8,24 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reconciler.control import delivery
 from reconciler.control.delivery import SIGNATURE_HEADER, deliver, signature
 from reconciler.spec.notifyrules import NotifyRule
+from tests.hookserver import Hook, hook_server
 from tests.integration.live import alive, until
 
 FAILED = {"type": "task.failed", "ts": "1765000000.5", "task": "build", "agent": "dev"}
 FAILED.update(attempt="2", error="boom", permanent="1")
 
 
-class Hook:
-    """A local webhook: records each POST; answers the codes in `answers`, then 200."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[dict[str, str], bytes]] = []
-        self.answers: list[int] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.posts.append((dict(self.headers), body))
-                self.send_response(hook.answers.pop(0) if hook.answers else 200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook?token=x"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    made = Hook()
-    yield made
-    made.server.shutdown()
-    made.server.server_close()
+    with hook_server() as made:
+        yield made
 
 
 @pytest.fixture(autouse=True)
@@ -68,9 +42,11 @@ def test_a_webhook_gets_the_event_as_json_signed_with_the_secret(
     hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TT_HOOK_SECRET", "s3cret")
-    rule = NotifyRule(on=("task.failed",), webhook=hook.url, secret_env="TT_HOOK_SECRET")
-    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 200")
-    ((headers, body),) = hook.posts
+    rule = NotifyRule(
+        on=("task.failed",), webhook=hook.url + "/hook?token=x", secret_env="TT_HOOK_SECRET"
+    )
+    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 204")
+    ((_, headers, body),) = hook.posts
     event = json.loads(body)
     assert event["id"] == "17-0" and event["type"] == "task.failed" and event["town"] == "demo"
     assert event["attempt"] == 2 and event["permanent"] is True and event["ts"] == 1765000000.5
@@ -86,9 +62,9 @@ def test_a_webhook_gets_the_event_as_json_signed_with_the_secret(
 
 
 def test_a_webhook_is_retried_on_a_5xx_not_on_a_4xx(hook: Hook, tmp_path: Path) -> None:
-    rule = NotifyRule(on=("task.failed",), webhook=hook.url)
+    rule = NotifyRule(on=("task.failed",), webhook=hook.url + "/hook")
     hook.answers = [503, 502]
-    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 200")
+    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 204")
     assert len(hook.posts) == 3
     hook.answers = [404]
     assert send(rule, tmp_path) == delivery.Outcome(False, "HTTP 404")
@@ -126,7 +102,7 @@ def test_slack_gets_the_summary_as_text(
     )
     monkeypatch.setenv("TT_SLACK_URL", hook.url)
     assert send(rule, tmp_path).ok
-    ((_, body),) = hook.posts
+    ((_, _, body),) = hook.posts
     assert json.loads(body) == {"text": "[tt demo] task build failed after attempt 2: boom"}
 
 

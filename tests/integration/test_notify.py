@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reconciler.control.delivery import SIGNATURE_HEADER, signature
+from tests.hookserver import Hook, hook_server
 from tests.integration.live import LiveTown, live_town, until
 
 pytestmark = [
@@ -26,6 +24,11 @@ pytestmark = [
 ]
 
 SECRET = "hook-secret-42"
+HEAD = (
+    '[town]\nname = "{name}"\nheartbeat = "1s"\n\n'
+    '[agents.dev]\nmodel = "sim"\n\n[agents.ops]\nmodel = "sim"\n'
+)
+
 TELL = """\
 import json, sys
 with open(sys.argv[1], "a") as out:
@@ -33,53 +36,22 @@ with open(sys.argv[1], "a") as out:
 """
 
 
-class Hook:
-    """A local webhook server: records each POST by path once it verified the signature (a
-    bad one is answered 401 and recorded apart); `hold` makes it keep requests unanswered."""
-
-    def __init__(self) -> None:
-        self.got: dict[str, list[dict[str, Any]]] = {}
-        self.bad: list[str] = []
-        self.waiting = 0  # requests held unanswered now
-        self.release = threading.Event()
-        self.hold = False
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if hook.hold:
-                    hook.waiting += 1
-                    hook.release.wait()
-                    hook.waiting -= 1
-                signed = self.headers.get(SIGNATURE_HEADER)
-                if self.path.startswith("/signed") and signed != signature(SECRET, body):
-                    hook.bad.append(f"{self.path}: {signed}")
-                    self.send_response(401)
-                else:
-                    hook.got.setdefault(self.path, []).append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def told(self, path: str) -> list[tuple[str, str]]:
-        return [(e["type"], e.get("task", "")) for e in self.got.get(path, [])]
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    made = Hook()
-    yield made
-    made.release.set()
-    made.server.shutdown()
-    made.server.server_close()
+    with hook_server() as made:
+        yield made
+
+
+def told(hook: Hook, path: str) -> list[tuple[str, str]]:
+    return [(e["type"], e.get("task", "")) for e in hook.events(path)]
+
+
+def badly_signed(hook: Hook) -> list[str]:
+    return [
+        p
+        for p, headers, body in hook.posts
+        if p == "/signed" and headers.get(SIGNATURE_HEADER) != signature(SECRET, body)
+    ]
 
 
 def told_by_command(path: Path) -> list[list[str]]:
@@ -100,16 +72,7 @@ def tasks_text(*ids: str) -> str:
 def town_text(hook: Hook, script: Path, tmp: Path) -> str:
     py = json.dumps(sys.executable)
     placeholders = '"{event}", "{task}", "{agent}", "{summary}"'
-    return f"""[town]
-name = "told"
-heartbeat = "1s"
-
-[agents.dev]
-model = "sim"
-
-[agents.ops]
-model = "sim"
-
+    return f"""{HEAD.format(name="told")}
 [[notify]]
 on = ["task.completed", "task.failed", "town.completed"]
 command = [{py}, "{script}", "{tmp / "all.jsonl"}", {placeholders}]
@@ -144,7 +107,7 @@ def test_each_event_is_told_once_to_each_sink_across_a_watcher_restart(
         assert applied.returncode == 0, applied.stderr
         first = town.start_watcher()
         until(lambda: len(told_by_command(every)) == 2, 60, "first's events told")
-        until(lambda: len(hook.told("/signed")) == 2, 60, "first's events posted")
+        until(lambda: len(told(hook, "/signed")) == 2, 60, "first's events posted")
         assert told_by_command(every) == [
             ["task.completed", "first", "dev", "[tt told] task first completed"],
             ["town.completed", "", "", "[tt told] all 1 tasks finished (1 completed)"],
@@ -166,14 +129,14 @@ def test_each_event_is_told_once_to_each_sink_across_a_watcher_restart(
             ("task.completed", "third"),
             ("town.completed", ""),
         ]
-        until(lambda: hook.told("/signed") == expected, 60, "the signed webhook told all")
+        until(lambda: told(hook, "/signed") == expected, 60, "the signed webhook told all")
         until(
             lambda: [tuple(a[:2]) for a in told_by_command(every)] == expected,
             60,
             "command told all",
         )
         until(
-            lambda: hook.told("/ops") == [("task.claimed", "third"), ("task.completed", "third")],
+            lambda: told(hook, "/ops") == [("task.claimed", "third"), ("task.completed", "third")],
             60,
             "ops' events",
         )
@@ -183,8 +146,8 @@ def test_each_event_is_told_once_to_each_sink_across_a_watcher_restart(
         last = town.events()[-1]["id"]
         until(lambda: all(c >= last for c in cursors(town)), 60, "every cursor at the end")
         assert [tuple(a[:2]) for a in told_by_command(every)] == expected
-        assert hook.told("/signed") == expected and hook.bad == []
-        posted = hook.got["/signed"][-1]
+        assert told(hook, "/signed") == expected and badly_signed(hook) == []
+        posted = hook.events("/signed")[-1]
         assert posted["town"] == "told" and posted["count"] == 3 and posted["completed"] == "3"
         assert again.poll() is None, town.log_of(again)
         assert town.events("notify.failed") == []
@@ -201,16 +164,7 @@ def test_a_webhook_that_never_answers_or_refuses_does_not_hold_up_the_loop(
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{s.getsockname()[1]}/"
-    town_toml = f"""[town]
-name = "slow"
-heartbeat = "1s"
-
-[agents.dev]
-model = "sim"
-
-[agents.ops]
-model = "sim"
-
+    town_toml = f"""{HEAD.format(name="slow")}
 [[notify]]
 on = ["task.ready", "task.claimed", "task.completed", "town.completed"]
 webhook = "{hook.url}/held"
@@ -226,7 +180,7 @@ webhook = "{refused}"
         # the held webhook's first request still unanswered.
         waited = town.tt("apply", "--wait", timeout=120)
         assert waited.returncode == 0, waited.stdout + waited.stderr
-        assert hook.waiting == 1 and hook.got == {}
+        assert hook.waiting == 1 and hook.posts == []
         assert {r["state"] for r in town.tasks().values()} == {"completed"}
         until(lambda: town.events("notify.failed"), 60, "the refused webhook's failure told")
         failed = town.events("notify.failed")[0]
@@ -240,4 +194,4 @@ webhook = "{refused}"
         town.save("tasks.toml", tasks_text("first", "second", "third") + tasks_text("fourth"))
         until(lambda: town.tasks().get("fourth", {}).get("state") == "completed", 60, "fourth")
         until(lambda: len(town.events("town.completed")) == 2, 60, "completed again")
-        assert hook.got == {} and watcher.poll() is None, town.log_of(watcher)
+        assert hook.posts == [] and watcher.poll() is None, town.log_of(watcher)

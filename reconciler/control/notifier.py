@@ -23,7 +23,10 @@ from .delivery import deliver
 from .session import Session
 
 Report = Callable[[str, dict[str, str]], None]
-FINAL = frozenset({*(s.value for s in TERMINAL), TaskState.UPSTREAM_FAILED.value})
+# Where a task ends as things stand (what `tt wait` counts as finished, `outcome.outcome`).
+FINAL = frozenset(
+    {*(s.value for s in TERMINAL), TaskState.UPSTREAM_FAILED.value, TaskState.SKIPPED.value}
+)
 CHECK_EVERY = 1.0  # seconds: the tasks are counted again once an event was written since...
 CHECK_RESYNC = 30.0  # ... and this often anyway
 DRAIN = 5.0  # seconds a closing loop gives its sinks to tell what is on the stream already

@@ -31,13 +31,19 @@ def _by(f: dict[str, str]) -> str:
     return f" by {f['by']}" if f.get("by") else ""
 
 
+def _said(f: dict[str, str], key: str) -> str:
+    return f": {_first_line(f[key])}" if f.get(key) else ""
+
+
 def _why(f: dict[str, str]) -> str:
     return f" ({_first_line(f['reason'])})" if f.get("reason") else ""
 
 
 def _final(f: dict[str, str]) -> str:
     said = [
-        f"{f[s]} {s}" for s in ("completed", "failed", "cancelled", "upstream_failed") if f.get(s)
+        f"{f[s]} {s}"
+        for s in ("completed", "failed", "cancelled", "upstream_failed", "skipped")
+        if f.get(s)
     ]
     return f"all {f.get('count', '?')} tasks finished" + (f" ({', '.join(said)})" if said else "")
 
@@ -54,7 +60,7 @@ WORDS: dict[str, Words] = {
     "task.awaiting_approval": lambda f: (
         f"task {f.get('task')} awaits approval (tt approve {f.get('task')})"
     ),
-    "task.approved": lambda f: f"task {f.get('task')} approved{_by(f)}",
+    "task.approved": lambda f: f"task {f.get('task')} approved{_by(f)}{_said(f, 'comment')}",
     "task.rejected": lambda f: f"task {f.get('task')} rejected{_by(f)}{_why(f)}",
     "town.completed": _final,
     "agent.exited": lambda f: f"agent {f.get('agent')} exited{_why(f)}",

@@ -20,6 +20,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "task.failed",
     "task.cancelled",
     "task.upstream_failed",
+    "task.skipped",
     "task.handed_back",
     "task.held",
     "task.rerun",

@@ -24,6 +24,10 @@ def test_the_common_events_are_told_in_words() -> None:
     waiting = {"type": "task.awaiting_approval", "task": "deploy"}
     assert summary("demo", waiting) == "[tt demo] task deploy awaits approval (tt approve deploy)"
     assert summary("demo", {"type": "task.cancelled", "task": "x"}) == "[tt demo] task x cancelled"
+    approved = {"type": "task.approved", "task": "x", "by": "ann", "comment": "ship it"}
+    assert summary("demo", approved) == "[tt demo] task x approved by ann: ship it"
+    ended = {"type": "town.completed", "count": "3", "completed": "2", "skipped": "1"}
+    assert summary("demo", ended) == "[tt demo] all 3 tasks finished (2 completed, 1 skipped)"
     rejected = {"type": "task.rejected", "task": "x", "by": "ann", "reason": "tests missing"}
     assert summary("demo", rejected) == "[tt demo] task x rejected by ann (tests missing)"
 

@@ -195,3 +195,37 @@ webhook = "{refused}"
         until(lambda: town.tasks().get("fourth", {}).get("state") == "completed", 60, "fourth")
         until(lambda: len(town.events("town.completed")) == 2, 60, "completed again")
         assert hook.posts == [] and watcher.poll() is None, town.log_of(watcher)
+
+
+def test_a_person_is_told_when_a_task_awaits_approval_and_when_it_is_approved(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "tell.py"
+    script.write_text(TELL)
+    out = tmp_path / "gate.jsonl"
+    rule = (
+        '\n[[notify]]\non = ["task.awaiting_approval", "task.approved"]\n'
+        f'command = [{json.dumps(sys.executable)}, "{script}", "{out}", "{{summary}}"]\n'
+    )
+    tasks = (
+        '[[tasks]]\nid = "build"\ndescription = "build it"\nagent = "dev"\napprove = true\n\n'
+        '[[tasks]]\nid = "deploy"\ndescription = "ship it"\nagent = "dev"\nparent = "build"\n'
+    )
+    with live_town(tmp_path / "gated", sim_delay=0.05) as town:
+        town.write(HEAD.format(name="gated") + rule, tasks)
+        applied = town.tt("apply")
+        assert applied.returncode == 0, applied.stderr
+        watcher = town.start_watcher()
+        until(lambda: told_by_command(out), 60, "told that build awaits approval")
+        assert told_by_command(out) == [
+            ["[tt gated] task build awaits approval (tt approve build)"]
+        ]
+        approved = town.tt("approve", "build", "--comment", "looks good")
+        assert approved.returncode == 0, approved.stderr
+        until(lambda: len(told_by_command(out)) == 2, 60, "told that build was approved")
+        said = told_by_command(out)[1][0]
+        assert said.startswith("[tt gated] task build approved by ") and said.endswith(
+            ": looks good"
+        )
+        until(lambda: town.tasks()["deploy"]["state"] == "completed", 60, "deploy ran")
+        assert len(told_by_command(out)) == 2 and watcher.poll() is None

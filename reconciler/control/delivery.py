@@ -62,7 +62,7 @@ def deliver(
     body = json.dumps(event).encode()
     if rule.kind is SinkKind.COMMAND:
         argv = fill(rule.command, fields, event["summary"])
-        return run_command(argv, body, root=root, log=log, timeout=rule.timeout)
+        return run_command(argv, body, root=root, log=log, timeout=rule.timeout, stop=stop)
     headers = {"Content-Type": "application/json", EVENT_HEADER: fields.get("type", "")}
     if rule.kind is SinkKind.SLACK:
         name = rule.slack_webhook_env or ""
@@ -81,9 +81,11 @@ def deliver(
     return post(rule.webhook or "", body, headers, timeout=rule.timeout, stop=stop)
 
 
-def run_command(argv: list[str], stdin: bytes, *, root: Path, log: Path, timeout: float) -> Outcome:
+def run_command(
+    argv: list[str], stdin: bytes, *, root: Path, log: Path, timeout: float, stop: threading.Event
+) -> Outcome:
     """Run a notify command in the town folder with the watcher's environment; its output goes
-    to `log` (`.tt/logs/notify.log`, 0600)."""
+    to `log` (`.tt/logs/notify.log`, 0600). `stop` (the watcher exits) kills its tree too."""
     with open_log(log) as out:
         out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {argv[0]}\n".encode())
         run = run_model(
@@ -94,9 +96,12 @@ def run_command(argv: list[str], stdin: bytes, *, root: Path, log: Path, timeout
             log=out,
             timeout=timeout,
             grace=1.0,
+            should_stop=stop.is_set,
         )
     if run.launch is not None:
         return Outcome(False, run.launch.reason)
+    if run.cancelled:
+        return Outcome(False, "stopped with the watcher (its process tree was killed)")
     if run.timed_out:
         return Outcome(False, f"timed out after {timeout:g}s (its process tree was killed)")
     if run.returncode != 0:

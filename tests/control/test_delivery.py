@@ -5,6 +5,7 @@ HTTP server (JSON body, HMAC header, retries on a 5xx, none on a 4xx), and Slack
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -138,3 +139,40 @@ def test_a_command_past_its_timeout_has_its_whole_tree_killed(tmp_path: Path) ->
     missing = NotifyRule(on=("task.failed",), command=("tt-no-such-notifier",))
     said = send(missing, tmp_path)
     assert not said.ok and "tt-no-such-notifier" in said.detail
+
+
+def test_a_command_still_running_when_the_watcher_stops_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    rule = NotifyRule(
+        on=("task.failed",), command=("sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait")
+    )
+    stop = threading.Event()
+    log = tmp_path / "notify.log"
+    said: list[delivery.Outcome] = []
+    sender = threading.Thread(
+        target=lambda: said.append(
+            deliver(rule, "demo", "1-0", FAILED, root=tmp_path, log=log, stop=stop)
+        )
+    )
+    sender.start()
+    until(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "the command runs")
+    stop.set()
+    sender.join(10)
+    assert said == [
+        delivery.Outcome(False, "stopped with the watcher (its process tree was killed)")
+    ]
+    child = int(pid_file.read_text())
+    until(lambda: not alive(child), 10, "its child killed with it")
+
+
+def test_http_leaves_only_through_delivery() -> None:
+    """One door to each outside world: urllib.request and http.client are imported only here."""
+    root = Path(__file__).parents[2]
+    found = sorted(
+        p.relative_to(root).as_posix()
+        for p in [*root.glob("reconciler/**/*.py"), *root.glob("cli/**/*.py")]
+        if re.search(
+            r"^\s*(import|from) (urllib\.request|urllib\.error|http\.client)\b", p.read_text(), re.M
+        )
+    )
+    assert found == ["reconciler/control/delivery.py"]

@@ -180,7 +180,8 @@ webhook = "{refused}"
         # the held webhook's first request still unanswered.
         waited = town.tt("apply", "--wait", timeout=120)
         assert waited.returncode == 0, waited.stdout + waited.stderr
-        assert hook.waiting == 1 and hook.posts == []
+        until(lambda: hook.waiting == 1, 30, "the first request held")
+        assert hook.posts == []  # never answered, and the loop ended all the same
         assert {r["state"] for r in town.tasks().values()} == {"completed"}
         until(lambda: town.events("notify.failed"), 60, "the refused webhook's failure told")
         failed = town.events("notify.failed")[0]

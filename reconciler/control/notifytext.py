@@ -63,6 +63,10 @@ WORDS: dict[str, Words] = {
     "task.approved": lambda f: f"task {f.get('task')} approved{_by(f)}{_said(f, 'comment')}",
     "task.rejected": lambda f: f"task {f.get('task')} rejected{_by(f)}{_why(f)}",
     "town.completed": _final,
+    "budget.exhausted": lambda f: (
+        f"budget {f.get('scope')} exhausted: spent {f.get('spent')} of {f.get('limit')}"
+    ),
+    "provider.paused": lambda f: f"provider {f.get('provider')} paused{_why(f)}",
     "agent.exited": lambda f: f"agent {f.get('agent')} exited{_why(f)}",
     "town.health": lambda f: (
         f"health {f.get('was') or '?'} → {f.get('state')}: {f.get('reasons', '')}"

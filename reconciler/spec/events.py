@@ -21,6 +21,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "task.cancelled",
     "task.upstream_failed",
     "task.skipped",
+    "task.deferred",
+    "task.killed",
     "task.handed_back",
     "task.held",
     "task.rerun",
@@ -51,7 +53,11 @@ EVENT_TYPES: tuple[str, ...] = (
     "town.health",
     "town.drift",
     "town.refresh",
+    # budgets and providers' limits
     "budget.exhausted",
+    "budget.resumed",
+    "provider.paused",
+    "provider.resumed",
     # applies, revisions, the loop
     "apply",
     "apply.guarded",

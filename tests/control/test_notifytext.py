@@ -24,6 +24,8 @@ def test_the_common_events_are_told_in_words() -> None:
     waiting = {"type": "task.awaiting_approval", "task": "deploy"}
     assert summary("demo", waiting) == "[tt demo] task deploy awaits approval (tt approve deploy)"
     assert summary("demo", {"type": "task.cancelled", "task": "x"}) == "[tt demo] task x cancelled"
+    budget = {"type": "budget.exhausted", "scope": "town", "spent": "10.02", "limit": "10"}
+    assert summary("demo", budget) == "[tt demo] budget town exhausted: spent 10.02 of 10"
     approved = {"type": "task.approved", "task": "x", "by": "ann", "comment": "ship it"}
     assert summary("demo", approved) == "[tt demo] task x approved by ann: ship it"
     ended = {"type": "town.completed", "count": "3", "completed": "2", "skipped": "1"}
@@ -33,8 +35,8 @@ def test_the_common_events_are_told_in_words() -> None:
 
 
 def test_any_other_event_is_told_by_its_fields_on_one_short_line() -> None:
-    budget = {"type": "budget.exhausted", "ts": "1.0", "spent": "10.02", "limit": "10"}
-    assert summary("demo", budget) == "[tt demo] budget.exhausted spent=10.02 limit=10"
+    deferred = {"type": "task.deferred", "ts": "1.0", "task": "a", "agent": "dev", "attempt": "1"}
+    assert summary("demo", deferred) == "[tt demo] task.deferred task=a agent=dev attempt=1"
     noisy = {"type": "loop.error", "error": "boom\x1b[31m\ttraceback", "log": "x" * 1000}
     said = summary("demo", noisy)
     assert "\x1b" not in said and "\t" not in said and "\n" not in said

@@ -17,6 +17,7 @@ import pytest
 from reconciler.control.delivery import SIGNATURE_HEADER, signature
 from tests.hookserver import Hook, hook_server
 from tests.integration.live import LiveTown, live_town, until
+from tests.integration.test_limits import model
 
 pytestmark = [
     pytest.mark.integration,
@@ -230,3 +231,24 @@ def test_a_person_is_told_when_a_task_awaits_approval_and_when_it_is_approved(
         )
         until(lambda: town.tasks()["deploy"]["state"] == "completed", 60, "deploy ran")
         assert len(told_by_command(out)) == 2 and watcher.poll() is None
+
+
+def test_a_webhook_is_told_once_when_the_budget_is_exhausted(tmp_path: Path, hook: Hook) -> None:
+    town_toml = (
+        '[town]\nname = "spent"\nbudget_usd = 0.05\n\n[agents.dev]\nmodel = "fake-claude"\n\n'
+        + model("fake-claude", "claude", "success", "claude-json")
+        + f'\n[[notify]]\non = ["budget.exhausted"]\nwebhook = "{hook.url}/budget"\n'
+    )
+    three = "".join(
+        f'[[tasks]]\nid = "{t}"\ndescription = "do {t}"\nagent = "dev"\n\n' for t in "abc"
+    )
+    with live_town(tmp_path / "spent") as town:
+        town.write(town_toml, three)
+        applied = town.tt("apply")
+        assert applied.returncode == 0, applied.stderr
+        watcher = town.start_watcher()
+        until(lambda: hook.events("/budget"), 60, "the budget's exhaustion told")
+        (told_once,) = hook.events("/budget")
+        assert (told_once["scope"], told_once["limit"]) == ("town", "0.05")
+        assert told_once["summary"].startswith("[tt spent] budget town exhausted: spent 0.08")
+        assert watcher.poll() is None, town.log_of(watcher)

@@ -159,6 +159,8 @@ def test_lua_keys_match_keys_module() -> None:
         "spent": keys.spent,
         "exhausted": keys.exhausted,
         "budget-wait": keys.budget_wait,
+        "notify": keys.notify,
+        "completed": keys.completed,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

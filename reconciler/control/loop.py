@@ -36,7 +36,7 @@ from ..errors import (
 from ..plan.render import render_lines
 from ..spec.desired import Desired, Policy
 from ..store.client import is_embedded
-from . import fleet, heal, townwatch
+from . import fleet, heal, notifier, townwatch
 from .apply import ApplyOptions, agent_env, apply, failed
 from .applylock import release_own_lock
 from .drift import DriftWatch
@@ -52,6 +52,7 @@ DOWN_EVENT = "town.down"
 WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
 WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT, REFRESH_EVENT)
 Report = Callable[[str, dict[str, str]], None]
+Rows = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Loop:
         self.drift = DriftWatch()  # `town.drift` events under [town] self_heal = false
         self.town = townwatch.TownWatch(report)  # its health (events on change), a suspension
         self.follow = Follow(session, opts.follow, clears=not opts.until_done)
+        self.notify = notifier.Notifier(self)  # tells `[[notify]]` rules of events, as leader
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -161,6 +163,7 @@ class Loop:
             if watcher:
                 watcher.stop()
             self.stop.set()
+            self.notify.close(self.leader)  # (a last town.completed; sinks drain)
             if self.leader:
                 with contextlib.suppress(TtError):  # Redis may be away: the lease then expires
                     self.s.store.resign_leader(self.holder)
@@ -223,12 +226,12 @@ class Loop:
             self._heal_pass()
         self.s.store.promote_due()
         self.town.check(self.s.store, self.good)
+        self.notify.check(self.s.store, self.good)
 
     def _lost_lead(self, error: LeaderFenced) -> None:
         """A write of this pass was refused: another loop took the lead while it ran (its lease
         ran out). Stop acting; the next step finds the lease held and stands by."""
-        self.leader = False
-        self.s.store.fence = ""
+        self.leader, self.s.store.fence = False, ""
         self.report("leader", {"detail": f"lost the lead mid-pass ({error.message}); standing by"})
         self.s.store.event("leader.fenced", holder=self.holder, detail=error.message)
 
@@ -266,11 +269,10 @@ class Loop:
         return max(0.05, min([heartbeat, *(t for t in timers if t is not None)]))
 
     def _leading(self) -> str:
-        name, root = self.s.settings.name, self.s.paths.root
         files = (
             "watching town.toml and tasks.toml" if self.opts.watch_files else "not watching files"
         )
-        return f"leading town '{name}' in {root}; {files}"
+        return f"leading town '{self.s.settings.name}' in {self.s.paths.root}; {files}"
 
     def _file_changed(self) -> None:
         self.report("files", {"detail": "town files changed"})
@@ -392,8 +394,6 @@ class Loop:
         with contextlib.suppress(TtError):
             session.close()
 
-    def _result(
-        self, code: int, failed: list[dict[str, str]], unfinished: list[dict[str, str]]
-    ) -> LoopResult:
+    def _result(self, code: int, failed: Rows, unfinished: Rows) -> LoopResult:
         counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))
         return LoopResult(code, counts, tuple(failed), tuple(unfinished))

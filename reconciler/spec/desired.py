@@ -14,6 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from .gitsettings import GitSettings
+from .notifyrules import NotifyRule
 
 
 class PromptMode(str, Enum):
@@ -313,6 +314,8 @@ class Desired:
     default_role: str | None = None
     # [git] of town.toml: None = work products off (no branch, worktree or merge per task).
     git: GitSettings | None = None
+    # [[notify]] of town.toml: who is told of which events (`control/notifier.py`).
+    notify: tuple[NotifyRule, ...] = ()
 
     def agent(self, name: str) -> AgentSpec | None:
         for a in self.agents:

@@ -2,9 +2,9 @@
 
 Entry points: `load`, `load_settings` (only [town], to find Redis), `check` (a report that never
 raises), and on strings `load_texts`, `check_texts`, `validate_texts` (`edit`'s Validate). It reads
-the two files and runs `schemacheck`, `towncheck` (`gitcheck` on [git]) and `taskcheck` on them,
-in that order; it touches no Redis, processes or environment. Problems read
-`tasks.toml:14: $.tasks[2].agent: ...`.
+the two files and runs `schemacheck`, `towncheck` (`gitcheck` on [git], `notifycheck` on
+[[notify]]) and `taskcheck` on them, in that order; it touches no Redis, processes or
+environment. Problems read `tasks.toml:14: $.tasks[2].agent: ...`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .gitcheck import git_settings
 from .launchcheck import check_nul, check_workdirs
+from .notifycheck import check_notify_commands, notify_rules
 from .reuse import Reuse as Reuse  # (its former home: imported from here)
 from .reuse import parse_tasks
 from .reuse import table_key as table_key
@@ -120,6 +121,7 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
     if data is None:
         return result  # its syntax error is among the result's problems already
     check_workdirs(doc, paths.root, data)
+    check_notify_commands(doc, paths.root, data)
     if not doc.problems:
         return result
     found = _sorted([*result.problems, *doc.problems])
@@ -222,6 +224,7 @@ def _check(
 
     town_roster = roster(town, town_data) if town_data is not None else None
     git = git_settings(town, town_data) if town_data is not None else None
+    notify = notify_rules(town, town_data or {}, town_roster.agents) if town_roster else ()
     task_specs: tuple[TaskSpec, ...] = ()
     meta = Meta()
     raw_tasks = tasks_data.get("tasks") if tasks_data else None
@@ -262,6 +265,7 @@ def _check(
         default_agent=meta.default_agent,
         default_role=meta.default_role,
         git=git,
+        notify=notify,
         digests=((TOWN_FILE, town.digest), (TASKS_FILE, tasks.digest if tasks else _EMPTY)),
     )
     tables = tuple(raw_tasks) if isinstance(raw_tasks, list) else ()

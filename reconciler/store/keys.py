@@ -151,6 +151,18 @@ class Keys:
         return self._k("parked")
 
     @property
+    def notify(self) -> str:
+        """Hash: each `[[notify]]` rule's key → the id of the last event it passed (its delivery
+        cursor, `store/notifications.py`)."""
+        return self._k("notify")
+
+    @property
+    def completed(self) -> str:
+        """String, present while every task is final: the generation `town.completed` was
+        written for (lua/town_completed.lua)."""
+        return self._k("completed")
+
+    @property
     def health(self) -> str:
         """String: the town's health the reconcile loop saw last (JSON), to event its changes."""
         return self._k("health")

@@ -1,0 +1,210 @@
+"""The leading loop's notifications (`[[notify]]`): a thread per rule follows the event stream
+from the rule's cursor in Redis and tells its sink each matching event, at most once (the cursor
+moves first, fenced by the leader epoch), so a slow or failing sink delays only itself, never a
+pass; and `town.completed`, written when every task reached a final state. loop.py only hooks
+it in (`check` after a leader's pass, `close` as the loop ends); sending is `delivery.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import TtError
+from ..plan.state import TERMINAL, TaskState
+from ..spec.desired import Desired
+from ..spec.events import NOTIFY_FAILED
+from ..spec.notifyrules import NotifyRule
+from ..store.client import Store
+from .delivery import deliver
+from .session import Session
+
+Report = Callable[[str, dict[str, str]], None]
+# Where a task ends as things stand (what `tt wait` counts as finished, `outcome.outcome`).
+FINAL = frozenset(
+    {*(s.value for s in TERMINAL), TaskState.UPSTREAM_FAILED.value, TaskState.SKIPPED.value}
+)
+CHECK_EVERY = 1.0  # seconds: the tasks are counted again once an event was written since...
+CHECK_RESYNC = 30.0  # ... and this often anyway
+DRAIN = 5.0  # seconds a closing loop gives its sinks to tell what is on the stream already
+BATCH = 200  # events read per round
+
+
+class Host(Protocol):
+    """The loop the notifier serves: its session, whether it leads, and its report."""
+
+    s: Session
+    leader: bool
+    report: Report
+
+
+def stream_id(eid: str) -> tuple[int, int]:
+    ms, _, seq = eid.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+class Notifier:
+    def __init__(self, host: Host, clock: Callable[[], float] = time.monotonic) -> None:
+        self.host, self.s, self.report, self.clock = host, host.s, host.report, clock
+        self.workers: dict[str, SinkWorker] = {}
+        self.configured = False
+        self.checked = float("-inf")
+        self.last_event = ""
+        self.drain = DRAIN
+
+    def leading(self) -> bool:
+        return self.host.leader
+
+    def fence(self) -> str:
+        return self.s.store.fence
+
+    def check(self, store: Store, desired: Desired | None) -> None:
+        """After a leader's pass: run a thread per rule of `desired`, and write
+        `town.completed` when due."""
+        if desired is not None:
+            self._configure(store, desired.notify)
+        self._completion(store, force=False)
+
+    def _configure(self, store: Store, rules: tuple[NotifyRule, ...]) -> None:
+        wanted = {rule.key(): rule for rule in rules}
+        if self.configured and wanted == {k: w.rule for k, w in self.workers.items()}:
+            return
+        self.configured = True  # (the first pass also drops the cursors of rules gone meanwhile)
+        for key in set(self.workers) - set(wanted):
+            self.workers.pop(key).retired.set()
+        store.notify_forget(wanted)
+        cursors = register(store, tuple(wanted.values()))
+        for key, rule in wanted.items():
+            if key in self.workers:
+                self.workers[key].rule = rule  # (only its timeout can differ)
+            else:
+                worker = self.workers[key] = SinkWorker(self, rule, cursors[key])
+                worker.start()
+
+    def _completion(self, store: Store, force: bool) -> None:
+        """Count the tasks by state when an event was written since the last count (at most
+        every `CHECK_EVERY` s) or `CHECK_RESYNC` s went by; record whether all are final."""
+        now = self.clock()
+        since = now - self.checked
+        if not force and since < CHECK_EVERY:
+            return
+        last = store.last_event_id()
+        if not force and last == self.last_event and since < CHECK_RESYNC:
+            return
+        self.checked, self.last_event = now, last
+        counts = store.state_counts()
+        done = sum(counts.values()) > 0 and FINAL.issuperset(counts)
+        store.town_completed(done, counts)
+
+    def close(self, leading: bool) -> None:
+        """The loop ends: as leader, a last look at completion, and each sink gets up to
+        `drain` seconds to tell what the stream holds now; then the threads stop."""
+        if leading:
+            with contextlib.suppress(TtError):
+                self._completion(self.s.store, force=True)
+                last = self.s.store.last_event_id()
+                for worker in self.workers.values():
+                    worker.until = last
+                deadline = self.clock() + self.drain
+                for worker in self.workers.values():
+                    worker.join(max(0.0, deadline - self.clock()))
+        for worker in self.workers.values():
+            worker.retired.set()
+
+
+def register(store: Store, rules: tuple[NotifyRule, ...]) -> dict[str, str]:
+    """Each rule's cursor; a rule new to the town starts at the newest event. An apply calls it
+    before it writes, so a rule is told what the apply that brings it sets off."""
+    now = store.last_event_id()
+    return {rule.key(): store.notify_cursor(rule.key(), now) for rule in rules}
+
+
+class SinkWorker(threading.Thread):
+    """One rule's deliveries, in stream order, from its cursor; only while the loop leads."""
+
+    def __init__(self, owner: Notifier, rule: NotifyRule, cursor: str) -> None:
+        super().__init__(name=f"notify-{rule.key()}", daemon=True)
+        self.n, self.rule, self.key, self.origin = owner, rule, rule.key(), cursor
+        self.retired = threading.Event()
+        self.until: str | None = None  # closing: done once past this event
+        self.rounds = 0  # rounds of its loop, leading or not (tests wait on it)
+
+    def run(self) -> None:
+        session: Session | None = None
+        cursor: str | None = None
+        while not self.retired.is_set():
+            self.rounds += 1
+            if not self.n.leading():
+                cursor = None  # the next leader's position is read afresh
+                self.retired.wait(0.2)
+                continue
+            try:
+                session = session or Session(self.n.s.paths)
+                store = session.store
+                if cursor is None:
+                    cursor = store.notify_cursor(self.key, self.origin)
+                if self.until is not None and stream_id(cursor) >= stream_id(self.until):
+                    break  # drained
+                block = None if self.until is not None else 500
+                entries = store.events_since(cursor, count=BATCH, block_ms=block)
+                if not entries and self.until is not None:
+                    break
+                cursor = self._tell(store, cursor, entries)
+            except TtError:  # Redis away, or fenced: look again in a moment
+                cursor = None
+                self.retired.wait(0.5)
+        if session is not None:
+            with contextlib.suppress(TtError):
+                session.close()
+
+    def _tell(
+        self, store: Store, stored: str, entries: list[tuple[str, dict[str, str]]]
+    ) -> str | None:
+        """Deliver the matching `entries`; the new cursor, or None when another watcher moved
+        it (read it again)."""
+        cursor = stored
+        for eid, fields in entries:
+            if self.retired.is_set() or not self.n.leading():
+                break
+            if (
+                fields.get("type") in self.rule.on
+                and fields.get("task")
+                and not fields.get("agent")
+            ):
+                # (`task.completed` names no agent: the one that ran it, for filters and `{agent}`)
+                fields = {**fields, "agent": store.task_assignee(fields["task"])}
+            if not self.rule.matches(fields):
+                cursor = eid
+                continue
+            store.fence = self.n.fence()
+            if not store.fence or not store.notify_advance(self.key, stored, eid):
+                return None  # (no fence: the loop no longer leads)
+            stored = cursor = eid
+            self._deliver(store, eid, fields)
+        if cursor != stored:
+            store.fence = self.n.fence()
+            if not store.fence or not store.notify_advance(self.key, stored, cursor):
+                return None
+        return cursor
+
+    def _deliver(self, store: Store, eid: str, fields: dict[str, str]) -> None:
+        paths = self.n.s.paths
+        outcome = deliver(
+            self.rule,
+            store.town,
+            eid,
+            fields,
+            root=paths.root,
+            log=paths.logs_dir / "notify.log",
+            stop=self.retired,
+        )
+        if outcome.ok:
+            return
+        sink = self.rule.sink_words()
+        etype = fields.get("type", "")
+        self.n.report("notify", {"detail": f"{sink} was not told {etype} {eid}: {outcome.detail}"})
+        with contextlib.suppress(TtError):
+            store.event(NOTIFY_FAILED, sink=sink, event=eid, on=etype, error=outcome.detail[:500])

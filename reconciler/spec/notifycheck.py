@@ -1,0 +1,155 @@
+"""town.toml's `[[notify]]` tables, after the schema check: the rules a schema cannot say (known
+event types, exactly one sink, an http(s) webhook, known agents), reported on the file's
+`TomlDoc` with file, line and path; and, apart (it looks at this machine), whether each
+command's argv[0] can be found. It sends nothing and runs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .bounds import quoted
+from .desired import AgentSpec
+from .events import EVENT_TYPES, NOTIFY_FAILED
+from .fields import check_name, duration, indexed_strs, opt_str, strs
+from .locate import JsonPath
+from .names import did_you_mean
+from .notifyrules import DEFAULT_TIMEOUT, NotifyRule, SinkKind
+from .tomldoc import TomlDoc
+
+TABLE = "notify"
+SINKS = tuple(k.value for k in SinkKind)
+_KNOWN = frozenset(EVENT_TYPES)
+
+
+def notify_rules(
+    doc: TomlDoc, data: Mapping[str, Any], agents: Sequence[AgentSpec]
+) -> tuple[NotifyRule, ...]:
+    """The `[[notify]]` tables of the parsed town.toml (`data`); `agents` are its agents (what
+    a rule's `agents` may name). A table with a problem is reported and left out."""
+    raw = data.get(TABLE)
+    if not isinstance(raw, list):
+        return ()  # absent, or the schema has reported it
+    by_name = {a.name: a for a in agents}
+    rules: list[NotifyRule] = []
+    for i, entry in enumerate(raw):
+        if isinstance(entry, dict):
+            rule = _rule(doc, (TABLE, i), entry, by_name)
+            if rule is not None:
+                rules.append(rule)
+    return tuple(rules)
+
+
+def _rule(
+    doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any], agents: Mapping[str, AgentSpec]
+) -> NotifyRule | None:
+    before = doc.reported
+    for j, etype in indexed_strs(entry, "on"):
+        if etype == NOTIFY_FAILED:
+            doc.report((*at, "on", j), f"{NOTIFY_FAILED} cannot be told (a sink would loop)")
+        elif etype not in _KNOWN and etype:
+            doc.report(
+                (*at, "on", j),
+                f"unknown event type {quoted(etype)}",
+                did_you_mean(etype, EVENT_TYPES) or "tt events lists the types a town writes",
+            )
+    for j, task in indexed_strs(entry, "tasks"):
+        check_name(doc, (*at, "tasks", j), task, "task id")
+    instances: set[str] = set()
+    for j, name in indexed_strs(entry, "agents"):
+        agent = agents.get(name)
+        if agent is None:
+            doc.report(
+                (*at, "agents", j),
+                f"unknown agent {quoted(name)}",
+                did_you_mean(name, agents) or "name an [agents.X] table of town.toml",
+            )
+        else:
+            instances.update(agent.instances())
+    _sinks(doc, at, entry)
+    timeout = duration(doc, at, entry, "timeout")
+    if doc.reported > before:
+        return None
+    return NotifyRule(
+        on=strs(entry, "on"),
+        tasks=strs(entry, "tasks"),
+        agents=strs(entry, "agents"),
+        instances=frozenset(instances),
+        command=strs(entry, "command"),
+        webhook=opt_str(entry, "webhook"),
+        secret_env=opt_str(entry, "secret_env"),
+        slack_webhook_env=opt_str(entry, "slack_webhook_env"),
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+    )
+
+
+def _sinks(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:
+    given = [k for k in SINKS if k in entry]
+    if not given:
+        doc.report(
+            at,
+            "a [[notify]] table needs a sink",
+            'give one of command = [...], webhook = "https://...", slack_webhook_env = "NAME"',
+        )
+    elif len(given) > 1:
+        doc.report(
+            (*at, given[1]),
+            f"a [[notify]] table has exactly one sink, this one has {' and '.join(given)}",
+            "write one [[notify]] table per sink",
+        )
+    url = opt_str(entry, "webhook")
+    if url is not None and (why := url_problem(url)):
+        doc.report((*at, "webhook"), f"invalid webhook URL {quoted(url)}: {why}")
+    if "secret_env" in entry and "webhook" not in entry:
+        doc.report((*at, "secret_env"), "secret_env signs a webhook: this table has none")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s) URL with a host, or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as e:
+        return str(e)
+    if parts.scheme not in ("http", "https"):
+        return "only http:// and https:// URLs are posted to"
+    if not parts.hostname:
+        return "it names no host"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "it holds a space or a control character"
+    return None
+
+
+def check_notify_commands(doc: TomlDoc, root: Path, data: Mapping[str, Any]) -> None:
+    """Report each `[[notify]]` command whose argv[0] is neither on this process's PATH nor (a
+    path) an executable file relative to the town folder. On the parsed town.toml, beside the
+    file's other problems (like `launchcheck.check_workdirs`, it looks at this machine)."""
+    raw = data.get(TABLE)
+    for i, entry in enumerate(raw) if isinstance(raw, list) else ():
+        argv = entry.get("command") if isinstance(entry, dict) else None
+        first = argv[0] if isinstance(argv, list) and argv else None
+        if not isinstance(first, str) or not first or "\0" in first:
+            continue  # the schema, or the NUL check, has said so
+        if not command_found(first, root):
+            where = "on PATH" if os.sep not in first else f"in {root}"
+            doc.report(
+                (TABLE, i, "command", 0),
+                f"command {quoted(first)} not found {where}",
+                "install it, or give its path (relative to the town folder or absolute)",
+            )
+
+
+def command_found(name: str, root: Path) -> bool:
+    """Whether `name` runs: found on PATH, or a path (relative to `root`) to an executable."""
+    if os.sep not in name:
+        return shutil.which(name) is not None
+    path = root / name
+    try:
+        return path.is_file() and os.access(path, os.X_OK)
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,41 @@
+"""What the notifier keeps in Redis, mixed into `Store`: each `[[notify]]` rule's delivery cursor
+on the event stream (moved before an event is sent: told at most once, never twice after a
+restart), and `town.completed`, written once each time every task reaches a final state.
+No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .scripts import Scripted
+
+
+class NotifyOps(Scripted):
+    def notify_cursor(self, rule: str, start: str) -> str:
+        """The id of the last event rule `rule` passed; a rule new to the town starts at
+        `start` (recorded now, so a restart resumes there)."""
+        with self._writes() as pipe:
+            pipe.hsetnx(self.keys.notify, rule, start)
+        return str(self.client.hget(self.keys.notify, rule) or start)
+
+    def notify_advance(self, rule: str, old: str, new: str) -> bool:
+        """Move the rule's cursor from `old` to `new`; False when it was not at `old`."""
+        return bool(self._run("notify_advance", rule, old, new))
+
+    def notify_forget(self, keep: Iterable[str]) -> None:
+        """Drop the cursors of rules the files no longer have (back later: from then on)."""
+        gone = set(map(str, self.client.hkeys(self.keys.notify))) - set(keep)
+        if gone:
+            with self._writes() as pipe:
+                pipe.hdel(self.keys.notify, *sorted(gone))
+
+    def task_assignee(self, task_id: str) -> str:
+        """The agent instance that ran (or runs) the task last, "" when none did."""
+        return str(self.client.hget(self.keys.task(task_id), "assignee") or "")
+
+    def town_completed(self, done: bool, counts: Mapping[str, int]) -> bool:
+        """Record whether every task is final (`done`, with the tasks counted by state); True
+        when that wrote `town.completed` (once per time it becomes so)."""
+        pairs = [x for state, n in sorted(counts.items()) for x in (state or "none", n)]
+        return bool(self._run("town_completed", "1" if done else "0", *pairs))

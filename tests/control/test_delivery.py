@@ -1,0 +1,178 @@
+"""Delivering one event to one sink (issue 15), without Redis: a command run through the
+supervisor (argv, JSON on stdin, its tree killed at its timeout), a webhook POSTed to a local
+HTTP server (JSON body, HMAC header, retries on a 5xx, none on a 4xx), and Slack's text."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.control import delivery
+from reconciler.control.delivery import SIGNATURE_HEADER, deliver, signature
+from reconciler.spec.notifyrules import NotifyRule
+from tests.hookserver import Hook, hook_server
+from tests.integration.live import alive, until
+
+FAILED = {"type": "task.failed", "ts": "1765000000.5", "task": "build", "agent": "dev"}
+FAILED.update(attempt="2", error="boom", permanent="1")
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    with hook_server() as made:
+        yield made
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery, "BACKOFF", 0.01)
+
+
+def send(rule: NotifyRule, tmp_path: Path, fields: dict[str, str] = FAILED) -> delivery.Outcome:
+    log = tmp_path / ".tt" / "logs" / "notify.log"
+    return deliver(rule, "demo", "17-0", fields, root=tmp_path, log=log, stop=threading.Event())
+
+
+def test_a_webhook_gets_the_event_as_json_signed_with_the_secret(
+    hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TT_HOOK_SECRET", "s3cret")
+    rule = NotifyRule(
+        on=("task.failed",), webhook=hook.url + "/hook?token=x", secret_env="TT_HOOK_SECRET"
+    )
+    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 204")
+    ((_, headers, body),) = hook.posts
+    event = json.loads(body)
+    assert event["id"] == "17-0" and event["type"] == "task.failed" and event["town"] == "demo"
+    assert event["attempt"] == 2 and event["permanent"] is True and event["ts"] == 1765000000.5
+    assert event["summary"] == "[tt demo] task build failed after attempt 2: boom"
+    assert headers[SIGNATURE_HEADER] == signature("s3cret", body)
+    assert headers[SIGNATURE_HEADER].startswith("sha256=") and len(headers[SIGNATURE_HEADER]) == 71
+    assert headers["X-Tt-Event"] == "task.failed"
+    monkeypatch.delenv("TT_HOOK_SECRET")
+    assert send(rule, tmp_path) == delivery.Outcome(
+        False, "$TT_HOOK_SECRET is not set (it holds the webhook's secret)"
+    )
+    assert len(hook.posts) == 1  # nothing unsigned is sent
+
+
+def test_a_webhook_is_retried_on_a_5xx_not_on_a_4xx(hook: Hook, tmp_path: Path) -> None:
+    rule = NotifyRule(on=("task.failed",), webhook=hook.url + "/hook")
+    hook.answers = [503, 502]
+    assert send(rule, tmp_path) == delivery.Outcome(True, "HTTP 204")
+    assert len(hook.posts) == 3
+    hook.answers = [404]
+    assert send(rule, tmp_path) == delivery.Outcome(False, "HTTP 404")
+    assert len(hook.posts) == 4
+    hook.answers = [500] * 10
+    said = send(rule, tmp_path)
+    assert said == delivery.Outcome(False, f"HTTP 500 (tried {delivery.ATTEMPTS} times)")
+    hook.answers = [302]
+    assert send(rule, tmp_path) == delivery.Outcome(False, "HTTP 302")  # not followed
+
+
+def test_a_webhook_that_refuses_connections_fails_after_its_retries(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rule = NotifyRule(on=("task.failed",), webhook=f"http://127.0.0.1:{port}/")
+    said = send(rule, tmp_path)
+    assert not said.ok and "Connection refused" in said.detail
+    assert said.detail.endswith(f"(tried {delivery.ATTEMPTS} times)")
+
+
+def test_slack_gets_the_summary_as_text(
+    hook: Hook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = NotifyRule(on=("task.failed",), slack_webhook_env="TT_SLACK_URL")
+    assert send(rule, tmp_path) == delivery.Outcome(
+        False, "$TT_SLACK_URL is not set (it holds the Slack webhook URL)"
+    )
+    monkeypatch.setenv("TT_SLACK_URL", "file:///etc/passwd")
+    said = send(rule, tmp_path)
+    assert said.detail == (
+        "$TT_SLACK_URL is not a webhook URL: only http:// and https:// URLs are posted to"
+    )
+    monkeypatch.setenv("TT_SLACK_URL", hook.url)
+    assert send(rule, tmp_path).ok
+    ((_, _, body),) = hook.posts
+    assert json.loads(body) == {"text": "[tt demo] task build failed after attempt 2: boom"}
+
+
+def test_a_command_gets_its_argv_filled_and_the_event_on_stdin(tmp_path: Path) -> None:
+    out = tmp_path / "told.jsonl"
+    script = (
+        "import json, sys; event = json.load(sys.stdin); "
+        f"open({str(out)!r}, 'a').write(json.dumps([sys.argv[1:], event['id']]) + '\\n')"
+    )
+    rule = NotifyRule(
+        on=("task.failed",), command=(sys.executable, "-c", script, "{task}", "{summary}")
+    )
+    assert send(rule, tmp_path) == delivery.Outcome(True, "exit 0")
+    assert json.loads(out.read_text()) == [
+        ["build", "[tt demo] task build failed after attempt 2: boom"],
+        "17-0",
+    ]
+    assert (tmp_path / ".tt/logs/notify.log").stat().st_mode & 0o777 == 0o600
+    failing = NotifyRule(
+        on=("task.failed",), command=(sys.executable, "-c", "raise SystemExit('no')")
+    )
+    assert send(failing, tmp_path) == delivery.Outcome(False, "exit 1: no")
+
+
+def test_a_command_past_its_timeout_has_its_whole_tree_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+    rule = NotifyRule(on=("task.failed",), command=("sh", "-c", script), timeout=0.5)
+    said = send(rule, tmp_path)
+    assert said == delivery.Outcome(False, "timed out after 0.5s (its process tree was killed)")
+    child = int(pid_file.read_text())
+    until(lambda: not alive(child), 10, "the command's own child killed with it")
+    missing = NotifyRule(on=("task.failed",), command=("tt-no-such-notifier",))
+    said = send(missing, tmp_path)
+    assert not said.ok and "tt-no-such-notifier" in said.detail
+
+
+def test_a_command_still_running_when_the_watcher_stops_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    rule = NotifyRule(
+        on=("task.failed",), command=("sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait")
+    )
+    stop = threading.Event()
+    log = tmp_path / "notify.log"
+    said: list[delivery.Outcome] = []
+    sender = threading.Thread(
+        target=lambda: said.append(
+            deliver(rule, "demo", "1-0", FAILED, root=tmp_path, log=log, stop=stop)
+        )
+    )
+    sender.start()
+    until(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "the command runs")
+    stop.set()
+    sender.join(10)
+    assert said == [
+        delivery.Outcome(False, "stopped with the watcher (its process tree was killed)")
+    ]
+    child = int(pid_file.read_text())
+    until(lambda: not alive(child), 10, "its child killed with it")
+
+
+def test_http_leaves_only_through_delivery() -> None:
+    """One door to each outside world: urllib.request and http.client are imported only here."""
+    root = Path(__file__).parents[2]
+    found = sorted(
+        p.relative_to(root).as_posix()
+        for p in [*root.glob("reconciler/**/*.py"), *root.glob("cli/**/*.py")]
+        if re.search(
+            r"^\s*(import|from) (urllib\.request|urllib\.error|http\.client)\b", p.read_text(), re.M
+        )
+    )
+    assert found == ["reconciler/control/delivery.py"]

@@ -1,0 +1,76 @@
+"""What the notifier keeps in Redis (issue 15), on a real Lua engine: a rule's cursor starts once
+and moves by compare-and-set only as the leading watcher (so an event is told at most once, also
+by two watchers racing), cursors of rules gone are dropped, and `town.completed` is written once
+each time every task becomes final."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import LeaderFenced
+from reconciler.store.client import Store
+from reconciler.store.turn import Outcome
+from tests.store.test_transitions import rec
+from tests.store.test_turn import turn
+
+
+def test_a_cursor_starts_once_and_moves_by_compare_and_set(redis_store: Store) -> None:
+    s = redis_store
+    assert s.notify_cursor("rule-a", "5-0") == "5-0"
+    assert s.notify_cursor("rule-a", "9-0") == "5-0"  # a restart keeps where it was
+    assert s.notify_advance("rule-a", "5-0", "7-0")
+    assert not s.notify_advance("rule-a", "5-0", "8-0")  # another watcher moved it: refused
+    assert s.notify_cursor("rule-a", "0-0") == "7-0"
+    s.notify_cursor("rule-b", "1-0")
+    s.notify_forget(["rule-b"])
+    assert s.notify_cursor("rule-a", "9-0") == "9-0"  # dropped: a rule back starts afresh
+    assert s.notify_cursor("rule-b", "9-0") == "1-0"
+
+
+def test_only_the_leading_epoch_moves_a_cursor(redis_store: Store) -> None:
+    s = redis_store
+    status, epoch = s.hold_leader("watcher-a", 10)
+    assert status == 2
+    s.notify_cursor("rule", "1-0")
+    s.fence = f"e:{epoch}"
+    assert s.notify_advance("rule", "1-0", "2-0")
+    s.fence = f"e:{epoch - 1}"  # a deposed leader's notifier
+    with pytest.raises(LeaderFenced):
+        s.notify_advance("rule", "2-0", "3-0")
+    s.fence = ""
+    assert s.notify_cursor("rule", "0-0") == "2-0"
+
+
+def test_town_completed_is_written_once_each_time_every_task_becomes_final(
+    redis_store: Store,
+) -> None:
+    s = redis_store
+
+    def completions() -> list[dict[str, str]]:
+        return [f for _, f in s.events_since("-") if f["type"] == "town.completed"]
+
+    s.upsert_tasks([rec("a")], 1)
+    s.client.hset(s.keys.meta, "generation", 1)
+    assert not s.town_completed(False, s.state_counts())
+    turn(s, None, "t1")
+    turn(s, Outcome("a", "t1", True, "done"), "t2")
+    counts = s.state_counts()
+    assert counts == {"completed": 1}
+    assert s.town_completed(True, counts) and not s.town_completed(True, counts)
+    (said,) = completions()
+    assert said["generation"] == "1" and said["count"] == "1" and said["completed"] == "1"
+    # Not done any more (a retry), then done again: told again.
+    assert not s.town_completed(False, {"ready": 1})
+    assert s.town_completed(True, counts) and len(completions()) == 2
+    # An apply that changed the tasks moved the generation: done at once is told again too.
+    s.client.hset(s.keys.meta, "generation", 2)
+    assert s.town_completed(True, counts) and len(completions()) == 3
+
+
+def test_an_event_without_an_agent_is_given_the_task_s_assignee(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    assert s.task_assignee("a") == ""
+    turn(s, None, "t1")
+    assert s.task_assignee("a") == "dev"
+    assert s.task_assignee("gone") == ""

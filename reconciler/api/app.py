@@ -7,10 +7,11 @@ other exception a 500 without a traceback. Routes run in worker threads (the eng
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -105,13 +106,22 @@ def build(base: Session) -> Starlette:
 
         return endpoint
 
-    async def add_task(request: Request) -> Response:
-        body = await _body(request, "NewTask")
-        from starlette.concurrency import run_in_threadpool
+    def posted(
+        schema: str, op: Callable[[Session, dict[str, Any]], Any], status: int = 200
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A write route: its body checked against `schema` (nothing done otherwise), then
+        `op(session, body)` in a worker thread."""
 
-        done = await run_in_threadpool(
-            townops.add_task,
-            fresh(),
+        async def endpoint(request: Request) -> Response:
+            body = await _body(request, schema)
+            done = await run_in_threadpool(op, fresh(), body)
+            return JSONResponse(done, status_code=status)
+
+        return endpoint
+
+    def add_task(s: Session, body: dict[str, Any]) -> Any:
+        return townops.add_task(
+            s,
             body["agent"],
             body["description"],
             task_id=body.get("id"),
@@ -119,27 +129,18 @@ def build(base: Session) -> Starlette:
             save=body.get("save", True),
             opts=ApplyOptions(command="tt serve: POST /v1/tasks"),
         )
-        return JSONResponse(done, status_code=201)
 
-    async def send(request: Request) -> Response:
-        body = await _body(request, "Message")
-        from starlette.concurrency import run_in_threadpool
-
-        done = await run_in_threadpool(
-            townops.send_message,
-            fresh(),
+    def send(s: Session, body: dict[str, Any]) -> Any:
+        return townops.send_message(
+            s,
             body["to"],
             body["text"],
             urgent=body.get("urgent", False),
             kind=body.get("kind", ""),
             sender=body.get("from", "conductor"),
         )
-        return JSONResponse(done, status_code=201)
 
-    async def apply(request: Request) -> Response:
-        body = await _body(request, "Apply")
-        from starlette.concurrency import run_in_threadpool
-
+    def apply(s: Session, body: dict[str, Any]) -> Any:
         opts = ApplyOptions(
             dry_run=body.get("dry_run", False),
             prune=body.get("prune", True),
@@ -147,7 +148,7 @@ def build(base: Session) -> Starlette:
             rerun_changed=body.get("rerun_changed", False),
             command="tt serve: POST /v1/apply",
         )
-        return JSONResponse(await run_in_threadpool(townops.apply, fresh(), opts))
+        return townops.apply(s, opts)
 
     def task_op(op: Callable[[Session, str], Any]) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
@@ -165,7 +166,7 @@ def build(base: Session) -> Starlette:
         Route("/v1/town", read(lambda s, r: townops.town_status(s, deep=_flag(r, "deep", False)))),
         Route("/v1/agents", read(lambda s, r: townops.agents(s))),
         Route("/v1/tasks", read(lambda s, r: townops.tasks(s))),
-        Route("/v1/tasks", add_task, methods=["POST"], name="add_task"),
+        Route("/v1/tasks", posted("NewTask", add_task, 201), methods=["POST"]),
         Route(
             "/v1/tasks/{id}",
             read(lambda s, r: townops.task(s, r.path_params["id"], tail=_int(r, "tail", 50) or 0)),
@@ -173,7 +174,7 @@ def build(base: Session) -> Starlette:
         Route("/v1/tasks/{id}/retry", task_op(townops.retry), methods=["POST"]),
         Route("/v1/tasks/{id}/cancel", task_op(townops.cancel), methods=["POST"]),
         Route("/v1/agents/{name}/restart", restart, methods=["POST"]),
-        Route("/v1/messages", send, methods=["POST"]),
+        Route("/v1/messages", posted("Message", send, 201), methods=["POST"]),
         Route("/v1/graph", read(lambda s, r: townops.graph(s))),
         Route(
             "/v1/plan",
@@ -185,7 +186,7 @@ def build(base: Session) -> Starlette:
                 )
             ),
         ),
-        Route("/v1/apply", apply, methods=["POST"]),
+        Route("/v1/apply", posted("Apply", apply), methods=["POST"]),
         Route(
             "/v1/events",
             read(

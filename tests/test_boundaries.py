@@ -40,8 +40,9 @@ DOORS = {
 
 
 def test_packages_import_only_downwards() -> None:
-    """pyproject.toml's `layers` contract: cli > control > agents > store > server | edit > plan >
-    spec > base. A store module importing the worker, or the loader importing the plan, fails."""
+    """pyproject.toml's `layers` contract: cli > api > control > agents > store > server | edit >
+    plan > spec > base. A store module importing the worker, or the loader importing the plan,
+    fails."""
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
     run = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -19,18 +19,9 @@ def render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
     from reconciler.plan.diff import render_lines
 
     if output == "json":
-        data = result.plan.as_json()
-        data.update(
-            {
-                "applied": result.applied,
-                "suspended": result.held == SUSPENDED,
-                "generation": result.generation,
-                "agents": [
-                    {"agent": c.agent, "action": c.action, "detail": c.detail} for c in result.fleet
-                ],
-            }
-        )
-        emit_json(data)
+        from reconciler.control.townops import apply_json
+
+        emit_json(apply_json(result))
         return
     lines = list(render_lines(result.plan))
     if lines:  # one write: a 10,000-task plan is 10,000 lines

@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.errors import NotFound, TtError
-from reconciler.spec.names import RESERVED_AGENT_NAMES, did_you_mean
-from reconciler.store.mail import heading, mailbox
+from reconciler.store.mail import heading
 
 from .common import echo, emit_json, output_option, session, town_option
-
-if TYPE_CHECKING:
-    from reconciler.control.session import Session
 
 
 def register(group: click.Group) -> None:
@@ -29,17 +24,18 @@ def register(group: click.Group) -> None:
 @output_option
 def list_agents(town_dir: str | None, output: str) -> None:
     """The agents: model, role, state, pid, current task, heartbeat age, restarts."""
-    from reconciler.control.report import agents_report, health_report
+    from reconciler.control import townops
 
     s = session(town_dir)
-    desired = s.desired()
-    rows = agents_report(s.store, desired)
+    rows = townops.agents(s)
     if output == "json":
         emit_json(rows)
         return
+    from reconciler.control.report import health_report
+
     from .render import health_line, model_cell, table
 
-    health = health_line(health_report(s.store, desired, rows).as_json())
+    health = health_line(health_report(s.store, s.desired(), rows).as_json())
     if not rows:
         echo("No agents. Add one with: tt spawn NAME --model MODEL")
         echo(health)
@@ -67,16 +63,6 @@ def list_agents(town_dir: str | None, output: str) -> None:
     echo(health)
 
 
-def _mailbox(s: Session, name: str) -> str:
-    lowered = name.lower()
-    if lowered in RESERVED_AGENT_NAMES:
-        return mailbox(lowered)  # conductor and supervisor: the one mailbox a person reads
-    names = [n for a in s.desired().agents for n in (a.name, *a.instances())]
-    if name not in names:
-        raise NotFound(f"no agent '{name}' in town.toml", hint=did_you_mean(name, names))
-    return name
-
-
 @click.command()
 @click.argument("agent")
 @click.argument("message")
@@ -94,9 +80,12 @@ def send(
     """Send MESSAGE to AGENT (kept until read; urgent ones first). Its kind (--query, --info,
     --ack) is kept on the message: the agent's prompt and `tt inbox` show it. conductor and
     supervisor are one mailbox, the one a person reads."""
-    s = session(town_dir)
-    to = _mailbox(s, agent)
-    s.store.send(to, os.environ.get("TT_AGENT", sender), message, urgent=urgent, kind=kind or "")
+    from reconciler.control.townops import send_message
+
+    sent = os.environ.get("TT_AGENT", sender)
+    to = send_message(
+        session(town_dir), agent, message, urgent=urgent, kind=kind or "", sender=sent
+    )["to"]
     echo(f"{'urgent ' if urgent else ''}{kind + ' ' if kind else ''}message sent to {to}")
 
 
@@ -129,7 +118,9 @@ def inbox(
             n = len(s.store.unanswered(name)) + len(s.store.peek_messages(name))
             echo(f"{name}: {n} message{'s' if n != 1 else ''}")
         return
-    to = _mailbox(s, agent)
+    from reconciler.control.townops import mailbox_of
+
+    to = mailbox_of(s, agent)
     take = take or (not peek and os.environ.get("TT_AGENT") == to)
     pending = s.store.unanswered(to)
     msgs = pending + (s.store.take_messages(to) if take else s.store.peek_messages(to))
@@ -188,11 +179,10 @@ def events(
     """The town's event stream: claims, completions, failures, messages, restarts."""
     if mission is not None:
         raise TtError("tt has no missions: tt events --agent NAME shows one agent's events")
+    from reconciler.control.townops import event_entries
+
     s = session(town_dir)
-    entries = s.store.events_since("-", count=100000)
-    if agent is not None:
-        entries = [e for e in entries if e[1].get("agent") == agent]
-    entries = entries[-last:] if last else []
+    entries = event_entries(s, last=last, agent=agent)
     cursor = entries[-1][0] if entries else "$"
     while True:
         for eid, fields in entries:

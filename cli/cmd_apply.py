@@ -255,9 +255,9 @@ def assign(
     **kw: Any,
 ) -> None:
     """Give AGENT a task: appended to tasks.toml and applied."""
-    from reconciler.control.verbs import assign as do_assign
+    from reconciler.control.townops import add_task
 
-    tid, _ = do_assign(
+    done = add_task(
         session(town_dir),
         agent,
         description,
@@ -266,7 +266,7 @@ def assign(
         save=not no_save,
         opts=_opts("tt assign", **kw),
     )
-    echo(f"assigned {tid} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
+    echo(f"assigned {done['id']} to {agent}{' (not saved to tasks.toml)' if no_save else ''}")
 
 
 @click.command()
@@ -274,9 +274,9 @@ def assign(
 @town_option
 def cancel(task_id: str, town_dir: str | None) -> None:
     """Cancel a task (sets status = "cancelled" in tasks.toml and applies)."""
-    from reconciler.control.verbs import cancel as do_cancel
+    from reconciler.control.townops import cancel as do_cancel
 
-    do_cancel(session(town_dir), task_id, _opts("tt cancel"))
+    do_cancel(session(town_dir), task_id)
     echo(f"cancelled {task_id}")
 
 
@@ -285,10 +285,10 @@ def cancel(task_id: str, town_dir: str | None) -> None:
 @town_option
 def retry(task_id: str, town_dir: str | None) -> None:
     """Re-run a failed, completed or cancelled task."""
-    from reconciler.control.verbs import retry as do_retry
+    from reconciler.control.townops import retry as do_retry
 
-    state = do_retry(session(town_dir), task_id)
-    echo(f"{task_id} is {state.value} again")
+    done = do_retry(session(town_dir), task_id)
+    echo(f"{task_id} is {done['state']} again")
 
 
 @click.command()

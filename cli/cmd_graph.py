@@ -26,11 +26,8 @@ def register(group: click.Group) -> None:
 )
 def graph(town_dir: str | None, output: str) -> None:
     """The task DAG: groups, parent and depends_on edges, backlog apart, each task's state."""
-    from reconciler.plan.dag import dag_report
+    from reconciler.control import townops
     from reconciler.plan.graphtext import render
 
-    s = session(town_dir)
-    desired = s.desired()
-    records = {r["id"]: r for r in s.store.task_records()}
-    report = dag_report(desired, records, desired.town.name)
+    report = townops.graph(session(town_dir))
     echo(render(report, output, width=shutil.get_terminal_size((100, 24)).columns))

@@ -21,11 +21,9 @@ def register(group: click.Group) -> None:
 @output_option
 def show(task_id: str, town_dir: str | None, output: str) -> None:
     """A task: state, attempts, log; its branch, commits, diffstat and merge under [git]."""
-    from reconciler.control.workreport import show_report
-    from reconciler.spec.loader import check
+    from reconciler.control import townops
 
-    s = session(town_dir)
-    report = show_report(s.store, s.paths, check(s.files_paths()).desired, task_id)
+    report = townops.task(session(town_dir), task_id)
     if output == "json":
         emit_json(report)
         return

@@ -50,12 +50,6 @@ def status(town_dir: str | None, output: str, deleted: bool, by_task: bool, deep
             echo(f"{state:16} {agent:20} {n}")
 
 
-def _deep(s: Session, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from reconciler.control.deep import deep_rows
-
-    return deep_rows(s.store, agents, s.paths.logs_dir)
-
-
 def _show_deep(rows: list[dict[str, Any]]) -> None:
     """Per agent: a line of its attempt and heartbeat, then its log's last lines, indented."""
     from reconciler.spec.durations import format_duration
@@ -81,16 +75,13 @@ def _show_deep(rows: list[dict[str, Any]]) -> None:
 
 
 def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False) -> None:
-    from reconciler.control.report import status_report
-    from reconciler.spec.loader import check
+    from reconciler.control import townops
 
     s = session(town_dir)
     if deleted:
         _deleted(s, output)
         return
-    report = status_report(s.store, check(s.files_paths()).desired, s.paths)
-    if deep:
-        report["deep"] = _deep(s, report["agents"])
+    report = townops.town_status(s, deep=deep)
     if output == "json":
         emit_json(report)
         return

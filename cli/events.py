@@ -1,6 +1,7 @@
 """How an event prints, wherever events print (`tt events`, the conductor's lines, the live view):
 a line for people, with times as ISO-8601 local times (and "in 5s" for one still to come), or a
-JSON object for scripts, with times as unix-epoch numbers. Never a raw float on a person's line.
+JSON object for scripts, with times as unix-epoch numbers (`reconciler/spec/events.py`,
+shared with the HTTP API and the notifier). Never a raw float on a person's line.
 """
 
 from __future__ import annotations
@@ -53,3 +54,6 @@ def _short(value: str, most: int = 8) -> str:
     if len(words) <= most:
         return value
     return " ".join(words[:most]) + f" …(+{len(words) - most})"
+
+
+__all__ = ["QUIET", "event_json", "event_line", "is_time", "local_time"]

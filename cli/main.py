@@ -45,6 +45,7 @@ COMMANDS = {
     **dict.fromkeys(["backlog"], "cmd_backlog"),
     **dict.fromkeys(["config"], "cmd_config"),
     **dict.fromkeys(["usage", "resume-provider"], "cmd_usage"),
+    **dict.fromkeys(["serve"], "cmd_serve"),
 }
 
 

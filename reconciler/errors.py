@@ -126,6 +126,11 @@ class NotFound(TtError):
     """A named object (agent, task, town) does not exist."""
 
 
+class Conflict(TtError):
+    """The request is well formed but the town's state refuses it now: a task that is not in a
+    state to retry, an apply lock another apply holds."""
+
+
 class LeaderFenced(TtError):
     """A write made as leader was refused: a newer leader holds the town (this one's lease ran
     out mid-pass). The loop stops acting and stands by."""

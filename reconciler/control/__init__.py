@@ -1,3 +1,4 @@
-"""control: one reconcile pass (apply), the loop, healing, the leader lease, verbs, reports, and
-`watch` (the only door to watchfiles); the top layer: may import every other package.
+"""control: one reconcile pass (apply), the loop, healing, the leader lease, verbs, reports, the
+operations the CLI and the API share (`townops`), and `watch` (the only door to watchfiles); may
+import every other package but `api`, the one layer above it.
 """

@@ -247,7 +247,7 @@ def _planned(
         return ApplyResult(plan, False, observed.generation, (), seconds, "guarded", len(rows))
     generation = observed.generation + (0 if plan.is_empty else 1)
     after = RowsAfter(rows)
-    after.add(execute(store, plan, desired, generation) if not plan.is_empty else [])
+    after.add(execute(store, plan, desired, generation, started) if not plan.is_empty else [])
     return _done(session, opts, started, checked, observed, after, plan, generation)
 
 
@@ -279,7 +279,7 @@ def _new_tasks(
     generation = observed.generation + 1
     after = RowsAfter(rows)  # the clean rows, made from each batch while Redis writes it
     actions = itertools.chain(agents, tasks)
-    _, done = execute_actions(session.store, actions, generation, after.add, desired)
+    _, done = execute_actions(session.store, actions, generation, after.add, desired, started)
     plan = Plan(done, emptying)
     return _done(session, opts, started, checked, observed, after, plan, generation)
 

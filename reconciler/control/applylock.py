@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..agents.supervisor import is_alive, proc_start_time
-from ..errors import TtError
+from ..errors import Conflict, TtError
 from ..store.client import Store
 
 LOCK_TTL = 120.0
@@ -44,7 +44,7 @@ def apply_lock(store: Store, command: str, timeout: float) -> Iterator[None]:
             continue
         if time.monotonic() >= deadline:
             since = float(str(current.get("since", 0)))
-            raise TtError(
+            raise Conflict(
                 f"another apply holds the town's lock: {current.get('command')} "
                 f"(pid {current.get('pid')} on {current.get('host')}, "
                 f"for {max(0.0, time.time() - since):.0f}s)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from ..plan.actions import (
@@ -101,11 +102,14 @@ class _Overlaps:
         return index.overlaps(tid) if index and tid in index.touches else None
 
 
-def execute(store: Store, plan: Plan, desired: Desired, generation: int) -> list[dict[str, object]]:
+def execute(
+    store: Store, plan: Plan, desired: Desired, generation: int, started: float | None = None
+) -> list[dict[str, object]]:
     """Run the plan's writes: agent records, then task records in plan order (batched Lua),
     then deletes, then dispatch repairs; returns the task records sent. A crash between
-    batches leaves each task old or new; the next pass converges."""
-    return execute_actions(store, plan.actions, generation, desired=desired)[0]
+    batches leaves each task old or new; the next pass converges. `started`: when the apply
+    began (`time.monotonic`), for the `seconds` of its event."""
+    return execute_actions(store, plan.actions, generation, desired=desired, started=started)[0]
 
 
 def execute_actions(
@@ -114,12 +118,14 @@ def execute_actions(
     generation: int,
     sent: Callable[[list[dict[str, object]]], None] | None = None,
     desired: Desired | None = None,
+    started: float | None = None,
 ) -> tuple[list[dict[str, object]], tuple[Action, ...]]:
     """`execute` of a plan's actions as they come, in plan order (agents first): each batch of
     task records is sent as soon as it is full, so Redis runs it while the next is planned,
     and `sent` is given it meanwhile. Returns the task records sent and the actions. With
     `desired` (the files planned), each record of a task with `touches` says which tasks'
-    touches overlap its own."""
+    touches overlap its own. The `apply` event says how long the apply took from `started`
+    (`time.monotonic`: files read, planned, written; the fleet is started after it)."""
     done: list[Action] = []
     written: list[dict[str, object]] = []
     batches = _batches(store, actions, done, _Overlaps(desired))
@@ -132,12 +138,14 @@ def execute_actions(
         store.requeue(requeues)
     plan = Plan(tuple(done))
     if plan.changes:
+        timed = {} if started is None else {"seconds": f"{time.monotonic() - started:.4f}"}
         store.event(
             "apply",
             generation=str(generation),
             summary=plan.summary(),
             pid=str(os.getpid()),
             argv=" ".join(sys.argv[1:3]),
+            **timed,
         )
     return written, plan.actions
 

@@ -60,6 +60,13 @@ class Session:
         other.__dict__.update({k: v for k, v in self.__dict__.items() if k in SHARED})
         return other
 
+    def sharing(self) -> Session:
+        """A fresh session of the same town over this one's store: a long-lived server (`tt
+        serve`) reads the files anew for each request, over one Redis connection pool."""
+        other = Session(self.paths, lean=self.lean, adopt=self.adopt)
+        other.__dict__["store"] = self.store
+        return other
+
     def follows(self) -> str | None:
         """The branch the town follows (`tt watch --follow`), None when it follows none."""
         return self.store.revisions()[2]

@@ -14,7 +14,7 @@ import socket
 import time
 
 from .. import edit
-from ..errors import NotFound, TtError, ValidationFailed
+from ..errors import Conflict, NotFound, TtError, ValidationFailed
 from ..plan.actions import Plan
 from ..plan.graph import TaskKind
 from ..plan.state import Source, TaskState, task_spec_from_json
@@ -209,13 +209,13 @@ def retry(s: Session, task_id: str) -> TaskState:
                 "deleted from the files",
                 hint=f"put '{upstream}' back in tasks.toml (tt status --deleted shows it)",
             )
-        raise TtError(
+        raise Conflict(
             f"task '{task_id}' is upstream_failed: it waits for '{upstream}', which did not "
             "complete; retrying that task runs this one after it",
             hint=f"tt retry {upstream}",
         )
     if not state.is_terminal and state is not TaskState.RETRYING:
-        raise TtError(
+        raise Conflict(
             f"task '{task_id}' is {state.value}; only a failed, completed or "
             "cancelled task can be retried"
         )

@@ -297,6 +297,8 @@ class TownSettings:
     follow_interval: float = 30.0
     budget_usd: float | None = None  # USD every attempt of the town may cost together
     budget_hard: bool = False  # reached: running attempts under it are killed too
+    # [serve] token_env: the variable holding `tt serve`'s API token (its name, never its value)
+    serve_token_env: str | None = None
 
 
 @dataclass(frozen=True)

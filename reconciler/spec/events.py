@@ -88,6 +88,7 @@ EVENT_TYPES: tuple[str, ...] = (
 COUNTS = frozenset({"count", "ready", "attempt", "pid", "epoch", "generation", "exit_code"})
 FLAGS = frozenset({"urgent", "permanent"})
 LISTS = {"tasks": " ", "to": ","}
+NUMBERS = frozenset({"seconds"})  # a duration (the `apply` event's)
 
 
 def is_time(key: str) -> bool:
@@ -97,8 +98,9 @@ def is_time(key: str) -> bool:
 
 def event_json(event_id: str, fields: dict[str, str]) -> dict[str, Any]:
     """The event for `-o json` (version 1): `ts` and every `…_at` field an epoch number, counts
-    (`count`, `ready`, `attempt`, `pid`, `epoch`, `generation`, `exit_code`) integers, `urgent`
-    and `permanent` booleans, `tasks` and `to` arrays of names; every other field a string."""
+    (`count`, `ready`, `attempt`, `pid`, `epoch`, `generation`, `exit_code`) integers, `seconds`
+    a number, `urgent` and `permanent` booleans, `tasks` and `to` arrays of names; every other
+    field a string."""
     out: dict[str, Any] = {"id": event_id}
     for key, value in fields.items():
         out[key] = _typed(key, value)
@@ -114,6 +116,9 @@ def _typed(key: str, value: str) -> Any:
             return int(value)
         except ValueError:
             return value  # written by a later tt that changed its meaning: kept as stored
+    if key in NUMBERS:
+        number = seconds_of(value)
+        return value if number is None else number
     if key in FLAGS and value in ("0", "1"):
         return value == "1"
     if key in LISTS:

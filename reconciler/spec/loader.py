@@ -177,7 +177,13 @@ def load_settings(paths: TownPaths) -> TownSettings:
         raise ValidationFailed(problems)
     check_schema(doc, "settings", data)
     custom = data.get("models")
-    settings = town_settings(doc, data.get("town"), custom if isinstance(custom, dict) else {})
+    serve = data.get("serve")
+    settings = town_settings(
+        doc,
+        data.get("town"),
+        custom if isinstance(custom, dict) else {},
+        serve if isinstance(serve, dict) else None,
+    )
     if problems:
         raise ValidationFailed(_sorted(problems))
     return settings

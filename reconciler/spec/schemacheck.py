@@ -35,14 +35,15 @@ def schema_dir() -> Path:
 
 @cache
 def load_schema(which: str) -> dict[str, Any]:
-    """`town`, `tasks`, or `settings` (town.toml's [town] alone, for `loader.load_settings`)."""
+    """`town`, `tasks`, or `settings` (town.toml's [town] and [serve] alone, for
+    `loader.load_settings`)."""
     if which == "settings":
         # The other tables are not read on that path.
         town = load_schema("town")
         return {
             "type": "object",
             "required": ["town"],
-            "properties": {"town": town["properties"]["town"]},
+            "properties": {k: town["properties"][k] for k in ("town", "serve")},
             "$defs": town["$defs"],
         }
     schema: dict[str, Any] = json.loads((schema_dir() / f"{which}.schema.json").read_text())

@@ -78,8 +78,14 @@ class Roster:
     roles: frozenset[str]
 
 
-def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) -> TownSettings:
-    """The [town] table (`data`); `custom_models` is [models] for checking `default_model`."""
+def town_settings(
+    doc: TomlDoc,
+    data: object,
+    custom_models: Mapping[str, Any],
+    serve: Mapping[str, Any] | None = None,
+) -> TownSettings:
+    """The [town] table (`data`); `custom_models` is [models] for checking `default_model`;
+    `serve`, the [serve] table (`tt serve`; its token_env the schema checks)."""
     town = data if isinstance(data, dict) else {}
     at: JsonPath = ("town",)
     name = opt_str(town, "name")
@@ -134,6 +140,7 @@ def town_settings(doc: TomlDoc, data: object, custom_models: Mapping[str, Any]) 
         suspend=town.get("suspend") is True,
         budget_usd=usd(town, "budget_usd"),
         budget_hard=town.get("budget_hard") is True,
+        serve_token_env=opt_str(serve or {}, "token_env"),
         **_follow(doc, town),
     )
 
@@ -191,7 +198,7 @@ def _known_models(custom: Mapping[str, Any]) -> list[str]:
 def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
     """Everything town.toml declares, from its parsed `data`."""
     custom = table(data, "models")
-    settings = town_settings(doc, data.get("town"), custom)
+    settings = town_settings(doc, data.get("town"), custom, table(data, "serve"))
     specs = tuple(_model(doc, name, entry) for name, entry in custom.items())
     known = _known_models(custom)
     agents_table = table(data, "agents")

@@ -1,0 +1,158 @@
+"""Who may talk to `tt serve`: the token (TT_API_TOKEN, else the variable `[serve] token_env`
+names), the rule that only loopback may run without one, the bearer check (constant time) and
+the origin check of write requests (no cross-site request from a browser). An ASGI middleware;
+no Redis, no files but the token's environment variable.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import TtError
+
+ENV_TOKEN = "TT_API_TOKEN"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, 127.0.0.0/8, ::1 (a bracketed IPv6 literal too)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def token_of(token_env: str | None, environ: MutableMapping[str, str] | None = None) -> str | None:
+    """The configured token: TT_API_TOKEN, else the variable `[serve] token_env` names; None
+    when neither is set. A variable named but empty is an error (a token nobody can send)."""
+    env = os.environ if environ is None else environ
+    for name in (ENV_TOKEN, token_env):
+        if name and name in env:
+            value = env[name].strip()
+            if not value:
+                raise TtError(
+                    f"{name} is set but empty: an API token must not be empty",
+                    hint=f"export {name}=$(openssl rand -hex 32), or unset it",
+                )
+            return value
+    return None
+
+
+def check_bind(host: str, token: str | None, token_env: str | None) -> None:
+    """Refuse to serve beyond loopback without a token."""
+    if token is None and not is_loopback(host):
+        where = f"{ENV_TOKEN} or {token_env}" if token_env else ENV_TOKEN
+        raise TtError(
+            f"refusing to serve on {host} without a token: anyone who reaches it could run "
+            "the town",
+            hint=f'set {where} to a secret (or `[serve] token_env = "NAME"` in town.toml), '
+            "or serve on 127.0.0.1",
+        )
+
+
+def own_origins(host: str, port: int) -> frozenset[str]:
+    """The `host:port` forms a browser page served by this server has as its origin."""
+    names = LOOPBACK_NAMES if is_loopback(host) else (host,)
+    return frozenset(f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names)
+
+
+def _authority(value: str) -> str:
+    """`host:port` of an Origin (`scheme://host[:port]`), the default port filled in."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Guard:
+    """The ASGI middleware in front of every route: a bearer token when one is configured (401
+    otherwise); without one, a `Host` that is loopback (so a page that rebinds its DNS name to
+    127.0.0.1 reads nothing); for a write (POST), an `Origin`, if sent, of this server (403).
+    `origins`: this server's own `host:port` forms (`own_origins`)."""
+
+    def __init__(self, app: ASGIApp, token: str | None, origins: frozenset[str]) -> None:
+        self.app = app
+        self.token = token.encode() if token is not None else None
+        self.origins = origins
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self.refusal(scope["method"], headers)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, message, hint = refusal
+        body = json.dumps({"error": message, "hint": hint}).encode()
+        extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def refusal(self, method: str, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        """(status, message, hint) of a refused request, None for one let through."""
+        if self.token is not None:
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), self.token
+            ):
+                return (
+                    401,
+                    "missing or wrong API token",
+                    "send the header Authorization: Bearer $TT_API_TOKEN",
+                )
+        else:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if host and not is_loopback(name):
+                return (403, f"host {host[:80]!r} is not this server's", "use 127.0.0.1")
+        origin = headers.get("origin")
+        if method not in SAFE_METHODS and origin is not None:
+            # With a token, a page of this server under whatever name it was reached by (the
+            # Host it sent) is its own; without one, only the loopback names are.
+            own = self.origins
+            if self.token is not None and headers.get("host"):
+                own = own | {_authority("http://" + headers["host"])}
+            if _authority(origin) not in own:
+                return (
+                    403,
+                    f"cross-site request refused: origin {origin[:80]!r} is not this server's",
+                    "write requests come from this server's own pages or from non-browser clients",
+                )
+        return None

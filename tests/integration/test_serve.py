@@ -1,0 +1,350 @@
+"""`tt serve` for real (issue 12): a `tt serve` process over a town on its embedded Valkey, driven
+with an HTTP client: every route and its shape (the CLI's `-o json`), errors as JSON with the
+CLI's words and nothing written, the token and origin rules, the live event stream resumed
+after a reconnect, and /metrics parsed by prometheus_client.
+
+Each test has its own town and server; the server is stopped by its pid (SIGINT), then the town
+fixture runs `tt down` and kills what is left of the town by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_agents import TT, Town, town  # noqa: F401
+
+pytestmark = [pytest.mark.integration]
+
+TOWN = '[town]\nname = "served"\n\n[agents.dev]\nmodel = "sim"\n'
+TASKS = '[[tasks]]\nid = "first"\ndescription = "the first task"\nagent = "dev"\n'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout:g}s: {what}"
+        time.sleep(0.05)
+
+
+class Served:
+    """A `tt serve` process of `town` and an HTTP client of it."""
+
+    def __init__(self, tw: Town, env: dict[str, str] | None = None) -> None:
+        self.town = tw
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.out = tw.root.parent / f"serve-{self.port}.out"
+        with open(self.out, "wb") as log:
+            self.proc = subprocess.Popen(
+                [*TT, "serve", "--port", str(self.port)],
+                cwd=tw.root,
+                env={**tw.env, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        until(self._up, 30, f"tt serve answers on {self.base}")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, self.out.read_text()
+        try:
+            self.http.get("/v1/openapi.json")
+        except httpx.TransportError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        r = self.http.get(path, **kw)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        return r.json()
+
+
+@pytest.fixture
+def served(town: Town) -> Iterator[Served]:  # noqa: F811
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS)
+    town.tt("apply")
+    town.wait_states({"first": "completed"})
+    s = Served(town)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def cli_json(tw: Town, *args: str) -> Any:
+    return json.loads(tw.tt(*args, "-o", "json").stdout)
+
+
+def test_reads_give_the_cli_json_shapes(served: Served) -> None:
+    tw = served.town
+    status = served.get("/v1/town")
+    assert status.keys() == cli_json(tw, "status").keys()
+    assert [t["id"] for t in status["tasks"]] == ["first"]
+    assert served.get("/v1/tasks") == cli_json(tw, "status")["tasks"]
+    agents = served.get("/v1/agents")
+    assert [a["name"] for a in agents] == ["dev"]
+    assert agents[0].keys() == cli_json(tw, "list")[0].keys()
+    task = served.get("/v1/tasks/first")
+    shown = cli_json(tw, "show", "first")
+    assert task == shown
+    assert task["attempts"][0]["outcome"] == "completed"
+    assert task["log_tail"] and isinstance(task["log_tail"][0], str)
+    assert served.get("/v1/graph") == cli_json(tw, "graph")
+    assert served.get("/v1/plan") == cli_json(tw, "plan")
+    events = served.get("/v1/events", params={"last": 1000})
+    assert [e["id"] for e in events] == [e["id"] for e in tw.all_events()]
+    after = served.get("/v1/events", params={"after": events[-3]["id"]})
+    assert after == events[-2:]
+    spec = served.get("/v1/openapi.json")
+    for path, methods in {
+        "/v1/town": "get",
+        "/v1/agents": "get",
+        "/v1/tasks": "get post",
+        "/v1/tasks/{id}": "get",
+        "/v1/tasks/{id}/retry": "post",
+        "/v1/tasks/{id}/cancel": "post",
+        "/v1/agents/{name}/restart": "post",
+        "/v1/messages": "post",
+        "/v1/graph": "get",
+        "/v1/plan": "get",
+        "/v1/apply": "post",
+        "/v1/events": "get",
+        "/v1/events/stream": "get",
+        "/metrics": "get",
+    }.items():
+        assert set(methods.split()) <= set(spec["paths"][path]), path
+    body = spec["paths"]["/v1/tasks"]["post"]["requestBody"]["content"]["application/json"]
+    assert spec["components"]["schemas"]["NewTask"]["required"] == ["agent", "description"]
+    assert body["schema"]["$ref"] == "#/components/schemas/NewTask"
+
+
+def test_writes_edit_the_files_or_redis_as_the_cli_does(served: Served) -> None:
+    tw, http = served.town, served.http
+    r = http.post("/v1/tasks", json={"agent": "dev", "description": "second job", "id": "second"})
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "second" and r.json()["apply"]["applied"] is True
+    assert 'id = "second"' in (tw.root / "tasks.toml").read_text()
+    tw.wait_states({"second": "completed"})
+
+    r = http.post("/v1/tasks/second/retry")
+    assert r.status_code == 200 and r.json()["id"] == "second", r.text
+    tw.wait_states({"second": "completed"})
+
+    r = http.post("/v1/tasks/second/cancel")  # done already: the file says so, it stays done
+    assert r.status_code == 200 and r.json()["apply"]["applied"] is True, r.text
+    assert 'status = "cancelled"' in (tw.root / "tasks.toml").read_text()
+
+    old = tw.agents()["dev"]["pid"]
+    r = http.post("/v1/agents/dev/restart")
+    assert r.status_code == 200, r.text
+    assert r.json()["old_pid"] == old and r.json()["new_pid"] not in (None, old)
+    tw.pids.add(r.json()["new_pid"])
+
+    r = http.post("/v1/messages", json={"to": "dev", "text": "hello there", "urgent": True})
+    assert r.status_code == 201 and r.json()["to"] == "dev", r.text
+    inbox = cli_json(tw, "inbox", "dev", "--peek")
+    assert [(m["text"], m["urgent"]) for m in inbox] == [("hello there", True)]
+
+    (tw.root / "tasks.toml").write_text(
+        TASKS + '\n[[tasks]]\nid = "third"\nagent = "dev"\ndescription = "by the file"\n'
+    )
+    r = http.post("/v1/apply", json={})
+    assert r.status_code == 200 and r.json()["applied"] is True, r.text
+    assert [a["id"] for a in r.json()["actions"] if a["op"] == "create_task"] == ["third"]
+
+
+def test_errors_are_json_with_the_cli_words_and_write_nothing(served: Served) -> None:
+    tw, http = served.town, served.http
+    before = (tw.root / "tasks.toml").read_bytes()
+
+    r = http.get("/v1/tasks/nope")
+    assert r.status_code == 404 and r.json()["error"] == "no task named nope", r.text
+    cli = tw.tt("show", "nope", check=False)
+    assert f"error: {r.json()['error']}" in cli.stderr
+
+    for body, status in (
+        (b"{not json", 400),
+        (json.dumps({"agent": "dev"}).encode(), 422),  # no description
+        (json.dumps({"agent": "dev", "description": "x", "colour": "red"}).encode(), 422),
+        (json.dumps({"agent": "dev", "description": 7}).encode(), 422),
+    ):
+        r = http.post("/v1/tasks", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["error"] and "hint" in r.json()
+    r = http.post("/v1/tasks", json={"agent": "devv", "description": "x"})
+    assert r.status_code == 404 and r.json()["error"] == "no agent 'devv' in town.toml", r.text
+    assert "dev" in r.json()["hint"]
+    r = http.post("/v1/tasks", json={"agent": "dev", "description": "   "})
+    assert r.status_code == 400 and r.json()["error"].startswith("a task needs a description")
+    r = http.post("/v1/tasks", json={"agent": "dev", "description": "x", "id": "Bad Id!"})
+    assert 400 <= r.status_code < 500 and "Bad Id!" in r.json()["error"], r.text
+    r = http.post("/v1/tasks/first/retry")  # completed: retried; then running or ready
+    assert r.status_code == 200, r.text
+    r = http.post("/v1/messages", json={"to": "dev", "text": "x", "kind": "shout"})
+    assert r.status_code == 422, r.text
+    r = http.get("/v1/events", params={"after": "yesterday"})
+    assert r.status_code == 400 and "not an event id" in r.json()["error"]
+    assert (tw.root / "tasks.toml").read_bytes() == before
+
+
+def test_a_cross_site_write_is_refused(served: Served) -> None:
+    tw, http = served.town, served.http
+    before = (tw.root / "tasks.toml").read_bytes()
+    new = {"agent": "dev", "description": "from a web page", "id": "csrf"}
+    r = http.post("/v1/tasks", json=new, headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"], r.text
+    r = http.post("/v1/apply", json={}, headers={"origin": f"http://localhost:{served.port + 1}"})
+    assert r.status_code == 403
+    assert (tw.root / "tasks.toml").read_bytes() == before
+    # A page of this very server (its own origin) may write; reads are never origin-checked.
+    assert http.get("/v1/town", headers={"origin": "http://evil.example"}).status_code == 200
+    own = {"origin": f"http://localhost:{served.port}"}
+    assert http.post("/v1/tasks", json=new, headers=own).status_code == 201
+    # A page that rebinds its own DNS name to 127.0.0.1 is not this server: refused.
+    r = http.get("/v1/town", headers={"host": f"evil.example:{served.port}"})
+    assert r.status_code == 403
+
+
+def test_a_token_guards_every_request(town: Town) -> None:  # noqa: F811
+    (town.root / "town.toml").write_text(TOWN + '\n[serve]\ntoken_env = "MY_TT_TOKEN"\n')
+    (town.root / "tasks.toml").write_text(TASKS)
+    town.tt("apply")
+    s = Served(town, env={"MY_TT_TOKEN": "s3cret-token"})
+    try:
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-token"}):
+            for method, path in (("GET", "/v1/town"), ("GET", "/metrics"), ("POST", "/v1/apply")):
+                r = s.http.request(method, path, headers=headers)
+                assert r.status_code == 401, (headers, path, r.text)
+                assert "token" in r.json()["error"]
+                assert r.headers["www-authenticate"] == "Bearer"
+        good = {"authorization": "Bearer s3cret-token"}
+        assert s.http.get("/v1/town", headers=good).json()["town"] == "served"
+        assert s.http.post("/v1/apply", json={}, headers=good).status_code == 200
+    finally:
+        s.stop()
+    # TT_API_TOKEN wins over the variable the file names.
+    s = Served(town, env={"MY_TT_TOKEN": "other", "TT_API_TOKEN": "from-env"})
+    try:
+        assert (
+            s.http.get("/v1/agents", headers={"authorization": "Bearer other"}).status_code == 401
+        )
+        assert s.http.get("/v1/agents", headers={"authorization": "Bearer from-env"}).is_success
+    finally:
+        s.stop()
+    assert "s3cret" not in (town.root / "town.toml").read_text()
+
+
+def test_beyond_loopback_without_a_token_it_refuses_to_start(town: Town) -> None:  # noqa: F811
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS)
+    done = town.tt("serve", "--host", "0.0.0.0", "--port", str(free_port()), check=False)
+    assert done.returncode == 1
+    assert "error: refusing to serve on 0.0.0.0 without a token" in done.stderr
+    assert "TT_API_TOKEN" in done.stderr
+
+
+def sse_events(
+    served: Served,
+    headers: dict[str, str],
+    enough: Callable[[list[tuple[str, dict[str, Any]]]], bool],
+    started: Callable[[], None],
+) -> list[tuple[str, dict[str, Any]]]:
+    """Read the stream until `enough` of what came (`started` runs once it is open)."""
+    got: list[tuple[str, dict[str, Any]]] = []
+    with served.http.stream("GET", "/v1/events/stream", headers=headers, timeout=20) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        event_id = None
+        lines = r.iter_lines()
+        assert next(lines) == ": connected"
+        started()
+        deadline = time.monotonic() + 30
+        for line in lines:
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                got.append((str(event_id), json.loads(line[6:])))
+                if enough(got):
+                    break
+            assert time.monotonic() < deadline, f"only {len(got)} events: {got}"
+    return got
+
+
+def test_the_event_stream_delivers_and_resumes_without_loss_or_duplicates(served: Served) -> None:
+    tw = served.town
+
+    def sent(got: list[tuple[str, dict[str, Any]]]) -> bool:
+        return any(e["type"] == "message.sent" for _, e in got)
+
+    # The agent may write events of its own meanwhile (it reads its messages): wait for ours.
+    first = sse_events(served, {}, sent, lambda: tw.tt("send", "dev", "one"))
+    assert all(i == e["id"] for i, e in first)
+    (eid, event) = first[-1]
+    assert event["type"] == "message.sent" and event["agent"] == "dev"
+    # Meanwhile (no client connected) more events land; a reconnect from `eid` gets each once.
+    tw.tt("send", "dev", "two")
+    tw.tt("send", "dev", "three", "--urgent")
+    stored = served.get("/v1/events", params={"after": eid})
+    assert len(stored) >= 2
+    resumed = sse_events(
+        served, {"last-event-id": eid}, lambda g: len(g) >= len(stored), lambda: None
+    )
+    assert [i for i, _ in resumed] == [e["id"] for e in stored]
+    assert [e for _, e in resumed] == stored
+    sent = [e for _, e in resumed if e["type"] == "message.sent"]
+    assert [e["urgent"] for e in sent] == [False, True]
+
+
+def test_metrics_parse_and_count_the_town(served: Served) -> None:
+    tw, http = served.town, served.http
+    tw.tt("assign", "dev", "another job", "--id", "more")
+    tw.wait_states({"more": "completed"})
+    r = http.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    value = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    assert value[("tt_tasks", (("state", "completed"),))] == 2
+    assert value[("tt_tasks", (("state", "failed"),))] == 0
+    assert (
+        value[("tt_agents", (("state", "idle"),))] + value[("tt_agents", (("state", "working"),))]
+        == 1
+    )
+    assert value[("tt_attempts_total", (("exit_class", "success"),))] == 2
+    assert value[("tt_dispatch_latency_seconds_count", ())] == 2
+    assert value[("tt_apply_duration_seconds_count", ())] >= 2  # the first apply and the assign
+    assert families["tt_apply_duration_seconds"].type == "histogram"

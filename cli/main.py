@@ -31,6 +31,7 @@ COMMANDS = {
     **dict.fromkeys(["show"], "cmd_show"),
     **dict.fromkeys(["graph"], "cmd_graph"),
     **dict.fromkeys(["approve", "reject"], "cmd_gates"),
+    **dict.fromkeys(["mcp"], "cmd_mcp"),
     **dict.fromkeys(["merge"], "cmd_merge"),
     **dict.fromkeys(["conductor", "watch", "wait", "refresh"], "cmd_loop"),
     **dict.fromkeys(["list", "send", "inbox", "logs", "events", "agent", "task"], "cmd_agents"),

@@ -36,6 +36,8 @@ DOORS = {
     "starlette": {"reconciler/api/*"},
     "uvicorn": {"reconciler/api/*"},
     "prometheus_client": {"reconciler/api/*"},
+    # the MCP SDK, loaded by `tt mcp` only
+    "mcp": {"reconciler/api/mcptools.py"},
 }
 
 

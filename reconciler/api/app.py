@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..control import townops
 from ..control.apply import ApplyOptions, Refused
@@ -30,6 +32,8 @@ from ..errors import (
     ValidationFailed,
 )
 from . import bodies, metrics, openapi, stream
+
+STATIC = Path(__file__).with_name("static")
 
 log = logging.getLogger("tt.serve")
 
@@ -162,7 +166,7 @@ def build(base: Session) -> Starlette:
     def spec(request: Request) -> Response:
         return JSONResponse(openapi.document())
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/town", read(lambda s, r: townops.town_status(s, deep=_flag(r, "deep", False)))),
         Route("/v1/agents", read(lambda s, r: townops.agents(s))),
         Route("/v1/tasks", read(lambda s, r: townops.tasks(s))),
@@ -202,6 +206,9 @@ def build(base: Session) -> Starlette:
         Route("/v1/openapi.json", spec),
         Route("/metrics", metrics.endpoint(fresh)),
     ]
+    # The dashboard at / (static files shipped in the wheel; no build step, nothing fetched
+    # from elsewhere): it reads the town through /v1 like any client.
+    routes.append(Mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard"))
     app = Starlette(
         routes=routes,
         exception_handlers={TtError: _tt_error, Exception: _crash},

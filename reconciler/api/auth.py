@@ -84,6 +84,10 @@ def _authority(value: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# The dashboard's static files (`reconciler/api/static`), served without a token.
+DASHBOARD = frozenset({"/", "/index.html", "/app.js", "/app.css"})
+
+
 class Guard:
     """The ASGI middleware in front of every route: a bearer token when one is configured (401
     otherwise); without one, a `Host` that is loopback (so a page that rebinds its DNS name to
@@ -105,6 +109,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["method"] in SAFE_METHODS and scope["path"] in DASHBOARD:
+            # The dashboard's own files hold no data (a browser cannot send a token when it
+            # opens a page): its script sends the token with each /v1 request.
+            await self.app(scope, receive, send)
+            return
         refusal = self.refusal(scope["method"], headers)
         if refusal is None:
             await self.app(scope, receive, send)

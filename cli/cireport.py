@@ -2,10 +2,11 @@
 --wait --junit FILE`) and the Markdown summary appended to `$GITHUB_STEP_SUMMARY`.
 
 JUnit: one <testsuite> per town, one <testcase> per task (classname = the town, name = the task
-id): <failure> for a failed task (its exit class and error tail), <skipped> for one cancelled or
-never run because an upstream task failed, <error> for one still unfinished when the wait gave
-up; <system-out> lists its attempts. Text from models goes through `printable`, so no control
-character (which XML 1.0 cannot hold) reaches the file.
+id): <failure> for a failed task (its exit class, or `rejected`, and error tail), <skipped> for
+one cancelled, never run because an upstream task failed, skipped by its `run_if`, or awaiting
+approval, <error> for one still unfinished when the wait gave up; <system-out> lists its
+attempts. Text from models goes through `printable`, so no control character (which XML 1.0
+cannot hold) reaches the file.
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from typing import Any
 
 from .common import printable
 
-SKIPPED = ("cancelled", "upstream_failed")
+# JUnit <skipped>: never ran (and will not as things stand), or waits for a person's word.
+SKIPPED = ("cancelled", "upstream_failed", "skipped", "awaiting_approval")
+# Finished: nothing more happens without a person's word or a file edit (`tt wait`'s view).
+FINISHED = ("completed", "cancelled", "skipped")
 ICONS = {
     "completed": "✅",
     "failed": "❌",
     "upstream_failed": "⏭️",
+    "skipped": "⏩",
+    "awaiting_approval": "⏸️",
     "cancelled": "⏹️",
     "running": "🔄",
     "retrying": "🔁",
 }
-OUTCOMES = {0: "completed", 1: "failed", 3: "timed out"}
+OUTCOMES = {0: "completed", 1: "failed", 3: "timed out", 4: "awaiting approval"}
 
 
 def seconds(value: float | None) -> str:
@@ -53,6 +59,13 @@ def why(task: dict[str, Any]) -> str:
         return f"upstream_failed: {task['upstream'] or '?'} did not complete"
     if task["state"] == "cancelled":
         return "cancelled"
+    if task["state"] == "skipped":
+        run_if = task.get("run_if") or "success"
+        if run_if == "success":
+            return "run_if = success: a task it waits for was skipped"
+        return f"run_if = {run_if}: not run, as its dependencies ended"
+    if task["state"] == "awaiting_approval":
+        return f"awaiting approval: tt approve {task['id']}"
     return _first_line(task["error"] or "") or task["state"]
 
 
@@ -96,9 +109,8 @@ def junit_xml(report: dict[str, Any]) -> str:
         verdict = _verdict(t)
         if verdict == "failure":
             last = t["attempts"][-1]["exit_class"] if t["attempts"] else None
-            node = ET.SubElement(
-                case, "failure", {"message": printable(why(t)), "type": last or t["state"]}
-            )
+            kind = "rejected" if t.get("rejected") else last or t["state"]
+            node = ET.SubElement(case, "failure", {"message": printable(why(t)), "type": kind})
             node.text = printable(t["error"] or why(t))
         elif verdict == "skipped":
             ET.SubElement(case, "skipped", {"message": printable(why(t))})
@@ -140,9 +152,9 @@ def step_summary(report: dict[str, Any], exit_code: int, command: str = "tt appl
     agent, attempts, duration, cost where a CLI told one) and the error of each failed task."""
     tasks = report["tasks"]
     outcome = OUTCOMES.get(exit_code, "error")
-    if exit_code == 0 and any(t["state"] not in ("completed", "cancelled") for t in tasks):
+    if exit_code == 0 and any(t["state"] not in FINISHED for t in tasks):
         outcome = "stopped before the end"  # the wait was interrupted (Ctrl-C, a signal)
-    icon = {"completed": "✅", "failed": "❌"}.get(outcome, "⚠️")
+    icon = {"completed": "✅", "failed": "❌", "awaiting approval": "⏸️"}.get(outcome, "⚠️")
     counts = Counter(t["state"] for t in tasks)
     spent = [t["cost_usd"] for t in tasks if t["cost_usd"] is not None]
     facts = [f"{len(tasks)} task{'' if len(tasks) == 1 else 's'}"]
@@ -163,6 +175,11 @@ def step_summary(report: dict[str, Any], exit_code: int, command: str = "tt appl
             f"| `{_cell(t['id'])}` | {state} | {_cell(t['agent'] or '–')} | "
             f"{len(t['attempts'])} | {seconds(t['duration_s'])} | {cost(t['cost_usd'])} |"
         )
+    waiting = [t["id"] for t in tasks if t["state"] == "awaiting_approval"]
+    if waiting:
+        names = ", ".join(f"`{_cell(w)}`" for w in waiting)
+        how = "`tt approve TASK` or `tt reject TASK --reason …`"
+        lines += ["", f"Awaiting approval: {names} ({how})"]
     for t in tasks:
         if t["state"] in ("failed", "upstream_failed"):
             lines += [

@@ -15,6 +15,7 @@ from ..store.client import Store
 from .workreport import ledger_fields
 
 ERROR_TAIL = 4000  # characters of a task's error kept in a report
+REJECTED = "rejected: "  # how lua/reject.lua words a rejection in the task's error
 
 
 def _num(value: object) -> float | None:
@@ -41,11 +42,20 @@ def _attempt(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rejected(rec: dict[str, str]) -> bool:
+    """The task failed by a person's `tt reject` (reject.lua: its retries were spent, or a
+    gate): its error is still the rejection's, which a later attempt's failure would replace."""
+    reason = rec.get("rejection")
+    return rec.get("state") == "failed" and bool(reason) and rec.get("error") == REJECTED + reason
+
+
 def run_report(store: Store, now: float | None = None) -> dict[str, Any]:
     """The town's tasks in file order. Keys (stable; only ever added to):
 
     `town`, `generated_at` (unix seconds), `tasks`: one per task: `id`, `state`, `kind`,
-    `agent` (who ran it last, else its target), `upstream`, `error` (its tail), `duration_s`
+    `agent` (who ran it last, else its target), `upstream`, `run_if`, `rejected` (it failed
+    because a person rejected it: `tt reject` of a gate or of a task out of retries), `error`
+    (its tail), `duration_s`
     (from its first attempt's start to its end, or to now while it runs; None when it never
     started), `cost_usd` (the sum over the attempts that told one; None when none did), and
     `attempts` (`attempt`, `agent`, `outcome`, `exit_class`, `duration_s`, `cost_usd`,
@@ -69,6 +79,8 @@ def run_report(store: Store, now: float | None = None) -> dict[str, Any]:
                 "kind": rec.get("kind") or "work",
                 "agent": rec.get("assignee") or rec.get("target") or None,
                 "upstream": rec.get("upstream") or None,
+                "run_if": rec.get("run_if") or "success",
+                "rejected": rejected(rec),
                 "error": (rec.get("error") or "")[-ERROR_TAIL:] or None,
                 "duration_s": None if start is None or end is None else max(0.0, end - start),
                 "cost_usd": sum(costs) if costs else None,

@@ -131,3 +131,57 @@ def test_step_summary_of_a_completed_run_without_costs() -> None:
 def test_a_pipe_in_a_task_cell_does_not_break_the_table() -> None:
     report = {**REPORT, "tasks": [task("a", "completed", agent="x|y")]}
     assert "| `a` | ✅ completed | x\\|y | 0 | 3.0s | – |" in step_summary(report, 0)
+
+
+GATED = {
+    "town": "shop",
+    "generated_at": 1_800_000_000.0,
+    "tasks": [
+        task("build", "completed", attempts=[attempt(1, "success")]),
+        task("cleanup", "skipped", run_if="failure", duration_s=None),
+        task("notify", "skipped", duration_s=None),
+        task("go", "awaiting_approval", kind="gate", agent=None, duration_s=None),
+        task("deploy", "blocked", duration_s=None),
+    ],
+}
+
+
+def test_junit_skips_what_run_if_skipped_and_what_awaits_approval(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_xml(GATED))
+    (suite,) = list(JUnitXml.fromfile(str(path)))
+    assert (suite.failures, suite.skipped, suite.errors) == (0, 3, 1)
+    cases = {c.name: c for c in suite}
+    (skip,) = cases["cleanup"].result
+    assert isinstance(skip, Skipped)
+    assert skip.message == "run_if = failure: not run, as its dependencies ended"
+    assert cases["notify"].result[0].message == "run_if = success: a task it waits for was skipped"
+    (wait,) = cases["go"].result
+    assert isinstance(wait, Skipped) and wait.message == "awaiting approval: tt approve go"
+    assert isinstance(cases["deploy"].result[0], Error)  # behind the gate: unfinished
+
+
+def test_junit_types_a_rejection_as_rejected(tmp_path: Path) -> None:
+    rejected = task(
+        "build",
+        "failed",
+        error="rejected: no changelog",
+        rejected=True,
+        attempts=[attempt(1, "success"), attempt(2, "success")],
+    )
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_xml({**GATED, "tasks": [rejected]}))
+    (suite,) = list(JUnitXml.fromfile(str(path)))
+    (failure,) = next(iter(suite)).result
+    assert (failure.type, failure.message) == ("rejected", "rejected: no changelog")
+
+
+def test_step_summary_of_a_run_stopped_at_a_gate_or_with_skips() -> None:
+    text = step_summary(GATED, 4)
+    assert text.startswith("### ⏸️ `tt apply --wait`: town `shop` awaiting approval\n")
+    assert "| `go` | ⏸️ awaiting_approval | – | 0 | – | – |" in text
+    assert "| `cleanup` | ⏩ skipped | dev | 0 | – | – |" in text
+    assert "Awaiting approval: `go` (`tt approve TASK` or `tt reject TASK --reason …`)" in text
+    # skipped counts as finished: a run that ended with skips completed
+    done = {**GATED, "tasks": GATED["tasks"][:3]}
+    assert step_summary(done, 0).startswith("### ✅ `tt apply --wait`: town `shop` completed\n")

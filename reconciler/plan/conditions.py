@@ -21,7 +21,7 @@ ENDED = frozenset(
 )
 
 
-def readiness(run_if: str, deps: Iterable[TaskState | None]) -> TaskState:
+def readiness(run_if: str, deps: Iterable[TaskState | None], group: bool = False) -> TaskState:
     """What a waiting task is, its dependencies being in `deps`: READY (the caller completes a
     group and makes a gate await approval), BLOCKED, UPSTREAM_FAILED or SKIPPED.
 
@@ -30,8 +30,11 @@ def readiness(run_if: str, deps: Iterable[TaskState | None]) -> TaskState:
       them was skipped (what needs a task that did not run does not run: GitHub Actions' rule).
     failure: once all ended, ready if one failed (as above), else skipped.
     always: ready once all ended, however.
+    A group (`group`, always run_if success) ends with its members: a skipped one counts as
+    done (a failure handler not needed), so it completes once all ended and none failed, and
+    is skipped only when every one was skipped.
     """
-    failed = opened = skipped = False
+    failed = opened = skipped = done = False
     for s in deps:
         if s is None or s in FAILED_UPSTREAM:
             failed = True
@@ -39,6 +42,8 @@ def readiness(run_if: str, deps: Iterable[TaskState | None]) -> TaskState:
             opened = True
         elif s is TaskState.SKIPPED:
             skipped = True
+        else:
+            done = True
     if run_if == "failure":
         return TaskState.BLOCKED if opened else TaskState.READY if failed else TaskState.SKIPPED
     if run_if == "always":
@@ -47,4 +52,4 @@ def readiness(run_if: str, deps: Iterable[TaskState | None]) -> TaskState:
         return TaskState.UPSTREAM_FAILED
     if opened:
         return TaskState.BLOCKED
-    return TaskState.SKIPPED if skipped else TaskState.READY
+    return TaskState.SKIPPED if skipped and not (group and done) else TaskState.READY

@@ -54,8 +54,9 @@ class StoreModel:
     def _verdict(self, tid: str) -> TaskState:
         """What the task is, its dependencies being as they are (lib.lua `readiness`): a ready
         group is completed, a ready gate awaits approval."""
-        state = self.state
-        after = readiness(self.run_if.get(tid, "success"), [state.get(d) for d in self.deps[tid]])
+        state, group = self.state, self.kind[tid] is TaskKind.GROUP
+        deps = [state.get(d) for d in self.deps[tid]]
+        after = readiness(self.run_if.get(tid, "success"), deps, group)
         if after is TaskState.READY and self.kind[tid] is TaskKind.GROUP:
             return TaskState.COMPLETED
         if after is TaskState.READY and self.kind[tid] is TaskKind.GATE:

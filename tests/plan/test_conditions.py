@@ -43,6 +43,22 @@ def test_readiness_by_run_if(
     assert readiness("always", deps) is always
 
 
+@pytest.mark.parametrize(
+    ("deps", "want"),
+    [
+        ((C, S), R),  # a failure handler not needed: the group completes
+        ((S, S), S),  # every member skipped: so is the group
+        ((S, RUN), B),
+        ((S, F), UF),
+        ((C, C), R),
+    ],
+)
+def test_a_group_counts_a_skipped_member_as_done(
+    deps: tuple[TaskState | None, ...], want: TaskState
+) -> None:
+    assert readiness("success", deps, group=True) is want
+
+
 def _task(
     tid: str, state: TaskState, *deps: str, kind: TaskKind = TaskKind.WORK, run_if: str = "success"
 ) -> ObservedTask:
@@ -64,6 +80,19 @@ def test_model_skips_a_cleanup_and_runs_it_when_its_parent_failed() -> None:
     m._release("build")  # a re-run that failed: the skip is undone, the cleanup runs
     assert (m.state["cleanup"], m.state["report"], m.state["notify"]) == (R, B, R)
     assert m.queued["cleanup"] and m.queued["notify"]
+
+
+def test_model_completes_a_group_whose_failure_handler_was_skipped() -> None:
+    m = StoreModel(
+        [
+            _task("build", RUN),
+            _task("cleanup", B, "build", run_if="failure"),
+            _task("stage", B, "build", "cleanup", kind=TaskKind.GROUP),
+            _task("deploy", B, "stage"),
+        ]
+    )
+    m._complete("build")
+    assert (m.state["cleanup"], m.state["stage"], m.state["deploy"]) == (S, C, R)
 
 
 def test_model_gate_awaits_approval_and_holds_its_dependents() -> None:

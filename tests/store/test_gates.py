@@ -67,6 +67,20 @@ def test_lua_readiness_is_the_plans(run_if: str, states: tuple[str, ...]) -> Non
     assert ops.check_clean("fp", record=True)[0]
 
 
+@pytest.mark.parametrize("states", [*itertools.product(FINAL, repeat=2), ("running",)])
+def test_lua_readiness_of_a_group_is_the_plans(states: tuple[str, ...]) -> None:
+    """A group of members in `states`: a skipped member counts as done (review of #15)."""
+    verdict = readiness("success", [TaskState(s) for s in states], group=True).value
+    want = "completed" if verdict == "ready" else verdict  # a ready group is completed
+    ops = Ops(fakeredis.FakeRedis(decode_responses=True))
+    upsert(ops, rec("t", deps=_deps_in(ops, states), kind="group"))
+    assert state(ops, "t") == want
+    ops.client.hset(ops.keys.task("t"), "state", "blocked")
+    ops.requeue(["t"])
+    assert state(ops, "t") == want
+    assert ops.check_clean("fp", record=True)[0]
+
+
 def test_a_cleanup_runs_after_a_failure_and_is_skipped_after_a_success(ops: Ops) -> None:
     upsert(
         ops,

@@ -25,19 +25,19 @@ end
 if mode == 'check' and m[1] ~= fp then return {0, gen, m[2] or ''} end
 
 local t = P .. 'task:*->'
--- Flat: id, state, hash, target, deps, run_if for each task, in file order (false where absent).
-local W = 6
+-- Flat: id, state, hash, target, deps, run_if, kind for each task, in file order (false where absent).
+local W = 7
 local sorted, rows = pcall(redis.call, 'SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#',
   'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps',
-  'GET', t .. 'run_if')
+  'GET', t .. 'run_if', 'GET', t .. 'kind')
 if not sorted then
   -- An ACL user restricted to the town's keys may not SORT with GET (Redis 7): one HMGET each.
   rows = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
-    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if')
+    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if', 'kind')
     local n = #rows
     rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4], rows[n + 5] = id, f[1], f[2], f[3], f[4]
-    rows[n + 6] = f[5]
+    rows[n + 6], rows[n + 7] = f[5], f[6]
   end
 end
 local states, targets = {}, {}
@@ -69,7 +69,8 @@ for i = 1, #rows, W do
     if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
       for d in string.gmatch(deps, '"([^"]*)"') do list[#list + 1] = d end
     end
-    local should = readiness(list, rows[i + 5] or nil, function(d) return states[d] end)
+    local should = readiness(list, rows[i + 5] or nil, function(d) return states[d] end,
+      rows[i + 6] == 'group')
     if should ~= state then
       ok = false
       break

@@ -12,11 +12,12 @@ local function state_in_redis(d) return redis.call('HGET', tkey(d), 'state') end
 -- gone) counts as failed, naming it: a task of the CLI waiting for it would otherwise wait
 -- forever. success: ready once all completed, upstream_failed as soon as one failed, skipped
 -- when all ended and one was skipped; failure: once all ended, ready if one failed, else
--- skipped; always: ready once all ended. `state_of` (default: read from Redis) may answer from
--- what a script wrote already.
-local function readiness(deps, run_if, state_of)
+-- skipped; always: ready once all ended. A group (`group`: its members and what it waits for)
+-- counts a skipped one as done: skipped only when every one was. `state_of` (default: read
+-- from Redis) may answer from what a script wrote already.
+local function readiness(deps, run_if, state_of, group)
   state_of = state_of or state_in_redis
-  local left, root, opened, skipped = 0, nil, false, false
+  local left, root, opened, skipped, done = 0, nil, false, false, false
   for _, d in ipairs(deps) do
     local s = state_of(d)
     if s ~= 'completed' then left = left + 1 end
@@ -28,8 +29,11 @@ local function readiness(deps, run_if, state_of)
       opened = true
     elseif s == 'skipped' then
       skipped = true
+    else
+      done = true
     end
   end
+  if group and done then skipped = false end
   if run_if == 'failure' then
     if opened then return 'blocked', left end
     return (root and 'ready' or 'skipped'), left
@@ -65,7 +69,7 @@ local WAITS = {blocked = true, upstream_failed = true, skipped = true}
 -- group completed.
 local function decide(id, f)
   local k, was = tkey(id), f[1]
-  local now, left, root = readiness(deps_of(f[2]), f[7])
+  local now, left, root = readiness(deps_of(f[2]), f[7], nil, f[3] == 'group')
   if now == 'upstream_failed' then
     if was == 'upstream_failed' and f[6] == root then return false end
     redis.call('HSET', k, 'state', 'upstream_failed', 'deps_left', left, 'upstream', root)

@@ -98,7 +98,7 @@ end
 -- run_if), blocked, ready (and queued), completed (a group with nothing left to wait for) or
 -- awaiting approval (such a gate): ready.lua `readiness`.
 local function create(r)
-  local now, left, root = readiness(r.deps or {}, r.run_if, state_of)
+  local now, left, root = readiness(r.deps or {}, r.run_if, state_of, r.kind == 'group')
   if now == 'upstream_failed' or now == 'skipped' then
     write_new(r, now, left)
     if root then

@@ -249,7 +249,7 @@ class _TaskPlanner(StoreModel):
 
     def _restore(self, tomb: ObservedTask, node: Node) -> RestoreTask:
         """Mirrors upsert_tasks.lua `restore`: the record as pruned, settled again unless it
-        had finished, and what waits for it settled again."""
+        had finished or awaits approval, and what waits for it settled again."""
         tid = tomb.id
         before = TaskState.READY if tomb.state is TaskState.RUNNING else tomb.state
         self.state[tid], self.queued[tid], self.kind[tid] = before, False, tomb.kind
@@ -258,8 +258,8 @@ class _TaskPlanner(StoreModel):
             self.run_if[tid] = tomb.run_if
         for d in tomb.deps:
             self.children.setdefault(d, set()).add(tid)
-        if before not in TERMINAL:
-            self._settle(tid)
+        if before not in TERMINAL and before is not TaskState.AWAITING_APPROVAL:
+            self._settle(tid)  # (awaiting approval: its work is done, a person's word is next)
         self._release(tid)
         return RestoreTask(
             tid, before, self.state[tid], tomb.spec_hash, tomb.deps, tomb.target, float(node.index)

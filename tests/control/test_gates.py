@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.control import gates, verbs
 from reconciler.control.apply import ApplyOptions, ApplyResult, apply
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
@@ -77,3 +76,21 @@ def test_a_group_whose_failure_handler_was_skipped_completes(town: CountingSessi
         "deploy": "ready",
     }
     assert apply(town, OPTS).plan.is_empty  # and the plan agrees
+
+
+A_APPROVE = '[[tasks]]\nid = "a"\ndescription = "build"\nagent = "dev"\napprove = true\n'
+B = '[[tasks]]\nid = "b"\ndescription = "deploy"\nagent = "dev"\nparent = "a"\n'
+
+
+def test_a_task_awaiting_approval_is_restored_awaiting_not_re_run(town: CountingSession) -> None:
+    store = town.store
+    tasks(town, A_APPROVE + "\n" + B)
+    run(store, "a", "my work")
+    tasks(town, '[[tasks]]\nid = "c"\ndescription = "x"\nagent = "dev"\n')  # a, b pruned
+    result = tasks(town, A_APPROVE + "\n" + B)
+    (restored,) = [a for a in result.plan.actions if a.op == "restore_task" and a.id == "a"]
+    assert restored.new_state.value == "awaiting_approval"
+    assert states(store, "a", "b") == {"a": "awaiting_approval", "b": "blocked"}
+    assert "a" not in store.client.lrange(store.keys.queue("dev"), 0, -1)
+    assert store.task_hash("a")["result"] == "my work"
+    assert apply(town, OPTS).plan.is_empty

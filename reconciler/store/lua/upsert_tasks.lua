@@ -149,7 +149,7 @@ end
 -- A task pruned earlier whose id is in the files again: its tombstone (`deleted:ID`, with its
 -- attempts) becomes its record again, as it was (state, attempts, result), at its new place in
 -- the file order; one that had not finished is settled again (a running one was handed back
--- when it was pruned). What waits for it is settled again too. Nothing is re-run: a changed
+-- when it was pruned), except one awaiting approval: its work is done and waits for a person. What waits for it is settled again too. Nothing is re-run: a changed
 -- spec comes as the records after this one (update, rerun), as for any existing task.
 local function restore(r)
   local k, tomb = tkey(r.id), P .. 'deleted:' .. r.id
@@ -167,7 +167,7 @@ local function restore(r)
   end
   local state = redis.call('HGET', k, 'state')
   event('task.restored', 'task', r.id, 'state', state or '')
-  if not TERMINAL[state] then
+  if not TERMINAL[state] and state ~= 'awaiting_approval' then
     redis.call('HDEL', k, 'next_attempt_at')
     settle(r.id)
   end

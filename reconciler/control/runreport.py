@@ -45,7 +45,7 @@ def _attempt(a: dict[str, Any]) -> dict[str, Any]:
 def rejected(rec: dict[str, str]) -> bool:
     """The task failed by a person's `tt reject` (reject.lua: its retries were spent, or a
     gate): its error is still the rejection's, which a later attempt's failure would replace."""
-    reason = rec.get("rejection")
+    reason = rec.get("rejection") or ""
     return rec.get("state") == "failed" and bool(reason) and rec.get("error") == REJECTED + reason
 
 

@@ -34,7 +34,7 @@ from .actions import (
     spec_changed,
 )
 from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
-from .graph import Graph, Node, build_graph, made
+from .graph import Graph, Node, TaskKind, build_graph, made
 from .model import StoreModel
 from .render import render_lines
 from .state import (
@@ -285,6 +285,9 @@ class _TaskPlanner(StoreModel):
         if pending and state in _WAITING_OR_READY:
             self._unqueue(tid)
             new_state = self._settle(tid)
+        elif pending and state is TaskState.AWAITING_APPROVAL:
+            after = self.recheck_awaiting(tid, seen.kind is not TaskKind.GATE, spec.approve)
+            new_state = after if after is not state else None
         return UpdateTask(
             tid,
             spec,
@@ -356,12 +359,32 @@ class _TaskPlanner(StoreModel):
                 reason = "ready but in no queue"
             elif state in WAITING and (should := self._verdict(tid)) is not state:
                 reason = _repair_reason(state, should, self.run_if.get(tid, "success"))
+            elif state is TaskState.AWAITING_APPROVAL and (reason := self._wrongly_awaits(tid)):
+                new_state = self.recheck_awaiting(tid, True, False)
+                out.append(Requeue(tid, targets[tid], state, new_state, reason))
+                continue
             else:
                 continue
             self._unqueue(tid)
             new_state = self._settle(tid)
             out.append(Requeue(tid, targets[tid], state, new_state, reason))
         return out
+
+    def _wrongly_awaits(self, tid: str) -> str:
+        """Why `tid` should not await approval ('' when it should): a group or a backlog task
+        (a gate edited so by a tt that did not recheck it), a gate whose dependencies are not
+        all completed, a work task of the files without `approve`."""
+        kind = self.kind[tid]
+        if kind in (TaskKind.GROUP, TaskKind.BACKLOG):
+            return f"a {kind.value} task does not await approval"
+        if kind is TaskKind.GATE:
+            if self._verdict(tid) is TaskState.AWAITING_APPROVAL:
+                return ""
+            return "a task this gate waits for is not completed"
+        spec = self.specs.get(tid)
+        if spec is not None and not spec.approve:
+            return "its spec no longer asks for approval"
+        return ""
 
 
 def _repair_reason(state: TaskState, should: TaskState, run_if: str) -> str:

@@ -76,6 +76,22 @@ class StoreModel:
             self._release(tid)
         return after
 
+    def _awaiting_gate(self, tid: str) -> bool:
+        """A gate awaiting approval: settled again when what it waits for changes (ready.lua
+        `waits`), so a re-run upstream blocks it again."""
+        awaiting = self.state.get(tid) is TaskState.AWAITING_APPROVAL
+        return awaiting and self.kind[tid] is TaskKind.GATE
+
+    def recheck_awaiting(self, tid: str, ran: bool, approve: bool) -> TaskState:
+        """`tid` awaits approval and its spec was rewritten (ready.lua `recheck_awaiting`): a
+        work task whose model ran (`ran`) awaits on while it has `approve` and completes once
+        not; anything else (a gate, a group, a backlog task, a gate given an agent) settles."""
+        if self.kind[tid] is TaskKind.WORK and ran:
+            if not approve:
+                self._complete(tid)
+            return self.state[tid]
+        return self._settle(tid)
+
     def _complete(self, tid: str) -> None:
         self.state[tid] = TaskState.COMPLETED
         self._release(tid)
@@ -86,7 +102,7 @@ class StoreModel:
         while stack:
             for kid in self.children.get(stack.pop(), ()):
                 before = self.state.get(kid)
-                if before not in WAITING:
+                if before not in WAITING and not self._awaiting_gate(kid):
                     continue
                 after = self._verdict(kid)
                 if after is TaskState.READY:

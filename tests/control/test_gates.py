@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.control import gates, verbs
 from reconciler.control.apply import ApplyOptions, ApplyResult, apply
+from reconciler.errors import TtError
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.control.test_apply import TOWN, CountingSession
@@ -94,3 +96,96 @@ def test_a_task_awaiting_approval_is_restored_awaiting_not_re_run(town: Counting
     assert "a" not in store.client.lrange(store.keys.queue("dev"), 0, -1)
     assert store.task_hash("a")["result"] == "my work"
     assert apply(town, OPTS).plan.is_empty
+
+
+GATE = '[[tasks]]\nid = "go"\napprove = true\n'
+KID = '[[tasks]]\nid = "k"\ndescription = "k"\nagent = "dev"\nparent = "go"\n'
+
+
+def test_a_gate_edited_into_a_group_completes_with_its_members(town: CountingSession) -> None:
+    store = town.store
+    tasks(town, GATE + "\n" + KID)
+    assert states(store, "go", "k") == {"go": "awaiting_approval", "k": "blocked"}
+    tasks(town, '[[tasks]]\nid = "go"\n\n' + KID)  # no approve: a group of k
+    assert states(store, "go", "k") == {"go": "blocked", "k": "ready"}
+    assert "awaiting_since" not in store.task_hash("go")
+    run(store, "k")
+    assert states(store, "go")["go"] == "completed"
+    assert apply(town, OPTS).plan.is_empty
+
+
+def test_a_task_whose_approve_is_removed_while_awaiting_completes(town: CountingSession) -> None:
+    store = town.store
+    tasks(town, A_APPROVE + "\n" + B)
+    run(store, "a", "my work")
+    result = tasks(town, A_APPROVE.replace("approve = true\n", "") + "\n" + B)
+    (update,) = [a for a in result.plan.actions if a.op == "update_task"]
+    assert (update.state.value, update.new_state.value) == ("awaiting_approval", "completed")
+    assert states(store, "a", "b") == {"a": "completed", "b": "ready"}
+    assert store.task_hash("a")["result"] == "my work"  # its model's work is kept, not re-run
+    assert apply(town, OPTS).plan.is_empty
+
+
+def test_a_gate_given_an_agent_runs_before_it_can_be_approved(town: CountingSession) -> None:
+    store = town.store
+    tasks(town, GATE + "\n" + KID)
+    tasks(town, GATE.replace("approve", 'description = "check"\nagent = "dev"\napprove') + KID)
+    assert states(store, "go", "k") == {"go": "ready", "k": "blocked"}
+    with pytest.raises(TtError, match="ready"):
+        gates.approve(town, "go", by="ann")  # no approval without its work
+    run(store, "go")
+    assert states(store, "go")["go"] == "awaiting_approval"  # its work done: now a person's word
+
+
+def test_an_awaiting_gate_is_blocked_again_when_its_upstream_reruns(town: CountingSession) -> None:
+    store = town.store
+    tasks(town, PIPE)
+    run(store, "build")
+    assert states(store, "gate")["gate"] == "awaiting_approval"
+    verbs.retry(town, "build")
+    assert states(store, "build", "gate", "deploy") == {
+        "build": "ready",
+        "gate": "blocked",
+        "deploy": "blocked",
+    }
+    with pytest.raises(TtError, match="blocked"):
+        gates.approve(town, "gate", by="ann")  # deploy must not run on the old build
+    run(store, "build")
+    assert states(store, "gate")["gate"] == "awaiting_approval"
+    gates.approve(town, "gate", by="ann")
+    assert states(store, "deploy")["deploy"] == "ready"
+
+
+def test_apply_repairs_what_awaits_approval_though_it_should_not(town: CountingSession) -> None:
+    """A town edited by a tt that did not recheck them: a group left awaiting, a gate awaiting
+    though what it waits for is not completed."""
+    store = town.store
+    tasks(town, '[[tasks]]\nid = "go"\n\n' + KID + "\n" + PIPE)
+    store.client.hset(store.keys.task("go"), "state", "awaiting_approval")  # a group
+    store.client.hset(store.keys.task("gate"), "state", "awaiting_approval")  # build not done
+    repairs = {a.id: a for a in apply(town, OPTS).plan.actions if a.op == "requeue"}
+    assert {t: (a.new_state.value, a.reason) for t, a in repairs.items()} == {
+        "go": ("blocked", "a group task does not await approval"),
+        "gate": ("blocked", "a task this gate waits for is not completed"),
+    }
+    assert states(store, "go", "gate") == {"go": "blocked", "gate": "blocked"}
+    assert apply(town, OPTS).plan.is_empty
+
+
+PIPE = """
+[[tasks]]
+id = "build"
+description = "build"
+agent = "dev"
+
+[[tasks]]
+id = "gate"
+approve = true
+parent = "build"
+
+[[tasks]]
+id = "deploy"
+description = "deploy"
+agent = "dev"
+parent = "gate"
+"""

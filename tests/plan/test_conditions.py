@@ -227,3 +227,18 @@ def test_plan_repairs_and_updates_by_run_if() -> None:
     (update,) = [a for a in actions if a.op.endswith("_task") or a.op == "requeue"]
     assert isinstance(update, UpdateTask)
     assert (update.changed_fields, update.state, update.new_state) == (("run_if",), S, R)
+
+
+def test_model_blocks_an_awaiting_gate_again_when_its_upstream_reruns() -> None:
+    m = StoreModel(
+        [
+            _task("build", C),
+            _task("go", AW, "build", kind=TaskKind.GATE),
+            _task("deploy", B, "go"),
+        ]
+    )
+    m.state["build"] = R  # `tt retry build`
+    m._release("build")
+    assert (m.state["go"], m.state["deploy"]) == (B, B)
+    m._complete("build")
+    assert m.state["go"] is AW

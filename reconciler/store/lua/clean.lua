@@ -3,8 +3,9 @@
 -- 'store' with ARGV[6], ARGV[7]: the digest the client computed of what its apply left
 -- (`cleanstate.digests`: sha1, and the stand-in below), recorded as is: the check will tell.
 -- Walks every task: each must exist, a ready one must sit in its queue, a blocked,
--- upstream_failed or skipped one must be what its dependencies and run_if make it (ready.lua
--- `readiness`: what `plan` would repair); tombstones
+-- upstream_failed or skipped one (or an awaiting gate) must be what its dependencies and
+-- run_if make it (ready.lua `readiness`: what `plan` would repair), a task awaiting approval
+-- must be a gate or have `approve`; tombstones
 -- (`deleted:ID`, not in the `tasks` zset) are not walked; a digest of the task definitions
 -- (spec hash, target, deps) catches anything that rewrote or lost one. (A task's source
 -- changes only through upsert_tasks, which clears the record; its kind only with the files,
@@ -25,19 +26,20 @@ end
 if mode == 'check' and m[1] ~= fp then return {0, gen, m[2] or ''} end
 
 local t = P .. 'task:*->'
--- Flat: id, state, hash, target, deps, run_if, kind for each task, in file order (false where absent).
-local W = 7
+-- Flat: id, state, hash, target, deps, run_if, kind, approve for each task, in file order (false where absent).
+local W = 8
 local sorted, rows = pcall(redis.call, 'SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#',
   'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps',
-  'GET', t .. 'run_if', 'GET', t .. 'kind')
+  'GET', t .. 'run_if', 'GET', t .. 'kind', 'GET', t .. 'approve')
 if not sorted then
   -- An ACL user restricted to the town's keys may not SORT with GET (Redis 7): one HMGET each.
   rows = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
-    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if', 'kind')
+    local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if', 'kind',
+      'approve')
     local n = #rows
     rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4], rows[n + 5] = id, f[1], f[2], f[3], f[4]
-    rows[n + 6], rows[n + 7] = f[5], f[6]
+    rows[n + 6], rows[n + 7], rows[n + 8] = f[5], f[6], f[7]
   end
 end
 local states, targets = {}, {}
@@ -64,17 +66,23 @@ for i = 1, #rows, W do
     ok = false
     break
   end
-  if state == 'blocked' or state == 'upstream_failed' or state == 'skipped' then
+  local kind = rows[i + 6] or 'work'
+  local waiting = state == 'blocked' or state == 'upstream_failed' or state == 'skipped'
+  if waiting or (state == 'awaiting_approval' and kind == 'gate') then
     local list = {}
     if deps then  -- a JSON array of ids (which never hold a quote): no decoding needed
       for d in string.gmatch(deps, '"([^"]*)"') do list[#list + 1] = d end
     end
     local should = readiness(list, rows[i + 5] or nil, function(d) return states[d] end,
-      rows[i + 6] == 'group')
+      kind == 'group')
+    if should == 'ready' and kind == 'gate' then should = 'awaiting_approval' end
     if should ~= state then
       ok = false
       break
     end
+  elseif state == 'awaiting_approval' and (kind ~= 'work' or rows[i + 7] ~= '1') then
+    ok = false  -- a group or backlog task, or a work task no longer asking for approval
+    break
   end
   -- id|hash|target|deps per line, joined once at the end (no intermediate strings)
   parts[n + 1], parts[n + 2], parts[n + 3] = id, '|', rows[i + 2] or ''

@@ -63,13 +63,23 @@ end
 local FIELDS = {'state', 'deps', 'kind', 'target', 'priority', 'upstream', 'run_if'}
 local WAITS = {blocked = true, upstream_failed = true, skipped = true}
 
+-- Whether `release` settles a task in state `state` of kind `kind` again: a waiting one, and a
+-- gate awaiting approval (what it waits for may have left completed: a re-run upstream).
+local function waits(state, kind)
+  return WAITS[state] or (state == 'awaiting_approval' and kind == 'gate')
+end
+
 -- Settle `id` (its FIELDS in `f`) by its dependencies: upstream_failed, skipped, blocked, ready
--- (queued), completed (a group) or awaiting approval (a gate). True when what waits for it must
--- be settled again: it entered or left upstream_failed (or its root changed) or skipped, or a
--- group completed.
+-- (queued), completed (a group) or awaiting approval (a gate; one awaiting already stays so
+-- while what it waits for is completed). True when what waits for it must be settled again: it
+-- entered or left upstream_failed (or its root changed) or skipped, or a group completed.
 local function decide(id, f)
   local k, was = tkey(id), f[1]
   local now, left, root = readiness(deps_of(f[2]), f[7], nil, f[3] == 'group')
+  if was == 'awaiting_approval' then
+    if now == 'ready' and f[3] == 'gate' then return false end
+    redis.call('HDEL', k, 'awaiting_since')
+  end
   if now == 'upstream_failed' then
     if was == 'upstream_failed' and f[6] == root then return false end
     redis.call('HSET', k, 'state', 'upstream_failed', 'deps_left', left, 'upstream', root)
@@ -99,7 +109,7 @@ local function decide(id, f)
 end
 
 -- `id` changed state: settle again every dependent that waits (blocked, upstream_failed or
--- skipped), and theirs in turn wherever one changed. Mirrored by plan/model.py (`_release`).
+-- skipped, or a gate awaiting approval), and theirs in turn wherever one changed. Mirrored by plan/model.py (`_release`).
 local function release(id)
   wake(id)
   local stack = {id}
@@ -107,7 +117,7 @@ local function release(id)
     local cur = table.remove(stack)
     for _, kid in ipairs(redis.call('SMEMBERS', P .. 'children:' .. cur)) do
       local f = redis.call('HMGET', tkey(kid), unpack(FIELDS))
-      if WAITS[f[1]] and decide(kid, f) then table.insert(stack, kid) end
+      if waits(f[1], f[3]) and decide(kid, f) then table.insert(stack, kid) end
     end
   end
 end
@@ -125,4 +135,40 @@ end
 -- upstream_failed or skipped releases its dependents too.
 local function settle(id)
   if decide(id, redis.call('HMGET', tkey(id), unpack(FIELDS))) then release(id) end
+end
+
+-- `id`, awaiting approval, goes on (`tt approve`, or its spec no longer asks for approval):
+-- completed (its dependents released), or, when its [git] commit waits to be merged
+-- (`approval_merge`, noted by its worker), back to its queue: the next attempt merges that
+-- commit without running the model (not counted against its retries). Returns the new state.
+local function go_on(id, reason)
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, 'approval_merge', 'run_base', 'target', 'priority')
+  redis.call('HDEL', k, 'awaiting_since')
+  if f[1] == '1' then
+    redis.call('HDEL', k, 'approval_merge')
+    redis.call('HSET', k, 'run_base', tonumber(f[2] or 0) + 1)
+    push_ready(id, f[3], f[4])
+    return 'ready'
+  end
+  complete(id, nil, reason)
+  return 'completed'
+end
+
+-- `id` awaits approval but may no longer be something that does: its spec was rewritten, or a
+-- repair found it so. A work task whose model ran (`ran`) waits on while its spec asks for
+-- approval and goes on (`go_on`) once it does not; anything else is settled as a waiting task
+-- is: a gate awaits while what it waits for is completed (else blocked again), a group
+-- completes with its members, a backlog task or a gate given an agent is queued to run.
+-- Mirrored by plan/model.py (`recheck_awaiting`).
+local function recheck_awaiting(id, ran)
+  local k = tkey(id)
+  local f = redis.call('HMGET', k, unpack(FIELDS))
+  if f[1] ~= 'awaiting_approval' then return end
+  if (f[3] or 'work') == 'work' and ran then
+    if redis.call('HGET', k, 'approve') ~= '1' then go_on(id, 'approval no longer asked for') end
+    return
+  end
+  if decide(id, f) then release(id) end
+  wake(id)
 end

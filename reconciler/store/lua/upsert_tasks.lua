@@ -235,7 +235,7 @@ for i, r in ipairs(recs) do
   local k = tkey(r.id)
   local old = {}
   if known[i] or made[r.id] then
-    old = redis.call('HMGET', k, 'state', 'target', 'deps', 'priority')
+    old = redis.call('HMGET', k, 'state', 'target', 'deps', 'priority', 'kind')
   end
   local state, old_target, old_deps = old[1], old[2], old[3]
   if r.mode == 'restore' then
@@ -290,6 +290,10 @@ for i, r in ipairs(recs) do
         wake(r.id)  -- it may have left ready
         cascaded()
       end
+    elseif state == 'awaiting_approval' and r.directive == 'pending' then
+      -- its approve, kind or dependencies may have changed: a gate given an agent runs
+      recheck_awaiting(r.id, old[5] ~= 'gate')
+      cascaded()
     end
   end
   if r.overlaps then set_overlaps(r.id, r.overlaps) end

@@ -67,7 +67,15 @@ class WorkProducts:
 
     # -- before the model ------------------------------------------------------------------
     def start(self, task: str, attempt: int, token: str, deps: Sequence[str] = ()) -> Started:
-        """The task's worktree, made or reused, ready for this attempt."""
+        """The task's worktree, made or reused, ready for this attempt. When the model runs
+        again (a reopen after a conflict or a failed check, a retry), a `tt approve` given to
+        the commit before is void: what it makes is another commit, approved anew."""
+        started = self._start(task, attempt, token, deps)
+        if started.done is None and started.result is None:
+            self.store.note_git(task, token, approved="")
+        return started
+
+    def _start(self, task: str, attempt: int, token: str, deps: Sequence[str]) -> Started:
         rec = self.store.git_record(task)
         stage = rec.get("git_stage", "")
         tree = self.layout.tree(task)

@@ -3,6 +3,7 @@ task, the commit of what the model left, the merge queue with checks, conflicts 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -276,3 +277,34 @@ def test_an_attempt_killed_mid_commit_leaves_nothing_in_the_next_ones_way(
     assert (again.tree / "a.txt").read_text() == "half\n"  # the half-done work goes on
     assert wp.finish("a", 2, "t2", "do a", "did a", never).ok
     assert (repo / "a.txt").read_text() == "half\n"
+
+
+def test_an_approval_does_not_carry_over_to_a_commit_made_after_a_failed_check(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    """Review of #15: approved work that failed a check runs the model again; its new commit
+    must wait for a new approval, not merge on the old one."""
+    repo = make_repo(tmp_path / "r")
+    wp = products(repo, fake_store, checks=["test ! -e bad.txt"])
+    before = git(repo, "rev-parse", "main")
+    running_task(fake_store, "a", "t1")
+    key = fake_store.keys.task("a")
+    spec = json.dumps({"id": "a", "description": "do a", "approve": True})
+    fake_store.client.hset(key, mapping={"approve": "1", "spec": spec})
+    assert attempt(wp, "a", "t1", {"bad.txt": "x\n"}).ok  # type: ignore[attr-defined]
+    assert fake_store.complete("a", "t1", "did a")  # its commit awaits approval
+    assert fake_store.approve("a", "ann", "") == (True, "ready")
+    fake_store.client.lrem(fake_store.keys.queue("dev"), 0, "a")
+    assert fake_store.claim("a", "dev", "t2") is not None
+    done = attempt(wp, "a", "t2", {}, attempt=2)  # merges the approved commit: the check fails
+    assert not done.ok and done.text.startswith("check_failed")  # type: ignore[attr-defined]
+    fake_store.client.hset(key, mapping={"token": "t3", "attempt": 3})  # its retry
+    started = wp.start("a", 3, "t3")
+    assert started.result is None  # the model runs again: it fixes its work
+    (started.tree / "bad.txt").unlink()
+    assert wp.finish("a", 3, "t3", "do a", "fixed a", never).ok
+    rec = fake_store.git_record("a")
+    assert "approved" not in fake_store.client.hgetall(key)
+    assert rec["git_stage"] == "committed"  # not queued: its new commit awaits approval
+    assert fake_store.client.hget(key, "approval_merge") == "1"
+    assert git(repo, "rev-parse", "main") == before

@@ -43,6 +43,7 @@ def task_record(
     source: Source,
     mode: str = "upsert",
     overlaps: tuple[str, ...] | None = None,
+    after: str = "",
 ) -> dict[str, object]:
     rec: dict[str, object] = {
         "mode": mode,
@@ -68,6 +69,8 @@ def task_record(
         rec["run_if"] = spec.run_if
     if spec.approve:
         rec["approve"] = 1
+    if after:
+        rec["after"] = after
     if overlaps is not None:
         rec["overlaps"] = list(overlaps)
     return rec
@@ -191,6 +194,7 @@ def _batches(
                 order=a.order,
                 source=a.source,
                 overlaps=overlaps.created(a.spec),
+                after=a.after,
             )
         elif isinstance(a, (UpdateTask, RerunTask)):
             # A done/cancel directive comes as its own record; Lua settles only pending ones, so
@@ -204,10 +208,13 @@ def _batches(
                 source=Source.FILE,
                 mode="rerun" if isinstance(a, RerunTask) else "upsert",
                 overlaps=overlaps.rewritten(a.spec, a.changed_fields),
+                after=a.after,
             )
         elif isinstance(a, RestoreTask):
             rec = {"mode": "restore", "id": a.id, "hash": a.hash, "target": a.target}
             rec.update(order=a.order, deps=list(a.deps))
+            if a.after:
+                rec["after"] = a.after
             touching = overlaps.restored(a.id)
             if touching is not None:
                 rec["overlaps"] = list(touching)

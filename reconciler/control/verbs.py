@@ -235,6 +235,7 @@ def retry(s: Session, task_id: str) -> TaskState:
         order=float(rec.get("order") or 0),
         source=Source(rec.get("source") or "file"),
         mode="rerun",
+        after=rec.get("after", ""),
     )
     if by_hand:  # no file asked for this run: drift (`plan.drift`) until the files re-run it
         record["by"] = "tt retry"

@@ -70,6 +70,9 @@ class CreateTask:
     deps_left: int
     target: str
     order: float
+    # (`graph.Node.after`) the sequential group member before it that it waits for only to
+    # run after it: skipped, it counts as done; "" for none
+    after: str = ""
 
     @property
     def id(self) -> str:
@@ -92,6 +95,9 @@ class RestoreTask:
     deps: tuple[str, ...]
     target: str
     order: float
+    # (`graph.Node.after`) the sequential group member before it that it waits for only to
+    # run after it: skipped, it counts as done; "" for none
+    after: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,9 @@ class UpdateTask:
     target: str
     old_target: str
     order: float
+    # (`graph.Node.after`) the sequential group member before it that it waits for only to
+    # run after it: skipped, it counts as done; "" for none
+    after: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,9 @@ class RerunTask:
     deps_left: int
     target: str
     order: float
+    # (`graph.Node.after`) the sequential group member before it that it waits for only to
+    # run after it: skipped, it counts as done; "" for none
+    after: str = ""
 
 
 @dataclass(frozen=True)

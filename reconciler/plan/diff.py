@@ -35,7 +35,7 @@ from .actions import (
 )
 from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
 from .graph import Graph, Node, TaskKind, build_graph, made
-from .model import StoreModel
+from .model import StoreModel, repair_reason
 from .render import render_lines
 from .state import (
     TERMINAL,
@@ -157,7 +157,7 @@ def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple
         out.append("kind")
     if seen.target != node.target:
         out.append("target")
-    if seen.deps != node.deps and set(seen.deps) != set(node.deps):
+    if (seen.deps != node.deps and set(seen.deps) != set(node.deps)) or seen.after != node.after:
         out.append("deps")
     if seen.source is not Source.FILE:
         out.append("source")
@@ -244,6 +244,7 @@ class _TaskPlanner(StoreModel):
                 "deps_left": left,
                 "target": node.target,
                 "order": float(node.index),
+                "after": node.after,
             },
         )
 
@@ -254,6 +255,8 @@ class _TaskPlanner(StoreModel):
         before = TaskState.READY if tomb.state is TaskState.RUNNING else tomb.state
         self.state[tid], self.queued[tid], self.kind[tid] = before, False, tomb.kind
         self.deps[tid] = tomb.deps
+        if tomb.after:
+            self.after[tid] = tomb.after
         if tomb.run_if != "success":
             self.run_if[tid] = tomb.run_if
         for d in tomb.deps:
@@ -262,7 +265,14 @@ class _TaskPlanner(StoreModel):
             self._settle(tid)  # (awaiting approval: its work is done, a person's word is next)
         self._release(tid)
         return RestoreTask(
-            tid, before, self.state[tid], tomb.spec_hash, tomb.deps, tomb.target, float(node.index)
+            tid,
+            before,
+            self.state[tid],
+            tomb.spec_hash,
+            tomb.deps,
+            tomb.target,
+            float(node.index),
+            tomb.after,
         )
 
     def _update(
@@ -300,6 +310,7 @@ class _TaskPlanner(StoreModel):
             node.target,
             seen.target,
             float(node.index),
+            node.after,
         )
 
     def _rerun(
@@ -323,6 +334,7 @@ class _TaskPlanner(StoreModel):
             left,
             node.target,
             float(node.index),
+            node.after,
         )
 
     def _removals(self) -> list[Action]:
@@ -358,7 +370,7 @@ class _TaskPlanner(StoreModel):
             if state is TaskState.READY and not self.queued[tid]:
                 reason = "ready but in no queue"
             elif state in WAITING and (should := self._verdict(tid)) is not state:
-                reason = _repair_reason(state, should, self.run_if.get(tid, "success"))
+                reason = repair_reason(state, should, self.run_if.get(tid, "success"))
             elif state is TaskState.AWAITING_APPROVAL and (reason := self._wrongly_awaits(tid)):
                 new_state = self.recheck_awaiting(tid, True, False)
                 out.append(Requeue(tid, targets[tid], state, new_state, reason))
@@ -385,18 +397,3 @@ class _TaskPlanner(StoreModel):
         if spec is not None and not spec.approve:
             return "its spec no longer asks for approval"
         return ""
-
-
-def _repair_reason(state: TaskState, should: TaskState, run_if: str) -> str:
-    """Why a waiting task is settled again: what it should be, by its dependencies."""
-    if should is TaskState.UPSTREAM_FAILED:
-        return "a task it waits for failed or was cancelled"
-    if should is TaskState.SKIPPED:
-        return f"run_if = {run_if}: its dependencies ended so that it does not run"
-    if should is TaskState.BLOCKED:
-        if state is TaskState.UPSTREAM_FAILED:
-            return "no task it waits for failed"
-        return "a task it waits for is not finished"
-    if run_if == "success":
-        return "every dependency is completed"
-    return "every dependency has ended"

@@ -40,6 +40,9 @@ class Node:
     deps: tuple[str, ...]  # ids this task waits for, without duplicates
     children: tuple[str, ...]  # for a group: the tasks naming it as parent, in file order
     index: int  # position in tasks.toml
+    # In a sequential group: the member before it, when it waits for that one only to run after
+    # it (not named in its own depends_on); "" otherwise. Skipped, it counts as done.
+    after: str = ""
 
 
 def made(cls: type[_T], fields: dict[str, Any]) -> _T:
@@ -96,12 +99,15 @@ def build_graph(desired: Desired) -> Graph:
             else:
                 children.setdefault(p, []).append(spec.id)  # a group does not hold its children
         waits[i].extend(d for d in spec.depends_on if d != spec.id and d in index)
+    ordered: dict[int, str] = {}  # a sequential member's position -> the member before it
     for group, kids in children.items():
         g = index[group]
         waits[g].extend(kids)
         if specs[g].sequential:
             for before, after in itertools.pairwise(kids):
                 waits[index[after]].append(before)
+                if before not in specs[index[after]].depends_on:
+                    ordered[index[after]] = before
 
     nodes: dict[str, Node] = {}
     for i, spec in enumerate(specs):
@@ -124,6 +130,7 @@ def build_graph(desired: Desired) -> Graph:
                 "deps": tuple(dict.fromkeys(waits[i])),
                 "children": members,
                 "index": i,
+                "after": ordered.get(i, ""),
             },
         )
 
@@ -219,14 +226,24 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
             kind, where = TaskKind.GROUP, ""
         else:
             kind, where = TaskKind.BACKLOG, BACKLOG
-        nodes[tid] = Node(tid, kind, where, tuple(dict.fromkeys(waits)), tuple(kids), index[tid])
+        after = before[0] if before and before[0] not in spec.depends_on else ""
+        deps = tuple(dict.fromkeys(waits))
+        nodes[tid] = Node(tid, kind, where, deps, tuple(kids), index[tid], after)
     dependents: dict[str, list[str]] = {}
     for node in nodes.values():
         for d in node.deps:
             if d in nodes:
                 dependents.setdefault(d, []).append(node.id)
     inside = {
-        i: Node(n.id, n.kind, n.target, tuple(d for d in n.deps if d in nodes), n.children, n.index)
+        i: Node(
+            n.id,
+            n.kind,
+            n.target,
+            tuple(d for d in n.deps if d in nodes),
+            n.children,
+            n.index,
+            n.after,
+        )
         for i, n in nodes.items()
     }
     return Graph(

@@ -25,12 +25,15 @@ class StoreModel:
         self.kind: dict[str, TaskKind] = {}
         self.deps: dict[str, tuple[str, ...]] = {}
         self.run_if: dict[str, str] = {}
+        self.after: dict[str, str] = {}  # `Node.after`, where set
         self.children: dict[str, set[str]] = {}
         for t in tasks:
             self.state[t.id], self.queued[t.id] = t.state, t.queued
             self.kind[t.id], self.deps[t.id] = t.kind, t.deps
             if t.run_if != "success":
                 self.run_if[t.id] = t.run_if
+            if t.after:
+                self.after[t.id] = t.after
             for d in t.deps:
                 self.children.setdefault(d, set()).add(t.id)
 
@@ -38,6 +41,10 @@ class StoreModel:
         for d in self.deps.get(tid, ()):
             self.children.get(d, set()).discard(tid)
         self.deps[tid], self.kind[tid] = node.deps, node.kind
+        if node.after:
+            self.after[tid] = node.after
+        else:
+            self.after.pop(tid, None)
         if run_if != "success":
             self.run_if[tid] = run_if
         else:
@@ -56,6 +63,10 @@ class StoreModel:
         group is completed, a ready gate awaits approval."""
         state, group = self.state, self.kind[tid] is TaskKind.GROUP
         deps = [state.get(d) for d in self.deps[tid]]
+        before = self.after.get(tid)
+        if before is not None and state.get(before) is TaskState.SKIPPED:
+            # only ordered after it (a sequential group): a member skipped counts as done
+            deps = [TaskState.COMPLETED if d == before else state.get(d) for d in self.deps[tid]]
         after = readiness(self.run_if.get(tid, "success"), deps, group)
         if after is TaskState.READY and self.kind[tid] is TaskKind.GROUP:
             return TaskState.COMPLETED
@@ -114,3 +125,18 @@ class StoreModel:
                     # theirs too (lib.lua release).
                     if after not in _HOLDING or before in _CASCADING:
                         stack.append(kid)
+
+
+def repair_reason(state: TaskState, should: TaskState, run_if: str) -> str:
+    """Why a waiting task is settled again: what it should be, by its dependencies."""
+    if should is TaskState.UPSTREAM_FAILED:
+        return "a task it waits for failed or was cancelled"
+    if should is TaskState.SKIPPED:
+        return f"run_if = {run_if}: its dependencies ended so that it does not run"
+    if should is TaskState.BLOCKED:
+        if state is TaskState.UPSTREAM_FAILED:
+            return "no task it waits for failed"
+        return "a task it waits for is not finished"
+    if run_if == "success":
+        return "every dependency is completed"
+    return "every dependency has ended"

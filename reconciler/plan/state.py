@@ -88,6 +88,7 @@ class ObservedTask:
     deps: tuple[str, ...] = ()  # the ids it waits for, as stored (its `children:` memberships)
     deps_left: int = 0
     run_if: str = "success"  # `TaskSpec.run_if`, as stored (`run_if`: only when not the default)
+    after: str = ""  # `graph.Node.after`, as stored (`after`: only when set)
     order: float = 0.0
     queued: bool = False  # its id is in some ready queue right now
     attempt: int = 0

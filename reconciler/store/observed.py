@@ -26,7 +26,17 @@ from .client import Store
 # What `plan.diff` reads of a task. Timestamps, results and errors (up to kilobytes each) are
 # left out: they are for `tt status`, and a finished 10,000-task town would read megabytes. So is
 # the stored spec: its hash tells whether it changed; `with_changed_specs` reads the few that did.
-OBSERVED_FIELDS = ("state", "hash", "source", "kind", "target", "deps", "order", "run_if")
+OBSERVED_FIELDS = (
+    "state",
+    "hash",
+    "source",
+    "kind",
+    "target",
+    "deps",
+    "order",
+    "run_if",
+    "after",
+)
 
 
 # Enum members by stored value; None (a field left out of the hash) means the default.
@@ -54,7 +64,7 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
     deps_of = json.loads("[" + ",".join(r[at["deps"]] or "[]" for r in rows) + "]")
     tasks = {}
     for row, deps in zip(rows, deps_of, strict=True):
-        tid, state, spec_hash, source, kind, target, _, order, run_if = row
+        tid, state, spec_hash, source, kind, target, _, order, run_if, after = row
         tasks[tid] = ObservedTask(
             id=tid,
             state=_STATES.get(state) or TaskState(state),
@@ -66,6 +76,7 @@ def observe(store: Store, ids: Sequence[str] | None = None) -> tuple[Observed, l
             order=float(order or 0),
             queued=tid in queued,
             run_if=run_if or RUN_IF_DEFAULT,
+            after=after or "",
         )
     meta = store.read_meta()
     digests = {k.split(":", 1)[1]: v for k, v in meta.items() if k.startswith("digest:")}
@@ -106,7 +117,7 @@ def with_tombstones(store: Store, observed: Observed, ids: Iterable[str]) -> Obs
     fields = (*OBSERVED_FIELDS, "spec")
     tombs = {}
     for row in store.tombstone_rows(fields, new):
-        tid, state, spec_hash, source, kind, target, deps, order, run_if, spec_json = row
+        tid, state, spec_hash, source, kind, target, deps, order, run_if, after, spec_json = row
         tombs[tid] = ObservedTask(
             id=tid,
             state=_STATES.get(state) or TaskState(state),
@@ -118,6 +129,7 @@ def with_tombstones(store: Store, observed: Observed, ids: Iterable[str]) -> Obs
             deps=tuple(json.loads(deps or "[]")),
             order=float(order or 0),
             run_if=run_if or RUN_IF_DEFAULT,
+            after=after or "",
         )
     return replace(observed, tombstones=tombs) if tombs else observed
 

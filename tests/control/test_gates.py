@@ -189,3 +189,54 @@ description = "deploy"
 agent = "dev"
 parent = "gate"
 """
+
+
+SEQUENTIAL = """
+[[tasks]]
+id = "release"
+description = "release, step by step"
+sequential = true
+
+[[tasks]]
+id = "build"
+description = "build"
+agent = "dev"
+parent = "release"
+
+[[tasks]]
+id = "cleanup"
+description = "clean up after a failed build"
+agent = "dev"
+parent = "release"
+run_if = "failure"
+
+[[tasks]]
+id = "publish"
+description = "publish"
+agent = "dev"
+parent = "release"
+
+[[tasks]]
+id = "announce"
+description = "announce"
+agent = "dev"
+depends_on = ["cleanup"]
+"""
+
+
+def test_a_sequential_group_runs_on_past_a_skipped_failure_handler(
+    town: CountingSession,
+) -> None:
+    store = town.store
+    tasks(town, SEQUENTIAL)
+    run(store, "build")
+    # publish only runs after cleanup; announce needs it (depends_on): GitHub Actions' rule
+    assert states(store, "cleanup", "publish", "announce", "release") == {
+        "cleanup": "skipped",
+        "publish": "ready",
+        "announce": "skipped",
+        "release": "blocked",
+    }
+    run(store, "publish")
+    assert states(store, "release")["release"] == "completed"
+    assert apply(town, OPTS).plan.is_empty

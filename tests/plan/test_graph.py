@@ -322,11 +322,29 @@ def test_made_is_the_dataclasss_own_construction() -> None:
     from reconciler.plan.state import Source, TaskState
 
     node = {"id": "a", "kind": TaskKind.WORK, "target": "dev", "deps": ("b",), "children": ()}
-    node["index"] = 3
+    node.update(index=3, after="b")
     spec = TaskSpec("a", agent="developer")
     action = {"spec": spec, "source": Source.FILE, "kind": TaskKind.WORK}
-    action.update(state=TaskState.READY, deps=(), deps_left=0, target="dev", order=3.0)
+    action.update(state=TaskState.READY, deps=(), deps_left=0, target="dev", order=3.0, after="")
     for cls, fields in ((Node, node), (CreateTask, action)):
         assert set(fields) == {f.name for f in dataclasses.fields(cls)}
         fast, slow = made(cls, dict(fields)), cls(**fields)  # type: ignore[operator]
         assert fast == slow and repr(fast) == repr(slow) and hash(fast) == hash(slow)
+
+
+def test_a_sequential_member_records_the_member_it_runs_after() -> None:
+    tasks = (
+        TaskSpec("rel", sequential=True),
+        TaskSpec("a", "A", agent="dev", parent="rel"),
+        TaskSpec("b", "B", agent="dev", parent="rel"),
+        TaskSpec("c", "C", agent="dev", parent="rel", depends_on=("b",)),
+    )
+    desired = Desired(town=TownSettings("t"), agents=(AgentSpec("dev", "sim"),), tasks=tasks)
+    g = build_graph(desired)
+    # b only runs after a; c needs b (its depends_on): no `after` there
+    assert [(g.nodes[t].deps, g.nodes[t].after) for t in "abc"] == [
+        ((), ""),
+        (("a",), "a"),
+        (("b",), ""),
+    ]
+    assert graph_of(desired, ["b", "c"]).nodes == {t: g.nodes[t] for t in "bc"}

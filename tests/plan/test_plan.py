@@ -122,6 +122,7 @@ def observed(
             deps_left=sum(1 for d in node.deps if tasks[d].state is not C),
             order=float(node.index),
             queued=state is R,
+            after=node.after,
         )
     for t in extra:
         tasks[t.id] = t
@@ -214,7 +215,15 @@ class Store:
                 if after is not before and (after is not R or before is UF):
                     todo.append(kid)
 
-    def write(self, tid: str, spec: TaskSpec, kind: TaskKind, target: str, deps: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def write(
+        self,
+        tid: str,
+        spec: TaskSpec,
+        kind: TaskKind,
+        target: str,
+        deps: tuple[str, ...],
+        after: str = "",
+    ):  # type: ignore[no-untyped-def]
         self.set(
             tid,
             spec=task_spec_from_json(spec.canonical_json()),
@@ -223,6 +232,7 @@ class Store:
             kind=kind,
             target=target,
             deps=deps,
+            after=after,
         )
 
 
@@ -258,7 +268,7 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
         elif isinstance(a, CreateTask):
             assert a.id not in s.tasks
             s.tasks[a.id] = ObservedTask(a.id, B, order=a.order, created_at=now)
-            s.write(a.id, a.spec, a.kind, a.target, a.deps)
+            s.write(a.id, a.spec, a.kind, a.target, a.deps, a.after)
             assert s.left(a.id) == a.deps_left
             if a.spec.directive is Directive.DONE:
                 s.complete(a.id)
@@ -271,13 +281,13 @@ def simulate(obs: Observed, plan: Plan, now: float = 1000.0) -> Observed:
         elif isinstance(a, UpdateTask):
             before = s.tasks[a.id].state
             assert before is a.state
-            s.write(a.id, a.spec, a.kind, a.target, a.deps)
+            s.write(a.id, a.spec, a.kind, a.target, a.deps, a.after)
             if a.spec.directive is Directive.PENDING and before in (B, R, UF):
                 s.settle(a.id)
             assert s.tasks[a.id].state is (a.new_state or before), a
             assert s.left(a.id) == a.deps_left
         elif isinstance(a, RerunTask):
-            s.write(a.id, a.spec, a.kind, a.target, a.deps)
+            s.write(a.id, a.spec, a.kind, a.target, a.deps, a.after)
             s.set(a.id, error=None, finished_at=None, queued=False)
             assert s.left(a.id) == a.deps_left
             s.settle(a.id)
@@ -995,6 +1005,7 @@ def test_plan_json_is_versioned_and_serialisable() -> None:
         "deps_left": 0,
         "target": "worker",
         "order": 2.0,
+        "after": "",
     }
     assert ops["changed_after_done"] == {
         "op": "changed_after_done",

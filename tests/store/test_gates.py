@@ -11,7 +11,8 @@ import fakeredis
 import pytest
 
 from reconciler.plan.conditions import readiness
-from reconciler.plan.state import TaskState
+from reconciler.plan.model import StoreModel
+from reconciler.plan.state import ObservedTask, TaskState
 from reconciler.spec.desired import Policy
 from tests.store.test_transitions import Ops, queue, rec, state, take, upsert
 
@@ -76,6 +77,29 @@ def test_lua_readiness_of_a_group_is_the_plans(states: tuple[str, ...]) -> None:
     upsert(ops, rec("t", deps=_deps_in(ops, states), kind="group"))
     assert state(ops, "t") == want
     ops.client.hset(ops.keys.task("t"), "state", "blocked")
+    ops.requeue(["t"])
+    assert state(ops, "t") == want
+    assert ops.check_clean("fp", record=True)[0]
+
+
+@pytest.mark.parametrize("run_if", ["success", "failure", "always"])
+@pytest.mark.parametrize("states", [*itertools.product(FINAL, repeat=2), ("running",)])
+def test_lua_readiness_after_a_sequential_member_is_the_plans(
+    run_if: str, states: tuple[str, ...]
+) -> None:
+    """The first dependency is the member before it in a sequential group (`after`): skipped,
+    it counts as done, in the plan's model as in the scripts."""
+    ops = Ops(fakeredis.FakeRedis(decode_responses=True))
+    deps = _deps_in(ops, states)
+    model = StoreModel(
+        [ObservedTask(d, TaskState(s)) for d, s in zip(deps, states, strict=True)]
+        + [ObservedTask("t", TaskState.BLOCKED, deps=deps, run_if=run_if, after=deps[0])]
+    )
+    want = model._verdict("t").value
+    upsert(ops, {**rec("t", deps=deps), "run_if": run_if, "after": deps[0]})
+    assert state(ops, "t") == want
+    ops.client.hset(ops.keys.task("t"), "state", "blocked")
+    ops.client.lrem(ops.keys.queue("dev"), 0, "t")
     ops.requeue(["t"])
     assert state(ops, "t") == want
     assert ops.check_clean("fp", record=True)[0]

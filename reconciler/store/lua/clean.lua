@@ -26,20 +26,20 @@ end
 if mode == 'check' and m[1] ~= fp then return {0, gen, m[2] or ''} end
 
 local t = P .. 'task:*->'
--- Flat: id, state, hash, target, deps, run_if, kind, approve for each task, in file order (false where absent).
-local W = 8
+-- Flat: id, state, hash, target, deps, run_if, kind, approve, after for each task, in file order (false where absent).
+local W = 9
 local sorted, rows = pcall(redis.call, 'SORT', P .. 'tasks', 'BY', 'nosort', 'GET', '#',
   'GET', t .. 'state', 'GET', t .. 'hash', 'GET', t .. 'target', 'GET', t .. 'deps',
-  'GET', t .. 'run_if', 'GET', t .. 'kind', 'GET', t .. 'approve')
+  'GET', t .. 'run_if', 'GET', t .. 'kind', 'GET', t .. 'approve', 'GET', t .. 'after')
 if not sorted then
   -- An ACL user restricted to the town's keys may not SORT with GET (Redis 7): one HMGET each.
   rows = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'tasks', 0, -1)) do
     local f = redis.call('HMGET', tkey(id), 'state', 'hash', 'target', 'deps', 'run_if', 'kind',
-      'approve')
+      'approve', 'after')
     local n = #rows
     rows[n + 1], rows[n + 2], rows[n + 3], rows[n + 4], rows[n + 5] = id, f[1], f[2], f[3], f[4]
-    rows[n + 6], rows[n + 7], rows[n + 8] = f[5], f[6], f[7]
+    rows[n + 6], rows[n + 7], rows[n + 8], rows[n + 9] = f[5], f[6], f[7], f[8]
   end
 end
 local states, targets = {}, {}
@@ -74,7 +74,7 @@ for i = 1, #rows, W do
       for d in string.gmatch(deps, '"([^"]*)"') do list[#list + 1] = d end
     end
     local should = readiness(list, rows[i + 5] or nil, function(d) return states[d] end,
-      kind == 'group')
+      kind == 'group', rows[i + 8] or nil)
     if should == 'ready' and kind == 'gate' then should = 'awaiting_approval' end
     if should ~= state then
       ok = false

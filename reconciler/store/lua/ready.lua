@@ -13,13 +13,15 @@ local function state_in_redis(d) return redis.call('HGET', tkey(d), 'state') end
 -- forever. success: ready once all completed, upstream_failed as soon as one failed, skipped
 -- when all ended and one was skipped; failure: once all ended, ready if one failed, else
 -- skipped; always: ready once all ended. A group (`group`: its members and what it waits for)
--- counts a skipped one as done: skipped only when every one was. `state_of` (default: read
--- from Redis) may answer from what a script wrote already.
-local function readiness(deps, run_if, state_of, group)
+-- counts a skipped one as done: skipped only when every one was; so does a task for `after`,
+-- the member before it in a sequential group that it waits for only to run after it. `state_of`
+-- (default: read from Redis) may answer from what a script wrote already.
+local function readiness(deps, run_if, state_of, group, after)
   state_of = state_of or state_in_redis
   local left, root, opened, skipped, done = 0, nil, false, false, false
   for _, d in ipairs(deps) do
     local s = state_of(d)
+    if s == 'skipped' and d == after then s = 'completed' end
     if s ~= 'completed' then left = left + 1 end
     if not s or BAD[s] then
       if not root then
@@ -60,7 +62,7 @@ local function await_approval(id, result, reason)
 end
 
 -- What `decide` reads of a task.
-local FIELDS = {'state', 'deps', 'kind', 'target', 'priority', 'upstream', 'run_if'}
+local FIELDS = {'state', 'deps', 'kind', 'target', 'priority', 'upstream', 'run_if', 'after'}
 local WAITS = {blocked = true, upstream_failed = true, skipped = true}
 
 -- Whether `release` settles a task in state `state` of kind `kind` again: a waiting one, and a
@@ -75,7 +77,7 @@ end
 -- entered or left upstream_failed (or its root changed) or skipped, or a group completed.
 local function decide(id, f)
   local k, was = tkey(id), f[1]
-  local now, left, root = readiness(deps_of(f[2]), f[7], nil, f[3] == 'group')
+  local now, left, root = readiness(deps_of(f[2]), f[7], nil, f[3] == 'group', f[8])
   if was == 'awaiting_approval' then
     if now == 'ready' and f[3] == 'gate' then return false end
     redis.call('HDEL', k, 'awaiting_since')

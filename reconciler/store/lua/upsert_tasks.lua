@@ -2,13 +2,14 @@
 -- ARGV[4]: apply generation; ARGV[5]: JSON array of records, then their specs (a record's
 -- `spec` is k: its spec is ARGV[5 + k], not escaped inside the records' JSON), by `mode`:
 --   upsert  {id, spec, hash, target, order, directive, and where not the default: deps[],
---            kind ('work'), source ('file'), priority (0), retries (the town's)}: create, or
+--            kind ('work'), source ('file'), priority (0), retries (the town's), run_if,
+--            approve, after (`graph.Node.after`)}: create, or
 --            rewrite the spec; a new / blocked / ready task is settled
 --   rerun   (same fields): back to blocked or ready with a fresh retry budget; what waited for
 --           it as upstream_failed waits again; `by` (`tt retry`, a person's re-run that no file
 --           asked for) is kept as `rerun_by` until the files re-run or change the task (drift)
 --   complete {id}: marked done in the file (releases dependents); cancel {id}: cancelled
---   restore {id, hash, target, order, deps[]}: a tombstone back as the task it was (`restore`)
+--   restore {id, hash, target, order, deps[], after}: a tombstone back as the task it was (`restore`)
 -- An upsert, rerun or restore record may add overlaps[]: the tasks whose `touches` can match a
 -- path the task's can (lib.lua `overlaps_now`), kept symmetric here (`set_overlaps`).
 -- Returns the number of records executed.
@@ -63,6 +64,7 @@ local function write_new(r, state, left)
   if r.retries then add('retries', r.retries) end
   if r.run_if then add('run_if', r.run_if) end
   if r.approve then add('approve', '1') end
+  if r.after then add('after', r.after) end
   if state == 'ready' then add('ready_at', NOW) end
   redis.call('HSET', tkey(r.id), unpack(fields))
   fresh[r.id] = state
@@ -88,6 +90,7 @@ local function rewrite(r, old_deps)
   if r.retries then redis.call('HSET', k, 'retries', r.retries) else redis.call('HDEL', k, 'retries') end
   if r.run_if then redis.call('HSET', k, 'run_if', r.run_if) else redis.call('HDEL', k, 'run_if') end
   if r.approve then redis.call('HSET', k, 'approve', '1') else redis.call('HDEL', k, 'approve') end
+  if r.after then redis.call('HSET', k, 'after', r.after) else redis.call('HDEL', k, 'after') end
   place(r)
   if r.deps then
     for _, d in ipairs(r.deps) do redis.call('SADD', P .. 'children:' .. d, r.id) end
@@ -98,7 +101,7 @@ end
 -- run_if), blocked, ready (and queued), completed (a group with nothing left to wait for) or
 -- awaiting approval (such a gate): ready.lua `readiness`.
 local function create(r)
-  local now, left, root = readiness(r.deps or {}, r.run_if, state_of, r.kind == 'group')
+  local now, left, root = readiness(r.deps or {}, r.run_if, state_of, r.kind == 'group', r.after)
   if now == 'upstream_failed' or now == 'skipped' then
     write_new(r, now, left)
     if root then
@@ -131,7 +134,7 @@ local function keeps_place(r, state, old_target, old_priority)
     or tonumber(old_priority or 0) ~= tonumber(r.priority or 0) then
     return false
   end
-  if readiness(r.deps or {}, r.run_if) ~= 'ready' then return false end
+  if readiness(r.deps or {}, r.run_if, nil, false, r.after) ~= 'ready' then return false end
   return redis.call('LPOS', P .. 'queue:' .. r.target, r.id) ~= false
 end
 
@@ -161,6 +164,7 @@ local function restore(r)
   redis.call('HDEL', k, 'deleted_at')
   made[r.id] = true  -- the records after this one of the batch find it as an existing task
   redis.call('HSET', k, 'order', r.order, 'deps', deps_json_of(r) or '[]')
+  if r.after then redis.call('HSET', k, 'after', r.after) else redis.call('HDEL', k, 'after') end
   place(r)
   if r.deps then
     for _, d in ipairs(r.deps) do redis.call('SADD', P .. 'children:' .. d, r.id) end

@@ -3,9 +3,12 @@ comment lines written right above its header and every other line byte-identical
 
 tomlkit keeps the comments above a table header in the table before it, so deleting a table
 there takes the next task's comment along and leaves its own behind. Here a table is its header,
-the comment lines directly above it (no blank line between) and its lines up to its last
-key/value line; comments after that are the next table's or the file's, and stay. The result is
-read back (rtoml): the old data less exactly that task, or None and tomlkit's edit decides.
+its lines up to its last key/value line and the comment lines directly after those (no blank
+line between), and the comment lines directly above its header when a blank line (or the start
+of the file) comes before them; comment lines directly after the lines of the table before are
+that table's, and comments after a blank line below it are the next table's or the file's: both
+stay. The result is read back (rtoml): the old data less exactly that task, or None and tomlkit's
+edit decides.
 """
 
 from __future__ import annotations
@@ -35,12 +38,17 @@ def remove_task_text(text: str, task_id: str) -> str | None:
     start = first
     while start > 0 and _is_comment(lines[start - 1]):
         start -= 1
+    if start > 0 and lines[start - 1].strip():
+        start = first  # they follow the table before's lines directly: that table's
     end = first + 1  # one past its last key/value line
     for n in range(first + 1, stop):
         if lines[n].strip() and not _is_comment(lines[n]):
             end = n + 1
-    # No double blank line where it was: a blank above it and below it become one.
-    if start > 0 and not lines[start - 1].strip():
+    while end < stop and _is_comment(lines[end]):
+        end += 1  # its own trailing comments, directly after its lines
+    # No double blank line where it was: a blank above it and below it become one (and the
+    # file does not start with one).
+    if start == 0 or not lines[start - 1].strip():
         while end < len(lines) and not lines[end].strip():
             end += 1
     new = "".join(lines[:start] + lines[end:])

@@ -81,3 +81,34 @@ def test_an_indented_layout_goes_through_tomlkit(tmp_path: Path) -> None:
     edit.remove_task(TownPaths(tmp_path), "a")
     assert "id = 'a'" not in (tmp_path / "tasks.toml").read_text()
     assert "  id = 'b'\n" in (tmp_path / "tasks.toml").read_text()
+
+
+PACKED = """\
+[[tasks]]
+id = "a"
+description = "A"
+# a's own note, right under its lines
+
+[[tasks]]
+id = "b"
+description = "B"
+# b's own note
+[[tasks]]
+id = "c"
+description = "C"
+"""
+
+
+def test_comments_directly_under_a_table_are_that_tables() -> None:
+    # b goes with its note; a's note (directly under a's lines) stays with a
+    assert remove_task_text(PACKED, "b") == PACKED.replace(
+        '[[tasks]]\nid = "b"\ndescription = "B"\n# b\'s own note\n', ""
+    )
+    # c's header follows b's note directly: that note is b's, it stays
+    assert remove_task_text(PACKED, "c") == PACKED.replace(
+        '[[tasks]]\nid = "c"\ndescription = "C"\n', ""
+    )
+    # a goes with its note; the blank line under it is kept once
+    assert remove_task_text(PACKED, "a") == PACKED.replace(
+        '[[tasks]]\nid = "a"\ndescription = "A"\n# a\'s own note, right under its lines\n\n', ""
+    )

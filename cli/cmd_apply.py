@@ -276,8 +276,11 @@ def cancel(task_id: str, town_dir: str | None) -> None:
     """Cancel a task (sets status = "cancelled" in tasks.toml and applies)."""
     from reconciler.control.townops import cancel as do_cancel
 
-    do_cancel(session(town_dir), task_id)
-    echo(f"cancelled {task_id}")
+    done = do_cancel(session(town_dir), task_id)
+    if done["state"] == "skipped":
+        echo(f"{task_id} stays skipped: it does not run (its run_if); what waits for it too")
+    else:
+        echo(f"cancelled {task_id}")
 
 
 @click.command()

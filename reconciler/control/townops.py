@@ -166,11 +166,17 @@ def retry(s: Session, task_id: str) -> dict[str, Any]:
 
 def cancel(s: Session, task_id: str) -> dict[str, Any]:
     """`tt cancel`: status = "cancelled" in tasks.toml, then applied (a task made with
-    --no-save: in Redis). {id, apply: the apply's JSON or null}."""
+    --no-save: in Redis). {id, state: its state after (a skipped task stays skipped), apply:
+    the apply's JSON or null}."""
     from .apply import ApplyOptions
 
     result = verbs.cancel(s, task_id, ApplyOptions(command="tt cancel"))
-    return {"id": task_id, "apply": None if result is None else apply_json(result)}
+    state = s.store.task_hash(task_id).get("state") or None
+    return {
+        "id": task_id,
+        "state": state,
+        "apply": None if result is None else apply_json(result),
+    }
 
 
 def restart_agent(s: Session, name: str) -> dict[str, Any]:

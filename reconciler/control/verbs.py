@@ -214,6 +214,14 @@ def retry(s: Session, task_id: str) -> TaskState:
             "complete; retrying that task runs this one after it",
             hint=f"tt retry {upstream}",
         )
+    if state is TaskState.SKIPPED:
+        waits = json.loads(rec.get("deps") or "[]")
+        which = waits[0] if len(waits) == 1 else f"one of {', '.join(waits)}"
+        raise TtError(
+            f"task '{task_id}' is skipped: its run_if ({rec.get('run_if') or 'success'}) says it "
+            "does not run, as what it waits for ended; retrying that task settles this one again",
+            hint=f"tt retry {which}",
+        )
     if not state.is_terminal and state is not TaskState.RETRYING:
         raise Conflict(
             f"task '{task_id}' is {state.value}; only a failed, completed or "

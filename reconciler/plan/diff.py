@@ -84,6 +84,9 @@ __all__ = [
 TASK_FIELDS = WORK_FIELDS
 _task_values = attrgetter(*TASK_FIELDS)
 _WAITING_OR_READY = (*WAITING, TaskState.READY)
+# A cancel leaves these as they are: a skipped task does not run anyway, and cancelling it would
+# fail what waits for it (lua/upsert_tasks.lua `cancel`).
+_NOTHING_TO_CANCEL = (*TERMINAL, TaskState.SKIPPED)
 
 
 def diff(
@@ -202,12 +205,12 @@ class _TaskPlanner(StoreModel):
             state = self.state[tid]
             if directive is Directive.DONE and state is not TaskState.COMPLETED:
                 completes.append(tid)
-            elif directive is Directive.CANCELLED and state not in TERMINAL:
+            elif directive is Directive.CANCELLED and state not in _NOTHING_TO_CANCEL:
                 cancels.append(tid)
         # Cancels before completes: a completion cascade must not queue (or complete, for a
         # group) a task the file cancels, and a worker must never get to claim it in between.
         for tid in cancels:
-            if self.state[tid] not in TERMINAL:
+            if self.state[tid] not in _NOTHING_TO_CANCEL:
                 yield CancelTask(tid, self.state[tid])
                 self._unqueue(tid)
                 self.state[tid] = TaskState.CANCELLED

@@ -240,3 +240,48 @@ def test_a_sequential_group_runs_on_past_a_skipped_failure_handler(
     run(store, "publish")
     assert states(store, "release")["release"] == "completed"
     assert apply(town, OPTS).plan.is_empty
+
+
+CLEANUP = """
+[[tasks]]
+id = "build"
+description = "build"
+agent = "dev"
+
+[[tasks]]
+id = "cleanup"
+description = "clean up after a failed build"
+agent = "dev"
+depends_on = ["build"]
+run_if = "failure"
+
+[[tasks]]
+id = "report"
+description = "report the cleanup"
+agent = "dev"
+depends_on = ["cleanup"]
+"""
+
+
+def test_cancelling_a_skipped_task_leaves_it_and_what_waits_for_it_skipped(
+    town: CountingSession,
+) -> None:
+    from reconciler.control.outcome import settled
+
+    store = town.store
+    tasks(town, CLEANUP)
+    run(store, "build")
+    assert states(store, "cleanup", "report") == {"cleanup": "skipped", "report": "skipped"}
+    verbs.cancel(town, "cleanup", OPTS)
+    assert 'status = "cancelled"' in town.paths.tasks_file.read_text()  # the file says so
+    assert states(store, "cleanup", "report") == {"cleanup": "skipped", "report": "skipped"}
+    assert settled(store.task_records())[0] == 0  # nothing failed: tt wait exits 0
+    assert apply(town, OPTS).plan.is_empty
+
+
+def test_retrying_a_skipped_task_names_what_to_retry(town: CountingSession) -> None:
+    tasks(town, CLEANUP)
+    run(town.store, "build")
+    with pytest.raises(TtError, match="is skipped: its run_if \\(failure\\)") as caught:
+        verbs.retry(town, "cleanup")
+    assert caught.value.hint == "tt retry build"

@@ -138,8 +138,10 @@ local function keeps_place(r, state, old_target, old_priority)
   return redis.call('LPOS', P .. 'queue:' .. r.target, r.id) ~= false
 end
 
+-- (a skipped task is left skipped: it does not run anyway, and a cancelled one would make what
+-- waits for it upstream_failed: a run that went as planned would end as failed)
 local function cancel(id, state, target, reason)
-  if state and not TERMINAL[state] then
+  if state and not TERMINAL[state] and state ~= 'skipped' then
     unqueue(id, state, target)
     redis.call('HSET', tkey(id), 'state', 'cancelled', 'finished_at', NOW, 'token', '')
     redis.call('HDEL', tkey(id), 'upstream')

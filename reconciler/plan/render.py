@@ -117,12 +117,14 @@ def _line(a: Action) -> str:
     if isinstance(a, Orphan):
         return f"? task {a.id}: not in tasks.toml (use --prune to delete)"
     if a.new_state is TaskState.COMPLETED:
-        return f"~ task {a.id}: completed (group: {a.reason})"
+        group = "" if a.target else "group: "  # (a work task: approval no longer asked for)
+        return f"~ task {a.id}: completed ({group}{a.reason})"
     if a.new_state is TaskState.BLOCKED:
         return f"~ task {a.id}: blocked again, a dependency is not completed ({a.reason})"
-    if a.new_state is TaskState.UPSTREAM_FAILED:
-        return f"~ task {a.id}: upstream_failed ({a.reason})"
-    return f"~ task {a.id}: requeued → {a.target} ({a.reason})"
+    if a.new_state is TaskState.READY:
+        return f"~ task {a.id}: requeued → {a.target} ({a.reason})"
+    waits = {TaskState.AWAITING_APPROVAL: "awaits approval"}.get(a.new_state, a.new_state.value)
+    return f"~ task {a.id}: {waits} ({a.reason})"
 
 
 def _fields(changed: tuple[str, ...]) -> str:
@@ -137,6 +139,10 @@ def _fields(changed: tuple[str, ...]) -> str:
     return ", ".join(f for f in changed if f in shown)
 
 
+# What a task with no queue target is, in a note on its new target.
+_NO_TARGET = {TaskKind.GROUP: "group", TaskKind.GATE: "approval gate"}
+
+
 def _update_note(a: UpdateTask) -> str:
     if a.state in (TaskState.RUNNING, TaskState.RETRYING):
         return f" ({a.state.value}: takes effect on the next attempt)"
@@ -146,7 +152,7 @@ def _update_note(a: UpdateTask) -> str:
     if a.target != a.old_target and a.new_state is TaskState.READY:
         notes.append(f"moves {a.old_target or '-'} → {a.target or '-'}")
     elif a.target != a.old_target:
-        notes.append(f"→ {a.target or 'group'}")
+        notes.append(f"→ {a.target or _NO_TARGET.get(a.kind, a.kind.value)}")
     if a.new_state is not None and a.new_state is not a.state:
         notes.append(f"{a.state.value} → {a.new_state.value}")
     return f" ({'; '.join(notes)})" if notes else ""

@@ -242,3 +242,36 @@ def test_model_blocks_an_awaiting_gate_again_when_its_upstream_reruns() -> None:
     assert (m.state["go"], m.state["deploy"]) == (B, B)
     m._complete("build")
     assert m.state["go"] is AW
+
+
+def test_render_names_what_a_repair_or_an_edit_made_of_a_task() -> None:
+    from reconciler.plan.diff import Plan, Requeue, UpdateTask, render_lines
+
+    lines = render_lines(
+        Plan(
+            (
+                Requeue("cleanup", "dev", B, S, "run_if = failure: …"),
+                Requeue("go", "", B, AW, "every dependency is completed"),
+                Requeue("a", "dev", AW, C, "its spec no longer asks for approval"),
+                UpdateTask(
+                    "go",
+                    TaskSpec("go", approve=True),
+                    ("approve",),
+                    TaskKind.GATE,
+                    B,
+                    AW,
+                    (),
+                    0,
+                    "",
+                    "dev",
+                    0.0,
+                ),
+            )
+        )
+    )
+    assert lines == [
+        "~ task cleanup: skipped (run_if = failure: …)",
+        "~ task go: awaits approval (every dependency is completed)",
+        "~ task a: completed (its spec no longer asks for approval)",
+        "~ task go: approve (→ approval gate; blocked → awaiting_approval)",
+    ]

@@ -15,7 +15,7 @@ from .. import edit
 from ..errors import NotFound, TtError
 from ..plan.graph import TaskKind, build_graph
 from ..spec import loader
-from ..spec.desired import Desired
+from ..spec.desired import Desired, TaskSpec
 from ..spec.names import did_you_mean
 from .apply import ApplyOptions, ApplyResult
 from .session import Session
@@ -98,19 +98,23 @@ def _backlog_task(desired: Desired, task_id: str) -> None:
             f"no task '{task_id}' in tasks.toml",
             hint=did_you_mean(task_id, desired.task_ids()) or "tt backlog list shows the backlog",
         )
-    owner = (
-        f"agent = '{spec.agent}'"
-        if spec.agent
-        else f"role = '{spec.role}'"
-        if spec.role
-        else "[meta] default"
-        if desired.default_agent or desired.default_role
-        else "a group (other tasks name it as parent)"
-    )
     raise TtError(
-        f"task '{task_id}' is not in the backlog: {owner}",
+        f"task '{task_id}' is not in the backlog: {_owner(desired, spec)}",
         hint="tt backlog list shows the backlog; tt assign gives a new task to an agent",
     )
+
+
+def _owner(desired: Desired, spec: TaskSpec) -> str:
+    """Why a task of tasks.toml is not a backlog task (`plan.graph.build_graph`'s order)."""
+    if spec.agent:
+        return f"agent = '{spec.agent}'"
+    if spec.role:
+        return f"role = '{spec.role}'"
+    if desired.default_agent or desired.default_role:
+        return "[meta] default"
+    if spec.approve:
+        return "an approval gate (approve = true and no agent: tt approve moves it on)"
+    return "a group (other tasks name it as parent)"
 
 
 def claim(s: Session, task_id: str, agent: str, opts: ApplyOptions) -> ApplyResult:

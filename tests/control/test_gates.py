@@ -285,3 +285,11 @@ def test_retrying_a_skipped_task_names_what_to_retry(town: CountingSession) -> N
     with pytest.raises(TtError, match="is skipped: its run_if \\(failure\\)") as caught:
         verbs.retry(town, "cleanup")
     assert caught.value.hint == "tt retry build"
+
+
+def test_claiming_a_gate_from_the_backlog_says_it_is_a_gate(town: CountingSession) -> None:
+    from reconciler.control import backlog
+
+    tasks(town, GATE + "\n" + KID)
+    with pytest.raises(TtError, match="not in the backlog: an approval gate"):
+        backlog.claim(town, "go", "dev", OPTS)

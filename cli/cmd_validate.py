@@ -3,7 +3,8 @@ nothing.
 
 Thin: `loader.check` does the work; this module only renders its report and picks the exit code.
 FILE arguments (a town.toml, a tasks.toml or a town folder: what a pre-commit hook passes) check
-the town of each, once per folder.
+the town of each, once per folder; a folder without town.toml is skipped with a note, a path
+that does not exist is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.errors import EXIT_ERROR, EXIT_OK, ValidationFailed
+from reconciler.errors import EXIT_ERROR, EXIT_OK, TtError, ValidationFailed
 
 from .common import echo, emit_json, output_option, resolve_town, town_option
 
@@ -70,24 +71,41 @@ def _valid_line(result: Validation, where: str = "") -> str:
     )
 
 
-def _towns(files: tuple[str, ...]) -> list[TownPaths]:
-    """The town folder of each argument (a file's folder, or the folder itself), each once."""
+def _towns(files: tuple[str, ...]) -> tuple[list[TownPaths], list[Path]]:
+    """The town folder of each argument (a file's folder, or the folder itself), each once, and
+    the folders that hold no town.toml (not a tt town: a tasks.toml of something else). A path
+    that does not exist is refused: checking nothing must not pass as a check."""
     from reconciler.town import TownPaths
 
     folders: dict[Path, None] = {}
     for name in files:
         path = Path(name)
+        if not path.exists():
+            raise TtError(
+                f"{name}: no such file or folder",
+                hint="give a town.toml, a tasks.toml or a town folder",
+            )
         folders[path if path.is_dir() else path.parent] = None
-    return [TownPaths(folder) for folder in folders]
+    towns = [TownPaths(folder) for folder in folders]
+    return [t for t in towns if t.town_file.exists()], [
+        t.root for t in towns if not t.town_file.exists()
+    ]
 
 
 def _validate_files(files: tuple[str, ...], output: str) -> int:
-    """Every town the files belong to; problems name the file by its path as given."""
+    """Every town the files belong to; problems name the file by its path as given. A folder
+    without town.toml is not a town: skipped, with a note (a pre-commit hook matches any
+    tasks.toml of the repository)."""
     from reconciler.spec.loader import check
 
     problems: list[Problem] = []
-    reports = []
-    for paths in _towns(files):
+    reports: list[dict[str, object]] = []
+    towns, others = _towns(files)
+    for folder in others:
+        reports.append({"folder": str(folder), "skipped": "no town.toml: not a tt town"})
+        if output != "json":
+            echo(f"- {folder}: skipped, no town.toml there (not a tt town)")
+    for paths in towns:
         result = check(paths)
         mine = [_under(paths.root, p) for p in result.problems]
         problems += mine

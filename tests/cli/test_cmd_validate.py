@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli, main
-from reconciler.errors import ValidationFailed
+from reconciler.errors import TtError, ValidationFailed
 
 TOWN = """\
 [town]
@@ -212,3 +212,26 @@ def test_files_and_town_together_are_refused(tmp_path: Path) -> None:
     make_town(tmp_path)
     done = CliRunner().invoke(cli, ["validate", "--town", str(tmp_path), "tasks.toml"])
     assert done.exit_code == 2 and "give the town once" in done.output
+
+
+def test_files_refuse_a_missing_path_and_skip_a_folder_that_is_no_town(tmp_path: Path) -> None:
+    """Review of #15: a missing file checked `.` and passed; a tasks.toml of something else
+    (no town.toml beside it) blocked the pre-commit hook."""
+    (tmp_path / "town").mkdir()
+    town = make_town(tmp_path / "town")
+    missing = CliRunner().invoke(cli, ["validate", str(tmp_path / "nope" / "tasks.toml")])
+    assert isinstance(missing.exception, TtError) and missing.exception.exit_code == 1
+    assert str(missing.exception) == f"{tmp_path / 'nope' / 'tasks.toml'}: no such file or folder"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tasks.toml").write_text("not = 'ours'\n")
+    args = ["validate", str(tmp_path / "other" / "tasks.toml"), str(town / "tasks.toml")]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert done.output.splitlines() == [
+        f"- {tmp_path / 'other'}: skipped, no town.toml there (not a tt town)",
+        f"✓ town 'demo' ({town}) is valid: 2 agents, 2 tasks",
+    ]
+    out = CliRunner().invoke(cli, ["validate", "-o", "json", *args[1:]], standalone_mode=False)
+    assert out.return_value == 0
+    skipped = json.loads(out.output)["towns"][0]
+    assert skipped == {"folder": str(tmp_path / "other"), "skipped": "no town.toml: not a tt town"}

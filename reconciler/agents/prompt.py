@@ -17,7 +17,6 @@ from .ledger import RunFacts
 from .models import PERMANENT_PATTERNS
 
 RESULT_CHARS = 4000
-REJECTED = "rejected: "  # how lua/reject.lua words a rejection in the task's error
 ERROR_LINES = 10
 ERROR_HEAD_LINES = 3
 
@@ -33,11 +32,12 @@ def build_prompt(
     deps: Sequence[DepResult] = (),
     messages: Sequence[Message] = (),
     previous_error: str | None = None,
+    rejection: str | None = None,
 ) -> str:
     parts = [f"# Task {task_id} (attempt {attempt})", description.strip() or task_id, ""]
-    if previous_error and previous_error.startswith(REJECTED):
+    if rejection:
         # `tt reject --reason`: a person reviewed the previous attempt's work (reject.lua).
-        reason = previous_error.removeprefix(REJECTED).strip()[-RESULT_CHARS:]
+        reason = rejection.strip()[-RESULT_CHARS:]
         parts += ["## Review", "Your previous attempt was rejected by a reviewer:", reason, ""]
     elif previous_error:
         parts += ["## The previous attempt failed", previous_error.strip()[-RESULT_CHARS:], ""]

@@ -318,6 +318,7 @@ class Worker:
             deps=c.deps,
             messages=messages,
             previous_error=c.previous_error,
+            rejection=c.rejection,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
         stall = _float(spec.get("stall_after")) or self.spec.stall_after or self.policy.stall_after

@@ -36,6 +36,7 @@ class Claimed:
     spec: dict[str, object]
     previous_error: str | None
     deps: tuple[DepResult, ...] = ()  # results of the tasks it depends on
+    rejection: str | None = None  # a person's reason for rejecting the previous attempt
 
 
 # What a missing field of a task hash means (lua/upsert_tasks.lua writes only what differs).
@@ -67,7 +68,8 @@ class TaskOps(Scripted):
         if not got:
             return None
         deps = tuple(DepResult(d, agent or None, result) for d, agent, result in json.loads(got[3]))
-        return Claimed(task_id, int(got[0]), json.loads(got[1] or "{}"), got[2] or None, deps)
+        spec = json.loads(got[1] or "{}")
+        return Claimed(task_id, int(got[0]), spec, got[2] or None, deps, got[4] or None)
 
     def complete(self, task_id: str, token: str, result: str) -> bool:
         return bool(self._run("complete", task_id, token, result))

@@ -141,8 +141,8 @@ class TurnOps(Scripted):
             return Turn(reported, timer, None, [])
         deps = tuple(DepResult(d, a or None, r) for d, a, r in json.loads(got[6]))
         spec = json.loads(got[4] or "{}")
-        claimed = Claimed(str(got[3]), int(got[2]), spec, got[5] or None, deps)
-        mail = [(str(raw), kept_message(str(raw))) for raw in got[7:]]
+        claimed = Claimed(str(got[3]), int(got[2]), spec, got[5] or None, deps, got[7] or None)
+        mail = [(str(raw), kept_message(str(raw))) for raw in got[8:]]
         return Turn(reported, timer, claimed, mail)
 
     def _turn(self, *args: object) -> Any:

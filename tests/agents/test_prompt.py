@@ -127,7 +127,12 @@ def test_render_argv_sim_uses_stdin() -> None:
 
 def test_a_rejection_is_a_review_section_and_a_failure_is_not() -> None:
     common = {"task_id": "build", "description": "Build it", "agent": "dev", "town": "t"}
-    reviewed = build_prompt(attempt=2, previous_error="rejected: add a changelog entry", **common)
+    reviewed = build_prompt(
+        attempt=2,
+        previous_error="rejected: add a changelog entry",
+        rejection="add a changelog entry",
+        **common,
+    )
     assert (
         "## Review\nYour previous attempt was rejected by a reviewer:\nadd a changelog entry\n"
         in (reviewed)
@@ -135,3 +140,6 @@ def test_a_rejection_is_a_review_section_and_a_failure_is_not() -> None:
     assert "## The previous attempt failed" not in reviewed
     failed = build_prompt(attempt=2, previous_error="exit code 1", **common)
     assert "## The previous attempt failed\nexit code 1\n" in failed and "## Review" not in failed
+    # a model's own error that reads like one is a failure, not a person's review
+    lookalike = build_prompt(attempt=2, previous_error="rejected: by the API", **common)
+    assert "## Review" not in lookalike and "## The previous attempt failed" in lookalike

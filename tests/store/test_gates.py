@@ -170,3 +170,22 @@ def test_a_gate_awaits_approval_when_its_dependencies_complete(ops: Ops) -> None
     assert (state(ops, "go"), state(ops, "b")) == ("awaiting_approval", "blocked")
     assert ops.reject("go", "cy", "not today", Policy()) == (True, "failed")
     assert state(ops, "b") == "upstream_failed"
+
+
+def test_a_claim_after_a_rejection_carries_its_reason_and_only_then(ops: Ops) -> None:
+    """The prompt's review section comes from the rejection fields (reject.lua records the
+    attempt it rejected), not from an error that reads like one."""
+    upsert(ops, {**rec("a"), "approve": 1, "retries": 3})
+    take(ops, "dev", "dev", "t1")
+    assert ops.complete("a", "t1", "v1")
+    ops.reject("a", "bob", "add a changelog entry", Policy())
+    ops.client.lpop(ops.keys.queue("dev"))
+    second = ops.claim("a", "dev", "t2")
+    assert second is not None and second.rejection == "add a changelog entry"
+    again = ops.claim("a", "dev", "t2")  # the same claim again (its reply was lost)
+    assert again is not None and again.rejection == "add a changelog entry"
+    assert ops.fail("a", "t2", "rejected: by the API", False, Policy(retry_backoff=0)) == "retrying"
+    ops.client.hset(ops.keys.task("a"), mapping={"state": "ready"})
+    third = ops.claim("a", "dev", "t3")
+    assert third is not None and third.previous_error == "rejected: by the API"
+    assert third.rejection is None  # the model's own error: no review

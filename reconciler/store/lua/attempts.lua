@@ -42,16 +42,19 @@ local function dep_results(deps_json)
 end
 
 -- An agent claims `id`: ready → running with a fresh attempt token. Returns {attempt, spec,
--- previous error, results of its dependencies} (all the prompt needs), or nil when the task is no
+-- previous error, results of its dependencies, the reason a person rejected the previous attempt
+-- with ('' when it was not rejected: reject.lua's `rejected_attempt`)} (all the prompt needs),
+-- or nil when the task is no
 -- longer ready (cancelled, deleted or already taken: a stale queue entry is dropped), or held
 -- back by a task whose `touches` overlap its own (`hold`). The same token again (a retry after
 -- the connection dropped before the reply) gets the same claim back.
 local function claim(id, agent, token)
   local k = tkey(id)
   local cur = redis.call('HMGET', k, 'state', 'token', 'attempt', 'spec', 'error', 'deps',
-    'overlaps', 'order', 'waiting_for')
+    'overlaps', 'order', 'waiting_for', 'rejected_attempt', 'rejection')
   if cur[1] == 'running' and cur[2] == token and token ~= '' then
-    return {cur[3], cur[4], cur[5], dep_results(cur[6])}
+    local previous = tostring(tonumber(cur[3] or 0) - 1)
+    return {cur[3], cur[4], cur[5], dep_results(cur[6]), cur[10] == previous and cur[11] or ''}
   end
   if cur[1] ~= 'ready' then return nil end
   if cur[7] then
@@ -67,7 +70,8 @@ local function claim(id, agent, token)
   redis.call('HDEL', k, 'finished_at', 'next_attempt_at')
   redis.call('HSET', P .. 'agent:' .. agent, 'task', id, 'state', 'working')
   event('task.claimed', 'task', id, 'agent', agent, 'attempt', attempt)
-  return {attempt, cur[4], cur[5], dep_results(cur[6])}
+  local rejected = cur[10] == tostring(attempt - 1) and cur[11] or ''
+  return {attempt, cur[4], cur[5], dep_results(cur[6]), rejected}
 end
 
 -- A suspended town (`tt suspend`, the `suspended` key) claims nothing: a ready task an agent

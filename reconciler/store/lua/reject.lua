@@ -10,7 +10,8 @@ local f = redis.call('HMGET', k, 'state', 'kind', 'attempt', 'run_base', 'retrie
   'priority', 'git_stage')
 if f[1] ~= 'awaiting_approval' then return {0, f[1] or ''} end
 local err = 'rejected: ' .. reason
-redis.call('HSET', k, 'rejected_by', by, 'rejected_at', NOW, 'rejection', reason, 'error', err)
+redis.call('HSET', k, 'rejected_by', by, 'rejected_at', NOW, 'rejection', reason, 'error', err,
+  'rejected_attempt', f[3] or '0')
 redis.call('HDEL', k, 'awaiting_since', 'approved', 'approval_merge')
 event('task.rejected', 'task', id, 'by', by, 'reason', reason)
 local retries = tonumber(f[5])

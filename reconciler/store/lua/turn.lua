@@ -44,7 +44,7 @@ local timer = ''
 if first[2] then timer = tostring(math.max(0, tonumber(first[2]) - tonumber(NOW))) end
 
 local function claimed(id, c)
-  local out = {outcome, timer, c[1], id, c[2] or '', c[3] or '', c[4]}
+  local out = {outcome, timer, c[1], id, c[2] or '', c[3] or '', c[4], c[5]}
   for _, m in ipairs(take_mail(agent, ARGV[17], true)) do table.insert(out, m) end
   return out
 end

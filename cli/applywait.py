@@ -55,7 +55,8 @@ STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 def write_reports(
     town_dir: str | None, code: int, junit: str | None, summary: str | None, output: str
 ) -> None:
-    """The JUnit file (written whole) and the step summary (appended), when asked for."""
+    """The JUnit file (written whole) and the step summary (appended), when asked for; one that
+    cannot be written is an error on stderr, not the exit code (the run's stands)."""
     if junit is None and summary is None:
         return
     from reconciler.control.runreport import run_report
@@ -68,13 +69,22 @@ def write_reports(
         report = run_report(s.store)
     finally:
         s.close()
-    if junit is not None:
-        with open(junit, "w", encoding="utf-8") as f:
-            f.write(junit_xml(report))
+    if junit is not None and _write(junit, "w", junit_xml(report), "the JUnit report"):
         echo(f"wrote {junit}", err=output == "json")
     if summary is not None:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(step_summary(report, code) + "\n")
+        _write(summary, "a", step_summary(report, code) + "\n", f"${STEP_SUMMARY}")
+
+
+def _write(path: str, mode: str, text: str, what: str) -> bool:
+    """Write (or append) `text`; a file that cannot be written is told on stderr and the run's
+    exit code stands: the result of an hour of agents' work is not lost to a bad path."""
+    try:
+        with open(path, mode, encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        echo(f"error: cannot write {what} to {path}: {e.strerror or e}", err=True)
+        return False
+    return True
 
 
 def list_merged(town_dir: str | None, since: float) -> None:

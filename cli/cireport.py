@@ -5,8 +5,8 @@ JUnit: one <testsuite> per town, one <testcase> per task (classname = the town, 
 id): <failure> for a failed task (its exit class, or `rejected`, and error tail), <skipped> for
 one cancelled, never run because an upstream task failed, skipped by its `run_if`, or awaiting
 approval, <error> for one still unfinished when the wait gave up; <system-out> lists its
-attempts. Text from models goes through `printable`, so no control character (which XML 1.0
-cannot hold) reaches the file.
+attempts. Text from models goes through `printable` (and `_xml`), so no character XML 1.0
+cannot hold (control characters, lone surrogates, U+FFFE, U+FFFF) reaches the file.
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ def junit_xml(report: dict[str, Any]) -> str:
         if verdict == "failure":
             last = t["attempts"][-1]["exit_class"] if t["attempts"] else None
             kind = "rejected" if t.get("rejected") else last or t["state"]
-            node = ET.SubElement(case, "failure", {"message": printable(why(t)), "type": kind})
-            node.text = printable(t["error"] or why(t))
+            node = ET.SubElement(case, "failure", {"message": _xml(why(t)), "type": kind})
+            node.text = _xml(t["error"] or why(t))
         elif verdict == "skipped":
-            ET.SubElement(case, "skipped", {"message": printable(why(t))})
+            ET.SubElement(case, "skipped", {"message": _xml(why(t))})
         elif verdict == "error":
             ET.SubElement(
                 case,
@@ -122,9 +122,19 @@ def junit_xml(report: dict[str, Any]) -> str:
             )
         lines = attempt_lines(t)
         if lines:
-            ET.SubElement(case, "system-out").text = printable("\n".join(lines))
+            ET.SubElement(case, "system-out").text = _xml("\n".join(lines))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+# What XML 1.0 cannot hold beyond the control characters `printable` shows: lone surrogates
+# (a model's broken UTF-16) and the non-characters U+FFFE, U+FFFF.
+_NOT_XML = re.compile(r"[\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """`text` for the JUnit file: every character XML 1.0 forbids shown as an escape."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", printable(text))
 
 
 def _verdict(task: dict[str, Any]) -> str:

@@ -185,3 +185,12 @@ def test_step_summary_of_a_run_stopped_at_a_gate_or_with_skips() -> None:
     # skipped counts as finished: a run that ended with skips completed
     done = {**GATED, "tasks": GATED["tasks"][:3]}
     assert step_summary(done, 0).startswith("### ✅ `tt apply --wait`: town `shop` completed\n")
+
+
+def test_junit_shows_characters_xml_cannot_hold(tmp_path: Path) -> None:
+    broken = task("build", "failed", error="bad \ufffe\uffff and \ud800 half a pair \x00")
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_xml({**GATED, "tasks": [broken]}), encoding="utf-8")
+    (suite,) = list(JUnitXml.fromfile(str(path)))  # a strict XML parser reads it
+    (failure,) = next(iter(suite)).result
+    assert failure.text == "bad \\ufffe\\uffff and \\ud800 half a pair \\x00"

@@ -96,3 +96,28 @@ def test_junit_needs_wait(tmp_path: Path) -> None:
     nowhere = tt(tmp_path, "apply", "--wait", "--junit", str(tmp_path / "no" / "j.xml"), env=env)
     assert nowhere.returncode == 2 and "no folder to write" in nowhere.stderr
     assert not (tmp_path / ".tt").exists()  # refused before anything ran
+
+
+@pytest.mark.integration
+def test_a_report_that_cannot_be_written_keeps_the_runs_exit_code(tmp_path: Path) -> None:
+    """Review of #15: an unwritable --junit or $GITHUB_STEP_SUMMARY after the wait replaced
+    the run's exit code with 1 (a traceback); it is an error on stderr, the code stands."""
+    town = tmp_path / "town"
+    town.mkdir()
+    (town / "town.toml").write_text(TOWN)
+    (town / "tasks.toml").write_text(
+        '[[tasks]]\nid = "lint"\ndescription = "Lint"\nagent = "dev"\n'
+    )
+    taken = tmp_path / "a-folder"  # a folder where a file should be: no file can be written
+    taken.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TT_")}
+    env |= {"TT_SIM_DELAY": "0.05", "GITHUB_STEP_SUMMARY": str(taken)}
+    try:
+        # (/dev/full: every write fails, even as root)
+        run = tt(town, "apply", "--wait", "--timeout", "60s", "--junit", "/dev/full", env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "error: cannot write the JUnit report to /dev/full: No space left" in run.stderr
+        assert f"error: cannot write $GITHUB_STEP_SUMMARY to {taken}: Is a directory" in run.stderr
+        assert "Traceback" not in run.stderr
+    finally:
+        tt(town, "down", env=env)

@@ -1,14 +1,15 @@
 """`tt init`: write a new town's town.toml and tasks.toml, and keep `.tt/` out of git.
 
 It never overwrites a file without `force`, and imports what a Tinytown (Rust) `tinytown.toml`
-knows (name, default CLI, custom CLIs). It does not start anything or talk to Redis. Each file
-it writes starts with a `#:schema` line (Taplo's directive, a TOML comment) naming the JSON
-Schema tt ships, as a file:// URL of the installed copy: editors check and explain the file
-offline, with the schema of the tt that wrote it.
+knows (name, default CLI, custom CLIs). It does not start anything or talk to Redis. A file it
+writes starts with a `#:schema` line (Taplo's directive, a TOML comment) naming the JSON Schema
+tt ships by a path relative to the file, when that schema lies in the town's git work tree;
+never by a path of one machine (the files are meant to be committed).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import tomlkit
 
 from ..errors import TtError
 from ..filelock import atomic_write_text, exclusive_lock
-from ..git import branch_of
+from ..git import branch_of, checkout_of, may_be_in_work_tree
 from ..spec import names
 from ..spec.names import is_valid_name
 from ..spec.presets import PRESETS
@@ -49,10 +50,18 @@ description = "{name}"
 """
 
 
-def schema_directive(which: str) -> str:
-    """`#:schema file:///…/WHICH.schema.json`: the first line of a file tt writes (Taplo and
-    Even Better TOML read it; TOML reads a comment)."""
-    return f"#:schema {(schema_dir() / f'{which}.schema.json').resolve().as_uri()}\n"
+def schema_directive(which: str, folder: Path) -> str:
+    """`#:schema ../schema/WHICH.schema.json`, the first line of a file tt writes in `folder`
+    (Taplo and Even Better TOML read it, relative to the file; TOML reads a comment), or ""
+    when tt's schema is not in the same git work tree as `folder`: a path outside it would be
+    one machine's (a site-packages folder) in a file meant to be committed. Then an editor is
+    pointed at `tt schema WHICH --uri` by its own settings (README: CI and editors)."""
+    schema = (schema_dir() / f"{which}.schema.json").resolve()
+    here = folder.resolve()
+    checkout = checkout_of(here) if may_be_in_work_tree(here) else None
+    if checkout is None or not schema.is_relative_to(checkout.top.resolve()):
+        return ""
+    return f"#:schema {Path(os.path.relpath(schema, here)).as_posix()}\n"
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,8 @@ def init_town(root: Path, name: str | None = None, *, force: bool = False) -> In
     root.mkdir(parents=True, exist_ok=True)
     # Same lock and atomic writes as `edit`, so `--force` never races a concurrent `tt` edit.
     with exclusive_lock(root / STATE_DIR / LOCK_FILE):
-        atomic_write_text(town_file, schema_directive("town") + _town_text(town_name, legacy))
-        text = schema_directive("tasks") + TASKS_TEMPLATE.format(name=town_name)
+        atomic_write_text(town_file, schema_directive("town", root) + _town_text(town_name, legacy))
+        text = schema_directive("tasks", root) + TASKS_TEMPLATE.format(name=town_name)
         atomic_write_text(tasks_file, text)
     written = [town_file, tasks_file]
     if _ensure_gitignored(root):
@@ -205,7 +214,7 @@ def starter_tasks(paths: TownPaths) -> Path:
         try:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
-            atomic_write_text(path, schema_directive("tasks") + STARTER_TASKS)
+            atomic_write_text(path, schema_directive("tasks", paths.root) + STARTER_TASKS)
             return path
         except (OSError, UnicodeDecodeError) as e:
             raise TtError(f"{path}: cannot read it: {e}") from e

@@ -4,12 +4,15 @@ writes: it names that schema, is a comment to TOML, and the template checks stil
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
 from reconciler.spec.schemacheck import schema_dir
+from tests.work.gitrepo import make_repo
 
 
 def run(*args: str) -> str:
@@ -35,30 +38,52 @@ def test_schema_of_an_unknown_file_is_refused() -> None:
     assert done.exit_code == 2 and "'town', 'tasks'" in done.output
 
 
-def test_init_files_start_with_the_schema_directive(tmp_path: Path) -> None:
-    run("init", str(tmp_path), "--name", "edited")
+@pytest.fixture
+def vendored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository whose towns live in `towns/` and which commits tt's schemas in `schema/`
+    (tt's own checkout is such a repository): tt's schema is inside the town's work tree."""
+    repo = make_repo(tmp_path / "repo")
+    shutil.copytree(schema_dir(), repo / "schema")
+    monkeypatch.setattr("reconciler.edit.scaffold.schema_dir", lambda: repo / "schema")
+    (repo / "towns" / "web").mkdir(parents=True)
+    return repo / "towns" / "web"
+
+
+def test_init_files_name_a_schema_in_their_repository_by_a_relative_path(vendored: Path) -> None:
+    run("init", str(vendored), "--name", "edited")
     for which in ("town", "tasks"):
-        first = (tmp_path / f"{which}.toml").read_text().splitlines()[0]
-        assert first == f"#:schema {run('schema', which, '--uri').strip()}"
-        assert first.startswith("#:schema file:///") and first.endswith(f"/{which}.schema.json")
-    assert (
-        run("validate", "--town", str(tmp_path)) == "✓ town 'edited' is valid: 0 agents, 0 tasks\n"
-    )
+        first = (vendored / f"{which}.toml").read_text().splitlines()[0]
+        assert first == f"#:schema ../../schema/{which}.schema.json"  # Taplo: from the file
+        assert (vendored / first.split()[1]).resolve().is_file()
+    assert run("validate", "--town", str(vendored)).startswith("✓ town 'edited' is valid")
     # Tinytown's next step: a starter task appended below the template, the directive kept
-    assert run("plan", "--init", "--town", str(tmp_path)) == f"wrote {tmp_path / 'tasks.toml'}\n"
-    assert (tmp_path / "tasks.toml").read_text().startswith("#:schema file:///")
-    assert "1 task" in run("validate", "--town", str(tmp_path))
+    assert run("plan", "--init", "--town", str(vendored)) == f"wrote {vendored / 'tasks.toml'}\n"
+    assert (vendored / "tasks.toml").read_text().startswith("#:schema ../../schema/")
+    assert "1 task" in run("validate", "--town", str(vendored))
     # tt plan --init where tasks.toml is missing writes it whole, directive first
-    (tmp_path / "tasks.toml").unlink()
-    run("plan", "--init", "--town", str(tmp_path))
-    assert (tmp_path / "tasks.toml").read_text().startswith("#:schema file:///")
+    (vendored / "tasks.toml").unlink()
+    run("plan", "--init", "--town", str(vendored))
+    assert (vendored / "tasks.toml").read_text().startswith("#:schema ../../schema/")
 
 
-def test_an_edit_keeps_the_directive(tmp_path: Path) -> None:
-    run("init", str(tmp_path), "--name", "edited")
-    before = (tmp_path / "town.toml").read_text().splitlines()[0]
+def test_init_files_name_no_path_of_one_machine(tmp_path: Path) -> None:
+    """Review of #15: a file:// URL of site-packages in a file meant to be committed. Outside
+    the schema's work tree (any repository, or none) the directive is left out."""
+    outside = make_repo(tmp_path / "repo") / "town"
+    for folder in (tmp_path / "plain", outside):
+        run("init", str(folder), "--name", "edited")
+        for which in ("town", "tasks"):
+            text = (folder / f"{which}.toml").read_text()
+            assert "#:schema" not in text and "file://" not in text
+        assert run("validate", "--town", str(folder)).startswith("✓ town 'edited' is valid")
+
+
+def test_an_edit_keeps_the_directive(vendored: Path) -> None:
+    run("init", str(vendored), "--name", "edited")
+    before = (vendored / "town.toml").read_text().splitlines()[0]
+    assert before.startswith("#:schema ")
     from reconciler import edit
     from reconciler.town import TownPaths
 
-    edit.add_agent(TownPaths(tmp_path), "dev", {"model": "sim"})
-    assert (tmp_path / "town.toml").read_text().splitlines()[0] == before
+    edit.add_agent(TownPaths(vendored), "dev", {"model": "sim"})
+    assert (vendored / "town.toml").read_text().splitlines()[0] == before

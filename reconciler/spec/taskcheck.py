@@ -284,8 +284,28 @@ def _descriptions(
 
 
 def _sequential(doc: TomlDoc, specs: list[TaskSpec], where: list[int], has_default: bool) -> None:
-    # On a task that does work its children run after it anyway; `sequential` would be ignored.
+    # On a task that does work (or a gate) its children run after it anyway; `sequential` would
+    # be ignored. A group does no work: it ends with its members, a `run_if` would mean nothing.
+    parents: set[str] | None = None
     for spec, i in zip(specs, where, strict=True):
+        if spec.run_if != RUN_IF_DEFAULT and not _holds(spec, has_default):
+            parents = {s.parent for s in specs if s.parent} if parents is None else parents
+            if spec.id in parents:
+                doc.report(
+                    ("tasks", i, "run_if"),
+                    f"run_if has no meaning on '{spec.id}': it is a group (no agent, role or "
+                    "default agent; other tasks name it as parent), which does no work and ends "
+                    "with its members",
+                    f"put run_if = {spec.run_if!r} on the members it is meant for",
+                )
+        if spec.sequential and spec.approve and not _does_work(spec, has_default):
+            doc.report(
+                ("tasks", i, "sequential"),
+                f"sequential has no effect: '{spec.id}' is an approval gate (approve = true, "
+                "no agent), so the tasks naming it as parent run after it, not as a group",
+                "a group is a task with no agent, role, default agent or approve; its children "
+                "name it as parent",
+            )
         if spec.sequential and _does_work(spec, has_default):
             who = "the default agent" if has_default and not (spec.agent or spec.role) else None
             doc.report(

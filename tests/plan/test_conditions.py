@@ -275,3 +275,42 @@ def test_render_names_what_a_repair_or_an_edit_made_of_a_task() -> None:
         "~ task a: completed (its spec no longer asks for approval)",
         "~ task go: approve (→ approval gate; blocked → awaiting_approval)",
     ]
+
+
+MEANINGLESS = """\
+[[tasks]]
+id = "stage"
+run_if = "failure"
+
+[[tasks]]
+id = "build"
+description = "Build"
+agent = "developer"
+parent = "stage"
+
+[[tasks]]
+id = "go"
+approve = true
+sequential = true
+parent = "build"
+
+[[tasks]]
+id = "deploy"
+description = "Deploy"
+agent = "developer"
+parent = "go"
+"""
+
+
+def test_run_if_on_a_group_and_sequential_on_a_gate_are_refused() -> None:
+    found = {p.path: p for p in problems_of(tasks=MEANINGLESS)}
+    assert set(found) == {"$.tasks[0].run_if", "$.tasks[2].sequential"}, [
+        p.render() for p in found.values()
+    ]
+    assert found["$.tasks[0].run_if"].line == 3
+    assert "it is a group" in found["$.tasks[0].run_if"].message
+    assert found["$.tasks[2].sequential"].line == 14
+    assert "is an approval gate" in found["$.tasks[2].sequential"].message
+    # on a member of the group, and without sequential on the gate, the same file is valid
+    fixed = MEANINGLESS.replace('run_if = "failure"\n', "").replace("sequential = true\n", "")
+    assert [t.id for t in load_texts(TOWN, fixed).tasks] == ["stage", "build", "go", "deploy"]

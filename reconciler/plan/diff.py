@@ -8,9 +8,8 @@ reads (`Plan.as_json`). It never executes anything and never decides process liv
 from __future__ import annotations
 
 from collections.abc import Iterator
-from operator import attrgetter
 
-from ..spec.desired import WORK_FIELDS, Desired, Directive, TaskSpec
+from ..spec.desired import Desired, Directive, TaskSpec
 from .actions import (
     JSON_VERSION,
     OPS,
@@ -34,6 +33,7 @@ from .actions import (
     spec_changed,
 )
 from .agentdiff import AGENT_DRIFT_FIELDS, AGENT_OTHER_FIELDS, agent_actions
+from .changes import TASK_FIELDS, changed_task_fields
 from .graph import Graph, Node, TaskKind, build_graph, made
 from .model import StoreModel, repair_reason
 from .render import render_lines
@@ -44,7 +44,6 @@ from .state import (
     ObservedTask,
     Source,
     TaskState,
-    task_spec_from_json,
 )
 
 # The plan's public names, wherever they are defined: callers import them all from here.
@@ -79,10 +78,6 @@ __all__ = [
 
 # -- diff ----------------------------------------------------------------------------------------
 
-# The work-defining fields (`TaskSpec.as_dict`'s, those only written when set included), so a
-# field added there is compared too.
-TASK_FIELDS = WORK_FIELDS
-_task_values = attrgetter(*TASK_FIELDS)
 _WAITING_OR_READY = (*WAITING, TaskState.READY)
 # A cancel leaves these as they are: a skipped task does not run anyway, and cancelling it would
 # fail what waits for it (lua/upsert_tasks.lua `cancel`).
@@ -142,29 +137,6 @@ def task_actions(
     if graph is None:
         graph = build_graph(desired)
     return _TaskPlanner(desired, graph, observed, prune, rerun_changed, keep_until).actions()
-
-
-def changed_task_fields(seen: ObservedTask, spec: TaskSpec, node: Node) -> tuple[str, ...]:
-    """Spec fields that differ, then derived ones (`kind`, `target`, `deps`: a new default agent
-    moves tasks whose spec did not change) and `source`. Specs are told apart by their hash;
-    only a changed one's stored spec is decoded, to name the fields (`spec` when it cannot be
-    decoded, or was written by a version that hashed it differently)."""
-    out: list[str] = []
-    if seen.spec_hash != spec.spec_hash():
-        stored = seen.spec if seen.spec is not None else task_spec_from_json(seen.spec_json)
-        old = _task_values(stored) if stored is not None else None
-        new = _task_values(spec)
-        fields = [f for f, a, b in zip(TASK_FIELDS, old or new, new, strict=True) if a != b]
-        out.extend(fields or ["spec"])
-    if seen.kind is not node.kind:
-        out.append("kind")
-    if seen.target != node.target:
-        out.append("target")
-    if (seen.deps != node.deps and set(seen.deps) != set(node.deps)) or seen.after != node.after:
-        out.append("deps")
-    if seen.source is not Source.FILE:
-        out.append("source")
-    return tuple(out)
 
 
 class _TaskPlanner(StoreModel):

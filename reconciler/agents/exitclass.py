@@ -2,8 +2,10 @@
 
 Pure: text and flags in, a class out. The CLI parsers (`parsers`) read the CLI's own signals
 first; these rules name what is left from the texts tt writes (`launch_failed: …`,
-`conflict: …`, `timed out after …`) and from messages every CLI words alike (usage limits, rate
-limits, logins). It decides no task's fate.
+`conflict: …`, `timed out after …`) and from messages every CLI words alike (logins). A usage
+or rate limit is only ever read from the CLI's own words (`limit_class`: its JSON's error
+message, or an error line on its stderr), never from the model's transcript: a task about rate
+limiting prints "429 Too Many Requests" in its test output. It decides no task's fate.
 """
 
 from __future__ import annotations
@@ -61,25 +63,47 @@ PREFIXES: tuple[tuple[str, ExitClass], ...] = (
 )
 
 
-def signal_class(text: str) -> ExitClass | None:
-    """The class a CLI's message names (usage limit, rate limit, login), else None."""
-    for pattern, cls in (
-        (USAGE_LIMIT, ExitClass.USAGE_LIMIT),
-        (RATE_LIMITED, ExitClass.RATE_LIMITED),
-        (AUTH, ExitClass.AUTH),
-    ):
-        if pattern.search(text):
+# A line a CLI writes on stderr to say it failed, not the model's work it shows: codex's
+# `ERROR: …` (after a timestamp), `Error: …` (copilot, node CLIs), gemini's `[API Error: …]`.
+ERROR_LINE = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:ERROR|Error|error)\b\s*:|^\s*\[API Error")
+LIMIT_PATTERNS = ((USAGE_LIMIT, ExitClass.USAGE_LIMIT), (RATE_LIMITED, ExitClass.RATE_LIMITED))
+
+
+def limit_class(message: str) -> ExitClass | None:
+    """The limit a CLI's own message names (usage before rate), else None."""
+    for pattern, cls in LIMIT_PATTERNS:
+        if pattern.search(message):
             return cls
     return None
 
 
+def limit_line(text: str, cls: ExitClass) -> str | None:
+    """The last line of `text` that names the limit `cls` (its reset is read there only)."""
+    pattern = USAGE_LIMIT if cls is ExitClass.USAGE_LIMIT else RATE_LIMITED
+    return next((x for x in reversed(text.splitlines()) if pattern.search(x)), None)
+
+
+def stderr_limit(stderr: str) -> ExitClass | None:
+    """The limit an error line of a CLI's stderr names (text mode), else None."""
+    for line in reversed(stderr.splitlines()):
+        if ERROR_LINE.search(line) and (cls := limit_class(line)) is not None:
+            return cls
+    return None
+
+
+def signal_class(text: str) -> ExitClass | None:
+    """The class a CLI's own message names (usage limit, rate limit, login), else None."""
+    return limit_class(text) or (ExitClass.AUTH if AUTH.search(text) else None)
+
+
 def classify_error(error: str) -> ExitClass:
-    """The class of a failed attempt from its error text (tt's prefixes, then the CLI's
-    message): also how a record written before classes existed is shown."""
+    """The class of a failed attempt from its error text (tt's prefixes, then a login the
+    CLI names; never a limit: its text may be the model's): also how a record written before
+    classes existed is shown."""
     for prefix, cls in PREFIXES:
         if error.startswith(prefix):
             return cls
-    return signal_class(error) or ExitClass.FAILED
+    return ExitClass.AUTH if AUTH.search(error) else ExitClass.FAILED
 
 
 def classify_record(outcome: str, error: str) -> ExitClass:

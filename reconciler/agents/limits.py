@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..spec.desired import ModelSpec
 from ..store.turn import Limit, Turn
-from .exitclass import ExitClass
-from .ledger import Ended, exit_class_of
+from .exitclass import ExitClass, limit_line
+from .ledger import Ended
 
 LIMIT_CLASSES = (ExitClass.USAGE_LIMIT, ExitClass.RATE_LIMITED)
 REASONS = {ExitClass.USAGE_LIMIT: "usage limit", ExitClass.RATE_LIMITED: "rate limit"}
@@ -87,12 +87,15 @@ def _next_clock(m: re.Match[str], now: float, tz: tzinfo | None) -> float | None
 
 
 def limit_of(verdict: Ended, provider: str, now: float) -> Limit | None:
-    """The usage or rate limit a failed attempt met (its reset, if its message names one),
-    else None."""
-    cls = exit_class_of(verdict.ok, verdict.text, verdict.exit_class)
-    if cls not in LIMIT_CLASSES:
+    """The usage or rate limit a failed attempt's run was classed with (`verdicts`: from the
+    CLI's own signals, never from its text here), with its reset if the limit's own message
+    line names one (not "12 passed in 0.4s" from a test run above it), else None."""
+    cls = verdict.exit_class
+    if verdict.ok or cls not in LIMIT_CLASSES:
         return None
-    return Limit(cls.value, reset_at(verdict.text, now), f"{provider} {REASONS[cls]}")
+    line = limit_line(verdict.text, cls)
+    reset = None if line is None else reset_at(line, now)
+    return Limit(cls.value, reset, f"{provider} {REASONS[cls]}")
 
 
 def idle_wait(turn: Turn, keys: list[str], now: float) -> tuple[float, list[str]]:

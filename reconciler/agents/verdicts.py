@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..spec.desired import ModelSpec, OutputMode
-from .exitclass import ExitClass, classify_error
+from .exitclass import ExitClass, classify_error, stderr_limit
 from .ledger import RunFacts
 from .parsers import parse
 from .prompt import Verdict, judge
 from .supervisor import RunResult
 
 AUTH_HINT = "log the CLI in (or set its API key) for the agent's user"
+LIMITS = (ExitClass.USAGE_LIMIT, ExitClass.RATE_LIMITED)
 KEEP_STDOUT = 4 << 20  # of a JSON-speaking CLI's stdout, read once it exits
 
 
@@ -64,6 +65,12 @@ def judge_run(result: RunResult, model: ModelSpec, timeout: float | None) -> Ver
         cls = ExitClass.SUCCESS
     else:
         cls = classify_error(verdict.text)
+        if cls is ExitClass.FAILED and parsed is None and result.returncode not in (0, None):
+            # Text mode: a limit only from an error line of the CLI's stderr, never from the
+            # model's transcript on stdout (tests that print "429 Too Many Requests").
+            cls = stderr_limit(result.stderr_tail) or cls
+    if cls in LIMITS and result.returncode == 0:
+        cls = ExitClass.FAILED  # it finished: whatever limit it met, its own retry got past
     if cls is ExitClass.AUTH and parsed is not None and not verdict.permanent:
         verdict = replace(verdict, permanent=True, hint=verdict.hint or AUTH_HINT)
     return replace(verdict, exit_class=cls, facts=facts)

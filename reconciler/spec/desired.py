@@ -232,10 +232,12 @@ class Policy:
     # False: drift (what differs in Redis without a file change: agents stopped by hand, tasks
     # edited there) is reported and left as it is; the files' own changes are still applied.
     self_heal: bool = True
-    # A usage or rate limit that names no reset pauses its provider this long, doubling at each
-    # such limit in a row up to the max (a success starts it over).
+    # A usage or rate limit pauses its provider at least this long (until the reset its message
+    # names, if later), doubling at each limit in a row up to the max (a success starts it
+    # over); no pause lasts longer than `limit_pause_max`, whatever reset was named.
     limit_backoff: float = 300.0
     limit_backoff_max: float = 3600.0
+    limit_pause_max: float = 86400.0
 
 
 # The default of [town] max_agents: the most agents a town runs, replicas counted.

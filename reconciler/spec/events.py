@@ -22,6 +22,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "task.upstream_failed",
     "task.skipped",
     "task.deferred",
+    "task.deferrals_capped",
     "task.killed",
     "task.handed_back",
     "task.held",
@@ -57,6 +58,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "budget.exhausted",
     "budget.resumed",
     "provider.paused",
+    "provider.pause_capped",
     "provider.resumed",
     # applies, revisions, the loop
     "apply",

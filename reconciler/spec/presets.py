@@ -101,7 +101,9 @@ PRESETS: dict[str, ModelSpec] = {
         ),
         prompt=PromptMode.FILE,
     ),
-    # aider exits 0 after its API call failed: these lines on its output mean failure.
+    # aider exits 0 after its API call failed: these lines on its output mean failure, unless
+    # aider's own "Retrying in N seconds..." follows them (the retry may have succeeded; its
+    # final error is printed with no retry after it).
     "aider": ModelSpec(
         name="aider",
         command=(
@@ -118,8 +120,8 @@ PRESETS: dict[str, ModelSpec] = {
         ),
         prompt=PromptMode.FILE,
         fail_patterns=(
-            r"litellm\.\w*Error",
-            r"The API provider's servers are down",
+            r"litellm\.\w*Error(?![\s\S]*Retrying in)",
+            r"The API provider's servers are down(?![\s\S]*Retrying in)",
             r"No LLM model was specified",
             r"file not found error",
         ),

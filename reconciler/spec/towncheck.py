@@ -58,11 +58,15 @@ POLICY_DURATIONS = (
     "keep_deleted",
     "limit_backoff",
     "limit_backoff_max",
+    "limit_pause_max",
     "stall_after",
 )
 # (lowest, highest) seconds of the policy durations with a range narrower than every duration's
 # 0 to 30 days (`durations.MAX_SECONDS`; integers have theirs in the schema).
-DURATION_RANGES: dict[str, tuple[float, float]] = {"keep_deleted": (1.0, MAX_SECONDS)}
+DURATION_RANGES: dict[str, tuple[float, float]] = {
+    "keep_deleted": (1.0, MAX_SECONDS),
+    "limit_pause_max": (1.0, MAX_SECONDS),
+}
 FOLLOW_INTERVAL = (1.0, 86400.0)  # (lowest, highest) seconds of [town] follow_interval
 BAD_REF_CHARS = frozenset(" ~^:?*[\\")
 PATTERN_FIELDS = ("fail_patterns", "stall_patterns", "resume_rejected")

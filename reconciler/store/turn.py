@@ -20,6 +20,10 @@ from .mail import SEEN_MAXLEN, Message, kept_message
 from .scripts import Scripted, lua_source
 from .tasks import Claimed, DepResult
 
+# Usage or rate limits in a row a task may meet without spending a retry; the next one fails
+# its attempt as any failure (a CLI that keeps saying it cannot loop a task for ever).
+MAX_DEFERRALS = 5
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -116,6 +120,8 @@ class TurnOps(Scripted):
                     "class": outcome.limit.exit_class,
                     "base": policy.limit_backoff,
                     "cap": policy.limit_backoff_max,
+                    "max": policy.limit_pause_max,
+                    "deferrals": MAX_DEFERRALS,
                 }
             report = [
                 kind,

@@ -104,13 +104,32 @@ def test_the_provider_is_the_cli_family_unless_set() -> None:
 
 
 def test_a_limit_is_found_for_limit_classes_only() -> None:
-    limited = Verdict(False, False, "Claude AI usage limit reached|1712345678")
+    text = "Claude AI usage limit reached|1712345678"
+    limited = Verdict(False, False, text, exit_class=ExitClass.USAGE_LIMIT)
     limit = limit_of(limited, "claude", NOW)
     assert limit is not None and (limit.exit_class, limit.reset) == ("usage_limit", 1712345678.0)
     assert limit.reason == "claude usage limit"
     rate = Verdict(False, False, "boom", exit_class=ExitClass.RATE_LIMITED)
     assert limit_of(rate, "codex", NOW) == limit_of(rate, "codex", NOW + 1)
     assert limit_of(Verdict(False, False, "exit code 1: boom"), "claude", NOW) is None
+    # The text alone names no limit: only the class the CLI's own signals gave (`verdicts`).
+    assert limit_of(Verdict(False, False, text), "claude", NOW) is None
+    assert limit_of(Verdict(False, False, text, exit_class=ExitClass.FAILED), "x", NOW) is None
+
+
+def test_the_reset_is_read_from_the_limit_line_only() -> None:
+    # A test run's "12 passed in 0.4s" above the CLI's message is no reset.
+    text = "exit code 1: 1 failed, 12 passed in 0.4s\nERROR: 429 Too Many Requests"
+    rate = Verdict(False, False, text, exit_class=ExitClass.RATE_LIMITED)
+    limit = limit_of(rate, "codex", NOW)
+    assert limit is not None and limit.reset is None
+    named = Verdict(
+        False,
+        False,
+        "ran in 2s\nrate limited: retry after 90 seconds",
+        exit_class=ExitClass.RATE_LIMITED,
+    )
+    assert (limit := limit_of(named, "codex", NOW)) is not None and limit.reset == NOW + 90
 
 
 def test_an_idle_worker_waits_until_the_reset_on_its_control_list_only() -> None:

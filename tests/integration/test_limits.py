@@ -89,7 +89,9 @@ def test_a_usage_limit_pauses_every_agent_of_its_provider_until_its_reset(
 ) -> None:
     marker = str(tmp_path / "limit-hit")  # the first run of either agent meets the limit
     town_toml = (
-        '[town]\nname = "paused"\nretries = 0\n\n[agents.dev]\nmodel = "claude-a"\n\n'
+        # limit_backoff: the floor of every pause (default 5m), below the fake's 3 s reset
+        '[town]\nname = "paused"\nretries = 0\nlimit_backoff = "1s"\n\n'
+        '[agents.dev]\nmodel = "claude-a"\n\n'
         '[agents.ops]\nmodel = "claude-b"\n\n'
         + model("claude-a", "claude", "usage_limit_once", "claude-json", marker)
         + model("claude-b", "claude", "usage_limit_once", "claude-json", marker)
@@ -240,3 +242,28 @@ def test_a_hard_budget_kills_the_attempt_running_under_it_and_a_raised_one_rerun
         assert town.tt("apply").returncode == 0
         until(lambda: show(town, "slow")["state"] == "completed", 60, "slow completed")
         assert [a["exit_class"] for a in show(town, "slow")["attempts"]] == ["killed", "success"]
+
+
+def test_failing_work_whose_output_mentions_a_rate_limit_fails_and_spends_its_retries(
+    tmp_path: Path,
+) -> None:
+    # A model implementing a rate limiter: its failing test run prints "429 Too Many Requests"
+    # (the model's transcript, on stdout) and it exits 1. That is no provider limit: no
+    # deferral, no pause; retries = 0 fails it at once.
+    cli = tmp_path / "tests_fail.py"
+    cli.write_text(
+        "import sys\nsys.stdin.read()\n"
+        "print('FAILED tests/test_limiter.py::test_blocks - expected 429 Too Many Requests')\n"
+        "print('1 failed, 12 passed in 0.4s')\nsys.exit(1)\n"
+    )
+    town_toml = (
+        '[town]\nname = "loop"\nretries = 0\n\n[agents.dev]\nmodel = "tester"\n\n'
+        f'[models.tester]\ncommand = ["{{python}}", {json.dumps(str(cli))}]\n'
+    )
+    with live_town(tmp_path / "t") as town:
+        town.write(town_toml, tasks(("limiter", "dev")))
+        town.tt("apply", "--wait", "--timeout", "30s", timeout=60)
+        task = show(town, "limiter")
+        assert task["state"] == "failed"
+        assert [a["exit_class"] for a in task["attempts"]] == ["failed"]
+        assert town.events("provider.paused") == [] and town.events("task.deferred") == []

@@ -12,10 +12,12 @@ import pytest
 
 from reconciler.spec.desired import Policy
 from reconciler.store.client import Store
-from reconciler.store.turn import Gate, Limit, Outcome, Turn
+from reconciler.store.turn import MAX_DEFERRALS, Gate, Limit, Outcome, Turn
 from tests.store.test_transitions import rec
 
 POLICY = Policy(retries=0, retry_backoff=30, retry_backoff_max=60)
+# A backoff floor below the resets these tests name (the default 5m would outlast them).
+FAST = Policy(retries=0, retry_backoff=30, retry_backoff_max=60, limit_backoff=0.1)
 CLAUDE = Gate("claude", "dev")
 
 
@@ -26,8 +28,9 @@ def turn(
     agent: str = "dev",
     gate: Gate = CLAUDE,
     targets: tuple[str, ...] = ("dev", "*backlog"),
+    policy: Policy = POLICY,
 ) -> Turn:
-    return s.turn(agent, outcome, token, list(targets), POLICY, "", gate)
+    return s.turn(agent, outcome, token, list(targets), policy, "", gate)
 
 
 def cost(task: str, attempt: int, usd: float | None) -> str:
@@ -85,7 +88,7 @@ def test_a_pause_ends_by_itself_at_its_reset(redis_store: Store) -> None:
     s = redis_store
     s.upsert_tasks([rec("a")], 1)
     assert turn(s, None, "t1").claimed is not None
-    assert turn(s, limited("a", "t1", time.time() + 0.3), "t2").paused_until is not None
+    assert turn(s, limited("a", "t1", time.time() + 0.3), "t2", policy=FAST).paused_until
     deadline = time.time() + 5
     while time.time() < deadline:
         got = turn(s, None, "t3")
@@ -98,14 +101,15 @@ def test_a_pause_ends_by_itself_at_its_reset(redis_store: Store) -> None:
 
 def test_limits_without_a_reset_back_off_5_minutes_doubling_to_an_hour(redis_store: Store) -> None:
     s = redis_store
-    s.upsert_tasks([rec("a")], 1)
+    s.upsert_tasks([rec("a"), rec("b", target="ops")], 1)
+    ops = {"agent": "ops", "gate": Gate("claude", "ops"), "targets": ("ops",)}
     pauses = []
-    for i in range(6):
-        token = f"t{i}"
+    for i in range(6):  # two tasks of the provider, so neither reaches MAX_DEFERRALS
+        token, task, who = f"t{i}", "ab"[i % 2], ({} if i % 2 == 0 else ops)
         s.resume_provider("claude")
-        assert turn(s, None, token).claimed is not None
+        assert turn(s, None, token, **who).claimed is not None  # type: ignore[arg-type]
         now = time.time()
-        turn(s, limited("a", token, None, "rate_limited"), "")
+        turn(s, limited(task, token, None, "rate_limited"), "", **who)  # type: ignore[arg-type]
         [pause] = s.pauses()
         pauses.append(round((pause.until - now) / 60))
         assert pause.exit_class == "rate_limited"
@@ -114,11 +118,74 @@ def test_limits_without_a_reset_back_off_5_minutes_doubling_to_an_hour(redis_sto
     s.resume_provider("claude")
     assert turn(s, None, "ok").claimed is not None
     turn(s, Outcome("a", "ok", True, "done"), "")
-    s.upsert_tasks([rec("b")], 2)
+    s.upsert_tasks([rec("a"), rec("b", target="ops"), rec("c")], 2)
     assert turn(s, None, "t9").claimed is not None
     now = time.time()
-    turn(s, limited("b", "t9", None, "rate_limited"), "")
+    turn(s, limited("c", "t9", None, "rate_limited"), "")
     assert round((s.pauses()[0].until - now) / 60) == 5
+
+
+def test_the_backoff_is_a_floor_under_a_named_reset_and_rises_with_each_limit(
+    redis_store: Store,
+) -> None:
+    # "resets in 0.4s" from a CLI (or a reset just passed) must not let a provider be hammered:
+    # the pause is the backoff at least, and it doubles at each limit in a row all the same.
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    pauses = []
+    for i in range(3):
+        s.resume_provider("claude")
+        assert turn(s, None, f"t{i}").claimed is not None
+        now = time.time()
+        turn(s, limited("a", f"t{i}", now + 0.4), "")
+        pauses.append(round((s.pauses()[0].until - now) / 60))
+    assert pauses == [5, 10, 20]
+
+
+def test_a_pause_longer_than_limit_pause_max_is_cut_to_it_with_an_event(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    assert turn(s, None, "t1").claimed is not None
+    now = time.time()
+    turn(s, limited("a", "t1", 9999999999.0), "")  # year 2286: a garbled epoch
+    [pause] = s.pauses()
+    assert pause.until == pytest.approx(now + POLICY.limit_pause_max, abs=5)
+    [capped] = [f for _, f in s.events_since() if f["type"] == "provider.pause_capped"]
+    assert capped["provider"] == "claude" and float(capped["named"]) == 9999999999.0
+
+
+def test_limits_in_a_row_past_max_deferrals_spend_a_retry(redis_store: Store) -> None:
+    # A task whose runs keep ending in a limit (a CLI that keeps saying it, a misread message)
+    # cannot loop for ever: the limit after MAX_DEFERRALS in a row fails it as any failure.
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    fates = []
+    for i in range(MAX_DEFERRALS + 1):
+        s.resume_provider("claude")
+        assert turn(s, None, f"t{i}").claimed is not None
+        fates.append(turn(s, limited("a", f"t{i}", None), "").reported)
+    assert fates == ["deferred"] * MAX_DEFERRALS + ["failed"]  # retries = 0
+    assert s.client.hget(s.keys.task("a"), "state") == "failed"
+    [capped] = [f for _, f in s.events_since() if f["type"] == "task.deferrals_capped"]
+    assert (capped["task"], capped["deferrals"]) == ("a", str(MAX_DEFERRALS))
+    outcomes = [r["outcome"] for r in s.attempt_history("a")]
+    assert outcomes == ["deferred"] * MAX_DEFERRALS + ["failed"]
+
+
+def test_a_completed_or_failed_attempt_ends_the_row_of_deferrals(redis_store: Store) -> None:
+    s = redis_store
+    s.upsert_tasks([{**rec("a"), "retries": 1}], 1)
+    fates = []
+    for i in range(2 * MAX_DEFERRALS):
+        s.resume_provider("claude")
+        assert turn(s, None, f"t{i}").claimed is not None
+        if i == MAX_DEFERRALS - 1:  # one plain failure in the middle: a retry spent, row over
+            fates.append(turn(s, Outcome("a", f"t{i}", False, "boom"), "").reported)
+            s.client.zadd(s.keys.timers, {"a": 0})
+            continue
+        fates.append(turn(s, limited("a", f"t{i}", None), "").reported)
+    # 4 limits, a failure, then 5 more: without the reset the 6th in all would be capped
+    assert fates == ["deferred"] * 4 + ["retrying"] + ["deferred"] * MAX_DEFERRALS
 
 
 def test_a_town_budget_stops_claims_at_its_limit_and_a_raised_one_resumes(

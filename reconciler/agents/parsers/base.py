@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..exitclass import ExitClass, signal_class
+from ..exitclass import AUTH, ExitClass, signal_class, stderr_limit
 
 RAW_TAIL = 2000  # what is kept of output that could not be read
 
@@ -110,13 +110,17 @@ def events(text: str) -> list[dict[str, Any]]:
 
 def unreadable(stdout: str, stderr: str, returncode: int | None, what: str) -> Parsed:
     """Output that is not the CLI's JSON: failed, with its raw tail kept. A CLI that failed
-    before it wrote any JSON may still have named a login or a limit."""
+    before it wrote any JSON may still have named a login, or a limit on an error line of its
+    stderr (its stdout may be the model's words)."""
     raw = (stdout.strip() or stderr.strip() or "(no output)")[-RAW_TAIL:]
     cls = ExitClass.FAILED
     if returncode not in (0, None):
-        cls = signal_class(f"{stdout}\n{stderr}") or ExitClass.FAILED
+        cls = stderr_limit(stderr) or ExitClass.FAILED
+        if cls is ExitClass.FAILED and AUTH.search(f"{stdout}\n{stderr}"):
+            cls = ExitClass.AUTH
     return Parsed(f"no readable {what} output: {raw}", cls, unreadable=True)
 
 
 def failure_class(message: str) -> ExitClass:
+    """The class of the error message a CLI's JSON gave (its own words, not the model's)."""
     return signal_class(message) or ExitClass.FAILED

@@ -25,10 +25,11 @@ def parse(stdout: str, stderr: str, returncode: int | None) -> Parsed:
     )
     subtype = str(doc.get("subtype") or "")
     result = text_of(doc.get("result")) or ""
-    failed = doc.get("is_error") is True or subtype != "success" or returncode != 0
-    if failed:
+    is_error = doc.get("is_error") is True
+    if is_error or subtype != "success" or returncode != 0:
         message = result or f"claude reported {subtype or 'an error'}"
-        cls = failure_class(f"{message}\n{stderr}")
+        # Only an error result is claude's own message; otherwise `result` is the model's.
+        cls = failure_class(message) if is_error else ExitClass.FAILED
     else:
         message, cls = result, ExitClass.SUCCESS
     return Parsed(

@@ -21,13 +21,20 @@ local function paused_until(provider)
   return nil
 end
 
--- Pause `provider`: until `reset` (unix seconds, '' = none given), else for the backoff of its
--- limits in a row (`base` doubling per limit, up to `cap`). A later pause already set is kept.
-local function pause_provider(provider, reset, reason, class, base, cap)
-  local at = tonumber(reset)
-  if not at or at <= tonumber(NOW) then
-    local level = redis.call('HINCRBY', P .. 'limit-backoff', provider, 1) - 1
-    at = tonumber(NOW) + math.min(tonumber(base) * 2 ^ level, tonumber(cap))
+-- Pause `provider` for the backoff of its limits in a row (`base` doubling per limit, up to
+-- `cap`; a success deletes the level), or until `reset` (unix seconds, '' = none named) when
+-- that is later: the backoff is a floor, a reset just past or seconds away pauses no less. No
+-- pause lasts over `max` seconds (`provider.pause_capped` when it is cut). A later pause already
+-- set is kept.
+local function pause_provider(provider, reset, reason, class, base, cap, max)
+  local level = redis.call('HINCRBY', P .. 'limit-backoff', provider, 1) - 1
+  local at = tonumber(NOW) + math.min(tonumber(base) * 2 ^ level, tonumber(cap))
+  local named = tonumber(reset)
+  if named and named > at then at = named end
+  local longest = tonumber(NOW) + tonumber(max)
+  if at > longest then
+    event('provider.pause_capped', 'provider', provider, 'named', at, 'resumes_at', longest)
+    at = longest
   end
   local raw = redis.call('HGET', P .. 'pauses', provider)
   if raw and tonumber(cjson.decode(raw)['until']) >= at then return end
@@ -99,14 +106,25 @@ end
 
 -- The attempt `token` of `id` met a usage or rate limit: recorded (its class in `detail`), and
 -- the task is ready again at the front of its queue without spending a retry (its `run_base`
--- moves on, as for an attempt handed back). Returns 'deferred' or 'stale'.
-local function defer_attempt(id, token, err, detail)
+-- moves on, as for an attempt handed back). Its `deferrals` in a row are counted (a completed or
+-- failed attempt ends the row): past `max`, the limit is no excuse any more (a CLI that keeps
+-- saying it, a task that keeps meeting it): 'capped', with `task.deferrals_capped`, and the
+-- caller fails the attempt as any other (a retry spent). Returns 'deferred', 'capped' or
+-- 'stale'.
+local function defer_attempt(id, token, err, detail, max)
   local k = tkey(id)
   local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'run_base',
     'target')
   if f[1] ~= token or token == '' then
     event('task.stale', 'task', id, 'outcome', 'deferred', 'token', token)
     return 'stale'
+  end
+  local n = redis.call('HINCRBY', k, 'deferrals', 1)
+  if n > tonumber(max) then
+    redis.call('HDEL', k, 'deferrals')
+    event('task.deferrals_capped', 'task', id, 'agent', f[3] or '', 'attempt', f[2],
+      'deferrals', n - 1)
+    return 'capped'
   end
   record_attempt(id, {attempt = tonumber(f[2]), agent = f[3], outcome = 'deferred',
     error = err}, f[4], detail)

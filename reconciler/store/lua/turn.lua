@@ -9,7 +9,8 @@
 -- ledger entry (JSON object, '' = none), [16]: the next attempt's token ('' = claim nothing),
 -- [17]: how many `seen` keeps, [18]: an id the agent popped ('' = none), [19]: JSON of its
 -- limits (limits_lib.lua): {provider, entry (its town.toml agent), and for an attempt 'deferred'
--- by a usage or rate limit: reset ('' = none named), reason, class, base, cap (its backoff)},
+-- by a usage or rate limit: reset ('' = none named), reason, class, base, cap (its backoff),
+-- max (the longest pause), deferrals (how many in a row a task may have)},
 -- [20..]: its queue targets, the backlog last.
 -- Returns {outcome, seconds to the next timer or '', attempt, id, spec, error, deps, mail...};
 -- no attempt and no id when nothing was claimed: {outcome, timer, why} when its provider is
@@ -25,10 +26,17 @@ elseif ARGV[5] == 'failed' then
   outcome = fail_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
     ARGV[13], ARGV[15])
 elseif ARGV[5] == 'deferred' then
-  outcome = defer_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[15])
-  if outcome == 'deferred' then
-    pause_provider(lim.provider, lim.reset, lim.reason, lim.class, lim.base, lim.cap)
+  outcome = defer_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[15], lim.deferrals)
+  if outcome ~= 'stale' then
+    pause_provider(lim.provider, lim.reset, lim.reason, lim.class, lim.base, lim.cap, lim.max)
   end
+  if outcome == 'capped' then
+    outcome = fail_attempt(ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12],
+      ARGV[13], ARGV[15])
+  end
+end
+if outcome == '1' or outcome == 'retrying' or outcome == 'failed' then
+  redis.call('HDEL', tkey(ARGV[6]), 'deferrals')  -- the row of limits is over
 end
 if outcome == '1' then redis.call('HDEL', P .. 'limit-backoff', lim.provider) end
 if ARGV[5] ~= '' then count_cost(ARGV[6], ARGV[15], lim.entry) end

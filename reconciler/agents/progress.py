@@ -1,23 +1,46 @@
 """Is a model's run still moving? Output bytes on its pipes, or a file changed in its working
 folder; neither for `after` seconds and it is stalled (`supervisor` then kills its tree).
 
-The folder check is cheap: the newest mtime under it (lstat, no symlink followed, `.git` and
-tt's own state folder skipped), looked at every few seconds, never a hash. Output a stall
-pattern matched (the CLI's own retry loop) is no progress: `pipes.Stream` leaves it out.
-It signals nothing and reads no file's content.
+The folder check is cheap and bounded: the newest mtime under it (lstat, no symlink followed),
+breadth first so the sources near the top are seen before deep trees, with `.git`, tt's own
+state folder and well-known dependency and cache folders (node_modules, .venv, target…) left
+out, at most `MAX_ENTRIES` entries and `SCAN_SECONDS` a look, looked at every few seconds
+(every 30 s at most), never a hash. Output a stall pattern matched (the CLI's own retry loop)
+is no progress: `pipes.Stream` leaves it out. It signals nothing and reads no file's content.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 from ..spec.durations import format_duration
 
-SKIPPED = ".git"
+# Folders whose files a model does not write as its work: git's own, installed dependencies,
+# caches and build trees of package managers (large, and churned by installs).
+SKIPPED = frozenset(
+    {
+        ".git",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".gradle",
+        ".cache",
+        "target",
+    }
+)
 MAX_ENTRIES = 200_000  # a folder larger than this is looked at this far only
+SCAN_SECONDS = 0.25  # the longest one look takes (the supervisor's loop waits on it)
 LONGEST_LOOK = 30.0  # seconds between two looks at the folder, at most
 
 
@@ -26,14 +49,21 @@ class Counted(Protocol):
     def progress(self) -> int: ...
 
 
-def newest_mtime(folder: Path, skip: Path | None = None) -> float:
-    """The newest mtime (ns) of `folder` and what is under it, `.git` and `skip` left out."""
+def newest_mtime(
+    folder: Path,
+    skip: Path | None = None,
+    limit: int = MAX_ENTRIES,
+    budget: float = SCAN_SECONDS,
+) -> float:
+    """The newest mtime (ns) of `folder` and what is under it, breadth first, the `SKIPPED`
+    folders and `skip` left out, over at most `limit` entries and `budget` seconds."""
     newest = 0
     seen = 0
-    stack = [os.fspath(folder)]
+    queue = deque([os.fspath(folder)])
     skipped = os.fspath(skip) if skip is not None else None
-    while stack and seen < MAX_ENTRIES:
-        top = stack.pop()
+    give_up = time.monotonic() + budget
+    while queue and seen < limit:
+        top = queue.popleft()
         try:
             newest = max(newest, os.lstat(top).st_mtime_ns)
             entries = os.scandir(top)
@@ -42,16 +72,27 @@ def newest_mtime(folder: Path, skip: Path | None = None) -> float:
         with entries:
             for entry in entries:
                 seen += 1
-                if entry.name == SKIPPED or entry.path == skipped:
+                if entry.name in SKIPPED or entry.path == skipped:
                     continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+                        queue.append(entry.path)
                     else:
                         newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
                 except OSError:
                     continue
+        if time.monotonic() > give_up:
+            break
     return float(newest)
+
+
+def stall_limit(task: object, agent: float | None, town: float) -> float | None:
+    """How long an attempt may make no progress: the task's `stall_after` (from its spec's
+    JSON), else its agent's, else the town's; None (no check) when the one that applies is 0
+    (`"off"`)."""
+    own = float(task) if isinstance(task, (int, float)) and not isinstance(task, bool) else None
+    chosen = next((v for v in (own, agent) if v is not None and v >= 0), town)
+    return chosen or None
 
 
 class ProgressWatch:

@@ -34,6 +34,7 @@ from .gitwork import GitWork, verdict_of
 from .ledger import settle
 from .limits import idle_wait, limit_of, provider_of
 from .models import OVERRIDE_ENV, resolve
+from .progress import stall_limit
 from .prompt import Verdict, build_message_prompt, build_prompt
 from .rounds import Rounds
 from .supervisor import proc_start_time
@@ -321,7 +322,7 @@ class Worker:
             rejection=c.rejection,
         )
         timeout = _float(spec.get("timeout")) or self.spec.timeout or self.policy.task_timeout
-        stall = _float(spec.get("stall_after")) or self.spec.stall_after or self.policy.stall_after
+        stall = stall_limit(spec.get("stall_after"), self.spec.stall_after, self.policy.stall_after)
         log_path = self.log_dir / f"{c.task_id}-{c.attempt}.log"
         # A retry of an interrupted attempt goes on with its CLI session (`resume`).
         going_on = None
@@ -365,7 +366,8 @@ class Worker:
             agent=self.name, town=self.desired.town.name, messages=[m for _, m in taken]
         )
         stamp = f"msg-{int(time.time() * 1000)}"
-        limits = Limits(self.policy.task_timeout, self.spec.stall_after or self.policy.stall_after)
+        stall = stall_limit(None, self.spec.stall_after, self.policy.stall_after)
+        limits = Limits(self.policy.task_timeout, stall)
         log_path = self.log_dir / f"{stamp}.log"
         verdict = self.runner.invoke(prompt, log_path, limits, "", 0, "", self._interrupted)
         stopped = self.terminated or self.stopping.is_set()

@@ -28,6 +28,13 @@ MAX_DURATION_TEXT = 64
 POSITIVE_DURATIONS = frozenset(
     {"heartbeat", "lease", "resync", "task_timeout", "timeout", "stall_after", "check_timeout"}
 )
+# `stall_after = "off"` (or 0) of the town, an agent or a task turns the no-progress check off
+# (read as 0); a model's `stall_after`, its grace after a stall pattern, stays positive.
+OFF = "off"
+
+
+def _may_be_off(path: JsonPath, key: str) -> bool:
+    return key == "stall_after" and path[:1] != ("models",)
 
 
 def table(data: Mapping[str, Any] | None, key: str) -> Mapping[str, Any]:
@@ -82,6 +89,9 @@ def duration(doc: TomlDoc, path: JsonPath, data: Mapping[str, Any], key: str) ->
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None  # absent, or a type error the schema has reported
+    off = _may_be_off(path, key)
+    if off and value == OFF:
+        return 0.0
     if isinstance(value, str) and len(value) > MAX_DURATION_TEXT:
         return None  # the schema has reported its length
     if not isinstance(value, str) and (value < 0 or value > MAX_SECONDS):
@@ -91,7 +101,7 @@ def duration(doc: TomlDoc, path: JsonPath, data: Mapping[str, Any], key: str) ->
     except ValueError as e:
         doc.report((*path, key), str(e))
         return None
-    if seconds == 0 and key in POSITIVE_DURATIONS:
+    if seconds == 0 and key in POSITIVE_DURATIONS and not off:
         doc.report((*path, key), f"{key} must be greater than zero")
         return None
     return seconds

@@ -19,15 +19,18 @@ SIM = "sim"
 PRESETS: dict[str, ModelSpec] = {
     # As root, claude refuses --dangerously-skip-permissions unless IS_SANDBOX=1; acceptEdits is
     # accepted. `-p` reads the prompt from stdin: it stays out of argv (and `ps`), and nothing
-    # follows the variadic --allowedTools for it to eat. Its JSON (one result object, also on
-    # a failure such as "Not logged in") gives the session id, tokens and cost.
+    # follows the variadic --allowedTools for it to eat. Its stream-json (which `-p` accepts
+    # only with --verbose) streams every message as it comes, so a run that reads and thinks
+    # is making progress (`--output-format json` prints nothing until the end), and ends with
+    # one result object, also on a failure such as "Not logged in": session id, tokens, cost.
     "claude": ModelSpec(
         name="claude",
         command=(
             "claude",
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--permission-mode",
             "acceptEdits",
             "--allowedTools",

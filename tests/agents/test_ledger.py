@@ -87,6 +87,8 @@ def test_truncated_json_with_exit_0_fails_with_its_raw_tail(tmp_path: Path) -> N
 
 def test_text_mode_keeps_the_raw_output_as_the_result(tmp_path: Path) -> None:
     verdict, _ = run(tmp_path, "claude", "success", OutputMode.TEXT)
-    assert verdict.ok and verdict.text.startswith('{"type": "result"')
+    # the stream as claude printed it: its init event first, its result last
+    assert verdict.ok and verdict.text.startswith('{"type": "system"')
+    assert verdict.text.rstrip().splitlines()[-1].startswith('{"type": "result"')
     assert verdict.facts is not None and verdict.facts.tokens.input is None
     assert verdict.facts.cost_usd is None and verdict.facts.session_id is None

@@ -3,6 +3,8 @@ exit class each CLI's own signals give; unknown or truncated JSON fails with its
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reconciler.agents.exitclass import ExitClass, classify_error, classify_record
@@ -88,7 +90,34 @@ def test_truncated_json_fails_with_its_raw_tail_kept() -> None:
     assert code == 0
     p = parse(OutputMode.CLAUDE_JSON, out, err, code)
     assert p is not None and p.unreadable and p.exit_class is ExitClass.FAILED
-    assert out.strip()[-200:] in p.text and p.tokens == Tokens() and p.cost_usd is None
+    assert out.strip()[-200:] in p.text and p.cost_usd is None
+    # The stream was cut in its result: the message streamed before it still counts.
+    assert p.tokens == Tokens(12, 287, 14012, 1523) and p.session_id == SESSION
+
+
+def test_a_claude_stream_cut_off_tells_its_session_and_tokens_so_far_not_a_cost() -> None:
+    # A run killed for a timeout, a stall or a hard budget: no result event. Each message's
+    # usage counts once (claude repeats it on every block of the message).
+    init = json.dumps({"type": "system", "subtype": "init", "session_id": SESSION})
+    step = {"input_tokens": 4, "output_tokens": 90, "cache_read_input_tokens": 4000}
+
+    def block(n: int) -> str:
+        message = {"id": f"msg_{n}", "role": "assistant", "content": [], "usage": step}
+        return json.dumps({"type": "assistant", "message": message, "session_id": SESSION})
+
+    out = "\n".join([init, block(1), block(1), block(2)]) + "\n"
+    p = parse(OutputMode.CLAUDE_JSON, out, "", None)
+    assert p is not None and p.unreadable and p.exit_class is ExitClass.FAILED
+    assert p.session_id == SESSION and p.cost_usd is None and p.turns == 2
+    assert p.tokens == Tokens(input=8, output=180, cache_read=8000)
+
+
+def test_claude_stream_json_is_read_to_its_result_event() -> None:
+    out, err, code = shape("claude", "success")
+    assert len(out.splitlines()) == 3  # init, the message, the result
+    p = parse(OutputMode.CLAUDE_JSON, out, err, code)
+    assert p is not None and p.exit_class is ExitClass.SUCCESS and p.cost_usd == CLAUDE_COST
+    assert p.text == "Done: wrote hello.txt" and p.session_id == SESSION
 
 
 @pytest.mark.parametrize("mode", list(MODES.values()))

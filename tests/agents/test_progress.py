@@ -125,3 +125,40 @@ def test_a_clis_own_retry_lines_are_no_progress(tmp_path: Path) -> None:
         tmp_path, code, stall_patterns=[r"Reconnecting\.\.\. waiting for network"], stall_grace=600
     )
     assert r.stalled is None and r.no_progress == "no output and no file change for 1s"
+
+
+def test_dependency_and_cache_folders_are_no_progress(tmp_path: Path) -> None:
+    touch(tmp_path / "src" / "a.py", 1000.0)
+    for name in ("node_modules", ".venv", "target", "__pycache__"):
+        touch(tmp_path / name / "pkg" / "f", 9000.0)  # an install churning its files
+    for folder in (tmp_path / "src", tmp_path):
+        os.utime(folder, ns=(10**12, 10**12))
+    assert newest_mtime(tmp_path) == 1000.0 * 1e9
+
+
+def test_the_folder_is_looked_at_breadth_first_so_shallow_edits_beat_deep_trees(
+    tmp_path: Path,
+) -> None:
+    # Ten sibling folders, each with a deep chain of folders; an edit one level down in one of
+    # them is seen within a few entries, whichever sibling a depth-first walk would take first.
+    for i in range(10):
+        chain = tmp_path / f"d{i}"
+        for depth in range(30):
+            chain = chain / f"n{depth}"
+        chain.mkdir(parents=True)
+    touch(tmp_path / "d5" / "edit.py", 7000.0)
+    for folder in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
+        if folder.is_dir():
+            os.utime(folder, ns=(10**12, 10**12))
+    os.utime(tmp_path, ns=(10**12, 10**12))
+    assert newest_mtime(tmp_path, limit=25) == 7000.0 * 1e9
+
+
+def test_a_look_stops_at_its_time_budget(tmp_path: Path) -> None:
+    for i in range(50):
+        touch(tmp_path / f"d{i}" / "f", 2000.0 + i)
+        os.utime(tmp_path / f"d{i}", ns=(10**12, 10**12))
+    os.utime(tmp_path, ns=(10**12, 10**12))
+    assert newest_mtime(tmp_path) == 2049.0 * 1e9
+    # No time at all: the first folder is read, then it stops (the supervisor never waits long).
+    assert newest_mtime(tmp_path, budget=0.0) < newest_mtime(tmp_path)

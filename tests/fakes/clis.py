@@ -2,11 +2,12 @@
 [ARGS…]`): what tests use instead of claude, codex, gemini and copilot, which need logins and a
 network.
 
-The shapes follow CLI-FACTS.md where it observed them (claude's `is_error` with a success
-subtype and its message on stdout, gemini's error object on stderr with exit 41, copilot's
-errors in its JSONL on stdout) and the CLIs' documented output otherwise. Self-contained (a
-model runs it by path, from the town's folder): it reads its prompt from stdin and exits with
-the real CLI's code.
+The shapes follow CLI-FACTS.md where it observed them (claude's stream-json, as the preset runs
+it: its `init` event, an `assistant` event per message, the `result` object with `is_error`
+under a success subtype and its message on stdout; gemini's error object on stderr with exit
+41, copilot's errors in its JSONL on stdout) and the CLIs' documented output otherwise.
+Self-contained (a model runs it by path, from the town's folder): it reads its prompt from stdin
+and exits with the real CLI's code.
 
 Sessions: ARGS may carry the CLI's own session arguments (a preset's `session_args` or
 `resume_args`: claude and gemini `--session-id ID` / `--resume ID`, codex `resume ID`, copilot
@@ -45,7 +46,7 @@ RATE_429 = (
 )
 
 
-def _claude(result: str, is_error: bool, cost: float, usage: dict[str, object]) -> str:
+def _claude_result(result: str, is_error: bool, cost: float, usage: dict[str, object]) -> str:
     return json.dumps(
         {
             "type": "result",
@@ -64,6 +65,63 @@ def _claude(result: str, is_error: bool, cost: float, usage: dict[str, object]) 
     )
 
 
+def _claude_init() -> str:
+    """The first event of `claude -p --output-format stream-json --verbose` (trimmed)."""
+    return json.dumps(
+        {
+            "type": "system",
+            "subtype": "init",
+            "cwd": os.getcwd(),
+            "session_id": SESSION,
+            "tools": ["Bash", "Edit", "Read", "Write"],
+            "model": "claude-sonnet-4-5",
+            "permissionMode": "acceptEdits",
+            "apiKeySource": "none",
+        }
+    )
+
+
+def _claude_message(n: int, text: str, usage: dict[str, object]) -> str:
+    """An `assistant` event: one block of message `n`, with the message's usage."""
+    message = {
+        "id": f"msg_{n:04d}",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": None,
+        "usage": usage,
+    }
+    event = {"type": "assistant", "message": message, "parent_tool_use_id": None}
+    return json.dumps({**event, "session_id": SESSION})
+
+
+# What one streamed message of a working run costs in tokens (its cost is told only at the end).
+CLAUDE_STEP = {
+    "input_tokens": 4,
+    "cache_creation_input_tokens": 500,
+    "cache_read_input_tokens": 4000,
+    "output_tokens": 90,
+}
+
+
+def _claude(result: str, is_error: bool, cost: float, usage: dict[str, object]) -> str:
+    """The whole stream of a run: init, its message, the result."""
+    return "".join(
+        line + "\n"
+        for line in (
+            _claude_init(),
+            _claude_message(1, result, usage),
+            _claude_result(result, is_error, cost, usage),
+        )
+    )
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def claude(scenario: str) -> tuple[str, str, int]:
     zero = {k: 0 for k in CLAUDE_USAGE if k.endswith("tokens")}
     if scenario == "success":
@@ -75,12 +133,20 @@ def claude(scenario: str) -> tuple[str, str, int]:
         return _claude(f"Claude AI usage limit reached|{reset}", True, 0, zero), "", 1
     if scenario == "rate_limit":
         return _claude(RATE_429, True, 0, zero), "", 1
-    if scenario == "slow":  # works long (a budget_hard kill stops it), then succeeds
+    if scenario == "slow":  # starts, says one thing, works long in silence (a stall, a kill)
+        _say(_claude_init())
+        _say(_claude_message(1, "Reading the code first.", CLAUDE_STEP))
         time.sleep(120)
-        return _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE), "", 0
+        return _claude_result("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE), "", 0
+    if scenario == "explore":  # reads and thinks for a while, writes no file, then answers
+        _say(_claude_init())
+        for n in range(1, 13):
+            _say(_claude_message(n, f"Reading part {n} of the code.", CLAUDE_STEP))
+            time.sleep(0.4)
+        return _claude_result("Summary: it is fine.", False, CLAUDE_COST, CLAUDE_USAGE), "", 0
     if scenario == "truncated":
         whole = _claude("Done: wrote hello.txt", False, CLAUDE_COST, CLAUDE_USAGE)
-        return whole[: len(whole) // 2], "", 0
+        return whole[: len(whole) - 40], "", 0
     raise SystemExit(f"unknown scenario {scenario}")
 
 

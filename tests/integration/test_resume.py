@@ -56,7 +56,8 @@ def test_stalled_and_timed_out_attempts_resume_their_session_and_a_refused_resum
 ) -> None:
     rec = {n: tmp_path / f"{n}.jsonl" for n in ("res", "rej", "fresh", "slow", "limit")}
     town = (
-        '[town]\nname = "resume"\nretries = 1\nretry_backoff = "0.2s"\n\n'
+        # limit_backoff: the floor of a pause (default 5m), below the fake's 3 s reset
+        '[town]\nname = "resume"\nretries = 1\nretry_backoff = "0.2s"\nlimit_backoff = "1s"\n\n'
         + agent("res", "fake-claude", rec["res"], 'stall_after = "2s"')
         + agent("rej", "fake-claude-rej", rec["rej"], 'stall_after = "2s"')
         + agent("fresh", "fake-claude", rec["fresh"], 'stall_after = "2s"\nresume = false')
@@ -157,3 +158,42 @@ def test_a_dead_agents_task_resumes_the_session_its_model_was_started_in(tmp_pat
         assert second["resumed_from"] == hung["started"]
         assert runs(record)[1]["resumed"] == hung["started"]
         until(lambda: not alive(hung["child"]), 10, "the dead agent's model tree killed")
+
+
+def test_a_claude_run_streaming_its_work_is_not_stalled_and_off_turns_the_check_off(
+    tmp_path: Path,
+) -> None:
+    # `explore` reads and thinks for ~5 s, writing no file: claude's stream-json (the preset's
+    # output) shows each message as it comes, so with stall_after = 2s it is not killed.
+    # `slow` says one thing, then works 120 s in silence: its task's stall_after = "off" leaves
+    # it to its timeout (a stall would have ended it after 2 s).
+    rec = {n: tmp_path / f"{n}.jsonl" for n in ("explore", "quiet")}
+    town = (
+        '[town]\nname = "streams"\nretries = 0\nstall_after = "2s"\n\n'
+        + agent("explore", "fake-explore", rec["explore"])
+        + agent("quiet", "fake-slow", rec["quiet"])
+        + model("fake-explore", "explore")
+        + model("fake-slow", "slow")
+    )
+    tasks = (
+        '[[tasks]]\nid = "review"\ndescription = "read and summarise"\nagent = "explore"\n\n'
+        '[[tasks]]\nid = "think"\ndescription = "think"\nagent = "quiet"\n'
+        'stall_after = "off"\ntimeout = "6s"\n'
+    )
+    with live_town(tmp_path / "t") as live:
+        live.write(town, tasks)
+        live.tt("apply", "--wait", "--timeout", "60s", timeout=90)
+
+        def attempts(task: str) -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = json.loads(live.tt("show", task, "-o", "json").stdout)[
+                "attempts"
+            ]
+            return got
+
+        [review] = attempts("review")
+        assert review["exit_class"] == "success" and review["duration_s"] > 4
+        [think] = attempts("think")
+        assert think["exit_class"] == "timeout" and think["duration_s"] >= 5.5
+        # Cut off before its result: the tokens its stream showed are kept, its cost unknown.
+        assert think["tokens"]["output"] == clis.CLAUDE_STEP["output_tokens"]
+        assert think["cost_usd"] is None and think["session_id"]

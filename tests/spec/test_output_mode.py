@@ -30,6 +30,8 @@ def test_the_claude_preset_reads_its_json_and_the_others_stay_on_text() -> None:
     claude = PRESETS["claude"]
     assert claude.output is OutputMode.CLAUDE_JSON
     flag = claude.command.index("--output-format")
-    assert claude.command[flag + 1] == "json"
+    # stream-json: every message is output as it comes (progress for the stall check); -p
+    # accepts it only with --verbose (CLI-FACTS: rc 1 otherwise).
+    assert claude.command[flag + 1] == "stream-json" and "--verbose" in claude.command
     others = {name: m.output for name, m in PRESETS.items() if name != "claude"}
     assert set(others.values()) == {OutputMode.TEXT}

@@ -5,6 +5,7 @@ pattern)."""
 
 from __future__ import annotations
 
+from reconciler.agents.progress import stall_limit
 from reconciler.spec.desired import Policy
 from reconciler.spec.presets import PRESETS
 from tests.spec.test_loader import TOWN, load_texts, only_problem
@@ -59,13 +60,27 @@ def test_agents_tasks_and_the_town_set_stall_after_and_agents_resume() -> None:
     assert desired.tasks[0].as_dict()["stall_after"] == 2.0
 
 
-def test_a_zero_or_unreadable_stall_after_is_reported() -> None:
-    town = TOWN.replace('model = "auggie"', 'model = "auggie"\nstall_after = 0')
-    problem = only_problem(town=town)
-    assert problem.path == "$.agents.developer.stall_after"
-    assert "greater than zero" in problem.message
+def test_stall_after_off_or_0_turns_the_check_off_and_a_bad_one_is_reported() -> None:
+    town = TOWN.replace('name = "demo"', 'name = "demo"\nstall_after = "off"').replace(
+        'model = "auggie"', 'model = "auggie"\nstall_after = 0'
+    )
+    desired = load_texts(town, TASKS + 'stall_after = "off"\n')
+    developer = desired.agent("developer")
+    assert developer is not None and developer.stall_after == 0.0
+    assert desired.town.policy.stall_after == 0.0 and desired.tasks[0].stall_after == 0.0
+    # Which one applies: the task's, else the agent's, else the town's; 0 means no check.
+    assert stall_limit(0.0, 90.0, 600.0) is None and stall_limit(None, 0.0, 600.0) is None
+    assert stall_limit(None, None, 0.0) is None and stall_limit(5, 0.0, 0.0) == 5.0
+    assert stall_limit(None, None, 600.0) == 600.0
     problem = only_problem(tasks=TASKS + 'stall_after = "soon"\n')
     assert problem.path == "$.tasks[0].stall_after"
+    problem = only_problem(
+        town=TOWN.replace('model = "auggie"', 'model = "auggie"\nstall_after = "of"')
+    )
+    assert problem.path == "$.agents.developer.stall_after"
+    # A model's stall_after, its grace after a stall pattern, cannot be off.
+    problem = only_problem(town=TOWN + MODEL + "stall_after = 0\n")
+    assert problem.path == "$.models.mine.stall_after" and "greater than zero" in problem.message
 
 
 def test_unset_fields_leave_the_spec_hashes_as_they_were() -> None:

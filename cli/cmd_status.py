@@ -137,12 +137,20 @@ def limit_lines(report: dict[str, Any]) -> list[str]:
     from .cmd_usage import budget_lines
 
     lines = [
-        f"{p['provider']}: paused until {time.strftime('%H:%M', time.localtime(p['paused_until']))}"
+        f"{p['provider']}: paused until {pause_end(p['paused_until'], time.time())}"
         f" ({p['reason']}): tt resume-provider {p['provider']} ends it now"
         for p in report["providers"]
     ]
     reached = [line for line in budget_lines(report["budgets"]) if line.endswith("starts")]
     return lines + reached
+
+
+def pause_end(until: float, now: float) -> str:
+    """When a pause ends, local time: `15:30` today, else with its date (`2026-12-08 15:30`)."""
+    end = time.localtime(until)
+    if time.strftime("%Y-%m-%d", end) == time.strftime("%Y-%m-%d", time.localtime(now)):
+        return time.strftime("%H:%M", end)
+    return time.strftime("%Y-%m-%d %H:%M", end)
 
 
 def _state(t: dict[str, Any]) -> str:

@@ -26,13 +26,17 @@ EPOCH = re.compile(r"\|\s*(\d{10})(?:\d{3})?\b")
 # "resets 3pm", "resets at 15:30", "reset at 3:30 pm (Europe/Berlin)", "resets 11am (UTC)".
 CLOCK = re.compile(
     r"\bresets?\s+(?:at\s+)?(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?"
-    r"(?:\s*\(([A-Za-z_]+(?:/[A-Za-z_+\-]+)*)\))?",
+    r"(?:\s*\(([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)*)\))?",
     re.IGNORECASE,
 )
 # "try again in 2 hours", "in 30 minutes", "retry in 41.7s", "in 2 hours 5 minutes".
 UNIT = r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b"
 RELATIVE = re.compile(rf"\b(?:in|after)\s+((?:{UNIT}[\s,]*(?:and\s+)?)+)", re.IGNORECASE)
 SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+# A clock time passed less than this long ago is the reset that just happened (the message was
+# written before it, or the clocks differ), not the same time tomorrow: no reset named, the
+# provider's short backoff applies.
+JUST_PASSED = 3 * 3600.0
 
 
 def provider_of(model: ModelSpec) -> str:
@@ -50,7 +54,8 @@ def provider_of(model: ModelSpec) -> str:
 def reset_at(text: str, now: float, tz: tzinfo | None = None) -> float | None:
     """When the limit `text` names resets (unix seconds), or None when it names none. A clock
     time is in the zone it names, else `tz` (default: this machine's local time), at its
-    next occurrence after `now`."""
+    next occurrence after `now`, unless it passed less than `JUST_PASSED` ago (None: it has
+    just reset). How long a pause may last is the store's to cap (`limit_pause_max`)."""
     if m := EPOCH.search(text):
         return float(m.group(1))
     if m := RELATIVE.search(text):
@@ -80,10 +85,15 @@ def _next_clock(m: re.Match[str], now: float, tz: tzinfo | None) -> float | None
             zone = tz
     # Naive local time without a zone: its timestamp() follows the machine's DST rules.
     base = datetime.fromtimestamp(now) if zone is None else datetime.fromtimestamp(now, zone)
-    at = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if at.timestamp() <= now:
-        at += timedelta(days=1)  # wall-clock arithmetic: the same time tomorrow
-    return at.timestamp()
+    today = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    # Its last occurrence and its next one (wall-clock arithmetic: the same time a day apart).
+    if today.timestamp() > now:
+        last, after = today - timedelta(days=1), today
+    else:
+        last, after = today, today + timedelta(days=1)
+    if now - last.timestamp() < JUST_PASSED:
+        return None  # "resets 3pm" read at 15:30: it has reset, not tomorrow's
+    return after.timestamp()
 
 
 def limit_of(verdict: Ended, provider: str, now: float) -> Limit | None:

@@ -45,7 +45,7 @@ def test_a_delay_counts_from_now(text: str, seconds: float) -> None:
     [
         ("5-hour limit reached ∙ resets 3pm", 15, 0, 7),
         ("Your limit resets at 15:30", 15, 30, 7),
-        ("limit reached, resets 9am", 9, 0, 8),  # 9 am has passed today: tomorrow's
+        ("limit reached, resets 6am", 6, 0, 8),  # 6 am passed 4 h ago: tomorrow's
         ("resets 12am", 0, 0, 8),
         ("resets 12:15 pm", 12, 15, 7),
     ],
@@ -140,3 +140,30 @@ def test_an_idle_worker_waits_until_the_reset_on_its_control_list_only() -> None
     assert idle_wait(Turn("", 1.0, None, [], paused_until=NOW + 60), keys, NOW) == (1.0, ["ctl"])
     assert idle_wait(Turn("", None, None, [], budget="town"), keys, NOW) == (5.0, ["ctl"])
     assert idle_wait(paused, keys, NOW + 3) == (0.05, ["ctl"])  # past it: at once
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "resets 9am",  # 10:00: an hour ago
+        "resets 10am",  # 10:00 sharp
+        "resets at 7:01",  # 2 h 59 min ago
+    ],
+)
+def test_a_clock_time_just_passed_is_the_reset_that_happened_not_tomorrows(text: str) -> None:
+    assert reset_at(text, NOW, BERLIN) is None  # no reset named: the short backoff
+    assert reset_at(text, NOW + 1, BERLIN) is None  # 15:00:01 for "resets 3pm": not 24 h
+
+
+def test_a_clock_time_just_passed_before_midnight_is_not_tomorrow_either() -> None:
+    just_after_midnight = datetime(2026, 12, 8, 0, 30, tzinfo=BERLIN).timestamp()
+    assert reset_at("resets 11pm", just_after_midnight, BERLIN) is None
+    assert reset_at("resets 8pm", just_after_midnight, BERLIN) == (
+        datetime(2026, 12, 8, 20, 0, tzinfo=BERLIN).timestamp()
+    )
+
+
+def test_a_zone_name_may_hold_digits() -> None:
+    # Etc/GMT+5 is UTC-5: 10:00 Berlin is 04:00 there, so 3 pm there is today at 20:00 UTC.
+    at = reset_at("Your limit resets 3pm (Etc/GMT+5)", NOW, BERLIN)
+    assert at == datetime(2026, 12, 7, 15, 0, tzinfo=ZoneInfo("Etc/GMT+5")).timestamp()

@@ -3,6 +3,10 @@
 local n = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'deleted', '-inf', ARGV[4], 'LIMIT', 0, 1000)) do
   redis.call('DEL', P .. 'deleted:' .. id, P .. 'deleted-attempts:' .. id)
+  -- What it cost stays in the town's and its agents' sums; its own count goes with it (a task
+  -- with its id later starts at attempt 1, every attempt of its to be counted).
+  redis.call('HDEL', P .. 'spent', 'counted:' .. id, 'task:' .. id)
+  redis.call('HDEL', P .. 'exhausted', 'task:' .. id)
   redis.call('ZREM', P .. 'deleted', id)
   n = n + 1
 end

@@ -67,6 +67,10 @@ local function write_new(r, state, left)
   if r.after then add('after', r.after) end
   if state == 'ready' then add('ready_at', NOW) end
   redis.call('HSET', tkey(r.id), unpack(fields))
+  -- An id used before (its tombstone purged) starts at attempt 1 again: the cost counted under
+  -- it, and the last attempt counted, are the old task's, not this one's.
+  redis.call('HDEL', P .. 'spent', 'counted:' .. r.id, 'task:' .. r.id)
+  redis.call('HDEL', P .. 'exhausted', 'task:' .. r.id)
   fresh[r.id] = state
   made[r.id] = true
   place(r)

@@ -28,6 +28,17 @@ local function record_attempt(id, fields, started_at, detail)
   redis.call('RPUSH', P .. 'attempts:' .. id, body .. ',"finished_at":' .. NOW .. '}')
 end
 
+-- The session `agent`'s model was started in for `id` (`note_model`: 'TASK SESSION'), and that
+-- model, so a retry of an attempt stopped from outside can resume it; nil when none is noted.
+local function noted_session(id, agent)
+  if not agent or agent == '' then return nil end
+  local noted = redis.call('HMGET', P .. 'agent:' .. agent, 'model_session', 'model')
+  if noted[1] and noted[1]:sub(1, #id + 1) == id .. ' ' and #noted[1] > #id + 1 then
+    return noted[1]:sub(#id + 2), noted[2] or nil
+  end
+  return nil
+end
+
 -- JSON [[id, agent, result], ...] of the tasks `deps_json` names (groups do no work: left out).
 local function dep_results(deps_json)
   local out = {}

@@ -14,13 +14,8 @@ elseif token ~= '*' and f[1] ~= token then
   return 0
 end
 local record = {attempt = tonumber(f[2]), agent = f[3], outcome = 'handed back', reason = reason}
--- The session its model ran in (`note_model`: 'TASK SESSION'), so a retry can resume it.
-if f[3] then
-  local noted = redis.call('HMGET', P .. 'agent:' .. f[3], 'model_session', 'model')
-  if noted[1] and noted[1]:sub(1, #id + 1) == id .. ' ' and #noted[1] > #id + 1 then
-    record.session_id, record.model = noted[1]:sub(#id + 2), noted[2] or nil
-  end
-end
+-- The session its model ran in, so a retry can resume it.
+record.session_id, record.model = noted_session(id, f[3])
 record_attempt(id, record, f[4])
 redis.call('HSET', k, 'state', 'ready', 'token', '', 'run_base', tonumber(f[7] or 0) + 1,
   'ready_at', NOW)

@@ -152,9 +152,10 @@ local function stop_running(scope)
         'target', 'assignee', 'git_stage')
       -- (a [git] attempt whose model is done and whose commit waits to merge costs no more)
       if f[1] == 'running' and f[6] == a and not MERGING_STAGES[f[7] or ''] then
+        local session, model = noted_session(id, a)  -- so its retry resumes it
         record_attempt(id, {attempt = tonumber(f[2]), agent = a, outcome = 'failed',
           exit_class = 'killed', reason = 'budget', error = 'killed: budget ' .. scope ..
-          ' reached'}, f[3])
+          ' reached', session_id = session, model = model}, f[3])
         redis.call('HSET', tkey(id), 'state', 'ready', 'token', '', 'ready_at', NOW,
           'run_base', tonumber(f[4] or 0) + 1)
         redis.call('LPUSH', P .. 'queue:' .. f[5], id)
@@ -164,6 +165,23 @@ local function stop_running(scope)
       end
     end
   end
+end
+
+-- The report of an attempt `stop_running` killed comes after its record, stale (its token was
+-- cleared): what it tells (tokens so far, duration, exit code, session…) is added to that record,
+-- the keys it lacks, when it is the same attempt of the same agent.
+local function ledger_killed(id, detail)
+  if not detail or detail == '' then return end
+  local key = P .. 'attempts:' .. id
+  local last = redis.call('LINDEX', key, -1)
+  if not last then return end
+  local rec, added = cjson.decode(last), with_detail({}, detail)
+  if rec.reason ~= 'budget' or rec.exit_class ~= 'killed' or rec.agent ~= added.agent
+    or tostring(rec.attempt) ~= tostring(added.attempt) then return end
+  for k in pairs(rec) do added[k] = nil end
+  added.exit_class, added.result = nil, nil
+  -- Spliced in, so its times stay as they were written (full precision).
+  if next(added) then redis.call('LSET', key, -1, last:sub(1, -2) .. ',' .. cjson.encode(added):sub(2)) end
 end
 
 -- Add the cost of `id`'s attempt (its ledger entry `detail`) to what the town, the agent's

@@ -35,6 +35,7 @@ elseif ARGV[5] == 'deferred' then
       ARGV[13], ARGV[15])
   end
 end
+if outcome == 'stale' and ARGV[5] ~= 'completed' then ledger_killed(ARGV[6], ARGV[15]) end
 if outcome == '1' or outcome == 'retrying' or outcome == 'failed' then
   redis.call('HDEL', tkey(ARGV[6]), 'deferrals')  -- the row of limits is over
 end

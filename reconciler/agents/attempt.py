@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import time
 import traceback
@@ -33,7 +34,9 @@ from .verdicts import judge_run, keep_stdout
 class RunnerStore(Protocol):
     url: str
 
-    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None: ...
+    def note_model(
+        self, agent: str, pid: int, start: str, session: str = "", workdir: str = ""
+    ) -> None: ...
     def current_token(self, task_id: str) -> str | None: ...
     def event(self, etype: str, **fields: str) -> None: ...
 
@@ -95,6 +98,8 @@ class Runner:
         previous attempt's session; a CLI that refuses it (no such session) gets a fresh run
         on the whole `prompt`, in the same attempt (no retry spent on it)."""
         run = (task_id, attempt, token, interrupted, workdir)
+        if going_on is not None and not resume.fits(going_on[0], *self._where(workdir)):
+            going_on = None  # it ran elsewhere (another folder or host): start fresh
         if going_on is not None:
             session, short = going_on
             verdict = self.invoke(short, log_path, limits, *run, session=session)
@@ -106,6 +111,14 @@ class Runner:
             rejected = replace(verdict.facts, resume_rejected=going_on[0].id)
             verdict = replace(verdict, facts=rejected)
         return verdict
+
+    def _where(self, workdir: Path | None) -> tuple[str, str, str]:
+        """(folder, node, agent) of a run here, as its record names them (`ledger`)."""
+        try:
+            folder = str(workdir or self.workdir())
+        except LaunchFailed:
+            folder = ""  # it cannot start here: the fresh run says why
+        return folder, self.spec.node or socket.gethostname(), self.name
 
     def invoke(
         self,
@@ -157,7 +170,10 @@ class Runner:
             stopped = f"the CLI kept retrying for {self.model.stall_grace:g}s ({result.stalled})"
         if stopped is not None:
             self._tell("attempt.stalled", task_id, attempt, reason=stopped)
-        return _with_session(verdict, session)
+        verdict = _with_session(verdict, session)
+        if verdict.facts is not None:
+            verdict = replace(verdict, facts=replace(verdict.facts, workdir=str(run.workdir)))
+        return verdict
 
     def _tell(self, etype: str, task_id: str, attempt: int, **fields: str) -> None:
         """An event of this attempt; Redis away, it is lost, not the attempt."""
@@ -226,7 +242,8 @@ class Runner:
             # Whoever finds this agent dead (kill -9) kills the model's group too: it must not
             # run on beside the next attempt.
             with contextlib.suppress(TtError):  # Redis away: it cannot be recorded
-                self.store.note_model(self.name, pid, proc_start_time(pid) or "", run.session)
+                started_at = proc_start_time(pid) or ""
+                self.store.note_model(self.name, pid, started_at, run.session, str(run.workdir))
 
         def should_stop() -> bool:
             if interrupted():

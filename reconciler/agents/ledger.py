@@ -38,6 +38,7 @@ class RunFacts:
     # ran fresh, in the same attempt).
     resumed_from: str | None = None
     resume_rejected: str | None = None
+    workdir: str | None = None  # the folder it ran in (a resume must run in the same one)
 
 
 def exit_class_of(ok: bool, text: str, given: ExitClass | None) -> ExitClass:
@@ -78,6 +79,7 @@ def entry(
         "turns": f.turns,
         "resumed_from": f.resumed_from,
         "resume_rejected": f.resume_rejected,
+        "workdir": f.workdir,
         "result": text[-RESULT_CHARS:] if ok else None,
         "error": None if ok else text[-ERROR_CHARS:],
         "started_at": started_at,

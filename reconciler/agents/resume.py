@@ -39,6 +39,11 @@ class Session:
     args: tuple[str, ...] = ()
     resumed: bool = False
     why: str = ""
+    # Where the run it goes on with ran (its record's workdir, node and agent; None: not told):
+    # a CLI keeps its sessions per folder and host (`fits`).
+    workdir: str | None = None
+    node: str | None = None
+    agent: str | None = None
 
 
 NO_SESSION = Session(None)
@@ -80,7 +85,23 @@ def going_on(
     why = RESUMABLE.get(ended)
     if why is None:
         return None
-    return Session(session, fill(model.resume_args, session), resumed=True, why=why)
+    where = {k: v for k in WHERE if isinstance(v := previous.get(k), str) and v}
+    return Session(session, fill(model.resume_args, session), True, why, **where)
+
+
+WHERE = ("workdir", "node", "agent")
+
+
+def fits(session: Session, workdir: str, node: str, agent: str) -> bool:
+    """May this run go on with `session`? Only on the same host, in the same folder (a CLI
+    finds its sessions by folder: another agent's folder would continue someone else's work),
+    or, where the record does not name its folder (an attempt stopped from outside), with the
+    same agent."""
+    if session.node is not None and session.node != node:
+        return False
+    if session.workdir is not None:
+        return session.workdir == workdir
+    return session.agent in (None, agent)
 
 
 def plan(

@@ -67,7 +67,8 @@ def show_report(
       classes, null while running), `exit_code`, `model`, `node`, `duration_s`, `session_id`,
       `tokens` (`input`, `output`, `cache_read`, `cache_write`), `cost_usd`, `turns`,
       `result`, `resumed_from` (the session a retry went on with), `resume_rejected` (a
-      session its CLI refused: the attempt ran fresh), `record` (the JSON beside its log,
+      session its CLI refused: the attempt ran fresh), `workdir` (the folder it ran in: a
+      retry resumes its session only there), `record` (the JSON beside its log,
       null when not on disk) — null where not known (never estimated);
     - `log`: the log of the latest attempt that has one (null: none yet);
     - `git`: null without `[git]`, else `branch`, `branch_exists`, `base`, `base_commit`,
@@ -139,7 +140,7 @@ def ledger_fields(a: dict[str, Any]) -> dict[str, Any]:
         **{k: a.get(k) for k in ("exit_code", "model", "node", "duration_s", "session_id")},
         "tokens": {k: tokens.get(k) for k in ("input", "output", "cache_read", "cache_write")},
         **{k: a.get(k) for k in ("cost_usd", "turns", "result")},
-        **{k: a.get(k) for k in ("resumed_from", "resume_rejected")},
+        **{k: a.get(k) for k in ("resumed_from", "resume_rejected", "workdir")},
     }
 
 

@@ -83,12 +83,18 @@ class TurnOps(Scripted):
             self._lane = Lane(self.client, self.errors)
         return self._lane
 
-    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None:
+    def note_model(
+        self, agent: str, pid: int, start: str, session: str = "", workdir: str = ""
+    ) -> None:
         """Record the model process `agent` runs (whoever finds the agent dead kills it), and
-        its session (`TASK SESSION`: a task handed back names it, so its retry can resume):
-        sent now, its reply read with the agent's next turn, on the same connection."""
+        its session (`TASK SESSION`: a task handed back names it, so its retry can resume) and
+        the folder it runs in (a resume goes on only there): sent now, its reply read with the
+        agent's next turn, on the same connection."""
         key = self.keys.agent(agent)
-        fields = ("model_pid", str(pid), "model_start", start, "model_session", session)
+        fields = (
+            *("model_pid", str(pid), "model_start", start),
+            *("model_session", session, "model_workdir", workdir),
+        )
         self.lane().send("HSET", key, *fields)
 
     def turn(

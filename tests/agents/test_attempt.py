@@ -29,7 +29,9 @@ RECORDER = (
 class FakeStore:
     url = "redis://test"
 
-    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None:
+    def note_model(
+        self, agent: str, pid: int, start: str, session: str = "", workdir: str = ""
+    ) -> None:
         pass
 
     def event(self, etype: str, **fields: str) -> None:

@@ -35,7 +35,9 @@ class EventStore:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, str]]] = []
 
-    def note_model(self, agent: str, pid: int, start: str, session: str = "") -> None:
+    def note_model(
+        self, agent: str, pid: int, start: str, session: str = "", workdir: str = ""
+    ) -> None:
         pass
 
     def current_token(self, task_id: str) -> str | None:
@@ -129,3 +131,41 @@ def test_a_stall_in_the_clis_own_retry_loop_is_an_event_naming_it(tmp_path: Path
     assert etype == "attempt.stalled"
     said = "the CLI kept retrying for 0.5s (Reconnecting... waiting for network)"
     assert fields["reason"] == said
+
+
+def test_a_session_of_another_folder_or_host_is_not_resumed_the_attempt_runs_fresh(
+    tmp_path: Path,
+) -> None:
+    # The previous attempt ran in another agent's folder (or on another node): resuming there
+    # would go on with that folder's session here. It runs fresh on the whole prompt instead.
+    cases = [
+        ({"workdir": "elsewhere"}, True),
+        ({"workdir": "HERE", "node": "other-host"}, True),
+        ({"agent": "someone-else"}, True),  # a record naming no folder: the same agent only
+        ({"workdir": "HERE"}, False),
+        ({"agent": "dev"}, False),
+    ]
+    for i, (where, fresh) in enumerate(cases):
+        town = tmp_path / f"case{i}"
+        town.mkdir()
+        here = str(town)  # the agent's folder: the town's root (no workdir set)
+        r, _ = fake_claude(town, "success")
+        named = {k: here if v == "HERE" else v for k, v in where.items()}
+        previous = {"session_id": "s-1", "exit_class": "timeout", "model": "fake", **named}
+        going = resume.going_on(previous, r.model, True)
+        assert going is not None
+        log = town / ".tt" / "logs" / "dev" / "t-2.log"
+        short = "# Task t (attempt 2): go on\n"
+        verdict = r.attempt(
+            "the whole task",
+            log,
+            Limits(30.0),
+            "t",
+            2,
+            "tok",
+            lambda: False,
+            going_on=(going, short),
+        )
+        assert verdict.ok and facts(verdict).workdir == here  # recorded for the next one
+        assert (runs(town)[-1]["resumed"] is None) is fresh, where
+        assert ("the whole task" in log_of(town)) is fresh, where

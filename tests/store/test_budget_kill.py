@@ -22,7 +22,7 @@ def test_a_budget_killed_attempt_keeps_its_session_and_what_its_stale_report_tel
     ops = {"agent": "ops", "gate": Gate("claude", "ops"), "targets": ("ops",)}
     assert turn(s, None, "t2", **ops).claimed is not None  # type: ignore[arg-type]
     s.client.sadd(s.keys.agents, "dev", "ops")
-    s.note_model("ops", 4242, "1", "b sess-1")
+    s.note_model("ops", 4242, "1", "b sess-1", "/town/ops")
     turn(s, Outcome("a", "t1", True, "ok", detail=cost("a", 1, 0.2)), "")  # the budget: killed
     # ops's model is stopped; its report comes after, stale, with what its run showed.
     used = {"input": 8, "output": 180, "cache_read": 8000, "cache_write": None}
@@ -39,5 +39,6 @@ def test_a_budget_killed_attempt_keeps_its_session_and_what_its_stale_report_tel
     assert turn(s, late, "", **ops).reported == "stale"  # type: ignore[arg-type]
     [killed] = s.attempt_history("b")
     assert (killed["exit_class"], killed["reason"]) == ("killed", "budget")
-    assert killed["session_id"] == "sess-1"  # noted when its model started: the retry resumes
+    # noted when its model started: the retry resumes it, in that folder only
+    assert (killed["session_id"], killed["workdir"]) == ("sess-1", "/town/ops")
     assert killed["tokens"] == used and killed["duration_s"] == 3.5 and killed["cost_usd"] is None

@@ -76,3 +76,17 @@ def test_the_entry_of_an_attempt_completed_from_inside_reaches_its_record(
     other = {**ENTRY, "cost_usd": 9.0}
     turn(s, Outcome("a", "t1", True, "done", detail=json.dumps(other)), "")
     assert s.attempt_history("a")[0]["cost_usd"] == 0.0421875
+
+
+def test_a_handed_back_attempt_names_the_session_and_folder_its_model_was_started_in(
+    redis_store: Store,
+) -> None:
+    # Its agent died: the retry (maybe another replica) resumes that session, in that folder only.
+    s = redis_store
+    s.upsert_tasks([rec("a")], 1)
+    turn(s, None, "t1")
+    s.note_model("dev", 4242, "1", "a sess-1", "/town/root")
+    assert s.hand_back("a", "*:dev", "agent died")
+    [record] = s.attempt_history("a")
+    assert record["outcome"] == "handed back"
+    assert (record["session_id"], record["workdir"]) == ("sess-1", "/town/root")

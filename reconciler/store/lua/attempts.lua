@@ -28,13 +28,16 @@ local function record_attempt(id, fields, started_at, detail)
   redis.call('RPUSH', P .. 'attempts:' .. id, body .. ',"finished_at":' .. NOW .. '}')
 end
 
--- The session `agent`'s model was started in for `id` (`note_model`: 'TASK SESSION'), and that
--- model, so a retry of an attempt stopped from outside can resume it; nil when none is noted.
+-- The session `agent`'s model was started in for `id` (`note_model`: 'TASK SESSION'), that
+-- model and the folder it ran in, so a retry of an attempt stopped from outside can resume it
+-- (there only); nil when none is noted.
 local function noted_session(id, agent)
   if not agent or agent == '' then return nil end
-  local noted = redis.call('HMGET', P .. 'agent:' .. agent, 'model_session', 'model')
+  local noted = redis.call('HMGET', P .. 'agent:' .. agent, 'model_session', 'model',
+    'model_workdir')
   if noted[1] and noted[1]:sub(1, #id + 1) == id .. ' ' and #noted[1] > #id + 1 then
-    return noted[1]:sub(#id + 2), noted[2] or nil
+    local workdir = noted[3] ~= '' and noted[3] or nil
+    return noted[1]:sub(#id + 2), noted[2] or nil, workdir
   end
   return nil
 end

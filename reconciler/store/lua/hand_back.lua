@@ -15,7 +15,7 @@ elseif token ~= '*' and f[1] ~= token then
 end
 local record = {attempt = tonumber(f[2]), agent = f[3], outcome = 'handed back', reason = reason}
 -- The session its model ran in, so a retry can resume it.
-record.session_id, record.model = noted_session(id, f[3])
+record.session_id, record.model, record.workdir = noted_session(id, f[3])
 record_attempt(id, record, f[4])
 redis.call('HSET', k, 'state', 'ready', 'token', '', 'run_base', tonumber(f[7] or 0) + 1,
   'ready_at', NOW)

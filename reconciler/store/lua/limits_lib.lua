@@ -152,10 +152,10 @@ local function stop_running(scope)
         'target', 'assignee', 'git_stage')
       -- (a [git] attempt whose model is done and whose commit waits to merge costs no more)
       if f[1] == 'running' and f[6] == a and not MERGING_STAGES[f[7] or ''] then
-        local session, model = noted_session(id, a)  -- so its retry resumes it
+        local session, model, workdir = noted_session(id, a)  -- so its retry resumes it
         record_attempt(id, {attempt = tonumber(f[2]), agent = a, outcome = 'failed',
           exit_class = 'killed', reason = 'budget', error = 'killed: budget ' .. scope ..
-          ' reached', session_id = session, model = model}, f[3])
+          ' reached', session_id = session, model = model, workdir = workdir}, f[3])
         redis.call('HSET', tkey(id), 'state', 'ready', 'token', '', 'ready_at', NOW,
           'run_base', tonumber(f[4] or 0) + 1)
         redis.call('LPUSH', P .. 'queue:' .. f[5], id)

@@ -108,14 +108,20 @@ def limit_of(verdict: Ended, provider: str, now: float) -> Limit | None:
     return Limit(cls.value, reset, f"{provider} {REASONS[cls]}")
 
 
+# While its provider is paused or a budget is reached, an idle worker is woken on its control
+# list (`tt resume-provider`, a raised budget, a stop); it looks again this often at most, in
+# case a wake was missed.
+BLOCKED_LOOK = 60.0
+
+
 def idle_wait(turn: Turn, keys: list[str], now: float) -> tuple[float, list[str]]:
     """How long and on what an idle worker blocks (`keys`: its control list first, then its
     queues and mail bell): at most 5 s, or until the next retry timer; only on its control
-    list while its provider is paused (until the reset at the latest: no sleep past it, no
-    polling) or a budget is reached (a raised one is seen at the next turn)."""
-    timeout = 5.0 if turn.next_timer is None else min(5.0, turn.next_timer)
+    list while its provider is paused (until the reset, no sleep past it, no 5 s polling) or a
+    budget is reached (until woken), `BLOCKED_LOOK` at the longest."""
     if turn.paused_until is not None:
-        timeout = min(timeout, turn.paused_until - now)
-    if turn.paused_until is not None or turn.budget is not None:
-        keys = keys[:1]
+        return max(0.05, min(BLOCKED_LOOK, turn.paused_until - now)), keys[:1]
+    if turn.budget is not None:
+        return BLOCKED_LOOK, keys[:1]
+    timeout = 5.0 if turn.next_timer is None else min(5.0, turn.next_timer)
     return max(0.05, timeout), keys

@@ -137,8 +137,11 @@ def test_an_idle_worker_waits_until_the_reset_on_its_control_list_only() -> None
     assert idle_wait(Turn("", None, None, []), keys, NOW) == (5.0, keys)
     paused = Turn("", None, None, [], paused_until=NOW + 2)
     assert idle_wait(paused, keys, NOW) == (2.0, ["ctl"])
-    assert idle_wait(Turn("", 1.0, None, [], paused_until=NOW + 60), keys, NOW) == (1.0, ["ctl"])
-    assert idle_wait(Turn("", None, None, [], budget="town"), keys, NOW) == (5.0, ["ctl"])
+    # No polling while paused or out of budget: woken on its control list (a resume, a raised
+    # budget), looking again once a minute at most; a retry timer cannot be claimed meanwhile.
+    assert idle_wait(Turn("", 1.0, None, [], paused_until=NOW + 50), keys, NOW) == (50.0, ["ctl"])
+    assert idle_wait(Turn("", 1.0, None, [], paused_until=NOW + 3600), keys, NOW)[0] == 60.0
+    assert idle_wait(Turn("", 1.0, None, [], budget="town"), keys, NOW) == (60.0, ["ctl"])
     assert idle_wait(paused, keys, NOW + 3) == (0.05, ["ctl"])  # past it: at once
 
 

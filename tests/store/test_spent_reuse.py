@@ -32,6 +32,13 @@ def first_life(s: Store) -> None:
     assert s.spent() == {"town": 3.0, "agent:dev": 3.0, "task:a": 3.0}
 
 
+def new_life(s: Store, usd: float) -> None:
+    """Attempt 1 of the task `a` there now, completed at a cost of `usd`."""
+    c = turn(s, None, "n1")
+    assert c.claimed is not None and c.claimed.attempt == 1
+    turn(s, Outcome("a", "n1", True, "done", detail=cost("a", 1, usd)), "")
+
+
 def test_a_purged_task_id_used_again_has_every_attempt_counted(redis_store: Store) -> None:
     s = redis_store
     first_life(s)
@@ -39,9 +46,7 @@ def test_a_purged_task_id_used_again_has_every_attempt_counted(redis_store: Stor
     s.purge_tombstones(time.time() + 1)
     assert "counted:a" not in s.client.hgetall(s.keys.spent)
     s.upsert_tasks([{**rec("a"), "hash": "h2"}], 2)  # back, a week later: a new task
-    c = turn(s, None, "n1")
-    assert c.claimed is not None and c.claimed.attempt == 1
-    turn(s, Outcome("a", "n1", True, "done", detail=cost("a", 1, 2.5)), "")
+    new_life(s, 2.5)
     assert s.spent() == {"town": 5.5, "agent:dev": 5.5, "task:a": 2.5}
 
 
@@ -52,9 +57,7 @@ def test_a_new_task_under_an_id_whose_count_was_left_starts_from_nothing(
     s = redis_store
     s.client.hset(s.keys.spent, mapping={"counted:a": 3, "task:a": 3.0, "town": 3.0})
     s.upsert_tasks([rec("a")], 1)
-    c = turn(s, None, "n1")
-    assert c.claimed is not None and c.claimed.attempt == 1
-    turn(s, Outcome("a", "n1", True, "done", detail=cost("a", 1, 2.5)), "")
+    new_life(s, 2.5)
     assert s.spent() == {"town": 5.5, "agent:dev": 2.5, "task:a": 2.5}
 
 

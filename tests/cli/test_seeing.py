@@ -111,6 +111,7 @@ def test_status_shows_a_task_waiting_to_merge_and_show_tells_why(
             "result": None,
             "resumed_from": None,
             "resume_rejected": None,
+            "workdir": None,
             "record": None,
         }
     ]

@@ -32,7 +32,7 @@ from ..store.cleanrows import Row, RowsAfter
 from ..store.client import Store, is_embedded
 from ..store.coordination import PendingCheck
 from ..store.observed import observe, read_agents, with_changed_specs, with_tombstones
-from . import fleet, incremental, notifier, revision, snapshot
+from . import fleet, incremental, revision, snapshot
 from .applylock import apply_lock
 from .execute import execute, execute_actions
 from .fingerprint import clean_fingerprint, digests_of, file_fingerprint
@@ -214,6 +214,8 @@ def _planned(
     if desired.git is not None:
         preflight(session.paths.root, desired.git)  # raises: nothing written
     if desired.notify and not opts.dry_run:  # rules new to the town: told from here on
+        from . import notifier  # (with its HTTP door: only where a town has rules)
+
         notifier.register(store, desired.notify)
     edit = incremental.edit_of(checked, base) if base is not None else None
     seen = incremental.observe_edit(store, desired, base, edit, early) if base and edit else None

@@ -50,16 +50,20 @@ class Notifier:
     def __init__(self, host: Host, clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.s, self.report, self.clock = host, host.s, host.report, clock
         self.workers: dict[str, SinkWorker] = {}
-        self.configured = False
+        self.epoch = ""  # the leader fence the rules were last configured under
         self.checked = float("-inf")
         self.last_event = ""
         self.drain = DRAIN
 
-    def leading(self) -> bool:
-        return self.host.leader
-
     def fence(self) -> str:
-        return self.s.store.fence
+        """The fence the threads write with: the loop's while it leads, in the epoch its rules
+        were configured in; else "" (a new epoch waits for a pass to configure them again:
+        another leader may have dropped or moved their cursors meanwhile)."""
+        fence = self.s.store.fence
+        return fence if self.host.leader and fence and fence == self.epoch else ""
+
+    def leading(self) -> bool:
+        return bool(self.fence())
 
     def check(self, store: Store, desired: Desired | None) -> None:
         """After a leader's pass: run a thread per rule of `desired`, and write
@@ -70,19 +74,23 @@ class Notifier:
 
     def _configure(self, store: Store, rules: tuple[NotifyRule, ...]) -> None:
         wanted = {rule.key(): rule for rule in rules}
-        if self.configured and wanted == {k: w.rule for k, w in self.workers.items()}:
+        # (a thread that found its cursor gone has retired: its rule starts afresh)
+        self.workers = {k: w for k, w in self.workers.items() if not w.retired.is_set()}
+        current = {k: w.rule for k, w in self.workers.items()}
+        if self.epoch == store.fence and wanted == current:
             return
-        self.configured = True  # (the first pass also drops the cursors of rules gone meanwhile)
+        # The first pass of each epoch also drops the cursors of rules gone meanwhile.
         for key in set(self.workers) - set(wanted):
             self.workers.pop(key).retired.set()
         store.notify_forget(wanted)
-        cursors = register(store, tuple(wanted.values()))
+        register(store, tuple(wanted.values()))
         for key, rule in wanted.items():
             if key in self.workers:
                 self.workers[key].rule = rule  # (only its timeout can differ)
             else:
-                worker = self.workers[key] = SinkWorker(self, rule, cursors[key])
+                worker = self.workers[key] = SinkWorker(self, rule)
                 worker.start()
+        self.epoch = store.fence  # the threads tell from here on
 
     def _completion(self, store: Store, force: bool) -> None:
         """Count the tasks by state when an event was written since the last count (at most
@@ -125,9 +133,9 @@ def register(store: Store, rules: tuple[NotifyRule, ...]) -> dict[str, str]:
 class SinkWorker(threading.Thread):
     """One rule's deliveries, in stream order, from its cursor; only while the loop leads."""
 
-    def __init__(self, owner: Notifier, rule: NotifyRule, cursor: str) -> None:
+    def __init__(self, owner: Notifier, rule: NotifyRule) -> None:
         super().__init__(name=f"notify-{rule.key()}", daemon=True)
-        self.n, self.rule, self.key, self.origin = owner, rule, rule.key(), cursor
+        self.n, self.rule, self.key = owner, rule, rule.key()
         self.retired = threading.Event()
         self.until: str | None = None  # closing: done once past this event
         self.rounds = 0  # rounds of its loop, leading or not (tests wait on it)
@@ -137,15 +145,20 @@ class SinkWorker(threading.Thread):
         cursor: str | None = None
         while not self.retired.is_set():
             self.rounds += 1
-            if not self.n.leading():
+            fence = self.n.fence()
+            if not fence:
                 cursor = None  # the next leader's position is read afresh
                 self.retired.wait(0.2)
                 continue
             try:
                 session = session or Session(self.n.s.paths)
                 store = session.store
+                store.fence = fence
                 if cursor is None:
-                    cursor = store.notify_cursor(self.key, self.origin)
+                    cursor = store.notify_position(self.key)
+                    if cursor is None:  # dropped by a leader whose files lack the rule
+                        self.retired.set()  # (the next pass starts it afresh, if it is wanted)
+                        break
                 if self.until is not None and stream_id(cursor) >= stream_id(self.until):
                     break  # drained
                 block = None if self.until is not None else 500

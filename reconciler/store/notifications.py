@@ -19,6 +19,12 @@ class NotifyOps(Scripted):
             pipe.hsetnx(self.keys.notify, rule, start)
         return str(self.client.hget(self.keys.notify, rule) or start)
 
+    def notify_position(self, rule: str) -> str | None:
+        """Where rule `rule`'s cursor stands; None when it has none (dropped, or never set):
+        never created here, so a rule another leader dropped is not told from an old place."""
+        value = self.client.hget(self.keys.notify, rule)
+        return None if value is None else str(value)
+
     def notify_advance(self, rule: str, old: str, new: str) -> bool:
         """Move the rule's cursor from `old` to `new`; False when it was not at `old`."""
         return bool(self._run("notify_advance", rule, old, new))

@@ -120,3 +120,106 @@ def test_only_the_leader_tells_and_a_dropped_rule_stops(
             worker.retired.set()
         store.client.delete(*store.client.keys(store.keys.prefix + "*"))
         session.close()
+
+
+def test_a_watcher_that_leads_again_tells_again(
+    tmp_path: Path, valkey_url: str, town_name: str, hook: Hook
+) -> None:
+    """Review #1: a lead lost and won back (another watcher led a while, or this one's lease
+    lapsed and it took it again under a new epoch) must not leave its threads fenced for good."""
+    wanted = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"task.failed"'))
+    session = Session(TownPaths(tmp_path))
+    store = session.store
+    host = Host(session)
+    notifier = Notifier(host)
+    try:
+        _, epoch = store.hold_leader("me", 30)
+        store.fence = f"e:{epoch}"
+        register(store, wanted.notify)
+        store.event("task.failed", task="one", agent="dev", error="boom")
+        notifier.check(store, wanted)
+        until(lambda: told(hook, "/a") == [("task.failed", "one")], 30, "one")
+
+        # Another watcher leads a while, then this one again (a new epoch).
+        host.leader, store.fence = False, ""
+        store.resign_leader("me")
+        store.hold_leader("other", 30)
+        (worker,) = notifier.workers.values()
+        rounds = worker.rounds
+        until(lambda: worker.rounds > rounds + 3, 30, "the worker stood by")
+        store.resign_leader("other")
+        status, epoch = store.hold_leader("me", 30)
+        assert status == 2
+        host.leader, store.fence = True, f"e:{epoch}"
+        store.event("task.failed", task="two", agent="dev", error="boom")
+        notifier.check(store, wanted)  # the new leader's pass
+        until(lambda: len(told(hook, "/a")) == 2, 30, "two told under the new epoch")
+
+        # The lease lapsed (a long pause): the same watcher takes it again; the new epoch's
+        # `leader.acquired` wakes the thread before the loop's store has the new fence.
+        store.client.delete(store.keys.leader)
+        status, epoch = store.hold_leader("me", 30)
+        assert status == 2
+        rounds = worker.rounds
+        until(lambda: worker.rounds > rounds + 2, 30, "the worker looked while fenced")
+        store.fence = f"e:{epoch}"
+        store.event("task.failed", task="three", agent="dev", error="boom")
+        notifier.check(store, wanted)
+        until(lambda: len(told(hook, "/a")) == 3, 30, "three told under the lapsed lease's epoch")
+        assert told(hook, "/a") == [("task.failed", t) for t in ("one", "two", "three")]
+        assert worker.is_alive() and notifier.workers == {worker.key: worker}
+    finally:
+        for w in notifier.workers.values():
+            w.retired.set()
+        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
+        session.close()
+
+
+def test_a_rule_another_leader_dropped_is_not_told_from_its_old_cursor(
+    tmp_path: Path, valkey_url: str, town_name: str, hook: Hook
+) -> None:
+    """Review #3: watcher B, whose files lack the rule, drops its cursor; when A (whose files
+    have it) leads again, its thread must not recreate the cursor where A first found it and
+    tell old events again: the rule is told from A's next pass on, as a rule new to the town."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with_rule = desired(tmp_path / "a", valkey_url, town_name, rule(hook, "a", '"task.failed"'))
+    without = desired(tmp_path / "b", valkey_url, town_name, "")
+    sa, sb = Session(TownPaths(tmp_path / "a")), Session(TownPaths(tmp_path / "b"))
+    ha, hb = Host(sa), Host(sb, leader=False)
+    na, nb = Notifier(ha), Notifier(hb)
+    try:
+        _, epoch = sa.store.hold_leader("A", 30)
+        sa.store.fence = f"e:{epoch}"
+        register(sa.store, with_rule.notify)
+        sa.store.event("task.failed", task="one", agent="dev", error="boom")
+        na.check(sa.store, with_rule)
+        until(lambda: told(hook, "/a") == [("task.failed", "one")], 30, "one")
+        # B leads a while: it drops the rule's cursor.
+        ha.leader, sa.store.fence = False, ""
+        sa.store.resign_leader("A")
+        _, epoch = sb.store.hold_leader("B", 30)
+        hb.leader, sb.store.fence = True, f"e:{epoch}"
+        nb.check(sb.store, without)
+        assert sb.store.client.hkeys(sb.store.keys.notify) == []
+        sb.store.event("task.failed", task="two", agent="dev", error="boom")  # under B: untold
+        hb.leader, sb.store.fence = False, ""
+        sb.store.resign_leader("B")
+        # A leads again; its thread looks before A's first pass has read the files.
+        _, epoch = sa.store.hold_leader("A", 30)
+        ha.leader, sa.store.fence = True, f"e:{epoch}"
+        (worker,) = na.workers.values()
+        rounds = worker.rounds
+        until(lambda: worker.rounds > rounds + 3, 30, "A's worker looked again")
+        assert sa.store.client.hkeys(sa.store.keys.notify) == []  # not recreated by the thread
+        na.check(sa.store, with_rule)  # A's pass: the rule is new to the town again
+        sa.store.event("task.failed", task="three", agent="dev", error="boom")
+        until(lambda: len(told(hook, "/a")) == 2, 30, "three told")
+        assert told(hook, "/a") == [("task.failed", "one"), ("task.failed", "three")]
+    finally:
+        for n in (na, nb):
+            for w in n.workers.values():
+                w.retired.set()
+        sa.store.client.delete(*sa.store.client.keys(sa.store.keys.prefix + "*"))
+        sa.close()
+        sb.close()

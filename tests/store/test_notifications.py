@@ -25,6 +25,10 @@ def test_a_cursor_starts_once_and_moves_by_compare_and_set(redis_store: Store) -
     s.notify_forget(["rule-b"])
     assert s.notify_cursor("rule-a", "9-0") == "9-0"  # dropped: a rule back starts afresh
     assert s.notify_cursor("rule-b", "9-0") == "1-0"
+    # A thread only reads where its rule stands: a dropped cursor is not recreated.
+    assert s.notify_position("rule-b") == "1-0"
+    s.notify_forget([])
+    assert s.notify_position("rule-b") is None and s.client.hkeys(s.keys.notify) == []
 
 
 def test_only_the_leading_epoch_moves_a_cursor(redis_store: Store) -> None:

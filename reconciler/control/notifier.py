@@ -19,6 +19,7 @@ from ..spec.desired import Desired
 from ..spec.events import NOTIFY_FAILED
 from ..spec.notifyrules import NotifyRule
 from ..store.client import Store
+from ..store.scripts import EVENTS_MAXLEN
 from .delivery import deliver
 from .session import Session
 
@@ -31,6 +32,7 @@ CHECK_EVERY = 1.0  # seconds: the tasks are counted again once an event was writ
 CHECK_RESYNC = 30.0  # ... and this often anyway
 DRAIN = 5.0  # seconds a closing loop gives its sinks to tell what is on the stream already
 BATCH = 200  # events read per round
+MAX_SEQ = 2**64 - 1  # a stream id's greatest sequence number
 
 
 class Host(Protocol):
@@ -44,6 +46,18 @@ class Host(Protocol):
 def stream_id(eid: str) -> tuple[int, int]:
     ms, _, seq = eid.partition("-")
     return int(ms or 0), int(seq or 0)
+
+
+def following(eid: str) -> tuple[int, int]:
+    """The smallest stream id after `eid`."""
+    ms, seq = stream_id(eid)
+    return (ms + 1, 0) if seq >= MAX_SEQ else (ms, seq + 1)
+
+
+def preceding(eid: str) -> str:
+    """The greatest stream id before `eid` (a cursor there reads `eid` next)."""
+    ms, seq = stream_id(eid)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{MAX_SEQ}"
 
 
 class Notifier:
@@ -143,6 +157,7 @@ class SinkWorker(threading.Thread):
     def run(self) -> None:
         session: Session | None = None
         cursor: str | None = None
+        behind = True
         while not self.retired.is_set():
             self.rounds += 1
             fence = self.n.fence()
@@ -159,12 +174,16 @@ class SinkWorker(threading.Thread):
                     if cursor is None:  # dropped by a leader whose files lack the rule
                         self.retired.set()  # (the next pass starts it afresh, if it is wanted)
                         break
+                    behind = True
+                if behind:
+                    cursor = self._past_gap(store, cursor)
                 if self.until is not None and stream_id(cursor) >= stream_id(self.until):
                     break  # drained
                 block = None if self.until is not None else 500
                 entries = store.events_since(cursor, count=BATCH, block_ms=block)
                 if not entries and self.until is not None:
                     break
+                behind = bool(entries)  # (at the stream's end: nothing can be dropped unseen)
                 cursor = self._tell(store, cursor, entries)
             except TtError:  # Redis away, or fenced: look again in a moment
                 cursor = None
@@ -172,6 +191,33 @@ class SinkWorker(threading.Thread):
         if session is not None:
             with contextlib.suppress(TtError):
                 session.close()
+
+    def _past_gap(self, store: Store, cursor: str) -> str:
+        """The cursor, moved to just before the oldest event kept when the capped stream has
+        dropped events this rule had not passed (told once: `notify.failed` and a line)."""
+        oldest, dropped = store.events_start()
+        if not dropped or not oldest or stream_id(oldest) <= following(cursor):
+            return cursor
+        moved = preceding(oldest)
+        if not store.notify_advance(self.key, cursor, moved):
+            return cursor  # another watcher moved it: the next round reads it again
+        sink, on = self.rule.sink_words(), " ".join(self.rule.on)
+        detail = (
+            f"{sink} (on {on}) was not told what the event stream dropped after {cursor} (it "
+            f"keeps about {EVENTS_MAXLEN} events) before it passed them; told from {oldest} on"
+        )
+        self.n.report("notify", {"detail": detail})
+        with contextlib.suppress(TtError):
+            store.event(
+                NOTIFY_FAILED,
+                sink=sink,
+                event="",
+                on=on,
+                after=cursor,
+                before=oldest,
+                error=detail[:500],
+            )
+        return moved
 
     def _tell(
         self, store: Store, stored: str, entries: list[tuple[str, dict[str, str]]]

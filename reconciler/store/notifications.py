@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .scripts import Scripted
+from .scripts import EVENTS_MAXLEN, Scripted
 
 
 class NotifyOps(Scripted):
@@ -24,6 +24,18 @@ class NotifyOps(Scripted):
         never created here, so a rule another leader dropped is not told from an old place."""
         value = self.client.hget(self.keys.notify, rule)
         return None if value is None else str(value)
+
+    def events_start(self) -> tuple[str, bool]:
+        """The oldest event's id ("" when there is none), and whether events were ever dropped
+        from the capped stream (counted by the server where it can, Redis 7 / Valkey; else:
+        the stream is at its cap). What a rule's cursor older than that has missed."""
+        if not self.client.exists(self.keys.events):
+            return "", False
+        info = self.client.xinfo_stream(self.keys.events)
+        first, length = info.get("first-entry"), int(info.get("length") or 0)
+        added = info.get("entries-added")
+        dropped = int(added) > length if added is not None else length >= EVENTS_MAXLEN
+        return (str(first[0]) if first else ""), dropped
 
     def notify_advance(self, rule: str, old: str, new: str) -> bool:
         """Move the rule's cursor from `old` to `new`; False when it was not at `old`."""

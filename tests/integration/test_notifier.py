@@ -15,6 +15,7 @@ from reconciler.control.notifier import Notifier, register
 from reconciler.control.session import Session
 from reconciler.spec import loader
 from reconciler.spec.desired import Desired
+from reconciler.store.scripts import EVENTS_MAXLEN
 from reconciler.store.turn import Outcome
 from reconciler.town import TownPaths
 from tests.hookserver import Hook, hook_server
@@ -223,3 +224,46 @@ def test_a_rule_another_leader_dropped_is_not_told_from_its_old_cursor(
         sa.store.client.delete(*sa.store.client.keys(sa.store.keys.prefix + "*"))
         sa.close()
         sb.close()
+
+
+def test_events_the_capped_stream_dropped_before_a_rule_passed_them_are_said_lost(
+    tmp_path: Path, valkey_url: str, town_name: str, hook: Hook
+) -> None:
+    """Review #2: a rule left behind by more than the stream keeps (no watcher ran while a big
+    town ran) is told that events were dropped unseen (`notify.failed`, a line of the loop's),
+    once, and goes on from the oldest event kept."""
+    wanted = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"task.failed"'))
+    session = Session(TownPaths(tmp_path))
+    store = session.store
+    host = Host(session)
+    notifier = Notifier(host)
+    try:
+        _, epoch = store.hold_leader("me", 30)
+        store.fence = f"e:{epoch}"
+        register(store, wanted.notify)  # the apply brings the rule; no watcher runs yet
+        for i in range(5):
+            store.event("task.failed", task=f"lost{i}", agent="dev", error="boom")
+        with store.client.pipeline(transaction=False) as pipe:  # the rest of a big town's run
+            for i in range(EVENTS_MAXLEN + 500):
+                pipe.xadd(
+                    store.keys.events,
+                    {"type": "task.ready", "task": f"x{i}"},
+                    maxlen=EVENTS_MAXLEN,
+                    approximate=True,
+                )
+            pipe.execute()
+        oldest, dropped = store.events_start()
+        assert dropped and oldest > store.notify_position(wanted.notify[0].key())
+        store.event("task.failed", task="kept", agent="dev", error="boom")
+        notifier.check(store, wanted)
+        until(lambda: told(hook, "/a") == [("task.failed", "kept")], 60, "kept told")
+        (lost,) = [f for _, f in store.events_since("-", 20_000) if f["type"] == "notify.failed"]
+        assert lost["sink"] == f"webhook {hook.url}/…" and lost["before"] == oldest
+        assert "dropped" in lost["error"] and "task.failed" in lost["on"]
+        (line,) = host.said
+        assert line["kind"] == "notify" and oldest in line["detail"]
+    finally:
+        for worker in notifier.workers.values():
+            worker.retired.set()
+        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
+        session.close()

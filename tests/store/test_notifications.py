@@ -78,3 +78,14 @@ def test_an_event_without_an_agent_is_given_the_task_s_assignee(redis_store: Sto
     turn(s, None, "t1")
     assert s.task_assignee("a") == "dev"
     assert s.task_assignee("gone") == ""
+
+
+def test_the_stream_says_where_it_starts_and_whether_it_dropped_events(redis_store: Store) -> None:
+    s = redis_store
+    assert s.events_start() == ("", False)
+    s.event("task.ready", task="a")
+    s.event("task.ready", task="b")
+    first = s.events_since("-")[0][0]
+    assert s.events_start() == (first, False)
+    s.client.xtrim(s.keys.events, maxlen=1, approximate=False)
+    assert s.events_start() == (s.last_event_id(), True)

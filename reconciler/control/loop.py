@@ -226,7 +226,7 @@ class Loop:
             self._heal_pass()
         self.s.store.promote_due()
         self.town.check(self.s.store, self.good)
-        self.notify.check(self.s.store, self.good)
+        self.notify.check(self.s.store, self.good, self.town.counts)
 
     def _lost_lead(self, error: LeaderFenced) -> None:
         """A write of this pass was refused: another loop took the lead while it ran (its lease

@@ -28,8 +28,6 @@ Report = Callable[[str, dict[str, str]], None]
 FINAL = frozenset(
     {*(s.value for s in TERMINAL), TaskState.UPSTREAM_FAILED.value, TaskState.SKIPPED.value}
 )
-CHECK_EVERY = 1.0  # seconds: the tasks are counted again once an event was written since...
-CHECK_RESYNC = 30.0  # ... and this often anyway
 DRAIN = 5.0  # seconds a closing loop gives its sinks to tell what is on the stream already
 BATCH = 200  # events read per round
 MAX_SEQ = 2**64 - 1  # a stream id's greatest sequence number
@@ -65,8 +63,7 @@ class Notifier:
         self.host, self.s, self.report, self.clock = host, host.s, host.report, clock
         self.workers: dict[str, SinkWorker] = {}
         self.epoch = ""  # the leader fence the rules were last configured under
-        self.checked = float("-inf")
-        self.last_event = ""
+        self.counts: dict[str, int] | None = None  # the count of the tasks looked at last
         self.drain = DRAIN
 
     def fence(self) -> str:
@@ -79,12 +76,16 @@ class Notifier:
     def leading(self) -> bool:
         return bool(self.fence())
 
-    def check(self, store: Store, desired: Desired | None) -> None:
-        """After a leader's pass: run a thread per rule of `desired`, and write
-        `town.completed` when due."""
+    def check(
+        self, store: Store, desired: Desired | None, counts: dict[str, int] | None = None
+    ) -> None:
+        """After a leader's pass: run a thread per rule of `desired`; and, given a new count of
+        the tasks by state (the town's health reads it), look whether the town is done."""
         if desired is not None:
             self._configure(store, desired.notify)
-        self._completion(store, force=False)
+        if counts is not None and counts is not self.counts:
+            self.counts = counts
+            self._completion(store, sum(counts.values()) > 0 and FINAL.issuperset(counts))
 
     def _configure(self, store: Store, rules: tuple[NotifyRule, ...]) -> None:
         wanted = {rule.key(): rule for rule in rules}
@@ -106,27 +107,21 @@ class Notifier:
                 worker.start()
         self.epoch = store.fence  # the threads tell from here on
 
-    def _completion(self, store: Store, force: bool) -> None:
-        """Count the tasks by state when an event was written since the last count (at most
-        every `CHECK_EVERY` s) or `CHECK_RESYNC` s went by; record whether all are final."""
-        now = self.clock()
-        since = now - self.checked
-        if not force and since < CHECK_EVERY:
-            return
-        last = store.last_event_id()
-        if not force and last == self.last_event and since < CHECK_RESYNC:
-            return
-        self.checked, self.last_event = now, last
-        counts = store.state_counts()
-        done = sum(counts.values()) > 0 and FINAL.issuperset(counts)
-        store.town_completed(done, counts)
+    def _completion(self, store: Store, done: bool) -> None:
+        """`done` (a count says every task is final): the store looks again, on the tasks as
+        they are, and writes `town.completed` unless this finish was told; else it forgets
+        the last finish. The count spares the scan while tasks run."""
+        if done:
+            store.town_completed(FINAL)
+        else:
+            store.town_unfinished()
 
     def close(self, leading: bool) -> None:
         """The loop ends: as leader, a last look at completion, and each sink gets up to
         `drain` seconds to tell what the stream holds now; then the threads stop."""
         if leading:
             with contextlib.suppress(TtError):
-                self._completion(self.s.store, force=True)
+                self._completion(self.s.store, done=True)
                 last = self.s.store.last_event_id()
                 for worker in self.workers.values():
                     worker.until = last

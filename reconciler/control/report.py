@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,13 +219,17 @@ def status_report(
 
 
 def health_report(
-    store: Store, desired: Desired | None, agents: list[dict[str, Any]] | None = None
+    store: Store,
+    desired: Desired | None,
+    agents: list[dict[str, Any]] | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> Health:
     """The town's health without reading every task (their states are counted in Redis):
-    `tt list` and the reconcile loop. `agents`: the rows of `agents_report`, if read already."""
+    `tt list` and the reconcile loop. `agents`: the rows of `agents_report`, `counts` the
+    tasks by state, if read already."""
     rows = agents_report(store, desired) if agents is None else agents
     suspended, failed, fetch = store.is_suspended(), newest_failed(store), failing(store)
-    counts = store.state_counts()
+    counts = store.state_counts() if counts is None else counts
     return town_health(
         rows, counts, suspended=suspended, newest_invalid=failed, fetch_failing=fetch
     )

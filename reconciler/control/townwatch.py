@@ -29,6 +29,7 @@ class TownWatch:
         self.checked = float("-inf")
         self.last_event = ""  # the newest event when the health was last read
         self.told_held: str | None = None  # the held plan said last, while suspended
+        self.counts: dict[str, int] | None = None  # the tasks by state, as last read (a new dict)
 
     def held(self, summary: str) -> None:
         """An apply found the town suspended and applied nothing of its plan (`summary`)."""
@@ -47,7 +48,8 @@ class TownWatch:
         if last == self.last_event and since < HEALTH_RESYNC:
             return None
         self.checked, self.last_event = now, last
-        health = health_report(store, desired)
+        self.counts = store.state_counts()  # (the notifier's `town.completed` reads them too)
+        health = health_report(store, desired, counts=self.counts)
         if health.state.value != "suspended":
             self.told_held = None
         value = json.dumps(health.as_json())

@@ -158,8 +158,8 @@ class Keys:
 
     @property
     def completed(self) -> str:
-        """String, present while every task is final: the generation `town.completed` was
-        written for (lua/town_completed.lua)."""
+        """String, present while every task is final: a digest of the task ids and final states
+        `town.completed` was written for (lua/town_completed.lua)."""
         return self._k("completed")
 
     @property

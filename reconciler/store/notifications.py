@@ -1,12 +1,12 @@
 """What the notifier keeps in Redis, mixed into `Store`: each `[[notify]]` rule's delivery cursor
 on the event stream (moved before an event is sent: told at most once, never twice after a
-restart), and `town.completed`, written once each time every task reaches a final state.
+restart), and `town.completed`, written once for each finish (every task in a final state).
 No redis import: it uses the client `Store` owns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from .scripts import EVENTS_MAXLEN, Scripted
 
@@ -52,8 +52,12 @@ class NotifyOps(Scripted):
         """The agent instance that ran (or runs) the task last, "" when none did."""
         return str(self.client.hget(self.keys.task(task_id), "assignee") or "")
 
-    def town_completed(self, done: bool, counts: Mapping[str, int]) -> bool:
-        """Record whether every task is final (`done`, with the tasks counted by state); True
-        when that wrote `town.completed` (once per time it becomes so)."""
-        pairs = [x for state, n in sorted(counts.items()) for x in (state or "none", n)]
-        return bool(self._run("town_completed", "1" if done else "0", *pairs))
+    def town_completed(self, final: Iterable[str]) -> bool:
+        """Write `town.completed` if every task is in one of the `final` states, unless it was
+        written for these tasks in these states already (a digest of them: an apply that
+        changed no task tells nothing again). True when it was written."""
+        return bool(self._run("town_completed", *sorted(final)))
+
+    def town_unfinished(self) -> None:
+        """The town is not done (a count of its tasks said so): its next finish is told."""
+        self._run("town_completed", "0")

@@ -252,3 +252,28 @@ def test_a_webhook_is_told_once_when_the_budget_is_exhausted(tmp_path: Path, hoo
         assert (told_once["scope"], told_once["limit"]) == ("town", "0.05")
         assert told_once["summary"].startswith("[tt spent] budget town exhausted: spent 0.08")
         assert watcher.poll() is None, town.log_of(watcher)
+
+
+def test_town_completed_is_not_told_again_for_the_same_finish(tmp_path: Path) -> None:
+    """Review #4: an apply that changes only the agents (it moves the apply generation) runs
+    nothing: the finish is the same and `town.completed` is not written again; a task added
+    and run is a new finish."""
+    head = HEAD.format(name="again")
+    one = '[[tasks]]\nid = "one"\ndescription = "do one"\nagent = "dev"\n'
+    with live_town(tmp_path / "again", sim_delay=0.05) as town:
+        town.write(head, one)
+        waited = town.tt("apply", "--wait", timeout=120)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert len(town.events("town.completed")) == 1
+        town.save("town.toml", head + '\n[agents.qa]\nmodel = "sim"\n')  # nothing re-runs
+        waited = town.tt("apply", "--wait", timeout=120)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert len({e["generation"] for e in town.events("apply")}) == 2  # it moved
+        assert len(town.events("town.completed")) == 1
+        town.save(
+            "tasks.toml", one + '\n[[tasks]]\nid = "two"\ndescription = "two"\nagent = "qa"\n'
+        )
+        waited = town.tt("apply", "--wait", timeout=120)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        (_, again) = town.events("town.completed")
+        assert again["count"] == "2" and again["completed"] == "2"

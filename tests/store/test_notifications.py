@@ -45,30 +45,42 @@ def test_only_the_leading_epoch_moves_a_cursor(redis_store: Store) -> None:
     assert s.notify_cursor("rule", "0-0") == "2-0"
 
 
-def test_town_completed_is_written_once_each_time_every_task_becomes_final(
-    redis_store: Store,
-) -> None:
-    s = redis_store
+def test_town_completed_is_written_once_for_each_finish(redis_store: Store) -> None:
+    finishes(redis_store)
+
+
+def test_town_completed_on_fakeredis_too(fake_store: Store) -> None:
+    finishes(fake_store)  # (the unit tests' loops: no sha1hex there)
+
+
+def finishes(s: Store) -> None:
+    final = ("completed", "failed", "cancelled")
 
     def completions() -> list[dict[str, str]]:
         return [f for _, f in s.events_since("-") if f["type"] == "town.completed"]
 
+    assert not s.town_completed(final)  # no task: nothing finished
     s.upsert_tasks([rec("a")], 1)
     s.client.hset(s.keys.meta, "generation", 1)
-    assert not s.town_completed(False, s.state_counts())
+    assert not s.town_completed(final)  # decided on the tasks as they are: a is not final
     turn(s, None, "t1")
     turn(s, Outcome("a", "t1", True, "done"), "t2")
-    counts = s.state_counts()
-    assert counts == {"completed": 1}
-    assert s.town_completed(True, counts) and not s.town_completed(True, counts)
+    assert s.town_completed(final) and not s.town_completed(final)
     (said,) = completions()
     assert said["generation"] == "1" and said["count"] == "1" and said["completed"] == "1"
-    # Not done any more (a retry), then done again: told again.
-    assert not s.town_completed(False, {"ready": 1})
-    assert s.town_completed(True, counts) and len(completions()) == 2
-    # An apply that changed the tasks moved the generation: done at once is told again too.
+    # An apply that changed no task (an agent's edit) moved the generation: the same finish.
     s.client.hset(s.keys.meta, "generation", 2)
-    assert s.town_completed(True, counts) and len(completions()) == 3
+    assert not s.town_completed(final) and len(completions()) == 1
+    # Not done any more (a retry; a count said so), then done again: told again.
+    s.town_unfinished()
+    assert s.town_completed(final) and len(completions()) == 2
+    # Another task, run: a new finish, also when no count saw the town unfinished meanwhile.
+    s.upsert_tasks([rec("a"), rec("b", order=1)], 3)
+    turn(s, None, "t3")
+    turn(s, Outcome("b", "t3", True, "done"), "t4")
+    assert s.state_counts() == {"completed": 2}
+    assert s.town_completed(final)
+    assert completions()[-1]["count"] == "2" and completions()[-1]["completed"] == "2"
 
 
 def test_an_event_without_an_agent_is_given_the_task_s_assignee(redis_store: Store) -> None:

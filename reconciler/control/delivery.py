@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.supervisor import open_log, run_model
+from ..errors import mask_passwords
 from ..spec.events import event_json
 from ..spec.notifycheck import url_problem
 from ..spec.notifyrules import NotifyRule, SinkKind
@@ -34,7 +35,10 @@ BACKOFF = 0.5  # seconds before the second try, doubling
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
-    detail: str  # `HTTP 204`, `exit 0`, or why it failed
+    detail: str  # `HTTP 204`, `exit 0`, or why it failed (URL passwords masked: it is told)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", mask_passwords(self.detail))
 
 
 def payload(town: str, event_id: str, fields: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import mask_url
 from .bounds import quoted
 from .desired import AgentSpec
 from .events import EVENT_TYPES, NOTIFY_FAILED
@@ -104,7 +105,7 @@ def _sinks(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:
         )
     url = opt_str(entry, "webhook")
     if url is not None and (why := url_problem(url)):
-        doc.report((*at, "webhook"), f"invalid webhook URL {quoted(url)}: {why}")
+        doc.report((*at, "webhook"), f"invalid webhook URL {quoted(mask_url(url))}: {why}")
     if "secret_env" in entry and "webhook" not in entry:
         doc.report((*at, "secret_env"), "secret_env signs a webhook: this table has none")
 
@@ -120,6 +121,8 @@ def url_problem(url: str) -> str | None:
         return "only http:// and https:// URLs are posted to"
     if not parts.hostname:
         return "it names no host"
+    if "@" in parts.netloc:  # (it would show in what a failure says: events, logs)
+        return "it holds a user name or password (sign the POSTs with secret_env instead)"
     if any(c.isspace() or ord(c) < 32 for c in url):
         return "it holds a space or a control character"
     return None

@@ -107,6 +107,24 @@ def test_slack_gets_the_summary_as_text(
     assert json.loads(body) == {"text": "[tt demo] task build failed after attempt 2: boom"}
 
 
+def test_no_url_password_reaches_what_a_failure_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review #5: a Slack URL with userinfo is refused, unposted and unquoted; and whatever a
+    failure says has URL passwords masked."""
+    rule = NotifyRule(on=("task.failed",), slack_webhook_env="TT_SLACK_URL")
+    monkeypatch.setenv("TT_SLACK_URL", "https://user:s3cret@127.0.0.1:9/x")
+    said = send(rule, tmp_path)
+    assert not said.ok and "s3cret" not in said.detail
+    assert said.detail == (
+        "$TT_SLACK_URL is not a webhook URL: it holds a user name or password (sign the POSTs "
+        "with secret_env instead)"
+    )
+    assert delivery.Outcome(False, "nope: https://u:s3cret@h/ said no").detail == (
+        "nope: https://u:****@h/ said no"
+    )
+
+
 def test_a_command_gets_its_argv_filled_and_the_event_on_stdin(tmp_path: Path) -> None:
     out = tmp_path / "told.jsonl"
     script = (

@@ -132,6 +132,17 @@ def test_a_webhook_must_be_an_http_url_with_a_host(url: str, why: str) -> None:
     ]
 
 
+def test_a_webhook_url_with_a_password_is_refused_and_never_shown() -> None:
+    """Review #5: a password in the URL would reach notify.failed events and logs."""
+    why = "it holds a user name or password (sign the POSTs with secret_env instead)"
+    assert url_problem("https://user:s3cret@hooks.example.com/x") == why
+    assert url_problem("https://token@hooks.example.com/x") == why
+    town = TOWN + '\n[[notify]]\non = ["task.failed"]\nwebhook = "https://me:s3cret@h.io/"\n'
+    assert rendered(town) == [
+        f'town.toml:13: $.notify[0].webhook: invalid webhook URL "https://me:****@h.io/": {why}'
+    ]
+
+
 def test_a_command_not_found_is_a_problem_with_its_line(tmp_path: Path) -> None:
     rule = '\n[[notify]]\non = ["town.completed"]\ncommand = ["{cmd}", "{{summary}}"]\n'
     paths = TownPaths(tmp_path)

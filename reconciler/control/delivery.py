@@ -24,7 +24,7 @@ from ..errors import mask_passwords
 from ..spec.events import event_json
 from ..spec.notifycheck import url_problem
 from ..spec.notifyrules import NotifyRule, SinkKind
-from .notifytext import fill, summary
+from .notifytext import fill, slack_text, summary
 
 SIGNATURE_HEADER = "X-Tt-Signature"
 EVENT_HEADER = "X-Tt-Event"
@@ -75,7 +75,7 @@ def deliver(
             return Outcome(False, f"${name} is not set (it holds the Slack webhook URL)")
         if why := url_problem(url):
             return Outcome(False, f"${name} is not a webhook URL: {why}")
-        body = json.dumps({"text": event["summary"]}).encode()
+        body = json.dumps({"text": slack_text(event["summary"])}).encode()
         return post(url, body, headers, timeout=rule.timeout, stop=stop)
     if rule.secret_env:
         secret = os.environ.get(rule.secret_env)

@@ -10,7 +10,11 @@ from collections.abc import Callable, Sequence
 
 PLACEHOLDER = re.compile(r"\{(event|task|agent|summary)\}")
 MAX_SUMMARY = 400  # characters: a chat line, a notification bubble
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# C0 and C1 controls (U+009B is a terminal's CSI), the marks, embeddings, overrides and
+# isolates of bidirectional text (they show a line turned around), and line separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+")
+# Slack reads `<...>` as a mention or link and `&` as an entity: escaped as its docs say.
+_SLACK = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 Words = Callable[[dict[str, str]], str]
 
@@ -89,6 +93,12 @@ def summary(town: str, fields: dict[str, str]) -> str:
         text = f"{etype} {rest}".rstrip()
     line = _CONTROL.sub(" ", f"[tt {town}] {text}")
     return line if len(line) <= MAX_SUMMARY else line[: MAX_SUMMARY - 1] + "…"
+
+
+def slack_text(said: str) -> str:
+    """A summary as Slack's `text`: `&`, `<` and `>` escaped, so no text of a task or of an
+    error mentions a channel or shows as a link."""
+    return said.translate(_SLACK)
 
 
 def fill(argv: Sequence[str], fields: dict[str, str], said: str) -> list[str]:

@@ -105,6 +105,10 @@ def test_slack_gets_the_summary_as_text(
     assert send(rule, tmp_path).ok
     ((_, _, body),) = hook.posts
     assert json.loads(body) == {"text": "[tt demo] task build failed after attempt 2: boom"}
+    assert send(rule, tmp_path, {**FAILED, "error": "<!channel> fix <https://x|here>"}).ok
+    assert json.loads(hook.posts[-1][2])["text"].endswith(
+        ": &lt;!channel&gt; fix &lt;https://x|here&gt;"
+    )
 
 
 def test_no_url_password_reaches_what_a_failure_says(

@@ -3,7 +3,7 @@ with its placeholders filled in, on plain fields."""
 
 from __future__ import annotations
 
-from reconciler.control.notifytext import MAX_SUMMARY, fill, summary
+from reconciler.control.notifytext import MAX_SUMMARY, fill, slack_text, summary
 
 
 def test_the_common_events_are_told_in_words() -> None:
@@ -41,6 +41,22 @@ def test_any_other_event_is_told_by_its_fields_on_one_short_line() -> None:
     said = summary("demo", noisy)
     assert "\x1b" not in said and "\t" not in said and "\n" not in said
     assert len(said) == MAX_SUMMARY and said.endswith("…")
+
+
+def test_no_control_or_direction_character_reaches_a_summary() -> None:
+    """Review #6: C1 controls (U+009B is a terminal's CSI), bidi overrides and isolates (they
+    turn a line around: "deploy" shown where "yolped" is written), and line separators."""
+    tricky = "\u009b31m red \u202egnp.exe\u202c \u2066x\u2069 \u200fy\u2028z\u0085w"
+    said = summary("demo", {"type": "task.failed", "task": "t", "error": tricky})
+    assert said == "[tt demo] task t failed after its attempt:  31m red  gnp.exe   x   y z w"
+
+
+def test_slack_text_has_its_markup_escaped() -> None:
+    """Review #6: Slack reads `<!channel>` as a mention and `<https://evil|fix>` as a link."""
+    said = summary("demo", {"type": "task.failed", "task": "t", "error": "<!channel> & <a|b>"})
+    assert slack_text(said) == (
+        "[tt demo] task t failed after its attempt: &lt;!channel&gt; &amp; &lt;a|b&gt;"
+    )
 
 
 def test_placeholders_are_filled_per_argument_and_never_split() -> None:

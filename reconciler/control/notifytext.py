@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-PLACEHOLDER = re.compile(r"\{(event|task|agent|summary)\}")
+from ..spec.notifyrules import PLACEHOLDERS
+
+PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 MAX_SUMMARY = 400  # characters: a chat line, a notification bubble
 # C0 and C1 controls (U+009B is a terminal's CSI), the marks, embeddings, overrides and
 # isolates of bidirectional text (they show a line turned around), and line separators.

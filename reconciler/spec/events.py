@@ -85,6 +85,21 @@ EVENT_TYPES: tuple[str, ...] = (
     "git.push_failed",
 )
 
+# Types whose events name neither a task nor an agent, and those that name an agent but no task
+# (a rule's `tasks` filter lets none of either through, its `agents` filter none of the first).
+NO_AGENT = frozenset(
+    {
+        *(t for t in EVENT_TYPES if t.startswith(("town.", "budget.", "provider.", "leader."))),
+        "apply.lock_recovered",
+        "config.invalid",
+        "follow.fetch_failed",
+        "loop.error",
+        "tasks.purged",
+    }
+)
+NO_TASK = NO_AGENT | {t for t in EVENT_TYPES if t.startswith("agent.")}
+NO_TASK |= {"message.read", "message.answered"}
+
 # Version 1 of the event format for scripts: fields are only ever added. Stored as strings in the
 # Redis stream; typed here by name.
 COUNTS = frozenset({"count", "ready", "attempt", "pid", "epoch", "generation", "exit_code"})

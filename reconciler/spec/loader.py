@@ -20,7 +20,7 @@ from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .gitcheck import git_settings
 from .launchcheck import check_nul, check_workdirs
-from .notifycheck import check_notify_commands, notify_rules
+from .notifycheck import check_notify_commands, check_notify_tasks, notify_rules
 from .reuse import Reuse as Reuse  # (its former home: imported from here)
 from .reuse import parse_tasks
 from .reuse import table_key as table_key
@@ -248,6 +248,9 @@ def _check(
             acyclic=parsed.acyclic,
         )
 
+    if town_data and isinstance(raw_tasks, list) and not too_many:
+        ids = {t["id"] for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)}
+        check_notify_tasks(town, town_data or {}, ids)
     raw_agents = town_data.get("agents") if town_data else None
     problems[:] = _sorted(problems)
     for doc in (town, tasks):

@@ -7,8 +7,9 @@ command's argv[0] can be found. It sends nothing and runs nothing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,16 +17,17 @@ from urllib.parse import urlsplit
 from ..errors import mask_url
 from .bounds import quoted
 from .desired import AgentSpec
-from .events import EVENT_TYPES, NOTIFY_FAILED
+from .events import EVENT_TYPES, NO_AGENT, NO_TASK, NOTIFY_FAILED
 from .fields import check_name, duration, indexed_strs, opt_str, strs
 from .locate import JsonPath
-from .names import did_you_mean
-from .notifyrules import DEFAULT_TIMEOUT, NotifyRule, SinkKind
+from .names import did_you_mean, is_valid_name
+from .notifyrules import DEFAULT_TIMEOUT, PLACEHOLDERS, NotifyRule, SinkKind
 from .tomldoc import TomlDoc
 
 TABLE = "notify"
 SINKS = tuple(k.value for k in SinkKind)
 _KNOWN = frozenset(EVENT_TYPES)
+_BRACED = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 
 def notify_rules(
@@ -61,6 +63,14 @@ def _rule(
             )
     for j, task in indexed_strs(entry, "tasks"):
         check_name(doc, (*at, "tasks", j), task, "task id")
+    _never_told(doc, at, entry)
+    for j, arg in indexed_strs(entry, "command"):
+        for word in _BRACED.findall(arg):
+            # A misspelt placeholder; other braces are the command's own (`gh api
+            # repos/{owner}/{repo}`) and left as they are.
+            if word not in PLACEHOLDERS and did_you_mean(word, PLACEHOLDERS):
+                hint = did_you_mean(f"{{{word}}}", [f"{{{p}}}" for p in PLACEHOLDERS])
+                doc.report((*at, "command", j), f"unknown placeholder {{{word}}}", hint)
     instances: set[str] = set()
     for j, name in indexed_strs(entry, "agents"):
         agent = agents.get(name)
@@ -87,6 +97,34 @@ def _rule(
         slack_webhook_env=opt_str(entry, "slack_webhook_env"),
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
     )
+
+
+def _never_told(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:
+    """Report each type in `on` whose events a `tasks` or `agents` filter lets none through."""
+    for key, lacking, what in (("tasks", NO_TASK, "task"), ("agents", NO_AGENT, "agent")):
+        if not strs(entry, key):
+            continue
+        for j, etype in indexed_strs(entry, "on"):
+            if etype in lacking:
+                doc.report(
+                    (*at, "on", j),
+                    f"{etype} names no {what}: the {key} filter lets none through",
+                    f"write another [[notify]] table for it, without {key}",
+                )
+
+
+def check_notify_tasks(doc: TomlDoc, data: Mapping[str, Any], ids: Collection[str]) -> None:
+    """Report each task a rule's `tasks` names that tasks.toml has not (`ids`): a misspelt
+    one would silently tell nothing. On the parsed town.toml, once tasks.toml is read."""
+    raw = data.get(TABLE)
+    for i, entry in enumerate(raw) if isinstance(raw, list) else ():
+        for j, task in indexed_strs(entry, "tasks") if isinstance(entry, dict) else ():
+            if task not in ids and is_valid_name(task):  # (a bad id is said so already)
+                doc.report(
+                    (TABLE, i, "tasks", j),
+                    f"unknown task {quoted(task)}",
+                    did_you_mean(task, ids) or "name a task of tasks.toml",
+                )
 
 
 def _sinks(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 DEFAULT_TIMEOUT = 10.0  # seconds one command run or one HTTP request may take
+PLACEHOLDERS = ("event", "task", "agent", "summary")  # `{name}` in a command's arguments
 
 
 class SinkKind(str, Enum):

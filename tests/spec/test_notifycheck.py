@@ -30,13 +30,13 @@ TOWN = (
 )
 RULES = """
 [[notify]]
-on = ["task.failed", "town.completed"]
+on = ["task.failed", "task.completed"]
 tasks = ["build"]
 command = ["python3", "-c", "pass", "{event} {task}: {summary}"]
 timeout = "3s"
 
 [[notify]]
-on = ["task.awaiting_approval", "budget.exhausted"]
+on = ["task.awaiting_approval", "agent.exited"]
 agents = ["pool"]
 webhook = "https://hooks.example.com/tt?x=1"
 secret_env = "TT_HOOK_SECRET"
@@ -62,7 +62,7 @@ def rendered(town: str) -> list[str]:
 def test_the_three_sinks_are_read_with_their_filters() -> None:
     command, webhook, slack = rules_of(TOWN + RULES)
     assert command.kind is SinkKind.COMMAND and command.timeout == 3.0
-    assert command.on == ("task.failed", TOWN_COMPLETED) and command.tasks == ("build",)
+    assert command.on == ("task.failed", "task.completed") and command.tasks == ("build",)
     assert webhook.kind is SinkKind.WEBHOOK and webhook.secret_env == "TT_HOOK_SECRET"
     assert webhook.instances == {"pool", "pool-2", "pool-3"}  # a pool's replicas included
     assert webhook.sink_words() == "webhook https://hooks.example.com/…"  # no query shown
@@ -141,6 +141,38 @@ def test_a_webhook_url_with_a_password_is_refused_and_never_shown() -> None:
     assert rendered(town) == [
         f'town.toml:13: $.notify[0].webhook: invalid webhook URL "https://me:****@h.io/": {why}'
     ]
+
+
+def test_a_rule_that_could_never_tell_anything_is_a_problem() -> None:
+    """Review #7: a misspelt task (tasks.toml has no such task), a `tasks`/`agents` filter on
+    an event that names no task (or agent), a misspelt placeholder: each would tell nothing."""
+    town = TOWN + (
+        "\n[[notify]]\n"  # line 11
+        'on = ["task.failed", "town.completed"]\n'
+        'tasks = ["deplyo", "build"]\n'
+        'command = ["true", "{tsk} {summary}", "repos/{owner}/{repo}", "{}"]\n'
+        "\n[[notify]]\n"  # line 16
+        'on = ["agent.exited", "budget.exhausted"]\n'
+        'agents = ["dev"]\n'
+        'webhook = "https://h.io/"\n'
+    )
+    tasks = (
+        '[[tasks]]\nid = "build"\ndescription = "b"\nagent = "dev"\n\n'
+        '[[tasks]]\nid = "deploy"\ndescription = "d"\nagent = "dev"\n'
+    )
+    result = loader.check_texts(town, tasks)
+    assert result.desired is None
+    assert [p.render() for p in result.problems] == [
+        "town.toml:12: $.notify[0].on[1]: town.completed names no task: the tasks filter lets "
+        "none through (write another [[notify]] table for it, without tasks)",
+        "town.toml:13: $.notify[0].tasks[0]: unknown task \"deplyo\" (did you mean 'deploy'?)",
+        "town.toml:14: $.notify[0].command[1]: unknown placeholder {tsk} (did you mean '{task}'?)",
+        "town.toml:17: $.notify[1].on[1]: budget.exhausted names no agent: the agents filter "
+        "lets none through (write another [[notify]] table for it, without agents)",
+    ]
+    fixed = town.replace('"deplyo", ', "").replace("{tsk}", "{task}")
+    fixed = fixed.replace(', "town.completed"', "").replace(', "budget.exhausted"', "")
+    assert loader.check_texts(fixed, tasks).desired is not None
 
 
 def test_a_command_not_found_is_a_problem_with_its_line(tmp_path: Path) -> None:

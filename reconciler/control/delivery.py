@@ -15,10 +15,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..agents.environment import BASE, BASE_PREFIXES
 from ..agents.supervisor import open_log, run_model
 from ..errors import mask_passwords
 from ..spec.events import event_json
@@ -30,6 +32,7 @@ SIGNATURE_HEADER = "X-Tt-Signature"
 EVENT_HEADER = "X-Tt-Event"
 ATTEMPTS = 4  # a webhook is tried this often on a network error, a timeout, 429 or a 5xx
 BACKOFF = 0.5  # seconds before the second try, doubling
+COMMAND_PREFIXES = tuple(p for p in BASE_PREFIXES if p != "TT_")  # (locale, XDG folders)
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,19 @@ def deliver(
     event = payload(town, event_id, fields)
     body = json.dumps(event).encode()
     if rule.kind is SinkKind.COMMAND:
+        lacking = [name for name in rule.env_from if name not in os.environ]
+        if lacking:
+            return Outcome(False, f"${lacking[0]} is not set (the rule's env_from names it)")
         argv = fill(rule.command, fields, event["summary"])
-        return run_command(argv, body, root=root, log=log, timeout=rule.timeout, stop=stop)
+        return run_command(
+            argv,
+            body,
+            env=command_env(os.environ, rule),
+            root=root,
+            log=log,
+            timeout=rule.timeout,
+            stop=stop,
+        )
     headers = {"Content-Type": "application/json", EVENT_HEADER: fields.get("type", "")}
     if rule.kind is SinkKind.SLACK:
         name = rule.slack_webhook_env or ""
@@ -85,17 +99,36 @@ def deliver(
     return post(rule.webhook or "", body, headers, timeout=rule.timeout, stop=stop)
 
 
+def command_env(source: Mapping[str, str], rule: NotifyRule) -> dict[str, str]:
+    """A notify command's environment: of `source` (the watcher's) only the base set an agent
+    gets too (paths, user, locale, terminal, proxies, CA certificates; not tt's own `TT_*`,
+    whose Redis URL may hold a password) and the rule's `env_from`; then its `env`."""
+    env = {
+        k: v
+        for k, v in source.items()
+        if k in BASE or k.startswith(COMMAND_PREFIXES) or k in rule.env_from
+    }
+    return env | dict(rule.env)
+
+
 def run_command(
-    argv: list[str], stdin: bytes, *, root: Path, log: Path, timeout: float, stop: threading.Event
+    argv: list[str],
+    stdin: bytes,
+    *,
+    env: Mapping[str, str],
+    root: Path,
+    log: Path,
+    timeout: float,
+    stop: threading.Event,
 ) -> Outcome:
-    """Run a notify command in the town folder with the watcher's environment; its output goes
-    to `log` (`.tt/logs/notify.log`, 0600). `stop` (the watcher exits) kills its tree too."""
+    """Run a notify command in the town folder with `env`; its output goes to `log`
+    (`.tt/logs/notify.log`, 0600). `stop` (the watcher exits) kills its tree too."""
     with open_log(log) as out:
         out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {argv[0]}\n".encode())
         run = run_model(
             argv,
             cwd=root,
-            env=os.environ,
+            env=env,
             stdin_text=stdin.decode(),
             log=out,
             timeout=timeout,

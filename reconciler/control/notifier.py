@@ -101,7 +101,7 @@ class Notifier:
         register(store, tuple(wanted.values()))
         for key, rule in wanted.items():
             if key in self.workers:
-                self.workers[key].rule = rule  # (only its timeout can differ)
+                self.workers[key].rule = rule  # (only how it is told can differ)
             else:
                 worker = self.workers[key] = SinkWorker(self, rule)
                 worker.start()

@@ -18,7 +18,7 @@ from ..errors import mask_url
 from .bounds import quoted
 from .desired import AgentSpec
 from .events import EVENT_TYPES, NO_AGENT, NO_TASK, NOTIFY_FAILED
-from .fields import check_name, duration, indexed_strs, opt_str, strs
+from .fields import check_name, duration, env, indexed_strs, opt_str, strs
 from .locate import JsonPath
 from .names import did_you_mean, is_valid_name
 from .notifyrules import DEFAULT_TIMEOUT, PLACEHOLDERS, NotifyRule, SinkKind
@@ -96,6 +96,8 @@ def _rule(
         secret_env=opt_str(entry, "secret_env"),
         slack_webhook_env=opt_str(entry, "slack_webhook_env"),
         timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        env=env(entry),
+        env_from=strs(entry, "env_from"),
     )
 
 
@@ -146,6 +148,9 @@ def _sinks(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:
         doc.report((*at, "webhook"), f"invalid webhook URL {quoted(mask_url(url))}: {why}")
     if "secret_env" in entry and "webhook" not in entry:
         doc.report((*at, "secret_env"), "secret_env signs a webhook: this table has none")
+    for key in ("env", "env_from"):
+        if key in entry and "command" not in entry:
+            doc.report((*at, key), f"{key} is for a command: this table has none")
 
 
 def url_problem(url: str) -> str | None:

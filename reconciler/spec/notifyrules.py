@@ -31,6 +31,8 @@ class NotifyRule:
     secret_env: str | None = None  # names the variable holding the webhook's HMAC secret
     slack_webhook_env: str | None = None  # names the variable holding the Slack URL
     timeout: float = DEFAULT_TIMEOUT
+    env: tuple[tuple[str, str], ...] = ()  # a command's own variables (town.toml)
+    env_from: tuple[str, ...] = ()  # names a command gets from the watcher's environment
 
     @property
     def kind(self) -> SinkKind:
@@ -39,8 +41,9 @@ class NotifyRule:
         return SinkKind.WEBHOOK if self.webhook is not None else SinkKind.SLACK
 
     def key(self) -> str:
-        """What names the rule in Redis (its delivery cursor): a digest of everything it says
-        but its timeout. An edited rule is a new one; two equal tables are one."""
+        """What names the rule in Redis (its delivery cursor): a digest of which events it
+        tells to which sink, not how (its timeout, a command's environment). An edited rule is
+        a new one; two equal tables are one."""
         said = [self.on, self.tasks, self.agents, self.command, self.webhook, self.secret_env]
         text = json.dumps([*said, self.slack_webhook_env], separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]

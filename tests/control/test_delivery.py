@@ -5,6 +5,7 @@ HTTP server (JSON body, HMAC header, retries on a 5xx, none on a 4xx), and Slack
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -148,6 +149,33 @@ def test_a_command_gets_its_argv_filled_and_the_event_on_stdin(tmp_path: Path) -
         on=("task.failed",), command=(sys.executable, "-c", "raise SystemExit('no')")
     )
     assert send(failing, tmp_path) == delivery.Outcome(False, "exit 1: no")
+
+
+def test_a_command_gets_a_declared_environment_not_the_watcher_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review #9: no model key or other secret of the watcher reaches a notify command; it gets
+    the base set (PATH, HOME, locale, proxies...), its rule's `env` and `env_from`."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
+    monkeypatch.setenv("TT_REDIS_URL", "redis://:pw@h:6379/0")
+    monkeypatch.setenv("PAGER_TOKEN", "pt")
+    out = tmp_path / "env.json"
+    script = f"import json, os; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    rule = NotifyRule(
+        on=("task.failed",),
+        command=(sys.executable, "-c", script),
+        env=(("CHANNEL", "ops"),),
+        env_from=("PAGER_TOKEN",),
+    )
+    assert send(rule, tmp_path).ok
+    env = json.loads(out.read_text())
+    assert env["PATH"] == os.environ["PATH"] and env["CHANNEL"] == "ops"
+    assert env["PAGER_TOKEN"] == "pt"
+    assert "ANTHROPIC_API_KEY" not in env and "TT_REDIS_URL" not in env
+    monkeypatch.delenv("PAGER_TOKEN")
+    assert send(rule, tmp_path) == delivery.Outcome(
+        False, "$PAGER_TOKEN is not set (the rule's env_from names it)"
+    )
 
 
 def test_a_command_past_its_timeout_has_its_whole_tree_killed(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ on = ["task.failed", "task.completed"]
 tasks = ["build"]
 command = ["python3", "-c", "pass", "{event} {task}: {summary}"]
 timeout = "3s"
+env = { CHANNEL = "ops" }
+env_from = ["PAGER_TOKEN"]
 
 [[notify]]
 on = ["task.awaiting_approval", "agent.exited"]
@@ -69,8 +71,10 @@ def test_the_three_sinks_are_read_with_their_filters() -> None:
     assert slack.kind is SinkKind.SLACK and slack.timeout == 10.0
     assert slack.sink_words() == "slack $SLACK_URL"
     assert len({command.key(), webhook.key(), slack.key()}) == 3
-    # The timeout is no part of a rule's identity (its delivery cursor survives a new timeout).
+    assert command.env == (("CHANNEL", "ops"),) and command.env_from == ("PAGER_TOKEN",)
+    # How it is told is no part of a rule's identity (its delivery cursor survives an edit).
     assert rules_of(TOWN + RULES.replace('"3s"', '"5s"'))[0].key() == command.key()
+    assert rules_of(TOWN + RULES.replace('"ops"', '"dev"'))[0].key() == command.key()
 
 
 def test_the_schema_accepts_what_the_loader_accepts() -> None:
@@ -94,6 +98,10 @@ def test_every_problem_names_file_line_and_field() -> None:
         'on = ["task.failed"]\n'
         'command = ["true"]\n'
         'secret_env = "S"\n'
+        "\n[[notify]]\n"  # line 27
+        'on = ["task.failed"]\n'
+        'env_from = ["X"]\n'
+        'webhook = "https://h.io/"\n'
     )
     assert rendered(town) == [
         'town.toml:12: $.notify[0].on[0]: unknown event type "task.faild" '
@@ -111,6 +119,7 @@ def test_every_problem_names_file_line_and_field() -> None:
         '= [...], webhook = "https://...", slack_webhook_env = "NAME")',
         "town.toml:20: $.notify[1].tiemout: unknown key 'tiemout' (did you mean 'timeout'?)",
         "town.toml:25: $.notify[2].secret_env: secret_env signs a webhook: this table has none",
+        "town.toml:29: $.notify[3].env_from: env_from is for a command: this table has none",
     ]
 
 

@@ -116,17 +116,15 @@ def _never_told(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:
 
 
 def check_notify_tasks(doc: TomlDoc, data: Mapping[str, Any], ids: Collection[str]) -> None:
-    """Report each task a rule's `tasks` names that tasks.toml has not (`ids`): a misspelt
-    one would silently tell nothing. On the parsed town.toml, once tasks.toml is read."""
+    """Report each task a rule's `tasks` names that tasks.toml has not (`ids`) but is close to
+    one it has: misspelt, it would silently tell nothing. One unlike any may be a task still
+    to come (added to tasks.toml later, `tt assign`). On the parsed town.toml."""
     raw = data.get(TABLE)
     for i, entry in enumerate(raw) if isinstance(raw, list) else ():
         for j, task in indexed_strs(entry, "tasks") if isinstance(entry, dict) else ():
-            if task not in ids and is_valid_name(task):  # (a bad id is said so already)
-                doc.report(
-                    (TABLE, i, "tasks", j),
-                    f"unknown task {quoted(task)}",
-                    did_you_mean(task, ids) or "name a task of tasks.toml",
-                )
+            near = task not in ids and is_valid_name(task) and did_you_mean(task, ids)
+            if near:  # (a bad id is said so already)
+                doc.report((TABLE, i, "tasks", j), f"unknown task {quoted(task)}", near)
 
 
 def _sinks(doc: TomlDoc, at: JsonPath, entry: Mapping[str, Any]) -> None:

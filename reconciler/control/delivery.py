@@ -6,11 +6,13 @@ HMAC-SHA256 when the rule names a secret) or Slack. Never raises: it returns wha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -154,19 +156,66 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+class _Cutoff:
+    """One request's deadline: urllib's timeout bounds each socket operation, so a server
+    dripping its answer a byte at a time would hold the thread for good. The connections it
+    opens are recorded (handlers below) and shut down at `timeout`: the read in course ends."""
+
+    def __init__(self, timeout: float) -> None:
+        self.conns: list[http.client.HTTPConnection] = []
+        self.cut = threading.Event()
+        self.timer = threading.Timer(timeout, self._cut)
+        self.timer.daemon = True
+
+    def made(self, base: Any) -> Any:
+        def make(*args: Any, **kwargs: Any) -> Any:
+            conn = base(*args, **kwargs)
+            self.conns.append(conn)
+            return conn
+
+        return make
+
+    def _cut(self) -> None:
+        self.cut.set()
+        for conn in self.conns:
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, cutoff: _Cutoff) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(self.cutoff.made(http.client.HTTPConnection), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, cutoff: _Cutoff) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+
+    def https_open(self, req: Any) -> Any:
+        made = self.cutoff.made(http.client.HTTPSConnection)
+        return self.do_open(made, req, context=self._context)  # type: ignore[attr-defined]
 
 
 def post(
     url: str, body: bytes, headers: dict[str, str], *, timeout: float, stop: threading.Event
 ) -> Outcome:
-    """POST `body` to `url`; tried `ATTEMPTS` times with backoff on what may pass (a network
-    error, a timeout, 429, a 5xx), once on any other answer."""
+    """POST `body` to `url`, each try cut off at `timeout`; tried `ATTEMPTS` times with backoff
+    on what may pass (a network error, a timeout, 429, a 5xx), once on any other answer."""
     last = ""
     for n in range(ATTEMPTS):
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        cutoff = _Cutoff(timeout)
+        opener = urllib.request.build_opener(_NoRedirects, _HTTP(cutoff), _HTTPS(cutoff))
+        cutoff.timer.start()
         try:
-            with _OPENER.open(request, timeout=timeout) as answer:
+            with opener.open(request, timeout=timeout) as answer:
+                answer.read()
                 return Outcome(True, f"HTTP {answer.status}")
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}"
@@ -176,6 +225,10 @@ def post(
             last = str(e.reason)
         except (OSError, http.client.HTTPException, ValueError) as e:
             last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        finally:
+            cutoff.timer.cancel()
+        if cutoff.cut.is_set():
+            last = f"timed out after {timeout:g}s"
         if n + 1 < ATTEMPTS and stop.wait(BACKOFF * 2**n):
             break  # the watcher is stopping: no more tries
     return Outcome(False, f"{last} (tried {n + 1} times)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -88,6 +89,49 @@ def test_a_webhook_that_refuses_connections_fails_after_its_retries(tmp_path: Pa
     said = send(rule, tmp_path)
     assert not said.ok and "Connection refused" in said.detail
     assert said.detail.endswith(f"(tried {delivery.ATTEMPTS} times)")
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    """A server that answers each request a byte every 0.2 s (about 8 s in all): every socket
+    read gets a byte within any timeout, the answer takes long."""
+    stop = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 204 No Content\r\nX-Pad: " + b"x" * 10 + b"\r\n\r\n":
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # cut off by the client
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/drip"
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_a_webhook_request_has_an_overall_deadline(dripping: str, tmp_path: Path) -> None:
+    """Review #9: `timeout` bounds the whole request, not each socket read: an answer dripped
+    a byte at a time is cut off at it (and tried again), never waited for whole."""
+    rule = NotifyRule(on=("task.failed",), webhook=dripping, timeout=1.0)
+    said = send(rule, tmp_path)
+    assert said == delivery.Outcome(False, f"timed out after 1s (tried {delivery.ATTEMPTS} times)")
 
 
 def test_slack_gets_the_summary_as_text(

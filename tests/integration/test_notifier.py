@@ -6,15 +6,17 @@ writes `town.completed` when every task is final."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from reconciler.control.notifier import Notifier, register
+from reconciler.control.notifier import Notifier, register, stream_id
 from reconciler.control.session import Session
 from reconciler.spec import loader
 from reconciler.spec.desired import Desired
+from reconciler.store.client import Store
 from reconciler.store.scripts import EVENTS_MAXLEN
 from reconciler.store.turn import Outcome
 from reconciler.town import TownPaths
@@ -56,19 +58,34 @@ def told(hook: Hook, path: str) -> list[tuple[str, str]]:
     return [(e["type"], e.get("task", "")) for e in hook.events(path)]
 
 
+@contextmanager
+def leading(
+    root: Path, url: str, town: str, rules: str
+) -> Iterator[tuple[Store, Host, Notifier, Desired]]:
+    """A notifier of `root`'s town with `rules`, its loop leading (the lease held as "me"), the
+    rules registered as the apply that brings them does; its threads and keys gone after."""
+    wanted = desired(root, url, town, rules)
+    session = Session(TownPaths(root))
+    store = session.store
+    notifier = Notifier(host := Host(session))
+    try:
+        _, epoch = store.hold_leader("me", 30)
+        store.fence = f"e:{epoch}"
+        register(store, wanted.notify)
+        yield store, host, notifier, wanted
+    finally:
+        for worker in notifier.workers.values():
+            worker.retired.set()
+        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
+        session.close()
+
+
 def test_only_the_leader_tells_and_a_dropped_rule_stops(
     tmp_path: Path, valkey_url: str, town_name: str, hook: Hook
 ) -> None:
     both = rule(hook, "a", '"task.failed"') + rule(hook, "b", '"task.failed"')
-    wanted = desired(tmp_path, valkey_url, town_name, both)
-    session = Session(TownPaths(tmp_path))
-    store = session.store
-    host = Host(session)
-    notifier = Notifier(host)
-    try:
-        _, epoch = store.hold_leader("me", 30)
-        store.fence = f"e:{epoch}"
-        register(store, wanted.notify)  # what the apply bringing the rules does
+    with leading(tmp_path, valkey_url, town_name, both) as (store, host, notifier, wanted):
+        fence = store.fence
         store.event("task.failed", task="one", agent="dev", error="boom")
         notifier.check(store, wanted)
         until(lambda: told(hook, "/a") == told(hook, "/b") == [("task.failed", "one")], 30, "one")
@@ -88,7 +105,7 @@ def test_only_the_leader_tells_and_a_dropped_rule_stops(
         assert told(hook, "/a") == [("task.failed", "one")]
 
         # Leading again, with rule b gone: a tells both, once; b's cursor is dropped.
-        host.leader, store.fence = True, f"e:{epoch}"
+        host.leader, store.fence = True, fence
         only_a = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"task.failed"'))
         assert len(only_a.notify) == 1
         notifier.check(store, only_a)
@@ -102,7 +119,7 @@ def test_only_the_leader_tells_and_a_dropped_rule_stops(
         store.upsert_tasks([rec("t")], 1)
         turn(store, None, "t1")
         turn(store, Outcome("t", "t1", True, "done"), "t2")
-        store.fence = f"e:{epoch}"
+        store.fence = fence
         a_rule = only_a.notify[0]
         finals = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"town.completed"'))
         assert finals.notify[0].key() != a_rule.key()
@@ -116,11 +133,6 @@ def test_only_the_leader_tells_and_a_dropped_rule_stops(
             worker.join(10)
             assert not worker.is_alive()
         assert host.said == []  # nothing failed
-    finally:
-        for worker in notifier.workers.values():
-            worker.retired.set()
-        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
-        session.close()
 
 
 def test_a_watcher_that_leads_again_tells_again(
@@ -128,15 +140,8 @@ def test_a_watcher_that_leads_again_tells_again(
 ) -> None:
     """Review #1: a lead lost and won back (another watcher led a while, or this one's lease
     lapsed and it took it again under a new epoch) must not leave its threads fenced for good."""
-    wanted = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"task.failed"'))
-    session = Session(TownPaths(tmp_path))
-    store = session.store
-    host = Host(session)
-    notifier = Notifier(host)
-    try:
-        _, epoch = store.hold_leader("me", 30)
-        store.fence = f"e:{epoch}"
-        register(store, wanted.notify)
+    a_rule = rule(hook, "a", '"task.failed"')
+    with leading(tmp_path, valkey_url, town_name, a_rule) as (store, host, notifier, wanted):
         store.event("task.failed", task="one", agent="dev", error="boom")
         notifier.check(store, wanted)
         until(lambda: told(hook, "/a") == [("task.failed", "one")], 30, "one")
@@ -169,11 +174,6 @@ def test_a_watcher_that_leads_again_tells_again(
         until(lambda: len(told(hook, "/a")) == 3, 30, "three told under the lapsed lease's epoch")
         assert told(hook, "/a") == [("task.failed", t) for t in ("one", "two", "three")]
         assert worker.is_alive() and notifier.workers == {worker.key: worker}
-    finally:
-        for w in notifier.workers.values():
-            w.retired.set()
-        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
-        session.close()
 
 
 def test_a_rule_another_leader_dropped_is_not_told_from_its_old_cursor(
@@ -184,21 +184,18 @@ def test_a_rule_another_leader_dropped_is_not_told_from_its_old_cursor(
     tell old events again: the rule is told from A's next pass on, as a rule new to the town."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with_rule = desired(tmp_path / "a", valkey_url, town_name, rule(hook, "a", '"task.failed"'))
     without = desired(tmp_path / "b", valkey_url, town_name, "")
-    sa, sb = Session(TownPaths(tmp_path / "a")), Session(TownPaths(tmp_path / "b"))
-    ha, hb = Host(sa), Host(sb, leader=False)
-    na, nb = Notifier(ha), Notifier(hb)
-    try:
-        _, epoch = sa.store.hold_leader("A", 30)
-        sa.store.fence = f"e:{epoch}"
-        register(sa.store, with_rule.notify)
-        sa.store.event("task.failed", task="one", agent="dev", error="boom")
-        na.check(sa.store, with_rule)
+    sb = Session(TownPaths(tmp_path / "b"))
+    hb = Host(sb, leader=False)
+    nb = Notifier(hb)
+    a_rule = rule(hook, "a", '"task.failed"')
+    with leading(tmp_path / "a", valkey_url, town_name, a_rule) as (sa, ha, na, with_rule):
+        sa.event("task.failed", task="one", agent="dev", error="boom")
+        na.check(sa, with_rule)
         until(lambda: told(hook, "/a") == [("task.failed", "one")], 30, "one")
         # B leads a while: it drops the rule's cursor.
-        ha.leader, sa.store.fence = False, ""
-        sa.store.resign_leader("A")
+        ha.leader, sa.fence = False, ""
+        sa.resign_leader("me")
         _, epoch = sb.store.hold_leader("B", 30)
         hb.leader, sb.store.fence = True, f"e:{epoch}"
         nb.check(sb.store, without)
@@ -206,24 +203,18 @@ def test_a_rule_another_leader_dropped_is_not_told_from_its_old_cursor(
         sb.store.event("task.failed", task="two", agent="dev", error="boom")  # under B: untold
         hb.leader, sb.store.fence = False, ""
         sb.store.resign_leader("B")
+        sb.close()
         # A leads again; its thread looks before A's first pass has read the files.
-        _, epoch = sa.store.hold_leader("A", 30)
-        ha.leader, sa.store.fence = True, f"e:{epoch}"
+        _, epoch = sa.hold_leader("me", 30)
+        ha.leader, sa.fence = True, f"e:{epoch}"
         (worker,) = na.workers.values()
         rounds = worker.rounds
         until(lambda: worker.rounds > rounds + 3, 30, "A's worker looked again")
-        assert sa.store.client.hkeys(sa.store.keys.notify) == []  # not recreated by the thread
-        na.check(sa.store, with_rule)  # A's pass: the rule is new to the town again
-        sa.store.event("task.failed", task="three", agent="dev", error="boom")
+        assert sa.client.hkeys(sa.keys.notify) == []  # not recreated by the thread
+        na.check(sa, with_rule)  # A's pass: the rule is new to the town again
+        sa.event("task.failed", task="three", agent="dev", error="boom")
         until(lambda: len(told(hook, "/a")) == 2, 30, "three told")
         assert told(hook, "/a") == [("task.failed", "one"), ("task.failed", "three")]
-    finally:
-        for n in (na, nb):
-            for w in n.workers.values():
-                w.retired.set()
-        sa.store.client.delete(*sa.store.client.keys(sa.store.keys.prefix + "*"))
-        sa.close()
-        sb.close()
 
 
 def test_events_the_capped_stream_dropped_before_a_rule_passed_them_are_said_lost(
@@ -232,15 +223,9 @@ def test_events_the_capped_stream_dropped_before_a_rule_passed_them_are_said_los
     """Review #2: a rule left behind by more than the stream keeps (no watcher ran while a big
     town ran) is told that events were dropped unseen (`notify.failed`, a line of the loop's),
     once, and goes on from the oldest event kept."""
-    wanted = desired(tmp_path, valkey_url, town_name, rule(hook, "a", '"task.failed"'))
-    session = Session(TownPaths(tmp_path))
-    store = session.store
-    host = Host(session)
-    notifier = Notifier(host)
-    try:
-        _, epoch = store.hold_leader("me", 30)
-        store.fence = f"e:{epoch}"
-        register(store, wanted.notify)  # the apply brings the rule; no watcher runs yet
+    a_rule = rule(hook, "a", '"task.failed"')
+    with leading(tmp_path, valkey_url, town_name, a_rule) as (store, host, notifier, wanted):
+        # (the apply brought the rule; no watcher runs yet)
         for i in range(5):
             store.event("task.failed", task=f"lost{i}", agent="dev", error="boom")
         with store.client.pipeline(transaction=False) as pipe:  # the rest of a big town's run
@@ -253,7 +238,8 @@ def test_events_the_capped_stream_dropped_before_a_rule_passed_them_are_said_los
                 )
             pipe.execute()
         oldest, dropped = store.events_start()
-        assert dropped and oldest > store.notify_position(wanted.notify[0].key())
+        key = wanted.notify[0].key()
+        assert dropped and stream_id(oldest) > stream_id(str(store.notify_position(key)))
         store.event("task.failed", task="kept", agent="dev", error="boom")
         notifier.check(store, wanted)
         until(lambda: told(hook, "/a") == [("task.failed", "kept")], 60, "kept told")
@@ -262,8 +248,3 @@ def test_events_the_capped_stream_dropped_before_a_rule_passed_them_are_said_los
         assert "dropped" in lost["error"] and "task.failed" in lost["on"]
         (line,) = host.said
         assert line["kind"] == "notify" and oldest in line["detail"]
-    finally:
-        for worker in notifier.workers.values():
-            worker.retired.set()
-        store.client.delete(*store.client.keys(store.keys.prefix + "*"))
-        session.close()

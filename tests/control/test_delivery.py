@@ -116,6 +116,8 @@ def dripping() -> Iterator[str]:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
+            except OSError:
+                return  # closed at the end of the test
             threading.Thread(target=drip, args=(conn,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()

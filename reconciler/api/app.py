@@ -7,6 +7,7 @@ other exception a 500 without a traceback. Routes run in worker threads (the eng
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,10 @@ async def _body(request: Request, schema: str) -> dict[str, Any]:
     return bodies.parse(schema, await request.body())
 
 
-def build(base: Session) -> Starlette:
+def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
     """The app over `base`, the server's session: its store is shared by the fresh session each
-    request gets (files are read anew per request, as each `tt` command reads them)."""
+    request gets (files are read anew per request, as each `tt` command reads them). `stopping`:
+    set when the server stops, it ends the event streams."""
 
     def fresh() -> Session:
         return base.sharing()
@@ -202,7 +204,7 @@ def build(base: Session) -> Starlette:
                 )
             ),
         ),
-        Route("/v1/events/stream", stream.endpoint(fresh)),
+        Route("/v1/events/stream", stream.endpoint(fresh, stopping or threading.Event())),
         Route("/v1/openapi.json", spec),
         Route("/metrics", metrics.endpoint(fresh)),
     ]

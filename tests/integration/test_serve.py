@@ -9,6 +9,7 @@ fixture runs `tt down` and kills what is left of the town by pid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -348,3 +349,18 @@ def test_metrics_parse_and_count_the_town(served: Served) -> None:
     assert value[("tt_dispatch_latency_seconds_count", ())] == 2
     assert value[("tt_apply_duration_seconds_count", ())] >= 2  # the first apply and the assign
     assert families["tt_apply_duration_seconds"].type == "histogram"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_it_stops_on_a_signal_while_a_stream_is_open(served: Served, sig: signal.Signals) -> None:
+    """Review of issue 12, finding 2: an open event stream does not keep `tt serve` from
+    exiting on Ctrl-C or SIGTERM; the client sees its stream end."""
+    with served.http.stream("GET", "/v1/events/stream", timeout=60) as r:
+        lines = r.iter_lines()
+        assert next(lines) == ": connected"
+        served.proc.send_signal(sig)
+        until(lambda: served.proc.poll() is not None, 15, "tt serve exits with a stream open")
+        assert served.proc.returncode == 0, served.out.read_text()  # a stop asked for
+        with contextlib.suppress(httpx.TransportError):
+            for _ in lines:  # what was sent before the end, then the end (not a hang)
+                pass

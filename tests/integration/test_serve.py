@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -364,3 +365,89 @@ def test_it_stops_on_a_signal_while_a_stream_is_open(served: Served, sig: signal
         with contextlib.suppress(httpx.TransportError):
             for _ in lines:  # what was sent before the end, then the end (not a hang)
                 pass
+
+
+def test_open_streams_hold_no_worker_thread_and_are_capped(served: Served) -> None:
+    """Review of issue 12, finding 3: a hundred open streams (more than anyio's 40 worker
+    threads) leave every other route answering, each stream still gets each new event, and the
+    stream beyond the cap is refused with 503 JSON."""
+    from reconciler.api.stream import MOST_STREAMS
+
+    tw = served.town
+    many = httpx.Client(base_url=served.base, timeout=30, limits=httpx.Limits(max_connections=None))
+    with many, contextlib.ExitStack() as open_streams:
+        streams = []
+        for _ in range(MOST_STREAMS):
+            r = open_streams.enter_context(many.stream("GET", "/v1/events/stream"))
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            assert next(lines) == ": connected"
+            streams.append(lines)
+        # Each held a worker thread (and a Redis connection) before: 40 threads, then a queue.
+        threads = len(list(Path(f"/proc/{served.proc.pid}/task").iterdir()))
+        assert threads < 20, threads
+        quick = httpx.Client(base_url=served.base, timeout=5)  # a hang: ReadTimeout
+        with quick:
+            assert [a["name"] for a in quick.get("/v1/agents").json()] == ["dev"]
+            r = quick.get("/v1/events/stream")
+            assert r.status_code == 503 and "event streams are open" in r.json()["error"]
+        tw.tt("send", "dev", "to every stream")
+        for lines in streams:
+            data = next(line for line in lines if '"message.sent"' in line)
+            assert json.loads(data[6:])["agent"] == "dev"
+
+
+def sse_blocks(served: Served, headers: dict[str, str], until_: Callable[[str], bool]) -> list[str]:
+    """The stream's messages (blocks of lines, comments left out) until one `until_` likes."""
+    blocks: list[str] = []
+    with served.http.stream("GET", "/v1/events/stream", headers=headers, timeout=20) as r:
+        assert r.status_code == 200, r.read()
+        block: list[str] = []
+        for line in r.iter_lines():
+            if line:
+                block.append(line)
+                continue
+            text = "\n".join(b for b in block if not b.startswith(":"))
+            block = []
+            if text:
+                blocks.append(text)
+                if until_(text):
+                    break
+    return blocks
+
+
+def test_a_resume_from_before_the_oldest_kept_event_says_gap(served: Served) -> None:
+    """Review of issue 12, finding 6: the stream is capped; a client resuming from an event
+    trimmed away is told (`event: gap`) and then gets every event kept; one resuming from an id
+    after the newest gets the next event written, not nothing; an id beyond Redis' is a 400."""
+    from reconciler.control.session import Session
+
+    tw = served.town
+    events = served.get("/v1/events", params={"last": 1000})
+    assert len(events) >= 5
+    s = Session.find(str(tw.root))
+    try:  # what the cap (MAXLEN ~ 10000) does to a long-lived town: the oldest are gone
+        s.store.client.xtrim(s.store.keys.events, minid=events[3]["id"], approximate=False)
+    finally:
+        s.close()
+    last = events[-1]["id"]
+    blocks = sse_blocks(served, {"last-event-id": events[1]["id"]}, lambda b: last in b)
+    gap = blocks[0].splitlines()
+    assert gap[0] == "event: gap"
+    assert json.loads(gap[1][6:]) == {"from": events[1]["id"], "oldest": events[3]["id"]}
+    assert [b.splitlines()[0] for b in blocks[1:]] == [f"id: {e['id']}" for e in events[3:]]
+
+    future = f"{int(last.split('-')[0]) + 10**9}-0"
+    got = sse_events(
+        served,
+        {"last-event-id": future},
+        lambda g: any(e["type"] == "message.sent" for _, e in g),
+        lambda: tw.tt("send", "dev", "from the future"),
+    )
+    assert got[-1][1]["type"] == "message.sent"
+
+    for bad in (f"{2**64}-0", f"1-{2**64}"):
+        r = served.http.get("/v1/events/stream", headers={"last-event-id": bad})
+        assert r.status_code == 400 and "not an event id" in r.json()["error"], r.text
+        r = served.http.get("/v1/events", params={"after": bad})
+        assert r.status_code == 400 and "not an event id" in r.json()["error"], r.text

@@ -12,7 +12,9 @@ const $ = (id) => document.getElementById(id);
 const token = (() => {
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem("tt-token", decodeURIComponent(m[1]));
+    let value = m[1];
+    try { value = decodeURIComponent(value); } catch (err) { /* not %-encoded: as given */ }
+    sessionStorage.setItem("tt-token", value);
     history.replaceState(null, "", location.pathname + location.search);
   }
   return sessionStorage.getItem("tt-token");
@@ -221,6 +223,13 @@ function onEvent(e) {
     kind.startsWith("git") || kind.startsWith("tasks"), agents: true });
 }
 
+function onGap(gap) {
+  // Events after the one this page saw last were trimmed from the capped stream: what they
+  // changed is read anew, and the feed says so.
+  addEvent({ type: "gap", ts: Date.now() / 1000, from: gap.from, oldest: gap.oldest });
+  refreshSoon({ graph: true, agents: true });
+}
+
 async function follow() {
   // SSE over fetch: `id:`/`event:`/`data:` lines; reconnects with Last-Event-ID, so nothing is
   // lost or shown twice across a dropped connection.
@@ -239,12 +248,15 @@ async function follow() {
         buffer += value;
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-          const data = block.split("\n").filter((l) => l.startsWith("data:"))
+          const lines = buffer.slice(0, cut).split("\n"); buffer = buffer.slice(cut + 2);
+          const data = lines.filter((l) => l.startsWith("data:"))
             .map((l) => l.slice(5).trimStart()).join("\n");
-          const id = block.split("\n").find((l) => l.startsWith("id:"));
+          const id = lines.find((l) => l.startsWith("id:"));
+          const kind = (lines.find((l) => l.startsWith("event:")) || "event:").slice(6).trim();
           if (!data) continue;
           const event = JSON.parse(data);
+          if (kind === "gap") { onGap(event); continue; }
+          if (kind === "error") throw new Error("stream: " + event.error);
           if (id && !event.id) event.id = id.slice(3).trim();
           onEvent(event);
         }
@@ -296,7 +308,8 @@ async function loadTask(id) {
   }
   const tail = t.log_tail;
   text($("log-tail"), Array.isArray(tail) ? tail.join("\n") : tail || "(no log yet)");
-  $("task-retry").disabled = !["failed", "completed", "cancelled", "upstream_failed"].includes(t.state);
+  // As `tt retry` takes it: a finished or retrying task (upstream_failed: retry the upstream).
+  $("task-retry").disabled = !["failed", "completed", "cancelled", "retrying"].includes(t.state);
   $("task-cancel").disabled = ["completed", "cancelled", "failed"].includes(t.state);
 }
 

@@ -87,7 +87,7 @@ def main() -> None:
         subprocess.run([*TT, "apply"], cwd=root, env=env, check=True, capture_output=True)
         port = _port()
         proc = subprocess.Popen(
-            [*TT, "serve", "--port", str(port)],
+            [*TT, "serve", "--port", str(port), "--no-token"],
             cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,

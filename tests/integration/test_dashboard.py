@@ -87,6 +87,8 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
     served = Served(town, env={"TT_API_TOKEN": "s3cret"})
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        refused: list[str] = []  # what the page's Content-Security-Policy blocked
+        page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else 0)
         page.goto(f"{served.base}/#token=s3cret")
         page.wait_for_selector('#dag g.node[data-id="ship"]')
         assert "token" not in page.url  # read once, then out of the address bar
@@ -122,6 +124,10 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
             "() => document.querySelectorAll('#attempts tbody tr').length >= 2", timeout=30_000
         )
         assert len(town.status()["tasks"]) == 6
+        legend = page.eval_on_selector(
+            "#legend span", "s => getComputedStyle(s).getPropertyValue('--c').trim()"
+        )
+        assert legend == "#b7e4c7" and refused == [], refused  # the completed colour
 
         # A phone: one column, nothing wider than the screen but the graph's own scroller.
         phone = browser.new_page(viewport={"width": 390, "height": 844})

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,24 +50,41 @@ def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class Served:
-    """A `tt serve` process of `town` and an HTTP client of it."""
+    """A `tt serve` process of `town` and an HTTP client of it. By default `--no-token` (no
+    token unless the test configures one); `port` 0: the one it printed."""
 
-    def __init__(self, tw: Town, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tw: Town,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = ("--no-token",),
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> None:
         self.town = tw
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.out = tw.root.parent / f"serve-{self.port}.out"
+        self.port = free_port() if port is None else port
+        self.out = tw.root.parent / f"serve-{self.port or free_port()}.out"
         with open(self.out, "wb") as log:
             self.proc = subprocess.Popen(
-                [*TT, "serve", "--port", str(self.port)],
+                [*TT, "serve", "--host", host, "--port", str(self.port), *args],
                 cwd=tw.root,
                 env={**tw.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        if self.port == 0:
+            found = until(
+                lambda: re.search(rf"http://{re.escape(host)}:(\d+)", self.banner()), 30, "a port"
+            )
+            self.port = int(found.group(1))
+        self.base = f"http://{host}:{self.port}"
         self.http = httpx.Client(base_url=self.base, timeout=30)
         until(self._up, 30, f"tt serve answers on {self.base}")
+
+    def banner(self) -> str:
+        assert self.proc.poll() is None, self.out.read_text()
+        return self.out.read_text()
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, self.out.read_text()
@@ -451,3 +470,104 @@ def test_a_resume_from_before_the_oldest_kept_event_says_gap(served: Served) -> 
         assert r.status_code == 400 and "not an event id" in r.json()["error"], r.text
         r = served.http.get("/v1/events", params={"after": bad})
         assert r.status_code == 400 and "not an event id" in r.json()["error"], r.text
+
+
+SECURITY = {
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+}
+
+
+def test_on_loopback_a_token_is_made_for_the_run_unless_no_token(town: Town) -> None:  # noqa: F811
+    """Review of issue 12, finding 4: without a configured token, loopback is no longer open to
+    every local user: a token is made for the run and printed in the dashboard's URL; every
+    answer forbids framing and sniffing."""
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS)
+    town.tt("apply")
+    s = Served(town, args=())
+    try:
+        found = re.search(rf"{re.escape(s.base)}/#token=([A-Za-z0-9_-]{{40,}})", s.banner())
+        assert found, s.banner()
+        good = {"authorization": f"Bearer {found.group(1)}"}
+        answers = [
+            s.http.get("/v1/town"),
+            s.http.post("/v1/apply", json={}),
+            s.http.get("/v1/town", headers=good),
+            s.http.get("/"),
+            s.http.get("/app.js"),
+            s.http.get("/v1/tasks/nope", headers=good),
+        ]
+        assert [r.status_code for r in answers] == [401, 401, 200, 200, 200, 404]
+        for r in answers:
+            assert {k: r.headers.get(k) for k in SECURITY} == SECURITY, r.url
+    finally:
+        s.stop()
+    s = Served(town, args=("--no-token",))  # the old way, asked for explicitly
+    try:
+        assert "#token=" not in s.banner() and "no token: loopback only" in s.banner()
+        assert s.http.get("/v1/town").status_code == 200
+    finally:
+        s.stop()
+
+
+def test_its_own_pages_may_write_on_any_address_port_or_proxy(town: Town) -> None:  # noqa: F811
+    """Review of issue 12, finding 5: the origin check knows the address and the port really
+    bound (`--host 127.0.0.2`, `--port 0`), and the name a page reached it by whatever the
+    scheme (a TLS proxy in front: `https://name` forwarded as Host `name`)."""
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS)
+    town.tt("apply")
+    s = Served(town, host="127.0.0.2", port=0)
+    try:
+        assert s.port != 0
+        own = {"origin": f"http://127.0.0.2:{s.port}"}
+        r = s.http.post("/v1/messages", json={"to": "dev", "text": "hi"}, headers=own)
+        assert r.status_code == 201, r.text
+        other = {"origin": f"http://127.0.0.2:{s.port + 1}"}
+        assert s.http.post("/v1/apply", json={}, headers=other).status_code == 403
+    finally:
+        s.stop()
+    s = Served(town, env={"TT_API_TOKEN": "t0ken"})
+    try:
+        proxied = {"authorization": "Bearer t0ken", "host": "tt.example"}
+        r = s.http.post("/v1/apply", json={}, headers={**proxied, "origin": "https://tt.example"})
+        assert r.status_code == 200, r.text
+        r = s.http.post("/v1/apply", json={}, headers={**proxied, "origin": "https://evil.example"})
+        assert r.status_code == 403, r.text
+    finally:
+        s.stop()
+
+
+def test_a_port_in_use_is_one_error_line_and_nothing_served(town: Town) -> None:  # noqa: F811
+    """Review of issue 12, finding 11: the port is bound before the banner; taken, `tt serve`
+    says which host:port in one line and exits 1."""
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = town.tt("serve", "--port", str(port), check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""  # no banner: nothing is served
+    assert done.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "Traceback" not in done.stderr and "--port" in done.stderr
+
+
+def test_without_the_web_stack_it_says_what_to_install(town: Town) -> None:  # noqa: F811
+    (town.root / "town.toml").write_text(TOWN)
+    code = "import sys; sys.modules['uvicorn'] = None; from cli.main import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "serve"],
+        cwd=town.root,
+        env=town.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "tt serve needs its web stack: uvicorn is not installed" in done.stderr
+    assert "pip install 'tinytown[serve]'" in done.stderr

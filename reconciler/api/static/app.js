@@ -154,7 +154,8 @@ function drawSummary() {
 function drawLegend() {
   const legend = $("legend");
   for (const s of STATES) {
-    const item = make("span", { style: `--c: var(--${s})` }, s);
+    const item = make("span", {}, s);
+    item.style.setProperty("--c", `var(--${s})`); // not a style attribute: the CSP refuses those
     legend.appendChild(item);
   }
 }

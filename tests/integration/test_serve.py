@@ -571,3 +571,35 @@ def test_without_the_web_stack_it_says_what_to_install(town: Town) -> None:  # n
     assert "Traceback" not in done.stderr
     assert "tt serve needs its web stack: uvicorn is not installed" in done.stderr
     assert "pip install 'tinytown[serve]'" in done.stderr
+
+
+def metric_values(served: Served) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    r = served.http.get("/metrics")
+    assert r.status_code == 200, r.text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(r.text)
+        for s in f.samples
+    }
+
+
+def test_counters_and_histograms_never_go_down_when_tasks_are_pruned(served: Served) -> None:
+    """Review of issue 12, finding 7: attempts, failures and dispatch latency were computed
+    from the tasks Redis holds now, so a prune lowered them; counters must not go down."""
+    tw = served.town
+    tw.tt("assign", "dev", "a job to prune", "--id", "gone")
+    tw.wait_states({"gone": "completed"})
+    before = metric_values(served)
+    attempts = ("tt_attempts_total", (("exit_class", "success"),))
+    dispatched = ("tt_dispatch_latency_seconds_count", ())
+    assert before[attempts] == 2 and before[dispatched] == 2
+    (tw.root / "tasks.toml").write_text(TASKS)  # `gone` left the file: apply prunes it
+    tw.tt("apply")
+    until(lambda: "gone" not in tw.tasks(), 30, "gone pruned")
+    after = metric_values(served)
+    assert after[("tt_tasks", (("state", "completed"),))] == 1  # a gauge: as things are now
+    assert after[attempts] == 2 and after[dispatched] == 2
+    tw.tt("retry", "first")
+    tw.wait(lambda st: st["tasks"][0]["attempts"] == 2 and st["tasks"][0]["state"] == "completed")
+    later = metric_values(served)
+    assert later[attempts] == 3 and later[dispatched] == 3

@@ -14,9 +14,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.staticfiles import StaticFiles
 
 from ..control import townops
@@ -32,7 +33,7 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
-from . import bodies, metrics, openapi, stream
+from . import auth, bodies, metrics, openapi, stream
 
 STATIC = Path(__file__).with_name("static")
 
@@ -95,7 +96,32 @@ def _flag(request: Request, name: str, default: bool) -> bool:
 
 
 async def _body(request: Request, schema: str) -> dict[str, Any]:
-    return bodies.parse(schema, await request.body())
+    """The request's body, read no further than `bodies.MOST_BYTES` (413 beyond), checked."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > bodies.MOST_BYTES:
+        raise bodies.too_big(int(declared))
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > bodies.MOST_BYTES:
+            raise bodies.too_big(len(raw))
+    return bodies.parse(schema, bytes(raw))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route or file: 404; a method a route does not take:
+    405) as JSON, as every other error."""
+    assert isinstance(exc, HTTPException)
+    hint = (
+        "see GET /v1/openapi.json for the routes"
+        if request.url.path.startswith("/v1")
+        else "the dashboard is at /"
+    )
+    return JSONResponse(
+        {"error": f"{exc.detail}: {request.method} {request.url.path[:200]}", "hint": hint},
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
 
 
 def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
@@ -209,10 +235,13 @@ def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
         Route("/metrics", metrics.endpoint(fresh)),
     ]
     # The dashboard at / (static files shipped in the wheel; no build step, nothing fetched
-    # from elsewhere): it reads the town through /v1 like any client.
-    routes.append(Mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard"))
+    # from elsewhere): it reads the town through /v1 like any client. Its files only, each a
+    # route of its own: a mount at / would answer every other path (404 for GET /v1/apply
+    # rather than 405).
+    files = StaticFiles(directory=STATIC, html=True)
+    routes += [Route(path, files, methods=["GET", "HEAD"]) for path in sorted(auth.DASHBOARD)]
     app = Starlette(
         routes=routes,
-        exception_handlers={TtError: _tt_error, Exception: _crash},
+        exception_handlers={TtError: _tt_error, HTTPException: _http_error, Exception: _crash},
     )
     return app

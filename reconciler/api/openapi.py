@@ -89,7 +89,10 @@ def document() -> dict[str, Any]:
                         else JSON
                     ),
                 },
-                **{code: ERROR for code in ("400", "401", "403", "404", "409", "422", "503")},
+                **{
+                    code: ERROR
+                    for code in ("400", "401", "403", "404", "405", "409", "413", "422", "503")
+                },
             },
         }
         if body is not None:

@@ -603,3 +603,29 @@ def test_counters_and_histograms_never_go_down_when_tasks_are_pruned(served: Ser
     tw.wait(lambda st: st["tasks"][0]["attempts"] == 2 and st["tasks"][0]["state"] == "completed")
     later = metric_values(served)
     assert later[attempts] == 3 and later[dispatched] == 3
+
+
+def test_unknown_routes_wrong_methods_and_bad_bodies_are_json_4xx(served: Served) -> None:
+    """Review of issue 12, finding 12: every refusal is JSON with a hint, never text/plain
+    or a 500; a body over 1 MiB is a 413 and a deeply nested one a 400; nothing written."""
+    tw, http = served.town, served.http
+    before = (tw.root / "tasks.toml").read_bytes()
+    for method, path, status in (
+        ("GET", "/v1/nope", 404),
+        ("GET", "/v1/tasks/first/nope", 404),
+        ("POST", "/v1/town", 405),
+        ("DELETE", "/v1/tasks/first", 405),
+        ("GET", "/v1/apply", 405),
+        ("GET", "/no-such-file.js", 404),
+    ):
+        r = http.request(method, path)
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/json", (method, path)
+        assert r.json()["error"] and r.json()["hint"], r.text
+    big = json.dumps({"agent": "dev", "description": "x" * (1024 * 1024)}).encode()
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for body, status in ((big, 413), (deep, 400)):
+        r = http.post("/v1/tasks", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == status, r.text[:300]
+        assert r.json()["error"], r.text[:300]
+    assert (tw.root / "tasks.toml").read_bytes() == before

@@ -124,6 +124,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _graph(s: Session, *, counts: bool) -> dict[str, Any]:
+    """`tt graph -o json`; with `counts`, only the town, its counts and how many tasks (for
+    the dashboard above what it draws: a 10,000-task graph is megabytes)."""
+    report = townops.graph(s)
+    if not counts:
+        return report
+    keep = ("version", "town", "counts")
+    return {**{k: report[k] for k in keep}, "total": len(report["tasks"])}
+
+
 def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
     """The app over `base`, the server's session: its store is shared by the fresh session each
     request gets (files are read anew per request, as each `tt` command reads them). `stopping`:
@@ -207,7 +217,7 @@ def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
         Route("/v1/tasks/{id}/cancel", task_op(townops.cancel), methods=["POST"]),
         Route("/v1/agents/{name}/restart", restart, methods=["POST"]),
         Route("/v1/messages", posted("Message", send, 201), methods=["POST"]),
-        Route("/v1/graph", read(lambda s, r: townops.graph(s))),
+        Route("/v1/graph", read(lambda s, r: _graph(s, counts=_flag(r, "counts", False)))),
         Route(
             "/v1/plan",
             read(

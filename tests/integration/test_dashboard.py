@@ -105,9 +105,19 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
         page.wait_for_selector('#agents tr[data-agent="dev"]')
         assert page.locator("#events li").count() > 0
 
-        # A change made elsewhere (the CLI) shows without a reload: the page follows the stream.
+        # A change made elsewhere (the CLI) shows without a reload: the page follows the stream,
+        # and a task event changes its node in place (the graph is not read again: blocked).
+        graph_reads: list[str] = []
+
+        def no_graph(route: Any) -> None:
+            graph_reads.append(route.request.url)
+            route.abort()
+
+        page.route("**/v1/graph*", no_graph)
         town.tt("cancel", "gated")
         page.wait_for_selector('#dag g.node[data-id="gated"][data-state="cancelled"]')
+        assert "1 cancelled" in page.inner_text("#summary")
+        page.unroute("**/v1/graph*")
 
         # The task panel: attempts and the log tail; Retry runs the failed task again.
         page.click('#dag g.node[data-id="flaky"]')

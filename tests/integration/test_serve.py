@@ -629,3 +629,15 @@ def test_unknown_routes_wrong_methods_and_bad_bodies_are_json_4xx(served: Served
         assert r.status_code == status, r.text[:300]
         assert r.json()["error"], r.text[:300]
     assert (tw.root / "tasks.toml").read_bytes() == before
+
+
+def test_the_graph_counts_alone_for_a_town_too_big_to_draw(served: Served) -> None:
+    """Review of issue 12, finding 8: above what the dashboard draws it reads only counts."""
+    whole = served.get("/v1/graph")
+    counts = served.get("/v1/graph", params={"counts": 1})
+    assert counts == {
+        "version": whole["version"],
+        "town": "served",
+        "counts": whole["counts"],
+        "total": len(whole["tasks"]),
+    }

@@ -139,6 +139,12 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
         )
         assert legend == "#b7e4c7" and refused == [], refused  # the completed colour
 
+        # Retry as `tt retry` takes it: a task waiting on a failed one is retried through that
+        # one (409 otherwise), so its button is off.
+        page.click('#dag g.node[data-id="ship"]')
+        page.wait_for_function("() => document.querySelector('#task-title').textContent == 'ship'")
+        assert page.is_disabled("#task-retry") and page.is_enabled("#task-cancel")
+
         # A phone: one column, nothing wider than the screen but the graph's own scroller.
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(f"{served.base}/#token=s3cret")
@@ -159,6 +165,25 @@ def test_without_the_token_the_page_loads_and_says_so(town: Town, browser: Any) 
         page.goto(served.base + "/")
         page.wait_for_selector("#summary.error")
         assert "missing or wrong API token" in page.inner_text("#summary")
+    finally:
+        served.stop()
+
+
+def test_a_malformed_token_in_the_url_still_loads_the_page(town: Town, browser: Any) -> None:  # noqa: F811
+    """Review of issue 12, finding 14: a bad %-escape in #token= used to throw and stop the
+    page; it is taken as given (here: wrong), and the page says so."""
+    (town.root / "town.toml").write_text(TOWN)
+    (town.root / "tasks.toml").write_text(TASKS.split("[[tasks]]")[0])
+    town.tt("apply")
+    served = Served(town, env={"TT_API_TOKEN": "s3cret"})
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(served.base + "/#token=%E0%A4%A")
+        page.wait_for_selector("#summary.error")
+        assert "missing or wrong API token" in page.inner_text("#summary")
+        assert errors == [] and "token" not in page.url
     finally:
         served.stop()
 

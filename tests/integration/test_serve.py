@@ -641,3 +641,27 @@ def test_the_graph_counts_alone_for_a_town_too_big_to_draw(served: Served) -> No
         "counts": whole["counts"],
         "total": len(whole["tasks"]),
     }
+
+
+def test_a_redis_restart_ends_streams_cleanly_and_they_resume(served: Served) -> None:
+    """Review of issue 12, finding 14: Redis going away ends an open stream with `event:
+    error` (not a dead connection), a stream asked for meanwhile is a 503 JSON, and once Redis
+    is back a resume with Last-Event-ID works again."""
+    tw = served.town
+    last = served.get("/v1/events", params={"last": 1})[-1]["id"]
+    with served.http.stream("GET", "/v1/events/stream", timeout=30) as r:
+        lines = r.iter_lines()
+        assert next(lines) == ": connected"
+        tw.tt("server", "stop")
+        rest = list(lines)  # ends: not a hang (the client's timeout), not a reset
+    assert "event: error" in rest, rest
+    r = served.http.get("/v1/events/stream", headers={"last-event-id": last})
+    assert r.status_code == 503 and r.json()["error"], r.text
+    tw.tt("server", "start")
+    got = sse_events(
+        served,
+        {"last-event-id": last},
+        lambda g: any(e["type"] == "message.sent" for _, e in g),
+        lambda: tw.tt("send", "dev", "after the restart"),
+    )
+    assert got[-1][1]["type"] == "message.sent"

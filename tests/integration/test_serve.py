@@ -435,6 +435,17 @@ def sse_blocks(served: Served, headers: dict[str, str], until_: Callable[[str], 
     return blocks
 
 
+def resumed_gets_the_next(served: Served, event_id: str) -> bool:
+    """A stream resumed from `event_id` gets the next event written (a message sent)."""
+    got = sse_events(
+        served,
+        {"last-event-id": event_id},
+        lambda g: any(e["type"] == "message.sent" for _, e in g),
+        lambda: served.town.tt("send", "dev", "after a resume"),
+    )
+    return got[-1][1]["type"] == "message.sent"
+
+
 def test_a_resume_from_before_the_oldest_kept_event_says_gap(served: Served) -> None:
     """Review of issue 12, finding 6: the stream is capped; a client resuming from an event
     trimmed away is told (`event: gap`) and then gets every event kept; one resuming from an id
@@ -457,13 +468,7 @@ def test_a_resume_from_before_the_oldest_kept_event_says_gap(served: Served) -> 
     assert [b.splitlines()[0] for b in blocks[1:]] == [f"id: {e['id']}" for e in events[3:]]
 
     future = f"{int(last.split('-')[0]) + 10**9}-0"
-    got = sse_events(
-        served,
-        {"last-event-id": future},
-        lambda g: any(e["type"] == "message.sent" for _, e in g),
-        lambda: tw.tt("send", "dev", "from the future"),
-    )
-    assert got[-1][1]["type"] == "message.sent"
+    assert resumed_gets_the_next(served, future)
 
     for bad in (f"{2**64}-0", f"1-{2**64}"):
         r = served.http.get("/v1/events/stream", headers={"last-event-id": bad})
@@ -658,10 +663,4 @@ def test_a_redis_restart_ends_streams_cleanly_and_they_resume(served: Served) ->
     r = served.http.get("/v1/events/stream", headers={"last-event-id": last})
     assert r.status_code == 503 and r.json()["error"], r.text
     tw.tt("server", "start")
-    got = sse_events(
-        served,
-        {"last-event-id": last},
-        lambda g: any(e["type"] == "message.sent" for _, e in g),
-        lambda: tw.tt("send", "dev", "after the restart"),
-    )
-    assert got[-1][1]["type"] == "message.sent"
+    assert resumed_gets_the_next(served, last)

@@ -466,6 +466,8 @@ def test_a_resume_from_before_the_oldest_kept_event_says_gap(served: Served) -> 
     assert gap[0] == "event: gap"
     assert json.loads(gap[1][6:]) == {"from": events[1]["id"], "oldest": events[3]["id"]}
     assert [b.splitlines()[0] for b in blocks[1:]] == [f"id: {e['id']}" for e in events[3:]]
+    everything = sse_blocks(served, {"last-event-id": "0"}, lambda b: last in b)  # no gap
+    assert [b.splitlines()[0] for b in everything] == [f"id: {e['id']}" for e in events[3:]]
 
     future = f"{int(last.split('-')[0]) + 10**9}-0"
     assert resumed_gets_the_next(served, future)

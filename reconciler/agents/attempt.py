@@ -60,7 +60,13 @@ class Limits(NamedTuple):
 
 class Runner:
     def __init__(
-        self, paths: TownPaths, name: str, spec: AgentSpec, model: ModelSpec, store: RunnerStore
+        self,
+        paths: TownPaths,
+        name: str,
+        spec: AgentSpec,
+        model: ModelSpec,
+        store: RunnerStore,
+        token_env: str | None = None,
     ) -> None:
         self.paths, self.name, self.spec, self.model, self.store = paths, name, spec, model, store
         # The prompt is in the log's head; a file of its own only for a CLI that reads one.
@@ -73,7 +79,7 @@ class Runner:
         self.base_env = {
             os.fsencode(k): os.fsencode(v)
             for k, v in {
-                **declared_env(os.environ, spec, model),
+                **declared_env(os.environ, spec, model, token_env),
                 **dict(spec.env),
                 "TT_TOWN": str(paths.root),
                 "TT_AGENT": name,

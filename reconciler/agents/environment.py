@@ -1,8 +1,10 @@
 """The environment an agent and its model get: declared, not inherited. A base set (paths, user,
 locale, terminal, time zone, proxies, CA certificates), the variables the model's CLI reads for
-its credentials, tt's own `TT_*`, and the names the agent passes through with `env_from`;
-`inherit_env = true` (town or agent) passes everything. Pure: the caller gives the environment
-it has; `env` values from town.toml are added by the caller, after these.
+its credentials, the few `TT_*` settings agents read, and the names the agent passes through with
+`env_from`; `inherit_env = true` (town or agent) passes everything. `tt serve`'s API token
+(TT_API_TOKEN and the variable `[serve] token_env` names) never reaches either, whatever is
+declared. Pure: the caller gives the environment it has; `env` values from town.toml are added by
+the caller, after these.
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ BASE = frozenset(
     }
 )
 # Every variable with one of these prefixes: the locale's categories, the XDG base folders (where
-# CLIs keep their logins), and tt's own (TT_TOWN, TT_REDIS_URL, TT_MODEL_OVERRIDE, TT_SIM_DELAY…).
-BASE_PREFIXES = ("LC_", "XDG_", "TT_")
+# CLIs keep their logins), and the offline model's settings (TT_SIM_DELAY, TT_SIM_GATE…).
+BASE_PREFIXES = ("LC_", "XDG_", "TT_SIM_")
+# tt's own settings an agent reads from the environment it is started with (the others, TT_AGENT,
+# TT_TASK, TT_ATTEMPT, TT_ATTEMPT_TOKEN, tt sets itself for each run). Not every `TT_*`: a user's
+# secrets may have the prefix too (a webhook's TT_HOOK_SECRET, tt serve's TT_API_TOKEN).
+TT_SETTINGS = frozenset({"TT_TOWN", "TT_REDIS_URL", "TT_MODEL_OVERRIDE"})
+# Never passed, even with `inherit_env` or `env_from`: whoever holds it runs the town over HTTP.
+API_TOKEN = "TT_API_TOKEN"
 
 # What each preset's CLI reads for its credentials and account settings (CLI-FACTS.md: their
 # --help, README and error messages). A custom model's go in the agent's `env_from`.
@@ -93,24 +101,42 @@ def declared(name: str, agent: AgentSpec, model: ModelSpec) -> bool:
     """Whether variable `name` reaches `agent`'s `model` (when it does not inherit all)."""
     return (
         name in BASE
+        or name in TT_SETTINGS
         or name.startswith(BASE_PREFIXES)
         or name in CREDENTIALS.get(model.name, ())
         or name in agent.env_from
     )
 
 
-def model_env(source: Mapping[str, str], agent: AgentSpec, model: ModelSpec) -> dict[str, str]:
-    """The variables of `source` that `agent`'s `model` gets."""
-    if agent.inherit_env:
-        return dict(source)
-    return {k: v for k, v in source.items() if declared(k, agent, model)}
+def withheld(token_env: str | None) -> frozenset[str]:
+    """The names no agent or model gets: tt serve's token, in either variable it may be in."""
+    return frozenset({API_TOKEN, token_env} if token_env else {API_TOKEN})
+
+
+def model_env(
+    source: Mapping[str, str],
+    agent: AgentSpec,
+    model: ModelSpec,
+    token_env: str | None = None,
+) -> dict[str, str]:
+    """The variables of `source` that `agent`'s `model` gets (`token_env`: the town's
+    `[serve] token_env`, withheld as TT_API_TOKEN is)."""
+    never = withheld(token_env)
+    return {
+        k: v
+        for k, v in source.items()
+        if k not in never and (agent.inherit_env or declared(k, agent, model))
+    }
 
 
 def agent_process_env(
-    source: Mapping[str, str], agent: AgentSpec, model: ModelSpec
+    source: Mapping[str, str],
+    agent: AgentSpec,
+    model: ModelSpec,
+    token_env: str | None = None,
 ) -> dict[str, str]:
     """The environment of the agent's own process: its model's, and what runs tt's Python."""
-    env = model_env(source, agent, model)
+    env = model_env(source, agent, model, token_env)
     env.update({k: source[k] for k in AGENT_PROCESS if k in source})
     return env
 

@@ -115,7 +115,9 @@ class Worker:
         self.spec = base_spec(desired, instance)
         custom = {m.name: m for m in desired.models}
         self.model: ModelSpec = resolve(self.spec.model, custom, os.environ.get(OVERRIDE_ENV))
-        self.runner = Runner(paths, instance, self.spec, self.model, store)
+        self.runner = Runner(
+            paths, instance, self.spec, self.model, store, desired.town.serve_token_env
+        )
         # Its provider's pause and its entry's budget keep it from claiming (`limits`).
         self.gate = Gate(provider_of(self.model), self.spec.name)
         # [git]: each attempt in its task's worktree, its work committed and merged.

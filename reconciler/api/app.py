@@ -7,15 +7,17 @@ other exception a 500 without a traceback. Routes run in worker threads (the eng
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.staticfiles import StaticFiles
 
 from ..control import townops
@@ -31,7 +33,7 @@ from ..errors import (
     TtError,
     ValidationFailed,
 )
-from . import bodies, metrics, openapi, stream
+from . import auth, bodies, metrics, openapi, stream
 
 STATIC = Path(__file__).with_name("static")
 
@@ -94,12 +96,48 @@ def _flag(request: Request, name: str, default: bool) -> bool:
 
 
 async def _body(request: Request, schema: str) -> dict[str, Any]:
-    return bodies.parse(schema, await request.body())
+    """The request's body, read no further than `bodies.MOST_BYTES` (413 beyond), checked."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > bodies.MOST_BYTES:
+        raise bodies.too_big(int(declared))
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > bodies.MOST_BYTES:
+            raise bodies.too_big(len(raw))
+    return bodies.parse(schema, bytes(raw))
 
 
-def build(base: Session) -> Starlette:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route or file: 404; a method a route does not take:
+    405) as JSON, as every other error."""
+    assert isinstance(exc, HTTPException)
+    hint = (
+        "see GET /v1/openapi.json for the routes"
+        if request.url.path.startswith("/v1")
+        else "the dashboard is at /"
+    )
+    return JSONResponse(
+        {"error": f"{exc.detail}: {request.method} {request.url.path[:200]}", "hint": hint},
+        status_code=exc.status_code,
+        headers=dict(exc.headers or {}),
+    )
+
+
+def _graph(s: Session, *, counts: bool) -> dict[str, Any]:
+    """`tt graph -o json`; with `counts`, only the town, its counts and how many tasks (for
+    the dashboard above what it draws: a 10,000-task graph is megabytes)."""
+    report = townops.graph(s)
+    if not counts:
+        return report
+    keep = ("version", "town", "counts")
+    return {**{k: report[k] for k in keep}, "total": len(report["tasks"])}
+
+
+def build(base: Session, stopping: threading.Event | None = None) -> Starlette:
     """The app over `base`, the server's session: its store is shared by the fresh session each
-    request gets (files are read anew per request, as each `tt` command reads them)."""
+    request gets (files are read anew per request, as each `tt` command reads them). `stopping`:
+    set when the server stops, it ends the event streams."""
 
     def fresh() -> Session:
         return base.sharing()
@@ -179,7 +217,7 @@ def build(base: Session) -> Starlette:
         Route("/v1/tasks/{id}/cancel", task_op(townops.cancel), methods=["POST"]),
         Route("/v1/agents/{name}/restart", restart, methods=["POST"]),
         Route("/v1/messages", posted("Message", send, 201), methods=["POST"]),
-        Route("/v1/graph", read(lambda s, r: townops.graph(s))),
+        Route("/v1/graph", read(lambda s, r: _graph(s, counts=_flag(r, "counts", False)))),
         Route(
             "/v1/plan",
             read(
@@ -202,15 +240,18 @@ def build(base: Session) -> Starlette:
                 )
             ),
         ),
-        Route("/v1/events/stream", stream.endpoint(fresh)),
+        Route("/v1/events/stream", stream.endpoint(fresh, stopping or threading.Event())),
         Route("/v1/openapi.json", spec),
         Route("/metrics", metrics.endpoint(fresh)),
     ]
     # The dashboard at / (static files shipped in the wheel; no build step, nothing fetched
-    # from elsewhere): it reads the town through /v1 like any client.
-    routes.append(Mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard"))
+    # from elsewhere): it reads the town through /v1 like any client. Its files only, each a
+    # route of its own: a mount at / would answer every other path (404 for GET /v1/apply
+    # rather than 405).
+    files = StaticFiles(directory=STATIC, html=True)
+    routes += [Route(path, files, methods=["GET", "HEAD"]) for path in sorted(auth.DASHBOARD)]
     app = Starlette(
         routes=routes,
-        exception_handlers={TtError: _tt_error, Exception: _crash},
+        exception_handlers={TtError: _tt_error, HTTPException: _http_error, Exception: _crash},
     )
     return app

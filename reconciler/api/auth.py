@@ -68,21 +68,41 @@ def check_bind(host: str, token: str | None, token_env: str | None) -> None:
 
 
 def own_origins(host: str, port: int) -> frozenset[str]:
-    """The `host:port` forms a browser page served by this server has as its origin."""
-    names = LOOPBACK_NAMES if is_loopback(host) else (host,)
-    return frozenset(f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names)
+    """The `host[:port]` forms (`authority`) a browser page served by this server, bound to
+    `host` and `port` (the real port, once bound), has as its origin."""
+    names = {host, *LOOPBACK_NAMES} if is_loopback(host) else {host}
+    return frozenset(authority(n, port) for n in names)
 
 
-def _authority(value: str) -> str:
-    """`host:port` of an Origin (`scheme://host[:port]`), the default port filled in."""
+def authority(host: str, port: int | None) -> str:
+    """`host[:port]` as compared, scheme-insensitive: lowercase, IPv6 bracketed, the web's
+    default ports (80, 443) left out (a TLS proxy's `https://name` is the `name` it forwards)."""
+    host = host.strip("[]").lower()
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port in (None, 80, 443) else f"{shown}:{port}"
+
+
+def _origin(value: str) -> str:
+    """The authority of an Origin (`scheme://host[:port]`); "" for none (`null`, garbage)."""
     parts = urlsplit(value)
     try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+        return authority(parts.hostname, parts.port) if parts.hostname else ""
     except ValueError:
         return ""
-    host = parts.hostname or ""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+
+def _host(value: str) -> str:
+    """The authority of a Host header (`host[:port]`)."""
+    return _origin("http://" + value) if value else ""
+
+
+# On every answer: no page of another site may frame the dashboard (clickjacking its buttons),
+# load anything but this server's own files into it, or have a file sniffed as another type.
+SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+)
 
 # The dashboard's static files (`reconciler/api/static`), served without a token.
 DASHBOARD = frozenset({"/", "/index.html", "/app.js", "/app.css"})
@@ -96,7 +116,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, token: str | None, origins: frozenset[str]) -> None:
         self.app = app
-        self.token = token.encode() if token is not None else None
+        self.token = token.encode("utf-8", "surrogateescape") if token is not None else None
         self.origins = origins
 
     async def __call__(
@@ -108,20 +128,26 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if scope["method"] in SAFE_METHODS and scope["path"] in DASHBOARD:
             # The dashboard's own files hold no data (a browser cannot send a token when it
             # opens a page): its script sends the token with each /v1 request.
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_guarded)
             return
         refusal = self.refusal(scope["method"], headers)
         if refusal is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_guarded)
             return
         status, message, hint = refusal
         body = json.dumps({"error": message, "hint": hint}).encode()
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-        await send(
+        await send_guarded(
             {
                 "type": "http.response.start",
                 "status": status,
@@ -138,8 +164,9 @@ class Guard:
         """(status, message, hint) of a refused request, None for one let through."""
         if self.token is not None:
             scheme, _, given = headers.get("authorization", "").partition(" ")
+            # The header's bytes as sent (decoded as latin-1 above) against the token's UTF-8.
             if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), self.token
+                given.strip().encode("latin-1"), self.token
             ):
                 return (
                     401,
@@ -153,12 +180,11 @@ class Guard:
                 return (403, f"host {host[:80]!r} is not this server's", "use 127.0.0.1")
         origin = headers.get("origin")
         if method not in SAFE_METHODS and origin is not None:
-            # With a token, a page of this server under whatever name it was reached by (the
-            # Host it sent) is its own; without one, only the loopback names are.
-            own = self.origins
-            if self.token is not None and headers.get("host"):
-                own = own | {_authority("http://" + headers["host"])}
-            if _authority(origin) not in own:
+            # A page of this server: under the name it was reached by (the Host the browser
+            # sent: behind a proxy, with TLS or not; without a token a loopback one, checked
+            # above), or under one of the names it is bound to.
+            own = self.origins | {_host(headers.get("host", ""))}
+            if _origin(origin) not in own - {""}:
                 return (
                     403,
                     f"cross-site request refused: origin {origin[:80]!r} is not this server's",

@@ -1,6 +1,6 @@
 """The JSON bodies the write routes take: one JSON Schema each, used to check a request before
 anything is done (400 for a body that is not JSON, 422 for one the schema refuses) and, as they
-are, in the OpenAPI document. Pure; no I/O.
+are, in the OpenAPI document; 413 for one over `MOST_BYTES`. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import TtError
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 63}
+MOST_BYTES = 1024 * 1024  # a body beyond is refused (413) before it is all read
 FLAG = {"type": "boolean"}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -77,12 +78,26 @@ class BadBody(TtError):
         self.status = status
 
 
+def too_big(size: int) -> BadBody:
+    return BadBody(
+        f"the request body is over {MOST_BYTES // 1024} KiB ({size} bytes or more)",
+        "send less: a task's description is at most 100,000 characters",
+        413,
+    )
+
+
 def parse(name: str, raw: bytes) -> dict[str, Any]:
     """The body `raw` checked against `SCHEMAS[name]` (an empty body is `{}`)."""
+    if len(raw) > MOST_BYTES:
+        raise too_big(len(raw))
     try:
         data = json.loads(raw) if raw.strip() else {}
     except ValueError as e:
         raise BadBody(f"the request body is not JSON: {e}", "send a JSON object", 400) from None
+    except RecursionError:
+        raise BadBody(
+            "the request body is nested too deeply", "send a flat JSON object", 400
+        ) from None
     errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]

@@ -53,7 +53,9 @@ ROUTES: tuple[tuple[str, str, str, list[dict[str, Any]], str | None], ...] = (
     ("post", "/v1/agents/{name}/restart", "Stop an agent's process and start it again.",
      [_param("name", "path", "The agent instance.")], None),
     ("post", "/v1/messages", "Send a message to an agent (`tt send`).", [], "Message"),
-    ("get", "/v1/graph", "The task DAG with states: `tt graph -o json`.", [], None),
+    ("get", "/v1/graph", "The task DAG with states: `tt graph -o json`.",
+     [_param("counts", "query", "Only `version`, `town`, `counts` and `total` (tasks).",
+             "boolean")], None),
     ("get", "/v1/plan", "What an apply would change: `tt plan -o json`.",
      [_param("prune", "query", "Delete what left the files (default true).", "boolean"),
       _param("rerun_changed", "query", "Re-run changed completed tasks.", "boolean")], None),
@@ -89,7 +91,10 @@ def document() -> dict[str, Any]:
                         else JSON
                     ),
                 },
-                **{code: ERROR for code in ("400", "401", "403", "404", "409", "422", "503")},
+                **{
+                    code: ERROR
+                    for code in ("400", "401", "403", "404", "405", "409", "413", "422", "503")
+                },
             },
         }
         if body is not None:

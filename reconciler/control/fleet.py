@@ -134,7 +134,9 @@ def ensure(
         if lacking:
             changes.append(_not_started(store, name, rec, lacking))
             continue
-        child_env = environment.agent_process_env(source, spec, _model_of(desired, spec, source))
+        child_env = environment.agent_process_env(
+            source, spec, _model_of(desired, spec, source), desired.town.serve_token_env
+        )
         started = _start(paths, store, name, rec, host, child_env, spawn)
         if started is not None:
             changes.append(started)

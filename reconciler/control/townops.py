@@ -24,6 +24,7 @@ from .session import Session
 
 LOG_TAIL = 50  # lines of a task's latest log in `task`
 EVENT_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+ID_MOST = 2**64 - 1  # the largest part of a Redis stream id
 EVENTS_MOST = 100_000  # what `tt events` reads back at most
 
 
@@ -106,16 +107,27 @@ def apply(s: Session, opts: ApplyOptions) -> dict[str, Any]:
     return apply_json(run_apply(s, opts))
 
 
+def event_key(value: str, what: str = "after") -> tuple[int, int]:
+    """An event id as (milliseconds, sequence), for ordering; a TtError naming `what` for a
+    value that is no event id (Redis' parts are unsigned 64-bit numbers)."""
+    if EVENT_ID.match(value):
+        ms, _, seq = value.partition("-")
+        key = (int(ms), int(seq or 0))
+        if max(key) <= ID_MOST:
+            return key
+    raise TtError(
+        f"{what} = {value[:40]!r} is not an event id",
+        hint="an id like 1765100000000-0, as events carry it",
+    )
+
+
 def event_entries(
     s: Session, *, after: str | None = None, last: int | None = None, agent: str | None = None
 ) -> list[tuple[str, dict[str, str]]]:
     """The stored events, oldest first: those after the event id `after` (exclusive), else the
     `last` ones (every one kept: None); only `agent`'s when given."""
-    if after is not None and not EVENT_ID.match(after):
-        raise TtError(
-            f"after = {after[:40]!r} is not an event id",
-            hint="an id like 1765100000000-0, as events carry it",
-        )
+    if after is not None:
+        event_key(after, "after")
     entries = s.store.events_since(after or "-", count=EVENTS_MOST)
     if agent is not None:
         entries = [e for e in entries if e[1].get("agent") == agent]

@@ -102,3 +102,37 @@ def test_the_readme_lists_each_presets_credential_variables() -> None:
         for preset in re.findall(r"`([a-z-]+)`", presets):
             listed[preset] = variables
     assert listed == CREDENTIALS
+
+
+SECRETS = {
+    "TT_API_TOKEN": "api",
+    "MY_SERVE_TOKEN": "api-too",
+    "TT_HOOK_SECRET": "hook",
+    "TT_MODEL_OVERRIDE": "sim",
+    "TT_REDIS_URL": "redis://127.0.0.1:1/0",
+    "TT_SIM_GATE": "/gate",
+}
+
+
+def test_only_the_tt_settings_agents_read_pass_never_another_tt_variable() -> None:
+    agent = AgentSpec("dev", "claude")
+    env = model_env({**SOURCE, **SECRETS}, agent, PRESETS["claude"], "MY_SERVE_TOKEN")
+    assert {"TT_TOWN", "TT_SIM_DELAY", "TT_SIM_GATE", "TT_MODEL_OVERRIDE", "TT_REDIS_URL"} <= set(
+        env
+    )
+    assert not {"TT_API_TOKEN", "MY_SERVE_TOKEN", "TT_HOOK_SECRET"} & set(env)
+
+
+def test_the_api_token_is_withheld_even_when_inherited_or_declared() -> None:
+    source = {**SOURCE, **SECRETS}
+    for agent in (
+        AgentSpec("dev", "claude", inherit_env=True),
+        AgentSpec("dev", "claude", env_from=("TT_API_TOKEN", "MY_SERVE_TOKEN")),
+    ):
+        for env in (
+            model_env(source, agent, PRESETS["claude"], "MY_SERVE_TOKEN"),
+            agent_process_env(source, agent, PRESETS["claude"], "MY_SERVE_TOKEN"),
+        ):
+            assert not {"TT_API_TOKEN", "MY_SERVE_TOKEN"} & set(env), agent
+    inherited = model_env(source, AgentSpec("dev", "claude", inherit_env=True), PRESETS["claude"])
+    assert "TT_API_TOKEN" not in inherited and inherited["MY_SERVE_TOKEN"] == "api-too"

@@ -88,3 +88,24 @@ def test_serve_token_env_is_a_variable_name(tmp_path: Path) -> None:
     assert problem.line == 5 and problem.path == "$.serve.token_env", problem.render()
     problem = only_problem('[town]\nname = "t"\n\n[serve]\ntoken = "s3cret"\n')
     assert problem.path.startswith("$.serve"), problem.render()
+
+
+def test_a_non_ascii_token_matches_the_bytes_a_client_sends() -> None:
+    """Review of issue 12, finding 14: the header's bytes (UTF-8 from curl) against the
+    token's UTF-8; ASGI hands headers over as bytes, read here as latin-1."""
+    g = guard("pässwörd-ünïcode")
+    sent = "Bearer pässwörd-ünïcode".encode().decode("latin-1")
+    assert g.refusal("GET", {"host": "127.0.0.1:8321", "authorization": sent}) is None
+    wrong = b"Bearer passwort".decode("latin-1")
+    refused = g.refusal("GET", {"host": "127.0.0.1:8321", "authorization": wrong})
+    assert refused is not None and refused[0] == 401
+
+
+def test_an_origin_matches_the_host_it_was_sent_to_whatever_the_scheme() -> None:
+    g = guard(None, host="127.0.0.2")
+    assert g.refusal("POST", {"host": "127.0.0.2:8321", "origin": "http://127.0.0.2:8321"}) is None
+    t = guard("t", host="0.0.0.0")
+    behind = {"host": "tt.example", "authorization": "Bearer t"}
+    assert t.refusal("POST", {**behind, "origin": "https://tt.example"}) is None
+    assert t.refusal("POST", {**behind, "origin": "https://tt.example:8443"}) is not None
+    assert t.refusal("POST", {**behind, "origin": "null"}) is not None

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,6 +81,8 @@ def test_every_tool_on_a_live_town(town: Town, monkeypatch: pytest.MonkeyPatch) 
             planned = await call("plan")
             made = [(a["op"], a.get("id") or a.get("name")) for a in planned["actions"]]
             assert ("create_task", "first") in made and ("create_agent", "dev") in made, made
+            dry = await call("apply", dry_run=True)
+            assert dry["applied"] is False and (await call("plan"))["empty"] is False
             applied = await call("apply")
             assert applied["applied"] is True
             assert (await call("plan"))["empty"] is True  # applied: nothing left to change
@@ -143,3 +147,54 @@ def test_tt_mcp_serves_over_stdio_and_prints_its_config(town: Town) -> None:  # 
             assert not result.is_error and result.structured_content is not None
 
     asyncio.run(run())
+
+
+def test_tool_metadata_says_what_the_tools_really_do(town: Town) -> None:  # noqa: F811
+    """Review of issue 12, finding 13: what a model reads is true: the tools that stop work or
+    delete tasks say they are destructive, apply states its real refusal rule and takes
+    dry_run/prune, states are the real ones (as enums), descriptions are dedented."""
+    from reconciler.plan.state import AgentState, TaskState
+
+    write_town(town)
+    server = mcptools.build(str(town.root))
+
+    async def run() -> None:
+        async with Client(server) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+        for name, tool in tools.items():
+            assert tool.annotations is not None
+            destructive = bool(tool.annotations.destructive_hint)
+            assert destructive is (name in ("apply", "cancel_task")), name
+            assert tool.description and not any(
+                line.startswith(" ") for line in tool.description.splitlines()
+            ), name
+        apply = tools["apply"]
+        assert set(apply.input_schema["properties"]) == {"dry_run", "prune"}
+        assert "every task or every agent" in (apply.description or "")
+        agents = tools["list_agents"].description or ""
+        assert "crashed" not in agents.replace("after a crash", "").replace("crashed too", "")
+        assert all(s.value in agents for s in AgentState), agents
+
+        def enum(tool: str, field: str) -> list[str]:
+            schema = tools[tool].input_schema["properties"][field]
+            options = schema.get("anyOf", [schema])
+            return next(o["enum"] for o in options if "enum" in o)
+
+        assert enum("list_tasks", "state") == [s.value for s in TaskState]
+        assert enum("send_message", "kind") == ["query", "info", "ack", ""]
+
+    asyncio.run(run())
+
+
+def test_print_config_names_the_tt_being_run_not_the_first_on_path(town: Town) -> None:  # noqa: F811
+    """Review of issue 12, finding 13: Tinytown's Rust `tt` may come first on PATH."""
+    write_town(town)
+    other = town.root.parent / "other-bin"
+    other.mkdir()
+    (other / "tt").write_text("#!/bin/sh\nexit 1\n")
+    (other / "tt").chmod(0o755)
+    path = f"{other}:{town.env.get('PATH', '')}"
+    config = json.loads(town.tt("mcp", "--print-config", env={"PATH": path}).stdout)
+    command = config["mcpServers"]["tinytown"]["command"]
+    assert command != str(other / "tt")
+    assert Path(command).name == "tt" and os.access(command, os.X_OK), command

@@ -87,6 +87,8 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
     served = Served(town, env={"TT_API_TOKEN": "s3cret"})
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        refused: list[str] = []  # what the page's Content-Security-Policy blocked
+        page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else 0)
         page.goto(f"{served.base}/#token=s3cret")
         page.wait_for_selector('#dag g.node[data-id="ship"]')
         assert "token" not in page.url  # read once, then out of the address bar
@@ -103,9 +105,19 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
         page.wait_for_selector('#agents tr[data-agent="dev"]')
         assert page.locator("#events li").count() > 0
 
-        # A change made elsewhere (the CLI) shows without a reload: the page follows the stream.
+        # A change made elsewhere (the CLI) shows without a reload: the page follows the stream,
+        # and a task event changes its node in place (the graph is not read again: blocked).
+        graph_reads: list[str] = []
+
+        def no_graph(route: Any) -> None:
+            graph_reads.append(route.request.url)
+            route.abort()
+
+        page.route("**/v1/graph*", no_graph)
         town.tt("cancel", "gated")
         page.wait_for_selector('#dag g.node[data-id="gated"][data-state="cancelled"]')
+        assert "1 cancelled" in page.inner_text("#summary")
+        page.unroute("**/v1/graph*")
 
         # The task panel: attempts and the log tail; Retry runs the failed task again.
         page.click('#dag g.node[data-id="flaky"]')
@@ -122,6 +134,16 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
             "() => document.querySelectorAll('#attempts tbody tr').length >= 2", timeout=30_000
         )
         assert len(town.status()["tasks"]) == 6
+        legend = page.eval_on_selector(
+            "#legend span", "s => getComputedStyle(s).getPropertyValue('--c').trim()"
+        )
+        assert legend == "#b7e4c7" and refused == [], refused  # the completed colour
+
+        # Retry as `tt retry` takes it: a task waiting on a failed one is retried through that
+        # one (409 otherwise), so its button is off.
+        page.click('#dag g.node[data-id="ship"]')
+        page.wait_for_function("() => document.querySelector('#task-title').textContent == 'ship'")
+        assert page.is_disabled("#task-retry") and page.is_enabled("#task-cancel")
 
         # A phone: one column, nothing wider than the screen but the graph's own scroller.
         phone = browser.new_page(viewport={"width": 390, "height": 844})
@@ -133,16 +155,27 @@ def test_the_dashboard_draws_follows_and_retries(town: Town, browser: Any) -> No
         served.stop()
 
 
-def test_without_the_token_the_page_loads_and_says_so(town: Town, browser: Any) -> None:  # noqa: F811
+@pytest.mark.parametrize("url", ["/", "/#token=%E0%A4%A"], ids=["no-token", "bad-escape"])
+def test_without_the_token_the_page_loads_and_says_so(
+    town: Town,  # noqa: F811
+    browser: Any,
+    url: str,
+) -> None:
+    """Without a token, or with a malformed one (a bad %-escape in #token= used to throw and
+    stop the page, review of issue 12, finding 14: it is taken as given), the page loads and
+    says the token is missing or wrong."""
     (town.root / "town.toml").write_text(TOWN)
     (town.root / "tasks.toml").write_text(TASKS.split("[[tasks]]")[0])
     town.tt("apply")
     served = Served(town, env={"TT_API_TOKEN": "s3cret"})
     try:
         page = browser.new_page()
-        page.goto(served.base + "/")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(served.base + url)
         page.wait_for_selector("#summary.error")
         assert "missing or wrong API token" in page.inner_text("#summary")
+        assert errors == [] and "token" not in page.url
     finally:
         served.stop()
 

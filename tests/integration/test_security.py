@@ -271,3 +271,28 @@ def test_a_state_folder_an_older_tt_left_open_is_made_private_by_the_next_server
         assert opened == []
     finally:
         server.stop(paths)
+
+
+@pytest.mark.parametrize("inherit", [False, True])
+def test_tt_serves_api_token_reaches_no_agent_and_no_model(
+    town: Town,  # noqa: F811
+    inherit: bool,
+) -> None:
+    """Issue 12 review, finding 1: neither TT_API_TOKEN nor the variable `[serve] token_env`
+    names reaches an agent or its model, whatever it inherits; nor does a user's other TT_*
+    secret (only the TT_* settings agents read pass)."""
+    env_town(
+        town,
+        town_extra=("inherit_env = true\n" if inherit else "")
+        + '\n[serve]\ntoken_env = "MY_SERVE_TOKEN"\n',
+    )
+    shell = {"TT_API_TOKEN": "api", "MY_SERVE_TOKEN": "api-2", "TT_HOOK_SECRET": "hook"}
+    shell |= {"TT_SIM_DELAY": "0.1", "DATABASE_URL": "db"}
+    town.tt("apply", "--wait", "--timeout", "60s", env=shell)
+    model = set(model_saw(town)["env"])  # type: ignore[arg-type]
+    agent = environ_of(town.agents()["dev"]["pid"])
+    for names in (model, agent):
+        assert not {"TT_API_TOKEN", "MY_SERVE_TOKEN"} & names, names
+        assert "TT_SIM_DELAY" in names and "TT_TOWN" in names
+        assert ("TT_HOOK_SECRET" in names) is inherit
+        assert ("DATABASE_URL" in names) is inherit

@@ -12,7 +12,9 @@ const $ = (id) => document.getElementById(id);
 const token = (() => {
   const m = location.hash.match(/token=([^&]+)/);
   if (m) {
-    sessionStorage.setItem("tt-token", decodeURIComponent(m[1]));
+    let value = m[1];
+    try { value = decodeURIComponent(value); } catch (err) { /* not %-encoded: as given */ }
+    sessionStorage.setItem("tt-token", value);
     history.replaceState(null, "", location.pathname + location.search);
   }
   return sessionStorage.getItem("tt-token");
@@ -80,7 +82,7 @@ function layers(tasks, edges) {
 function drawGraph() {
   const root = $("dag");
   root.replaceChildren();
-  if (!graph) return;
+  if (!graph || !graph.tasks) return;
   const tasks = graph.tasks;
   const note = $("dag-note");
   if (tasks.length > MAX_NODES) {
@@ -146,24 +148,80 @@ function drawGraph() {
 function drawSummary() {
   if (!graph) return;
   const parts = Object.entries(graph.counts).sort().map(([s, n]) => `${n} ${s}`);
-  text($("summary"), `${graph.tasks.length} tasks` + (parts.length ? ": " + parts.join(", ") : ""));
+  text($("summary"), `${graph.total} tasks` + (parts.length ? ": " + parts.join(", ") : ""));
 }
 
 function drawLegend() {
   const legend = $("legend");
   for (const s of STATES) {
-    const item = make("span", { style: `--c: var(--${s})` }, s);
+    const item = make("span", {}, s);
+    item.style.setProperty("--c", `var(--${s})`); // not a style attribute: the CSP refuses those
     legend.appendChild(item);
   }
 }
 
+// Above MAX_NODES the graph is not drawn: later reads ask only for the counts (a 10,000-task
+// graph is megabytes); a town that shrank below it again is read whole once more.
+let countsOnly = false;
+let graphLoadedAt = 0;
+
 async function loadGraph() {
+  graphLoadedAt = Date.now();
+  if (countsOnly) {
+    const c = await api("graph?counts=1");
+    if (c.total > MAX_NODES) {
+      graph = Object.assign(graph || {}, { town: c.town, counts: c.counts, total: c.total });
+      drawSummary();
+      return;
+    }
+  }
   graph = await api("graph");
+  graph.total = graph.tasks.length;
+  countsOnly = graph.total > MAX_NODES;
   text($("town-name"), graph.town || "town");
   document.title = `tt · ${graph.town}`;
   drawSummary();
   drawGraph();
   if (selected) loadTask(selected);
+}
+
+// A task event says the task's new state: the node changes in place, nothing is fetched.
+const EVENT_STATE = {
+  "task.ready": "ready", "task.claimed": "running", "task.retrying": "retrying",
+  "task.completed": "completed", "task.failed": "failed", "task.cancelled": "cancelled",
+  "task.awaiting_approval": "awaiting_approval", "task.upstream_failed": "upstream_failed",
+  "task.skipped": "skipped",
+};
+
+function eventTasks(e) {
+  if (e.task) return [String(e.task)];
+  if (Array.isArray(e.tasks)) return e.tasks.map(String);
+  return e.tasks ? String(e.tasks).split(/[\s,]+/).filter(Boolean) : [];
+}
+
+function applyEvent(e) {
+  // True when the event was taken in whole: every task it names is known and drawn.
+  const state = EVENT_STATE[e.type];
+  const ids = eventTasks(e);
+  if (!state || !graph || !graph.tasks || countsOnly || !ids.length) return false;
+  const found = ids.map((id) => graph.tasks.find((t) => t.id === id));
+  if (found.some((t) => !t)) return false;
+  for (const t of found) {
+    if (t.state === state) continue;
+    graph.counts[t.state] = (graph.counts[t.state] || 1) - 1;
+    if (!graph.counts[t.state]) delete graph.counts[t.state];
+    graph.counts[state] = (graph.counts[state] || 0) + 1;
+    t.state = state;
+    const node = document.querySelector(`#dag g.node[data-id="${CSS.escape(t.id)}"]`);
+    if (!node) continue;
+    node.setAttribute("data-state", state);
+    node.querySelector("rect").setAttribute("fill", `var(--${state}, #fff)`);
+    text(node.querySelector("text.sub"), state + (t.agent ? " · " + t.agent : "") +
+      (t.kind !== "work" ? " · " + t.kind : ""));
+    text(node.querySelector("title"), `${t.id}: ${state}${t.description ? "\n" + t.description : ""}`);
+  }
+  drawSummary();
+  return true;
 }
 
 // -- agents ---------------------------------------------------------------------------------
@@ -200,25 +258,41 @@ function addEvent(e) {
   while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
 }
 
+// What events cannot say in place is read again, the graph at most every GRAPH_EVERY ms.
+const GRAPH_EVERY = 3000;
 let refreshTimer = null;
 function refreshSoon(what) {
-  refreshSoon.pending = Object.assign(refreshSoon.pending || {}, what);
+  const pending = refreshSoon.pending = refreshSoon.pending || {};
+  for (const [k, v] of Object.entries(what)) pending[k] = pending[k] || v; // asked once: kept
   if (refreshTimer) return;
+  const wait = refreshSoon.pending.graph
+    ? Math.max(150, GRAPH_EVERY - (Date.now() - graphLoadedAt)) : 150;
   refreshTimer = setTimeout(async () => {
     const pending = refreshSoon.pending; refreshSoon.pending = {}; refreshTimer = null;
     try {
       if (pending.graph) await loadGraph();
+      else if (pending.task && selected) await loadTask(selected);
       if (pending.agents) await loadAgents();
     } catch (err) { console.warn(err); }
-  }, 150);
+  }, wait);
 }
 
 function onEvent(e) {
   lastId = e.id || lastId;
   addEvent(e);
   const kind = String(e.type || "");
-  refreshSoon({ graph: kind.startsWith("task") || kind.startsWith("apply") ||
-    kind.startsWith("git") || kind.startsWith("tasks"), agents: true });
+  const shaping = kind.startsWith("task") || kind.startsWith("apply") ||
+    kind.startsWith("git") || kind.startsWith("tasks");
+  const inPlace = shaping && applyEvent(e);
+  refreshSoon({ graph: shaping && !inPlace, agents: true,
+    task: selected != null && eventTasks(e).includes(selected) });
+}
+
+function onGap(gap) {
+  // Events after the one this page saw last were trimmed from the capped stream: what they
+  // changed is read anew, and the feed says so.
+  addEvent({ type: "gap", ts: Date.now() / 1000, from: gap.from, oldest: gap.oldest });
+  refreshSoon({ graph: true, agents: true });
 }
 
 async function follow() {
@@ -239,12 +313,15 @@ async function follow() {
         buffer += value;
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-          const data = block.split("\n").filter((l) => l.startsWith("data:"))
+          const lines = buffer.slice(0, cut).split("\n"); buffer = buffer.slice(cut + 2);
+          const data = lines.filter((l) => l.startsWith("data:"))
             .map((l) => l.slice(5).trimStart()).join("\n");
-          const id = block.split("\n").find((l) => l.startsWith("id:"));
+          const id = lines.find((l) => l.startsWith("id:"));
+          const kind = (lines.find((l) => l.startsWith("event:")) || "event:").slice(6).trim();
           if (!data) continue;
           const event = JSON.parse(data);
+          if (kind === "gap") { onGap(event); continue; }
+          if (kind === "error") throw new Error("stream: " + event.error);
           if (id && !event.id) event.id = id.slice(3).trim();
           onEvent(event);
         }
@@ -296,7 +373,8 @@ async function loadTask(id) {
   }
   const tail = t.log_tail;
   text($("log-tail"), Array.isArray(tail) ? tail.join("\n") : tail || "(no log yet)");
-  $("task-retry").disabled = !["failed", "completed", "cancelled", "upstream_failed"].includes(t.state);
+  // As `tt retry` takes it: a finished or retrying task (upstream_failed: retry the upstream).
+  $("task-retry").disabled = !["failed", "completed", "cancelled", "retrying"].includes(t.state);
   $("task-cancel").disabled = ["completed", "cancelled", "failed"].includes(t.state);
 }
 

@@ -18,6 +18,10 @@ or import the ones a module uses: `from tests.redis_fixtures import fake_store  
   deleted afterwards, nothing else.
 - `fake_store`: a `Store` for `town_name` on fakeredis with Lua (lupa), its own in-memory server.
 - `flush_town(client, town)`: delete one town's keys (SCAN + UNLINK), for tests with own clients.
+- `redis_cluster` (session): a local 3-primary Redis Cluster (`tests/redis_cluster.py`) started
+  from the embedded server's binary; skipped only where that binary has no cluster mode.
+- `town_redis`: parametrized `embedded` (None: the town's own server) and `cluster` (the URL of
+  one node of `redis_cluster`, flushed after the test), for tests that run a town on both.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from reconciler.errors import RedisUnavailable
 from reconciler.store.client import Store
 from reconciler.store.keys import Keys
 from reconciler.town import TownPaths
+from tests.redis_cluster import LocalCluster, start_cluster
 
 SYSTEM_REDIS_URL = os.environ.get("TT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -61,6 +66,27 @@ def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         server.stop(paths)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["embedded", "cluster"])
+def town_redis(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "embedded":
+        yield None
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    try:
+        yield cluster.url
+    finally:
+        cluster.flush()
 
 
 @pytest.fixture(scope="session")

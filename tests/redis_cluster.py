@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from reconciler.server.binary import find_binary
+from reconciler.store.keys import Keys
 
 SLOTS = 16384
 READY_TIMEOUT = 20.0
@@ -69,6 +70,12 @@ class LocalCluster:
     def keys_on(self, port: int) -> list[str]:
         with self.node(port) as r:
             return sorted(str(k) for k in r.scan_iter(count=1000))
+
+    def town_keys(self, town: str) -> dict[int, list[str]]:
+        """port → the keys of `town` (`tt:{TOWN}:...`) that node holds, for nodes holding any."""
+        prefix = Keys(town).prefix
+        found = {p: [k for k in self.keys_on(p) if k.startswith(prefix)] for p in self.ports}
+        return {p: keys for p, keys in found.items() if keys}
 
     def flush(self) -> None:
         """Forget every key (the cluster is the test session's own, shared with no one)."""

@@ -4,7 +4,8 @@ run tt on a cluster (issue 14, point 5).
 `start_cluster(folder)` starts one `valkey-server --cluster-enabled yes` per primary on free
 ports of 127.0.0.1, gives each a third of the 16384 slots (CLUSTER ADDSLOTSRANGE), introduces
 them (CLUSTER MEET) and waits until every node says `cluster_state:ok` and knows the others.
-`LocalCluster.stop` ends the processes by their pids. The test is skipped only when the binary
+`LocalCluster.stop` ends the processes by their pids; `restart` starts them again on their ports
+(with `persist`, from their append-only files). The test is skipped only when the binary
 cannot run in cluster mode (built without it); any other failure to start is an error.
 """
 
@@ -40,6 +41,7 @@ class LocalCluster:
     root: Path
     ports: list[int]
     bus_ports: list[int]  # each node's cluster bus (not port + 10000: both are free ports)
+    persist: bool = False
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -103,7 +105,7 @@ class LocalCluster:
     def stop(self) -> None:
         for proc in self.procs:  # by pid: the processes this cluster started
             if proc.poll() is None:
-                proc.terminate()
+                proc.terminate()  # a clean shutdown: an append-only file is complete
         for proc in self.procs:
             try:
                 proc.wait(timeout=10)
@@ -111,25 +113,38 @@ class LocalCluster:
                 proc.kill()
                 proc.wait()
 
+    def restart(self) -> None:
+        """Stop every node, start it again on its port from its nodes.conf (and its data, with
+        `persist`), and wait until the cluster is ok again."""
+        self.stop()
+        self.procs.clear()
+        self._launch()
+        _wait_answering(self)
+        _wait_ok(self)
 
-def start_cluster(root: Path, primaries: int = 3) -> LocalCluster:
-    binary = find_binary()
-    ports = [free_port() for _ in range(2 * primaries)]
-    cluster = LocalCluster(root, ports[:primaries], ports[primaries:])
-    try:
-        for port, bus in zip(cluster.ports, cluster.bus_ports, strict=True):
-            folder = root / f"node-{port}"
-            folder.mkdir(parents=True)
-            with open(folder / "server.log", "wb") as log:
-                cluster.procs.append(
+    def _launch(self) -> None:
+        binary = find_binary()
+        for port, bus in zip(self.ports, self.bus_ports, strict=True):
+            folder = self.root / f"node-{port}"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "server.log", "ab") as log:
+                self.procs.append(
                     subprocess.Popen(
-                        [str(binary), *_config(folder, port, bus)],
+                        [str(binary), *_config(folder, port, bus, self.persist)],
                         cwd=folder,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
                 )
+
+
+def start_cluster(root: Path, primaries: int = 3, *, persist: bool = False) -> LocalCluster:
+    """`persist`: each node keeps an append-only file, so `restart` keeps the data."""
+    ports = [free_port() for _ in range(2 * primaries)]
+    cluster = LocalCluster(root, ports[:primaries], ports[primaries:], persist)
+    try:
+        cluster._launch()
         _wait_answering(cluster)
         share = SLOTS // primaries
         for i, port in enumerate(cluster.ports):
@@ -146,7 +161,7 @@ def start_cluster(root: Path, primaries: int = 3) -> LocalCluster:
     return cluster
 
 
-def _config(folder: Path, port: int, bus: int) -> list[str]:
+def _config(folder: Path, port: int, bus: int, persist: bool) -> list[str]:
     return [
         "--port", str(port),
         "--cluster-port", str(bus),
@@ -156,7 +171,7 @@ def _config(folder: Path, port: int, bus: int) -> list[str]:
         "--cluster-node-timeout", "5000",
         "--dir", str(folder),
         "--save", "",
-        "--appendonly", "no",
+        "--appendonly", "yes" if persist else "no",
     ]  # fmt: skip
 
 

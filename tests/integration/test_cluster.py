@@ -2,7 +2,9 @@
 two towns applied and run through the URL of one node land on different shards, each town's
 keys on the one node serving its hash tag's slot; the town's slot migrated to another node in
 the middle of a run loses and repeats no task (the client follows MOVED and ASK); a cluster
-that is down is one clear `RedisUnavailable` naming the node, from the store and from `tt`.
+that is down is one clear `RedisUnavailable` naming the node, from the store and from `tt`;
+one stopped while agents hold results and restarted from its append-only files loses and
+repeats no task either.
 The seed tutorial and the self-healing tests run on the cluster too (`town_redis`, and the
 `cluster` case of test_agents' seed tutorial).
 """
@@ -135,3 +137,36 @@ def test_a_cluster_that_is_down_is_a_clear_error_naming_the_node(tmp_path: Path)
     done = town.tt("status")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"cannot reach Redis at {cluster.url}" in done.stderr, done.stderr
+
+
+def test_a_cluster_stopped_mid_run_and_restarted_loses_and_repeats_no_task(tmp_path: Path) -> None:
+    """Every node stops while three agents hold a running task (their results still to report)
+    and the others wait in BLPOP; the nodes come back from their append-only files: each
+    agent reports once the cluster answers again, and the run completes, each task once."""
+    cluster = start_cluster(tmp_path / "cluster", persist=True)
+    n = 9
+    try:
+        with live_town(tmp_path / "outage", sim_delay=0.2, redis_url=cluster.url) as town:
+            town.write(
+                town_toml("outage", '[agents.worker]\nmodel = "sim"\nreplicas = 3\n'),
+                "".join(task(f"t{i}", f"step {i}", agent="worker") for i in range(n)),
+            )
+            gate = tmp_path / "gate"
+            town.env["TT_SIM_GATE"] = str(gate)
+            town.start_watcher()
+            until(lambda: town.states()["running"] == 3, 30, "three tasks running")
+            cluster.stop()
+            gate.touch()  # the three runs end while no node answers
+            logs = town.root / ".tt" / "logs"
+            until(
+                lambda: sum("finished" in f.read_text() for f in logs.glob("worker*/t*.log")) == 3,
+                30,
+                "the three runs ended, their results not reported",
+            )
+            cluster.restart()
+            until(lambda: town.states()["completed"] == n, 60, "every task completed")
+            outcomes = assert_exactly_once(town, [f"t{i}" for i in range(n)])
+            assert outcomes == Counter({"completed": n}), outcomes
+            assert town.events("agent.exited") == []
+    finally:
+        cluster.stop()

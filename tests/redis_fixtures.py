@@ -12,12 +12,17 @@ or import the ones a module uses: `from tests.redis_fixtures import fake_store  
 - `system_redis_url` (session): `redis://127.0.0.1:6379/9` (or `$TT_TEST_REDIS_URL`) if a server
   answers there, else the test is skipped. It is shared with other people and suites: never
   FLUSHDB/FLUSHALL it, write only under your own town's prefix (`redis_store` does that).
-- `redis_url`: parametrized over both (test ids `valkey` and `system`).
+- `redis_url`: parametrized over those and `redis_cluster` (test ids `valkey`, `system`,
+  `cluster`); `server_url` over the first two only (tests of one server's connections).
 - `town_name`: a unique, valid town name per test.
 - `redis_store`: a real `Store` for `town_name` on `redis_url`; the town's keys (`tt:{town}:*`) are
-  deleted afterwards, nothing else.
+  deleted afterwards, nothing else. `server_store`: the same on `server_url`.
 - `fake_store`: a `Store` for `town_name` on fakeredis with Lua (lupa), its own in-memory server.
 - `flush_town(client, town)`: delete one town's keys (SCAN + UNLINK), for tests with own clients.
+- `redis_cluster` (session): a local 3-primary Redis Cluster (`tests/redis_cluster.py`) started
+  from the embedded server's binary; skipped only where that binary has no cluster mode.
+- `town_redis`: parametrized `embedded` (None: the town's own server) and `cluster` (the URL of
+  one node of `redis_cluster`, flushed after the test), for tests that run a town on both.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from reconciler.errors import RedisUnavailable
 from reconciler.store.client import Store
 from reconciler.store.keys import Keys
 from reconciler.town import TownPaths
+from tests.redis_cluster import LocalCluster, start_cluster
 
 SYSTEM_REDIS_URL = os.environ.get("TT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -64,6 +70,27 @@ def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["embedded", "cluster"])
+def town_redis(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "embedded":
+        yield None
+        return
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    try:
+        yield cluster.url
+    finally:
+        cluster.flush()
+
+
+@pytest.fixture(scope="session")
 def system_redis_url() -> str:
     try:
         Store.open(SYSTEM_REDIS_URL, "probe").close()
@@ -72,8 +99,20 @@ def system_redis_url() -> str:
     return SYSTEM_REDIS_URL
 
 
-@pytest.fixture(params=["valkey", "system"])
+@pytest.fixture(params=["valkey", "system", "cluster"])
 def redis_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    name = "valkey_url" if request.param == "valkey" else "system_redis_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture(params=["valkey", "system"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """`redis_url` without the cluster: for tests of one server's connections (the lean
+    client against redis-py, the agent's lane), which a cluster's client does not use."""
     name = "valkey_url" if request.param == "valkey" else "system_redis_url"
     url: str = request.getfixturevalue(name)
     return url
@@ -86,11 +125,21 @@ def town_name() -> str:
 
 @pytest.fixture
 def redis_store(redis_url: str, town_name: str) -> Iterator[Store]:
-    store = Store.open(redis_url, town_name)
+    yield from _town_store(redis_url, town_name)
+
+
+@pytest.fixture
+def server_store(server_url: str, town_name: str) -> Iterator[Store]:
+    """`redis_store` on `server_url` (one server, never the cluster)."""
+    yield from _town_store(server_url, town_name)
+
+
+def _town_store(url: str, town: str) -> Iterator[Store]:
+    store = Store.open(url, town)
     try:
         yield store
     finally:
-        flush_town(store.client, town_name)
+        flush_town(store.client, town)
         store.close()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,29 +32,15 @@ from .suspension import SuspendOps
 from .tasks import TaskOps
 from .tombstones import TombstoneOps
 from .turn import TurnOps
+from .url import EMBEDDED, ENV_URL, configured
+
+__all__ = ["ENV_URL", "Store", "configured", "connect", "is_embedded", "translate"]
 from .workproducts import WorkOps
 
-ENV_URL = "TT_REDIS_URL"
-EMBEDDED = "embedded"
-SCHEMES = ("redis", "rediss", "unix")
 CONNECT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 2.0  # connect() answers within ~3 s even when the server hangs
 COMMAND_TIMEOUT = 10.0
 RETRIES = 3  # reconnects after a dropped connection (a restarted server), not after timeouts
-
-
-def configured(redis_setting: str) -> str:
-    """What this process should use: `TT_REDIS_URL` if set, else the town's `redis` value."""
-    value = os.environ.get(ENV_URL, "").strip() or redis_setting.strip()
-    scheme, sep, _ = value.partition("://")
-    if value != EMBEDDED and (not sep or scheme not in SCHEMES):
-        source = ENV_URL if os.environ.get(ENV_URL, "").strip() else "[town] redis"
-        raise TtError(
-            f"{source} = {mask_url(value)!r} is neither 'embedded' nor a redis://, rediss:// "
-            "or unix:// URL",
-            hint="e.g. redis://:PASSWORD@HOST:6379/0, or 'embedded' for the town's own server",
-        )
-    return value
 
 
 def is_embedded(redis_setting: str, paths: TownPaths) -> bool:
@@ -92,12 +78,15 @@ class Store(
     time out on the socket before the server's own timeout.
     """
 
-    def __init__(self, client: Any, town: str, url: str, blocking: Any = None) -> None:
+    def __init__(
+        self, client: Any, town: str, url: str, blocking: Any = None, *, cluster: bool = False
+    ) -> None:
         self.client = client
         self.blocking = client if blocking is None else blocking
         self.keys = Keys(town)
         self.town = town
         self.url = url
+        self.cluster = cluster
         self._scripts: dict[str, Any] = {}
         if "reconciler.store.leanclient" in sys.modules:
             from . import leanclient, wire
@@ -116,23 +105,20 @@ class Store(
     @classmethod
     def open(cls, url: str, town: str, *, probe: bool = True, lean: bool = False) -> Store:
         """Clients for `url` (RESP2, decoded strings); with `probe`, check it answers first.
-        `lean`: the lean client where it can serve `url` (redis:// and unix://, hiredis)."""
+        `lean`: the lean client where it can serve `url` (redis:// and unix://, hiredis).
+        The probe also tells a node of a Redis Cluster: its clients are then redis-py's
+        cluster clients, which follow the town's slot (MOVED, ASK) from node to node."""
+        if probe and _probe(url, lean):
+            with _unavailable(url):
+                return cls(
+                    _cluster(url, COMMAND_TIMEOUT), town, url, _cluster(url, None), cluster=True
+                )
         if lean:
-            store = _open_lean(url, town, probe)
+            store = _open_lean(url, town)
             if store is not None:
                 return store
         client = _redis_py(url, COMMAND_TIMEOUT, RETRIES)
-        blocking = _redis_py(url, None, RETRIES)
-        if probe:
-            # Its own client: no retries and a short read timeout, so a dead or hung server
-            # is reported in seconds; the working clients keep their reconnect retries.
-            check = _redis_py(url, PROBE_TIMEOUT, 0)
-            try:
-                with _unavailable(url):
-                    check.ping()
-            finally:
-                check.close()
-        return cls(client, town, url, blocking)
+        return cls(client, town, url, _redis_py(url, None, RETRIES))
 
     @classmethod
     def from_client(cls, client: Any, town: str, url: str = "fake://") -> Store:
@@ -147,8 +133,13 @@ class Store(
         return bool(self.client.ping())
 
     def server_info(self) -> dict[str, Any]:
-        """INFO's default sections as redis-py parses them (versions, memory, clients...)."""
-        info: dict[str, Any] = self.client.info()
+        """INFO's default sections as redis-py parses them (versions, memory, clients...); on
+        a cluster, those of the node that holds the town's slot."""
+        if self.cluster:
+            node = self.client.get_node_from_key(self.keys.meta)
+            info: dict[str, Any] = self.client.info(target_nodes=node)
+            return info
+        info = self.client.info()
         return info
 
     def close(self) -> None:
@@ -165,9 +156,18 @@ class Store(
         self.close()
 
 
-def _open_lean(url: str, town: str, probe: bool) -> Store | None:
+def _open_lean(url: str, town: str) -> Store | None:
     """`Store.open` on lean clients, each passing what it does not serve to a redis-py client
     made on first use; None where they cannot serve `url` (redis-py then connects)."""
+    client = functools.partial(_lean, url, retries=RETRIES, fallback=True)
+    first = client(COMMAND_TIMEOUT)
+    if first is None:
+        return None
+    return Store(first, town, url, client(None))
+
+
+def _lean(url: str, timeout: float | None, retries: int, fallback: bool) -> Any:
+    """A lean client for `url`, or None where it cannot serve it (no hiredis, rediss://)."""
     try:
         from . import leanclient, wire
     except ImportError:  # no hiredis
@@ -175,21 +175,65 @@ def _open_lean(url: str, town: str, probe: bool) -> Store | None:
     spec = wire.parse_url(url)
     if spec is None:
         return None
+    later = functools.partial(_redis_py, url, timeout, retries) if fallback else None
+    return leanclient.Client(
+        spec, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, retries=retries, fallback=later
+    )
 
-    def client(timeout: float | None, retries: int, fallback: bool) -> leanclient.Client:
-        later = functools.partial(_redis_py, url, timeout, retries) if fallback else None
-        return leanclient.Client(
-            spec, timeout=timeout, connect_timeout=CONNECT_TIMEOUT, retries=retries, fallback=later
+
+def _probe(url: str, lean: bool) -> bool:
+    """Check that `url` answers (`RedisUnavailable` within ~3 s otherwise) and say whether it
+    is a node of a Redis Cluster: `INFO cluster`, the probe's one round trip. Its own client:
+    no retries and a short read timeout, so a dead or hung server is reported in seconds."""
+    check = _lean(url, PROBE_TIMEOUT, 0, False) if lean else None
+    if check is None:
+        check = _redis_py(url, PROBE_TIMEOUT, 0)
+    try:
+        with _unavailable(url):
+            try:
+                reply = check.execute_command("INFO", "cluster")
+            except Exception as e:
+                if _kind(e) != "reply" or not str(e).startswith(("NOPERM", "ERR unknown")):
+                    raise
+                check.ping()  # a user that may not run INFO: a server it may use all the same
+                return False
+    finally:
+        check.close()
+    if isinstance(reply, dict):  # redis-py parses INFO; the lean client hands the text over
+        return str(reply.get("cluster_enabled", "")) == "1"
+    return "cluster_enabled:1" in str(reply)
+
+
+def _cluster(url: str, timeout: float | None) -> Any:
+    """redis-py's cluster client for `url`, a node of the cluster (RESP2, decoded strings): it
+    learns the slots from that node and follows MOVED and ASK; a node that does not answer is
+    retried RETRIES times (a failover), then `RedisUnavailable` names it."""
+    import redis
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    if not url.startswith(("redis://", "rediss://")):
+        raise TtError(
+            f"{mask_url(url)} is a node of a Redis Cluster: a cluster is reached over TCP",
+            hint="use redis://HOST:PORT (or rediss://) of any of its nodes",
         )
-
-    if probe:
-        check = client(PROBE_TIMEOUT, 0, False)
-        try:
-            with _unavailable(url):
-                check.ping()
-        finally:
-            check.close()
-    return Store(client(COMMAND_TIMEOUT, RETRIES, True), town, url, client(None, RETRIES, True))
+    if not hasattr(redis.cluster, "TransactionStrategy"):  # MULTI/EXEC and WATCH on a cluster
+        raise TtError(
+            f"{mask_url(url)} is a Redis Cluster and redis-py {redis.__version__} has no "
+            "transactions on a cluster",
+            hint="upgrade redis-py (pip install -U redis)",
+        )
+    try:
+        return redis.RedisCluster.from_url(
+            url,
+            protocol=2,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=timeout,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), RETRIES),
+        )
+    except ValueError as e:
+        raise TtError(f"invalid Redis URL {mask_url(url)}: {e}") from None
 
 
 def _redis_py(url: str, timeout: float | None, retries: int) -> Any:
@@ -246,7 +290,15 @@ def translate(error: BaseException, url: str) -> TtError | None:
             f"cannot reach Redis at {where}: no answer (timed out)",
             hint="is the host reachable and the server healthy?",
         )
+    if kind == "cluster":  # no node answers for the slot, or the slot moved and moved on
+        return RedisUnavailable(
+            f"cannot use the Redis Cluster at {where}: {error}",
+            hint="are its nodes running and every slot served (CLUSTER INFO: cluster_state:ok)?",
+        )
     if kind == "connection":  # a server loading its data (LOADING) too
+        node = _NODE.search(str(error))  # a cluster's node other than the URL's
+        if node and node[1] not in url:
+            where += f" (node {node[1]})"
         return RedisUnavailable(
             f"cannot reach Redis at {where}: {_cause(error)}",
             hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
@@ -262,9 +314,12 @@ def translate(error: BaseException, url: str) -> TtError | None:
     )
 
 
+_NODE = re.compile(r"connecting to ([^\s/]+:\d+)")  # redis-py's wording: "connecting to H:P."
+
+
 def _kind(error: BaseException) -> str | None:
-    """auth, timeout, connection, watch or reply: what a client's error says; None when it is
-    not a Redis client's."""
+    """auth, timeout, connection, cluster, watch or reply: what a client's error says; None when
+    it is not a Redis client's."""
     if "reconciler.store.wire" in sys.modules:
         from . import wire
 
@@ -282,6 +337,14 @@ def _kind(error: BaseException) -> str | None:
         return None
     import redis
 
+    cluster = (
+        redis.exceptions.RedisClusterException,  # not a RedisError: no node reached at all
+        redis.exceptions.ClusterError,  # CLUSTERDOWN, MASTERDOWN, out of redirects
+        redis.exceptions.AskError,  # MOVED too: a redirect the client could not follow
+        redis.exceptions.TryAgainError,  # a multi-key command during a slot's migration
+    )
+    if isinstance(error, cluster):
+        return "cluster"
     if not isinstance(error, redis.RedisError):
         return None
     for kind, rtypes in (

@@ -95,6 +95,9 @@ class TownOps(Scripted):
         """`check_clean_digest(fingerprint)` sent now, answered by `clean_check_answer`: Redis
         walks the tasks while the caller works (an incremental apply checks the files
         meanwhile). Its own connection: `clean_check_done` gives it back, answered or not."""
+        if self.cluster:  # no connection of its own: answered now
+            ok, _, digest = self.check_clean_digest(fingerprint, record=False)
+            return PendingCheck(fingerprint, None, (ok, digest))
         sha = self.client.script_load(lua_source("clean"))  # so EVALSHA cannot meet NOSCRIPT
         pool = self.client.connection_pool
         try:

@@ -2,6 +2,8 @@
 model process it just started) is sent at once, and its reply is read with the next command on
 the same connection, so recording it costs no round trip of its own. The server runs one
 connection's commands in the order sent. No redis import: it uses the client's connection pool.
+A cluster's client has no one pool: its lane is `direct`, each command a call of the client
+(which follows the town's slot from node to node).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from .scripts import ErrorTypes
 
 
 class Lane:
-    def __init__(self, client: Any, errors: ErrorTypes) -> None:
+    def __init__(self, client: Any, errors: ErrorTypes, *, direct: bool = False) -> None:
         self.client = client
+        self.direct = direct
         self.reply_error = errors.response  # an error reply: the connection itself is fine
         self.no_script = errors.no_script
         self.conn: Any = None
@@ -31,6 +34,10 @@ class Lane:
 
     def send(self, *command: object) -> None:
         """Send `command` now; its reply (and any error in it) is read and dropped later."""
+        if self.direct:
+            with contextlib.suppress(self.reply_error):
+                self.client.execute_command(*command)
+            return
         try:
             self._connection().send_command(*command)
         except BaseException:
@@ -40,6 +47,8 @@ class Lane:
 
     def call(self, *command: object) -> Any:
         """Send `command` and return its reply (after reading those of earlier sends)."""
+        if self.direct:
+            return self.client.execute_command(*command)
         conn = self._connection()
         try:
             conn.send_command(*command)

@@ -64,6 +64,9 @@ class Scripted:
     url: str
     errors: ErrorTypes
     _scripts: dict[str, Any]
+    # A Redis Cluster's client (redis-py's): it has no one connection pool, so what would send
+    # on a connection of its own (`Lane`, batches in flight) runs command by command instead.
+    cluster: bool = False
     # '' = unfenced; 'e:N' = this store writes as the leader of epoch N (see lua/lib.lua). Set by
     # the loop from `hold_leader` at each step, cleared when it does not lead.
     fence: str = ""

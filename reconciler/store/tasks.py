@@ -215,6 +215,8 @@ class TaskOps(Scripted):
         """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
         iterator advanced, its JSON encoded) while Redis runs the previous one: one script
         call in flight on one connection, its reply read before the next call is sent."""
+        if self.cluster:  # no connection of its own: one call per batch
+            return sum(self.upsert_tasks(batch, generation) for batch in batches)
         source = lua_source("upsert_tasks")
         sha = self.client.script_load(source)  # so EVALSHA cannot meet NOSCRIPT below
         pool = self.client.connection_pool

@@ -80,7 +80,7 @@ class TurnOps(Scripted):
 
     def lane(self) -> Lane:
         if self._lane is None:
-            self._lane = Lane(self.client, self.errors)
+            self._lane = Lane(self.client, self.errors, direct=self.cluster)
         return self._lane
 
     def note_model(

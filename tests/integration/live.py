@@ -65,11 +65,16 @@ def until(condition: Callable[[], T | Literal[False] | None], timeout: float, wh
 
 
 class LiveTown:
-    def __init__(self, root: Path, *, sim_delay: float = 0.1) -> None:
+    def __init__(self, root: Path, *, sim_delay: float = 0.1, redis_url: str | None = None) -> None:
+        """`redis_url`: the server every `tt` of the town uses (TT_REDIS_URL, e.g. a node of a
+        Redis Cluster); None: the town's embedded one."""
         self.root = root
         self.paths = TownPaths(root)
+        self.redis_url = redis_url
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TT_")}
         self.env.update({"NO_COLOR": "1", "TT_SIM_DELAY": str(sim_delay)})
+        if redis_url is not None:
+            self.env["TT_REDIS_URL"] = redis_url
         self.watchers: list[subprocess.Popen[bytes]] = []
         self.pids: set[int] = set()  # every agent and model pid seen, checked at the end
         self.name = ""
@@ -134,7 +139,7 @@ class LiveTown:
     # -- Redis ----------------------------------------------------------------------------------
     @cached_property
     def store(self) -> Store:
-        return Store.open(server.ensure_running(self.paths), self.name)
+        return Store.open(self.redis_url or server.ensure_running(self.paths), self.name)
 
     def agents(self) -> dict[str, dict[str, str]]:
         records = self.store.agent_records()

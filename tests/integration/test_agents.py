@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from reconciler import server
+from reconciler.town import TownPaths
+from tests.redis_cluster import LocalCluster
 from tests.spec.test_loader import SEED_TASKS
 
 pytestmark = [
@@ -57,6 +60,7 @@ class Town:
         self.env = env
         self.conductors: list[subprocess.Popen[bytes]] = []
         self.pids: set[int] = set()  # agent and model processes to make sure of at the end
+        self.cluster: LocalCluster | None = None  # the Redis Cluster it runs on, if not its own
 
     def tt(
         self, *args: str, env: dict[str, str] | None = None, check: bool = True
@@ -168,16 +172,25 @@ def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
+def town(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Town]:
+    """A town on its embedded server, or (parametrized indirectly with `cluster`) on the local
+    Redis Cluster of `redis_cluster`, through TT_REDIS_URL as a user would point it there."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TT_")}
     env.update({"NO_COLOR": "1"})
+    cluster = None
+    if getattr(request, "param", "embedded") == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        env["TT_REDIS_URL"] = cluster.url
     root = tmp_path / "town"
     root.mkdir()
     t = Town(root, env)
+    t.cluster = cluster
     try:
         yield t
     finally:
         t.cleanup()
+        if cluster is not None:
+            cluster.flush()
 
 
 def asked(log: Path) -> str:
@@ -199,6 +212,7 @@ def assigned_id(done: subprocess.CompletedProcess[str]) -> str:
     return match.group(1)
 
 
+@pytest.mark.parametrize("town", ["embedded", "cluster"], indirect=True)
 def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     # Every agent runs the offline model. Runs take 0.2 s, except where the tutorial needs a
     # run to last: the parallel/fan-out agents (2 s, and held by the gate below until all three
@@ -326,6 +340,10 @@ def test_seed_tutorial_command_for_command_on_sim(town: Town) -> None:
     procs = town.agent_processes()
     assert sorted(procs) == sorted(agents) and all(len(p) == 1 for p in procs.values()), procs
     assert {n: p[0] for n, p in procs.items()} == {n: a["pid"] for n, a in agents.items()}
+    if town.cluster is not None:
+        # All of it ran on the cluster, every key of the town on the node serving its slot.
+        assert server.status(TownPaths(town.root)) is None  # no embedded server started
+        assert len(town.cluster.town_keys("multi-demo")) == 1
 
     town.tt("down")
     until(lambda: not town.agent_processes(), 10, "tt down stops every agent")

@@ -9,6 +9,7 @@ model, `tt watch` / `tt conductor` as processes killed with SIGKILL.
   0 / 1 / 3;
 - two watchers on one town: only the leader writes; kill it and the other leads within the lease,
   adopting the healthy agents;
+- those two and a killed agent's task also on a local Redis Cluster (`town_redis`);
 - an invalid edit keeps the last good state; a crash loop ends in quarantine.
 """
 
@@ -271,9 +272,9 @@ def leader_pid(e: dict[str, str]) -> int:
 
 
 def test_two_watchers_only_the_leader_acts_and_the_other_takes_over_within_the_lease(
-    tmp_path: Path,
+    tmp_path: Path, town_redis: str | None
 ) -> None:
-    with live_town(tmp_path / "duo", sim_delay=0.05) as town:
+    with live_town(tmp_path / "duo", sim_delay=0.05, redis_url=town_redis) as town:
         agents = '[agents.worker]\nmodel = "sim"\nreplicas = 3\n'
         tasks = task("a0", "first", agent="worker")
         town.write(town_toml("duo", agents), tasks)
@@ -329,9 +330,9 @@ def test_two_watchers_only_the_leader_acts_and_the_other_takes_over_within_the_l
 
 
 def test_a_killed_agents_task_runs_elsewhere_within_the_lease_and_its_model_dies(
-    tmp_path: Path,
+    tmp_path: Path, town_redis: str | None
 ) -> None:
-    with live_town(tmp_path / "dead", sim_delay=0.05) as town:
+    with live_town(tmp_path / "dead", sim_delay=0.05, redis_url=town_redis) as town:
         agents = '[agents.worker]\nmodel = "sim"\nreplicas = 2\n'
         town.write(town_toml("dead", agents), task("slow", "[sim:sleep:2] slow", agent="worker"))
         town.start_watcher()

@@ -21,6 +21,7 @@ from reconciler.town import TownPaths
 from tests.redis_fixtures import (  # noqa: F401
     flush_town,
     redis_url,
+    server_url,
     system_redis_url,
     town_name,
     valkey_url,
@@ -31,9 +32,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pair(redis_url: str, town_name: str) -> Iterator[tuple[Store, Store]]:  # noqa: F811
+def pair(server_url: str, town_name: str) -> Iterator[tuple[Store, Store]]:  # noqa: F811
     """(lean, redis-py) stores of one town on one server; the town's keys deleted after."""
-    lean, full = Store.open(redis_url, town_name, lean=True), Store.open(redis_url, town_name)
+    lean, full = Store.open(server_url, town_name, lean=True), Store.open(server_url, town_name)
     try:
         yield lean, full
     finally:

@@ -184,6 +184,27 @@ def test_redis_errors_become_the_projects_own_in_one_place() -> None:
     assert translate(ValueError(), url) is None
 
 
+def test_a_clusters_errors_are_redis_unavailable_naming_the_node() -> None:
+    url = "redis://:secret@10.0.0.1:7000"
+    ex = redis.exceptions
+    cases = [
+        (ex.RedisClusterException("Redis Cluster cannot be connected"), "cannot be connected"),
+        (ex.ClusterDownError("CLUSTERDOWN The cluster is down"), "CLUSTERDOWN"),
+        (ex.MovedError("8943 10.0.0.2:7001"), "10.0.0.2:7001"),
+        (ex.TryAgainError("TRYAGAIN"), "TRYAGAIN"),
+        (ex.ClusterError("TTL exhausted."), "TTL exhausted"),
+    ]
+    for error, words in cases:
+        got = translate(error, url)
+        assert type(got) is RedisUnavailable, (error, got)
+        assert "Redis Cluster" in got.message and words in got.message
+        assert "secret" not in got.message
+    other = translate(redis.ConnectionError("Error 111 connecting to 10.0.0.3:7002."), url)
+    assert other is not None and "(node 10.0.0.3:7002)" in other.message
+    same = translate(redis.ConnectionError("Error 111 connecting to 10.0.0.1:7000."), url)
+    assert same is not None and "node" not in same.message
+
+
 def test_every_store_operation_raises_only_project_errors(fake_store: Store) -> None:  # noqa: F811
     """Above the store nothing sorts redis-py's exceptions: a public operation translates them."""
     import redis

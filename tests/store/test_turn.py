@@ -112,9 +112,9 @@ def test_stale_queue_entries_are_dropped_and_a_popped_id_comes_first(redis_store
 
 
 def test_the_model_pid_is_written_at_once_and_its_reply_read_with_the_next_turn(
-    redis_store: Store,
+    server_store: Store,
 ) -> None:
-    s = redis_store
+    s = server_store
     s.upsert_tasks([rec("a")], 1)
     assert turn(s, None, "t1").claimed is not None
     s.note_model("dev", 4242, "777")
@@ -134,9 +134,9 @@ def test_the_model_pid_is_written_at_once_and_its_reply_read_with_the_next_turn(
 
 
 def test_a_deferred_writes_error_or_a_broken_connection_does_not_break_the_next_turn(
-    redis_store: Store,
+    server_store: Store,
 ) -> None:
-    s = redis_store
+    s = server_store
     s.upsert_tasks([rec("a"), rec("b")], 1)
     s.client.set(s.keys.agent("ghost"), "not a hash")
     s.note_model("ghost", 1, "1")  # WRONGTYPE, read and dropped with the next reply

@@ -191,7 +191,7 @@ with open(RECORD, "a") as f:
                         "agent": os.environ["TT_AGENT"], "stdin": data, "files": files}) + "\\n")
 while not os.path.exists(RELEASE):
     time.sleep(0.02)
-if "--output-format" in sys.argv and "json" in sys.argv:  # as claude's JSON mode answers
+if "--output-format" in sys.argv:  # as claude's JSON modes end (stream-json: its last line)
     print(json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "done"}))
 else:
     print("done")

@@ -101,7 +101,7 @@ def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False
     if agents:
         table(
             ["AGENT", "MODEL", "STATE", "TASK"],
-            [[a["name"], model_cell(a), a["state"], a["task"] or "-"] for a in agents],
+            [[a["name"], model_cell(a), _agent_state(a), a["task"] or "-"] for a in agents],
         )
         echo()
     tasks = report["tasks"]
@@ -151,6 +151,11 @@ def pause_end(until: float, now: float) -> str:
     if time.strftime("%Y-%m-%d", end) == time.strftime("%Y-%m-%d", time.localtime(now)):
         return time.strftime("%H:%M", end)
     return time.strftime("%Y-%m-%d %H:%M", end)
+
+
+def _agent_state(a: dict[str, Any]) -> str:
+    """Its state; an unschedulable agent's with why (its node never registered, or is dead)."""
+    return f"{a['state']} ({a['reason']})" if a["state"] == "unschedulable" else str(a["state"])
 
 
 def _state(t: dict[str, Any]) -> str:

@@ -49,6 +49,7 @@ BASE_PREFIXES = ("LC_", "XDG_", "TT_SIM_")
 TT_SETTINGS = frozenset({"TT_TOWN", "TT_REDIS_URL", "TT_MODEL_OVERRIDE"})
 # Never passed, even with `inherit_env` or `env_from`: whoever holds it runs the town over HTTP.
 API_TOKEN = "TT_API_TOKEN"
+NODE_ENV = "TT_NODE"  # the node an agent process runs under (`tt node run`); fleet sets it
 
 # What each preset's CLI reads for its credentials and account settings (CLI-FACTS.md: their
 # --help, README and error messages). A custom model's go in the agent's `env_from`.
@@ -94,6 +95,7 @@ CREDENTIALS: dict[str, tuple[str, ...]] = {
     "sim": ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"),
 }
 # The agent process (`tt agent run`) is tt's own Python too.
+
 AGENT_PROCESS = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 
 

@@ -28,7 +28,7 @@ from ..store.mail import Message
 from ..store.tasks import Claimed
 from ..store.turn import Gate, Outcome, Turn
 from ..town import TownPaths
-from . import resume
+from . import environment, resume
 from .attempt import Limits, Runner
 from .gitwork import GitWork, verdict_of
 from .ledger import settle
@@ -150,6 +150,7 @@ class Worker:
                 "pid": str(os.getpid()),
                 "pid_start": self._start_time(),
                 "host": socket.gethostname(),
+                "node": os.environ.get(environment.NODE_ENV, ""),  # `tt node run`'s name
                 "root": str(self.paths.root),  # the folder it runs in (fleet checks it)
                 "instance": self.instance_token,
                 "model": self.model.name,  # what runs: TT_MODEL_OVERRIDE, else its own

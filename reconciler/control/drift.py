@@ -40,7 +40,7 @@ def _agents(store: Store, desired: Desired) -> Agents:
         name: fleet.local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         for name, rec in agents.items()
     }
-    return agents, fleet.desired_instances(desired, host), alive
+    return agents, fleet.desired_instances(desired), alive
 
 
 def _stopped_by_hand(store: Store, desired: Desired) -> frozenset[str]:

@@ -54,14 +54,21 @@ class FleetChange:
     detail: str = ""
 
 
-def desired_instances(desired: Desired, host: str) -> dict[str, bool]:
-    """instance name → should run here (False: in the roster but suspended or placed elsewhere)."""
+def desired_instances(desired: Desired, place: str | None = None) -> dict[str, bool]:
+    """instance name → should run (False: suspended) for the agents placed at `place`: a node's
+    name (`tt node run`), or None for the controller's host (the agents with no `node`). Agents
+    placed elsewhere are not in it: this process neither starts nor stops them."""
     out: dict[str, bool] = {}
     for a in desired.agents:
-        here = a.node is None or a.node == host
-        for name in a.instances():
-            out[name] = here and not a.suspended
+        if a.node == place:
+            for name in a.instances():
+                out[name] = not a.suspended
     return out
+
+
+def placed_elsewhere(desired: Desired, place: str | None = None) -> dict[str, str]:
+    """instance name → the node it is placed on, for the agents not placed at `place`."""
+    return {n: a.node or "" for a in desired.agents if a.node != place for n in a.instances()}
 
 
 def local_alive(record: Mapping[str, str], host: str) -> bool:
@@ -69,6 +76,12 @@ def local_alive(record: Mapping[str, str], host: str) -> bool:
     if record.get("host") != host or not pid.isdigit():
         return False
     return is_alive(int(pid), record.get("pid_start") or None)
+
+
+def _mine(record: Mapping[str, str], host: str, place: str | None) -> bool:
+    """A process this place started: on this host, under this node (`node` '' = the controller's).
+    Several nodes may share a host; each adopts and stops only its own processes."""
+    return local_alive(record, host) and record.get("node", "") == (place or "")
 
 
 def ensure(
@@ -80,30 +93,33 @@ def ensure(
     stop_grace: float = 10.0,
     keep: set[str] | frozenset[str] = frozenset(),
     spawn: Spawner = spawn_detached,
+    place: str | None = None,
 ) -> list[FleetChange]:
-    """Start what should run here and is not alive, stop what should not run; `keep` names
-    agents outside the roster that stay as they are (prune is off)."""
+    """Start what is placed at `place` (a node's name; None: the agents with no `node`, on the
+    controller's host) and is not alive, stop what should not run there; `keep` names agents
+    outside the roster that stay as they are (prune is off). The controller (`place` None) also
+    records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`)."""
     host = socket.gethostname()
-    want = desired_instances(desired, host)
+    want = desired_instances(desired, place)
+    away = placed_elsewhere(desired, place)
     records = store.agent_records()
     beats = store.heartbeat_alive(list(records))
     changes: list[FleetChange] = []
     for name, run_here in want.items():
         rec = records.get(name, {})
-        if rec.get("root", str(paths.root)) != str(paths.root) and local_alive(rec, host):
+        if rec.get("root", str(paths.root)) != str(paths.root) and _mine(rec, host, place):
             # Started for another folder of this host (a town adopted here, another clone of
             # its repository): it must not serve this town's tasks from there.
             why = f"runs in {rec['root']}, not in the town's folder {paths.root}"
             changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
             store.set_agent(name, {"state": "stopped", "task": ""})
             rec = store.agent_records().get(name, {})
-        alive = local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
+        local = _here(rec, host, place)
+        alive = _mine(rec, host, place) or (not local and beats.get(name, False))
         if not run_here:
-            if local_alive(rec, host):
+            if _mine(rec, host, place):
                 changes.append(stop_agent(store, name, rec, "suspended", grace=stop_grace))
-            elif rec.get("host") == host and heal.is_dead(
-                rec, local=True, pid_alive=False, lease_alive=False
-            ):
+            elif local and heal.is_dead(rec, local=True, pid_alive=False, lease_alive=False):
                 # Died here while suspended (or being stopped): its task goes back to the
                 # queue and the death is recorded; it stays parked until it is resumed.
                 died = _died(store, name, rec, desired, time.time())
@@ -119,7 +135,6 @@ def ensure(
         now = time.time()
         if heal.start_pending(rec, now, desired.town.policy.lease):
             continue  # another `tt` is starting it
-        local = rec.get("host", host) == host
         if heal.is_dead(rec, local=local, pid_alive=False, lease_alive=beats.get(name, False)):
             died = _died(store, name, rec, desired, now)
             if died is None:
@@ -137,17 +152,47 @@ def ensure(
         child_env = environment.agent_process_env(
             source, spec, _model_of(desired, spec, source), desired.town.serve_token_env
         )
+        if place is not None:
+            child_env[environment.NODE_ENV] = place  # the worker records it (`node`)
         started = _start(paths, store, name, rec, host, child_env, spawn)
         if started is not None:
             changes.append(started)
+    for name, node in away.items():
+        rec = records.get(name, {})
+        if _mine(rec, host, place):  # placed elsewhere since this place started it
+            why = f"placed on {'node ' + node if node else 'the controller'}"
+            changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
+        elif place is None and rec:
+            changes.extend(_heal_away(store, name, rec, desired, beats.get(name, False)))
     for name, rec in records.items():
-        if name not in want and name not in keep:
-            if local_alive(rec, host):
+        if name not in want and name not in away and name not in keep:
+            if _mine(rec, host, place):
                 changes.append(
                     stop_agent(store, name, rec, "removed from town.toml", grace=stop_grace)
                 )
             store.forget_agent(name)
     return changes
+
+
+def _here(rec: Mapping[str, str], host: str, place: str | None) -> bool:
+    """Whether a record's process is checked by pid here (started on this host by this place,
+    or never started: no host yet), rather than by its heartbeat lease."""
+    return rec.get("host", host) == host and rec.get("node", "") == (place or "")
+
+
+def _heal_away(
+    store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, lease_alive: bool
+) -> list[FleetChange]:
+    """An agent placed on a node, silent past its lease (its node died, or it did): its death is
+    recorded and its running task handed back (the attempt token fences a late completion).
+    Its node, alive or back, starts it again."""
+    now = time.time()
+    if lease_alive or not heal.silent(rec, now, desired.town.policy.lease):
+        return []
+    if not heal.is_dead(rec, local=False, pid_alive=False, lease_alive=False):
+        return []
+    died = _died(store, name, rec, desired, now)
+    return [] if died is None else [FleetChange(name, "died", "heartbeat lease expired")]
 
 
 def _left_stopped(desired: Desired, name: str, rec: Mapping[str, str]) -> bool:

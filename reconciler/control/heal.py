@@ -58,6 +58,13 @@ def on_death(
     }
 
 
+def silent(rec: Mapping[str, str], now: float, lease: float) -> bool:
+    """No sign of life for longer than `lease`: its last heartbeat (or its start, for one that
+    has not beaten yet) is older. A process just spawned on a node is not taken for dead."""
+    last = max(float(rec.get(k) or 0) for k in ("heartbeat_at", "spawned_at", "started_at"))
+    return now - last > lease
+
+
 def start_pending(rec: Mapping[str, str], now: float, grace: float) -> bool:
     """A start another `tt` claimed (state `starting`, no pid recorded yet) less than `grace`
     seconds ago: not to be started again. After `grace` the starter is taken for dead."""

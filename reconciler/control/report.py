@@ -16,6 +16,7 @@ from typing import Any
 
 from ..agents.models import OVERRIDE_ENV
 from ..plan.health import Health, town_health
+from ..plan.nodes import unschedulable
 from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
@@ -50,15 +51,14 @@ def agents_report(
     desired: Desired | None,
     now: float | None = None,
     override: str | None = None,
-    host: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per agent instance. `override`: the model every agent started by this process
     would run (`--model`); default TT_MODEL_OVERRIDE."""
     now = time.time() if now is None else now
-    host = socket.gethostname() if host is None else host
     override = override or os.environ.get(OVERRIDE_ENV) or None
     records = store.agent_records()
     beats = store.heartbeat_alive(list(records))
+    nodes = store.node_records()
     roster: dict[str, dict[str, Any]] = {}
     if desired is not None:
         for a in desired.agents:
@@ -76,10 +76,11 @@ def agents_report(
         beat = _num(rec.get("heartbeat_at"))
         state = rec.get("state") or "stopped"
         reason = rec.get("reason") or None
-        node = spec.get("node")
-        if node and node != host and (not beats.get(name) or rec.get("host") != node):
-            # Placed on another host: this one starts nothing for it (no node agent yet).
-            state, reason = "elsewhere", f"node {node}"
+        problem = unschedulable(spec.get("node"), nodes)
+        if problem and not beats.get(name):
+            # Pinned to a node that never registered, or is dead, stopped or draining: no
+            # process runs it, and none will until that node serves (`tt node run`).
+            state, reason = "unschedulable", problem
         elif spec.get("suspended"):
             state = "suspended" if state in ("stopped", "") else state
         elif rec and not beats.get(name) and state not in ("stopped", "quarantined", "backoff"):

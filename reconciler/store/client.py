@@ -25,6 +25,7 @@ from .coordination import TownOps
 from .keys import Keys
 from .limits import LimitOps
 from .mail import MailOps
+from .nodes import NodeOps
 from .notifications import NotifyOps
 from .revisions import RevisionOps
 from .scripts import FENCED_REPLY, ErrorTypes, fenced
@@ -70,6 +71,7 @@ class Store(
     SuspendOps,
     LimitOps,
     NotifyOps,
+    NodeOps,
 ):
     """One town's view of Redis: the clients, its `Keys`, and (mixed in) the operations on
     tasks, agents' turns, agents, mail and the town's shared records.

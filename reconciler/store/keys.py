@@ -51,6 +51,19 @@ class Keys:
         return self._k(f"hb:{name}")
 
     @property
+    def nodes(self) -> str:
+        """Set of node names that ever registered (`tt node run`; `store/nodes.py`)."""
+        return self._k("nodes")
+
+    def node(self, name: str) -> str:
+        """Hash: a node's record (host, pid, instance, version, slots, labels, state...)."""
+        return self._k(f"node:{name}")
+
+    def node_lease(self, name: str) -> str:
+        """String: the node process's instance token while its lease lives (`SET PX`)."""
+        return self._k(f"nodehb:{name}")
+
+    @property
     def tasks(self) -> str:
         """Sorted set of task ids, scored by file order."""
         return self._k("tasks")

@@ -90,18 +90,24 @@ def test_list_and_status_say_which_model_was_overridden(
     assert json.loads(capsys.readouterr().out)[0]["model_override"] == "sim"
 
 
-def test_an_agent_placed_on_another_node_shows_elsewhere_not_stopped_none(
-    session: Session, capsys: pytest.CaptureFixture[str]
+def test_an_agent_pinned_to_a_node_that_never_registered_shows_unschedulable_and_why(
+    session: Session, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     session.paths.town_file.write_text(TOWN + 'node = "otherhost"\n')
     desired = loader.load(session.paths)
-    rows = {r["name"]: r for r in agents_report(session.store, desired, host="here")}
-    assert (rows["ops"]["state"], rows["ops"]["reason"]) == ("elsewhere", "node otherhost")
+    rows = {r["name"]: r for r in agents_report(session.store, desired)}
+    why = "node otherhost not registered"
+    assert (rows["ops"]["state"], rows["ops"]["reason"]) == ("unschedulable", why)
     assert (rows["dev"]["state"], rows["dev"]["reason"]) == ("stopped", None)
     with pytest.raises(SystemExit):
         main(["list"])
     ops = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ops "))
-    assert "elsewhere" in ops and ops.endswith("node otherhost") and "None" not in ops
+    assert "unschedulable" in ops and ops.endswith(why) and "None" not in ops
+    with pytest.raises(SystemExit):
+        main(["status"])
+    ops = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ops "))
+    assert f"unschedulable ({why})" in ops
 
 
 def test_list_text_shows_the_reason_of_a_quarantined_agent_shortened_to_the_terminal(

@@ -1,0 +1,53 @@
+"""Node records on Redis, mixed into `Store`: a `tt node run` process registers its node, renews
+its lease and leaves (`lua/node.lua`: one live process per node name), and `tt node drain` marks
+it draining. No redis import: it uses the client `Store` owns.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .scripts import Scripted
+
+
+class NodeOps(Scripted):
+    def register_node(
+        self, name: str, instance: str, lease: float, fields: dict[str, str]
+    ) -> dict[str, str] | None:
+        """Take node `name`'s lease and write its record (state ready); None when taken, else
+        the record of the live process that holds the name (refused)."""
+        got = self._node("register", name, instance, lease, json.dumps(fields))
+        if got == 1:
+            return None
+        flat = [str(x) for x in got]
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def node_beat(self, name: str, instance: str, lease: float) -> bool:
+        """Renew the lease; False when another process has taken the name since."""
+        return bool(self._node("beat", name, instance, lease))
+
+    def leave_node(self, name: str, instance: str) -> bool:
+        """State stopped and the lease dropped (a node stopped on purpose)."""
+        return bool(self._node("leave", name, instance, 0))
+
+    def drain_node(self, name: str) -> bool:
+        """State draining; False when no node of that name ever registered."""
+        return bool(self._node("drain", name, "", 0))
+
+    def node_records(self) -> dict[str, dict[str, str]]:
+        """Every registered node's record, with `lease` ('1' while its lease lives)."""
+        names = sorted(self.client.smembers(self.keys.nodes))
+        if not names:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for n in names:
+            pipe.hgetall(self.keys.node(n))
+        records = pipe.execute()
+        leases = self.client.mget([self.keys.node_lease(n) for n in names])
+        return {
+            n: {**rec, "lease": "1" if held is not None else ""}
+            for n, rec, held in zip(names, records, leases, strict=True)
+        }
+
+    def _node(self, op: str, name: str, instance: str, lease: float, fields: str = "{}") -> object:
+        return self._run("node", op, name, instance, str(int(lease * 1000)), fields)

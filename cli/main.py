@@ -47,6 +47,7 @@ COMMANDS = {
     **dict.fromkeys(["config"], "cmd_config"),
     **dict.fromkeys(["usage", "resume-provider"], "cmd_usage"),
     **dict.fromkeys(["serve"], "cmd_serve"),
+    **dict.fromkeys(["node", "nodes"], "cmd_node"),
 }
 
 

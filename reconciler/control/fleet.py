@@ -154,7 +154,7 @@ def ensure(
         )
         if place is not None:
             child_env[environment.NODE_ENV] = place  # the worker records it (`node`)
-        started = _start(paths, store, name, rec, host, child_env, spawn)
+        started = _start(paths, store, name, rec, (host, place or ""), child_env, spawn)
         if started is not None:
             changes.append(started)
     for name, node in away.items():
@@ -170,7 +170,8 @@ def ensure(
                 changes.append(
                     stop_agent(store, name, rec, "removed from town.toml", grace=stop_grace)
                 )
-            store.forget_agent(name)
+            if place is None:  # the controller's to forget (a node only stops its own)
+                store.forget_agent(name)
     return changes
 
 
@@ -278,7 +279,7 @@ def _start(
     store: FleetStore,
     name: str,
     rec: Mapping[str, str],
-    host: str,
+    where: tuple[str, str],
     env: dict[str, str],
     spawn: Spawner,
 ) -> FleetChange | None:
@@ -290,7 +291,8 @@ def _start(
         "spawn": spawn_id,
         "pid": "",
         "pid_start": "",
-        "host": host,
+        "host": where[0],
+        "node": where[1],  # the place that starts it ('' = the controller's host)
         "root": str(paths.root),
         "state": "starting",
         "spawned_at": repr(time.time()),

@@ -42,6 +42,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "agent.stopped",
     "agent.restarted",
     "agent.env_missing",
+    # nodes (`tt node run`, `tt node drain`)
+    "node.registered",
+    "node.draining",
+    "node.stopped",
     "message.sent",
     "message.read",
     "message.answered",

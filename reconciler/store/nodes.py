@@ -6,6 +6,7 @@ it draining. No redis import: it uses the client `Store` owns.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .scripts import Scripted
 
@@ -49,5 +50,5 @@ class NodeOps(Scripted):
             for n, rec, held in zip(names, records, leases, strict=True)
         }
 
-    def _node(self, op: str, name: str, instance: str, lease: float, fields: str = "{}") -> object:
+    def _node(self, op: str, name: str, instance: str, lease: float, fields: str = "{}") -> Any:
         return self._run("node", op, name, instance, str(int(lease * 1000)), fields)

@@ -1,0 +1,215 @@
+"""The node process, `tt node run --name N`: one per node name, in the foreground. It registers
+node N in the town's Redis (`store/nodes.py`: a second live process of the same name is refused),
+renews the node's lease from a thread, and at each pass (every `interval`, and at once on an
+agent's or the files' event) starts, adopts and stops the agents placed on it (`node = "N"`)
+through `fleet.ensure` with N as the place. It never plans tasks: the controller does.
+Stopped on purpose (SIGINT/SIGTERM) it stops its agents (a busy one hands its task back) and
+leaves (state stopped); killed, it leaves them: its lease expires, the node shows dead, and the
+controller hands the tasks of its silent agents back (`fleet._heal_away`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import __version__
+from ..agents.supervisor import spawn_detached
+from ..control import fleet
+from ..control.session import Session
+from ..errors import EXIT_OK, TtError, ValidationFailed
+from ..plan.nodes import DRAINING
+from ..spec.desired import Desired
+from ..spec.names import name_problem
+
+Report = Callable[[str, str], None]
+WAKE_EVENTS = frozenset(
+    {"agent.exited", "agent.stopped", "config.changed", "node.draining", "town.resumed"}
+)
+STOP_GRACE = 2.0  # a busy agent of a stopping node is signalled after this (it hands back)
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    name: str
+    slots: int = 0  # 0: not said (recorded and shown; placement does not use it yet)
+    labels: tuple[tuple[str, str], ...] = ()
+    lease: float = 10.0
+    interval: float = 1.0
+
+
+def check_options(opts: NodeOptions) -> None:
+    """Bad input refused before anything is written: the name rule, a positive lease."""
+    problem = name_problem(opts.name)
+    if problem:
+        raise TtError(f"--name {opts.name!r}: not a valid node name: {problem}")
+    if not opts.lease > 0 or not opts.interval > 0:
+        raise TtError(f"--lease {opts.lease:g} / --interval {opts.interval:g}: must be > 0")
+    if opts.slots < 0:
+        raise TtError(f"--slots {opts.slots}: must be 0 or more")
+    for key, _ in opts.labels:
+        if problem := name_problem(key):
+            raise TtError(f"--label {key!r}: not a valid label name: {problem}")
+
+
+def parse_labels(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`k=v` pairs (`--label gpu=1`) → sorted pairs; a missing `=` is refused."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TtError(f"--label {item!r}: expected KEY=VALUE", hint="e.g. --label gpu=1")
+        out.append((key, value))
+    return tuple(sorted(out))
+
+
+class NodeRun:
+    def __init__(
+        self,
+        session: Session,
+        opts: NodeOptions,
+        report: Report,
+        spawn: fleet.Spawner = spawn_detached,
+    ) -> None:
+        check_options(opts)
+        self.s, self.opts, self.report, self.spawn = session, opts, report, spawn
+        self.instance = uuid.uuid4().hex
+        self.wake = threading.Event()
+        self.done = threading.Event()  # set by the main thread only (see `_on_signal`)
+        self.signalled = False
+        self.lost = False  # another process took the name: stop without touching its agents
+        self.good: Desired | None = None
+        self.drained: set[str] = set()  # agents asked to drain (once each)
+
+    def run(self) -> int:
+        store, name = self.s.store, self.opts.name
+        fields = {
+            "host": socket.gethostname(),
+            "pid": str(os.getpid()),
+            "version": __version__,
+            "slots": str(self.opts.slots),
+            "labels": ",".join(f"{k}={v}" for k, v in self.opts.labels),
+            "root": str(self.s.paths.root),
+            "started_at": repr(time.time()),
+            "lease_s": f"{self.opts.lease:g}",
+        }
+        holder = store.register_node(name, self.instance, self.opts.lease, fields)
+        if holder is not None:
+            raise TtError(
+                f"node {name} is already running (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, its lease lives)",
+                hint="stop that process first, or give this one another --name",
+            )
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        self.report("node", f"node {name} ready (lease {self.opts.lease:g}s, pid {os.getpid()})")
+        threads = [
+            threading.Thread(target=self._beat, daemon=True),
+            threading.Thread(target=self._follow, daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while not self.signalled and not self.lost:
+                self._pass()
+                self._wait()
+        finally:
+            self.done.set()
+            if not self.lost:
+                self._leave()
+        return EXIT_OK
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signalled = True  # a plain flag: the main thread waits in short slices
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + self.opts.interval
+        while not self.signalled and not self.lost and time.monotonic() < deadline:
+            if self.wake.wait(0.2):
+                break
+        self.wake.clear()
+
+    def _pass(self) -> None:
+        try:
+            self.good = self.s.desired()
+        except ValidationFailed as e:
+            if self.good is None:
+                raise
+            self.report("invalid", e.message.splitlines()[0] + " (the last good files run)")
+        store, name = self.s.store, self.opts.name
+        if store.node_records().get(name, {}).get("state") == DRAINING:
+            self._drain()
+            return
+        if store.is_suspended():
+            return  # a suspended town starts nothing (running agents claim nothing)
+        for c in fleet.ensure(
+            self.s.paths, self.good, store, env=os.environ, spawn=self.spawn, place=name
+        ):
+            self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
+
+    def _drain(self) -> None:
+        """Its agents finish their running task and exit (a `drain` request: the turn after a
+        task claims nothing while one is pending); none is started again while draining."""
+        if self.good is None:
+            return
+        records = self.s.store.agent_records()
+        for agent in fleet.desired_instances(self.good, self.opts.name):
+            if agent not in self.drained and _runs(records.get(agent, {}), self.opts.name):
+                self.s.store.request_stop(agent, "drain")
+                self.drained.add(agent)
+                self.report("agent", f"{agent}: draining")
+
+    def _leave(self) -> None:
+        """Stopped on purpose: stop its agents (a busy one hands its task back), then leave."""
+        with contextlib.suppress(TtError):
+            store, name = self.s.store, self.opts.name
+            records = store.agent_records()
+            for agent, rec in records.items():
+                if _runs(rec, name):
+                    why = f"node {name} stopped"
+                    c = fleet.stop_agent(store, agent, rec, why, grace=STOP_GRACE)
+                    self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
+            store.leave_node(name, self.instance)
+            self.report("node", f"node {name} stopped")
+
+    def _beat(self) -> None:
+        """Renew the lease a few times per lease; a name taken by another process stops this."""
+        while not self.done.wait(self.opts.lease / 4):
+            try:
+                if not self.s.store.node_beat(self.opts.name, self.instance, self.opts.lease):
+                    self.report("node", f"node {self.opts.name} was taken by another process")
+                    self.lost = True
+                    return
+            except TtError as e:  # Redis away: the lease tells if it lasts
+                self.report("redis", e.message)
+
+    def _follow(self) -> None:
+        """A pass at once on an agent's exit, a change of the files or a drain."""
+        session = Session(self.s.paths)  # its own connection for the blocking read
+        cursor = "$"
+        with contextlib.suppress(TtError):
+            cursor = session.store.last_event_id()
+        while not self.done.is_set():
+            try:
+                entries = session.store.events_since(cursor, block_ms=1000)
+            except TtError:
+                self.done.wait(0.5)
+                continue
+            for eid, fields in entries:
+                cursor = eid
+                if fields.get("type") in WAKE_EVENTS:
+                    self.wake.set()
+        with contextlib.suppress(TtError):
+            session.close()
+
+
+def _runs(rec: dict[str, str], node: str) -> bool:
+    """A live process of this node (on this host: several nodes may share one)."""
+    return rec.get("node") == node and fleet.local_alive(rec, socket.gethostname())

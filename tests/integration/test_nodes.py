@@ -1,0 +1,187 @@
+"""Several node processes (`tt node run`) and the controller (`tt conductor`) on this one machine
+(issue 14, points 1 and 3): agents placed by node name, not by host. Real Valkey, sim agents.
+
+- agents on two nodes complete tasks, each attempt recording its node;
+- a node killed as its host would die (the node and every process it started, SIGKILL): it shows
+  dead, and its agent's running task is claimed by the other node's agent within the lease + 1 s
+  and completes exactly once (the dead attempt's token can no longer complete it);
+- a node killed alone and started again adopts the agent still running;
+- drain: the running task finishes, nothing new is claimed;
+- bad input: a second live process of a node name, a name off the name rule, an agent pinned to
+  a node that never registered (unschedulable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.live import LiveTown, alive, cwd_of, live_town, until
+from tests.integration.test_self_healing import task, town_toml
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="checks processes through /proc"),
+]
+
+LEASE = 2.0  # the agents' (town_toml) and the nodes' (--lease)
+TWO_NODES = """[agents.dev1]
+model = "sim"
+role = "dev"
+node = "n1"
+
+[agents.dev2]
+model = "sim"
+role = "dev"
+node = "n2"
+
+[agents.home]
+model = "sim"
+"""
+
+
+def start_node(town: LiveTown, name: str, *args: str) -> subprocess.Popen[bytes]:
+    return town.start_watcher("node", "run", "--name", name, "--lease", f"{LEASE:g}", *args)
+
+
+def nodes(town: LiveTown) -> dict[str, dict[str, Any]]:
+    out = town.tt("nodes", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    return {r["name"]: r for r in json.loads(out.stdout)}
+
+
+def kill_host(town: LiveTown, proc: subprocess.Popen[bytes], node: str) -> None:
+    """What a host's death does to a node: its process and every agent and model process it
+    started die at once (SIGKILL). Each agent and model leads its own process group."""
+    groups = []
+    for rec in town.agents().values():
+        if rec.get("node") == node:
+            groups += [int(rec[k]) for k in ("pid", "model_pid") if rec.get(k, "").isdigit()]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for pid in groups:
+        if alive(pid) and cwd_of(pid) is not None:
+            os.killpg(pid, signal.SIGKILL)
+
+
+def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other_once(
+    tmp_path: Path,
+) -> None:
+    with live_town(tmp_path / "nodes", sim_delay=0.05) as town:
+        tasks = (
+            task("one", "on n1", agent="dev1")
+            + task("two", "on n2", agent="dev2")
+            + task("local", "on the controller's host", agent="home")
+        )
+        town.write(town_toml("nodes", TWO_NODES), tasks)
+        town.start_watcher("conductor")
+        first = {"n1": start_node(town, "n1", "--slots", "2", "--label", "gpu=1")}
+        first["n2"] = start_node(town, "n2")
+        until(lambda: town.states()["completed"] == 3, 30, "a task done on each node and at home")
+        where = {t: town.attempts(t)[-1]["node"] for t in ("one", "two")}
+        assert where == {"one": "n1", "two": "n2"}
+        records = town.agents()
+        assert {n: records[n]["node"] for n in ("dev1", "dev2", "home")} == {
+            "dev1": "n1",
+            "dev2": "n2",
+            "home": "",
+        }
+        listed = nodes(town)
+        assert {n: (r["state"], r["running"]) for n, r in listed.items()} == {
+            "n1": ("ready", ["dev1"]),
+            "n2": ("ready", ["dev2"]),
+        }
+        assert (listed["n1"]["slots"], listed["n1"]["labels"]) == (2, {"gpu": "1"})
+
+        # A task for the role: one of the two nodes runs it; that node's host dies mid-task.
+        town.save("tasks.toml", tasks + task("slow", "[sim:sleep:4] slow", role="dev"))
+
+        def running() -> tuple[str, str, str] | None:
+            t = town.tasks().get("slow", {})
+            rec = town.agents().get(t.get("assignee", ""), {})
+            if rec.get("task") == "slow" and rec.get("model_pid", "").isdigit():
+                return t["assignee"], rec["node"], t["token"]
+            return None
+
+        victim, dead_node, old_token = until(running, 30, "the slow task running on a node")
+        killed_at = time.time()
+        kill_host(town, first[dead_node], dead_node)
+        again = until(
+            lambda: [e for e in town.events("task.claimed") if e.get("task") == "slow"][1:],
+            LEASE + 5,
+            "the slow task claimed again",
+        )
+        assert again[0]["agent"] != victim
+        assert float(again[0]["ts"]) - killed_at <= LEASE + 1.0
+        until(lambda: nodes(town)[dead_node]["state"] == "dead", LEASE + 5, "the node dead")
+        # The dead attempt cannot complete the task any more (a late result from its host).
+        assert not town.store.complete("slow", old_token, "late result of the dead attempt")
+        until(lambda: town.tasks()["slow"]["state"] == "completed", 30, "slow completes")
+        outcomes = [(a["outcome"], a["agent"]) for a in town.attempts("slow")]
+        assert outcomes == [("handed back", victim), ("completed", again[0]["agent"])]
+        alive_node = "n2" if dead_node == "n1" else "n1"
+        assert town.attempts("slow")[-1]["node"] == alive_node
+        assert len(town.events("task.completed")) == 4
+
+        # The dead node comes back: its agent runs again, under it.
+        start_node(town, dead_node)
+        until(
+            lambda: town.live_agents().get(victim) and town.agents()[victim]["node"] == dead_node,
+            20,
+            "the node back, its agent running again",
+        )
+        until(lambda: nodes(town)[dead_node]["state"] == "ready", 10, "the node ready")
+
+        # The other node's process alone dies (its agent lives on), and is started again: it
+        # adopts the running agent instead of starting a second one.
+        other = "dev2" if victim == "dev1" else "dev1"
+        pid = town.live_agents()[other]
+        town.kill_watcher(first[alive_node])
+        start_node(town, alive_node)
+        until(lambda: nodes(town)[alive_node]["state"] == "ready", 10, "the node back")
+        time.sleep(LEASE)  # several passes of the node
+        assert town.live_agents()[other] == pid
+        assert len([e for e in town.events("agent.spawned") if e["agent"] == other]) == 1
+
+
+def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
+    tmp_path: Path,
+) -> None:
+    with live_town(tmp_path / "drain", sim_delay=0.05) as town:
+        agents = TWO_NODES.replace('node = "n2"', 'node = "ghost"')
+        tasks = task("busy", "[sim:sleep:3] busy", agent="dev1")
+        town.write(town_toml("drain", agents), tasks)
+        town.start_watcher("conductor")
+        start_node(town, "n1")
+        until(lambda: town.tasks().get("busy", {}).get("state") == "running", 30, "busy runs")
+
+        twin = town.tt("node", "run", "--name", "n1", "--lease", "2", timeout=30)
+        assert twin.returncode == 1
+        assert "node n1 is already running" in twin.stderr, twin.stderr
+        bad = town.tt("node", "run", "--name", "N1_Bad", timeout=30)
+        assert bad.returncode == 1 and "not a valid node name" in bad.stderr, bad.stderr
+        assert town.tt("node", "drain", "nope").returncode == 1
+
+        drained = town.tt("node", "drain", "n1")
+        assert drained.returncode == 0, drained.stderr
+        assert nodes(town)["n1"]["state"] == "draining"
+        town.save("tasks.toml", tasks + task("next", "after the drain", agent="dev1"))
+        until(lambda: town.tasks()["busy"]["state"] == "completed", 30, "busy finishes")
+        until(lambda: "dev1" not in town.live_agents(), 20, "dev1 exits, drained")
+        time.sleep(LEASE)  # several passes of the node: nothing is started or claimed
+        assert "dev1" not in town.live_agents()
+        assert town.tasks()["next"]["state"] == "ready"
+        assert [a["outcome"] for a in town.attempts("busy")] == ["completed"]
+
+        rows = {r["name"]: r for r in json.loads(town.tt("list", "-o", "json").stdout)}
+        ghost = (rows["dev2"]["state"], rows["dev2"]["reason"])
+        assert ghost == ("unschedulable", "node ghost not registered")
+        assert "unschedulable (node ghost not registered)" in town.tt("status").stdout
+        assert nodes(town)["ghost"]["state"] == "unregistered"

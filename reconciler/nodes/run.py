@@ -20,8 +20,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import __version__
-from ..agents.supervisor import spawn_detached
+from .. import __version__, rundir
+from ..agents.supervisor import proc_start_time, spawn_detached
 from ..control import fleet
 from ..control.session import Session
 from ..errors import EXIT_OK, TtError, ValidationFailed
@@ -33,6 +33,7 @@ Report = Callable[[str, str], None]
 WAKE_EVENTS = frozenset(
     {"agent.exited", "agent.stopped", "config.changed", "node.draining", "town.resumed"}
 )
+DOWN_EVENT = "town.down"  # `tt down`: the node leaves (tt down stops the agents of its host)
 STOP_GRACE = 2.0  # a busy agent of a stopping node is signalled after this (it hands back)
 
 
@@ -85,6 +86,7 @@ class NodeRun:
         self.done = threading.Event()  # set by the main thread only (see `_on_signal`)
         self.signalled = False
         self.lost = False  # another process took the name: stop without touching its agents
+        self.downed = False  # `tt down` (its event): it stops the agents; this one only leaves
         self.good: Desired | None = None
         self.drained: set[str] = set()  # agents asked to drain (once each)
 
@@ -110,28 +112,31 @@ class NodeRun:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         self.report("node", f"node {name} ready (lease {self.opts.lease:g}s, pid {os.getpid()})")
-        threads = [
-            threading.Thread(target=self._beat, daemon=True),
-            threading.Thread(target=self._follow, daemon=True),
-        ]
-        for t in threads:
-            t.start()
+        for target in (self._beat, self._follow):
+            threading.Thread(target=target, daemon=True).start()
+        pid = os.getpid()  # registered: `tt down` on this host waits for it to exit
         try:
-            while not self.signalled and not self.lost:
-                self._pass()
-                self._wait()
+            with rundir.registered_as(
+                self.s.paths, rundir.WATCHER, pid, proc_start_time(pid) or ""
+            ):
+                while not self._ending():
+                    self._pass()
+                    self._wait()
         finally:
             self.done.set()
             if not self.lost:
-                self._leave()
+                self._leave(stop_agents=not self.downed)
         return EXIT_OK
+
+    def _ending(self) -> bool:
+        return self.signalled or self.lost or self.downed
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signalled = True  # a plain flag: the main thread waits in short slices
 
     def _wait(self) -> None:
         deadline = time.monotonic() + self.opts.interval
-        while not self.signalled and not self.lost and time.monotonic() < deadline:
+        while not self._ending() and time.monotonic() < deadline:
             if self.wake.wait(0.2):
                 break
         self.wake.clear()
@@ -166,11 +171,11 @@ class NodeRun:
                 self.drained.add(agent)
                 self.report("agent", f"{agent}: draining")
 
-    def _leave(self) -> None:
+    def _leave(self, *, stop_agents: bool) -> None:
         """Stopped on purpose: stop its agents (a busy one hands its task back), then leave."""
         with contextlib.suppress(TtError):
             store, name = self.s.store, self.opts.name
-            records = store.agent_records()
+            records = store.agent_records() if stop_agents else {}
             for agent, rec in records.items():
                 if _runs(rec, name):
                     why = f"node {name} stopped"
@@ -191,7 +196,7 @@ class NodeRun:
                 self.report("redis", e.message)
 
     def _follow(self) -> None:
-        """A pass at once on an agent's exit, a change of the files or a drain."""
+        """A pass at once on an agent's exit, a change of files or a drain; `tt down` ends it."""
         session = Session(self.s.paths)  # its own connection for the blocking read
         cursor = "$"
         with contextlib.suppress(TtError):
@@ -204,7 +209,8 @@ class NodeRun:
                 continue
             for eid, fields in entries:
                 cursor = eid
-                if fields.get("type") in WAKE_EVENTS:
+                self.downed = self.downed or fields.get("type") == DOWN_EVENT
+                if fields.get("type") in WAKE_EVENTS or self.downed:
                     self.wake.set()
         with contextlib.suppress(TtError):
             session.close()

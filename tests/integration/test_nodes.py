@@ -5,8 +5,9 @@
 - a node killed as its host would die (the node and every process it started, SIGKILL): it shows
   dead, and its agent's running task is claimed by the other node's agent within the lease + 1 s
   and completes exactly once (the dead attempt's token can no longer complete it);
-- a node killed alone and started again adopts the agent still running;
-- drain: the running task finishes, nothing new is claimed;
+- a node killed alone and started again adopts the agent still running; a node stopped on
+  purpose (SIGTERM) stops its agents and shows stopped;
+- drain: the running task finishes, nothing new is claimed; `tt down` ends the node process;
 - bad input: a second live process of a node name, a name off the name rule, an agent pinned to
   a node that never registered (unschedulable).
 """
@@ -131,7 +132,7 @@ def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other
         assert len(town.events("task.completed")) == 4
 
         # The dead node comes back: its agent runs again, under it.
-        start_node(town, dead_node)
+        back = start_node(town, dead_node)
         until(
             lambda: town.live_agents().get(victim) and town.agents()[victim]["node"] == dead_node,
             20,
@@ -150,6 +151,13 @@ def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other
         assert town.live_agents()[other] == pid
         assert len([e for e in town.events("agent.spawned") if e["agent"] == other]) == 1
 
+        # Stopped on purpose (SIGTERM), a node stops its agents and leaves: state stopped.
+        back.send_signal(signal.SIGTERM)
+        assert back.wait(timeout=20) == 0
+        assert victim not in town.live_agents()
+        assert nodes(town)[dead_node]["state"] == "stopped"
+        assert town.agents()[victim]["state"] == "stopped"
+
 
 def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
     tmp_path: Path,
@@ -159,7 +167,7 @@ def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
         tasks = task("busy", "[sim:sleep:3] busy", agent="dev1")
         town.write(town_toml("drain", agents), tasks)
         town.start_watcher("conductor")
-        start_node(town, "n1")
+        n1 = start_node(town, "n1")
         until(lambda: town.tasks().get("busy", {}).get("state") == "running", 30, "busy runs")
 
         twin = town.tt("node", "run", "--name", "n1", "--lease", "2", timeout=30)
@@ -185,3 +193,7 @@ def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
         assert ghost == ("unschedulable", "node ghost not registered")
         assert "unschedulable (node ghost not registered)" in town.tt("status").stdout
         assert nodes(town)["ghost"]["state"] == "unregistered"
+
+        # `tt down` on this host ends the node process too (its agents are stopped by tt down).
+        assert town.tt("down").returncode == 0
+        assert n1.wait(timeout=15) == 0

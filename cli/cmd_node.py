@@ -68,10 +68,15 @@ def node_drain(name: str, town_dir: str | None) -> None:
 def nodes(town_dir: str | None, output: str) -> None:
     """The nodes: host, state (ready, draining, dead, stopped), agents placed and running,
     slots, labels, heartbeat age."""
+    from reconciler.errors import ValidationFailed
     from reconciler.nodes.view import nodes_report
 
     s = session(town_dir)
-    rows = nodes_report(s, s.desired())
+    try:
+        desired = s.desired()
+    except ValidationFailed:
+        desired = None  # the nodes as Redis has them; no agents placed from the files
+    rows = nodes_report(s, desired)
     if output == "json":
         emit_json(rows)
         return

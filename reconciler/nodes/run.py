@@ -33,6 +33,7 @@ Report = Callable[[str, str], None]
 WAKE_EVENTS = frozenset(
     {"agent.exited", "agent.stopped", "config.changed", "node.draining", "town.resumed"}
 )
+APPLY_EVENT = "apply"  # the controller applied a change of the files: read them again
 DOWN_EVENT = "town.down"  # `tt down`: the node leaves (tt down stops the agents of its host)
 STOP_GRACE = 2.0  # a busy agent of a stopping node is signalled after this (it hands back)
 
@@ -89,6 +90,9 @@ class NodeRun:
         self.downed = False  # `tt down` (its event): it stops the agents; this one only leaves
         self.good: Desired | None = None
         self.drained: set[str] = set()  # agents asked to drain (once each)
+        self.reread = False  # an apply happened: read the files at the next pass
+        self.read_at = 0.0  # ... and at the resync in any case
+        self.invalid = ""  # the last invalid read's error, said once
 
     def run(self) -> int:
         store, name = self.s.store, self.opts.name
@@ -142,12 +146,8 @@ class NodeRun:
         self.wake.clear()
 
     def _pass(self) -> None:
-        try:
-            self.good = self.s.desired()
-        except ValidationFailed as e:
-            if self.good is None:
-                raise
-            self.report("invalid", e.message.splitlines()[0] + " (the last good files run)")
+        self._read_files()
+        assert self.good is not None
         store, name = self.s.store, self.opts.name
         if store.node_records().get(name, {}).get("state") == DRAINING:
             self._drain()
@@ -158,6 +158,24 @@ class NodeRun:
             self.s.paths, self.good, store, env=os.environ, spawn=self.spawn, place=name
         ):
             self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
+
+    def _read_files(self) -> None:
+        """The town's files, read at the first pass, after each apply (its event) and at each
+        resync; an invalid read keeps the last good state (said once per error)."""
+        if self.good is not None and not self.reread and time.monotonic() < self.read_at:
+            return
+        self.reread = False
+        try:
+            self.good = self.s.desired()
+        except ValidationFailed as e:
+            if self.good is None:
+                raise
+            if e.message != self.invalid:
+                self.report("invalid", e.message.splitlines()[0] + " (the last good state runs)")
+            self.invalid = e.message
+            return
+        self.invalid = ""
+        self.read_at = time.monotonic() + self.good.town.policy.resync
 
     def _drain(self) -> None:
         """Its agents finish their running task and exit (a `drain` request: the turn after a
@@ -210,7 +228,8 @@ class NodeRun:
             for eid, fields in entries:
                 cursor = eid
                 self.downed = self.downed or fields.get("type") == DOWN_EVENT
-                if fields.get("type") in WAKE_EVENTS or self.downed:
+                self.reread = self.reread or fields.get("type") == APPLY_EVENT
+                if fields.get("type") in WAKE_EVENTS or self.downed or self.reread:
                     self.wake.set()
         with contextlib.suppress(TtError):
             session.close()

@@ -177,14 +177,20 @@ def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
         assert bad.returncode == 1 and "not a valid node name" in bad.stderr, bad.stderr
         assert town.tt("node", "drain", "nope").returncode == 1
 
+        # An agent added on n1: the node reads the files again after the controller's apply.
+        extra = '\n[agents.extra]\nmodel = "sim"\nnode = "n1"\n'
+        town.save("town.toml", town_toml("drain", agents + extra))
+        until(lambda: town.live_agents().get("extra"), 20, "the agent added to n1 runs")
+        assert town.agents()["extra"]["node"] == "n1"
+
         drained = town.tt("node", "drain", "n1")
         assert drained.returncode == 0, drained.stderr
         assert nodes(town)["n1"]["state"] == "draining"
         town.save("tasks.toml", tasks + task("next", "after the drain", agent="dev1"))
         until(lambda: town.tasks()["busy"]["state"] == "completed", 30, "busy finishes")
-        until(lambda: "dev1" not in town.live_agents(), 20, "dev1 exits, drained")
+        until(lambda: not {"dev1", "extra"} & set(town.live_agents()), 20, "n1's agents exit")
         time.sleep(LEASE)  # several passes of the node: nothing is started or claimed
-        assert "dev1" not in town.live_agents()
+        assert not {"dev1", "extra"} & set(town.live_agents())
         assert town.tasks()["next"]["state"] == "ready"
         assert [a["outcome"] for a in town.attempts("busy")] == ["completed"]
 

@@ -170,7 +170,9 @@ def ensure(
                 changes.append(
                     stop_agent(store, name, rec, "removed from town.toml", grace=stop_grace)
                 )
-            if place is None:  # the controller's to forget (a node only stops its own)
+            # The controller's to forget (a node only stops its own), once no node runs it:
+            # a live process of a node is left for its node to stop first.
+            if place is None and not (rec.get("node") and beats.get(name, False)):
                 store.forget_agent(name)
     return changes
 

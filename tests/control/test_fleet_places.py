@@ -119,3 +119,27 @@ def test_the_controller_hands_back_the_task_of_a_node_agent_silent_past_its_leas
     rec = fake_store.agent_records()["a"]
     assert (rec["state"], rec["pid"], rec["host"]) == ("backoff", "", "other-host")
     assert socket.gethostname() != "other-host"
+
+
+def test_an_agent_removed_from_the_roster_is_stopped_by_its_node_then_forgotten(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+    spawner: Spawner,
+) -> None:
+    (tmp_path / "town.toml").write_text(TOWN)
+    paths = TownPaths(tmp_path)
+    fleet.ensure(paths, loader.load(paths), fake_store, spawn=spawner, place="n1")
+    fake_store.client.set(fake_store.keys.heartbeat("a"), "i1")  # the worker's lease
+    (tmp_path / "town.toml").write_text(
+        TOWN.replace('[agents.a]\nmodel = "sim"\nnode = "n1"\n', "")
+    )
+    removed = loader.load(paths)
+    fleet.ensure(paths, removed, fake_store, spawn=spawner)
+    assert "a" in fake_store.agent_records()  # its node has not stopped it yet
+    changes = fleet.ensure(paths, removed, fake_store, spawn=spawner, place="n1", stop_grace=0.1)
+    assert [(c.agent, c.action, c.detail) for c in changes] == [
+        ("a", "stopped", "removed from town.toml")
+    ]
+    fake_store.client.delete(fake_store.keys.heartbeat("a"))  # what the worker does as it exits
+    fleet.ensure(paths, removed, fake_store, spawn=spawner)
+    assert "a" not in fake_store.agent_records()

@@ -5,19 +5,22 @@ Fakeredis; the started "agents" are sleeping processes (tests/control/test_fleet
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.control import fleet, heal
 from reconciler.spec import loader
+from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
-from tests.control.test_fleet import EnvSpawner as Spawner
+from tests.control.test_fleet import Spawner, spawner  # noqa: F401
 from tests.redis_fixtures import fake_store, town_name  # noqa: F401
+from tests.store.test_transitions import rec
+from tests.store.test_turn import POLICY
 
 TOWN = """[town]
 name = "places"
@@ -35,111 +38,106 @@ node = "n2"
 """
 
 
+@dataclass
+class Places:
+    tmp: Path
+    store: Store
+    spawner: Spawner
+
+    @property
+    def paths(self) -> TownPaths:
+        return TownPaths(self.tmp)
+
+    def roster(self, text: str = TOWN) -> Desired:
+        (self.tmp / "town.toml").write_text(text)
+        return loader.load(self.paths)
+
+    def ensure(
+        self, desired: Desired, place: str | None = None, **kw: Any
+    ) -> list[tuple[str, ...]]:
+        changes = fleet.ensure(
+            self.paths, desired, self.store, spawn=self.spawner, place=place, stop_grace=0.1, **kw
+        )
+        return [(c.agent, c.action) for c in changes]
+
+
 @pytest.fixture
-def spawner() -> Iterator[Spawner]:
-    s = Spawner()
-    try:
-        yield s
-    finally:
-        s.stop_all()
+def places(tmp_path: Path, fake_store: Store, spawner: Spawner) -> Places:  # noqa: F811
+    return Places(tmp_path, fake_store, spawner)
 
 
-def started(changes: list[fleet.FleetChange]) -> list[str]:
-    return sorted(c.agent for c in changes if c.action == "started")
+def env_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
 
 
-def test_each_place_runs_only_the_agents_placed_on_it(
-    tmp_path: Path,
-    fake_store: Store,  # noqa: F811
-    spawner: Spawner,
-) -> None:
-    (tmp_path / "town.toml").write_text(TOWN)
-    paths = TownPaths(tmp_path)
-    desired = loader.load(paths)
+def test_each_place_runs_only_the_agents_placed_on_it(places: Places) -> None:
+    desired = places.roster()
     assert fleet.desired_instances(desired) == {"home": True}
     assert fleet.desired_instances(desired, "n1") == {"a": True}
     assert fleet.placed_elsewhere(desired, "n1") == {"home": "", "b": "n2"}
 
-    assert started(fleet.ensure(paths, desired, fake_store, spawn=spawner)) == ["home"]
-    assert started(fleet.ensure(paths, desired, fake_store, spawn=spawner, place="n1")) == ["a"]
-    assert started(fleet.ensure(paths, desired, fake_store, spawn=spawner, place="n2")) == ["b"]
-    records = fake_store.agent_records()
+    assert places.ensure(desired) == [("home", "started")]
+    assert places.ensure(desired, "n1") == [("a", "started")]
+    assert places.ensure(desired, "n2") == [("b", "started")]
+    records = places.store.agent_records()
     assert {n: r["node"] for n, r in records.items()} == {"home": "", "a": "n1", "b": "n2"}
     # The node's name reaches the worker (it records it, and its attempts name it).
-    assert [e.get("TT_NODE") for e in spawner.envs] == [None, "n1", "n2"]
+    envs = [env_of(pid).get("TT_NODE") for pid, _ in places.spawner.started]
+    assert envs == [None, "n1", "n2"]
     # Every place again, each process alive on this one host: nothing started or stopped.
     for place in (None, "n1", "n2"):
-        assert fleet.ensure(paths, desired, fake_store, spawn=spawner, place=place) == []
-    assert len(spawner.started) == 3
+        assert places.ensure(desired, place) == []
+    assert len(places.spawner.started) == 3
 
 
 def test_a_node_stops_its_agent_once_placed_elsewhere_and_the_controller_then_starts_it(
-    tmp_path: Path,
-    fake_store: Store,  # noqa: F811
-    spawner: Spawner,
+    places: Places,
 ) -> None:
-    (tmp_path / "town.toml").write_text(TOWN)
-    paths = TownPaths(tmp_path)
-    fleet.ensure(paths, loader.load(paths), fake_store, spawn=spawner, place="n1")
-    (tmp_path / "town.toml").write_text(TOWN.replace('node = "n1"\n', ""))  # `a` moves home
-    moved = loader.load(paths)
-    changes = fleet.ensure(paths, moved, fake_store, spawn=spawner, place="n1", stop_grace=0.1)
-    assert [(c.agent, c.action, c.detail) for c in changes] == [
-        ("a", "stopped", "placed on the controller")
-    ]
-    fake_store.set_agent("a", {"state": "stopped"})  # what the worker writes as it exits
-    assert started(fleet.ensure(paths, moved, fake_store, spawn=spawner)) == ["a", "home"]
+    places.ensure(places.roster(), "n1")
+    moved = places.roster(TOWN.replace('node = "n1"\n', ""))  # `a` moves home
+    assert places.ensure(moved, "n1") == [("a", "stopped")]
+    assert places.store.agent_records()["a"]["stopped_by"] == "placed on the controller"
+    places.store.set_agent("a", {"state": "stopped"})  # what the worker writes as it exits
+    assert sorted(places.ensure(moved)) == [("a", "started"), ("home", "started")]
 
 
 def test_the_controller_hands_back_the_task_of_a_node_agent_silent_past_its_lease(
-    tmp_path: Path,
-    fake_store: Store,  # noqa: F811
-    spawner: Spawner,
+    places: Places,
 ) -> None:
-    (tmp_path / "town.toml").write_text(TOWN)
-    paths = TownPaths(tmp_path)
-    desired = loader.load(paths)
-    lease = desired.town.policy.lease
-    now = time.time()
+    desired, s = places.roster(), places.store
+    lease, now = desired.town.policy.lease, time.time()
+    s.set_agent_spec("a", base="a", spec="{}", spec_hash="h", suspended=False)
+    s.upsert_tasks([rec("t", target="a")], 1)
+    assert s.turn("a", None, "tok", ["a"], POLICY).claimed is not None  # `a` runs `t`
+    # Its process on another host, beating a moment ago (no lease key: a test's shortcut).
     gone = {"pid": "99999999", "pid_start": "1", "spawn": "s0", "host": "other-host"}
-    fake_store.set_agent_spec("a", base="a", spec="{}", spec_hash="h", suspended=False)
-    # Beating a moment ago (its lease key is gone: a test's shortcut): not dead yet.
-    fresh = {**gone, "node": "n1", "state": "working", "heartbeat_at": repr(now - 1)}
-    fake_store.set_agent("a", fresh)
-    assert not heal.silent(fresh, now, lease)
-    assert [c.agent for c in fleet.ensure(paths, desired, fake_store, spawn=spawner)] == ["home"]
-    assert fake_store.agent_records()["a"]["state"] == "working"
-    # Silent past its lease: the controller records its death (its node then restarts it).
-    fake_store.set_agent("a", {"heartbeat_at": repr(now - lease - 1), "task": ""})
-    n2 = fleet.ensure(paths, desired, fake_store, spawn=spawner, place="n2")
-    assert [(c.agent, c.action) for c in n2] == [("b", "started")]  # and nothing of n1's
-    assert fake_store.agent_records()["a"]["state"] == "working"
-    changes = fleet.ensure(paths, desired, fake_store, spawn=spawner)
-    assert [(c.agent, c.action) for c in changes] == [("a", "died")]
-    rec = fake_store.agent_records()["a"]
-    assert (rec["state"], rec["pid"], rec["host"]) == ("backoff", "", "other-host")
-    assert socket.gethostname() != "other-host"
+    s.set_agent("a", {**gone, "node": "n1", "heartbeat_at": repr(now - 1)})
+    assert not heal.silent(s.agent_records()["a"], now, lease)
+    assert places.ensure(desired) == [("home", "started")]
+    # Silent past its lease: the controller (not another node) records its death and hands
+    # `t` back; the dead attempt's token can no longer complete it.
+    s.set_agent("a", {"heartbeat_at": repr(now - lease - 1)})
+    assert places.ensure(desired, "n2") == [("b", "started")]
+    assert s.agent_records()["a"]["state"] == "working"
+    assert places.ensure(desired) == [("a", "died")]
+    agent = s.agent_records()["a"]
+    assert (agent["state"], agent["pid"], agent["task"]) == ("backoff", "", "")
+    assert s.task_hash("t")["state"] == "ready"
+    assert not s.complete("t", "tok", "a late result from the dead host")
 
 
 def test_an_agent_removed_from_the_roster_is_stopped_by_its_node_then_forgotten(
-    tmp_path: Path,
-    fake_store: Store,  # noqa: F811
-    spawner: Spawner,
+    places: Places,
 ) -> None:
-    (tmp_path / "town.toml").write_text(TOWN)
-    paths = TownPaths(tmp_path)
-    fleet.ensure(paths, loader.load(paths), fake_store, spawn=spawner, place="n1")
-    fake_store.client.set(fake_store.keys.heartbeat("a"), "i1")  # the worker's lease
-    (tmp_path / "town.toml").write_text(
-        TOWN.replace('[agents.a]\nmodel = "sim"\nnode = "n1"\n', "")
-    )
-    removed = loader.load(paths)
-    fleet.ensure(paths, removed, fake_store, spawn=spawner)
-    assert "a" in fake_store.agent_records()  # its node has not stopped it yet
-    changes = fleet.ensure(paths, removed, fake_store, spawn=spawner, place="n1", stop_grace=0.1)
-    assert [(c.agent, c.action, c.detail) for c in changes] == [
-        ("a", "stopped", "removed from town.toml")
-    ]
-    fake_store.client.delete(fake_store.keys.heartbeat("a"))  # what the worker does as it exits
-    fleet.ensure(paths, removed, fake_store, spawn=spawner)
-    assert "a" not in fake_store.agent_records()
+    s = places.store
+    places.ensure(places.roster(), "n1")
+    s.client.set(s.keys.heartbeat("a"), "i1")  # the worker's lease
+    removed = places.roster(TOWN.replace('[agents.a]\nmodel = "sim"\nnode = "n1"\n', ""))
+    places.ensure(removed)
+    assert "a" in s.agent_records()  # its node has not stopped it yet
+    assert places.ensure(removed, "n1") == [("a", "stopped")]
+    assert s.agent_records()["a"]["stopped_by"] == "removed from town.toml"
+    s.client.delete(s.keys.heartbeat("a"))  # what the worker does as it exits
+    places.ensure(removed)
+    assert "a" not in s.agent_records()

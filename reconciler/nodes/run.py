@@ -113,8 +113,9 @@ class NodeRun:
                 f"{holder.get('host', '?')}, its lease lives)",
                 hint="stop that process first, or give this one another --name",
             )
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
+        if threading.current_thread() is threading.main_thread():  # (not in a test's thread)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._on_signal)
         self.report("node", f"node {name} ready (lease {self.opts.lease:g}s, pid {os.getpid()})")
         for target in (self._beat, self._follow):
             threading.Thread(target=target, daemon=True).start()
@@ -130,6 +131,11 @@ class NodeRun:
             self.done.set()
             if not self.lost:
                 self._leave(stop_agents=not self.downed)
+        if self.lost:
+            raise TtError(
+                f"node {name}: another process took the name while this one's lease had lapsed;"
+                " this one stops and leaves the agents to it"
+            )
         return EXIT_OK
 
     def _ending(self) -> bool:
@@ -215,13 +221,13 @@ class NodeRun:
 
     def _follow(self) -> None:
         """A pass at once on an agent's exit, a change of files or a drain; `tt down` ends it."""
-        session = Session(self.s.paths)  # its own connection for the blocking read
+        store = self.s.store  # its blocking reads use the store's own `blocking` client
         cursor = "$"
         with contextlib.suppress(TtError):
-            cursor = session.store.last_event_id()
+            cursor = store.last_event_id()
         while not self.done.is_set():
             try:
-                entries = session.store.events_since(cursor, block_ms=1000)
+                entries = store.events_since(cursor, block_ms=1000)
             except TtError:
                 self.done.wait(0.5)
                 continue
@@ -231,8 +237,6 @@ class NodeRun:
                 self.reread = self.reread or fields.get("type") == APPLY_EVENT
                 if fields.get("type") in WAKE_EVENTS or self.downed or self.reread:
                     self.wake.set()
-        with contextlib.suppress(TtError):
-            session.close()
 
 
 def _runs(rec: dict[str, str], node: str) -> bool:

@@ -122,6 +122,11 @@ def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other
         assert again[0]["agent"] != victim
         assert float(again[0]["ts"]) - killed_at <= LEASE + 1.0
         until(lambda: nodes(town)[dead_node]["state"] == "dead", LEASE + 5, "the node dead")
+        rows = {r["name"]: r for r in json.loads(town.tt("list", "-o", "json").stdout)}
+        assert (rows[victim]["state"], rows[victim]["reason"]) == (
+            "unschedulable",
+            f"node {dead_node} dead",
+        )
         # The dead attempt cannot complete the task any more (a late result from its host).
         assert not town.store.complete("slow", old_token, "late result of the dead attempt")
         until(lambda: town.tasks()["slow"]["state"] == "completed", 30, "slow completes")

@@ -18,6 +18,7 @@ from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.control.test_fleet import Spawner, spawner  # noqa: F401
+from tests.integration.live import until
 from tests.redis_fixtures import fake_store, town_name  # noqa: F401
 from tests.store.test_transitions import rec
 from tests.store.test_turn import POLICY
@@ -67,8 +68,15 @@ def places(tmp_path: Path, fake_store: Store, spawner: Spawner) -> Places:  # no
 
 
 def env_of(pid: int) -> dict[str, str]:
-    pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
-    return dict(p.split("=", 1) for p in pairs if "=" in p)
+    """A process's environment. Read just after its start it may still be empty (the kernel
+    sets it up late in exec): read until it shows PATH, which every agent is given."""
+
+    def read() -> dict[str, str] | None:
+        pairs = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        env = dict(p.split("=", 1) for p in pairs if "=" in p)
+        return env if "PATH" in env else None
+
+    return until(read, 5, f"the environment of pid {pid}")
 
 
 def test_each_place_runs_only_the_agents_placed_on_it(places: Places) -> None:

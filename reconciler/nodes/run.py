@@ -204,6 +204,8 @@ class NodeRun:
                 if _runs(rec, name):
                     why = f"node {name} stopped"
                     c = fleet.stop_agent(store, agent, rec, why, grace=STOP_GRACE)
+                    # An idle worker may exit before `stopping` is written (as `tt down` does).
+                    store.set_agent(agent, {"state": "stopped", "task": ""})
                     self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
             store.leave_node(name, self.instance)
             self.report("node", f"node {name} stopped")

@@ -218,7 +218,7 @@ def agent_run(name: str, town_dir: str | None) -> int:
     from reconciler.agents.worker import run_agent
 
     s = session(town_dir)
-    return run_agent(s.paths, s.desired(), name, s.store)
+    return run_agent(s.paths, s.roster(), name, s.store)
 
 
 @click.group()

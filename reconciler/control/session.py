@@ -10,6 +10,7 @@ the private copy of the branch's newest valid commit: the desired state is read 
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 
 from ..errors import ValidationFailed
@@ -19,6 +20,8 @@ from ..store.client import Store, connect
 from ..town import TownPaths, find_town
 from .followcopy import CopyPaths, Following, copy_paths
 from .identity import Identity
+
+ROSTER_WAIT = 10.0  # how long an agent's start waits for an invalid town.toml to be saved whole
 
 SHARED = ("settings", "store")  # what `Session.reading` shares (cached properties)
 
@@ -95,6 +98,19 @@ class Session:
         desired = self.validate().desired
         assert desired is not None  # validate raises otherwise
         return desired
+
+    def roster(self, wait: float = ROSTER_WAIT) -> Desired:
+        """What an agent process runs by: town.toml alone (`loader.check_roster`), read again
+        while it is invalid for up to `wait` seconds (a save in progress), then
+        `ValidationFailed`."""
+        deadline = time.monotonic() + wait
+        while True:
+            result = loader.check_roster(self.files_paths())
+            if result.desired is not None:
+                return result.desired
+            if time.monotonic() >= deadline:
+                raise ValidationFailed(list(result.problems))
+            time.sleep(0.2)
 
     def validate(self, reuse: loader.Reuse | None = None) -> loader.Validation:
         """`desired` with what a next check may reuse; `ValidationFailed` when invalid."""

@@ -128,6 +128,17 @@ def check(paths: TownPaths, reuse: Reuse | None = None) -> Validation:
     return Validation(None, tuple(found), result.town, result.agents, result.tasks)
 
 
+def check_roster(paths: TownPaths) -> Validation:
+    """`check` of town.toml alone, as if the town had no tasks.toml: what an agent process runs
+    by. tasks.toml is the watcher's to apply; a save of it in progress (torn) must not stop an
+    agent from starting."""
+    problems: list[Problem] = []
+    town = reading.read(paths.town_file, problems, required=True)
+    if town is None:
+        return Validation(None, tuple(problems), None, 0, 0)
+    return _check(TomlDoc(TOWN_FILE, *town), None, problems)
+
+
 def load_texts(town_text: str, tasks_text: str | None) -> Desired:
     """`load` on would-be file contents (nothing is read); `tasks_text=None` means no tasks."""
     return _desired_or_raise(check_texts(town_text, tasks_text))

@@ -2,11 +2,15 @@
 processes on the sim model. The same tasks.toml is saved 200 times in place, each time in random
 chunks with random pauses: every task completes exactly once and none is lost.
 
-Pauses: most are short and a few near 1 s (a pause is u**10 of a uniform u: mean ~0.09 s, one
-in a hundred over 0.9 s), plus two saves that stop for 1 s at a task boundary (a torn file that
-parses): one that would prune a third of the tasks (applied after the settle check: the tasks
-become tombstones, restored by the next chunk) and one that would prune most of them (held by
-the mass-delete guard, 2 s). With the pauses all up to 1 s the 200 saves take ~40 s, not ~200 s.
+Pauses: most are short and a few near 0.5 s (a pause is half of u**10 of a uniform u: mean
+~0.045 s, one in a hundred over 0.45 s, a fifth over the watcher's 50 ms settle), plus two saves
+that stop for 1 s at a task boundary (a torn file that parses): one that would prune a third of
+the tasks (applied after the settle check: the tasks become tombstones, restored by the next
+chunk) and one that would prune most of them (held by the mass-delete guard, 2 s). The 200 saves
+take ~20 s, not ~100 s.
+
+An agent process starting while tasks.toml is torn (its crash restarted, a pool scaled) runs by
+town.toml alone: a torn tasks.toml never makes it exit (and the fleet quarantine it).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.live import live_town, until
-from tests.integration.test_self_healing import assert_exactly_once, dag, town_toml
+from tests.integration.test_self_healing import assert_exactly_once, dag, task, town_toml
 
 pytestmark = [
     pytest.mark.integration,
@@ -99,3 +103,26 @@ def test_200_torn_saves_while_the_conductor_runs_complete_every_task_exactly_onc
             f"{len(deleted)} tasks restored; attempts {dict(outcomes)}; "
             f"{len(town.events('config.invalid'))} invalid torn files reported"
         )
+
+
+def test_an_agent_restarted_while_tasks_toml_is_torn_starts_and_serves(tmp_path: Path) -> None:
+    with live_town(tmp_path / "start", sim_delay=0.05) as town:
+        town.write(town_toml("start", '[agents.worker]\nmodel = "sim"\n'), task("a", "first"))
+        town.start_watcher("conductor")
+        until(lambda: town.states()["completed"] == 1, 30, "the first task")
+        path = town.root / "tasks.toml"
+        whole = path.read_bytes()
+        path.write_bytes(whole[: whole.index(b"first") + 2])  # a save stopped mid-string
+        until(lambda: town.events("config.invalid"), 20, "the torn file seen")
+        pid = town.live_agents()["worker"]
+        town.kill(pid)
+
+        def serving() -> bool:
+            rec = town.agents().get("worker", {})
+            new = rec.get("pid", "")
+            return new.isdigit() and int(new) != pid and rec.get("state") == "idle"
+
+        until(serving, 30, "the agent started again and idle, though tasks.toml is torn")
+        assert town.agents()["worker"].get("restarts") == "1"  # one death: the kill, no more
+        path.write_bytes(whole + b"\n" + task("b", "second").encode())
+        until(lambda: town.states()["completed"] == 2, 30, "the next task, by the same agent")

@@ -292,6 +292,10 @@ def translate(error: BaseException, url: str) -> TtError | None:
             f"cannot reach Redis at {where}: no answer (timed out)",
             hint="is the host reachable and the server healthy?",
         )
+    # Every node of a cluster down: redis-py's topology refresh names the last node it tried.
+    all_down = kind == "cluster" and _NODE.search(str(error)) and "refused" in str(error)
+    if all_down:
+        kind = "connection"
     if kind == "cluster":  # no node answers for the slot, or the slot moved and moved on
         return RedisUnavailable(
             f"cannot use the Redis Cluster at {where}: {error}",
@@ -301,8 +305,9 @@ def translate(error: BaseException, url: str) -> TtError | None:
         node = _NODE.search(str(error))  # a cluster's node other than the URL's
         if node and node[1] not in url:
             where += f" (node {node[1]})"
+        cause = "Connection refused" if all_down else _cause(error)
         return RedisUnavailable(
-            f"cannot reach Redis at {where}: {_cause(error)}",
+            f"cannot reach Redis at {where}: {cause}",
             hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
         )
     if str(error).startswith(FENCED_REPLY):

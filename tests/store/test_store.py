@@ -203,6 +203,15 @@ def test_a_clusters_errors_are_redis_unavailable_naming_the_node() -> None:
     assert other is not None and "(node 10.0.0.3:7002)" in other.message
     same = translate(redis.ConnectionError("Error 111 connecting to 10.0.0.1:7000."), url)
     assert same is not None and "node" not in same.message
+    # Every node down: redis-py's topology refresh says so, naming the last node it tried.
+    down = ex.RedisClusterException(
+        "Redis Cluster cannot be connected. Please provide at least one reachable node: "
+        "Error 111 connecting to 10.0.0.3:7002. Connection refused."
+    )
+    gone = translate(down, url)
+    assert gone is not None
+    where = "redis://:****@10.0.0.1:7000 (node 10.0.0.3:7002)"
+    assert gone.message == f"cannot reach Redis at {where}: Connection refused"
 
 
 def test_every_store_operation_raises_only_project_errors(fake_store: Store) -> None:  # noqa: F811

@@ -89,8 +89,8 @@ def test_a_usage_limit_pauses_every_agent_of_its_provider_until_its_reset(
 ) -> None:
     marker = str(tmp_path / "limit-hit")  # the first run of either agent meets the limit
     town_toml = (
-        # limit_backoff: the floor of every pause (default 5m), below the fake's 3 s reset
-        '[town]\nname = "paused"\nretries = 0\nlimit_backoff = "1s"\n\n'
+        # the default limit_backoff (5m): the first limit waits for the reset the CLI named
+        '[town]\nname = "paused"\nretries = 0\n\n'
         '[agents.dev]\nmodel = "claude-a"\n\n'
         '[agents.ops]\nmodel = "claude-b"\n\n'
         + model("claude-a", "claude", "usage_limit_once", "claude-json", marker)

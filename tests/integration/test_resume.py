@@ -56,8 +56,8 @@ def test_stalled_and_timed_out_attempts_resume_their_session_and_a_refused_resum
 ) -> None:
     rec = {n: tmp_path / f"{n}.jsonl" for n in ("res", "rej", "fresh", "slow", "limit")}
     town = (
-        # limit_backoff: the floor of a pause (default 5m), below the fake's 3 s reset
-        '[town]\nname = "resume"\nretries = 1\nretry_backoff = "0.2s"\nlimit_backoff = "1s"\n\n'
+        # the default limit_backoff (5m): the first limit waits for the reset the CLI named
+        '[town]\nname = "resume"\nretries = 1\nretry_backoff = "0.2s"\n\n'
         + agent("res", "fake-claude", rec["res"], 'stall_after = "2s"')
         + agent("rej", "fake-claude-rej", rec["rej"], 'stall_after = "2s"')
         + agent("fresh", "fake-claude", rec["fresh"], 'stall_after = "2s"\nresume = false')

@@ -21,16 +21,17 @@ local function paused_until(provider)
   return nil
 end
 
--- Pause `provider` for the backoff of its limits in a row (`base` doubling per limit, up to
--- `cap`; a success deletes the level), or until `reset` (unix seconds, '' = none named) when
--- that is later: the backoff is a floor, a reset just past or seconds away pauses no less. No
+-- Pause `provider` until `reset` (unix seconds, '' = none named) or, with none still to come,
+-- for the backoff of its limits in a row (`base` doubling per limit, up to `cap`; a success
+-- deletes the level). The first limit in a row waits for the reset its provider named, however
+-- near; from the second in a row (that reset did not end the limit) the backoff is a floor. No
 -- pause lasts over `max` seconds (`provider.pause_capped` when it is cut). A later pause already
 -- set is kept.
 local function pause_provider(provider, reset, reason, class, base, cap, max)
   local level = redis.call('HINCRBY', P .. 'limit-backoff', provider, 1) - 1
   local at = tonumber(NOW) + math.min(tonumber(base) * 2 ^ level, tonumber(cap))
   local named = tonumber(reset)
-  if named and named > at then at = named end
+  if named and named > tonumber(NOW) and (level == 0 or named > at) then at = named end
   local longest = tonumber(NOW) + tonumber(max)
   if at > longest then
     event('provider.pause_capped', 'provider', provider, 'named', at, 'resumes_at', longest)

@@ -46,14 +46,16 @@ def test_only_the_leading_epoch_moves_a_cursor(redis_store: Store) -> None:
 
 
 def test_town_completed_is_written_once_for_each_finish(redis_store: Store) -> None:
-    finishes(redis_store)
+    assert_told_once_per_finish(redis_store)
 
 
 def test_town_completed_on_fakeredis_too(fake_store: Store) -> None:
-    finishes(fake_store)  # (the unit tests' loops: no sha1hex there)
+    assert_told_once_per_finish(fake_store)  # (the unit tests' loops: no sha1hex there)
 
 
-def finishes(s: Store) -> None:
+def assert_told_once_per_finish(s: Store) -> None:
+    """town.completed: not for no task or an unfinished one, once when every task is final,
+    not again for the same finish."""
     final = ("completed", "failed", "cancelled")
 
     def completions() -> list[dict[str, str]]:

@@ -142,6 +142,17 @@ local function complete_attempt(id, token, result, detail)
   return 1
 end
 
+-- The hash fields `...` of `id` after its token, or nil when `token` is not its current
+-- attempt's (a late report of `outcome`: rejected, a `task.stale` event written).
+local function current_attempt(id, token, outcome, ...)
+  local f = redis.call('HMGET', tkey(id), 'token', ...)
+  if f[1] ~= token or token == '' then
+    event('task.stale', 'task', id, 'outcome', outcome, 'token', token)
+    return nil
+  end
+  return f
+end
+
 -- The attempt `token` of `id` failed: retrying with backoff (base, cap seconds, jitter factor),
 -- or failed when its retries (else `default_retries`) are used up or the failure is permanent
 -- ('1'); a task that fails for good makes every task waiting on it upstream_failed. Returns
@@ -149,12 +160,9 @@ end
 local function fail_attempt(id, token, err, permanent, base, cap, jitter, default_retries,
     detail)
   local k = tkey(id)
-  local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'run_base',
+  local f = current_attempt(id, token, 'failed', 'attempt', 'assignee', 'started_at', 'run_base',
     'retries')
-  if f[1] ~= token or token == '' then
-    event('task.stale', 'task', id, 'outcome', 'failed', 'token', token)
-    return 'stale'
-  end
+  if not f then return 'stale' end
   local attempt = tonumber(f[2])
   record_attempt(id, {attempt = attempt, agent = f[3], outcome = 'failed', error = err}, f[4],
     detail)

@@ -114,12 +114,9 @@ end
 -- 'stale'.
 local function defer_attempt(id, token, err, detail, max)
   local k = tkey(id)
-  local f = redis.call('HMGET', k, 'token', 'attempt', 'assignee', 'started_at', 'run_base',
-    'target')
-  if f[1] ~= token or token == '' then
-    event('task.stale', 'task', id, 'outcome', 'deferred', 'token', token)
-    return 'stale'
-  end
+  local f = current_attempt(id, token, 'deferred', 'attempt', 'assignee', 'started_at',
+    'run_base', 'target')
+  if not f then return 'stale' end
   local n = redis.call('HINCRBY', k, 'deferrals', 1)
   if n > tonumber(max) then
     redis.call('HDEL', k, 'deferrals')

@@ -9,7 +9,8 @@ model, `tt watch` / `tt conductor` as processes killed with SIGKILL.
   0 / 1 / 3;
 - two watchers on one town: only the leader writes; kill it and the other leads within the lease,
   adopting the healthy agents;
-- those two and a killed agent's task also on a local Redis Cluster (`town_redis`);
+- the chaos run, those two and a killed agent's task also on a local Redis Cluster
+  (`town_redis`);
 - an invalid edit keeps the last good state; a crash loop ends in quarantine.
 """
 
@@ -111,9 +112,11 @@ def assert_dependencies_respected(town: LiveTown) -> None:
 # -- chaos ----------------------------------------------------------------------------------------
 
 
-def test_agents_and_watcher_kill_9d_at_random_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+def test_agents_and_watcher_kill_9d_at_random_lose_and_duplicate_nothing(
+    tmp_path: Path, town_redis: str | None
+) -> None:
     n, replicas = 200, 6
-    with live_town(tmp_path / "chaos", sim_delay=0.5) as town:
+    with live_town(tmp_path / "chaos", sim_delay=0.5, redis_url=town_redis) as town:
         agents = f'[agents.worker]\nmodel = "sim"\nreplicas = {replicas}\n'
         # Deaths come faster than Gastown's crash-loop rule allows: keep every agent restarting
         # (quarantine has its own test below).

@@ -28,6 +28,14 @@ def node() -> None:
 @click.option(
     "--interval", type=float, default=1.0, show_default=True, help="Seconds between passes."
 )
+@click.option(
+    "--redis",
+    "redis",
+    metavar="URL",
+    default=None,
+    help="The town's Redis, for a node without the town's files (with --town-name).",
+)
+@click.option("--town-name", "town_name", default=None, help="The town's name (with --redis).")
 @town_option
 def node_run(
     name: str,
@@ -35,14 +43,19 @@ def node_run(
     labels: tuple[str, ...],
     lease: float,
     interval: float,
+    redis: str | None,
+    town_name: str | None,
     town_dir: str | None,
 ) -> int:
     """Run node NAME in the foreground: register it, keep its lease, and start, adopt and stop
-    the agents placed on it. Ctrl-C stops its agents (their tasks go back) and leaves."""
-    from reconciler.nodes.run import NodeOptions, NodeRun, parse_labels
+    the agents placed on it. Ctrl-C stops its agents (their tasks go back) and leaves.
+    Without the town's files: --redis URL --town-name T (the roster the last apply recorded)."""
+    from reconciler.nodes.run import NodeOptions, NodeRun, check_options, parse_labels
+    from reconciler.nodes.where import node_session
 
     opts = NodeOptions(name, slots, parse_labels(labels), lease, interval)
-    run = NodeRun(session(town_dir), opts, _report)
+    check_options(opts)  # (before anything connects)
+    run = NodeRun(node_session(town_dir, redis, town_name), opts, _report)
     return run.run()
 
 

@@ -63,9 +63,12 @@ def output_option(f: F) -> F:
 def session(town_dir: str | None, *, lean: bool = False, adopt: bool = False) -> Session:
     """The town's `Session` (imported here lazily: it pulls in the loader); `lean` for a
     command whose Redis work is an apply, `adopt` for `tt apply --adopt` (`Session`)."""
+    from reconciler.control import remote
     from reconciler.control.session import Session
 
-    return Session.find(town_dir, lean=lean, adopt=adopt)
+    # An agent of a node without the town's files (or a model inside one): TT_TOWN_NAME.
+    found = remote.from_env(town_dir)
+    return found if found is not None else Session.find(town_dir, lean=lean, adopt=adopt)
 
 
 def resolve_town(town_dir: str | None) -> TownPaths:

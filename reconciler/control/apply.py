@@ -346,6 +346,7 @@ def _remember(session: Session, checked: loader.Validation, rows: tuple[Row, ...
 def _fleet(
     session: Session, desired: Desired, opts: ApplyOptions, keep: set[str]
 ) -> list[fleet.FleetChange]:
+    session.store.record_roster(desired)  # what a node without the town's files runs by
     if not opts.start_agents:
         return []
     return fleet.ensure(session.paths, desired, session.store, env=agent_env(opts), keep=keep)

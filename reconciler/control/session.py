@@ -93,6 +93,11 @@ class Session:
             raise Following(branch)
         return self.paths
 
+    def stale(self) -> bool:
+        """Whether the desired state moved without a file event (`remote.RemoteSession`: the
+        roster in Redis); files are watched instead."""
+        return False
+
     def desired(self) -> Desired:
         """Read and validate both files now (they may have changed since the last call)."""
         desired = self.validate().desired

@@ -166,9 +166,11 @@ class NodeRun:
             self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
 
     def _read_files(self) -> None:
-        """The town's files, read at the first pass, after each apply (its event) and at each
-        resync; an invalid read keeps the last good state (said once per error)."""
-        if self.good is not None and not self.reread and time.monotonic() < self.read_at:
+        """The town's files (or the roster in Redis, `--redis`), read at the first pass, after
+        each apply (its event; a roster whose digest moved) and at each resync; an invalid read
+        keeps the last good state (said once per error)."""
+        fresh = not self.reread and time.monotonic() < self.read_at and not self.s.stale()
+        if self.good is not None and fresh:
             return
         self.reread = False
         try:

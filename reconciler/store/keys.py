@@ -59,6 +59,12 @@ class Keys:
         """Hash: a node's record (host, pid, instance, version, slots, labels, state...)."""
         return self._k(f"node:{name}")
 
+    @property
+    def roster(self) -> str:
+        """Hash: the roster the last apply ran by (`json`: spec/rosterjson.py, `digest`), for
+        a node without the town's files (`tt node run --redis URL --town-name T`)."""
+        return self._k("roster")
+
     def node_lease(self, name: str) -> str:
         """String: the node process's instance token while its lease lives (`SET PX`)."""
         return self._k(f"nodehb:{name}")

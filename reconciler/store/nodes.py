@@ -1,6 +1,7 @@
 """Node records on Redis, mixed into `Store`: a `tt node run` process registers its node, renews
 its lease and leaves (`lua/node.lua`: one live process per node name), and `tt node drain` marks
-it draining. No redis import: it uses the client `Store` owns.
+it draining; the applied roster a node without the town's files runs by (`record_roster`).
+No redis import: it uses the client `Store` owns.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..spec.desired import Desired
+from ..spec.rosterjson import roster_digest, roster_json
 from .scripts import Scripted
 
 
@@ -49,6 +52,25 @@ class NodeOps(Scripted):
             n: {**rec, "lease": "1" if held is not None else ""}
             for n, rec, held in zip(names, records, leases, strict=True)
         }
+
+    def record_roster(self, desired: Desired) -> bool:
+        """The applied roster (`rosterjson`), written when its digest changed; True then."""
+        text = roster_json(desired)
+        digest = roster_digest(text)
+        if self.client.hget(self.keys.roster, "digest") == digest:
+            return False
+        self.client.hset(self.keys.roster, mapping={"digest": digest, "json": text})
+        return True
+
+    def roster_digest(self) -> str | None:
+        """The digest of the recorded roster (one HGET: a node looks at each pass)."""
+        found = self.client.hget(self.keys.roster, "digest")
+        return None if found is None else str(found)
+
+    def roster_record(self) -> tuple[str, str] | None:
+        """(digest, JSON) of the roster the last apply recorded; None when no apply did."""
+        digest, text = self.client.hmget(self.keys.roster, ["digest", "json"])
+        return None if digest is None or text is None else (str(digest), str(text))
 
     def _node(self, op: str, name: str, instance: str, lease: float, fields: str = "{}") -> Any:
         return self._run("node", op, name, instance, str(int(lease * 1000)), fields)

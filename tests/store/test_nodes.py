@@ -66,3 +66,21 @@ def test_why_a_pinned_agent_does_not_run() -> None:
     assert unschedulable("off", nodes) == "node off stopped"
     assert heartbeat_age({"heartbeat_at": "100.0"}, 102.5) == 2.5
     assert heartbeat_age({}, 1.0) is None
+
+
+def test_the_applied_roster_is_recorded_once_per_change_and_read_back(
+    fake_store: Store,  # noqa: F811
+) -> None:
+    from reconciler.spec import loader
+    from reconciler.spec.rosterjson import roster_from_json
+
+    s = fake_store
+    assert s.roster_record() is None and s.roster_digest() is None
+    one = loader.load_texts('[town]\nname = "r"\n\n[agents.a]\nmodel = "sim"\n', None)
+    assert s.record_roster(one)
+    assert not s.record_roster(one)  # the same roster: nothing written
+    digest, text = s.roster_record() or ("", "")
+    assert s.roster_digest() == digest and roster_from_json(text).agents == one.agents
+    two = loader.load_texts('[town]\nname = "r"\n\n[agents.b]\nmodel = "sim"\n', None)
+    assert s.record_roster(two) and s.roster_digest() != digest
+    assert s.keys.roster.startswith(f"tt:{{{s.town}}}:")  # under the town's hash tag

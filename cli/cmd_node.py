@@ -36,6 +36,13 @@ def node() -> None:
     help="The town's Redis, for a node without the town's files (with --town-name).",
 )
 @click.option("--town-name", "town_name", default=None, help="The town's name (with --redis).")
+@click.option(
+    "--workspace",
+    "workspace",
+    metavar="DIR",
+    default=None,
+    help="The node's own clone of the [git] repository: task branches pushed to [git] push.",
+)
 @town_option
 def node_run(
     name: str,
@@ -45,6 +52,7 @@ def node_run(
     interval: float,
     redis: str | None,
     town_name: str | None,
+    workspace: str | None,
     town_dir: str | None,
 ) -> int:
     """Run node NAME in the foreground: register it, keep its lease, and start, adopt and stop
@@ -55,7 +63,7 @@ def node_run(
 
     opts = NodeOptions(name, slots, parse_labels(labels), lease, interval)
     check_options(opts)  # (before anything connects)
-    run = NodeRun(node_session(town_dir, redis, town_name), opts, _report)
+    run = NodeRun(node_session(town_dir, redis, town_name, workspace), opts, _report)
     return run.run()
 
 

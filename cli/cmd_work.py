@@ -55,7 +55,7 @@ def worktrees(town_dir: str | None, output: str) -> None:
 
     root = custody.layout.state_dir.parent  # the town folder
     table(
-        ["TASK", "PATH", "BRANCH", "STATE", "DIRTY", "AHEAD/BEHIND", "MERGED", "GC"],
+        ["TASK", "NODE", "PATH", "BRANCH", "STATE", "DIRTY", "AHEAD/BEHIND", "MERGED", "GC"],
         [_cells(r, root) for r in rows],
         fit_last=True,
     )
@@ -72,6 +72,7 @@ def _cells(r: Product, root: Path) -> list[object]:
         gc_cell = f"kept refs: {', '.join(k.rsplit('/', 1)[-1] for k in r.kept)}"
     return [
         r.task,
+        r.node or "-",
         path,
         r.branch or "-",
         r.state,

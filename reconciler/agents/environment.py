@@ -46,8 +46,11 @@ BASE_PREFIXES = ("LC_", "XDG_", "TT_SIM_")
 # tt's own settings an agent reads from the environment it is started with (the others, TT_AGENT,
 # TT_TASK, TT_ATTEMPT, TT_ATTEMPT_TOKEN, tt sets itself for each run). Not every `TT_*`: a user's
 # secrets may have the prefix too (a webhook's TT_HOOK_SECRET, tt serve's TT_API_TOKEN).
-# TT_TOWN_NAME: the town is reached without its files (`tt node run --redis URL --town-name T`).
-TT_SETTINGS = frozenset({"TT_TOWN", "TT_REDIS_URL", "TT_TOWN_NAME", "TT_MODEL_OVERRIDE"})
+# TT_TOWN_NAME: the town is reached without its files (`tt node run --redis URL --town-name T`);
+# TT_WORKSPACE: a node's own clone of the [git] repository (`--workspace`).
+TT_SETTINGS = frozenset(
+    {"TT_TOWN", "TT_REDIS_URL", "TT_TOWN_NAME", "TT_WORKSPACE", "TT_MODEL_OVERRIDE"}
+)
 # Never passed, even with `inherit_env` or `env_from`: whoever holds it runs the town over HTTP.
 API_TOKEN = "TT_API_TOKEN"
 NODE_ENV = "TT_NODE"  # the node an agent process runs under (`tt node run`); fleet sets it

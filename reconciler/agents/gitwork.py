@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import TtError
@@ -16,6 +17,8 @@ from ..store.tasks import Claimed
 from ..town import TownPaths
 from ..work import CheckRun, Finished, Started, WorkProducts
 from ..work.products import WorkStore
+from ..work.remote import WORKSPACE_ENV
+from .environment import NODE_ENV
 from .prompt import Verdict
 from .supervisor import kill_group, open_log, proc_start_time, run_model
 
@@ -82,13 +85,18 @@ class GitWork:
         if self._products is None:
             git = self.desired.git
             assert git is not None
+            # An agent of a node given its own clone (`tt node run --workspace DIR`) works there
+            # and hands its branches to the leader through [git] push (`work/remote.py`).
+            workspace = os.environ.get(WORKSPACE_ENV, "")
+            node = os.environ.get(NODE_ENV, "") if workspace else ""
             self._products = WorkProducts(
                 self.paths.state_dir,
                 self.paths.root,
                 self.desired.town.name,
-                git,
+                replace(git, repo=workspace) if workspace else git,
                 self.store,
                 Checks(),
+                node=node or ("?" if workspace else ""),
             )
         return self._products
 

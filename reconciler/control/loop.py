@@ -43,6 +43,7 @@ from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
 from .follow import REFRESH_EVENT, Follow, Target
 from .identity import TownClaimed
+from .mergework import NodeMerges
 from .outcome import DONE_EVENTS, holder_words, outcome, settled
 from .saveguard import SaveGuard
 from .session import Session
@@ -109,6 +110,7 @@ class Loop:
         self.town = townwatch.TownWatch(report)  # its health (events on change), a suspension
         self.follow = Follow(session, opts.follow, clears=not opts.until_done)
         self.notify = notifier.Notifier(self)  # tells `[[notify]]` rules of events, as leader
+        self.merges = NodeMerges(self)  # merges the tasks nodes pushed, as leader
 
     def run(self) -> LoopResult:
         policy = self.s.settings.policy
@@ -122,10 +124,8 @@ class Loop:
         return self.downed
 
     def _run(self, policy: Policy) -> LoopResult:
-        watcher = (
-            FileWatcher(self.s.paths.root, self._file_changed) if self.opts.watch_files else None
-        )
-        if watcher:
+        watcher = FileWatcher(self.s.paths.root, self._file_changed)
+        if self.opts.watch_files:
             watcher.start()
         # Events from here on are followed, also those landing before the thread reads.
         try:
@@ -160,7 +160,7 @@ class Loop:
                     return result
                 self.wake.wait(pause)
         finally:
-            if watcher:
+            if self.opts.watch_files:
                 watcher.stop()
             self.stop.set()
             self.notify.close(self.leader)  # (a last town.completed; sinks drain)
@@ -227,6 +227,7 @@ class Loop:
         self.s.store.promote_due()
         self.town.check(self.s.store, self.good)
         self.notify.check(self.s.store, self.good, self.town.counts)
+        self.merges.check(self.good)
 
     def _lost_lead(self, error: LeaderFenced) -> None:
         """A write of this pass was refused: another loop took the lead while it ran (its lease

@@ -1,5 +1,6 @@
-"""Bringing a branch up to base in tt's own trees: checkout, rebase, merge, squash, fast-forward,
-push. A conflict is an answer (`Step`), not an error.
+"""Bringing a branch up to base in tt's own trees: checkout, rebase, merge, squash, fast-forward;
+push and fetch (a node's own clone and the leader's meet at `[git] push`). A conflict is an
+answer (`Step`), not an error.
 """
 
 from __future__ import annotations
@@ -79,8 +80,20 @@ class Steps(GitRunner):
         done = self.run("merge", "-q", "--ff-only", commit, cwd=tree, timeout=SLOW, hooks=True)
         return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
 
-    def push(self, remote: str, commit: str, ref: str, timeout: float = SLOW) -> Step:
-        done = self.run("push", "-q", remote, f"{commit}:{ref}", timeout=timeout)
+    def push(
+        self, remote: str, commit: str, ref: str, timeout: float = SLOW, force: bool = False
+    ) -> Step:
+        """`commit` to `ref` of `remote`; `force`: also over another history (a task branch a
+        redo rewrote), `commit` '' deletes `ref` there."""
+        spec = f"{'+' if force else ''}{commit}:{ref}"
+        done = self.run("push", "-q", remote, spec, timeout=timeout)
+        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
+
+    def fetch(self, remote: str, ref: str, into: str, timeout: float = SLOW) -> Step:
+        """`ref` of `remote` into the local `into` (moved whatever it held: the remote's word
+        is the newer); objects and that ref only, never a work tree."""
+        args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+{ref}:{into}")
+        done = self.run(*args, timeout=timeout)
         return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
 
 

@@ -1,6 +1,7 @@
 """Which town a node serves and from where: the town's folder (`--town DIR`, TT_TOWN, the
 nearest town.toml), or, without its files, its Redis and name (`--redis URL --town-name T`:
-`control/remote.py`), its state kept in the node's folder (`--workspace DIR`, else here).
+`control/remote.py`), its state kept in the node's folder (`--workspace DIR`, else here); and
+the node's own clone of the `[git]` repository (`--workspace`: `work/remote.py`).
 
 Checks the flags before anything connects; a town with no applied state is refused before
 anything is written.
@@ -14,15 +15,23 @@ from pathlib import Path
 from ..control.remote import RemoteSession
 from ..control.session import Session
 from ..errors import TtError
+from ..git.repo import repository_of
 from ..town import TownPaths
+from ..work.remote import WORKSPACE_ENV
 
 
 def node_session(
-    town_dir: str | None, redis: str | None, town_name: str | None, folder: Path | None = None
+    town_dir: str | None, redis: str | None, town_name: str | None, workspace: str | None = None
 ) -> Session:
-    """The node's session; `folder`: where a node without the town's files keeps `.tt/`."""
+    """The node's session. `workspace`: the node's own clone of the `[git]` repository (its
+    agents work there, `work/remote.py`), also the folder a node without the town's files keeps
+    its `.tt/` in (else the current folder)."""
+    folder = _workspace(workspace) if workspace is not None else None
     if redis is None and town_name is None:
-        return Session.find(town_dir)
+        s = Session.find(town_dir)
+        if folder is not None:
+            os.environ[WORKSPACE_ENV] = str(folder)  # (its agents inherit it)
+        return s
     if town_dir is not None:
         raise TtError(
             "--town and --redis/--town-name: a node reads the town's files or reaches the "
@@ -43,4 +52,20 @@ def node_session(
     s = RemoteSession(TownPaths(root), redis, town_name)
     s.check_applied()  # (nothing is written for a town that was never applied there)
     s.export_env()
+    if folder is not None:
+        os.environ[WORKSPACE_ENV] = str(folder)
     return s
+
+
+def _workspace(given: str) -> Path:
+    """`--workspace DIR`, checked: the top of a git work tree (a clone; the node clones none:
+    it knows the remote's name, not its URL)."""
+    folder = Path(given).expanduser().resolve()
+    repo = repository_of(folder) if folder.is_dir() else None
+    if repo is None or repo.top.resolve() != folder:
+        raise TtError(
+            f"--workspace {given}: not the top folder of a git clone",
+            hint="clone the town's repository there first (git clone URL DIR): the node works "
+            "in it and pushes task branches to [git] push",
+        )
+    return folder

@@ -29,6 +29,7 @@ GIT_FIELDS = (
     "git_reopen_from",  # the head a conflict reopened the task from (before its tree changed)
     "git_told",  # the result the model gave by `tt task complete` (the attempt goes on)
     "git_manual",  # the commit `tt merge` asked to merge (a completed manual-mode task)
+    "git_node",  # the node whose own clone holds its worktree (pushed; '': the leader's host)
 )
 # spec: its `touches` and `approve`; approved: `tt approve` let its commit into the queue
 _READ = ("state", "token", "attempt", "spec", "approved", *GIT_FIELDS)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import TtError
 from ..spec.gitsettings import GitSettings
 from .products import CheckRun, WorkProducts, WorkStore
+from .remote import tracking_ref
 
 if TYPE_CHECKING:
     from .sweep import Action
@@ -53,6 +54,7 @@ class Product:
     tree_keep: str | None = None
     branch_keep: str | None = None
     heads: tuple[str, ...] = ()  # the unmerged commits of its worktree and branch
+    node: str = ""  # the node whose own clone its task's worktree is in ('': the leader's host)
 
     @property
     def verdict(self) -> str:
@@ -81,6 +83,7 @@ class Product:
             "folder_missing": self.missing,
             "verdict": self.verdict,
             "reason": self.reason,
+            "node": self.node or None,
         }
 
 
@@ -150,9 +153,19 @@ class Custody:
         self.town = self.layout.town
 
     # -- what there is ---------------------------------------------------------------------
+    def base(self) -> str:
+        """Base as far as this clone knows it: the local branch, or the remote's (`[git]
+        push`) where it is ahead of it (a node's own clone, whose local base stays behind)."""
+        base = self.p.base_commit()
+        if self.git.push:
+            ahead = self.repo.resolve(tracking_ref(self.git.push, self.git.base))
+            if ahead and ahead != base and self.repo.is_ancestor(base, ahead):
+                return ahead
+        return base
+
     def inventory(self) -> list[Product]:
         """Every work product of the town, by task name."""
-        base = self.p.base_commit()
+        base = self.base()
         trees = self._trees()
         branch_prefix = f"refs/heads/{self.layout.branch('')}"
         branches = {
@@ -252,6 +265,7 @@ class Custody:
             tree_keep=tree_keep if path else None,
             branch_keep=branch_keep if branch_head else None,
             heads=unmerged,
+            node=record.get("git_node", ""),
         )
 
     def _merged(self, commit: str, base: str, record: dict[str, str]) -> bool:

@@ -21,6 +21,7 @@ from ..filelock import exclusive_lock
 from ..git.repo import GitError, Repo, repository_of
 from ..plan.touches import outside
 from ..spec.gitsettings import GitSettings, MergeMode, OnConflict, Strategy
+from . import remote
 from .layout import Layout, ignore_state
 from .queue import MergeQueue
 from .types import CheckRun, CheckRunner, Finished, Started, WorkStore
@@ -41,11 +42,22 @@ class WorkProducts:
         git: GitSettings,
         store: WorkStore,
         run_check: CheckRunner,
+        node: str = "",
     ) -> None:
         self.git, self.store, self.run_check = git, store, run_check
         self.layout = Layout(state_dir, town)
         self.repo: Repo = open_repository(town_root, git)
+        # `node`: a node's own clone (`--workspace`): base as [git] push has it (`remote.py`).
+        self.node = node
         self.base_ref = f"refs/heads/{git.base}"
+        if node:
+            if not git.push:
+                raise TtError(
+                    f"node {node} works in its own clone ({self.repo.top}), and [git] push "
+                    "names no remote to hand its branches to the leader through",
+                    hint='set [git] push = "origin" (a remote both clones share)',
+                )
+            self.base_ref = remote.tracking_ref(git.push, git.base)
         ignore_state(state_dir)
 
     def locked(self) -> AbstractContextManager[None]:
@@ -85,6 +97,8 @@ class WorkProducts:
             return Started(tree, done=Finished(True, rec.get("git_result", "")))
         branch = self.layout.branch(task)
         with self.locked():
+            if self.node:
+                remote.fetch_base(self)  # (a node starts from base as the remote has it)
             base = self.base_commit()
             fresh = self._ensure_tree(task, tree, branch, base)
             # An attempt killed mid-commit leaves git's index.lock: the attempt that held this
@@ -93,7 +107,13 @@ class WorkProducts:
             started_on = {"git_base": base} if fresh else {}  # where the new branch starts
             # (git_told: a result `tt task complete` gave an earlier attempt is not this one's)
             self.store.note_git(
-                task, token, git_branch=branch, git_tree=str(tree), git_told="", **started_on
+                task,
+                token,
+                git_branch=branch,
+                git_tree=str(tree),
+                git_told="",
+                git_node=self.node,  # whose clone holds the tree ('': the leader's host)
+                **started_on,
             )
             if stage in ("conflict", "reopening"):
                 return self._reopen(task, attempt, token, tree, base, rec)
@@ -230,6 +250,8 @@ class WorkProducts:
             # its next attempt merges this commit without running the model (approve.lua).
             self.store.note_git(task, token, approval_merge="1")
             return Finished(True, result)
+        if self.node and (failed := remote.push_task(self, task)) is not None:
+            return failed
         return MergeQueue(self).wait_for(task, token, should_stop)
 
     def _commit(

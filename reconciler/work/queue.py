@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ..filelock import try_lock
 from ..git.repo import GitError
 from ..spec.gitsettings import Strategy
+from . import remote
 from .types import Finished
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ class MergeQueue:
             if should_stop():
                 return Finished(False, "stopped while waiting in the merge queue", stopped=True)
             with try_lock(self.layout.queue_lock) as mine:
-                outcome = self.work(until=task, should_stop=should_stop) if mine else BUSY
+                # (a node's clone is not the leader's: the leader works the queue for it)
+                works = mine and not self.p.node
+                outcome = self.work(until=task, should_stop=should_stop) if works else BUSY
             if outcome == THROUGH:
                 continue  # worked through to this task: read its outcome now
             if outcome == EMPTY:
@@ -113,6 +116,8 @@ class MergeQueue:
             self.store.merge_drop(task)  # cancelled, deleted, re-run, or already through
             return True
         self.fence = f"head:{head}"  # every write of this step: only for this very commit
+        if rec.get("git_node"):
+            remote.fetch_task(self.p, task, head)  # done on a node: its pushed branch
         for _ in range(CAS_TRIES):
             old, self.holder = self.repo.branch_tip(self.git.base)  # one call for both
             if old is None:
@@ -252,17 +257,9 @@ class MergeQueue:
         return None
 
     def _merged(self, task: str, commit: str) -> None:
-        self.store.note_git(
-            task,
-            self.fence,
-            git_stage="merged",
-            git_merged=commit,
-            git_candidate="",
-            git_onto="",
-            git_note="",
-        )
-        self.store.merge_drop(task)
-        self.store.event("git.merged", task=task, commit=commit, base=self.git.base)
+        """Base holds the task's work: pushed to `[git] push` first (a node starts its next
+        task from the remote's base: its dependents must find this work there), then recorded
+        merged. Killed between the two, the next turn finds it in base and does both again."""
         if self.git.push:
             try:
                 step = self.repo.push(self.git.push, commit, self.p.base_ref)
@@ -276,6 +273,19 @@ class MergeQueue:
                 ref=self.git.base,
                 error=error,
             )
+        self.store.note_git(
+            task,
+            self.fence,
+            git_stage="merged",
+            git_merged=commit,
+            git_candidate="",
+            git_onto="",
+            git_note="",
+        )
+        self.store.merge_drop(task)
+        self.store.event("git.merged", task=task, commit=commit, base=self.git.base)
+        if self.store.git_record(task).get("git_node"):
+            remote.drop_pushed(self.p, task)  # (base, pushed, holds its work)
 
     def _reopen(self, task: str, stage: str, note: str, files: list[str]) -> None:
         self.store.note_git(

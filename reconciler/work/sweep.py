@@ -146,7 +146,7 @@ class Sweep:
             self._say("kept", "ref", ref, f"task {self.p.state}")
             return
         commit = c.repo.resolve(ref)
-        base = c.p.base_commit()
+        base = c.base()
         if commit and c.repo.is_ancestor(commit, base):
             if not self.dry:
                 c.repo.delete_ref(ref, commit)

@@ -34,21 +34,23 @@ def test_worktrees_and_gc_of_orphans(
     assert (code, err) == (0, "")
     header, *rows = out.splitlines()
     assert header.split() == [
-        "TASK", "PATH", "BRANCH", "STATE", "DIRTY", "AHEAD/BEHIND", "MERGED", "GC"
+        "TASK", "NODE", "PATH", "BRANCH", "STATE", "DIRTY", "AHEAD/BEHIND", "MERGED", "GC"
     ]  # fmt: skip
-    assert rows[0].split()[:7] == ["done", "-", f"tt/{town_name}/done", "orphan", "-", "0/0", "yes"]
+    assert rows[0].split()[:8] == [
+        "done", "-", "-", f"tt/{town_name}/done", "orphan", "-", "0/0", "yes"
+    ]  # fmt: skip
     ghost = rows[1].split()
-    assert ghost[:7] == [
-        "ghost", ".tt/git/trees/ghost", f"tt/{town_name}/ghost", "orphan", "1", "0/0", "yes"
+    assert ghost[:8] == [
+        "ghost", "-", ".tt/git/trees/ghost", f"tt/{town_name}/ghost", "orphan", "1", "0/0", "yes"
     ]  # fmt: skip
     assert "keep: no task owns it; 1 uncommitted change(s)" in rows[1]
 
     code, out, _ = tt(capsys, "worktrees", "--town", str(town), "-o", "json")
     listed = json.loads(out)
     assert listed["base"] == "main"
-    assert [(w["task"], w["dirty"], w["verdict"]) for w in listed["worktrees"]] == [
-        ("done", None, "safe"),
-        ("ghost", 1, "keep"),
+    assert [(w["task"], w["dirty"], w["verdict"], w["node"]) for w in listed["worktrees"]] == [
+        ("done", None, "safe", None),
+        ("ghost", 1, "keep", None),
     ]
 
     code, out, err = tt(capsys, "gc", "--dry-run", "--town", str(town))

@@ -1,0 +1,72 @@
+"""The leader works the merge queue for the nodes: a task done on a node given its own clone
+(`tt node run --workspace DIR`) waits in the queue for someone on the leader's host, whose
+repository is the shared one, to fetch its pushed branch and merge it (`work/remote.py`). After
+each of its passes the leading loop looks at the queue; when a node's task waits there and no
+one works it, a thread of its own works it (checks may take minutes: never within a pass).
+
+loop.py only hooks it in (`check` after a leader's pass). It never merges for a loop that does
+not lead (a newer leader fences its writes anyway).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from ..agents.gitwork import Checks
+from ..errors import TtError
+from ..filelock import try_lock
+from ..spec.desired import Desired
+from ..spec.gitsettings import MergeMode
+from ..work.products import WorkProducts
+from ..work.queue import MergeQueue
+from .session import Session
+
+Report = Callable[[str, dict[str, str]], None]
+
+
+class Host(Protocol):
+    """The loop it serves: its session, whether it leads, its stop flag and its report."""
+
+    s: Session
+    leader: bool
+    stop: threading.Event
+    report: Report
+
+
+class NodeMerges:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.thread: threading.Thread | None = None
+
+    def check(self, desired: Desired | None) -> None:
+        """A thread works the queue if a node's task waits in it and none works it already."""
+        git = desired.git if desired is not None else None
+        if git is None or git.merge != MergeMode.QUEUE or not self.host.leader:
+            return
+        if self.thread is not None and self.thread.is_alive():
+            return
+        store = self.host.s.store
+        queued = store.merge_queue()
+        if not any(store.git_record(t).get("git_node") for t in queued):
+            return
+        assert desired is not None
+        self.thread = threading.Thread(target=self._work, args=(desired,), daemon=True)
+        self.thread.start()
+
+    def _work(self, desired: Desired) -> None:
+        s = self.host.s
+        assert desired.git is not None
+        try:
+            products = WorkProducts(
+                s.paths.state_dir, s.paths.root, desired.town.name, desired.git, s.store, Checks()
+            )
+            with try_lock(products.layout.queue_lock) as mine:
+                if mine:  # (else an agent of this host works it: it merges the node's too)
+                    MergeQueue(products).work(should_stop=self._should_stop)
+        except TtError as e:  # Redis away, the lead lost, the repository gone: the next pass
+            self.host.report("merge", {"detail": e.message})
+
+    def _should_stop(self) -> bool:
+        return self.host.stop.is_set() or not self.host.leader

@@ -1,0 +1,95 @@
+"""Work products across hosts: a node given its own clone (`tt node run --workspace DIR`) starts
+each task branch from base as `[git] push` (the remote) has it, pushes the branch there once its
+commit is made, and waits for the leader; the leader's merge queue fetches the branch from that
+remote before it merges, and pushes base back (`queue._merged`).
+
+git through `git.repo` only; no policy beyond what to fetch and push, and when a failure is the
+task's (a push that fails fails the attempt, its commit kept for the next one to push again).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import TtError
+from ..git.repo import GitError
+from .types import Finished
+
+if TYPE_CHECKING:
+    from .products import WorkProducts
+
+WORKSPACE_ENV = "TT_WORKSPACE"  # a node's own clone (`--workspace`): its agents work there
+
+
+def tracking_ref(remote: str, base: str) -> str:
+    """Where a node's clone keeps base as the remote has it: the branch it starts tasks from."""
+    return f"refs/remotes/{remote}/{base}"
+
+
+def fetch_base(p: WorkProducts) -> None:
+    """The remote's base into the node's tracking ref (before a task branch starts from it)."""
+    assert p.git.push is not None
+    step = p.repo.fetch(p.git.push, f"refs/heads/{p.git.base}", p.base_ref)
+    if not step.ok:
+        raise TtError(
+            f"cannot fetch {p.git.base} from [git] push remote {p.git.push!r} into "
+            f"{p.repo.top}: {step.message}",
+            hint=f"the node's --workspace must be a clone with the remote {p.git.push!r}",
+        )
+
+
+def push_task(p: WorkProducts, task: str) -> Finished | None:
+    """The task's branch to the remote (over what it held: a redo rewrites it); a Finished
+    failure when the push fails (the commit stays: the next attempt pushes it, no model run)."""
+    assert p.git.push is not None
+    branch = p.layout.branch(task)
+    ref = f"refs/heads/{branch}"
+    step = p.repo.push(p.git.push, ref, ref, force=True)
+    p.store.event(
+        "git.pushed" if step.ok else "git.push_failed",
+        task=task,
+        remote=p.git.push,
+        ref=branch,
+        error=step.message,
+    )
+    if step.ok:
+        return None
+    return Finished(
+        False,
+        f"push_failed: {branch} to {p.git.push}: {step.message} (its commit is kept in "
+        f"{p.repo.top}; the next attempt pushes it again)",
+    )
+
+
+def fetch_task(p: WorkProducts, task: str, head: str) -> None:
+    """The leader: a node's pushed branch fetched into its own `tt/TOWN/TASK`, unless it holds
+    `head` already; `GitError` when the fetch fails or the remote's branch lacks `head`."""
+    if p.repo.resolve(head) is not None:
+        return
+    remote = p.git.push
+    branch = p.layout.branch(task)
+    if remote is None:
+        raise GitError(f"{task} was done on a node, and [git] push names no remote to fetch it")
+    step = p.repo.fetch(remote, f"refs/heads/{branch}", f"refs/heads/{branch}")
+    if not step.ok:
+        raise GitError(f"cannot fetch {branch} from {remote}: {step.message}")
+    if p.repo.resolve(head) is None:
+        raise GitError(f"{remote}'s {branch} does not hold the task's commit {head[:12]}")
+
+
+def drop_pushed(p: WorkProducts, task: str) -> None:
+    """The leader, once a node's task is merged: its fetched branch and the remote's go (unless
+    `keep_branches`); a failure to delete the remote's is an event, never the task's."""
+    if p.git.keep_branches or p.git.push is None:
+        return
+    branch = p.layout.branch(task)
+    with p.locked():
+        if p.repo.branch_tip(branch)[1] is None:  # (never one checked out somewhere)
+            p.repo.delete_branch(branch)
+    try:
+        step = p.repo.push(p.git.push, "", f"refs/heads/{branch}")
+        ok, error = step.ok, step.message
+    except GitError as e:
+        ok, error = False, e.message
+    if not ok:
+        p.store.event("git.push_failed", task=task, remote=p.git.push, ref=branch, error=error)

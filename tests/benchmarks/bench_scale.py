@@ -183,19 +183,24 @@ def idle(st: ScaleTown, seconds: float, agents: int, out: dict[str, Any]) -> Non
     time.sleep(2)  # past the last task's reports
     with st.window(out):
         time.sleep(seconds)
-    by_role = out["commands_per_s_by_role"]
     out["agents"] = agents
     out["commands_per_s_per_idle_agent_all_roles"] = round(
         out["commands_per_s_without_bench"] / agents, 2
     )
-    out["commands_per_s_per_agent_own"] = round(by_role.get("agent", 0) / agents, 3)
+    per_role(out, agents)
+
+
+def per_role(out: dict[str, Any], agents: int) -> None:
+    """A window's rates per agent (the agents' own, the leader's) and per node per agent of
+    the town (each node pass reads every agent record of the town)."""
+    by_role = out["commands_per_s_by_role"]
     nodes = out["processes_by_role"]["node"]
-    if nodes:
-        out["commands_per_s_per_node"] = round(by_role.get("node", 0) / nodes, 1)
-        out["commands_per_s_per_node_per_town_agent"] = round(
-            by_role.get("node", 0) / nodes / agents, 3
-        )
+    out["commands_per_s_per_agent_own"] = round(by_role.get("agent", 0) / agents, 3)
     out["leader_commands_per_s_per_agent"] = round(by_role.get("leader", 0) / agents, 3)
+    out["commands_per_s_per_node"] = round(by_role.get("node", 0) / max(nodes, 1), 1)
+    out["commands_per_s_per_node_per_town_agent"] = round(
+        by_role.get("node", 0) / max(nodes, 1) / agents, 3
+    )
 
 
 def busy(st: ScaleTown, agents: int, seconds: float, out: dict[str, Any]) -> None:
@@ -218,9 +223,7 @@ def busy(st: ScaleTown, agents: int, seconds: float, out: dict[str, Any]) -> Non
     out["commands_per_s_per_running_task_all_roles"] = round(
         out["commands_per_s_without_bench"] / agents, 2
     )
-    out["commands_per_s_per_running_agent_own"] = round(
-        out["commands_per_s_by_role"].get("agent", 0) / agents, 3
-    )
+    per_role(out, agents)
     out["sim_sleep_s"] = hold
     left = set(ids)
     deadline = time.monotonic() + hold + 120
@@ -367,7 +370,7 @@ def run_town(
     return out
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=8)
     parser.add_argument("--agents", type=int, default=8, help="agents per node")
@@ -380,10 +383,14 @@ def main() -> None:
     parser.add_argument("--node-lease", type=float, default=10.0)
     parser.add_argument("--memory-tasks", type=int, default=20_000)
     parser.add_argument("--no-cluster", action="store_true", help="skip the Redis Cluster run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.kills >= args.nodes:
         parser.error("--kills must be below --nodes: a dead node's task needs another node")
-    emit("scale", run(args))
+    return args
+
+
+def main() -> None:
+    emit("scale", run(parse()))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -420,45 +427,50 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int) -> dict[str, Any]:
     """The measured rates scaled to `nodes` × `per` agents, each by what it grows with (read
     from the code, not fitted): an agent's own commands with the agents; a node's with the
-    town's agents (each node pass reads every agent record of the town: SMEMBERS, one HGETALL
-    per agent, MGET of the heartbeats) and with the nodes; the leader's with the agents (its
-    heal pass, every heartbeat, reads them all too); a running task's with the running tasks.
-    The server's CPU per command is the one measured in the same window."""
+    nodes and the town's agents (each node pass, every second, reads every agent record of the
+    town: SMEMBERS, one HGETALL per agent, MGET of the heartbeats; its few constant commands
+    are scaled too, so this errs high); the leader's with the agents (its heal pass, every
+    heartbeat, reads them all too). The server's CPU per command is the one measured in the
+    same window; its ceiling is one core's worth of commands at that cost."""
     agents = nodes * per
-    idle_w, busy_w = m["idle"], m["busy"]
-    node_k = idle_w.get("commands_per_s_per_node_per_town_agent", 0.0)
-    idle_rate = {
-        "agents": idle_w["commands_per_s_per_agent_own"] * agents,
-        "nodes": node_k * agents * nodes,
-        "leader": idle_w["leader_commands_per_s_per_agent"] * agents,
-    }
-    idle_total = sum(idle_rate.values())
-    us_idle = idle_w["server_cpu_us_per_command"]
-    busy_extra = (
-        busy_w["commands_per_s_per_running_task_all_roles"]
-        - idle_w["commands_per_s_per_idle_agent_all_roles"]
+
+    def rates(w: dict[str, Any]) -> dict[str, float]:
+        return {
+            "agents": w["commands_per_s_per_agent_own"] * agents,
+            "nodes": w["commands_per_s_per_node_per_town_agent"] * agents * nodes,
+            "leader": w["leader_commands_per_s_per_agent"] * agents,
+        }
+
+    out: dict[str, Any] = {"nodes": nodes, "agents": agents}
+    out["measured_at"] = {"nodes": m["nodes"], "agents": m["agents"]}
+    for name, w in (("idle", m["idle"]), ("all_running", m["busy"])):
+        r = rates(w)
+        total = sum(r.values())
+        us = w["server_cpu_us_per_command"]
+        own = total - r["nodes"] + w["commands_per_s_per_node_per_town_agent"] * agents
+        out[name] = {
+            "commands_per_s_by_role": {k: round(v) for k, v in r.items()},
+            "commands_per_s": round(total),
+            "server_cpu_us_per_command_measured": us,
+            "server_cores_needed": round(total * us / 1e6, 2),
+            "single_server_commands_per_s_ceiling_at_that_cost": round(1e6 / us) if us else None,
+            "commands_per_s_if_each_node_read_only_its_own_agents": round(own),
+        }
+    idle_cpu = m["idle"]["process_cpu_percent_of_one_core_by_role"]
+    node_count = max(m["idle"]["processes_by_role"]["node"], 1)
+    out["idle_leader_cpu_percent_of_one_core"] = round(idle_cpu["leader"] * agents / m["agents"], 1)
+    out["idle_node_cpu_percent_of_one_core_each"] = round(
+        idle_cpu["node"] / node_count * agents / m["agents"], 1
     )
-    leader_cpu = idle_w["process_cpu_percent_of_one_core_by_role"]["leader"]
-    node_cpu = idle_w["process_cpu_percent_of_one_core_by_role"]["node"]
-    return {
-        "nodes": nodes,
-        "agents": agents,
-        "measured_at": {"nodes": m["nodes"], "agents": m["agents"]},
-        "idle_commands_per_s_by_role": {k: round(v) for k, v in idle_rate.items()},
-        "idle_commands_per_s": round(idle_total),
-        "server_cpu_us_per_command_measured_idle": us_idle,
-        "idle_server_cpu_share_of_one_core": round(idle_total * us_idle / 1e6, 2),
-        "single_server_commands_per_s_ceiling_at_that_cost": round(1e6 / us_idle)
-        if us_idle
-        else None,
-        "all_running_extra_commands_per_s": round(max(busy_extra, 0.0) * agents),
-        "leader_cpu_percent_of_one_core": round(leader_cpu * agents / m["agents"], 1),
-        "node_cpu_percent_of_one_core_each": round(
-            node_cpu / max(m["idle"]["processes_by_role"]["node"], 1) * agents / m["agents"], 1
-        ),
-        "commands_per_task": m["throughput"]["commands_per_task_without_bench"],
-        "redis_memory_mb_per_100k_tasks": memory.get("mb_per_100k_tasks_scaled_linearly"),
-    }
+    t = m["throughput"]
+    per_task, us_t = t["commands_per_task_without_bench"], t["server_cpu_us_per_command"]
+    spare = 1e6 / us_t - out["idle"]["commands_per_s"] if us_t else 0
+    out["commands_per_task"] = per_task
+    out["tasks_per_s_single_server_ceiling_beside_idle"] = (
+        round(spare / per_task) if per_task and spare > 0 else 0
+    )
+    out["redis_memory_mb_per_100k_tasks"] = memory.get("mb_per_100k_tasks_scaled_linearly")
+    return out
 
 
 if __name__ == "__main__":

@@ -203,6 +203,33 @@ def per_role(out: dict[str, Any], agents: int) -> None:
     )
 
 
+def node_pass_limit(st: ScaleTown, seconds: float, out: dict[str, Any]) -> None:
+    """The limit: what every node pass reads (`store.agent_records()` and the heartbeats of
+    every agent, the same code) in a loop from this one process for `seconds`: the server's
+    CPU per command of that mix once it is busy, so its fixed background work does not weigh
+    on each command as it does at idle."""
+    store, names = st.town.store, sorted(st.town.agents())
+    before = redis_usage.snapshot(st.servers)
+    passes, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        store.heartbeat_alive(list(store.agent_records()))
+        passes += 1
+    after = redis_usage.snapshot(st.servers)
+    w = redis_usage.window(before, after, lambda pid: "bench")
+    us = w["server_cpu_us_per_command"]
+    out.update(
+        {
+            "passes": passes,
+            "agent_records_per_pass": len(names),
+            "seconds": w["seconds"],
+            "commands_per_s_one_client": round(w["commands"] / w["seconds"]),
+            "server_cpu_percent_of_one_core": w["server_cpu_percent_of_one_core"],
+            "server_cpu_us_per_command": us,
+            "single_server_commands_per_s_ceiling_at_that_cost": round(1e6 / us) if us else None,
+        }
+    )
+
+
 def busy(st: ScaleTown, agents: int, seconds: float, out: dict[str, Any]) -> None:
     """Every agent running one long task: the window opens once all run."""
     hold = seconds + 30
@@ -355,6 +382,8 @@ def run_town(
         idle(st, args.idle_seconds, total, out["idle"])
         out["throughput"] = {}
         throughput(st, args.tasks, "quick", out["throughput"])
+        out["limit_node_pass_reads_in_a_loop"] = {}
+        node_pass_limit(st, 3.0, out["limit_node_pass_reads_in_a_loop"])
         if cluster is not None:
             return out
         out["busy"] = {}
@@ -430,8 +459,8 @@ def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int)
     nodes and the town's agents (each node pass, every second, reads every agent record of the
     town: SMEMBERS, one HGETALL per agent, MGET of the heartbeats; its few constant commands
     are scaled too, so this errs high); the leader's with the agents (its heal pass, every
-    heartbeat, reads them all too). The server's CPU per command is the one measured in the
-    same window; its ceiling is one core's worth of commands at that cost."""
+    heartbeat, reads them all too). The single server's ceiling: one core's worth of commands
+    at the server CPU per command measured while the node passes' reads ran in a loop."""
     agents = nodes * per
 
     def rates(w: dict[str, Any]) -> dict[str, float]:
@@ -450,10 +479,8 @@ def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int)
         own = total - r["nodes"] + w["commands_per_s_per_node_per_town_agent"] * agents
         out[name] = {
             "commands_per_s_by_role": {k: round(v) for k, v in r.items()},
-            "commands_per_s": round(total),
-            "server_cpu_us_per_command_measured": us,
-            "server_cores_needed": round(total * us / 1e6, 2),
-            "single_server_commands_per_s_ceiling_at_that_cost": round(1e6 / us) if us else None,
+            "commands_per_s": sum(round(v) for v in r.values()),
+            "server_cpu_us_per_command_measured_in_the_window": us,
             "commands_per_s_if_each_node_read_only_its_own_agents": round(own),
         }
     idle_cpu = m["idle"]["process_cpu_percent_of_one_core_by_role"]
@@ -462,13 +489,27 @@ def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int)
     out["idle_node_cpu_percent_of_one_core_each"] = round(
         idle_cpu["node"] / node_count * agents / m["agents"], 1
     )
-    t = m["throughput"]
-    per_task, us_t = t["commands_per_task_without_bench"], t["server_cpu_us_per_command"]
-    spare = 1e6 / us_t - out["idle"]["commands_per_s"] if us_t else 0
+    limit = m["limit_node_pass_reads_in_a_loop"][
+        "single_server_commands_per_s_ceiling_at_that_cost"
+    ]
+    per_task = m["throughput"]["commands_per_task_without_bench"]
+    out["single_server_commands_per_s_ceiling_busy_server"] = limit
     out["commands_per_task"] = per_task
-    out["tasks_per_s_single_server_ceiling_beside_idle"] = (
-        round(spare / per_task) if per_task and spare > 0 else 0
-    )
+    for name in ("idle", "all_running"):
+        block = out[name]
+        for key in ("commands_per_s", "commands_per_s_if_each_node_read_only_its_own_agents"):
+            block[f"{key}_vs_ceiling"] = round(block[key] / limit, 3) if limit else None
+    for name, idle_rate in (
+        ("as_built", out["idle"]["commands_per_s"]),
+        (
+            "if_each_node_read_only_its_own_agents",
+            out["idle"]["commands_per_s_if_each_node_read_only_its_own_agents"],
+        ),
+    ):
+        spare = (limit or 0) - idle_rate
+        out[f"tasks_per_s_single_server_ceiling_beside_idle_{name}"] = (
+            round(spare / per_task) if per_task and spare > 0 else 0
+        )
     out["redis_memory_mb_per_100k_tasks"] = memory.get("mb_per_100k_tasks_scaled_linearly")
     return out
 

@@ -343,8 +343,8 @@ def memory_per_100k(tmp: Path, n: int) -> dict[str, Any]:
         "used_memory_delta_bytes": used,
         "used_memory_dataset_delta_bytes": dataset,
         "bytes_per_task": round(used / n),
-        "mb_per_100k_tasks_scaled_linearly": round(used * 100_000 / n / 2**20, 1),
-        "dataset_mb_per_100k_tasks_scaled_linearly": round(dataset * 100_000 / n / 2**20, 1),
+        "mib_per_100k_tasks_scaled_linearly": round(used * 100_000 / n / 2**20, 1),
+        "dataset_mib_per_100k_tasks_scaled_linearly": round(dataset * 100_000 / n / 2**20, 1),
         "note": "tasks applied, not run; a run adds attempt records and results (see "
         "throughput.used_memory_bytes_per_completed_task)",
     }
@@ -510,7 +510,7 @@ def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int)
         out[f"tasks_per_s_single_server_ceiling_beside_idle_{name}"] = (
             round(spare / per_task) if per_task and spare > 0 else 0
         )
-    out["redis_memory_mb_per_100k_tasks"] = memory.get("mb_per_100k_tasks_scaled_linearly")
+    out["redis_memory_mib_per_100k_tasks"] = memory.get("mib_per_100k_tasks_scaled_linearly")
     return out
 
 

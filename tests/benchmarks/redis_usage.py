@@ -95,8 +95,9 @@ def snapshot(servers: list[redis.Redis]) -> Snapshot:
 def window(
     before: Snapshot, after: Snapshot, role_of: Callable[[int | None], str]
 ) -> dict[str, Any]:
-    """Commands between two snapshots: in all, per second, by role (connections that closed in
-    between, whose counts CLIENT LIST no longer shows, count as `closed`) and by command."""
+    """Commands between two snapshots: in all, per second, by role and by command. `closed` is
+    the server's count minus the connections' (connections that closed in between, whose
+    counts CLIENT LIST no longer shows; a few either way from the snapshots' own commands)."""
     seconds = after.at - before.at
     total = after.commands - before.commands
     by_role: Counter[str] = Counter()

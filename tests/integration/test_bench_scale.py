@@ -66,4 +66,4 @@ def test_the_scale_benchmark_runs_at_a_tiny_size_and_prints_json() -> None:
     ext = printed["extrapolation_100_nodes_x_10_agents"]
     assert ext["agents"] == 1000 and ext["measured_at"] == {"nodes": 2, "agents": 2}
     assert ext["idle"]["commands_per_s"] == sum(ext["idle"]["commands_per_s_by_role"].values())
-    assert ext["redis_memory_mb_per_100k_tasks"] == memory["mb_per_100k_tasks_scaled_linearly"]
+    assert ext["redis_memory_mib_per_100k_tasks"] == memory["mib_per_100k_tasks_scaled_linearly"]

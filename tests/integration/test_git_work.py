@@ -19,7 +19,7 @@ pytestmark = [
 
 RESOLVER = '''\
 """A test model: writes like sim; when the prompt lists conflicted files, keeps both sides."""
-import os, re, sys
+import os, re, sys, time
 from reconciler.agents.sim import task_section, write_lines, writes
 
 prompt = sys.stdin.read()
@@ -35,6 +35,14 @@ if "## Git" in prompt:
                 f.write("\\n".join(kept) + "\\n")
     print("resolved the conflict")
 else:
+    # Both tasks start from the same base before either merges (else there is no conflict):
+    # each checks in at the rendezvous and waits, a minute at most, for the other.
+    meet = os.environ.get("TT_SIM_RENDEZVOUS")
+    if meet:
+        open(os.path.join(meet, os.path.basename(os.getcwd())), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(meet)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     write_lines(os.getcwd(), writes(task_section(prompt)))
     print("wrote it")
 '''
@@ -115,7 +123,11 @@ def test_a_conflict_is_resolved_by_the_model_in_the_tasks_worktree(town: LiveTow
     (town.root / "resolver.py").write_text(RESOLVER)
     git(town.root, "add", "resolver.py")
     git(town.root, "commit", "-q", "-m", "the test model")
+    meet = town.root.parent / "rendezvous"
+    meet.mkdir()
+    town.env["TT_SIM_RENDEZVOUS"] = str(meet)
     done = town.tt("apply", "--wait", "--timeout", "120s", timeout=150)
+    assert sorted(p.name for p in meet.iterdir()) == ["a", "b"]  # both ran from one base
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(town.events("git.conflict")) == 1
     assert sorted((town.root / "shared.txt").read_text().splitlines()) == ["alpha", "beta"]

@@ -7,6 +7,7 @@ is followed without a fetch, and a fetch that fails is an event the watcher live
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -140,8 +141,13 @@ def test_a_local_branch_and_a_failing_fetch(tmp_path: Path) -> None:
         assert "nowhere" in town.events("follow.fetch_failed")[0]["error"]
         until(lambda: "fetch failing" in town.tt("status").stdout, 10, "status says it")
         assert status(town)["health"]["state"] == "degraded"
-        time.sleep(2.5)  # backing off: 1 s, then 2 s, ... not one fetch per pass
-        assert len(town.events("follow.fetch_failed")) <= 3
+        # Backing off: 1 s, then 2 s, ... not one fetch per pass (a pass a second). Read from
+        # the events' own times, as lower bounds (a loaded machine only makes gaps longer).
+        failed = until(
+            lambda: (e := town.events("follow.fetch_failed"))[2:] and e, 40, "three failures"
+        )
+        gaps = [float(b["ts"]) - float(a["ts"]) for a, b in itertools.pairwise(failed)]
+        assert gaps[0] >= 0.9 and gaps[1] >= 1.8, gaps
         assert proc.poll() is None
         town.kill_watcher(proc)
 

@@ -301,6 +301,7 @@ def _done(
     assert desired is not None
     _purge(store, desired)
     _record(store, desired, generation, observed)
+    store.record_roster(desired)  # what a node without the files runs by (not on the no-op path)
     if all(a.write for a in plan.actions):
         # Nothing is left for a next pass to report either: remember the state (the Lua script
         # checks it first), so an apply of the same files can skip planning, and keep the
@@ -346,7 +347,6 @@ def _remember(session: Session, checked: loader.Validation, rows: tuple[Row, ...
 def _fleet(
     session: Session, desired: Desired, opts: ApplyOptions, keep: set[str]
 ) -> list[fleet.FleetChange]:
-    session.store.record_roster(desired)  # what a node without the town's files runs by
     if not opts.start_agents:
         return []
     return fleet.ensure(session.paths, desired, session.store, env=agent_env(opts), keep=keep)

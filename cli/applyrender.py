@@ -5,7 +5,7 @@ note that `tt apply` would refuse a plan, and the plan as Markdown (`--format ma
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .common import echo, emit_json
 
@@ -14,19 +14,34 @@ if TYPE_CHECKING:
     from reconciler.control.fleet import FleetChange
 
 
-def render(result: ApplyResult, output: str, *, dry_run: bool) -> None:
+def render(
+    result: ApplyResult,
+    output: str,
+    *,
+    dry_run: bool,
+    placement: list[dict[str, Any]] | None = None,
+) -> None:
+    """`placement` (`tt plan` of a town that uses nodes): where each agent will run."""
     from reconciler.control.apply import SUSPENDED
     from reconciler.plan.diff import render_lines
 
     if output == "json":
         from reconciler.control.townops import apply_json
 
-        emit_json(apply_json(result))
+        data = apply_json(result)
+        emit_json(data if placement is None else {**data, "placement": placement})
         return
     lines = list(render_lines(result.plan))
     if lines:  # one write: a 10,000-task plan is 10,000 lines
         echo("\n".join(lines))
     fleet_lines(result.fleet)
+    if placement is not None:
+        from reconciler.control.placing import placement_text
+
+        echo("Placement:")
+        width = max((len(r["agent"]) for r in placement), default=0)
+        for r in placement:
+            echo(f"  {r['agent']:{width}}  {placement_text(r)}")
     if result.held == SUSPENDED:  # a plan computed, not applied
         echo(f"Town suspended: nothing applied ({result.plan.summary()}); tt resume applies it")
     elif result.plan.is_empty:

@@ -41,14 +41,29 @@ def list_agents(town_dir: str | None, output: str) -> None:
         echo(health)
         return
 
+    # A NODE column once an agent runs on a node (`tt node run`): "-" is the controller's host.
+    nodes = any(r["node"] for r in rows)
+    node = ["NODE"] if nodes else []
     table(
-        ["AGENT", "MODEL", "ROLE", "STATE", "PID", "TASK", "HEARTBEAT", "RESTARTS", "REASON"],
+        [
+            "AGENT",
+            "MODEL",
+            "ROLE",
+            "STATE",
+            *node,
+            "PID",
+            "TASK",
+            "HEARTBEAT",
+            "RESTARTS",
+            "REASON",
+        ],
         [
             [
                 r["name"],
                 model_cell(r),
                 r["role"] or "-",
                 r["state"],
+                *([r["node"] or "-"] if nodes else []),
                 r["pid"] or "-",
                 r["task"] or "-",
                 "-" if r["heartbeat_age"] is None else f"{r['heartbeat_age']}s",

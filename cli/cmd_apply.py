@@ -85,7 +85,9 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
     )
 
 
-def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
+def _diff(
+    town_dir: str | None, output: str, detailed: bool, placement: bool = False, **kw: Any
+) -> int:
     from reconciler.control.apply import apply
 
     one_shot()
@@ -95,9 +97,17 @@ def _diff(town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     if output == "markdown":
         markdown(result, opts, s.store.town)
     else:
-        render(result, output, dry_run=True)
+        rows = _placement(s) if placement else None
+        render(result, output, dry_run=True, placement=rows)
         say_refusal(result, opts, output)
     return EXIT_CHANGES if detailed and not result.plan.is_empty else EXIT_OK
+
+
+def _placement(s: Any) -> list[dict[str, Any]] | None:
+    """Where each agent will run (`tt plan`), when the town uses nodes."""
+    from reconciler.control.placing import plan_placement
+
+    return plan_placement(s.store, s.desired())
 
 
 def _diff_options(f: F) -> F:
@@ -137,7 +147,9 @@ def plan(
         except HasTasks as e:  # what --init is for is there: a tasks.toml to edit
             echo(f"{e.message}: kept as is (edit it; tt plan shows what it asks for)")
         return EXIT_OK
-    return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
+    return _diff(
+        town_dir, output, detailed, placement=True, prune=prune, rerun_changed=rerun_changed
+    )
 
 
 @click.command("apply")

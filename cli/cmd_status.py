@@ -99,9 +99,15 @@ def _status(town_dir: str | None, output: str, deleted: bool, deep: bool = False
 
     agents = report["agents"]
     if agents:
+        nodes = any(a["node"] for a in agents)  # a NODE column once an agent runs on one
         table(
-            ["AGENT", "MODEL", "STATE", "TASK"],
-            [[a["name"], model_cell(a), _agent_state(a), a["task"] or "-"] for a in agents],
+            ["AGENT", "MODEL", "STATE", *(["NODE"] if nodes else []), "TASK"],
+            [
+                [a["name"], model_cell(a), _agent_state(a)]
+                + ([a["node"] or "-"] if nodes else [])
+                + [a["task"] or "-"]
+                for a in agents
+            ],
         )
         echo()
     tasks = report["tasks"]

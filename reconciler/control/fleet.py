@@ -23,9 +23,10 @@ from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
 from ..plan.drift import stopped_by_hand
+from ..plan.placement import Placed, where
 from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
-from . import heal
+from . import heal, placing
 
 
 class FleetStore(Protocol):
@@ -41,6 +42,9 @@ class FleetStore(Protocol):
     def record_spawn(self, name: str, spawn: str, fields: dict[str, str]) -> bool: ...
     def hand_back(self, task_id: str, token: str, reason: str = ...) -> bool: ...
     def event(self, etype: str, **fields: str) -> None: ...
+    def node_records(self) -> dict[str, dict[str, str]]: ...
+    def placement(self) -> Placed: ...
+    def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None: ...
 
 
 # Starts a detached process (argv; cwd, env, log_path by keyword) → (pid, start time).
@@ -54,21 +58,41 @@ class FleetChange:
     detail: str = ""
 
 
-def desired_instances(desired: Desired, place: str | None = None) -> dict[str, bool]:
-    """instance name → should run (False: suspended) for the agents placed at `place`: a node's
-    name (`tt node run`), or None for the controller's host (the agents with no `node`). Agents
-    placed elsewhere are not in it: this process neither starts nor stops them."""
-    out: dict[str, bool] = {}
-    for a in desired.agents:
-        if a.node == place:
-            for name in a.instances():
-                out[name] = not a.suspended
+def desired_instances(
+    desired: Desired,
+    place: str | None = None,
+    placed: Placed | None = None,
+    records: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, bool]:
+    """instance name → should run (False: suspended, or placed nowhere) for the agents at
+    `place`: a node's name (`tt node run`), or None for the controller's host, by the leader's
+    `placed` (`plan.placement.where`). One placed nowhere belongs to the place its record names
+    (which stops it). Agents placed elsewhere are not in it: this place neither starts nor
+    stops them."""
+    key, out = place or "", {}
+    suspended = {n for a in desired.agents if a.suspended for n in a.instances()}
+    for name, at in where(desired, placed).items():
+        if at == key:
+            out[name] = name not in suspended
+        elif at is None and (records or {}).get(name, {}).get("node", "") == key:
+            out[name] = False
     return out
 
 
-def placed_elsewhere(desired: Desired, place: str | None = None) -> dict[str, str]:
-    """instance name → the node it is placed on, for the agents not placed at `place`."""
-    return {n: a.node or "" for a in desired.agents if a.node != place for n in a.instances()}
+def placed_elsewhere(
+    desired: Desired,
+    place: str | None = None,
+    placed: Placed | None = None,
+    records: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, str]:
+    """instance name → the node it is placed on ('' the controller's), for the instances not at
+    `place`; one placed nowhere → the node its record names."""
+    here = desired_instances(desired, place, placed, records)
+    return {
+        name: at if at is not None else (records or {}).get(name, {}).get("node", "")
+        for name, at in where(desired, placed).items()
+        if name not in here
+    }
 
 
 def local_alive(record: Mapping[str, str], host: str) -> bool:
@@ -100,9 +124,11 @@ def ensure(
     outside the roster that stay as they are (prune is off). The controller (`place` None) also
     records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`)."""
     host = socket.gethostname()
-    want = desired_instances(desired, place)
-    away = placed_elsewhere(desired, place)
     records = store.agent_records()
+    # The controller (the leader's pass) decides the placement; a node reads the last one.
+    placed = placing.decide(store, desired, records) if place is None else store.placement()
+    want = desired_instances(desired, place, placed, records)
+    away = placed_elsewhere(desired, place, placed, records)
     beats = store.heartbeat_alive(list(records))
     changes: list[FleetChange] = []
     for name, run_here in want.items():
@@ -118,7 +144,9 @@ def ensure(
         alive = _mine(rec, host, place) or (not local and beats.get(name, False))
         if not run_here:
             if _mine(rec, host, place):
-                changes.append(stop_agent(store, name, rec, "suspended", grace=stop_grace))
+                why = f"unschedulable ({placed.unschedulable[name]})"
+                why = why if name in placed.unschedulable else "suspended"
+                changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
             elif local and heal.is_dead(rec, local=True, pid_alive=False, lease_alive=False):
                 # Died here while suspended (or being stopped): its task goes back to the
                 # queue and the death is recorded; it stays parked until it is resumed.
@@ -165,7 +193,7 @@ def ensure(
         elif place is None and rec:
             changes.extend(_heal_away(store, name, rec, desired, beats.get(name, False)))
     for name, rec in records.items():
-        if name not in want and name not in away and name not in keep:
+        if name not in want and name not in away and name not in keep:  # not in the roster
             if _mine(rec, host, place):
                 changes.append(
                     stop_agent(store, name, rec, "removed from town.toml", grace=stop_grace)

@@ -17,6 +17,7 @@ from typing import Any
 from ..agents.models import OVERRIDE_ENV
 from ..plan.health import Health, town_health
 from ..plan.nodes import unschedulable
+from ..plan.placement import where
 from ..plan.state import TaskState
 from ..spec.desired import Desired
 from ..store.client import Store
@@ -59,6 +60,8 @@ def agents_report(
     records = store.agent_records()
     beats = store.heartbeat_alive(list(records))
     nodes = store.node_records()
+    placed = store.placement()
+    at = where(desired, placed) if desired is not None else {}
     roster: dict[str, dict[str, Any]] = {}
     if desired is not None:
         for a in desired.agents:
@@ -67,7 +70,8 @@ def agents_report(
                     "model": a.model,
                     "role": a.role,
                     "suspended": a.suspended,
-                    "node": a.node,
+                    "node": at.get(name) or None,
+                    "nowhere": at.get(name, "") is None and not a.suspended,
                 }
     rows = []
     for name in sorted(set(records) | set(roster)):
@@ -77,9 +81,11 @@ def agents_report(
         state = rec.get("state") or "stopped"
         reason = rec.get("reason") or None
         problem = unschedulable(spec.get("node"), nodes)
+        if spec.get("nowhere"):  # the leader found no node for it (slots, labels, none ready)
+            problem = placed.unschedulable.get(name) or "not placed yet"
         if problem and not beats.get(name):
-            # Pinned to a node that never registered, or is dead, stopped or draining: no
-            # process runs it, and none will until that node serves (`tt node run`).
+            # Placed on a node that never registered, or is dead, stopped or draining, or on
+            # none: no process runs it, and none will until a node serves (`tt node run`).
             state, reason = "unschedulable", problem
         elif spec.get("suspended"):
             state = "suspended" if state in ("stopped", "") else state
@@ -97,6 +103,8 @@ def agents_report(
                 "state": state,
                 "pid": int(rec["pid"]) if rec.get("pid", "").isdigit() else None,
                 "host": rec.get("host"),
+                # The node it is placed on (None: the controller's host), else where it ran.
+                "node": spec.get("node") if name in roster else rec.get("node") or None,
                 "task": rec.get("task") or None,
                 "heartbeat_age": None if beat is None else round(now - beat, 1),
                 "restarts": int(rec.get("restarts", "0") or 0),

@@ -1,8 +1,9 @@
 """The node process, `tt node run --name N`: one per node name, in the foreground. It registers
 node N in the town's Redis (`store/nodes.py`: a second live process of the same name is refused),
 renews the node's lease from a thread, and at each pass (every `interval`, and at once on an
-agent's or the files' event) starts, adopts and stops the agents placed on it (`node = "N"`)
-through `fleet.ensure` with N as the place. It never plans tasks: the controller does.
+agent's, the files' or a placement's event) starts, adopts and stops the agents the leader
+placed on it (`control/placing.py`) through `fleet.ensure` with N as the place. It never plans
+tasks nor places agents: the controller does.
 Stopped on purpose (SIGINT/SIGTERM) it stops its agents (a busy one hands its task back) and
 leaves (state stopped); killed, it leaves them: its lease expires, the node shows dead, and the
 controller hands the tasks of its silent agents back (`fleet._heal_away`).
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import __version__, rundir
 from ..agents.supervisor import proc_start_time, spawn_detached
-from ..control import fleet
+from ..control import fleet, placing
 from ..control.session import Session
 from ..errors import EXIT_OK, TtError, ValidationFailed
 from ..plan.nodes import DRAINING
@@ -32,6 +33,7 @@ from ..spec.names import name_problem
 Report = Callable[[str, str], None]
 WAKE_EVENTS = frozenset(
     {"agent.exited", "agent.stopped", "config.changed", "node.draining", "town.resumed"}
+    | {placing.PLACED_EVENT, placing.UNSCHEDULABLE_EVENT}  # the leader moved an agent
 )
 APPLY_EVENT = "apply"  # the controller applied a change of the files: read them again
 DOWN_EVENT = "town.down"  # `tt down`: the node leaves (tt down stops the agents of its host)
@@ -41,7 +43,7 @@ STOP_GRACE = 2.0  # a busy agent of a stopping node is signalled after this (it 
 @dataclass(frozen=True)
 class NodeOptions:
     name: str
-    slots: int = 0  # 0: not said (recorded and shown; placement does not use it yet)
+    slots: int = 0  # agents the leader places on it at most; 0: not said (no limit)
     labels: tuple[tuple[str, str], ...] = ()
     lease: float = 10.0
     interval: float = 1.0
@@ -190,9 +192,8 @@ class NodeRun:
         task claims nothing while one is pending); none is started again while draining."""
         if self.good is None:
             return
-        records = self.s.store.agent_records()
-        for agent in fleet.desired_instances(self.good, self.opts.name):
-            if agent not in self.drained and _runs(records.get(agent, {}), self.opts.name):
+        for agent, rec in self.s.store.agent_records().items():
+            if agent not in self.drained and _runs(rec, self.opts.name):
                 self.s.store.request_stop(agent, "drain")
                 self.drained.add(agent)
                 self.report("agent", f"{agent}: draining")

@@ -1,5 +1,5 @@
 """`tt nodes` and `tt node drain`: the nodes as Redis records them (`store/nodes.py`), each with
-its state (`plan.nodes.node_state`), the agents the files place on it and those running there.
+its state (`plan.nodes.node_state`), the agents the leader placed on it and those running there.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 from ..control.session import Session
 from ..errors import NotFound
 from ..plan.nodes import heartbeat_age, node_state
+from ..plan.placement import where
 from ..spec.desired import Desired
 
 
@@ -21,9 +22,10 @@ def nodes_report(
     store = s.store
     nodes = store.node_records()
     placed: dict[str, list[str]] = {}
-    for a in desired.agents if desired is not None else ():
-        if a.node is not None:
-            placed.setdefault(a.node, []).extend(a.instances())
+    at = where(desired, store.placement()) if desired is not None else {}
+    for agent, node in at.items():
+        if node:  # the leader's placement (a pin not placed yet: on its node)
+            placed.setdefault(node, []).append(agent)
     agents = store.agent_records()
     beats = store.heartbeat_alive(list(agents))
     rows = []

@@ -24,8 +24,8 @@ AGENT_DRIFT_FIELDS = (
     "stall_after",
 )
 # Read by the worker and fleet at start: no restart needed (a new max_rounds counts from the
-# agent's next process).
-AGENT_OTHER_FIELDS = ("restart", "max_rounds")
+# agent's next process). The placement fields move an agent (the leader's placement), if at all.
+AGENT_OTHER_FIELDS = ("restart", "max_rounds", "node_labels", "placement")
 
 
 def agent_actions(desired: Desired, observed: Observed, prune: bool) -> list[Action]:

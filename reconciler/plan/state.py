@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..spec.desired import AgentSpec, RestartPolicy, TaskSpec
+from ..spec.desired import AgentSpec, Placement, RestartPolicy, TaskSpec
 from .graph import TaskKind
 
 
@@ -174,6 +174,10 @@ def agent_spec_json(spec: AgentSpec) -> str:
         data["resume"] = False
     if spec.stall_after is not None:
         data["stall_after"] = spec.stall_after
+    if spec.node_labels:  # placement (`plan/placement.py`): only when set, as the others
+        data["node_labels"] = [list(kv) for kv in spec.node_labels]
+    if spec.placement is not Placement.SPREAD:
+        data["placement"] = spec.placement.value
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -185,6 +189,7 @@ def agent_spec_from_json(raw: str | None) -> AgentSpec | None:
     values = {k: _tuples(v) for k, v in data.items() if k in known}
     try:
         values["restart"] = RestartPolicy(values.get("restart", RestartPolicy.ALWAYS.value))
+        values["placement"] = Placement(values.get("placement", Placement.SPREAD.value))
         return AgentSpec(**values)
     except (TypeError, ValueError):
         return None

@@ -26,6 +26,13 @@ class RestartPolicy(str, Enum):
     NEVER = "never"
 
 
+class Placement(str, Enum):
+    """How a pool's replicas share the nodes they may run on (`plan/placement.py`)."""
+
+    SPREAD = "spread"  # each on the node with the fewest of the pool, then the fewest agents
+    PACK = "pack"  # filling the node with the most agents first, within its slots
+
+
 class Directive(str, Enum):
     """What a task's `status` in the file asks for. Other status values are informational."""
 
@@ -68,6 +75,11 @@ class AgentSpec:
     nickname: str | None = None  # a display name; like `parent`, no part of the spec hash
     parent: str | None = None  # the agent that spawned it (Tinytown's --parent): recorded only
     node: str | None = None
+    # Placement on a ready node whose labels include these (sorted pairs; never with `node`),
+    # and how a pool's replicas share the eligible nodes: spread | pack (`plan/placement.py`).
+    # Neither is part of the spec hash: placement moves an agent, it does not restart it.
+    node_labels: tuple[tuple[str, str], ...] = ()
+    placement: Placement = Placement.SPREAD
     # The model inherits tt's whole environment instead of the declared variables (its own
     # `inherit_env`, else [town]'s).
     inherit_env: bool = False
@@ -259,6 +271,9 @@ class TownSettings:
     budget_hard: bool = False  # reached: running attempts under it are killed too
     # [serve] token_env: the variable holding `tt serve`'s API token (its name, never its value)
     serve_token_env: str | None = None
+    # False: agents with neither `node` nor `node_labels` are placed on the ready nodes too,
+    # never run on the controller's host (`plan/placement.py`).
+    local_agents: bool = True
 
 
 @dataclass(frozen=True)

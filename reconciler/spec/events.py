@@ -42,6 +42,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "agent.stopped",
     "agent.restarted",
     "agent.env_missing",
+    "agent.placed",  # the leader placed it on a node (`from`: the node it left)
+    "agent.unschedulable",  # the leader found no node for it (`reason`)
     # nodes (`tt node run`, `tt node drain`)
     "node.registered",
     "node.draining",

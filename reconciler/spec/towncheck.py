@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import mask_url
-from . import presets
+from . import placecheck, presets
 from .desired import (
     MAX_AGENTS,
     AgentSpec,
@@ -145,6 +145,7 @@ def town_settings(
         budget_usd=usd(town, "budget_usd"),
         budget_hard=town.get("budget_hard") is True,
         serve_token_env=opt_str(serve or {}, "token_env"),
+        local_agents=town.get("local_agents") is not False,  # another type: the schema says
         **_follow(doc, town),
     )
 
@@ -244,6 +245,8 @@ def roster(doc: TomlDoc, data: dict[str, Any]) -> Roster:
                 max_rounds=_max_rounds(entry),
                 suspended=entry.get("suspended") is True,
                 node=opt_str(entry, "node"),
+                node_labels=placecheck.node_labels(doc, at, entry),
+                placement=placecheck.placement(doc, at, entry),
                 nickname=opt_str(entry, "nickname"),
                 parent=opt_str(entry, "parent"),
                 inherit_env=_flag(entry, "inherit_env", settings.inherit_env),

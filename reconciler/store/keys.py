@@ -70,6 +70,16 @@ class Keys:
         return self._k(f"nodehb:{name}")
 
     @property
+    def placement(self) -> str:
+        """Hash: agent instance → the node the leader placed it on (`control/placing.py`)."""
+        return self._k("placement")
+
+    @property
+    def unplaced(self) -> str:
+        """Hash: agent instance → why the leader found no node for it (unschedulable)."""
+        return self._k("unplaced")
+
+    @property
     def tasks(self) -> str:
         """Sorted set of task ids, scored by file order."""
         return self._k("tasks")

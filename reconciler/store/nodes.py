@@ -1,6 +1,7 @@
 """Node records on Redis, mixed into `Store`: a `tt node run` process registers its node, renews
 its lease and leaves (`lua/node.lua`: one live process per node name), and `tt node drain` marks
-it draining; the applied roster a node without the town's files runs by (`record_roster`).
+it draining; the applied roster a node without the town's files runs by (`record_roster`);
+the leader's placement of agents on nodes (two hashes, written together with their events).
 No redis import: it uses the client `Store` owns.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..plan.placement import Placed
 from ..spec.desired import Desired
 from ..spec.rosterjson import roster_digest, roster_json
 from .scripts import Scripted
@@ -71,6 +73,25 @@ class NodeOps(Scripted):
         """(digest, JSON) of the roster the last apply recorded; None when no apply did."""
         digest, text = self.client.hmget(self.keys.roster, ["digest", "json"])
         return None if digest is None or text is None else (str(digest), str(text))
+
+    def placement(self) -> Placed:
+        """The leader's last placement: instance → node, and instance → why it fits nowhere."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.placement)
+        pipe.hgetall(self.keys.unplaced)
+        nodes, unplaced = pipe.execute()
+        return Placed(nodes, unplaced)
+
+    def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None:
+        """Replace the placement, with its events, in one MULTI (fenced for a leader)."""
+        with self._writes() as pipe:
+            pipe.delete(self.keys.placement, self.keys.unplaced)
+            if placed.nodes:
+                pipe.hset(self.keys.placement, mapping=dict(placed.nodes))
+            if placed.unschedulable:
+                pipe.hset(self.keys.unplaced, mapping=dict(placed.unschedulable))
+            for etype, fields in events:
+                self._xadd(pipe, etype, **fields)
 
     def _node(self, op: str, name: str, instance: str, lease: float, fields: str = "{}") -> Any:
         return self._run("node", op, name, instance, str(int(lease * 1000)), fields)

@@ -1,0 +1,112 @@
+"""The leader's placement step, run at the start of each fleet pass of the controller: read the
+nodes and the last placement, decide (`plan/placement.py`, pure), and write the placement with an
+event per agent moved or found unschedulable, only when it changed. Node processes read what it
+wrote (`store.placement`); nothing here starts or stops a process (`fleet` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from ..plan.nodes import unschedulable
+from ..plan.placement import Placed, needs_node, node_infos, place, wants, where
+from ..spec.desired import Desired
+
+PLACED_EVENT = "agent.placed"  # node processes wake on it (and on `agent.unschedulable`)
+UNSCHEDULABLE_EVENT = "agent.unschedulable"
+
+
+class PlacementStore(Protocol):
+    def node_records(self) -> dict[str, dict[str, str]]: ...
+    def placement(self) -> Placed: ...
+    def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None: ...
+
+
+def preview(
+    store: PlacementStore, desired: Desired, records: Mapping[str, Mapping[str, str]]
+) -> tuple[Placed, Placed]:
+    """(the last placement, the one the leader would decide now from the same reads)."""
+    last = store.placement()
+    wanted = wants(desired)
+    if not wanted and not last.nodes and not last.unschedulable:
+        return last, last  # no agent needs a node (nothing read of the nodes)
+    # Where each instance is now: its placement, else the node its record says it ran under.
+    current = {n: r["node"] for n, r in records.items() if r.get("node") and r.get("pid")}
+    current.update(last.nodes)
+    return last, place(wanted, node_infos(store.node_records()), current)
+
+
+def decide(
+    store: PlacementStore, desired: Desired, records: Mapping[str, Mapping[str, str]]
+) -> Placed:
+    """Decide the placement and write it if it changed (the controller's fleet pass)."""
+    last, new = preview(store, desired, records)
+    if new != last:
+        store.write_placement(new, changes(last, new))
+    return new
+
+
+def changes(last: Placed, new: Placed) -> list[tuple[str, dict[str, str]]]:
+    events = []
+    for name, node in sorted(new.nodes.items()):
+        if last.nodes.get(name) != node:
+            events.append((PLACED_EVENT, {"agent": name, "node": node}))
+            prior = last.nodes.get(name)
+            if prior:
+                events[-1][1]["from"] = prior
+    for name, why in sorted(new.unschedulable.items()):
+        if last.unschedulable.get(name) != why:
+            events.append((UNSCHEDULABLE_EVENT, {"agent": name, "reason": why}))
+    return events
+
+
+def placement_rows(
+    desired: Desired, placed: Placed, nodes: Mapping[str, Mapping[str, str]]
+) -> list[dict[str, Any]]:
+    """Where each agent instance runs (`tt plan`): `node` (None: the controller's host) and
+    `unschedulable` (why it runs nowhere, None when it runs), in roster order."""
+    at = where(desired, placed)
+    rows = []
+    for a in desired.agents:
+        for name in a.instances():
+            node = at.get(name)
+            on_node = needs_node(a, desired.town.local_agents)
+            if a.suspended:
+                why = None
+            elif node is None:
+                why = placed.unschedulable.get(name) or "not placed yet"
+            else:
+                why = unschedulable(node, nodes) if on_node else None
+            rows.append(
+                {
+                    "agent": name,
+                    "node": (node or None) if on_node else None,
+                    "suspended": a.suspended,
+                    "unschedulable": why,
+                }
+            )
+    return rows
+
+
+def uses_nodes(desired: Desired, nodes: Mapping[str, object]) -> bool:
+    """Whether placement is worth showing: an agent needs a node, or a node registered."""
+    return bool(nodes) or any(needs_node(a, desired.town.local_agents) for a in desired.agents)
+
+
+def plan_placement(store: Any, desired: Desired) -> list[dict[str, Any]] | None:
+    """`tt plan`'s placement rows (nothing written), or None when the town uses no node."""
+    nodes = store.node_records()
+    if not uses_nodes(desired, nodes):
+        return None
+    _, new = preview(store, desired, store.agent_records())
+    return placement_rows(desired, new, nodes)
+
+
+def placement_text(row: Mapping[str, Any]) -> str:
+    """One row of `placement_rows` in words (`tt plan`)."""
+    if row["suspended"]:
+        return "suspended"
+    if row["unschedulable"]:
+        return f"unschedulable ({row['unschedulable']})"
+    return f"node {row['node']}" if row["node"] else "the controller's host"

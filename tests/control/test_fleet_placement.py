@@ -1,0 +1,193 @@
+"""The leader's placement through the fleet (issue 14, points 2 and 3), on fakeredis: the
+controller's pass decides and records where each agent runs (`control/placing.py`); each node's
+pass starts what it was given; slots and labels hold; a dead node's agents move to a ready one
+(their task handed back) while a pinned one stays unschedulable; a node back with a stale
+process stops it. The started "agents" are sleeping processes (tests/control/test_fleet.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.control import report
+from reconciler.spec.desired import Desired
+from reconciler.store.client import Store
+from tests.control.test_fleet import Spawner, spawner  # noqa: F401
+from tests.control.test_fleet_places import Places
+from tests.redis_fixtures import fake_store, town_name  # noqa: F401
+from tests.store.test_transitions import rec
+from tests.store.test_turn import POLICY
+
+POOL = """[town]
+name = "placing"
+
+[agents.home]
+model = "sim"
+
+[agents.w]
+model = "sim"
+replicas = 3
+node_labels = {gpu = "1"}
+
+[agents.pin]
+model = "sim"
+node = "n1"
+"""
+
+
+@pytest.fixture
+def places(tmp_path: Path, fake_store: Store, spawner: Spawner) -> Places:  # noqa: F811
+    return Places(tmp_path, fake_store, spawner)
+
+
+def register(s: Store, name: str, slots: int = 0, labels: str = "") -> None:
+    fields = {"host": "h", "pid": "1", "slots": str(slots), "labels": labels}
+    assert s.register_node(name, f"i-{name}", 60, fields) is None
+
+
+def states(s: Store, desired: Desired) -> dict[str, tuple[str, str | None]]:
+    return {r["name"]: (r["state"], r["node"]) for r in report.agents_report(s, desired)}
+
+
+def test_the_leader_places_a_pool_on_labelled_nodes_and_each_node_starts_its_share(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    register(s, "n2", labels="gpu=1")
+    register(s, "cpu")  # no gpu label: never chosen for `w`
+    desired = places.roster(POOL)
+    assert places.ensure(desired) == [("home", "started")]  # the controller runs only `home`
+    placed = s.placement()
+    # Spread: the pin counts on n1, so `w` goes to n2 first.
+    assert dict(placed.nodes) == {"pin": "n1", "w": "n2", "w-2": "n1", "w-3": "n2"}
+    assert dict(placed.unschedulable) == {}
+    events = [(f["type"], f.get("agent"), f.get("node")) for _, f in s.events_since("-")]
+    assert [e for e in events if e[0] == "agent.placed"] == [
+        ("agent.placed", n, placed.nodes[n]) for n in ("pin", "w", "w-2", "w-3")
+    ]
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w-2", "started")]
+    assert sorted(places.ensure(desired, "n2")) == [("w", "started"), ("w-3", "started")]
+    assert places.ensure(desired, "cpu") == []
+    records = s.agent_records()
+    assert {n: records[n]["node"] for n in ("pin", "w", "w-2", "w-3")} == dict(placed.nodes)
+    # Again: nothing moves, nothing is written (no new event).
+    before = len(s.events_since("-"))
+    for place in (None, "n1", "n2"):
+        assert places.ensure(desired, place) == []
+    assert len(s.events_since("-")) == before
+    # A node that joins later takes nothing from the others (stability).
+    register(s, "n3", labels="gpu=1")
+    assert places.ensure(desired) == [] and places.ensure(desired, "n3") == []
+    assert s.placement() == placed
+
+
+def test_slots_hold_and_an_agent_that_fits_nowhere_is_unschedulable_with_the_reason(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", slots=2, labels="gpu=1")
+    desired = places.roster(POOL)
+    places.ensure(desired)
+    placed = s.placement()
+    # The pin takes one of n1's two slots; one replica of `w` fits, two do not.
+    assert dict(placed.nodes) == {"pin": "n1", "w": "n1"}
+    why = "no ready node with node_labels gpu=1 and a free slot"
+    assert dict(placed.unschedulable) == {"w-2": why, "w-3": why}
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    rows = {r["name"]: r for r in report.agents_report(s, desired)}
+    assert (rows["w-2"]["state"], rows["w-2"]["reason"], rows["w-2"]["node"]) == (
+        "unschedulable",
+        why,
+        None,
+    )
+    assert rows["w"]["node"] == "n1" and rows["home"]["node"] is None
+    # A second node with the label: the two left over are placed there, the rest stays.
+    register(s, "n2", labels="gpu=1")
+    places.ensure(desired)
+    assert dict(s.placement().nodes) == {"pin": "n1", "w": "n1", "w-2": "n2", "w-3": "n2"}
+    assert sorted(places.ensure(desired, "n2")) == [("w-2", "started"), ("w-3", "started")]
+
+
+def test_local_agents_false_runs_nothing_on_the_controllers_host(places: Places) -> None:
+    s = places.store
+    text = POOL.replace('name = "placing"', 'name = "placing"\nlocal_agents = false')
+    desired = places.roster(text)
+    assert places.ensure(desired) == []  # no node yet: `home` runs nowhere
+    assert s.placement().unschedulable["home"] == "no ready node and a free slot"
+    assert states(s, desired)["home"] == ("unschedulable", None)
+    register(s, "n1")
+    places.ensure(desired)
+    assert s.placement().nodes["home"] == "n1"
+    assert ("home", "started") in places.ensure(desired, "n1")
+    assert s.agent_records()["home"]["node"] == "n1"
+    s.client.set(s.keys.heartbeat("home"), "i1")  # the worker's lease
+    # Back to true: the controller starts it at home once n1 has stopped its process.
+    home = places.roster(POOL)
+    assert places.ensure(home) == []  # still running under n1
+    assert ("home", "stopped") in places.ensure(home, "n1")
+    s.set_agent("home", {"state": "stopped"})  # what the worker writes as it exits
+    s.client.delete(s.keys.heartbeat("home"))
+    assert places.ensure(home) == [("home", "started")]
+    assert "home" not in s.placement().nodes
+
+
+def test_a_dead_nodes_agents_move_and_its_task_is_handed_back_but_a_pin_stays(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    register(s, "n2", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 2"))
+    places.ensure(desired)
+    assert dict(s.placement().nodes) == {"pin": "n1", "w": "n2", "w-2": "n1"}
+    places.ensure(desired, "n1")  # pin and w-2
+    places.ensure(desired, "n2")  # w
+    s.upsert_tasks([rec("t", target="w-2")], 1)
+    assert s.turn("w-2", None, "tok", ["w-2"], POLICY).claimed is not None  # on n1
+    # n1's host dies: its lease runs out; its agents' processes are gone (no heartbeat lease
+    # in this test: the pid is another host's, so it is checked by lease).
+    s.client.delete(s.keys.node_lease("n1"))
+    for name in ("w-2", "pin"):
+        s.set_agent(name, {"host": "dead-host", "heartbeat_at": "1", "spawned_at": "1"})
+    changes = places.ensure(desired)
+    moved = s.placement()
+    assert dict(moved.nodes) == {"pin": "n1", "w": "n2", "w-2": "n2"}
+    events = [f for _, f in s.events_since("-") if f["type"] == "agent.placed"]
+    assert (events[-1]["agent"], events[-1]["node"], events[-1]["from"]) == ("w-2", "n2", "n1")
+    # The controller recorded both deaths and handed `t` back (a late completion is fenced).
+    assert sorted(changes) == [("pin", "died"), ("w-2", "died")]
+    assert s.task_hash("t")["state"] == "ready"
+    assert not s.complete("t", "tok", "a late result from the dead host")
+    # n2 starts `w-2`; the pin waits for its node, shown unschedulable (node n1 dead).
+    assert places.ensure(desired, "n2") == [("w-2", "started")]
+    assert s.agent_records()["w-2"]["node"] == "n2"
+    rows = {r["name"]: r for r in report.agents_report(s, desired)}
+    assert (rows["pin"]["state"], rows["pin"]["reason"]) == ("unschedulable", "node n1 dead")
+    assert rows["w-2"]["node"] == "n2"
+
+
+def test_a_node_back_with_a_stale_process_of_an_agent_moved_away_stops_it(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
+    places.ensure(desired)
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    # n1's process alone dies (its agents run on) and its lease runs out; n2 joins.
+    s.client.delete(s.keys.node_lease("n1"))
+    register(s, "n2", labels="gpu=1")
+    s.client.set(s.keys.heartbeat("w"), "beating")  # the old process still beats
+    places.ensure(desired)
+    assert s.placement().nodes["w"] == "n2"
+    assert places.ensure(desired, "n2") == []  # it runs (elsewhere): not started twice
+    # n1 comes back: it stops the process of `w` (placed on n2 now) and keeps its pin.
+    register(s, "n1", labels="gpu=1")
+    assert places.ensure(desired, "n1") == [("w", "stopped")]
+    assert s.agent_records()["w"]["stopped_by"] == "placed on node n2"
+    s.client.delete(s.keys.heartbeat("w"))  # what the worker does as it exits
+    s.set_agent("w", {"state": "stopped"})
+    assert places.ensure(desired, "n2") == [("w", "started")]
+    assert s.placement().nodes["w"] == "n2"  # n1 back moves nothing (stability)

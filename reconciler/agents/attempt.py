@@ -22,6 +22,7 @@ from ..spec.desired import AgentSpec, ModelSpec, PromptMode
 from ..spec.launchcheck import WORKTREE
 from ..town import TownPaths
 from . import resume
+from .environment import NODE_ENV
 from .environment import model_env as declared_env
 from .launch import SAFE_ARG_BYTES, Launch, LaunchFailed, pointer, too_long
 from .models import render_argv
@@ -124,7 +125,9 @@ class Runner:
             folder = str(workdir or self.workdir())
         except LaunchFailed:
             folder = ""  # it cannot start here: the fresh run says why
-        return folder, self.spec.node or socket.gethostname(), self.name
+        # The node that started this process (placement may put a replica on any), else the host.
+        node = os.environ.get(NODE_ENV) or self.spec.node
+        return folder, node or socket.gethostname(), self.name
 
     def invoke(
         self,

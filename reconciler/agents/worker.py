@@ -298,7 +298,8 @@ class Worker:
         finally:
             self.current = None
         seen = tuple(raw for raw, _ in mail)
-        who = (task_id, claimed.attempt, self.name, self.model.name, self.spec.node)
+        node = os.environ.get(environment.NODE_ENV) or self.spec.node  # the node that runs it
+        who = (task_id, claimed.attempt, self.name, self.model.name, node)
         detail = settle(verdict, self.log_dir, began, *who)
         if verdict.ok:
             return Outcome(task_id, token, True, verdict.text, delivered=seen, detail=detail)

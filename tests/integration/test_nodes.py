@@ -208,3 +208,133 @@ def test_drain_a_duplicate_name_a_bad_name_and_an_agent_on_a_node_never_seen(
         # `tt down` on this host ends the node process too (its agents are stopped by tt down).
         assert town.tt("down").returncode == 0
         assert n1.wait(timeout=15) == 0
+
+
+POOL = """[agents.w]
+model = "sim"
+replicas = 4
+node_labels = {pool = "1"}
+
+[agents.g]
+model = "sim"
+node_labels = {gpu = "1"}
+"""
+
+
+def placement(town: LiveTown) -> dict[str, str | None]:
+    """Where `tt plan -o json` says each agent will run (None: unschedulable)."""
+    out = town.tt("plan", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    return {r["agent"]: r["node"] for r in json.loads(out.stdout)["placement"]}
+
+
+def listed(town: LiveTown) -> dict[str, dict[str, Any]]:
+    out = town.tt("list", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    return {r["name"]: r for r in json.loads(out.stdout)}
+
+
+def runs_on(town: LiveTown, node: str, agents: set[str]) -> bool:
+    """Each of `agents` has a live process started by `node`."""
+    records, live = town.agents(), town.live_agents()
+    return all(a in live and records[a].get("node") == node for a in agents)
+
+
+def test_a_pool_spreads_over_two_nodes_moves_off_a_dead_one_and_a_node_back_stops_what_moved(
+    tmp_path: Path,
+) -> None:
+    with live_town(tmp_path / "placed", sim_delay=0.05) as town:
+        pool = {"w", "w-2", "w-3", "w-4"}
+        town.write(town_toml("placed", POOL), "")
+        town.start_watcher("conductor")
+        first = {"n1": start_node(town, "n1", "--label", "pool=1", "--label", "gpu=1")}
+        first["n2"] = start_node(town, "n2", "--label", "pool=1")
+        # Spread: two replicas on each node; the label puts `g` on n1, the only gpu node.
+        until(lambda: runs_on(town, "n1", {"g"}), 30, "g running on n1")
+
+        def all_placed() -> dict[str, str | None] | None:
+            got = placement(town)
+            return got if None not in got.values() else None
+
+        where = until(all_placed, 30, "every agent placed")
+        assert sorted(where[a] or "" for a in pool) == ["n1", "n1", "n2", "n2"]
+        assert where["g"] == "n1"
+        for node in ("n1", "n2"):
+            mine = {a for a in pool if where[a] == node}
+            until(lambda n=node, m=mine: runs_on(town, n, m), 30, f"{mine} running on {node}")
+        assert {a: r["node"] for a, r in listed(town).items()} == where
+        assert "NODE" in town.tt("status").stdout
+        placed = nodes(town)
+        assert sorted(placed["n1"]["placed"]) == sorted(a for a in where if where[a] == "n1")
+
+        # A task for each replica at once (each busy a second): done on both nodes, each
+        # attempt naming the node it ran on.
+        tasks = "".join(task(f"t{i}", f"[sim:sleep:1] job {i}", agent="w") for i in range(4))
+        town.save("tasks.toml", tasks + task("gpu", "on the gpu node", agent="g"))
+        until(lambda: town.states()["completed"] == 5, 40, "the five tasks completed")
+        ran = {town.attempts(f"t{i}")[-1]["node"] for i in range(4)}
+        assert ran == {"n1", "n2"}
+        assert town.attempts("gpu")[-1]["node"] == "n1"
+
+        # The host of the node that runs a slow task dies: its replicas are placed on the
+        # other node, the task is claimed there within the lease + 1 s and completes once.
+        tasks += task("slow", "[sim:sleep:4] slow", agent="w")
+        town.save("tasks.toml", tasks + task("gpu", "on the gpu node", agent="g"))
+
+        def running() -> tuple[str, str, str] | None:
+            t = town.tasks().get("slow", {})
+            rec = town.agents().get(t.get("assignee", ""), {})
+            if rec.get("task") == "slow" and rec.get("model_pid", "").isdigit():
+                return t["assignee"], rec["node"], t["token"]
+            return None
+
+        victim, dead, old_token = until(running, 30, "the slow task running on a node")
+        alive_node = "n2" if dead == "n1" else "n1"
+        killed_at = time.time()
+        kill_host(town, first[dead], dead)
+        again = until(
+            lambda: [e for e in town.events("task.claimed") if e.get("task") == "slow"][1:],
+            LEASE + 5,
+            "the slow task claimed again",
+        )
+        assert float(again[0]["ts"]) - killed_at <= LEASE + 1.0
+        assert town.agents()[again[0]["agent"]]["node"] == alive_node
+        assert not town.store.complete("slow", old_token, "late result of the dead attempt")
+        until(lambda: runs_on(town, alive_node, pool), 30, f"the whole pool on {alive_node}")
+        assert {a: n for a, n in placement(town).items() if a in pool} == dict.fromkeys(
+            pool, alive_node
+        )
+        until(lambda: town.tasks()["slow"]["state"] == "completed", 30, "slow completes")
+        outcomes = [(a["outcome"], a["agent"]) for a in town.attempts("slow")]
+        assert outcomes == [("handed back", victim), ("completed", again[0]["agent"])]
+        assert town.attempts("slow")[-1]["node"] == alive_node
+        assert len([e for e in town.events("task.completed") if e["task"] == "slow"]) == 1
+        gpu = "no ready node with node_labels gpu=1 and a free slot"
+        if dead == "n1":  # the only gpu node: `g` fits nowhere now, and says why
+            row = until(
+                lambda: (r := listed(town)["g"])["state"] == "unschedulable" and r,
+                LEASE + 10,
+                "g unschedulable",
+            )
+            assert (row["reason"], row["node"]) == (gpu, None)
+            assert f"unschedulable ({gpu})" in town.tt("status").stdout
+
+        # The dead node comes back: nothing moves to it (stability). Then the other node's
+        # process alone dies (its agents run on): once it is dead they are placed on the one
+        # back, which waits for them to stop; restarted, the node finds them moved and stops
+        # them, and the node back starts them.
+        back = start_node(town, dead, *(["--label", "pool=1", "--label", "gpu=1"]))
+        until(lambda: nodes(town)[dead]["state"] == "ready", 10, "the node back ready")
+        until(lambda: runs_on(town, "n1", {"g"}), 30, "g back on n1")
+        assert runs_on(town, alive_node, pool)
+        stale = {a: town.live_agents()[a] for a in pool}
+        town.kill_watcher(first[alive_node])
+        until(lambda: nodes(town)[alive_node]["state"] == "dead", LEASE + 5, "the node dead")
+        until(lambda: {placement(town)[a] for a in pool} == {dead}, LEASE + 5, "the pool re-placed")
+        assert all(alive(pid) for pid in stale.values())  # not started twice meanwhile
+        start_node(town, alive_node, "--label", "pool=1")
+        until(lambda: runs_on(town, dead, pool), 30, f"the pool running on {dead}")
+        assert not any(alive(pid) for pid in stale.values())
+        stopped = {e["agent"]: e["reason"] for e in town.events("agent.stopped")}
+        assert {stopped[a] for a in pool} == {f"placed on node {dead}"}
+        assert back.poll() is None

@@ -1,4 +1,5 @@
-"""Keep the agent processes of this host matching the roster: start, adopt, stop.
+"""Keep the agent processes of this place (the controller's host, or a node) matching the roster
+as placed: start, adopt, stop. The controller's pass decides the placement first (`placing`).
 
 An agent that is alive (its pid with the recorded start time, or a live heartbeat lease) is
 adopted, never restarted: restarting `tt` must not kill healthy workers. Process work goes
@@ -119,8 +120,9 @@ def ensure(
     spawn: Spawner = spawn_detached,
     place: str | None = None,
 ) -> list[FleetChange]:
-    """Start what is placed at `place` (a node's name; None: the agents with no `node`, on the
-    controller's host) and is not alive, stop what should not run there; `keep` names agents
+    """Start what is placed at `place` (a node's name, by the leader's last placement; None:
+    the controller's host, whose pass decides and records the placement first) and is not
+    alive, stop what should not run there; `keep` names agents
     outside the roster that stay as they are (prune is off). The controller (`place` None) also
     records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`)."""
     host = socket.gethostname()

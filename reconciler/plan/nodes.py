@@ -1,5 +1,5 @@
 """What a node's record says, on plain values: its state (ready, draining, dead, stopped) and
-why an agent pinned to a node cannot run there (`unschedulable`). Pure: the caller reads the
+why an agent placed on a node cannot run there (`unschedulable`). Pure: the caller reads the
 records (`store/nodes.py`, each with `lease` '1' while the node's lease lives) and the clock.
 """
 
@@ -22,7 +22,7 @@ def node_state(rec: Mapping[str, str]) -> str:
 
 def unschedulable(node: str | None, nodes: Mapping[str, Mapping[str, str]]) -> str | None:
     """Why an agent placed on `node` has no process to run it, None when its node is ready.
-    (A pinned agent is never moved to another node: placement is not built yet.)"""
+    (A pinned agent is never moved; the others are placed elsewhere by `plan.placement`.)"""
     if node is None:
         return None
     rec = nodes.get(node)

@@ -246,9 +246,11 @@ def test_a_pool_spreads_over_two_nodes_moves_off_a_dead_one_and_a_node_back_stop
     with live_town(tmp_path / "placed", sim_delay=0.05) as town:
         pool = {"w", "w-2", "w-3", "w-4"}
         town.write(town_toml("placed", POOL), "")
-        town.start_watcher("conductor")
         first = {"n1": start_node(town, "n1", "--label", "pool=1", "--label", "gpu=1")}
         first["n2"] = start_node(town, "n2", "--label", "pool=1")
+        # Both nodes up before the leader places (a node that joins later takes nothing).
+        until(lambda: len(nodes(town)) == 2, 30, "two nodes registered")
+        town.start_watcher("conductor")
         # Spread: two replicas on each node; the label puts `g` on n1, the only gpu node.
         until(lambda: runs_on(town, "n1", {"g"}), 30, "g running on n1")
 
@@ -267,8 +269,9 @@ def test_a_pool_spreads_over_two_nodes_moves_off_a_dead_one_and_a_node_back_stop
         placed = nodes(town)
         assert sorted(placed["n1"]["placed"]) == sorted(a for a in where if where[a] == "n1")
 
-        # A task for each replica at once (each busy a second): done on both nodes, each
-        # attempt naming the node it ran on.
+        # A task for each replica at once (each busy a second), once each waits for work: done
+        # on both nodes, each attempt naming the node it ran on.
+        until(lambda: {town.agents()[a].get("state") for a in pool} == {"idle"}, 30, "pool idle")
         tasks = "".join(task(f"t{i}", f"[sim:sleep:1] job {i}", agent="w") for i in range(4))
         town.save("tasks.toml", tasks + task("gpu", "on the gpu node", agent="g"))
         until(lambda: town.states()["completed"] == 5, 40, "the five tasks completed")
@@ -335,6 +338,12 @@ def test_a_pool_spreads_over_two_nodes_moves_off_a_dead_one_and_a_node_back_stop
         start_node(town, alive_node, "--label", "pool=1")
         until(lambda: runs_on(town, dead, pool), 30, f"the pool running on {dead}")
         assert not any(alive(pid) for pid in stale.values())
-        stopped = {e["agent"]: e["reason"] for e in town.events("agent.stopped")}
+
+        # Each stopped by the node that found it moved (its event follows the process's exit).
+        def stops() -> dict[str, str] | None:
+            got = {e["agent"]: e["reason"] for e in town.events("agent.stopped")}
+            return got if pool <= set(got) else None
+
+        stopped = until(stops, 10, "the stale processes' stop events")
         assert {stopped[a] for a in pool} == {f"placed on node {dead}"}
         assert back.poll() is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -266,6 +267,8 @@ def test_a_pool_spreads_over_two_nodes_moves_off_a_dead_one_and_a_node_back_stop
             until(lambda n=node, m=mine: runs_on(town, n, m), 30, f"{mine} running on {node}")
         assert {a: r["node"] for a, r in listed(town).items()} == where
         assert "NODE" in town.tt("status").stdout
+        shown = town.tt("plan").stdout
+        assert "Placement:" in shown and re.search(r"^  g +node n1$", shown, re.M), shown
         placed = nodes(town)
         assert sorted(placed["n1"]["placed"]) == sorted(a for a in where if where[a] == "n1")
 

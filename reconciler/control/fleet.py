@@ -146,8 +146,8 @@ def ensure(
         alive = _mine(rec, host, place) or (not local and beats.get(name, False))
         if not run_here:
             if _mine(rec, host, place):
-                why = f"unschedulable ({placed.unschedulable[name]})"
-                why = why if name in placed.unschedulable else "suspended"
+                nowhere = placed.unschedulable.get(name)
+                why = f"unschedulable ({nowhere})" if nowhere else "suspended"
                 changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
             elif local and heal.is_dead(rec, local=True, pid_alive=False, lease_alive=False):
                 # Died here while suspended (or being stopped): its task goes back to the

@@ -191,3 +191,27 @@ def test_a_node_back_with_a_stale_process_of_an_agent_moved_away_stops_it(
     s.set_agent("w", {"state": "stopped"})
     assert places.ensure(desired, "n2") == [("w", "started")]
     assert s.placement().nodes["w"] == "n2"  # n1 back moves nothing (stability)
+
+
+def test_a_node_restarted_with_fewer_slots_stops_the_pin_that_no_longer_fits(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1")
+    desired = places.roster(POOL.replace('node = "n1"', 'node = "n1"\nreplicas = 2'))
+    places.ensure(desired)
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("pin-2", "started")]
+    register(s, "n1", slots=1)  # started again with --slots 1
+    places.ensure(desired)
+    why = "node n1 has no free slot (1 slots)"
+    assert (dict(s.placement().nodes), dict(s.placement().unschedulable)) == (
+        {"pin": "n1"},
+        {"pin-2": why, "w": "no ready node with node_labels gpu=1 and a free slot"}
+        | {f"w-{i}": "no ready node with node_labels gpu=1 and a free slot" for i in (2, 3)},
+    )
+    assert places.ensure(desired, "n1") == [("pin-2", "stopped")]
+    assert s.agent_records()["pin-2"]["stopped_by"] == f"unschedulable ({why})"
+    s.set_agent("pin-2", {"state": "stopped"})  # what the worker writes as it exits
+    assert places.ensure(desired, "n1") == []  # not started again
+    rows = {r["name"]: r for r in report.agents_report(s, desired)}
+    assert (rows["pin-2"]["state"], rows["pin-2"]["reason"]) == ("unschedulable", why)

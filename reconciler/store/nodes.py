@@ -85,7 +85,8 @@ class NodeOps(Scripted):
     def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None:
         """Replace the placement, with its events, in one MULTI (fenced for a leader)."""
         with self._writes() as pipe:
-            pipe.delete(self.keys.placement, self.keys.unplaced)
+            pipe.delete(self.keys.placement)
+            pipe.delete(self.keys.unplaced)  # one key a command: a cluster pipeline routes by key
             if placed.nodes:
                 pipe.hset(self.keys.placement, mapping=dict(placed.nodes))
             if placed.unschedulable:

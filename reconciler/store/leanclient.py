@@ -116,6 +116,9 @@ class Commands:
     def ltrim(self, name: str, start: int, end: int) -> Any:
         return self._command(_ok, "LTRIM", name, start, end)
 
+    def zcard(self, name: str) -> Any:
+        return self._command(None, "ZCARD", name)
+
     def zrange(self, name: str, start: int, end: int, *, withscores: bool = False) -> Any:
         if withscores:
             return self._command(_scored, "ZRANGE", name, start, end, "WITHSCORES")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..agents.limits import provider_of
-from ..agents.models import resolve
 from ..errors import TtError
 from ..spec.desired import Desired
 from ..store.client import Store
@@ -28,6 +26,11 @@ def write_budgets(store: Store, desired: Desired) -> int:
 
 def providers(desired: Desired | None) -> dict[str, list[str]]:
     """Each provider of the town's agents, with its agents (town.toml entries)."""
+    # (imported here: the apply's `write_budgets` needs neither; agents.limits with its
+    # parsers and zoneinfo costs ~10 ms to import)
+    from ..agents.limits import provider_of
+    from ..agents.models import resolve
+
     found: dict[str, list[str]] = {}
     if desired is None:
         return found

@@ -270,11 +270,17 @@ class Plan:
         return not any(a.write for a in self.actions)
 
     def counts(self) -> dict[str, int]:
-        """op → number of records, in `OPS` order, zeros left out."""
-        seen: dict[str, int] = {}
-        for a in self.actions:
-            seen[a.op] = seen.get(a.op, 0) + 1
-        return {op: seen[op] for op in OPS if op in seen}
+        """op → number of records, in `OPS` order, zeros left out. Counted once per plan (an
+        apply asks for them ~5 times: its event, its history entry, its output), kept in the
+        instance's __dict__, which the dataclass's eq and repr ignore."""
+        cached: dict[str, int] | None = self.__dict__.get("_counts")
+        if cached is None:
+            seen: dict[str, int] = {}
+            for a in self.actions:
+                seen[a.op] = seen.get(a.op, 0) + 1
+            cached = {op: seen[op] for op in OPS if op in seen}
+            object.__setattr__(self, "_counts", cached)
+        return dict(cached)
 
     def totals(self) -> dict[str, int]:
         """{created, changed, deleted}: the records of each kind (`summary`, the history)."""

@@ -983,6 +983,11 @@ def test_actions_come_in_a_fixed_order() -> None:
         "requeue": 1,
     }
     assert plan.summary() == "4 to create, 4 to change, 1 to delete"
+    # Counted once per plan: a caller changing the dict it got changes no later answer, and the
+    # cached count leaves the plan's equality and repr as they were.
+    plan.counts()["create_task"] = 99
+    assert plan.counts()["create_task"] == 2
+    assert plan == Plan(plan.actions) and "_counts" not in repr(plan)
 
 
 def test_plan_json_is_versioned_and_serialisable() -> None:

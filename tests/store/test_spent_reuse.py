@@ -70,3 +70,15 @@ def test_a_restored_task_keeps_its_count(redis_store: Store) -> None:
     assert s.client.hget(s.keys.task("a"), "state") == "completed"  # as it was
     assert s.spent()["task:a"] == 3.0
     assert s.client.hget(s.keys.spent, "counted:a") == "3"
+
+
+def test_a_new_task_drops_a_budget_mark_left_under_its_id_with_no_cost_kept(
+    redis_store: Store,
+) -> None:
+    # upsert_tasks.lua clears a reused id's marks only where the town keeps a cost or a mark at
+    # all: a mark without any `spent` hash is found and dropped as well.
+    s = redis_store
+    s.client.hset(s.keys.exhausted, mapping={"task:a": "1", "town": "1"})
+    s.upsert_tasks([rec("a"), rec("b")], 1)
+    assert s.client.hgetall(s.keys.exhausted) == {"town": "1"}
+    assert not s.client.exists(s.keys.spent)

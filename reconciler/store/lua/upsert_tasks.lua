@@ -19,6 +19,9 @@
 -- batch, and creation is told by one `tasks.created` event per batch, not one per task (which
 -- would also flush the capped stream's history).
 local gen = ARGV[4]
+-- Costs are counted (`spent`) and budgets told (`exhausted`) by other scripts only: a town that
+-- has neither hash now has none at the end of this one, and a new task has nothing to clear.
+local budgets_kept = redis.call('EXISTS', P .. 'spent', P .. 'exhausted') > 0
 local recs = cjson.decode(ARGV[5])
 for _, r in ipairs(recs) do
   if r.spec then r.spec = ARGV[5 + r.spec] end
@@ -69,8 +72,10 @@ local function write_new(r, state, left)
   redis.call('HSET', tkey(r.id), unpack(fields))
   -- An id used before (its tombstone purged) starts at attempt 1 again: the cost counted under
   -- it, and the last attempt counted, are the old task's, not this one's.
-  redis.call('HDEL', P .. 'spent', 'counted:' .. r.id, 'task:' .. r.id)
-  redis.call('HDEL', P .. 'exhausted', 'task:' .. r.id)
+  if budgets_kept then
+    redis.call('HDEL', P .. 'spent', 'counted:' .. r.id, 'task:' .. r.id)
+    redis.call('HDEL', P .. 'exhausted', 'task:' .. r.id)
+  end
   fresh[r.id] = state
   made[r.id] = true
   place(r)

@@ -53,22 +53,26 @@ local function deps_json_of(r)
   return nil
 end
 
+local function add(fields, name, value)  -- (no closure made per task: 10,000 in an apply)
+  local n = #fields
+  fields[n + 1] = name
+  fields[n + 2] = value
+end
+
 -- A new task: its spec, first state and creation fields in one HSET.
 local function write_new(r, state, left)
   local fields = {'spec', r.spec, 'hash', r.hash, 'target', r.target, 'order', r.order,
     'state', state, 'deps_left', left, 'created_at', NOW}
-  local n = #fields
-  local function add(name, value) fields[n + 1] = name; fields[n + 2] = value; n = n + 2 end
   local deps_json = deps_json_of(r)
-  if deps_json then add('deps', deps_json) end
-  if r.kind then add('kind', r.kind) end
-  if r.source then add('source', r.source) end
-  if r.priority then add('priority', r.priority) end
-  if r.retries then add('retries', r.retries) end
-  if r.run_if then add('run_if', r.run_if) end
-  if r.approve then add('approve', '1') end
-  if r.after then add('after', r.after) end
-  if state == 'ready' then add('ready_at', NOW) end
+  if deps_json then add(fields, 'deps', deps_json) end
+  if r.kind then add(fields, 'kind', r.kind) end
+  if r.source then add(fields, 'source', r.source) end
+  if r.priority then add(fields, 'priority', r.priority) end
+  if r.retries then add(fields, 'retries', r.retries) end
+  if r.run_if then add(fields, 'run_if', r.run_if) end
+  if r.approve then add(fields, 'approve', '1') end
+  if r.after then add(fields, 'after', r.after) end
+  if state == 'ready' then add(fields, 'ready_at', NOW) end
   redis.call('HSET', tkey(r.id), unpack(fields))
   -- An id used before (its tombstone purged) starts at attempt 1 again: the cost counted under
   -- it, and the last attempt counted, are the old task's, not this one's.

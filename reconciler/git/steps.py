@@ -81,13 +81,22 @@ class Steps(GitRunner):
         return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
 
     def push(
-        self, remote: str, commit: str, ref: str, timeout: float = SLOW, force: bool = False
+        self,
+        remote: str,
+        commit: str,
+        ref: str,
+        timeout: float = SLOW,
+        force: bool = False,
+        lease: str | None = None,
     ) -> Step:
         """`commit` to `ref` of `remote`; `force`: also over another history (a task branch a
-        redo rewrote), `commit` '' deletes `ref` there."""
+        redo rewrote), `commit` '' deletes `ref` there. `lease`: a compare-and-swap, only if
+        `ref` there is still that commit ('': only if it does not exist). A refusal's message
+        holds git's own `! [rejected]` line."""
         spec = f"{'+' if force else ''}{commit}:{ref}"
-        done = self.run("push", "-q", remote, spec, timeout=timeout)
-        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
+        cas = [f"--force-with-lease={ref}:{lease}"] if lease is not None else []
+        done = self.run("push", "-q", *cas, remote, spec, timeout=timeout)
+        return Step(done.returncode == 0, (), "" if done.returncode == 0 else _refused(done))
 
     def fetch(self, remote: str, ref: str, into: str, timeout: float = SLOW) -> Step:
         """`ref` of `remote` into the local `into` (moved whatever it held: the remote's word
@@ -95,6 +104,13 @@ class Steps(GitRunner):
         args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, f"+{ref}:{into}")
         done = self.run(*args, timeout=timeout)
         return Step(done.returncode == 0, (), "" if done.returncode == 0 else _said(done))
+
+
+def _refused(done: subprocess.CompletedProcess[str]) -> str:
+    """A push's refusal: git's `! [rejected]` lines and its error, without the hints after."""
+    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()]
+    kept = [line for line in lines if line.startswith(("! ", "error:", "fatal:"))]
+    return " ".join(kept) if kept else _said(done)
 
 
 def _said(done: subprocess.CompletedProcess[str]) -> str:

@@ -47,6 +47,8 @@ class MergeQueue:
         self.layout = products.layout
         self.holder: Path | None = None  # where base is checked out, read with base's commit
         self.fence = ""  # 'head:SHA' of the commit being merged: its writes hold only for it
+        self.local = ""  # the local base at the start of this step (moved by compare-and-swap)
+        self.remote_at: str | None = None  # the remote's base as fetched (None: it has none)
 
     def wait_for(self, task: str, token: str, should_stop: Callable[[], bool]) -> Finished:
         """Queue the task's commit and see it through: merged, or reopened (conflict, a failed
@@ -122,11 +124,35 @@ class MergeQueue:
             old, self.holder = self.repo.branch_tip(self.git.base)  # one call for both
             if old is None:
                 old = self.p.base_commit()  # (raises: base is gone)
-            done = self._already_in(task, head, rec.get("git_candidate", ""), old)
-            result = self._step(task, head, old, rec) if done is None else done
+            self.local = old
+            onto = self._onto(task, old)
+            if onto is None:
+                return False  # the remote's base unknown, or apart from the local one: waits
+            done = self._already_in(task, head, rec.get("git_candidate", ""), onto)
+            result = self._step(task, head, onto, rec) if done is None else done
             if result != "retry":
                 return result != "wait"
         return False  # base kept moving under it: the head waits and is tried again
+
+    def _onto(self, task: str, local: str) -> str | None:
+        """What the step builds on: the local base, or with `[git] push` the newer of it and
+        the remote's (fetched now: another host may have merged and pushed since), noted in
+        `remote_at` for the push's compare-and-swap. None when the head must wait (noted)."""
+        if not self.git.push:
+            return local
+        at, why = remote.remote_base(self.p)
+        self.remote_at = at
+        if why is None and (at is None or at == local or self.repo.is_ancestor(at, local)):
+            return local
+        if why is None and self.repo.is_ancestor(local, at or local):
+            return at
+        if why is None:
+            why = (
+                f"{self.git.base} and {self.git.push}/{self.git.base} have diverged (each holds "
+                f"commits the other lacks): merge or rebase one onto the other"
+            )
+        self._wait(task, why)
+        return None
 
     @staticmethod
     def _wanted(rec: dict[str, str], head: str) -> bool:
@@ -140,12 +166,32 @@ class MergeQueue:
         )
 
     def _already_in(self, task: str, head: str, candidate: str, base: str) -> str | None:
-        """'merged' when the task's work is in base already (a crash after base moved)."""
+        """'merged' when the task's work is in base already (a crash after base moved), once
+        the local base and the remote's hold it too ('wait', 'retry' when they cannot yet)."""
         for commit in (candidate, head):
             if commit and self.repo.is_ancestor(commit, base):
-                self._merged(task, commit)
-                return "merged"
+                synced = self._publish(task, base)
+                if synced == "merged":
+                    self._merged(task, commit)
+                return synced
         return None
+
+    def _publish(self, task: str, commit: str) -> str:
+        """`commit` (checked, or base already) onto the remote's base (`[git] push`: compare-
+        and-swap against what was fetched), then onto the local base. 'merged' when both hold
+        it; 'wait' (noted: the remote refused, or base's checkout is in the way) or 'retry' (the
+        local base moved meanwhile). Nothing is recorded merged before both moved."""
+        if self.git.push and commit != self.remote_at:
+            refused = remote.push_base(self.p, task, commit, self.remote_at)
+            if refused is not None:
+                self._wait(task, refused)
+                return "wait"
+            self.remote_at = commit
+        if commit == self.local:
+            return "merged"
+        with self.p.locked():
+            moved = self._move_base(task, self.local, commit)
+        return "wait" if moved is None else "merged" if moved else "retry"
 
     def _step(self, task: str, head: str, old: str, rec: dict[str, str]) -> str:
         candidate = rec.get("git_candidate", "")
@@ -192,14 +238,10 @@ class MergeQueue:
         if not self._wanted(self.store.git_record(task), self.fence.removeprefix("head:")):
             self.store.merge_drop(task)
             return "done"
-        with self.p.locked():
-            moved = self._move_base(task, old, candidate)
-        if moved is None:
-            return "wait"
-        if not moved:
-            return "retry"  # base moved meanwhile: the step again, on the new base
-        self._merged(task, candidate)
-        return "merged"
+        landed = self._publish(task, candidate)
+        if landed == "merged":
+            self._merged(task, candidate)
+        return landed
 
     def _checks(self, task: str, tree: Path, attempt: int) -> str | None:
         """The first failing check's report (command, exit, output tail), or None."""
@@ -250,29 +292,20 @@ class MergeQueue:
             why = f"base checked out with local changes at {holder} ({shown})"
         else:
             why = f"base checked out at {holder} cannot be fast-forwarded: {step.message}"
+        self._wait(task, why)
+        return None
+
+    def _wait(self, task: str, why: str) -> None:
+        """The head waits, `why` noted on the task (and told once while it stays the same)."""
         rec = self.store.git_record(task)
         if rec.get("git_stage") != "waiting" or rec.get("git_note") != why:
             self.store.note_git(task, self.fence, git_stage="waiting", git_note=why)
             self.store.event("git.waiting", task=task, reason=why)
-        return None
 
     def _merged(self, task: str, commit: str) -> None:
-        """Base holds the task's work: pushed to `[git] push` first (a node starts its next
-        task from the remote's base: its dependents must find this work there), then recorded
-        merged. Killed between the two, the next turn finds it in base and does both again."""
-        if self.git.push:
-            try:
-                step = self.repo.push(self.git.push, commit, self.p.base_ref)
-                ok, error = step.ok, step.message
-            except GitError as e:
-                ok, error = False, e.message
-            self.store.event(
-                "git.pushed" if ok else "git.push_failed",
-                task=task,
-                remote=self.git.push,
-                ref=self.git.base,
-                error=error,
-            )
+        """Base holds the task's work, here and (`[git] push`) on the remote, pushed first (a
+        node starts its next task from the remote's base: its dependents must find this work
+        there): recorded merged. Killed before, the next turn finds it in base and records it."""
         self.store.note_git(
             task,
             self.fence,

@@ -61,6 +61,32 @@ def push_task(p: WorkProducts, task: str) -> Finished | None:
     )
 
 
+def remote_base(p: WorkProducts) -> tuple[str | None, str | None]:
+    """The leader: base as the remote has it now, fetched into its tracking ref (the queue
+    builds on it when it is ahead of the local base: another host merged and pushed). (commit,
+    None); (None, None) when the remote has no base yet; (None, why) when it cannot be read
+    (the head waits)."""
+    assert p.git.push is not None
+    into = tracking_ref(p.git.push, p.git.base)
+    step = p.repo.fetch(p.git.push, f"refs/heads/{p.git.base}", into)
+    if step.ok:
+        return p.repo.resolve(into), None
+    if "couldn't find remote ref" in step.message:
+        return None, None
+    return None, f"cannot fetch {p.git.base} from {p.git.push}: {step.message}"
+
+
+def push_base(p: WorkProducts, task: str, commit: str, expected: str | None) -> str | None:
+    """The leader: base to the remote, only if the remote's base is still `expected` (None:
+    it had none), before the merge is recorded. None when pushed, else why not (git's own
+    `! [rejected]` line): nothing is recorded, the head waits and is tried again."""
+    assert p.git.push is not None
+    step = p.repo.push(p.git.push, commit, f"refs/heads/{p.git.base}", lease=expected or "")
+    kind = "git.pushed" if step.ok else "git.push_failed"
+    p.store.event(kind, task=task, remote=p.git.push, ref=p.git.base, error=step.message)
+    return None if step.ok else f"cannot push {p.git.base} to {p.git.push}: {step.message}"
+
+
 def fetch_task(p: WorkProducts, task: str, head: str) -> None:
     """The leader: a node's pushed branch fetched into its own `tt/TOWN/TASK`, unless it holds
     `head` already; `GitError` when the fetch fails or the remote's branch lacks `head`."""

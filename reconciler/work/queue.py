@@ -118,8 +118,12 @@ class MergeQueue:
             self.store.merge_drop(task)  # cancelled, deleted, re-run, or already through
             return True
         self.fence = f"head:{head}"  # every write of this step: only for this very commit
-        if rec.get("git_node"):
-            remote.fetch_task(self.p, task, head)  # done on a node: its pushed branch
+        # Done on a node: its pushed branch, fetched (a fetch that fails waits: the remote may
+        # be away for a while, no fault of the task's; a branch gone or without it reopens it).
+        why = remote.fetch_task(self.p, task, head) if rec.get("git_node") else None
+        if why is not None:
+            self._wait(task, why)
+            return False
         for _ in range(CAS_TRIES):
             old, self.holder = self.repo.branch_tip(self.git.base)  # one call for both
             if old is None:

@@ -87,31 +87,40 @@ def push_base(p: WorkProducts, task: str, commit: str, expected: str | None) -> 
     return None if step.ok else f"cannot push {p.git.base} to {p.git.push}: {step.message}"
 
 
-def fetch_task(p: WorkProducts, task: str, head: str) -> None:
-    """The leader: a node's pushed branch fetched into its own `tt/TOWN/TASK`, unless it holds
-    `head` already; `GitError` when the fetch fails or the remote's branch lacks `head`."""
+def fetch_task(p: WorkProducts, task: str, head: str) -> str | None:
+    """The leader: a node's pushed branch fetched into a ref of tt's own (`refs/tt/TOWN/TASK/
+    fetched`: never a branch, which a worktree may have checked out), unless `head` is here
+    already; the queue merges `head` by its SHA. None when `head` is here; why not when the
+    fetch failed (the head waits: a remote away is no fault of the task's); `GitError` when the
+    remote's branch is gone or lacks `head`."""
     if p.repo.resolve(head) is not None:
-        return
+        return None
     remote = p.git.push
     branch = p.layout.branch(task)
     if remote is None:
         raise GitError(f"{task} was done on a node, and [git] push names no remote to fetch it")
-    step = p.repo.fetch(remote, f"refs/heads/{branch}", f"refs/heads/{branch}")
-    if not step.ok:
-        raise GitError(f"cannot fetch {branch} from {remote}: {step.message}")
+    step = p.repo.fetch(remote, f"refs/heads/{branch}", fetched_ref(p, task))
+    if not step.ok and "couldn't find remote ref" not in step.message:
+        return f"cannot fetch {branch} from {remote}: {step.message}"
     if p.repo.resolve(head) is None:
-        raise GitError(f"{remote}'s {branch} does not hold the task's commit {head[:12]}")
+        why = "is gone" if not step.ok else f"does not hold the task's commit {head[:12]}"
+        raise GitError(f"{remote}'s {branch} {why}")
+    return None
+
+
+def fetched_ref(p: WorkProducts, task: str) -> str:
+    return p.layout.kept_ref(task, "fetched")
 
 
 def drop_pushed(p: WorkProducts, task: str) -> None:
-    """The leader, once a node's task is merged: its fetched branch and the remote's go (unless
-    `keep_branches`); a failure to delete the remote's is an event, never the task's."""
+    """The leader, once a node's task is merged: its fetched copy and the remote's branch go
+    (the branch unless `keep_branches`); a failure to delete the remote's is an event, never
+    the task's."""
+    with p.locked():
+        p.repo.delete_ref(fetched_ref(p, task))
     if p.git.keep_branches or p.git.push is None:
         return
     branch = p.layout.branch(task)
-    with p.locked():
-        if p.repo.branch_tip(branch)[1] is None:  # (never one checked out somewhere)
-            p.repo.delete_branch(branch)
     try:
         step = p.repo.push(p.git.push, "", f"refs/heads/{branch}")
         ok, error = step.ok, step.message

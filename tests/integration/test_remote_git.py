@@ -144,11 +144,13 @@ def test_tasks_done_on_a_nodes_own_clone_are_pushed_fetched_and_merged_by_the_le
             )
             assert gc.returncode == 0, gc.stderr
             assert (trees / "bad" / "bad.txt").is_file()
-            # ... and the leader, which fetched it to run the checks, shows where it was done.
+            # ... and the leader, which fetched it to run the checks (into a ref of tt's own,
+            # never a branch), shows where it was done.
             here = _tt(town.env, town.root, "worktrees", "-o", "json", "--town", str(town.root))
             mine = {r["task"]: r for r in here["worktrees"]}
-            assert (mine["bad"]["node"], mine["bad"]["verdict"]) == ("far", "keep")
-            assert set(mine) == {"bad"}  # merged branches were dropped
+            assert mine["bad"]["node"] == "far" and mine["bad"]["branch"] is None
+            assert mine["bad"]["kept_refs"] == ["refs/tt/far-git/bad/fetched"]
+            assert set(mine) == {"bad"}  # merged tasks' fetched copies were dropped
         finally:
             node.send_signal(signal.SIGTERM)
             code = node.wait(timeout=30)

@@ -102,3 +102,53 @@ def test_a_push_refused_records_no_merge_and_the_next_pass_merges_on_the_new_bas
     assert rec["git_stage"] == "merged"
     assert log_subjects(remote, "main")[:2] == ["a: do a", "theirs"]
     assert git(here, "rev-parse", "main") == git(remote, "rev-parse", "main") == rec["git_merged"]
+
+
+def node_products(folder: Path, store: Store) -> WorkProducts:
+    settings = GitSettings(push="origin")
+    return WorkProducts(folder / ".tt", folder, "demo", settings, store, Checks(), node="far")
+
+
+def pushed_by_the_node(node: WorkProducts, task: str, token: str) -> str:
+    """The node's attempt: committed, pushed and queued (its worker then told to stop)."""
+    do_task(node, task, token, f"{task}.txt", f"{task} from far\n")
+    assert node.finish(task, 1, token, f"do {task}", f"did {task}", lambda: True).stopped
+    return node.store.git_record(task)["git_head"]
+
+
+def test_a_nodes_branch_is_fetched_into_tts_own_ref_even_where_that_branch_is_checked_out(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    remote, here, far = clones(tmp_path, "here", "far")
+    # the leader's host has the task's branch checked out in a worktree (an earlier attempt
+    # of it ran here): git refuses to fetch into a branch checked out anywhere
+    git(here, "worktree", "add", "-q", "-b", "tt/demo/a", str(tmp_path / "old-tree"))
+    head = pushed_by_the_node(node_products(far, fake_store), "a", "t1")
+    wp = leader(here, fake_store)
+    assert MergeQueue(wp).work(until="a") == "through"
+    rec = fake_store.git_record("a")
+    assert rec["git_stage"] == "merged", rec.get("git_note")
+    assert git(remote, "show", "main:a.txt") == "a from far"
+    assert git(here, "rev-parse", "tt/demo/a") != head  # the user's branch untouched
+    assert git(here, "for-each-ref", "refs/tt/") == ""  # the fetched copy dropped once merged
+    assert git(remote, "for-each-ref", "refs/heads/tt/") == ""
+
+
+def test_a_fetch_that_fails_waits_without_spending_a_retry_and_merges_once_it_works(
+    tmp_path: Path, fake_store: Store
+) -> None:
+    remote, here, far = clones(tmp_path, "here", "far")
+    pushed_by_the_node(node_products(far, fake_store), "a", "t1")
+    wp = leader(here, fake_store)
+    git(here, "remote", "set-url", "origin", str(tmp_path / "away.git"))  # the remote away
+    assert MergeQueue(wp).work(until="a") == "blocked"
+    rec = fake_store.git_record("a")
+    assert rec["git_stage"] == "waiting" and rec["state"] == "running"
+    assert rec["git_note"].startswith("cannot fetch tt/demo/a from origin:"), rec["git_note"]
+    assert not events(fake_store, "git.merge_failed")
+    assert fake_store.merge_queue() == ["a"]
+
+    git(here, "remote", "set-url", "origin", str(remote))  # back
+    assert MergeQueue(wp).work(until="a") == "through"
+    assert fake_store.git_record("a")["git_stage"] == "merged"
+    assert git(remote, "show", "main:a.txt") == "a from far"

@@ -67,8 +67,12 @@ class Steps(GitRunner):
             return Step(True)
         return Step(False, tuple(self.unmerged(tree)), _said(done))
 
-    def reset_hard(self, tree: Path, commit: str) -> None:
+    def reset_hard(self, tree: Path, commit: str, clean: bool = False) -> None:
+        """`tree` (and the branch it has checked out) at `commit`; `clean`: no untracked file
+        left either."""
         self.out("reset", "-q", "--hard", commit, cwd=tree, timeout=SLOW)
+        if clean:
+            self.out("clean", "-fdq", cwd=tree, timeout=SLOW)
 
     def fast_forward(self, tree: Path, branch: str, commit: str) -> Step:
         """Fast-forward `branch`, checked out in `tree` (the user's own), to `commit`: git

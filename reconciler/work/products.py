@@ -121,11 +121,21 @@ class WorkProducts:
                 failed = self._merge_deps(tree, deps)
                 if failed is not None:
                     return Started(tree, done=failed)
+        head = rec.get("git_head", "")
+        made = stage in ("committing", "committed", "queued", "waiting")
+        if made and rec.get("git_node", "") != self.node:
+            # Made in another clone (an attempt on another node): its tree is not this one.
+            # Its pushed commit is fetched and gone on from; else the model runs again here.
+            if stage != "committing" and head:
+                with self.locked():
+                    if remote.adopt(self, task, tree, head):
+                        return Started(tree, result=rec.get("git_result", ""))
+            self.store.note_git(task, token, git_stage="", git_head="", git_result="")
+            return Started(tree)
         if stage == "committing":
             # The model had finished and its result was kept; the agent died around the
             # commit: what the tree holds is committed (again, if need be) and merged.
             return Started(tree, result=rec.get("git_result", ""))
-        head = rec.get("git_head")
         if stage in ("committed", "queued", "waiting") and head and not self.repo.dirty(tree):
             # Its commit was made; the agent died before the merge finished: merge it now.
             return Started(tree, result=rec.get("git_result", ""))
@@ -250,7 +260,7 @@ class WorkProducts:
             # its next attempt merges this commit without running the model (approve.lua).
             self.store.note_git(task, token, approval_merge="1")
             return Finished(True, result)
-        if self.node and (failed := remote.push_task(self, task)) is not None:
+        if self.node and (failed := remote.push_task(self, task, token)) is not None:
             return failed
         return MergeQueue(self).wait_for(task, token, should_stop)
 

@@ -9,6 +9,7 @@ task's (a push that fails fails the attempt, its commit kept for the next one to
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import TtError
@@ -38,13 +39,26 @@ def fetch_base(p: WorkProducts) -> None:
         )
 
 
-def push_task(p: WorkProducts, task: str) -> Finished | None:
-    """The task's branch to the remote (over what it held: a redo rewrites it); a Finished
-    failure when the push fails (the commit stays: the next attempt pushes it, no model run)."""
+def push_task(p: WorkProducts, task: str, token: str) -> Finished | None:
+    """The task's recorded commit (`git_head`) to its branch on the remote, only while attempt
+    `token` is current, by compare-and-swap against what the remote's branch held a moment
+    before (a redo rewrites it; a stale attempt never pushes over a newer one's). A Finished
+    failure when the push fails (the commit stays: the next attempt pushes it, no model run),
+    `stopped` when the attempt is no longer current."""
     assert p.git.push is not None
     branch = p.layout.branch(task)
     ref = f"refs/heads/{branch}"
-    step = p.repo.push(p.git.push, ref, ref, force=True)
+    seen = tracking_ref(p.git.push, branch)
+    step = p.repo.fetch(p.git.push, ref, seen)
+    expected = p.repo.resolve(seen) if step.ok else None
+    rec = p.store.git_record(task)
+    if rec.get("token") != token:
+        return Finished(False, "stopped: the attempt is no longer current", stopped=True)
+    head = rec.get("git_head", "")
+    if step.ok or "couldn't find remote ref" in step.message:
+        if expected == head:
+            return None  # (pushed already: an attempt died after its push)
+        step = p.repo.push(p.git.push, head, ref, lease=expected or "")
     p.store.event(
         "git.pushed" if step.ok else "git.push_failed",
         task=task,
@@ -59,6 +73,27 @@ def push_task(p: WorkProducts, task: str) -> Finished | None:
         f"push_failed: {branch} to {p.git.push}: {step.message} (its commit is kept in "
         f"{p.repo.top}; the next attempt pushes it again)",
     )
+
+
+def adopt(p: WorkProducts, task: str, tree: Path, head: str) -> bool:
+    """An attempt on this clone goes on from the commit another clone made and pushed (its
+    attempt died after the commit, `head`): fetched from the remote, `tree` and its branch
+    moved to it (what the tree held before kept under `refs/tt/TOWN/TASK/replaced-SHA`). False
+    when `head` cannot be had here: the model runs again."""
+    if p.repo.resolve(head) is None:
+        if p.git.push is None:
+            return False
+        branch = p.layout.branch(task)
+        p.repo.fetch(p.git.push, f"refs/heads/{branch}", tracking_ref(p.git.push, branch))
+        if p.repo.resolve(head) is None:
+            return False
+    old = p.repo.head(tree)
+    if p.repo.dirty(tree):
+        old = p.repo.snapshot(tree, f"{task}: left in its worktree\n\nTt-Task: {task}\n") or old
+    if old != head and not p.repo.is_ancestor(old, head):
+        p.repo.update_ref(p.layout.kept_ref(task, f"replaced-{old[:12]}"), old, None)
+    p.repo.reset_hard(tree, head, clean=True)
+    return True
 
 
 def remote_base(p: WorkProducts) -> tuple[str | None, str | None]:

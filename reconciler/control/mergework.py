@@ -4,8 +4,10 @@ repository is the shared one, to fetch its pushed branch and merge it (`work/rem
 each of its passes the leading loop looks at the queue; when a node's task waits there and no
 one works it, a thread of its own works it (checks may take minutes: never within a pass).
 
-loop.py only hooks it in (`check` after a leader's pass). It never merges for a loop that does
-not lead (a newer leader fences its writes anyway).
+loop.py only hooks it in (`check` after a leader's pass). The thread writes through a store of
+its own, fenced to the leader epoch it started under (the loop's own fence is cleared when it
+stops leading), and looks at that epoch again before it pushes or moves base: a loop that lost
+the lead merges nothing more, and the remote's compare-and-swap refuses two leaders one landing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..errors import TtError
 from ..filelock import try_lock
 from ..spec.desired import Desired
 from ..spec.gitsettings import MergeMode
+from ..store.client import Store
 from ..work.products import WorkProducts
 from ..work.queue import MergeQueue
 from .session import Session
@@ -52,21 +55,32 @@ class NodeMerges:
         if not any(store.git_record(t).get("git_node") for t in queued):
             return
         assert desired is not None
-        self.thread = threading.Thread(target=self._work, args=(desired,), daemon=True)
+        fence = store.fence  # the epoch this pass leads under ('e:N')
+        if not fence:
+            return
+        self.thread = threading.Thread(target=self._work, args=(desired, fence), daemon=True)
         self.thread.start()
 
-    def _work(self, desired: Desired) -> None:
+    def _work(self, desired: Desired, fence: str) -> None:
         s = self.host.s
         assert desired.git is not None
+        store: Store | None = None
         try:
+            store = Store.open(s.store.url, s.store.town)  # its own: the loop's fence moves
+            store.fence = fence
             products = WorkProducts(
-                s.paths.state_dir, s.paths.root, desired.town.name, desired.git, s.store, Checks()
+                s.paths.state_dir, s.paths.root, desired.town.name, desired.git, store, Checks()
             )
             with try_lock(products.layout.queue_lock) as mine:
                 if mine:  # (else an agent of this host works it: it merges the node's too)
-                    MergeQueue(products).work(should_stop=self._should_stop)
+                    queue = MergeQueue(products)
+                    queue.lead = store.check_fence
+                    queue.work(should_stop=self._should_stop)
         except TtError as e:  # Redis away, the lead lost, the repository gone: the next pass
             self.host.report("merge", {"detail": e.message})
+        finally:
+            if store is not None:
+                store.close()
 
     def _should_stop(self) -> bool:
         return self.host.stop.is_set() or not self.host.leader

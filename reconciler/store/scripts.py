@@ -95,6 +95,14 @@ class Scripted:
             except self.errors.watch as e:  # the epoch moved under the writes
                 raise fenced(f"{self.fence}: the leader epoch moved") from e
 
+    def check_fence(self) -> None:
+        """`LeaderFenced` unless this store's fence is still the leader epoch: a leader looks
+        again before an act outside Redis (a push, a move of base) that no script can fence."""
+        if self.fence:
+            epoch = self.client.get(self.keys.leader_epoch) or "0"
+            if self.fence != f"e:{epoch}":
+                raise fenced(f"{self.fence} is no longer the leader epoch (e:{epoch})")
+
     def _run(self, name: str, *args: object) -> Any:
         fence = "" if name in UNFENCED else self.fence
         argv = [self.keys.prefix, repr(time.time()), fence, *args]

@@ -49,6 +49,8 @@ class MergeQueue:
         self.fence = ""  # 'head:SHA' of the commit being merged: its writes hold only for it
         self.local = ""  # the local base at the start of this step (moved by compare-and-swap)
         self.remote_at: str | None = None  # the remote's base as fetched (None: it has none)
+        # Raises when this process may no longer move base (`control/mergework.py`: the lead).
+        self.lead: Callable[[], None] | None = None
 
     def wait_for(self, task: str, token: str, should_stop: Callable[[], bool]) -> Finished:
         """Queue the task's commit and see it through: merged, or reopened (conflict, a failed
@@ -185,6 +187,8 @@ class MergeQueue:
         and-swap against what was fetched), then onto the local base. 'merged' when both hold
         it; 'wait' (noted: the remote refused, or base's checkout is in the way) or 'retry' (the
         local base moved meanwhile). Nothing is recorded merged before both moved."""
+        if self.lead is not None:
+            self.lead()  # (raises when this process may no longer move base: no push, no move)
         if self.git.push and commit != self.remote_at:
             refused = remote.push_base(self.p, task, commit, self.remote_at)
             if refused is not None:

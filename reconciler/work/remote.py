@@ -1,7 +1,7 @@
 """Work products across hosts: a node given its own clone (`tt node run --workspace DIR`) starts
 each task branch from base as `[git] push` (the remote) has it, pushes the branch there once its
 commit is made, and waits for the leader; the leader's merge queue fetches the branch from that
-remote before it merges, and pushes base back (`queue._merged`).
+remote before it merges, and pushes base back (`queue._publish`).
 
 git through `git.repo` only; no policy beyond what to fetch and push, and when a failure is the
 task's (a push that fails fails the attempt, its commit kept for the next one to push again).

@@ -63,7 +63,7 @@ def node_run(
 
     opts = NodeOptions(name, slots, parse_labels(labels), lease, interval)
     check_options(opts)  # (before anything connects)
-    run = NodeRun(node_session(town_dir, redis, town_name, workspace), opts, _report)
+    run = NodeRun(node_session(town_dir, redis, town_name, workspace, name), opts, _report)
     return run.run()
 
 

@@ -88,7 +88,9 @@ class GitWork:
             # An agent of a node given its own clone (`tt node run --workspace DIR`) works there
             # and hands its branches to the leader through [git] push (`work/remote.py`).
             workspace = os.environ.get(WORKSPACE_ENV, "")
-            node = os.environ.get(NODE_ENV, "") if workspace else ""
+            node = os.environ.get(NODE_ENV, "")
+            if node and not workspace:
+                raise without_workspace(node)
             self._products = WorkProducts(
                 self.paths.state_dir,
                 self.paths.root,
@@ -96,7 +98,7 @@ class GitWork:
                 replace(git, repo=workspace) if workspace else git,
                 self.store,
                 Checks(),
-                node=node or ("?" if workspace else ""),
+                node=node or ("?" if workspace else ""),  # (an agent run by hand in one)
             )
         return self._products
 
@@ -118,6 +120,17 @@ class GitWork:
         except TtError as e:
             return Verdict(False, False, f"git: {e.message}", hint=e.hint)
         return verdict_of(done)
+
+
+def without_workspace(node: str) -> TtError:
+    """A node with `[git]` and no clone of its own: it would merge on its own and push base,
+    and no single base would hold every task's work. Refused (the node's start, its attempts)."""
+    return TtError(
+        f"node {node} runs without --workspace, and the town has [git]: a node works in its "
+        "own clone and hands its branches to the leader, which alone merges",
+        hint=f"restart it with tt node run --name {node} --workspace DIR (DIR: a clone of the "
+        "repository with [git] push as a remote)",
+    )
 
 
 def verdict_of(done: Finished) -> Verdict:

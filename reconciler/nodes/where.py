@@ -3,8 +3,8 @@ nearest town.toml), or, without its files, its Redis and name (`--redis URL --to
 `control/remote.py`), its state kept in the node's folder (`--workspace DIR`, else here); and
 the node's own clone of the `[git]` repository (`--workspace`: `work/remote.py`).
 
-Checks the flags before anything connects; a town with no applied state is refused before
-anything is written.
+Checks the flags before anything connects; a town with no applied state, and a town with `[git]`
+for a node without `--workspace`, are refused before anything is written.
 """
 
 from __future__ import annotations
@@ -12,16 +12,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..agents.gitwork import without_workspace
 from ..control.remote import RemoteSession
 from ..control.session import Session
-from ..errors import TtError
+from ..errors import TtError, ValidationFailed
 from ..git.repo import repository_of
 from ..town import TownPaths
 from ..work.remote import WORKSPACE_ENV
 
 
 def node_session(
-    town_dir: str | None, redis: str | None, town_name: str | None, workspace: str | None = None
+    town_dir: str | None,
+    redis: str | None,
+    town_name: str | None,
+    workspace: str | None = None,
+    name: str = "?",
 ) -> Session:
     """The node's session. `workspace`: the node's own clone of the `[git]` repository (its
     agents work there, `work/remote.py`), also the folder a node without the town's files keeps
@@ -31,6 +36,8 @@ def node_session(
         s = Session.find(town_dir)
         if folder is not None:
             os.environ[WORKSPACE_ENV] = str(folder)  # (its agents inherit it)
+        else:
+            _needs_workspace(s, name)
         return s
     if town_dir is not None:
         raise TtError(
@@ -51,10 +58,23 @@ def node_session(
     root = (folder or Path(os.getcwd())).expanduser().resolve()
     s = RemoteSession(TownPaths(root), redis, town_name)
     s.check_applied()  # (nothing is written for a town that was never applied there)
+    if folder is None:
+        _needs_workspace(s, name)
     s.export_env()
     if folder is not None:
         os.environ[WORKSPACE_ENV] = str(folder)
     return s
+
+
+def _needs_workspace(s: Session, node: str) -> None:
+    """A town with `[git]` needs the node's own clone (`--workspace`): refused before anything
+    is written. (A `[git]` an apply adds later fails the node's attempts, saying the same.)"""
+    try:
+        git = s.desired().git
+    except ValidationFailed:
+        return  # (invalid files: the node's passes report them; its attempts refuse then)
+    if git is not None:
+        raise without_workspace(node)
 
 
 def _workspace(given: str) -> Path:

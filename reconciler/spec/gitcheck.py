@@ -23,6 +23,8 @@ _AUTHOR = re.compile(r"(?P<name>[^<>]*)<(?P<email>[^<>]*)>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 TABLE = "git"  # town.toml's [git]
+# A URL (scheme://, user@host:path), or a path (/, ./, ../, ~): what `push` must not be.
+_URL_LIKE = re.compile(r"://|^[^/]*@|^[^/:]+:|^(/|\./|\.\./|~)")
 
 
 def ref_problem(name: str) -> str | None:
@@ -98,7 +100,7 @@ def git_settings(doc: TomlDoc, data: Mapping[str, Any]) -> GitSettings | None:
         doc.report((*at, "repo"), "repo is blank", 'name the repository\'s folder, like "."')
         repo = None
     base = _ref(doc, (*at, "base"), opt_str(raw, "base"), "branch name")
-    push = _ref(doc, (*at, "push"), opt_str(raw, "push"), "remote name")
+    push = _remote(doc, (*at, "push"), opt_str(raw, "push"))
     author = opt_str(raw, "author")
     if author is not None:
         why = author_problem(author)
@@ -115,10 +117,20 @@ def git_settings(doc: TomlDoc, data: Mapping[str, Any]) -> GitSettings | None:
             doc.report((*at, "checks", i), "a check is blank", "give the command to run")
         checks.append(command)
     timeout = duration(doc, at, raw, "check_timeout")
+    merge = choice(MergeMode, opt_str(raw, "merge"), defaults.merge)
+    if merge == MergeMode.MANUAL and (placed := _on_nodes(data)):
+        agent, node = placed
+        doc.report(
+            (*at, "merge"),
+            f'merge = "manual" cannot work across clones: agent {agent} runs on node {node}, '
+            "in a clone of its own, and manual mode merges dependency branches in one repository",
+            'use merge = "queue" (the default: the leader merges what nodes push), or run the '
+            "town's agents on the controller's host",
+        )
     return GitSettings(
         repo=repo or defaults.repo,
         base=base or defaults.base,
-        merge=choice(MergeMode, opt_str(raw, "merge"), defaults.merge),
+        merge=merge,
         strategy=choice(Strategy, opt_str(raw, "strategy"), defaults.strategy),
         on_conflict=choice(OnConflict, opt_str(raw, "on_conflict"), defaults.on_conflict),
         checks=tuple(checks),
@@ -127,6 +139,28 @@ def git_settings(doc: TomlDoc, data: Mapping[str, Any]) -> GitSettings | None:
         author=author or defaults.author,
         keep_branches=raw.get("keep_branches") is True,
     )
+
+
+def _remote(doc: TomlDoc, path: JsonPath, name: str | None) -> str | None:
+    """`push`: the name of a git remote; a URL or a path is refused without being repeated
+    (a URL may hold credentials: they would reach the roster, events and errors)."""
+    if name and _URL_LIKE.search(name):
+        doc.report(
+            path,
+            'push must name a git remote of the repository (like "origin"), not a URL or a path',
+            "add the remote once (git remote add origin URL) and write its name here",
+        )
+        return None
+    return _ref(doc, path, name, "remote name")
+
+
+def _on_nodes(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(agent, node) of the first agent placed on a node, if any."""
+    agents = data.get("agents")
+    for agent, table in agents.items() if isinstance(agents, dict) else ():
+        if isinstance(table, dict) and isinstance(table.get("node"), str) and table["node"]:
+            return str(agent), table["node"]
+    return None
 
 
 def _ref(doc: TomlDoc, path: JsonPath, name: str | None, what: str) -> str | None:

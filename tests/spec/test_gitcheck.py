@@ -356,3 +356,33 @@ def test_a_reused_check_keeps_touches_and_still_refuses_a_bad_one(tmp_path: Path
         "tasks.toml:11: $.tasks[1].touches[0]: invalid glob \"../x\": a '..' segment would "
         "leave the repository"
     ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bot:s3cret@git.example.com/app.git",
+        "ssh://git@host/app.git",
+        "git@github.com:org/app.git",
+        "bot:s3cret@host/app.git",
+        "/srv/git/app.git",
+        "../app.git",
+        "~/app.git",
+    ],
+)
+def test_push_must_name_a_remote_a_url_or_path_is_refused_never_repeated(url: str) -> None:
+    [problem] = rendered(f'{TOWN}\n[git]\npush = "{url}"\n')
+    assert problem.startswith("town.toml:8: $.git.push: push must name a git remote"), problem
+    assert "git remote add" in problem
+    assert "s3cret" not in problem and url not in problem
+
+
+def test_manual_merge_with_an_agent_on_a_node_is_refused_at_the_merge_line() -> None:
+    town = '[town]\nname = "demo"\n\n[agents.dev]\nmodel = "sim"\nnode = "far"\n'
+    [problem] = rendered(f'{town}\n[git]\npush = "origin"\nmerge = "manual"\n')
+    assert problem.startswith('town.toml:10: $.git.merge: merge = "manual" cannot work across'), (
+        problem
+    )
+    assert "agent dev runs on node far" in problem
+    assert git_of(f'{town}\n[git]\npush = "origin"\n').merge == MergeMode.QUEUE  # queue: valid
+    assert git_of(f'{TOWN}\n[git]\nmerge = "manual"\n').merge == MergeMode.MANUAL  # no node

@@ -9,13 +9,14 @@ It never edits or applies files and never claims the town's source (it is not on
 from __future__ import annotations
 
 import os
+import socket
 from functools import cached_property
 from pathlib import Path
 
 from ..errors import TtError, mask_url
 from ..spec.desired import Desired, TownSettings
 from ..spec.names import name_problem
-from ..spec.rosterjson import roster_from_json
+from ..spec.rosterjson import NewerRoster, roster_from_json
 from ..store.client import Store
 from ..store.url import ENV_URL, SCHEMES
 from ..town import TownPaths
@@ -51,6 +52,7 @@ class RemoteSession(Session):
             )
         super().__init__(paths)
         self.url, self.town = url.strip(), town
+        self.node = ""  # the node this session serves (`tt node run --name`), when one does
         self._roster: tuple[str, Desired] | None = None
 
     @cached_property
@@ -86,6 +88,12 @@ class RemoteSession(Session):
         if self._roster is None or self._roster[0] != digest:
             try:
                 self._roster = (digest, roster_from_json(text))
+            except NewerRoster as e:
+                raise TtError(
+                    f"town {self.town!r}: {e}",
+                    hint=f"upgrade tt on node {self.node or socket.gethostname()} to the "
+                    "controller's version",
+                ) from e
             except ValueError as e:
                 raise TtError(
                     f"town {self.town!r}: {e}",

@@ -57,6 +57,7 @@ def node_session(
         )
     root = (folder or Path(os.getcwd())).expanduser().resolve()
     s = RemoteSession(TownPaths(root), redis, town_name)
+    s.node = name
     s.check_applied()  # (nothing is written for a town that was never applied there)
     if folder is None:
         _needs_workspace(s, name)

@@ -36,20 +36,37 @@ def roster_digest(text: str) -> str:
 
 
 def roster_from_json(text: str) -> Desired:
-    """The `Desired` (no tasks) `roster_json` wrote; ValueError when it cannot be read (keys
-    this version does not know are dropped: a newer `tt` may have added some)."""
+    """The `Desired` (no tasks) `roster_json` wrote; ValueError when it cannot be read: not
+    JSON, written by a newer `tt` (its `v` above `VERSION`: what it added may be a restriction
+    this version would not keep), or holding a key this version does not know (never dropped
+    silently: it may be one)."""
     try:
         data = json.loads(text)
     except ValueError as e:
         raise ValueError(f"the recorded roster is not JSON: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("town"), dict):
         raise ValueError("the recorded roster has no [town]")
+    version = data.get("v")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"the recorded roster has no valid version (v = {version!r})")
+    if version > VERSION:
+        raise NewerRoster(
+            f"the recorded roster is version {version}, written by a newer tt; this tt reads "
+            f"version {VERSION} at most"
+        )
+    unknown = sorted(set(data) - {*FIELDS, "v"})
+    if unknown:
+        raise ValueError(f"the recorded roster has keys this tt does not know: {unknown}")
     try:
         built = _build(Desired, {k: v for k, v in data.items() if k in FIELDS})
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"the recorded roster cannot be read: {e}") from e
     assert isinstance(built, Desired)
     return built
+
+
+class NewerRoster(ValueError):
+    """The roster was written by a newer `tt` than this one (`v` > `VERSION`)."""
 
 
 def _plain(value: Any) -> Any:
@@ -91,7 +108,11 @@ def _build(hint: Any, value: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"expected an object for {hint.__name__}, got {value!r}")
         hints = _hints(hint)
-        known = {f.name for f in dataclasses.fields(hint) if f.init}
+        fields = dataclasses.fields(hint)
+        unknown = sorted(set(value) - {f.name for f in fields})
+        if unknown:
+            raise ValueError(f"{hint.__name__} has keys this tt does not know: {unknown}")
+        known = {f.name for f in fields if f.init}
         return hint(**{k: _build(hints[k], v) for k, v in value.items() if k in known})
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(value)

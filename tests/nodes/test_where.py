@@ -5,6 +5,7 @@ attempt saying the same, never merging on its own."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,25 @@ def test_an_agent_of_a_node_without_a_workspace_fails_its_attempt_and_merges_not
     verdict = work.start(Claimed("x", 1, {}, None, (), None), "t1")
     assert not verdict.ok and "runs without --workspace" in verdict.text  # type: ignore[union-attr]
     assert not (folder / ".tt" / "git" / "trees").exists()
+
+
+def test_a_roster_written_by_a_newer_tt_asks_to_upgrade_tt_on_the_node(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+) -> None:
+    from reconciler.control.remote import RemoteSession
+    from reconciler.spec.rosterjson import VERSION, roster_json
+
+    desired = check(TownPaths(town(tmp_path / "t", git=False))).desired
+    assert desired is not None
+    newer = json.loads(roster_json(desired))
+    newer["v"] = VERSION + 1
+    fake_store.client.hset(
+        fake_store.keys.roster, mapping={"digest": "d", "json": json.dumps(newer)}
+    )
+    s = RemoteSession(TownPaths(tmp_path / "far"), "redis://db:6379/0", fake_store.town)
+    s.__dict__["store"] = fake_store
+    s.node = "far"
+    with pytest.raises(TtError, match="written by a newer tt") as refused:
+        s.desired()
+    assert refused.value.hint is not None and "upgrade tt on node far" in refused.value.hint

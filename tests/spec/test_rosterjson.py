@@ -1,7 +1,8 @@
 """The applied roster as JSON (`spec/rosterjson.py`), what a node without the town's files runs
 by: every example's roster comes back equal (agents, custom models, `[town]`'s policy, `[git]`),
-without its tasks, notify rules or Redis URL; a roster from a newer tt with keys this one does not
-know still reads; one that is not a roster is a ValueError naming why."""
+without its tasks, notify rules or Redis URL; a roster of a newer version, or with a key this tt
+does not know (it may be a restriction), is refused, never read loosely; one that is not a roster
+is a ValueError naming why."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import pytest
 
 from reconciler.spec import loader
 from reconciler.spec.desired import Desired
-from reconciler.spec.rosterjson import roster_digest, roster_from_json, roster_json
+from reconciler.spec.rosterjson import (
+    VERSION,
+    NewerRoster,
+    roster_digest,
+    roster_from_json,
+    roster_json,
+)
 
 EXAMPLES = sorted(p for p in Path("examples").iterdir() if (p / "town.toml").is_file())
 TOWN = """[town]
@@ -70,11 +77,28 @@ def test_models_policy_git_and_placement_travel_and_the_redis_url_and_notify_do_
     assert roster_digest(text) == roster_digest(roster_json(loader.load_texts(TOWN, None)))
 
 
-def test_keys_of_a_newer_tt_are_dropped_and_a_non_roster_is_refused() -> None:
+def test_a_newer_rosters_version_and_unknown_keys_are_refused_never_dropped() -> None:
     data = json.loads(roster_json(loader.load_texts(TOWN, None)))
-    data["future"] = 1
-    data["agents"][0]["future_field"] = True
-    assert roster_from_json(json.dumps(data)).agents[0].name == "dev"
-    for bad, said in [("nope", "not JSON"), ("[]", r"no \[town\]"), ('{"town": {}}', "cannot")]:
+    assert data["v"] == VERSION
+    newer = {**data, "v": VERSION + 1}
+    with pytest.raises(NewerRoster, match=f"version {VERSION + 1}, written by a newer tt"):
+        roster_from_json(json.dumps(newer))
+    # a key this version does not know may be a restriction: refused, not dropped
+    top = {**data, "future": 1}
+    with pytest.raises(ValueError, match=r"keys this tt does not know: \['future'\]"):
+        roster_from_json(json.dumps(top))
+    inner = json.loads(json.dumps(data))
+    inner["agents"][0]["sandbox"] = "strict"
+    with pytest.raises(
+        ValueError, match=r"AgentSpec has keys this tt does not know: \['sandbox'\]"
+    ):
+        roster_from_json(json.dumps(inner))
+    for bad, said in [
+        ("nope", "not JSON"),
+        ("[]", r"no \[town\]"),
+        ('{"town": {}}', "no valid version"),
+        ('{"town": {}, "v": "1"}', "no valid version"),
+        ('{"town": {}, "v": 1}', "cannot be read"),
+    ]:
         with pytest.raises(ValueError, match=said):
             roster_from_json(bad)

@@ -56,12 +56,14 @@ class NodeOps(Scripted):
         }
 
     def record_roster(self, desired: Desired) -> bool:
-        """The applied roster (`rosterjson`), written when its digest changed; True then."""
+        """The applied roster (`rosterjson`), written when its digest changed; True then.
+        `LeaderFenced` (nothing written) for a store whose leader epoch is no longer current."""
         text = roster_json(desired)
         digest = roster_digest(text)
         if self.client.hget(self.keys.roster, "digest") == digest:
             return False
-        self.client.hset(self.keys.roster, mapping={"digest": digest, "json": text})
+        with self._writes() as pipe:  # (fenced as the apply's other writes: a deposed leader's
+            pipe.hset(self.keys.roster, mapping={"digest": digest, "json": text})  # is refused)
         return True
 
     def roster_digest(self) -> str | None:

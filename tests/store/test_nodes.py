@@ -84,3 +84,26 @@ def test_the_applied_roster_is_recorded_once_per_change_and_read_back(
     two = loader.load_texts('[town]\nname = "r"\n\n[agents.b]\nmodel = "sim"\n', None)
     assert s.record_roster(two) and s.roster_digest() != digest
     assert s.keys.roster.startswith(f"tt:{{{s.town}}}:")  # under the town's hash tag
+
+
+def test_a_deposed_leaders_roster_is_refused_and_the_newer_one_stays(
+    fake_store: Store,  # noqa: F811
+) -> None:
+    import pytest
+
+    from reconciler.errors import LeaderFenced
+    from reconciler.spec import loader
+
+    s = fake_store
+    _, old_epoch = s.hold_leader("loop-a", 30)
+    s.client.delete(s.keys.leader)  # its lease ran out; another loop leads, and applies
+    _, new_epoch = s.hold_leader("loop-b", 30)
+    s.fence = f"e:{new_epoch}"
+    newer = loader.load_texts('[town]\nname = "r"\n\n[agents.new]\nmodel = "sim"\n', None)
+    assert s.record_roster(newer)
+    digest = s.roster_digest()
+    s.fence = f"e:{old_epoch}"  # the deposed leader's pass, late
+    stale = loader.load_texts('[town]\nname = "r"\n\n[agents.old]\nmodel = "sim"\n', None)
+    with pytest.raises(LeaderFenced):
+        s.record_roster(stale)
+    assert s.roster_digest() == digest

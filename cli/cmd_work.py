@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.errors import TtError
+from reconciler.work.remote import WORKSPACE_ENV
 
 from .common import echo, emit_json, output_option, session, town_option
 
@@ -22,8 +23,13 @@ def register(group: click.Group) -> None:
     group.add_command(gc)
 
 
-def _custody(town_dir: str | None) -> Custody:
-    """The town's custody; Redis is opened only once there is a work product to judge."""
+def _custody(town_dir: str | None, workspace: str | None) -> Custody:
+    """The town's custody; Redis is opened only once there is a work product to judge.
+    `workspace`: a node's own clone (`tt node run --workspace DIR`), whose repository holds
+    the task worktrees kept under the town folder's `.tt/`."""
+    from dataclasses import replace
+
+    from reconciler.nodes.where import checked_workspace
     from reconciler.work.custody import open_custody
 
     s = session(town_dir)
@@ -33,17 +39,30 @@ def _custody(town_dir: str | None) -> Custody:
             f"{s.paths.town_file} has no [git] table: add [git] to town.toml to give each "
             "task a branch and worktree"
         )
-    return open_custody(
-        s.paths.state_dir, s.paths.root, desired.town.name, desired.git, lambda: s.store
-    )
+    git = desired.git
+    if workspace:
+        git = replace(git, repo=str(checked_workspace(workspace)))
+    return open_custody(s.paths.state_dir, s.paths.root, desired.town.name, git, lambda: s.store)
+
+
+workspace_option = click.option(
+    "--workspace",
+    "workspace",
+    metavar="DIR",
+    envvar=WORKSPACE_ENV,
+    default=None,
+    help="A node's own clone (tt node run --workspace DIR): judge the worktrees of its "
+    f"repository (default: ${WORKSPACE_ENV}, set for a node's agents).",
+)
 
 
 @click.command()
 @town_option
+@workspace_option
 @output_option
-def worktrees(town_dir: str | None, output: str) -> None:
+def worktrees(town_dir: str | None, workspace: str | None, output: str) -> None:
     """Every task worktree, branch and kept ref: state, changes, commits, merged or not."""
-    custody = _custody(town_dir)
+    custody = _custody(town_dir, workspace)
     rows = custody.inventory()
     if output == "json":
         emit_json({"base": custody.git.base, "worktrees": [r.as_json() for r in rows]})
@@ -85,6 +104,7 @@ def _cells(r: Product, root: Path) -> list[object]:
 
 @click.command()
 @town_option
+@workspace_option
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @click.option(
     "--force",
@@ -93,9 +113,11 @@ def _cells(r: Product, root: Path) -> list[object]:
     "refs/tt/<town>/<task>/salvage (never a task that may still run).",
 )
 @output_option
-def gc(town_dir: str | None, dry_run: bool, force: bool, output: str) -> None:
+def gc(
+    town_dir: str | None, workspace: str | None, dry_run: bool, force: bool, output: str
+) -> None:
     """Remove the worktrees and branches that hold nothing unmerged; list the rest and why."""
-    actions = _custody(town_dir).gc(dry_run=dry_run, force=force)
+    actions = _custody(town_dir, workspace).gc(dry_run=dry_run, force=force)
     if output == "json":
         emit_json({"dry_run": dry_run, "force": force, "actions": [a.as_json() for a in actions]})
         return

@@ -31,7 +31,7 @@ def node_session(
     """The node's session. `workspace`: the node's own clone of the `[git]` repository (its
     agents work there, `work/remote.py`), also the folder a node without the town's files keeps
     its `.tt/` in (else the current folder)."""
-    folder = _workspace(workspace) if workspace is not None else None
+    folder = checked_workspace(workspace) if workspace is not None else None
     if redis is None and town_name is None:
         s = Session.find(town_dir)
         if folder is not None:
@@ -78,7 +78,7 @@ def _needs_workspace(s: Session, node: str) -> None:
         raise without_workspace(node)
 
 
-def _workspace(given: str) -> Path:
+def checked_workspace(given: str) -> Path:
     """`--workspace DIR`, checked: the top of a git work tree (a clone; the node clones none:
     it knows the remote's name, not its URL)."""
     folder = Path(given).expanduser().resolve()

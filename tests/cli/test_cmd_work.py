@@ -92,3 +92,37 @@ def test_a_town_without_git_is_told_to_add_it(
             "give each task a branch and worktree"
         ]
     assert not (tmp_path / ".tt" / "data").exists()  # no embedded server was started
+
+
+def test_a_nodes_workspace_is_judged_with_workspace_not_shown_stray(
+    town: Path,
+    town_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a node run with --town DIR --workspace W: its trees sit under DIR/.tt, worktrees of W
+    monkeypatch.delenv("TT_WORKSPACE", raising=False)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(town), str(clone))
+    tree = town / ".tt" / "git" / "trees" / "far"
+    git(clone, "worktree", "add", "-q", "-b", f"tt/{town_name}/far", str(tree), "main")
+    (tree / "wip.txt").write_text("node's work\n")
+
+    code, out, _ = tt(capsys, "worktrees", "--town", str(town), "-o", "json")
+    [row] = json.loads(out)["worktrees"]
+    assert code == 0 and "not a worktree of the repository" in row["reason"]  # DIR's
+
+    for args in (["--workspace", str(clone)], []):
+        if not args:
+            monkeypatch.setenv("TT_WORKSPACE", str(clone))  # (a node's agents have it)
+        code, out, _ = tt(capsys, "worktrees", "--town", str(town), *args, "-o", "json")
+        [row] = json.loads(out)["worktrees"]
+        assert code == 0 and row["branch"] == f"tt/{town_name}/far", row
+        assert (row["dirty"], row["verdict"]) == (1, "keep") and "not a worktree" not in row[
+            "reason"
+        ]
+    code, out, _ = tt(capsys, "gc", "--town", str(town), "--workspace", str(clone))
+    assert code == 0 and (tree / "wip.txt").is_file()
+    code, _, err = tt(capsys, "gc", "--town", str(town), "--workspace", str(tmp_path / "none"))
+    assert code != 0 and "not the top folder of a git clone" in err

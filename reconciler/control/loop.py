@@ -7,7 +7,8 @@ running and is reported once per file content. A Redis outage is waited out; the
 is restarted (its AOF kept). A file caught mid-save is never applied (control/saveguard.py);
 what is pruned anyway is kept as a tombstone (restored when it comes back). `tt down` stops every
 loop of the town: each registers its pid in the state folder and exits on the down mark there or
-on the `town.down` event (another host's); starting a loop brings a town that is down back up.
+on the `town.down` event (another host's: `loopevents.py` follows the events); starting a loop
+brings a town that is down back up.
 """
 
 from __future__ import annotations
@@ -41,17 +42,15 @@ from .apply import ApplyOptions, agent_env, apply, failed
 from .applylock import release_own_lock
 from .drift import DriftWatch
 from .faults import LOOP_LOG, record_traceback
-from .follow import REFRESH_EVENT, Follow, Target
+from .follow import Follow, Target
 from .identity import TownClaimed
+from .loopevents import follow_events
 from .mergework import NodeMerges
-from .outcome import DONE_EVENTS, holder_words, outcome, settled
+from .outcome import holder_words, outcome, settled
 from .saveguard import SaveGuard
 from .session import Session
 from .watch import FileWatcher
 
-DOWN_EVENT = "town.down"
-WAKE_EVENTS = ("agent.exited", "agent.stopped", "task.retrying", "config.changed", "town.adopted")
-WAKE_EVENTS_ALL = (*WAKE_EVENTS, DOWN_EVENT, REFRESH_EVENT)
 Report = Callable[[str, dict[str, str]], None]
 Rows = list[dict[str, str]]
 
@@ -132,7 +131,7 @@ class Loop:
             start = self.opts.events_after or self.s.store.last_event_id()
         except RedisUnavailable:
             start = "$"  # Redis away: from whenever the thread first reaches it
-        follower = threading.Thread(target=self._follow_events, args=(start,), daemon=True)
+        follower = threading.Thread(target=follow_events, args=(self, start), daemon=True)
         follower.start()
         deadline = None if self.opts.timeout is None else time.monotonic() + self.opts.timeout
         self.wake.set()
@@ -372,28 +371,6 @@ class Loop:
             if store.hand_back(tid, token, f"orphaned: {who or 'no agent'} does not run it"):
                 self.report("agent", {"agent": who, "detail": f"handed back orphaned task {tid}"})
         self.sweep_due = False
-
-    def _follow_events(self, cursor: str) -> None:
-        from .session import Session
-
-        # A connection of its own: the main loop's client must not wait behind a blocking read.
-        # Opened lazily (and again, if Redis was away at first): the thread must not die of it.
-        session = Session(self.s.paths)
-        while not self.stop.is_set():
-            try:
-                entries = session.store.events_since(cursor, block_ms=1000)
-            except TtError:  # Redis restarting: the main loop reports it; keep following
-                self.stop.wait(0.5)
-                continue
-            for eid, fields in entries:
-                cursor = eid
-                self.report("event", fields)
-                self.follow.heard(etype := fields.get("type", ""))  # `tt refresh`: fetch now
-                self.downed = self.downed or etype == DOWN_EVENT  # `_is_down` stops the loop
-                if etype in WAKE_EVENTS_ALL or (self.opts.until_done and etype in DONE_EVENTS):
-                    self.wake.set()
-        with contextlib.suppress(TtError):
-            session.close()
 
     def _result(self, code: int, failed: Rows, unfinished: Rows) -> LoopResult:
         counts = dict(Counter(r.get("state", "") for r in self.s.store.task_records()))

@@ -51,8 +51,7 @@ class NodeMerges:
         if self.thread is not None and self.thread.is_alive():
             return
         store = self.host.s.store
-        queued = store.merge_queue()
-        if not any(store.git_record(t).get("git_node") for t in queued):
+        if not any(store.git_nodes(store.merge_queue())):  # (two round trips, however many)
             return
         assert desired is not None
         fence = store.fence  # the epoch this pass leads under ('e:N')

@@ -59,5 +59,14 @@ class WorkOps(Scripted):
     def merge_queue(self) -> list[str]:
         return [str(x) for x in self.client.lrange(self.keys.merge_queue, 0, -1)]
 
+    def git_nodes(self, task_ids: list[str]) -> list[str]:
+        """Each task's `git_node` ('' for none: the leader's host), in one round trip."""
+        if not task_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for t in task_ids:
+            pipe.hget(self.keys.task(t), "git_node")
+        return [str(v or "") for v in pipe.execute()]
+
     def merge_drop(self, task_id: str) -> None:
         self.client.lrem(self.keys.merge_queue, 0, task_id)

@@ -15,6 +15,7 @@ from reconciler.control.mergework import NodeMerges
 from reconciler.spec.gitsettings import GitSettings
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
+from tests.redis_fixtures import fake_store, town_name  # noqa: F401
 from tests.work.gitrepo import git, make_repo
 from tests.work.test_remote_queue import node_products, pushed_by_the_node
 
@@ -74,3 +75,46 @@ def test_a_leader_that_lost_the_lead_during_the_checks_merges_nothing(
     assert git(remote, "rev-parse", "main") == remote_main  # nothing pushed
     assert git(here, "rev-parse", "main") == main  # base not moved
     assert any("newer leader" in fields.get("detail", "") for _, fields in reports), reports
+
+
+class Counting:
+    """A client that counts the commands sent on their own (a pipeline's are sent as one)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.sent = inner, 0
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self.inner, name)
+        if not callable(found) or name in ("pipeline", "register_script"):
+            return found
+
+        def counted(*args: object, **kw: object) -> object:
+            self.sent += 1
+            return found(*args, **kw)
+
+        return counted
+
+
+def test_looking_at_a_long_queue_takes_two_round_trips(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+) -> None:
+    from tests.work.gitrepo import running_task
+
+    for i in range(40):  # the leader host's own tasks, queued: no thread is needed for them
+        running_task(fake_store, f"t{i}", f"k{i}")
+        fake_store.merge_enqueue(f"t{i}")
+    counting = Counting(fake_store.client)
+    store = Store.from_client(counting, fake_store.town)
+    store.fence = "e:1"
+    host = SimpleNamespace(
+        s=SimpleNamespace(store=store, paths=TownPaths(tmp_path)),
+        leader=True,
+        stop=threading.Event(),
+        report=lambda kind, fields: None,
+    )
+    desired = SimpleNamespace(git=GitSettings(), town=SimpleNamespace(name="demo"))
+    merges = NodeMerges(host)  # type: ignore[arg-type]
+    merges.check(desired)  # type: ignore[arg-type]
+    assert merges.thread is None
+    assert counting.sent <= 2, counting.sent

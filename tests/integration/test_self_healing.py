@@ -455,19 +455,26 @@ def test_a_message_its_agent_was_answering_when_killed_is_answered_after_the_res
     tmp_path: Path,
 ) -> None:
     with live_town(tmp_path / "mail", sim_delay=0.05) as town:
+        # Every sim run first waits for the gate file: open for the first task, shut while the
+        # message is answered, so the kill lands mid-answer however slow the machine is.
+        gate = tmp_path / "gate"
+        gate.touch()
+        town.env["TT_SIM_GATE"] = str(gate)
         town.write(
             town_toml("mail", '[agents.solo]\nmodel = "sim"\n'), task("a", "x", agent="solo")
         )
         town.start_watcher()
         until(lambda: town.states()["completed"] == 1, 20, "solo's first task")
         first = until(lambda: town.live_agents().get("solo"), 10, "solo runs")
-        assert town.tt("send", "solo", "[sim:sleep:2] How far along are you?").returncode == 0
-        until(lambda: town.agents()["solo"].get("model_pid", "").isdigit(), 10, "solo answering")
-        town.kill(first)  # mid-answer: the model sleeps 2 s
+        gate.unlink()
+        assert town.tt("send", "solo", "How far along are you?").returncode == 0
+        until(lambda: town.agents()["solo"].get("model_pid", "").isdigit(), 30, "solo answering")
+        town.kill(first)  # mid-answer: its model waits at the gate
 
         # Nobody answers it now, and it is not lost: `tt inbox` still shows it.
         peek = town.tt("inbox", "solo", "--peek")
-        assert "conductor: [sim:sleep:2] How far along are you?" in peek.stdout, peek.stdout
+        assert "conductor: How far along are you?" in peek.stdout, peek.stdout
+        gate.touch()
         answers = until(
             lambda: [m for m in town.store.peek_messages("conductor") if m.sender == "solo"],
             LEASE + 20,

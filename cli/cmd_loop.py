@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -63,6 +65,9 @@ def _run(
     from reconciler.control.loop import Loop, LoopOptions
     from reconciler.control.session import Session
 
+    # `kill -QUIT PID` (Ctrl-\ in a terminal) prints every thread's stack to stderr and the
+    # loop goes on, as a JVM or Go program does: how a loop that seems stuck is looked into.
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
     s = Session.find(town_dir)
     target = None if until_done else _target(s, *follow)
     opts = LoopOptions(

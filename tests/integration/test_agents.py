@@ -127,7 +127,21 @@ class Town:
 
     def stop_conductor(self, proc: subprocess.Popen[bytes]) -> int:
         proc.send_signal(signal.SIGINT)
-        return proc.wait(timeout=20)
+        try:
+            return proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Still running: its threads' stacks (SIGQUIT) go to its log, shown with the failure.
+            path = self.root / f"conductor-{self.conductors.index(proc)}.out"
+            proc.send_signal(signal.SIGQUIT)
+            deadline = time.monotonic() + 5
+            while b"most recent call first" not in path.read_bytes():
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            proc.kill()
+            proc.wait(timeout=10)
+            log = path.read_text()[-6000:]
+            raise AssertionError(f"tt conductor did not stop on SIGINT in 20 s:\n{log}") from None
 
     def agent_processes(self) -> dict[str, list[int]]:
         """name → pids of live `tt agent run NAME --town THIS` processes (the pid list)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import io
 import signal
 import time
 from collections.abc import Callable
@@ -67,7 +69,8 @@ def _run(
 
     # `kill -QUIT PID` (Ctrl-\ in a terminal) prints every thread's stack to stderr and the
     # loop goes on, as a JVM or Go program does: how a loop that seems stuck is looked into.
-    faulthandler.register(signal.SIGQUIT, all_threads=True)
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr with no fd (a test)
+        faulthandler.register(signal.SIGQUIT, all_threads=True)
     s = Session.find(town_dir)
     target = None if until_done else _target(s, *follow)
     opts = LoopOptions(

@@ -194,6 +194,9 @@ class NodeRun:
             return
         for agent, rec in self.s.store.agent_records().items():
             if agent not in self.drained and _runs(rec, self.opts.name):
+                # `stopped_by`: tt stopped it, not a person (`plan.drift.stopped_by_hand`), so
+                # its new node starts it even under `self_heal = false` (as `stop_agent` does).
+                self.s.store.set_agent(agent, {"stopped_by": f"node {self.opts.name} draining"})
                 self.s.store.request_stop(agent, "drain")
                 self.drained.add(agent)
                 self.report("agent", f"{agent}: draining")

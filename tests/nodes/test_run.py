@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.agents.supervisor import is_alive
+from reconciler.agents.supervisor import is_alive, stop_process
 from reconciler.control.session import Session
 from reconciler.errors import TtError
 from reconciler.nodes.run import NodeOptions, NodeRun, check_options, parse_labels
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.control.test_fleet import Spawner, spawner  # noqa: F401
+from tests.control.test_fleet_places import Places
 from tests.integration.live import until
 from tests.redis_fixtures import fake_store, town_name  # noqa: F401
 
@@ -121,3 +122,41 @@ def test_labels_parse_and_a_label_without_a_value_sign_is_refused() -> None:
     assert parse_labels(("zone=b", "gpu=1")) == (("gpu", "1"), ("zone", "b"))
     with pytest.raises(TtError, match="expected KEY=VALUE"):
         parse_labels(("gpu",))
+
+
+POOL = """[town]
+name = "node"
+self_heal = false
+
+[agents.w]
+model = "sim"
+node_labels = {gpu = "1"}
+"""
+
+
+def test_an_unpinned_agent_of_a_drained_node_starts_on_another_node_even_without_self_heal(
+    tmp_path: Path,
+    fake_store: Store,  # noqa: F811
+    spawner: Spawner,  # noqa: F811
+) -> None:
+    places = Places(tmp_path, fake_store, spawner)
+    for name in ("n1", "n2"):
+        fields = {"host": "h", "pid": "1", "labels": "gpu=1"}
+        assert fake_store.register_node(name, f"i-{name}", 60, fields) is None
+    desired = places.roster(POOL)
+    places.ensure(desired)
+    assert fake_store.placement().nodes["w"] == "n1"
+    assert places.ensure(desired, "n1") == [("w", "started")]
+    node = node_on(tmp_path, fake_store, spawner)
+    node.good = desired
+    fake_store.drain_node("n1")
+    node._drain()  # what n1's pass does while draining
+    assert fake_store.client.lrange(fake_store.keys.control("w"), 0, -1) == ["drain"]
+    # The worker drains: it exits cleanly, writing `stopped` (with its pid still recorded).
+    pid, start = spawner.started[0]
+    stop_process(pid, start, 3.0)
+    fake_store.set_agent("w", {"state": "stopped", "task": ""})
+    places.ensure(desired)  # the leader moves it off the draining node
+    assert fake_store.placement().nodes["w"] == "n2"
+    assert places.ensure(desired, "n2") == [("w", "started")]
+    assert fake_store.agent_records()["w"]["node"] == "n2"

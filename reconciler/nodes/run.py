@@ -58,9 +58,14 @@ def check_options(opts: NodeOptions) -> None:
         raise TtError(f"--lease {opts.lease:g} / --interval {opts.interval:g}: must be > 0")
     if opts.slots < 0:
         raise TtError(f"--slots {opts.slots}: must be 0 or more")
-    for key, _ in opts.labels:
+    for key, value in opts.labels:
         if problem := name_problem(key):
             raise TtError(f"--label {key!r}: not a valid label name: {problem}")
+        if "," in value or "=" in value:  # the record keeps them as `k=v,k2=v2`
+            raise TtError(
+                f"--label {key}={value}: a label value holds no ',' or '='",
+                hint="one --label per label: --label a=1 --label b=2",
+            )
 
 
 def parse_labels(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

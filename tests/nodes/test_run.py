@@ -111,6 +111,8 @@ def test_its_name_taken_after_its_lease_lapsed_it_stops_and_leaves_the_agents(
         (NodeOptions("n1", lease=0), "must be > 0"),
         (NodeOptions("n1", slots=-1), "must be 0 or more"),
         (NodeOptions("n1", labels=(("GPU", "1"),)), "not a valid label name"),
+        (NodeOptions("n1", labels=(("a", "1,b=2"),)), "a label value holds no ',' or '='"),
+        (NodeOptions("n1", labels=(("a", "x=y"),)), "a label value holds no ',' or '='"),
     ],
 )
 def test_bad_options_are_refused(opts: NodeOptions, error: str) -> None:
@@ -122,6 +124,10 @@ def test_labels_parse_and_a_label_without_a_value_sign_is_refused() -> None:
     assert parse_labels(("zone=b", "gpu=1")) == (("gpu", "1"), ("zone", "b"))
     with pytest.raises(TtError, match="expected KEY=VALUE"):
         parse_labels(("gpu",))
+    # `a=1,b=2` would read back as two labels: refused before anything is written.
+    with pytest.raises(TtError, match="a label value holds no ',' or '='") as refused:
+        check_options(NodeOptions("n1", labels=parse_labels(("a=1,b=2",))))
+    assert refused.value.hint == "one --label per label: --label a=1 --label b=2"
 
 
 POOL = """[town]

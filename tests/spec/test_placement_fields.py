@@ -58,3 +58,28 @@ def test_bad_labels_and_placements_are_reported_by_field() -> None:
     assert '"fill"' in found["$.agents.worker.placement"].message
     local = TOWN.replace('name = "demo"', 'name = "demo"\nlocal_agents = "no"')
     assert only_problem(town=local).path == "$.town.local_agents"
+
+
+def test_a_node_name_off_the_name_rule_is_refused_at_its_line_in_its_words() -> None:
+    town = TOWN + 'node = "GPU_Box"\n'
+    problem = only_problem(town=town)
+    assert (problem.file, problem.path, problem.line) == (
+        "town.toml",
+        "$.agents.worker.node",
+        town.count("\n"),
+    )
+    assert 'invalid node name "GPU_Box"' in problem.message
+    assert "use lowercase letters, digits" in problem.message
+
+
+def test_placement_on_an_agent_of_the_controllers_host_is_refused() -> None:
+    town = TOWN + 'placement = "pack"\n'
+    problem = only_problem(town=town)
+    assert (problem.path, problem.line) == ("$.agents.worker.placement", town.count("\n"))
+    assert "placement on an agent placed on no node" in problem.message
+    # On nodes (node_labels, or [town] local_agents = false) it is read.
+    labelled = load_texts(TOWN + 'node_labels = {gpu = "1"}\nplacement = "pack"\n', TASKS)
+    assert labelled.agent("worker").placement is Placement.PACK  # type: ignore[union-attr]
+    remote = TOWN.replace('name = "demo"', 'name = "demo"\nlocal_agents = false')
+    nodes = load_texts(remote + 'placement = "pack"\n', TASKS)
+    assert nodes.agent("worker").placement is Placement.PACK  # type: ignore[union-attr]

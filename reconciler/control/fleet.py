@@ -34,6 +34,7 @@ class FleetStore(Protocol):
     url: str
 
     def agent_records(self) -> dict[str, dict[str, str]]: ...
+    def agent_record(self, name: str) -> dict[str, str]: ...
     def heartbeat_alive(self, names: list[str]) -> dict[str, bool]: ...
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def forget_agent(self, name: str) -> None: ...
@@ -141,7 +142,7 @@ def ensure(
             why = f"runs in {rec['root']}, not in the town's folder {paths.root}"
             changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
             store.set_agent(name, {"state": "stopped", "task": ""})
-            rec = store.agent_records().get(name, {})
+            rec = store.agent_record(name)
         local = _here(rec, host, place)
         alive = _mine(rec, host, place) or (not local and beats.get(name, False))
         if not run_here:
@@ -243,7 +244,7 @@ def _died(
     None when the record no longer shows the dead process (another `tt` handled it)."""
     # The record read at the start of the pass may predate the agent's last claim (or model
     # start): read it again; the process is gone, so it no longer changes.
-    fresh = store.agent_records().get(name, {})
+    fresh = store.agent_record(name)
     if _identity(fresh) != _identity(rec):
         return None
     rec = {**rec, **fresh}

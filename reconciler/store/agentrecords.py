@@ -45,6 +45,14 @@ class AgentOps(Scripted):
             pipe.hgetall(self.keys.agent(n))
         return dict(zip(names, pipe.execute(), strict=True))
 
+    def agent_record(self, name: str) -> dict[str, str]:
+        """One agent's record, as `agent_records()` has it ({} when it is not registered)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("SISMEMBER", self.keys.agents, name)  # (the lean client too)
+        pipe.hgetall(self.keys.agent(name))
+        registered, record = pipe.execute()
+        return dict(record) if registered else {}
+
     def heartbeat_alive(self, names: list[str]) -> dict[str, bool]:
         if not names:
             return {}

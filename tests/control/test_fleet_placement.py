@@ -7,10 +7,11 @@ process stops it. The started "agents" are sleeping processes (tests/control/tes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reconciler.control import report
+from reconciler.control import fleet, report
 from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
 from tests.control.test_fleet import Spawner, spawner  # noqa: F401
@@ -215,3 +216,35 @@ def test_a_node_restarted_with_fewer_slots_stops_the_pin_that_no_longer_fits(
     assert places.ensure(desired, "n1") == []  # not started again
     rows = {r["name"]: r for r in report.agents_report(s, desired)}
     assert (rows["pin-2"]["state"], rows["pin-2"]["reason"]) == ("unschedulable", why)
+
+
+class Counting:
+    """The store, counting its full reads of the agent records."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.scans = store, 0
+
+    def agent_records(self) -> dict[str, dict[str, str]]:
+        self.scans += 1
+        return self.store.agent_records()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_the_deaths_of_a_dead_nodes_agents_cost_one_read_of_the_records(places: Places) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    register(s, "n2", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 4"))
+    places.ensure(desired)
+    places.ensure(desired, "n1")
+    on_n1 = sorted(n for n, at in s.placement().nodes.items() if at == "n1")
+    assert len(on_n1) == 3  # pin, w-2, w-4
+    s.client.delete(s.keys.node_lease("n1"))
+    for name in on_n1:
+        s.set_agent(name, {"host": "dead-host", "heartbeat_at": "1", "spawned_at": "1"})
+    counting = Counting(s)
+    changes = fleet.ensure(places.paths, desired, counting, spawn=places.spawner, stop_grace=0.1)  # type: ignore[arg-type]
+    assert sorted((c.agent, c.action) for c in changes) == [(n, "died") for n in on_n1]
+    assert counting.scans == 1  # not one more scan per dead agent

@@ -14,7 +14,7 @@ from ..plan.drift import Drift, DriftKind, find_drift, stopped_by_hand
 from ..spec.desired import Desired
 from ..store.client import Store
 from ..store.observed import observe, with_changed_specs
-from . import fleet
+from . import atplace, fleet
 
 FIRST_ITEMS = 5  # items a `town.drift` event and a loop's report line name
 
@@ -40,7 +40,7 @@ def _agents(store: Store, desired: Desired) -> Agents:
         name: fleet.local_alive(rec, host) or (rec.get("host") != host and beats.get(name, False))
         for name, rec in agents.items()
     }
-    return agents, fleet.desired_instances(desired), alive
+    return agents, atplace.desired_instances(desired), alive
 
 
 def _stopped_by_hand(store: Store, desired: Desired) -> frozenset[str]:

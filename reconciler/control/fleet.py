@@ -10,6 +10,7 @@ death and starting a process are compare-and-set writes on the agent's record, s
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -24,10 +25,12 @@ from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
 from ..plan.drift import stopped_by_hand
-from ..plan.placement import Placed, where
+from ..plan.nodes import READY, node_state
+from ..plan.placement import Placed
 from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
 from . import heal, placing
+from .atplace import desired_instances, placed_elsewhere
 
 
 class FleetStore(Protocol):
@@ -58,43 +61,6 @@ class FleetChange:
     agent: str
     action: str  # started | adopted | stopped | suspended
     detail: str = ""
-
-
-def desired_instances(
-    desired: Desired,
-    place: str | None = None,
-    placed: Placed | None = None,
-    records: Mapping[str, Mapping[str, str]] | None = None,
-) -> dict[str, bool]:
-    """instance name → should run (False: suspended, or placed nowhere) for the agents at
-    `place`: a node's name (`tt node run`), or None for the controller's host, by the leader's
-    `placed` (`plan.placement.where`). One placed nowhere belongs to the place its record names
-    (which stops it). Agents placed elsewhere are not in it: this place neither starts nor
-    stops them."""
-    key, out = place or "", {}
-    suspended = {n for a in desired.agents if a.suspended for n in a.instances()}
-    for name, at in where(desired, placed).items():
-        if at == key:
-            out[name] = name not in suspended
-        elif at is None and (records or {}).get(name, {}).get("node", "") == key:
-            out[name] = False
-    return out
-
-
-def placed_elsewhere(
-    desired: Desired,
-    place: str | None = None,
-    placed: Placed | None = None,
-    records: Mapping[str, Mapping[str, str]] | None = None,
-) -> dict[str, str]:
-    """instance name → the node it is placed on ('' the controller's), for the instances not at
-    `place`; one placed nowhere → the node its record names."""
-    here = desired_instances(desired, place, placed, records)
-    return {
-        name: at if at is not None else (records or {}).get(name, {}).get("node", "")
-        for name, at in where(desired, placed).items()
-        if name not in here
-    }
 
 
 def local_alive(record: Mapping[str, str], host: str) -> bool:
@@ -134,6 +100,11 @@ def ensure(
     away = placed_elsewhere(desired, place, placed, records)
     beats = store.heartbeat_alive(list(records))
     changes: list[FleetChange] = []
+
+    @functools.cache
+    def lost() -> frozenset[str]:  # the nodes not ready (read once, if an agent fell silent)
+        return frozenset(n for n, r in store.node_records().items() if node_state(r) != READY)
+
     for name, run_here in want.items():
         rec = records.get(name, {})
         if rec.get("root", str(paths.root)) != str(paths.root) and _mine(rec, host, place):
@@ -194,7 +165,7 @@ def ensure(
             why = f"placed on {'node ' + node if node else 'the controller'}"
             changes.append(stop_agent(store, name, rec, why, grace=stop_grace))
         elif place is None and rec:
-            changes.extend(_heal_away(store, name, rec, desired, beats.get(name, False)))
+            changes.extend(_heal_away(store, name, rec, desired, beats.get(name, False), lost))
     for name, rec in records.items():
         if name not in want and name not in away and name not in keep:  # not in the roster
             if _mine(rec, host, place):
@@ -215,17 +186,24 @@ def _here(rec: Mapping[str, str], host: str, place: str | None) -> bool:
 
 
 def _heal_away(
-    store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, lease_alive: bool
+    store: FleetStore,
+    name: str,
+    rec: Mapping[str, str],
+    desired: Desired,
+    lease_alive: bool,
+    lost: Callable[[], frozenset[str]],
 ) -> list[FleetChange]:
     """An agent placed on a node, silent past its lease (its node died, or it did): its death is
     recorded and its running task handed back (the attempt token fences a late completion).
-    Its node, alive or back, starts it again."""
+    Its node, alive or back, starts it again. The death of a node that is not ready is not
+    the agent's crash (`heal.on_death`'s `node_lost`): a flaky host quarantines no agent."""
     now = time.time()
     if lease_alive or not heal.silent(rec, now, desired.town.policy.lease):
         return []
     if not heal.is_dead(rec, local=False, pid_alive=False, lease_alive=False):
         return []
-    died = _died(store, name, rec, desired, now)
+    node = rec.get("node", "")
+    died = _died(store, name, rec, desired, now, node if node in lost() else "")
     return [] if died is None else [FleetChange(name, "died", "heartbeat lease expired")]
 
 
@@ -238,7 +216,12 @@ def _left_stopped(desired: Desired, name: str, rec: Mapping[str, str]) -> bool:
 
 
 def _died(
-    store: FleetStore, name: str, rec: Mapping[str, str], desired: Desired, now: float
+    store: FleetStore,
+    name: str,
+    rec: Mapping[str, str],
+    desired: Desired,
+    now: float,
+    node_lost: str = "",
 ) -> dict[str, str] | None:
     """Record a crash (backoff or quarantine) and hand its running task back to the queue;
     None when the record no longer shows the dead process (another `tt` handled it)."""
@@ -249,7 +232,7 @@ def _died(
         return None
     rec = {**rec, **fresh}
     spec = _spec_of(desired, name)
-    fields = heal.on_death(rec, now, desired.town.policy, spec.restart)
+    fields = heal.on_death(rec, now, desired.town.policy, spec.restart, node_lost)
     fields["model_pid"] = ""
     if not store.record_death(name, rec, fields):
         return None

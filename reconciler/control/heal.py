@@ -26,9 +26,28 @@ def is_dead(rec: Mapping[str, str], *, local: bool, pid_alive: bool, lease_alive
 
 
 def on_death(
-    rec: Mapping[str, str], now: float, policy: Policy, restart: RestartPolicy
+    rec: Mapping[str, str],
+    now: float,
+    policy: Policy,
+    restart: RestartPolicy,
+    node_lost: str = "",
 ) -> dict[str, str]:
-    """The record fields to write for an agent found dead."""
+    """The record fields to write for an agent found dead. `node_lost`: the node it ran on is
+    gone (dead or stopped): the agent did not crash, so the death counts toward no crash loop
+    (`node_deaths` records it) and it restarts at once on its next node."""
+    if node_lost:
+        fields = {"pid": "", "task": "", "died_at": repr(now)}
+        fields["node_deaths"] = str(int(rec.get("node_deaths") or 0) + 1)
+        if restart is RestartPolicy.NEVER:
+            return fields | {
+                "state": "stopped",
+                "reason": f"node {node_lost} lost (restart = never)",
+            }
+        return fields | {
+            "state": "backoff",
+            "restart_after": repr(now),
+            "reason": f"node {node_lost} lost; restart now",
+        }
     spawned = float(rec.get("spawned_at") or 0)
     quick = now - spawned <= policy.crash_loop_window
     deaths = int(rec.get("quick_deaths") or 0) + 1 if quick else 1

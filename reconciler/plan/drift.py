@@ -98,7 +98,7 @@ def find_drift(
     alive: Mapping[str, bool],
 ) -> Drift:
     """Every drift item, by kind then object. `tasks`/`agents` are the stored records (a task's
-    with its id), `should_run` the agents this host should run (`fleet.desired_instances`),
+    with its id), `should_run` the agents this host should run (`atplace.desired_instances`),
     `alive` which of them have a live process. `observed` (its changed tasks' specs read) gives
     the plan an apply would make: with the files as last applied, each of its changes is drift."""
     items: dict[str, DriftItem] = {}

@@ -6,6 +6,7 @@ process stops it. The started "agents" are sleeping processes (tests/control/tes
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,27 @@ def test_the_deaths_of_a_dead_nodes_agents_cost_one_read_of_the_records(places: 
     changes = fleet.ensure(places.paths, desired, counting, spawn=places.spawner, stop_grace=0.1)  # type: ignore[arg-type]
     assert sorted((c.agent, c.action) for c in changes) == [(n, "died") for n in on_n1]
     assert counting.scans == 1  # not one more scan per dead agent
+
+
+def test_a_nodes_death_is_recorded_but_quarantines_none_of_its_agents(places: Places) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
+    places.ensure(desired)
+    places.ensure(desired, "n1")
+    assert {n for n, at in s.placement().nodes.items() if at == "n1"} == {"pin", "w"}
+    register(s, "n2", labels="gpu=1")
+    for _ in range(3):  # a flaky host: n1 dies again and again, just after its agents start
+        s.client.delete(s.keys.node_lease("n1"))
+        for name in ("pin", "w"):  # silent since their start, one death short of quarantine
+            fields = {"host": "dead-host", "pid": "1", "state": "idle", "node": "n1"}
+            s.set_agent(name, fields | {"quick_deaths": "4", "heartbeat_at": "1"})
+            s.set_agent(name, {"spawned_at": repr(time.time() - 2 * POLICY.lease)})
+        places.ensure(desired)
+        records = s.agent_records()
+        for name in ("pin", "w"):
+            assert records[name]["state"] == "backoff", records[name]
+            assert records[name]["quick_deaths"] == "4"  # not counted as the agent's crash
+            assert records[name]["reason"] == "node n1 lost; restart now"
+        register(s, "n1", labels="gpu=1")
+    assert s.agent_records()["pin"]["node_deaths"] == "3"

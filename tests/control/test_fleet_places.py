@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.control import fleet, heal
+from reconciler.control import atplace, fleet, heal
 from reconciler.spec import loader
 from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
@@ -81,9 +81,9 @@ def env_of(pid: int) -> dict[str, str]:
 
 def test_each_place_runs_only_the_agents_placed_on_it(places: Places) -> None:
     desired = places.roster()
-    assert fleet.desired_instances(desired) == {"home": True}
-    assert fleet.desired_instances(desired, "n1") == {"a": True}
-    assert fleet.placed_elsewhere(desired, "n1") == {"home": "", "b": "n2"}
+    assert atplace.desired_instances(desired) == {"home": True}
+    assert atplace.desired_instances(desired, "n1") == {"a": True}
+    assert atplace.placed_elsewhere(desired, "n1") == {"home": "", "b": "n2"}
 
     assert places.ensure(desired) == [("home", "started")]
     assert places.ensure(desired, "n1") == [("a", "started")]

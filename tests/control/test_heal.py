@@ -101,3 +101,13 @@ def test_an_attempt_ending_clears_only_its_own_agent_marker(ops: Ops) -> None:
     assert ops.client.hget(ops.keys.agent("w1"), "task") == "b"
     assert ops.complete("b", "t2", "ok")
     assert ops.client.hget(ops.keys.agent("w1"), "task") == ""
+
+
+def test_a_death_its_node_caused_counts_toward_no_crash_loop() -> None:
+    rec = {"spawned_at": "995", "quick_deaths": "4", "node_deaths": "1"}
+    fields = heal.on_death(rec, 1000.0, Policy(), RestartPolicy.ALWAYS, node_lost="n1")
+    assert (fields["state"], float(fields["restart_after"])) == ("backoff", 1000.0)
+    assert "quick_deaths" not in fields and fields["node_deaths"] == "2"
+    assert fields["reason"] == "node n1 lost; restart now"
+    never = heal.on_death(rec, 1000.0, Policy(), RestartPolicy.NEVER, node_lost="n1")
+    assert never["state"] == "stopped"

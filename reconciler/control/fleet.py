@@ -100,6 +100,7 @@ def ensure(
     away = placed_elsewhere(desired, place, placed, records)
     beats = store.heartbeat_alive(list(records))
     changes: list[FleetChange] = []
+    starts: list[tuple[str, Mapping[str, str], dict[str, str]]] = []  # (name, record, env)
 
     @functools.cache
     def lost() -> frozenset[str]:  # the nodes not ready (read once, if an agent fell silent)
@@ -156,9 +157,7 @@ def ensure(
         )
         if place is not None:
             child_env[environment.NODE_ENV] = place  # the worker records it (`node`)
-        started = _start(paths, store, name, rec, (host, place or ""), child_env, spawn)
-        if started is not None:
-            changes.append(started)
+        starts.append((name, rec, child_env))
     for name, node in away.items():
         rec = records.get(name, {})
         if _mine(rec, host, place):  # placed elsewhere since this place started it
@@ -176,6 +175,11 @@ def ensure(
             # a live process of a node is left for its node to stop first.
             if place is None and not (rec.get("node") and beats.get(name, False)):
                 store.forget_agent(name)
+    # Starts after every stop: a slot freed in this pass is free before it is taken again.
+    for name, rec, child_env in starts:
+        started = _start(paths, store, name, rec, (host, place or ""), child_env, spawn)
+        if started is not None:
+            changes.append(started)
     return changes
 
 

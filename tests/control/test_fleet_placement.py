@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.agents.supervisor import is_alive
 from reconciler.control import fleet, report
 from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
@@ -273,3 +274,43 @@ def test_a_nodes_death_is_recorded_but_quarantines_none_of_its_agents(places: Pl
             assert records[name]["reason"] == "node n1 lost; restart now"
         register(s, "n1", labels="gpu=1")
     assert s.agent_records()["pin"]["node_deaths"] == "3"
+
+
+ONE_SLOT = """[town]
+name = "placing"
+
+[agents.a]
+model = "sim"
+node_labels = {gpu = "1"}
+suspended = A
+
+[agents.b]
+model = "sim"
+node_labels = {gpu = "1"}
+suspended = B
+"""
+
+
+def test_a_node_stops_what_leaves_its_slot_before_it_starts_what_takes_it(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", slots=1, labels="gpu=1")
+    first = places.roster(ONE_SLOT.replace("A", "true").replace("B", "false"))
+    places.ensure(first)
+    assert places.ensure(first, "n1") == [("b", "started")]
+    b_pid, b_start = places.spawner.started[0]
+    # `a` (first in the roster) resumed, `b` suspended: the slot goes from b to a.
+    second = places.roster(ONE_SLOT.replace("A", "false").replace("B", "true"))
+    places.ensure(second)
+    assert s.placement().nodes == {"a": "n1"}
+    running_at_start: list[bool] = []
+    spawn = places.spawner
+
+    def checking(argv: Any, **kw: Any) -> tuple[int, str]:
+        running_at_start.append(is_alive(b_pid, b_start))
+        return spawn(argv, **kw)
+
+    changes = fleet.ensure(places.paths, second, s, spawn=checking, place="n1", stop_grace=0.1)
+    assert [(c.agent, c.action) for c in changes] == [("b", "stopped"), ("a", "started")]
+    assert running_at_start == [False]  # never two agents on the 1-slot node

@@ -80,10 +80,11 @@ def no_room(want: Want) -> str:
 def place(
     wanted: Iterable[Want], nodes: Mapping[str, NodeInfo], current: Mapping[str, str]
 ) -> Placed:
-    """Each wanted instance → a node, or the reason it fits nowhere. In order: the instances
-    that keep their `current` node (it is ready, or it is their pin, eligible and not full),
-    then the new pinned ones (a pin waits for its node, whatever its state, unless the node
-    is full), then the others by agent and replica, each on an eligible ready node with a free
+    """Each wanted instance → a node, or the reason it fits nowhere. In order: the pinned
+    instances (those already on their node first; a pin waits for its node, whatever its
+    state, unless the node is full of pins), then the others that keep their `current` node
+    (it is ready, eligible and not full: a pin takes the slot of a movable instance, which
+    moves), then the rest by agent and replica, each on an eligible ready node with a free
     slot: spread = the fewest of its pool there, then the fewest agents, then the name; pack =
     the most of its pool, then the most agents, then the name."""
     todo = sorted(wanted, key=lambda w: (w.agent, w.index))
@@ -109,18 +110,20 @@ def place(
             return False
         return all(info.labels.get(k) == v for k, v in w.labels)
 
-    for w in todo:  # stable: what runs where it may stays there
-        node = current.get(w.instance)
-        if node is not None and fits(w, node) and free(node):
-            put(w, node)
-    for w in todo:  # a pin, unless its node is full
-        if w.instance in out or w.node is None:
-            continue
+    pins = [w for w in todo if w.node is not None]
+    # Pins first (those already on their node before new ones): a pin is never starved by
+    # movable replicas, which move instead.
+    for w in sorted(pins, key=lambda w: current.get(w.instance) != w.node):
+        assert w.node is not None
         if free(w.node):
             put(w, w.node)
         else:
             slots = nodes[w.node].slots
             why[w.instance] = f"node {w.node} has no free slot ({slots} slots)"
+    for w in todo:  # stable: what runs where it may stays there
+        node = current.get(w.instance)
+        if w.node is None and node is not None and fits(w, node) and free(node):
+            put(w, node)
     for w in todo:
         if w.instance in out or w.node is not None:
             continue

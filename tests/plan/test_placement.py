@@ -155,3 +155,17 @@ def test_node_records_read_as_state_slots_and_labels() -> None:
         "a": NodeInfo("a", "ready", 4, {"gpu": "1", "zone": "eu"}),
         "b": NodeInfo("b", "dead", 0, {}),
     }
+
+
+def test_a_pin_takes_the_slot_of_a_movable_replica_which_moves() -> None:
+    wanted = [*pool("w", 1), *pool("pin", 1, node="n1")]
+    both = nodes(ready("n1", slots=1), ready("n2", slots=1))
+    got = place(wanted, both, {"w": "n1"})
+    assert got == Placed({"pin": "n1", "w": "n2"}, {})
+    # Nowhere to move: the replica waits, not the pin.
+    alone = place(wanted, nodes(ready("n1", slots=1)), {"w": "n1"})
+    assert alone == Placed({"pin": "n1"}, {"w": "no ready node and a free slot"})
+    # Among pins, the one already on its node keeps it.
+    pins = [*pool("p", 1, node="n1"), *pool("q", 1, node="n1")]
+    kept = place(pins, nodes(ready("n1", slots=1)), {"q": "n1"})
+    assert kept == Placed({"q": "n1"}, {"p": "node n1 has no free slot (1 slots)"})

@@ -176,8 +176,8 @@ def ensure(
             if place is None and not (rec.get("node") and beats.get(name, False)):
                 store.forget_agent(name)
     # Starts after every stop: a slot freed in this pass is free before it is taken again.
-    for name, rec, child_env in starts:
-        started = _start(paths, store, name, rec, (host, place or ""), child_env, spawn)
+    for name, seen, child_env in starts:
+        started = _start(paths, store, name, seen, (host, place or ""), child_env, spawn)
         if started is not None:
             changes.append(started)
     return changes

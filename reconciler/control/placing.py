@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..plan.nodes import unschedulable
+from ..plan.nodes import READY, unschedulable
 from ..plan.placement import Placed, needs_node, node_infos, place, wants, where
 from ..spec.desired import Desired
 
@@ -19,6 +19,7 @@ UNSCHEDULABLE_EVENT = "agent.unschedulable"
 
 class PlacementStore(Protocol):
     def node_records(self) -> dict[str, dict[str, str]]: ...
+    def heartbeat_alive(self, names: list[str]) -> dict[str, bool]: ...
     def placement(self) -> Placed: ...
     def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None: ...
 
@@ -34,7 +35,12 @@ def preview(
     # Where each instance is now: its placement, else the node its record says it ran under.
     current = {n: r["node"] for n, r in records.items() if r.get("node") and r.get("pid")}
     current.update(last.nodes)
-    return last, place(wanted, node_infos(store.node_records()), current)
+    nodes = node_infos(store.node_records())
+    # An instance on a node not ready (late with its lease, draining) stays while it beats.
+    held = [w.instance for w in wanted if nodes.get(current.get(w.instance, "")) is not None]
+    held = [n for n in held if nodes[current[n]].state != READY]
+    beats = store.heartbeat_alive(held) if held else {}
+    return last, place(wanted, nodes, current, [n for n, up in beats.items() if up])
 
 
 def decide(

@@ -2,7 +2,8 @@
 node (pinned by `node`, selecting by `node_labels`, or every one under `[town] local_agents =
 false`), the nodes (state, slots, labels) and the current placement → instance → node, or why
 it fits nowhere. Pure and deterministic (ties by name); stable: an instance stays on its node
-while that node is ready, eligible and within its slots, so a node joining moves nothing.
+while that node is ready (or its own process still beats), eligible and within its slots, so
+a node joining moves nothing.
 """
 
 from __future__ import annotations
@@ -78,16 +79,21 @@ def no_room(want: Want) -> str:
 
 
 def place(
-    wanted: Iterable[Want], nodes: Mapping[str, NodeInfo], current: Mapping[str, str]
+    wanted: Iterable[Want],
+    nodes: Mapping[str, NodeInfo],
+    current: Mapping[str, str],
+    beating: Iterable[str] = (),
 ) -> Placed:
     """Each wanted instance → a node, or the reason it fits nowhere. In order: the pinned
     instances (those already on their node first; a pin waits for its node, whatever its
     state, unless the node is full of pins), then the others that keep their `current` node
-    (it is ready, eligible and not full: a pin takes the slot of a movable instance, which
-    moves), then the rest by agent and replica, each on an eligible ready node with a free
+    (it is ready, or its process still beats: `beating`, instances whose heartbeat lease
+    lives; eligible and not full: a pin takes the slot of a movable instance, which moves),
+    then the rest by agent and replica, each on an eligible ready node with a free
     slot: spread = the fewest of its pool there, then the fewest agents, then the name; pack =
     the most of its pool, then the most agents, then the name."""
     todo = sorted(wanted, key=lambda w: (w.agent, w.index))
+    alive = frozenset(beating)
     load: dict[str, int] = {}  # node → instances placed on it
     pool: dict[tuple[str, str], int] = {}  # (node, agent) → its instances there
     out: dict[str, str] = {}
@@ -102,11 +108,14 @@ def place(
         load[node] = load.get(node, 0) + 1
         pool[node, w.agent] = pool.get((node, w.agent), 0) + 1
 
-    def fits(w: Want, node: str) -> bool:
+    def fits(w: Want, node: str, held: bool = False) -> bool:
+        """Whether `w` may run on `node`; `held`: it runs there now, and a node late with its
+        lease (dead, draining) keeps it while its own process beats (moving it would hand
+        its task back though its lease never lapsed)."""
         if w.node is not None:
             return node == w.node
         info = nodes.get(node)
-        if info is None or info.state != READY:
+        if info is None or (info.state != READY and not (held and w.instance in alive)):
             return False
         return all(info.labels.get(k) == v for k, v in w.labels)
 
@@ -122,7 +131,7 @@ def place(
             why[w.instance] = f"node {w.node} has no free slot ({slots} slots)"
     for w in todo:  # stable: what runs where it may stays there
         node = current.get(w.instance)
-        if w.node is None and node is not None and fits(w, node) and free(node):
+        if w.node is None and node is not None and fits(w, node, held=True) and free(node):
             put(w, node)
     for w in todo:
         if w.instance in out or w.node is not None:

@@ -171,7 +171,7 @@ def test_a_dead_nodes_agents_move_and_its_task_is_handed_back_but_a_pin_stays(
     assert rows["w-2"]["node"] == "n2"
 
 
-def test_a_node_back_with_a_stale_process_of_an_agent_moved_away_stops_it(
+def test_an_agent_that_beats_is_not_moved_off_its_late_node_and_one_moved_is_stopped_there(
     places: Places,
 ) -> None:
     s = places.store
@@ -179,19 +179,29 @@ def test_a_node_back_with_a_stale_process_of_an_agent_moved_away_stops_it(
     desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
     places.ensure(desired)
     assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
-    # n1's process alone dies (its agents run on) and its lease runs out; n2 joins.
+    # n1's process alone dies (or is late with its lease); its agents run on; n2 joins.
     s.client.delete(s.keys.node_lease("n1"))
     register(s, "n2", labels="gpu=1")
     s.client.set(s.keys.heartbeat("w"), "beating")  # the old process still beats
+    s.upsert_tasks([rec("t", target="w")], 1)
+    assert s.turn("w", None, "tok", ["w"], POLICY).claimed is not None
+    assert places.ensure(desired) == []
+    assert s.placement().nodes["w"] == "n1"  # not moved while it beats: its task runs on
+    assert places.ensure(desired, "n2") == []
+    register(s, "n1", labels="gpu=1")  # n1 back: it adopts its agents, none handed back
+    assert places.ensure(desired, "n1") == []
+    assert s.task_hash("t")["state"] == "running"
+    assert s.complete("t", "tok", "done where it ran")
+    # n1 dead again, and the agent's own lease gone too: now it moves.
+    s.client.delete(s.keys.node_lease("n1"))
+    s.client.delete(s.keys.heartbeat("w"))
     places.ensure(desired)
     assert s.placement().nodes["w"] == "n2"
-    assert places.ensure(desired, "n2") == []  # it runs (elsewhere): not started twice
-    # n1 comes back: it stops the process of `w` (placed on n2 now) and keeps its pin.
+    # n1 comes back before n2 started it: it stops its process of `w` (placed on n2 now).
     register(s, "n1", labels="gpu=1")
     assert places.ensure(desired, "n1") == [("w", "stopped")]
     assert s.agent_records()["w"]["stopped_by"] == "placed on node n2"
-    s.client.delete(s.keys.heartbeat("w"))  # what the worker does as it exits
-    s.set_agent("w", {"state": "stopped"})
+    s.set_agent("w", {"state": "stopped"})  # what the worker writes as it exits
     assert places.ensure(desired, "n2") == [("w", "started")]
     assert s.placement().nodes["w"] == "n2"  # n1 back moves nothing (stability)
 
@@ -314,3 +324,4 @@ def test_a_node_stops_what_leaves_its_slot_before_it_starts_what_takes_it(
     changes = fleet.ensure(places.paths, second, s, spawn=checking, place="n1", stop_grace=0.1)
     assert [(c.agent, c.action) for c in changes] == [("b", "stopped"), ("a", "started")]
     assert running_at_start == [False]  # never two agents on the 1-slot node
+

@@ -169,3 +169,15 @@ def test_a_pin_takes_the_slot_of_a_movable_replica_which_moves() -> None:
     pins = [*pool("p", 1, node="n1"), *pool("q", 1, node="n1")]
     kept = place(pins, nodes(ready("n1", slots=1)), {"q": "n1"})
     assert kept == Placed({"q": "n1"}, {"p": "node n1 has no free slot (1 slots)"})
+
+
+def test_an_instance_that_still_beats_stays_on_its_late_node_until_its_lease_is_gone() -> None:
+    late = nodes(ready("n1", state="dead"), ready("n2"))
+    current = {"w": "n1", "w-2": "n1"}
+    got = place(pool("w", 2), late, current, beating=["w"])
+    assert got == Placed({"w": "n1", "w-2": "n2"}, {})  # w-2's lease is gone: it moves
+    draining = nodes(ready("n1", state="draining"), ready("n2"))
+    assert place(pool("w", 1), draining, {"w": "n1"}, beating=["w"]).nodes == {"w": "n1"}
+    assert place(pool("w", 1), draining, {"w": "n1"}).nodes == {"w": "n2"}
+    # Never placed there anew: a beating instance of another node is not put on a dead one.
+    assert place(pool("w", 1), late, {}, beating=["w"]).nodes == {"w": "n2"}

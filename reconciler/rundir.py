@@ -33,6 +33,7 @@ class Registered:
     pid: int
     start: str  # the kernel's start time of pid (so a reused pid is never taken for it)
     path: Path
+    node: str = ""  # an agent's: the node that started it ('' the controller's host)
 
 
 def _private_dir(path: Path) -> Path:
@@ -71,8 +72,9 @@ def recorded_town(paths: TownPaths) -> tuple[str, str] | None:
 
 
 # -- processes started on this host ---------------------------------------------------------------
-def register(paths: TownPaths, kind: str, name: str, pid: int, start: str) -> None:
-    _write_private(paths.state_dir / RUN_DIR / f"{kind}.{name}.pid", f"{pid} {start}\n")
+def register(paths: TownPaths, kind: str, name: str, pid: int, start: str, node: str = "") -> None:
+    text = f"{pid} {start or '-'} {node}".rstrip()
+    _write_private(paths.state_dir / RUN_DIR / f"{kind}.{name}.pid", f"{text}\n")
 
 
 def unregister(paths: TownPaths, kind: str, name: str, pid: int) -> None:
@@ -97,8 +99,10 @@ def registered(paths: TownPaths, kind: str) -> list[Registered]:
     found = []
     for path in sorted((paths.state_dir / RUN_DIR).glob(f"{kind}.*.pid")):
         try:
-            pid, start = [*path.read_text().split(), ""][:2]
-            found.append(Registered(kind, path.name[len(kind) + 1 : -4], int(pid), start, path))
+            pid, start, node = [*path.read_text().split(), "", ""][:3]
+            start = "" if start == "-" else start
+            name = path.name[len(kind) + 1 : -4]
+            found.append(Registered(kind, name, int(pid), start, path, node))
         except (OSError, ValueError):
             continue
     return found

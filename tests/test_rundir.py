@@ -18,7 +18,12 @@ def test_pid_files_name_their_process_and_only_it_removes_them(tmp_path: Path) -
     rundir.register(paths, rundir.AGENT, "worker-1", 4242, "777")
     rundir.register(paths, rundir.WATCHER, "99", 99, "1")
     [agent] = rundir.registered(paths, rundir.AGENT)
-    assert (agent.name, agent.pid, agent.start) == ("worker-1", 4242, "777")
+    assert (agent.name, agent.pid, agent.start, agent.node) == ("worker-1", 4242, "777", "")
+    # An agent started by a node names it (a node stops only the strays it started).
+    rundir.register(paths, rundir.AGENT, "w", 5, "", "gpu-1")
+    [w, _] = rundir.registered(paths, rundir.AGENT)  # (by name)
+    assert (w.name, w.pid, w.start, w.node) == ("w", 5, "", "gpu-1")
+    rundir.unregister(paths, rundir.AGENT, "w", 5)
     assert [w.pid for w in rundir.registered(paths, rundir.WATCHER)] == [99]
     assert mode(agent.path) == 0o600 and mode(agent.path.parent) == 0o700
     rundir.unregister(paths, rundir.AGENT, "worker-1", 1)  # another process: its file stays

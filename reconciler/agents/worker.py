@@ -22,8 +22,7 @@ from typing import Protocol, TypeVar
 
 from .. import rundir
 from ..errors import RedisUnavailable, TtError
-from ..plan.graph import BACKLOG, ROLE_PREFIX
-from ..spec.desired import AgentSpec, Desired, ModelSpec, Policy
+from ..spec.desired import Desired, ModelSpec, Policy
 from ..store.mail import Message
 from ..store.tasks import Claimed
 from ..store.turn import Gate, Outcome, Turn
@@ -38,6 +37,7 @@ from .progress import stall_limit
 from .prompt import Verdict, build_message_prompt, build_prompt
 from .rounds import Rounds
 from .supervisor import proc_start_time
+from .targets import base_spec, queue_targets
 
 T = TypeVar("T")
 IDLE = {"state": "idle", "task": "", "model_pid": ""}
@@ -55,7 +55,7 @@ class WorkerStore(Protocol):
     def take_instance(self, name: str, instance: str, lease: float) -> bool: ...
     def release_instance(self, name: str, instance: str) -> bool: ...
     def register_agent(self, name: str, fields: dict[str, str]) -> None: ...
-    def heartbeat(self, name: str, instance: str, lease: float) -> None: ...
+    def heartbeat(self, name: str, instance: str, lease: float) -> bool: ...
     def set_agent(self, name: str, fields: dict[str, str]) -> None: ...
     def pop_work(self, keys: Sequence[str], timeout: float) -> tuple[str, str] | None: ...
     def turn(
@@ -67,6 +67,7 @@ class WorkerStore(Protocol):
         policy: Policy,
         popped: str = "",
         gate: Gate | None = None,
+        instance: str = "",
     ) -> Turn: ...
     def note_model(
         self, agent: str, pid: int, start: str, session: str = "", workdir: str = ""
@@ -90,25 +91,6 @@ class WorkerStore(Protocol):
     def merge_drop(self, task_id: str) -> None: ...
 
 
-def base_spec(desired: Desired, instance: str) -> AgentSpec:
-    """The town.toml entry that `instance` (e.g. worker-2) belongs to."""
-    for a in desired.agents:
-        if instance in a.instances():
-            return a
-    raise TtError(f"agent '{instance}' is not in town.toml", hint="tt spawn NAME --model M")
-
-
-def queue_targets(spec: AgentSpec, instance: str) -> list[str]:
-    """Own queue first, then the pool, then the role, then the town's backlog."""
-    targets = [instance]
-    if instance != spec.name:
-        targets.append(spec.name)  # the pool's queue: every replica takes its work
-    if spec.role:
-        targets.append(ROLE_PREFIX + spec.role)
-    targets.append(BACKLOG)
-    return targets
-
-
 class Worker:
     def __init__(self, paths: TownPaths, desired: Desired, instance: str, store: WorkerStore):
         self.paths, self.desired, self.name, self.store = paths, desired, instance, store
@@ -130,6 +112,7 @@ class Worker:
         self.restart = False
         self.waiting = False
         self.terminated = False
+        self.superseded = False  # a newer process of the agent owns its record: exit, write none
         self.current: tuple[str, str] | None = None  # (task id, attempt token)
         self.rounds = Rounds(self.spec.max_rounds)
 
@@ -163,7 +146,8 @@ class Worker:
             },
         )
         # `tt down` finds it from the state folder even when Redis or town.toml cannot be read.
-        rundir.register(self.paths, rundir.AGENT, self.name, os.getpid(), self._start_time())
+        node = os.environ.get(environment.NODE_ENV, "")
+        rundir.register(self.paths, rundir.AGENT, self.name, os.getpid(), self._start_time(), node)
         self.store.event("agent.started", agent=self.name, pid=str(os.getpid()))
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
@@ -194,8 +178,12 @@ class Worker:
                     self.policy,
                     popped,
                     self.gate,
+                    self.instance_token,
                 )
                 outcome, popped = None, ""
+                if turn.superseded:
+                    self.superseded = True
+                    break
                 if turn.claimed is not None:
                     outcome = self._work(turn.claimed, token, turn.mail)
                     if self.rounds.finished_one():
@@ -225,10 +213,9 @@ class Worker:
             self.stopping.set()
             rundir.unregister(self.paths, rundir.AGENT, self.name, os.getpid())
             self.store.release_instance(self.name, self.instance_token)
-            self.store.set_agent(
-                self.name, {"state": "stopped", "task": ""} | self.rounds.exit_fields()
-            )
+            self._own({"state": "stopped", "task": ""} | self.rounds.exit_fields())
             done = self.rounds.exit_reason("drained" if self.draining else "stopped")
+            done = "superseded" if self.superseded else done
             self.store.event("agent.exited", agent=self.name, reason=done)
         return 0
 
@@ -271,13 +258,26 @@ class Worker:
             time.sleep(delay)
             delay = min(1.0, delay * 2)
 
+    def _own(self, fields: dict[str, str]) -> None:
+        """Write the agent's record while this process is still the agent's (checked: a newer
+        process may own it now, this one cut off or stopped as a stray)."""
+        mine = self._call(self.store.heartbeat, self.name, self.instance_token, 0.0)
+        self.superseded = self.superseded or not mine
+        if not self.superseded:
+            self._call(self.store.set_agent, self.name, fields)
+
     def _heartbeat(self) -> None:
-        """Renew the lease from a thread, so it stays alive while the model runs."""
+        """Renew the lease from a thread, so it stays alive while the model runs. Superseded
+        (cut off past its lease, its death recorded, maybe a new process started), it stops
+        as on SIGTERM: a running attempt is handed back (fenced: it is no longer its own)."""
         while True:
             # Redis briefly away (the store raises only TtErrors): the lease tells the
             # controller if it lasts; the thread must outlive it.
             with contextlib.suppress(TtError):
-                self.store.heartbeat(self.name, self.instance_token, self.policy.lease)
+                if not self.store.heartbeat(self.name, self.instance_token, self.policy.lease):
+                    self.superseded = True
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
             if self.stopping.wait(self.policy.heartbeat):
                 return
 
@@ -306,7 +306,7 @@ class Worker:
         if verdict.text.startswith("stopped") and (self.terminated or self.stopping.is_set()):
             # Not seen through: its mail is answered by the agent's next process.
             self._call(self.store.hand_back, task_id, token)
-            self._call(self.store.set_agent, self.name, IDLE)
+            self._own(IDLE)
             return None
         error = verdict.text + (f" (hint: {verdict.hint})" if verdict.hint else "")
         limit = limit_of(verdict, self.gate.provider, time.time())
@@ -381,7 +381,7 @@ class Worker:
             return  # stopped mid-answer: the next process of this agent answers them
         answer = verdict.text if verdict.ok else f"(could not answer: {verdict.text})"
         self._call(self.store.answer_mail, self.name, [raw for raw, _ in taken], answer)
-        self._call(self.store.set_agent, self.name, {"state": "idle", "model_pid": ""})
+        self._own({"state": "idle", "model_pid": ""})
 
 
 def _float(value: object) -> float | None:

@@ -29,7 +29,7 @@ from ..plan.nodes import READY, node_state
 from ..plan.placement import Placed
 from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
-from . import heal, placing
+from . import heal, placing, strays
 from .atplace import desired_instances, placed_elsewhere
 
 
@@ -175,6 +175,11 @@ def ensure(
             # a live process of a node is left for its node to stop first.
             if place is None and not (rec.get("node") and beats.get(name, False)):
                 store.forget_agent(name)
+    for agent, pid, at in strays.stop_strays(
+        paths, place, host, records, store.agent_record, stop_grace
+    ):  # superseded while this place was cut off: its agent runs anew
+        changes.append(FleetChange(agent, "stopped", f"pid {pid}: superseded (now {at})"))
+        store.event("agent.stopped", agent=agent, reason="superseded", pid=str(pid), by=_actor())
     # Starts after every stop: a slot freed in this pass is free before it is taken again.
     for name, seen, child_env in starts:
         started = _start(paths, store, name, seen, (host, place or ""), child_env, spawn)
@@ -238,6 +243,7 @@ def _died(
     spec = _spec_of(desired, name)
     fields = heal.on_death(rec, now, desired.town.policy, spec.restart, node_lost)
     fields["model_pid"] = ""
+    # (Its pid cleared: a process only cut off that beats again later is superseded.)
     if not store.record_death(name, rec, fields):
         return None
     kill_orphaned_model(rec)
@@ -318,6 +324,7 @@ def _start(
         "spawned_at": repr(time.time()),
         "restarts": str(restarts),
         "stopped_by": "",
+        "instance": "",  # the process it replaces, if it still runs cut off, is superseded
     }
     if rec.get("reason", "").startswith("missing env"):
         claim["reason"] = ""  # it has them now
@@ -336,7 +343,7 @@ def _start(
     if not store.record_spawn(name, spawn_id, {"pid": str(pid), "pid_start": start}):
         stop_process(pid, start or None, 3.0)  # claimed again meanwhile (forgotten, restarted)
         return FleetChange(name, "stopped", f"pid {pid}: another start claimed the agent")
-    rundir.register(paths, rundir.AGENT, name, pid, start)  # the worker registers too, later
+    rundir.register(paths, rundir.AGENT, name, pid, start, where[1])  # (the worker's too)
     store.event("agent.spawned", agent=name, pid=str(pid), by=_actor())
     return FleetChange(name, "started", f"pid {pid}")
 

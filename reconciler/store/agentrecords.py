@@ -6,7 +6,6 @@ and the keys a worker blocks on. No redis import: it uses the client `Store` own
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 
 from .scripts import Scripted
@@ -19,11 +18,11 @@ class AgentOps(Scripted):
         pipe.hset(self.keys.agent(name), mapping=fields)
         pipe.execute()
 
-    def heartbeat(self, name: str, instance: str, lease: float) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(self.keys.heartbeat(name), instance, px=int(lease * 1000))
-        pipe.hset(self.keys.agent(name), "heartbeat_at", repr(time.time()))
-        pipe.execute()
+    def heartbeat(self, name: str, instance: str, lease: float) -> bool:
+        """Renew the lease of `instance` (`lua/heartbeat.lua`); False: it was superseded (the
+        record names another instance, or none since its death was recorded): it must stop.
+        `lease` 0: only the check, nothing renewed."""
+        return bool(self._run("heartbeat", name, instance, str(int(lease * 1000))))
 
     def set_agent(self, name: str, fields: dict[str, str]) -> None:
         with self._writes() as pipe:

@@ -73,6 +73,7 @@ class Turn:
     # is reached (`budget` names it: 'town' or 'agent:ENTRY').
     paused_until: float | None = None
     budget: str | None = None
+    superseded: bool = False  # the record names another process of the agent: it must exit
 
 
 class TurnOps(Scripted):
@@ -106,16 +107,20 @@ class TurnOps(Scripted):
         policy: Policy,
         popped: str = "",
         gate: Gate | None = None,
+        instance: str = "",
     ) -> Turn:
         """Report `outcome` (if any), then claim the next task of `targets` (own queue, pool,
         role, backlog) with `token` ('' = claim nothing), `popped` (an id the agent's blocking
         pop took) first. Nothing is claimed while a control request or mail waits: the pop
         takes them. The same call again (a reply lost) returns the same claim. `gate`: its
-        provider's pause and its budgets are checked before a claim (None: the agent's name)."""
+        provider's pause and its budgets are checked before a claim (None: the agent's name).
+        `instance`: the process's token; superseded, it claims nothing (`Turn.superseded`)."""
         report: list[object] = [""] * 11
         limits: dict[str, object] = {"provider": agent, "entry": agent}
         if gate is not None:
             limits = {"provider": gate.provider, "entry": gate.entry}
+        if instance:
+            limits["instance"] = instance
         if outcome is not None:
             kind = "completed" if outcome.ok else "failed"
             if outcome.limit is not None and not outcome.ok:
@@ -146,6 +151,8 @@ class TurnOps(Scripted):
         reported, timer = str(got[0]), float(got[1]) if got[1] else None
         if len(got) == 3:  # nothing claimed: paused, or out of budget
             why = str(got[2])
+            if why == "superseded":
+                return Turn(reported, timer, None, [], superseded=True)
             if why.startswith("paused:"):
                 return Turn(reported, timer, None, [], paused_until=float(why[7:]))
             return Turn(reported, timer, None, [], budget=why.removeprefix("budget:"))

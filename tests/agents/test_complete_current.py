@@ -47,7 +47,7 @@ def test_a_late_result_is_rejected_with_the_stale_event_of_a_stale_exit(
 
 
 def test_every_replica_listens_on_the_pool_queue_and_the_others_on_their_own() -> None:
-    from reconciler.agents.worker import queue_targets
+    from reconciler.agents.targets import queue_targets
     from reconciler.spec.desired import AgentSpec
 
     pool = AgentSpec("worker", "claude", role="dev", replicas=3)

@@ -325,3 +325,36 @@ def test_a_node_stops_what_leaves_its_slot_before_it_starts_what_takes_it(
     assert [(c.agent, c.action) for c in changes] == [("b", "stopped"), ("a", "started")]
     assert running_at_start == [False]  # never two agents on the 1-slot node
 
+
+
+def test_a_node_back_from_a_partition_stops_its_process_of_an_agent_started_anew_elsewhere(
+    places: Places, tmp_path: Path
+) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
+    places.ensure(desired)
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    old_pid = int(s.agent_records()["w"]["pid"])
+    old = next(p for p in places.spawner.started if p[0] == old_pid)
+    # n1 is cut off past the leases: its lease and w's lapse, but w's process runs on.
+    register(s, "n2", labels="gpu=1")
+    s.client.delete(s.keys.node_lease("n1"))
+    s.set_agent("w", {"heartbeat_at": "1", "spawned_at": "1"})
+    assert ("w", "died") in places.ensure(desired)  # the leader records its death ...
+    assert s.placement().nodes["w"] == "n2"  # ... and moves it
+    far = Places(tmp_path / "n2-host", s, places.spawner)  # n2: another host's folder
+    far.tmp.mkdir()
+    assert far.ensure(far.roster(POOL.replace("replicas = 3", "replicas = 1")), "n2") == [
+        ("w", "started")
+    ]
+    new_pid = int(s.agent_records()["w"]["pid"])
+    # n1 back: the record names n2's process; n1 stops its own stray (its run folder has it).
+    register(s, "n1", labels="gpu=1")
+    assert places.ensure(desired, "n1") == [("w", "stopped")]
+    assert not is_alive(*old)
+    assert is_alive(new_pid, s.agent_records()["w"]["pid_start"])  # n2's runs on
+    assert s.agent_records()["w"]["node"] == "n2"
+    stop = [f for _, f in s.events_since("-") if f["type"] == "agent.stopped"][-1]
+    assert (stop["agent"], stop["reason"], stop["pid"]) == ("w", "superseded", str(old_pid))
+    assert places.ensure(desired, "n1") == []  # once

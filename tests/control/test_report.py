@@ -40,7 +40,7 @@ def session(
 
 def running(store: Store, name: str, model: str) -> None:
     """Agent `name`'s process as it registers itself at start, with a live heartbeat."""
-    store.register_agent(name, {"pid": "4242", "state": "idle", "model": model})
+    store.register_agent(name, {"pid": "4242", "state": "idle", "model": model, "instance": "i1"})
     store.heartbeat(name, "i1", 10.0)
 
 

@@ -8,13 +8,14 @@
 -- [13]: default retries, [14]: JSON list of the messages the attempt saw through, [15]: its
 -- ledger entry (JSON object, '' = none), [16]: the next attempt's token ('' = claim nothing),
 -- [17]: how many `seen` keeps, [18]: an id the agent popped ('' = none), [19]: JSON of its
--- limits (limits_lib.lua): {provider, entry (its town.toml agent), and for an attempt 'deferred'
--- by a usage or rate limit: reset ('' = none named), reason, class, base, cap (its backoff),
+-- limits (limits_lib.lua): {provider, entry (its town.toml agent), instance (the process's token:
+-- a superseded one claims nothing), and for an attempt 'deferred' by a usage or rate limit: reset ('' = none named), reason, class, base, cap (its backoff),
 -- max (the longest pause), deferrals (how many in a row a task may have)},
 -- [20..]: its queue targets, the backlog last.
 -- Returns {outcome, seconds to the next timer or '', attempt, id, spec, error, deps, mail...};
 -- no attempt and no id when nothing was claimed: {outcome, timer, why} when its provider is
--- paused ('paused:UNTIL') or a budget is reached ('budget:SCOPE').
+-- paused ('paused:UNTIL') or a budget is reached ('budget:SCOPE'), or the process is superseded
+-- ('superseded').
 local agent, token = ARGV[4], ARGV[16]
 local lim = cjson.decode(ARGV[19])
 local T0 = 20
@@ -41,6 +42,19 @@ if outcome == '1' or outcome == 'retrying' or outcome == 'failed' then
 end
 if outcome == '1' then redis.call('HDEL', P .. 'limit-backoff', lim.provider) end
 if ARGV[5] ~= '' then count_cost(ARGV[6], ARGV[15], lim.entry) end
+-- A process superseded (`heartbeat.lua`: the record names another instance, or no pid): its
+-- report above stands (fenced by its token), but it writes nothing of the agent's and claims
+-- nothing; a task it popped goes back to its queue's front.
+if (lim.instance or '') ~= '' then
+  local own = redis.call('HMGET', akey, 'instance', 'pid')
+  if own[1] ~= lim.instance or (own[2] or '') == '' then
+    local f = redis.call('HMGET', tkey(ARGV[18]), 'state', 'target')
+    if ARGV[18] ~= '' and f[1] == 'ready' then
+      redis.call('LPUSH', P .. 'queue:' .. f[2], ARGV[18])
+    end
+    return {outcome, '', 'superseded'}
+  end
+end
 if ARGV[5] ~= '' then redis.call('HSET', akey, 'model_pid', '') end
 if ARGV[14] ~= '' then
   for _, raw in ipairs(cjson.decode(ARGV[14])) do

@@ -35,6 +35,7 @@ from .atplace import desired_instances, placed_elsewhere
 
 class FleetStore(Protocol):
     url: str
+    fence: str  # 'e:N' for the leader's store: only its pass decides the placement
 
     def agent_records(self) -> dict[str, dict[str, str]]: ...
     def agent_record(self, name: str) -> dict[str, str]: ...
@@ -88,14 +89,15 @@ def ensure(
     place: str | None = None,
 ) -> list[FleetChange]:
     """Start what is placed at `place` (a node's name, by the leader's last placement; None:
-    the controller's host, whose pass decides and records the placement first) and is not
+    the controller's host, whose pass decides and records the placement first if it leads:
+    `placing.acted_on`) and is not
     alive, stop what should not run there; `keep` names agents
     outside the roster that stay as they are (prune is off). The controller (`place` None) also
     records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`)."""
     host = socket.gethostname()
     records = store.agent_records()
-    # The controller (the leader's pass) decides the placement; a node reads the last one.
-    placed = placing.decide(store, desired, records) if place is None else store.placement()
+    # The leader's pass decides the placement; a node (or a pass not leading) reads the last.
+    placed = placing.acted_on(store, desired, records) if place is None else store.placement()
     want = desired_instances(desired, place, placed, records)
     away = placed_elsewhere(desired, place, placed, records)
     beats = store.heartbeat_alive(list(records))

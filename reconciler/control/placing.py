@@ -1,6 +1,7 @@
-"""The leader's placement step, run at the start of each fleet pass of the controller: read the
-nodes and the last placement, decide (`plan/placement.py`, pure), and write the placement with an
-event per agent moved or found unschedulable, only when it changed. Node processes read what it
+"""The leader's placement step, run at the start of each fleet pass of the controller that leads
+(a fenced store; other passes read the last placement): read the nodes and the last placement,
+decide (`plan/placement.py`, pure), and write the placement with an event per agent moved or
+found unschedulable, only when it changed. Node processes read what it
 wrote (`store.placement`); nothing here starts or stops a process (`fleet` does).
 """
 
@@ -18,6 +19,8 @@ UNSCHEDULABLE_EVENT = "agent.unschedulable"
 
 
 class PlacementStore(Protocol):
+    fence: str  # 'e:N': the leader of epoch N (its writes are refused once deposed); '': not
+
     def node_records(self) -> dict[str, dict[str, str]]: ...
     def heartbeat_alive(self, names: list[str]) -> dict[str, bool]: ...
     def placement(self) -> Placed: ...
@@ -51,6 +54,18 @@ def decide(
     if new != last:
         store.write_placement(new, changes(last, new))
     return new
+
+
+def acted_on(
+    store: PlacementStore, desired: Desired, records: Mapping[str, Mapping[str, str]]
+) -> Placed:
+    """The placement a controller's pass acts on. Only the leader (a store fenced by its epoch)
+    decides and writes it; any other pass (a one-shot `tt apply`, `tt restart`, a watcher that
+    does not lead) reads the last one written, never writing back a stale one (`tt plan`
+    previews without writing)."""
+    if store.fence:
+        return decide(store, desired, records)
+    return store.placement()
 
 
 def changes(last: Placed, new: Placed) -> list[tuple[str, dict[str, str]]]:

@@ -14,10 +14,11 @@ import pytest
 
 from reconciler.agents.supervisor import is_alive
 from reconciler.control import fleet, report
+from reconciler.plan.placement import Placed
 from reconciler.spec.desired import Desired
 from reconciler.store.client import Store
 from tests.control.test_fleet import Spawner, spawner  # noqa: F401
-from tests.control.test_fleet_places import Places
+from tests.control.test_fleet_places import Places, lead
 from tests.redis_fixtures import fake_store, town_name  # noqa: F401
 from tests.store.test_transitions import rec
 from tests.store.test_turn import POLICY
@@ -41,7 +42,7 @@ node = "n1"
 
 @pytest.fixture
 def places(tmp_path: Path, fake_store: Store, spawner: Spawner) -> Places:  # noqa: F811
-    return Places(tmp_path, fake_store, spawner)
+    return Places(tmp_path, lead(fake_store), spawner)
 
 
 def register(s: Store, name: str, slots: int = 0, labels: str = "") -> None:
@@ -326,7 +327,6 @@ def test_a_node_stops_what_leaves_its_slot_before_it_starts_what_takes_it(
     assert running_at_start == [False]  # never two agents on the 1-slot node
 
 
-
 def test_a_node_back_from_a_partition_stops_its_process_of_an_agent_started_anew_elsewhere(
     places: Places, tmp_path: Path
 ) -> None:
@@ -358,3 +358,33 @@ def test_a_node_back_from_a_partition_stops_its_process_of_an_agent_started_anew
     stop = [f for _, f in s.events_since("-") if f["type"] == "agent.stopped"][-1]
     assert (stop["agent"], stop["reason"], stop["pid"]) == ("w", "superseded", str(old_pid))
     assert places.ensure(desired, "n1") == []  # once
+
+
+def test_only_the_leader_decides_the_placement_other_passes_act_on_the_last_one(
+    places: Places,
+) -> None:
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
+    # A pass that does not lead (a one-shot `tt apply`, `tt restart`, a CI job): no placement
+    # is decided or written; the pin waits on its node, `w` is placed nowhere yet.
+    s.fence = ""
+    assert places.ensure(desired) == [("home", "started")]
+    assert s.placement() == Placed({}, {})
+    assert not [f for _, f in s.events_since("-") if f["type"].startswith("agent.placed")]
+    s.fence = "e:1"  # the leader decides
+    places.ensure(desired)
+    decided = s.placement()
+    assert dict(decided.nodes) == {"pin": "n1", "w": "n1"}
+    # Things change (n1 gone, n2 up): a pass that does not lead acts on the leader's last
+    # placement and writes no stale one of its own.
+    s.client.delete(s.keys.node_lease("n1"))
+    register(s, "n2", labels="gpu=1")
+    s.fence = ""
+    before = len(s.events_since("-"))
+    places.ensure(desired)
+    assert s.placement() == decided
+    assert not [f for _, f in s.events_since("-")[before:] if f["type"] == "agent.placed"]
+    s.fence = "e:1"
+    places.ensure(desired)
+    assert s.placement().nodes["w"] == "n2"

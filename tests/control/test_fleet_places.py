@@ -62,9 +62,16 @@ class Places:
         return [(c.agent, c.action) for c in changes]
 
 
+def lead(store: Store) -> Store:
+    """The store as the leader's (fenced by its epoch): only its pass decides the placement."""
+    store.client.set(store.keys.leader_epoch, "1")
+    store.fence = "e:1"
+    return store
+
+
 @pytest.fixture
 def places(tmp_path: Path, fake_store: Store, spawner: Spawner) -> Places:  # noqa: F811
-    return Places(tmp_path, fake_store, spawner)
+    return Places(tmp_path, lead(fake_store), spawner)
 
 
 def env_of(pid: int) -> dict[str, str]:

@@ -18,7 +18,7 @@ from reconciler.nodes.run import NodeOptions, NodeRun, check_options, parse_labe
 from reconciler.store.client import Store
 from reconciler.town import TownPaths
 from tests.control.test_fleet import Spawner, spawner  # noqa: F401
-from tests.control.test_fleet_places import Places
+from tests.control.test_fleet_places import Places, lead
 from tests.integration.live import until
 from tests.redis_fixtures import fake_store, town_name  # noqa: F401
 
@@ -145,7 +145,7 @@ def test_an_unpinned_agent_of_a_drained_node_starts_on_another_node_even_without
     fake_store: Store,  # noqa: F811
     spawner: Spawner,  # noqa: F811
 ) -> None:
-    places = Places(tmp_path, fake_store, spawner)
+    places = Places(tmp_path, lead(fake_store), spawner)
     for name in ("n1", "n2"):
         fields = {"host": "h", "pid": "1", "labels": "gpu=1"}
         assert fake_store.register_node(name, f"i-{name}", 60, fields) is None

@@ -25,7 +25,6 @@ from ..agents import environment
 from ..agents.models import OVERRIDE_ENV, resolve
 from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_process
 from ..plan.drift import stopped_by_hand
-from ..plan.nodes import READY, node_state
 from ..plan.placement import Placed
 from ..spec.desired import AgentSpec, Desired, ModelSpec
 from ..town import TownPaths
@@ -105,8 +104,13 @@ def ensure(
     starts: list[tuple[str, Mapping[str, str], dict[str, str]]] = []  # (name, record, env)
 
     @functools.cache
-    def lost() -> frozenset[str]:  # the nodes not ready (read once, if an agent fell silent)
-        return frozenset(n for n, r in store.node_records().items() if node_state(r) != READY)
+    def nodes() -> dict[str, dict[str, str]]:  # (read once, if an agent fell silent)
+        return store.node_records()
+
+    def lost(rec: Mapping[str, str]) -> str:  # the other node a silent agent died with, or ''
+        at = rec.get("node", "")
+        gone = at and at != (place or "") and heal.node_lost(nodes().get(at), time.time())
+        return at if gone else ""
 
     for name, run_here in want.items():
         rec = records.get(name, {})
@@ -141,7 +145,7 @@ def ensure(
         if heal.start_pending(rec, now, desired.town.policy.lease):
             continue  # another `tt` is starting it
         if heal.is_dead(rec, local=local, pid_alive=False, lease_alive=beats.get(name, False)):
-            died = _died(store, name, rec, desired, now)
+            died = _died(store, name, rec, desired, now, "" if local else lost(rec))
             if died is None:
                 continue  # another `tt` recorded this death first (and restarts it)
             rec = {**rec, **died}
@@ -202,7 +206,7 @@ def _heal_away(
     rec: Mapping[str, str],
     desired: Desired,
     lease_alive: bool,
-    lost: Callable[[], frozenset[str]],
+    lost: Callable[[Mapping[str, str]], str],
 ) -> list[FleetChange]:
     """An agent placed on a node, silent past its lease (its node died, or it did): its death is
     recorded and its running task handed back (the attempt token fences a late completion).
@@ -213,8 +217,7 @@ def _heal_away(
         return []
     if not heal.is_dead(rec, local=False, pid_alive=False, lease_alive=False):
         return []
-    node = rec.get("node", "")
-    died = _died(store, name, rec, desired, now, node if node in lost() else "")
+    died = _died(store, name, rec, desired, now, lost(rec))
     return [] if died is None else [FleetChange(name, "died", "heartbeat lease expired")]
 
 

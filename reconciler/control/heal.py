@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..agents.rounds import MAX_ROUNDS
+from ..plan.nodes import DEAD, STOPPED, node_state
 from ..spec.desired import Policy, RestartPolicy
 
 PARKED = frozenset({"stopped", "backoff", "quarantined"})
@@ -75,6 +76,16 @@ def on_death(
         "restart_after": repr(now + delay),
         "reason": f"died; restart in {delay:g}s",
     }
+
+
+def node_lost(node: Mapping[str, str] | None, now: float) -> bool:
+    """Whether a silent agent's node went with it: the node is dead or stopped, or it missed
+    two renewals of its lease (it renews four times a lease: a node cut off with its agents
+    whose lease has not lapsed yet)."""
+    if node is None or node_state(node) in (DEAD, STOPPED):
+        return True
+    lease = float(node.get("lease_s") or 0)
+    return bool(lease) and now - float(node.get("heartbeat_at") or 0) > lease / 2
 
 
 def silent(rec: Mapping[str, str], now: float, lease: float) -> bool:

@@ -111,3 +111,13 @@ def test_a_death_its_node_caused_counts_toward_no_crash_loop() -> None:
     assert fields["reason"] == "node n1 lost; restart now"
     never = heal.on_death(rec, 1000.0, Policy(), RestartPolicy.NEVER, node_lost="n1")
     assert never["state"] == "stopped"
+
+
+def test_a_silent_agents_node_is_lost_when_dead_stopped_or_two_renewals_late() -> None:
+    assert heal.node_lost(None, 100.0)
+    ready = {"state": "ready", "lease": "1", "lease_s": "10", "heartbeat_at": "96"}
+    assert not heal.node_lost(ready, 100.0)  # renewed 4 s ago: one renewal (2.5 s) late at most
+    assert heal.node_lost(ready, 101.5)  # two renewals missed: cut off, its lease not lapsed yet
+    assert heal.node_lost(ready | {"lease": ""}, 100.0)  # dead
+    assert heal.node_lost(ready | {"state": "stopped"}, 100.0)
+    assert not heal.node_lost(ready | {"state": "draining"}, 100.0)

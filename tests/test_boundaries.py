@@ -146,6 +146,7 @@ def test_lua_keys_match_keys_module() -> None:
         "nodes": keys.nodes,
         "node:": keys.node("x"),
         "nodehb:": keys.node_lease("x"),
+        "nodeagents:": keys.node_agents("x"),
         "urgent:": keys.urgent("x"),
         "inbox:": keys.inbox("x"),
         "seen:": keys.seen("x"),

@@ -27,8 +27,9 @@ from ..agents.supervisor import is_alive, kill_group, spawn_detached, stop_proce
 from ..plan.drift import stopped_by_hand
 from ..plan.placement import Placed
 from ..spec.desired import AgentSpec, Desired, ModelSpec
+from ..store.nodes import NodeRead
 from ..town import TownPaths
-from . import heal, placing, strays
+from . import heal, nodepass, placing, strays
 from .atplace import desired_instances, placed_elsewhere
 
 
@@ -50,6 +51,7 @@ class FleetStore(Protocol):
     def node_records(self) -> dict[str, dict[str, str]]: ...
     def placement(self) -> Placed: ...
     def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None: ...
+    def node_read(self, node: str, placing: list[str], agents: list[str]) -> NodeRead: ...
 
 
 # Starts a detached process (argv; cwd, env, log_path by keyword) → (pid, start time).
@@ -86,20 +88,26 @@ def ensure(
     keep: set[str] | frozenset[str] = frozenset(),
     spawn: Spawner = spawn_detached,
     place: str | None = None,
+    seen: nodepass.NodeView | None = None,
 ) -> list[FleetChange]:
     """Start what is placed at `place` (a node's name, by the leader's last placement; None:
     the controller's host, whose pass decides and records the placement first if it leads:
     `placing.acted_on`) and is not
     alive, stop what should not run there; `keep` names agents
     outside the roster that stay as they are (prune is off). The controller (`place` None) also
-    records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`)."""
+    records the deaths of agents placed on nodes whose heartbeat lease ran out (`_heal_away`).
+    A node reads its own agents only (`nodepass`; `seen`: what its pass read already)."""
     host = socket.gethostname()
-    records = store.agent_records()
-    # The leader's pass decides the placement; a node (or a pass not leading) reads the last.
-    placed = placing.acted_on(store, desired, records) if place is None else store.placement()
+    if place is None:
+        records = store.agent_records()
+        # The leader's pass decides the placement; a pass not leading reads the last.
+        placed = placing.acted_on(store, desired, records)
+        beats = store.heartbeat_alive(list(records))
+    else:
+        view = seen or nodepass.read(store, desired, place)
+        records, placed, beats = view.records, view.placed, view.beats
     want = desired_instances(desired, place, placed, records)
     away = placed_elsewhere(desired, place, placed, records)
-    beats = store.heartbeat_alive(list(records))
     changes: list[FleetChange] = []
     starts: list[tuple[str, Mapping[str, str], dict[str, str]]] = []  # (name, record, env)
 

@@ -104,9 +104,10 @@ class RemoteSession(Session):
     def roster(self, wait: float = ROSTER_WAIT) -> Desired:
         return self.desired()
 
-    def stale(self) -> bool:
-        """The controller applied another roster since the last read (one HGET)."""
-        return self._roster is None or self.store.roster_digest() != self._roster[0]
+    def stale(self, digest: str | None) -> bool:
+        """The controller applied another roster since the last read (`digest`: the recorded
+        one's, read with the rest of a node's pass)."""
+        return self._roster is None or digest != self._roster[0]
 
     def files_paths(self) -> TownPaths:
         return self.paths

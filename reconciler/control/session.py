@@ -93,9 +93,10 @@ class Session:
             raise Following(branch)
         return self.paths
 
-    def stale(self) -> bool:
-        """Whether the desired state moved without a file event (`remote.RemoteSession`: the
-        roster in Redis); files are watched instead."""
+    def stale(self, digest: str | None) -> bool:
+        """Whether the desired state moved without a file event, given the recorded roster's
+        digest just read (`remote.RemoteSession`: the roster in Redis); files are watched
+        instead."""
         return False
 
     def desired(self) -> Desired:

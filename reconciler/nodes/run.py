@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .. import __version__, rundir
 from ..agents.supervisor import proc_start_time, spawn_detached
-from ..control import fleet, placing
+from ..control import fleet, nodepass, placing
 from ..control.session import Session
 from ..errors import EXIT_OK, TtError, ValidationFailed
 from ..plan.nodes import DRAINING
@@ -100,6 +100,7 @@ class NodeRun:
         self.reread = False  # an apply happened: read the files at the next pass
         self.read_at = 0.0  # ... and at the resync in any case
         self.invalid = ""  # the last invalid read's error, said once
+        self.mine: frozenset[str] = frozenset()  # its agents at the last pass (read at once)
 
     def run(self) -> int:
         store, name = self.s.store, self.opts.name
@@ -120,6 +121,7 @@ class NodeRun:
                 f"{holder.get('host', '?')}, its lease lives)",
                 hint="stop that process first, or give this one another --name",
             )
+        store.index_node_agents(name)  # its passes read only these and those placed on it
         if threading.current_thread() is threading.main_thread():  # (not in a test's thread)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self._on_signal)
@@ -159,26 +161,34 @@ class NodeRun:
         self.wake.clear()
 
     def _pass(self) -> None:
-        self._read_files()
+        """One pass: what it reads is its own (`nodepass`: its state, the town's suspension,
+        the roster's digest, its agents' records and leases), in one round trip."""
+        if self.good is None:
+            self._read_files(None)
         assert self.good is not None
         store, name = self.s.store, self.opts.name
-        if store.node_records().get(name, {}).get("state") == DRAINING:
-            self._drain()
+        view, last = nodepass.read(store, self.good, name, self.mine), self.good
+        if self._read_files(view.digest) and self.good != last:  # its agents may be others
+            view = nodepass.read(store, self.good, name, self.mine)
+        self.mine = view.mine
+        if view.state == DRAINING:
+            self._drain(view.records)
             return
-        if store.is_suspended():
+        if view.suspended:
             return  # a suspended town starts nothing (running agents claim nothing)
         for c in fleet.ensure(
-            self.s.paths, self.good, store, env=os.environ, spawn=self.spawn, place=name
+            self.s.paths, self.good, store, env=os.environ, spawn=self.spawn, place=name, seen=view
         ):
             self.report("agent", f"{c.agent}: {c.action} {c.detail}".strip())
 
-    def _read_files(self) -> None:
-        """The town's files (or the roster in Redis, `--redis`), read at the first pass, after
-        each apply (its event; a roster whose digest moved) and at each resync; an invalid read
-        keeps the last good state (said once per error)."""
-        fresh = not self.reread and time.monotonic() < self.read_at and not self.s.stale()
+    def _read_files(self, digest: str | None) -> bool:
+        """The town's files (or the roster in Redis, `--redis`: `digest` is the recorded one's),
+        read at the first pass, after each apply (its event; a roster whose digest moved) and
+        at each resync; an invalid read keeps the last good state (said once per error).
+        True when it read a new good state."""
+        fresh = not self.reread and time.monotonic() < self.read_at and not self.s.stale(digest)
         if self.good is not None and fresh:
-            return
+            return False
         self.reread = False
         try:
             self.good = self.s.desired()
@@ -188,16 +198,16 @@ class NodeRun:
             if e.message != self.invalid:
                 self.report("invalid", e.message.splitlines()[0] + " (the last good state runs)")
             self.invalid = e.message
-            return
+            return False
         self.invalid = ""
         self.read_at = time.monotonic() + self.good.town.policy.resync
+        return True
 
-    def _drain(self) -> None:
-        """Its agents finish their running task and exit (a `drain` request: the turn after a
-        task claims nothing while one is pending); none is started again while draining."""
-        if self.good is None:
-            return
-        for agent, rec in self.s.store.agent_records().items():
+    def _drain(self, records: dict[str, dict[str, str]]) -> None:
+        """Its agents (`records`: its own) finish their running task and exit (a `drain`
+        request: the turn after a task claims nothing while one is pending); none is started
+        again while draining."""
+        for agent, rec in records.items():
             if agent not in self.drained and _runs(rec, self.opts.name):
                 # `stopped_by`: tt stopped it, not a person (`plan.drift.stopped_by_hand`), so
                 # its new node starts it even under `self_heal = false` (as `stop_agent` does).

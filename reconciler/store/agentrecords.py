@@ -16,6 +16,8 @@ class AgentOps(Scripted):
         pipe = self.client.pipeline(transaction=True)
         pipe.sadd(self.keys.agents, name)
         pipe.hset(self.keys.agent(name), mapping=fields)
+        if fields.get("node"):  # the node that started it (its claim indexed it already)
+            pipe.sadd(self.keys.node_agents(fields["node"]), name)
         pipe.execute()
 
     def heartbeat(self, name: str, instance: str, lease: float) -> bool:
@@ -59,8 +61,11 @@ class AgentOps(Scripted):
         return {n: v is not None for n, v in zip(names, values, strict=True)}
 
     def forget_agent(self, name: str) -> None:
+        node = self.client.hget(self.keys.agent(name), "node")
         with self._writes() as pipe:
             pipe.srem(self.keys.agents, name)
+            if node:
+                pipe.srem(self.keys.node_agents(node), name)
             pipe.delete(self.keys.agent(name), self.keys.heartbeat(name), self.keys.control(name))
 
     def request_stop(self, name: str, how: str) -> None:

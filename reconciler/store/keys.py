@@ -69,6 +69,11 @@ class Keys:
         """String: the node process's instance token while its lease lives (`SET PX`)."""
         return self._k(f"nodehb:{name}")
 
+    def node_agents(self, name: str) -> str:
+        """Set: the agents whose record names node `name` (kept by a start's claim, the
+        worker's registration and forget): what its node process reads, not every agent."""
+        return self._k(f"nodeagents:{name}")
+
     @property
     def placement(self) -> str:
         """Hash: agent instance → the node the leader placed it on (`control/placing.py`)."""

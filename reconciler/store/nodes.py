@@ -1,19 +1,35 @@
 """Node records on Redis, mixed into `Store`: a `tt node run` process registers its node, renews
 its lease and leaves (`lua/node.lua`: one live process per node name), and `tt node drain` marks
 it draining; the applied roster a node without the town's files runs by (`record_roster`);
-the leader's placement of agents on nodes (two hashes, written together with their events).
+the leader's placement of agents on nodes (two hashes, written together with their events);
+what a node's pass reads of its own agents, in one round trip (`node_read`), never the others'.
 No redis import: it uses the client `Store` owns.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..plan.placement import Placed
 from ..spec.desired import Desired
 from ..spec.rosterjson import roster_digest, roster_json
 from .scripts import Scripted
+
+
+@dataclass(frozen=True)
+class NodeRead:
+    """One node pass's reads (`NodeOps.node_read`): of the names it was asked about only."""
+
+    state: str  # its node record's state ('' when it has none)
+    suspended: bool  # the town is suspended
+    digest: str | None  # the applied roster's digest (`roster_digest`)
+    indexed: frozenset[str]  # the agents whose record names the node (`keys.node_agents`)
+    placed: Placed  # the leader's placement of the names asked (`placing`), only theirs
+    records: dict[str, dict[str, str]]  # the registered agents' records, of the names asked
+    beats: dict[str, bool]  # their heartbeat leases alive
 
 
 class NodeOps(Scripted):
@@ -83,6 +99,59 @@ class NodeOps(Scripted):
         pipe.hgetall(self.keys.unplaced)
         nodes, unplaced = pipe.execute()
         return Placed(nodes, unplaced)
+
+    def node_read(self, node: str, placing: Sequence[str], agents: Sequence[str]) -> NodeRead:
+        """What node `node`'s pass reads, in one pipelined round trip: its state, the town's
+        suspension, the roster's digest, its index of agents, the placement of `placing`, and
+        the records and heartbeat leases of `agents` (as `agent_records` has them: a name not
+        registered has none). Its cost grows with the names asked, not with the town."""
+        k = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(k.node(node), "state")
+        pipe.get(k.suspended)
+        pipe.hget(k.roster, "digest")
+        pipe.smembers(k.node_agents(node))
+        if placing:
+            pipe.hmget(k.placement, list(placing))
+            pipe.hmget(k.unplaced, list(placing))
+        if agents:
+            pipe.execute_command("SMISMEMBER", k.agents, *agents)  # (the lean client too)
+            for n in agents:
+                pipe.hgetall(k.agent(n))
+            pipe.mget([k.heartbeat(n) for n in agents])
+        got = pipe.execute()
+        state, suspended, digest, indexed = got[:4]
+        rest = got[4:]
+        nodes, unplaced = (rest[0], rest[1]) if placing else ([], [])
+        rest = rest[2:] if placing else rest
+        registered, records = (rest[0], rest[1:-1]) if agents else ([], [])
+        held = rest[-1] if agents else []
+        return NodeRead(
+            state=str(state or ""),
+            suspended=suspended is not None,
+            digest=None if digest is None else str(digest),
+            indexed=frozenset(str(n) for n in indexed),
+            placed=Placed(
+                {n: str(v) for n, v in zip(placing, nodes, strict=True) if v is not None},
+                {n: str(v) for n, v in zip(placing, unplaced, strict=True) if v is not None},
+            ),
+            records={
+                n: dict(r) for n, r, on in zip(agents, records, registered, strict=True) if on
+            },
+            beats={n: v is not None for n, v in zip(agents, held, strict=True)},
+        )
+
+    def index_node_agents(self, node: str) -> int:
+        """A node process's one full read, at its start: the agents whose record names it join
+        its index (records written before the index was kept). Returns how many joined."""
+        names = sorted(self.client.smembers(self.keys.agents))
+        if not names:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for n in names:
+            pipe.hget(self.keys.agent(n), "node")
+        mine = [n for n, at in zip(names, pipe.execute(), strict=True) if at == node]
+        return int(self.client.sadd(self.keys.node_agents(node), *mine)) if mine else 0
 
     def write_placement(self, placed: Placed, events: list[tuple[str, dict[str, str]]]) -> None:
         """Replace the placement, with its events, in one MULTI (fenced for a leader)."""

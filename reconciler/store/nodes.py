@@ -118,7 +118,7 @@ class NodeOps(Scripted):
             pipe.execute_command("SMISMEMBER", k.agents, *agents)  # (the lean client too)
             for n in agents:
                 pipe.hgetall(k.agent(n))
-            pipe.mget([k.heartbeat(n) for n in agents])
+            pipe.execute_command("MGET", *(k.heartbeat(n) for n in agents))  # (a cluster too)
         got = pipe.execute()
         state, suspended, digest, indexed = got[:4]
         rest = got[4:]

@@ -34,6 +34,8 @@ import pytest
 import redis
 
 from reconciler import server
+from reconciler.control import nodepass
+from reconciler.spec import loader
 from reconciler.town import TownPaths
 from tests.benchmarks import redis_usage
 from tests.benchmarks.bench_agents import CLK_TCK, cpu_ticks
@@ -179,7 +181,7 @@ def throughput(st: ScaleTown, n: int, tag: str, out: dict[str, Any]) -> None:
     )
 
 
-def idle(st: ScaleTown, seconds: float, agents: int, out: dict[str, Any]) -> None:
+def idle(st: ScaleTown, seconds: float, agents: int, per_node: int, out: dict[str, Any]) -> None:
     time.sleep(2)  # past the last task's reports
     with st.window(out):
         time.sleep(seconds)
@@ -187,32 +189,35 @@ def idle(st: ScaleTown, seconds: float, agents: int, out: dict[str, Any]) -> Non
     out["commands_per_s_per_idle_agent_all_roles"] = round(
         out["commands_per_s_without_bench"] / agents, 2
     )
-    per_role(out, agents)
+    per_role(out, agents, per_node)
 
 
-def per_role(out: dict[str, Any], agents: int) -> None:
-    """A window's rates per agent (the agents' own, the leader's) and per node per agent of
-    the town (each node pass reads every agent record of the town)."""
+def per_role(out: dict[str, Any], agents: int, per_node: int) -> None:
+    """A window's rates per agent (the agents' own, the leader's) and per node per agent it
+    runs (each node pass reads its own agents only: `control/nodepass.py`)."""
     by_role = out["commands_per_s_by_role"]
     nodes = out["processes_by_role"]["node"]
     out["commands_per_s_per_agent_own"] = round(by_role.get("agent", 0) / agents, 3)
     out["leader_commands_per_s_per_agent"] = round(by_role.get("leader", 0) / agents, 3)
     out["commands_per_s_per_node"] = round(by_role.get("node", 0) / max(nodes, 1), 1)
-    out["commands_per_s_per_node_per_town_agent"] = round(
-        by_role.get("node", 0) / max(nodes, 1) / agents, 3
+    out["commands_per_s_per_node_per_own_agent"] = round(
+        by_role.get("node", 0) / max(nodes, 1) / per_node, 3
     )
 
 
-def node_pass_limit(st: ScaleTown, seconds: float, out: dict[str, Any]) -> None:
-    """The limit: what every node pass reads (`store.agent_records()` and the heartbeats of
-    every agent, the same code) in a loop from this one process for `seconds`: the server's
-    CPU per command of that mix once it is busy, so its fixed background work does not weigh
-    on each command as it does at idle."""
-    store, names = st.town.store, sorted(st.town.agents())
+def node_pass_limit(st: ScaleTown, node: str, seconds: float, out: dict[str, Any]) -> None:
+    """The limit: what a node pass reads (`nodepass.read` of node `node`, the same code: one
+    pipelined round trip of its state, the suspension, the roster digest, its agents' records
+    and leases) in a loop from this one process for `seconds`: the server's CPU per command of
+    that mix once it is busy, so its fixed background work does not weigh on each command as
+    it does at idle."""
+    store = st.town.store
+    desired = loader.load(st.town.paths)
+    mine = nodepass.read(store, desired, node).mine
     before = redis_usage.snapshot(st.servers)
     passes, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
-        store.heartbeat_alive(list(store.agent_records()))
+        nodepass.read(store, desired, node, mine)
         passes += 1
     after = redis_usage.snapshot(st.servers)
     w = redis_usage.window(before, after, lambda pid: "bench")
@@ -220,7 +225,9 @@ def node_pass_limit(st: ScaleTown, seconds: float, out: dict[str, Any]) -> None:
     out.update(
         {
             "passes": passes,
-            "agent_records_per_pass": len(names),
+            "node": node,
+            "agent_records_per_pass": len(mine),
+            "commands_per_pass": round(w["commands"] / passes, 1) if passes else None,
             "seconds": w["seconds"],
             "commands_per_s_one_client": round(w["commands"] / w["seconds"]),
             "server_cpu_percent_of_one_core": w["server_cpu_percent_of_one_core"],
@@ -230,7 +237,7 @@ def node_pass_limit(st: ScaleTown, seconds: float, out: dict[str, Any]) -> None:
     )
 
 
-def busy(st: ScaleTown, agents: int, seconds: float, out: dict[str, Any]) -> None:
+def busy(st: ScaleTown, agents: int, per_node: int, seconds: float, out: dict[str, Any]) -> None:
     """Every agent running one long task: the window opens once all run."""
     hold = seconds + 30
     ids = [f"long-{i:03d}" for i in range(agents)]
@@ -250,7 +257,7 @@ def busy(st: ScaleTown, agents: int, seconds: float, out: dict[str, Any]) -> Non
     out["commands_per_s_per_running_task_all_roles"] = round(
         out["commands_per_s_without_bench"] / agents, 2
     )
-    per_role(out, agents)
+    per_role(out, agents, per_node)
     out["sim_sleep_s"] = hold
     left = set(ids)
     deadline = time.monotonic() + hold + 120
@@ -379,15 +386,15 @@ def run_town(
             timeout=600,
         )
         out["idle"] = {}
-        idle(st, args.idle_seconds, total, out["idle"])
+        idle(st, args.idle_seconds, total, args.agents, out["idle"])
         out["throughput"] = {}
         throughput(st, args.tasks, "quick", out["throughput"])
         out["limit_node_pass_reads_in_a_loop"] = {}
-        node_pass_limit(st, 3.0, out["limit_node_pass_reads_in_a_loop"])
+        node_pass_limit(st, "n1", 3.0, out["limit_node_pass_reads_in_a_loop"])
         if cluster is not None:
             return out
         out["busy"] = {}
-        busy(st, total, args.busy_seconds, out["busy"])
+        busy(st, total, args.agents, args.busy_seconds, out["busy"])
         out["dead_node"] = {
             "agent_lease_s": args.lease,
             "agent_heartbeat_s": args.heartbeat,
@@ -456,60 +463,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def extrapolate(m: dict[str, Any], memory: dict[str, Any], nodes: int, per: int) -> dict[str, Any]:
     """The measured rates scaled to `nodes` × `per` agents, each by what it grows with (read
     from the code, not fitted): an agent's own commands with the agents; a node's with the
-    nodes and the town's agents (each node pass, every second, reads every agent record of the
-    town: SMEMBERS, one HGETALL per agent, MGET of the heartbeats; its few constant commands
-    are scaled too, so this errs high); the leader's with the agents (its heal pass, every
-    heartbeat, reads them all too). The single server's ceiling: one core's worth of commands
-    at the server CPU per command measured while the node passes' reads ran in a loop."""
+    nodes and the agents each runs (each node pass, every second, reads its own agents only:
+    `control/nodepass.py`, one pipelined round trip of a few fixed commands, one HGETALL per
+    own agent and an MGET of their leases; the fixed commands are scaled too, so this errs
+    high); the leader's with the agents (its heal pass, every heartbeat, reads them all). The
+    single server's ceiling: one core's worth of commands at the server CPU per command
+    measured while a node pass's reads ran in a loop."""
     agents = nodes * per
 
     def rates(w: dict[str, Any]) -> dict[str, float]:
         return {
             "agents": w["commands_per_s_per_agent_own"] * agents,
-            "nodes": w["commands_per_s_per_node_per_town_agent"] * agents * nodes,
+            "nodes": w["commands_per_s_per_node_per_own_agent"] * per * nodes,
             "leader": w["leader_commands_per_s_per_agent"] * agents,
         }
 
     out: dict[str, Any] = {"nodes": nodes, "agents": agents}
     out["measured_at"] = {"nodes": m["nodes"], "agents": m["agents"]}
+    limit = m["limit_node_pass_reads_in_a_loop"][
+        "single_server_commands_per_s_ceiling_at_that_cost"
+    ]
     for name, w in (("idle", m["idle"]), ("all_running", m["busy"])):
         r = rates(w)
-        total = sum(r.values())
-        us = w["server_cpu_us_per_command"]
-        own = total - r["nodes"] + w["commands_per_s_per_node_per_town_agent"] * agents
+        total = sum(round(v) for v in r.values())
         out[name] = {
             "commands_per_s_by_role": {k: round(v) for k, v in r.items()},
-            "commands_per_s": sum(round(v) for v in r.values()),
-            "server_cpu_us_per_command_measured_in_the_window": us,
-            "commands_per_s_if_each_node_read_only_its_own_agents": round(own),
+            "commands_per_s": total,
+            "server_cpu_us_per_command_measured_in_the_window": w["server_cpu_us_per_command"],
+            "commands_per_s_vs_ceiling": round(total / limit, 3) if limit else None,
         }
     idle_cpu = m["idle"]["process_cpu_percent_of_one_core_by_role"]
     node_count = max(m["idle"]["processes_by_role"]["node"], 1)
     out["idle_leader_cpu_percent_of_one_core"] = round(idle_cpu["leader"] * agents / m["agents"], 1)
     out["idle_node_cpu_percent_of_one_core_each"] = round(
-        idle_cpu["node"] / node_count * agents / m["agents"], 1
+        idle_cpu["node"] / node_count * per / m["agents_per_node"], 1
     )
-    limit = m["limit_node_pass_reads_in_a_loop"][
-        "single_server_commands_per_s_ceiling_at_that_cost"
-    ]
     per_task = m["throughput"]["commands_per_task_without_bench"]
     out["single_server_commands_per_s_ceiling_busy_server"] = limit
     out["commands_per_task"] = per_task
-    for name in ("idle", "all_running"):
-        block = out[name]
-        for key in ("commands_per_s", "commands_per_s_if_each_node_read_only_its_own_agents"):
-            block[f"{key}_vs_ceiling"] = round(block[key] / limit, 3) if limit else None
-    for name, idle_rate in (
-        ("as_built", out["idle"]["commands_per_s"]),
-        (
-            "if_each_node_read_only_its_own_agents",
-            out["idle"]["commands_per_s_if_each_node_read_only_its_own_agents"],
-        ),
-    ):
-        spare = (limit or 0) - idle_rate
-        out[f"tasks_per_s_single_server_ceiling_beside_idle_{name}"] = (
-            round(spare / per_task) if per_task and spare > 0 else 0
-        )
+    spare = (limit or 0) - out["idle"]["commands_per_s"]
+    out["tasks_per_s_single_server_ceiling_beside_idle"] = (
+        round(spare / per_task) if per_task and spare > 0 else 0
+    )
     out["redis_memory_mib_per_100k_tasks"] = memory.get("mib_per_100k_tasks_scaled_linearly")
     return out
 

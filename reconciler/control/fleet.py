@@ -195,8 +195,8 @@ def ensure(
         changes.append(FleetChange(agent, "stopped", f"pid {pid}: superseded (now {at})"))
         store.event("agent.stopped", agent=agent, reason="superseded", pid=str(pid), by=_actor())
     # Starts after every stop: a slot freed in this pass is free before it is taken again.
-    for name, seen, child_env in starts:
-        started = _start(paths, store, name, seen, (host, place or ""), child_env, spawn)
+    for name, found, child_env in starts:
+        started = _start(paths, store, name, found, (host, place or ""), child_env, spawn)
         if started is not None:
             changes.append(started)
     return changes

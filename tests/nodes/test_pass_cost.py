@@ -138,10 +138,10 @@ def test_a_node_finds_its_stale_process_recorded_before_its_index(
     changes = fleet.ensure(
         node.s.paths, node.good, store, spawn=spawner, place="n1", stop_grace=0.1
     )
-    assert [(c.agent, c.action) for c in changes] == [
+    assert [(c.agent, c.action) for c in changes] == [  # stops first, then starts
+        ("gone", "stopped"),
         ("mine", "started"),
         ("mine-2", "started"),
-        ("gone", "stopped"),
     ]
     assert not is_alive(pid, start)
     assert store.agent_records()["gone"]["stopped_by"] == "removed from town.toml"

@@ -156,7 +156,7 @@ def test_an_unpinned_agent_of_a_drained_node_starts_on_another_node_even_without
     node = node_on(tmp_path, fake_store, spawner)
     node.good = desired
     fake_store.drain_node("n1")
-    node._drain()  # what n1's pass does while draining
+    node._drain(fake_store.agent_records())  # what n1's pass does while draining (its own)
     assert fake_store.client.lrange(fake_store.keys.control("w"), 0, -1) == ["drain"]
     # The worker drains: it exits cleanly, writing `stopped` (with its pid still recorded).
     pid, start = spawner.started[0]

@@ -93,6 +93,15 @@ def kill_host(town: LiveTown, proc: subprocess.Popen[bytes], node: str) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+def slow_running(town: LiveTown) -> tuple[str, str, str] | None:
+    """(agent, node, token) of the task `slow` once its model runs, else None."""
+    t = town.tasks().get("slow", {})
+    rec = town.agents().get(t.get("assignee", ""), {})
+    if rec.get("task") == "slow" and rec.get("model_pid", "").isdigit():
+        return t["assignee"], rec["node"], t["token"]
+    return None
+
+
 def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other_once(
     tmp_path: Path,
 ) -> None:
@@ -125,14 +134,7 @@ def test_two_nodes_run_their_agents_and_a_dead_nodes_task_completes_on_the_other
         # A task for the role: one of the two nodes runs it; that node's host dies mid-task.
         town.save("tasks.toml", tasks + task("slow", "[sim:sleep:4] slow", role="dev"))
 
-        def running() -> tuple[str, str, str] | None:
-            t = town.tasks().get("slow", {})
-            rec = town.agents().get(t.get("assignee", ""), {})
-            if rec.get("task") == "slow" and rec.get("model_pid", "").isdigit():
-                return t["assignee"], rec["node"], t["token"]
-            return None
-
-        victim, dead_node, old_token = until(running, 30, "the slow task running on a node")
+        victim, dead_node, old_token = until(lambda: slow_running(town), 30, "slow running")
         kill_host(town, first[dead_node], dead_node)
         expired = lease_expiry(town, dead_node, victim)
         again = until(
@@ -318,14 +320,7 @@ def test_a_pool_spreads_moves_off_a_dead_node_is_adopted_by_a_restarted_one_and_
         tasks += task("slow", "[sim:sleep:4] slow", agent="w")
         town.save("tasks.toml", tasks + task("gpu", "on the gpu node", agent="g"))
 
-        def running() -> tuple[str, str, str] | None:
-            t = town.tasks().get("slow", {})
-            rec = town.agents().get(t.get("assignee", ""), {})
-            if rec.get("task") == "slow" and rec.get("model_pid", "").isdigit():
-                return t["assignee"], rec["node"], t["token"]
-            return None
-
-        victim, dead, old_token = until(running, 30, "the slow task running on a node")
+        victim, dead, old_token = until(lambda: slow_running(town), 30, "slow running")
         alive_node = "n2" if dead == "n1" else "n1"
         kill_host(town, first[dead], dead)
         expired = lease_expiry(town, dead, victim)

@@ -113,6 +113,11 @@ class BenchTown:
                         os.kill(pid, signal.SIGKILL)
 
 
+def pool_names(name: str, replicas: int) -> list[str]:
+    """The instances of a pool as tt names them: `w`, `w-2`, … (the first keeps the name)."""
+    return [name, *(f"{name}-{i}" for i in range(2, replicas + 1))]
+
+
 def town_toml(
     name: str, models: dict[str, list[str]], agents: dict[str, str], extra: str = ""
 ) -> str:
@@ -205,7 +210,7 @@ def bench_throughput(tmp: Path, n: int, agents: int, rounds: int) -> dict[str, A
     """`rounds` times: `n` tasks through `agents` idle agents (each task a model process that
     exits at once), then `n` no-op jobs through as many idle RQ SimpleWorkers (in-process jobs:
     no process per job) on the same Valkey server. Each ratio compares one round's two runs."""
-    names = [f"w-{i}" for i in range(1, agents + 1)]
+    names = pool_names("w", agents)
     town = BenchTown(
         tmp / "throughput",
         town_toml("throughput", {"true": ["true"]}, {"w": f'model = "true"\nreplicas = {agents}'}),
@@ -305,7 +310,7 @@ def bench_idle(tmp: Path, agents: int, seconds: float, rq_url: str) -> dict[str,
     try:
         spawned = time.time()
         town.apply()
-        pids = town.wait_idle([f"w-{i}" for i in range(1, agents + 1)])
+        pids = town.wait_idle(pool_names("w", agents))
         start_up = [
             float(f["ts"]) - spawned
             for _, f in town.store.events_since("-", count=10000)

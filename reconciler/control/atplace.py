@@ -37,10 +37,13 @@ def placed_elsewhere(
     place: str | None = None,
     placed: Placed | None = None,
     records: Mapping[str, Mapping[str, str]] | None = None,
+    here: Mapping[str, bool] | None = None,
 ) -> dict[str, str]:
     """instance name → the node it is placed on ('' the controller's), for the instances not at
-    `place`; one placed nowhere → the node its record names."""
-    here = desired_instances(desired, place, placed, records)
+    `place`; one placed nowhere → the node its record names. `here`: `desired_instances` of the
+    same arguments, when the caller has it already."""
+    if here is None:
+        here = desired_instances(desired, place, placed, records)
     return {
         name: at if at is not None else (records or {}).get(name, {}).get("node", "")
         for name, at in where(desired, placed).items()

@@ -107,7 +107,7 @@ def ensure(
         view = seen or nodepass.read(store, desired, place)
         records, placed, beats = view.records, view.placed, view.beats
     want = desired_instances(desired, place, placed, records)
-    away = placed_elsewhere(desired, place, placed, records)
+    away = placed_elsewhere(desired, place, placed, records, here=want)
     changes: list[FleetChange] = []
     starts: list[tuple[str, Mapping[str, str], dict[str, str]]] = []  # (name, record, env)
 

@@ -28,9 +28,13 @@ class PlacementStore(Protocol):
 
 
 def preview(
-    store: PlacementStore, desired: Desired, records: Mapping[str, Mapping[str, str]]
+    store: PlacementStore,
+    desired: Desired,
+    records: Mapping[str, Mapping[str, str]],
+    node_records: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[Placed, Placed]:
-    """(the last placement, the one the leader would decide now from the same reads)."""
+    """(the last placement, the one the leader would decide now from the same reads);
+    `node_records`: the nodes' records when the caller read them already."""
     last = store.placement()
     wanted = wants(desired)
     if not wanted and not last.nodes and not last.unschedulable:
@@ -38,7 +42,7 @@ def preview(
     # Where each instance is now: its placement, else the node its record says it ran under.
     current = {n: r["node"] for n, r in records.items() if r.get("node") and r.get("pid")}
     current.update(last.nodes)
-    nodes = node_infos(store.node_records())
+    nodes = node_infos(store.node_records() if node_records is None else node_records)
     # An instance on a node not ready (late with its lease, draining) stays while it beats.
     held = [w.instance for w in wanted if nodes.get(current.get(w.instance, "")) is not None]
     held = [n for n in held if nodes[current[n]].state != READY]
@@ -120,7 +124,7 @@ def plan_placement(store: Any, desired: Desired) -> list[dict[str, Any]] | None:
     nodes = store.node_records()
     if not uses_nodes(desired, nodes):
         return None
-    _, new = preview(store, desired, store.agent_records())
+    _, new = preview(store, desired, store.agent_records(), nodes)
     return placement_rows(desired, new, nodes)
 
 

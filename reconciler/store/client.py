@@ -34,9 +34,9 @@ from .tasks import TaskOps
 from .tombstones import TombstoneOps
 from .turn import TurnOps
 from .url import EMBEDDED, ENV_URL, configured
+from .workproducts import WorkOps
 
 __all__ = ["ENV_URL", "Store", "configured", "connect", "is_embedded", "translate"]
-from .workproducts import WorkOps
 
 CONNECT_TIMEOUT = 2.0
 PROBE_TIMEOUT = 2.0  # connect() answers within ~3 s even when the server hangs

@@ -7,7 +7,7 @@ reads (`Plan.as_json`). It never executes anything and never decides process liv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from ..spec.desired import Desired, Directive, TaskSpec
 from .actions import (
@@ -156,6 +156,9 @@ class _TaskPlanner(StoreModel):
         self.graph, self.observed, self.prune, self.rerun = graph, observed, prune, rerun
         self.keep_until = keep_until
         self.specs = {t.id: t for t in reversed(desired.tasks)}  # first definition wins
+        # Tasks this plan creates: settled as created and again by every cascade after, so
+        # no repair can apply to them (`_repairs` looks at the others only).
+        self.created: set[str] = set()
         super().__init__(observed.tasks.values())
 
     def actions(self) -> Iterator[Action]:
@@ -200,10 +203,12 @@ class _TaskPlanner(StoreModel):
     def _create(self, spec: TaskSpec, node: Node) -> CreateTask:
         self._store(node.id, node, spec.run_if)
         self.queued[node.id] = False
+        self.created.add(node.id)
         left = self._left(node.id)
-        if spec.directive is Directive.DONE:
+        directive = spec.directive
+        if directive is Directive.DONE:
             self._complete(node.id)
-        elif spec.directive is Directive.CANCELLED:
+        elif directive is Directive.CANCELLED:
             self.state[node.id] = TaskState.CANCELLED
             self._release(node.id)  # a task of the CLI may already wait for this id
         else:
@@ -337,10 +342,12 @@ class _TaskPlanner(StoreModel):
             (t for t in self.observed.tasks.values() if t.id not in self.specs),
             key=lambda t: (t.order, t.id),
         )
-        targets = {i: n.target for i, n in self.graph.nodes.items()}
-        targets.update((t.id, t.target) for t in others)
+        nodes, created = self.graph.nodes, self.created
+        targets = {t.id: t.target for t in others}
         out: list[Action] = []
         for tid in (*self.graph.order, *(t.id for t in others)):
+            if tid in created:
+                continue
             state = self.state.get(tid)
             if state is TaskState.READY and not self.queued[tid]:
                 reason = "ready but in no queue"
@@ -348,13 +355,13 @@ class _TaskPlanner(StoreModel):
                 reason = repair_reason(state, should, self.run_if.get(tid, "success"))
             elif state is TaskState.AWAITING_APPROVAL and (reason := self._wrongly_awaits(tid)):
                 new_state = self.recheck_awaiting(tid, True, False)
-                out.append(Requeue(tid, targets[tid], state, new_state, reason))
+                out.append(Requeue(tid, _target(tid, nodes, targets), state, new_state, reason))
                 continue
             else:
                 continue
             self._unqueue(tid)
             new_state = self._settle(tid)
-            out.append(Requeue(tid, targets[tid], state, new_state, reason))
+            out.append(Requeue(tid, _target(tid, nodes, targets), state, new_state, reason))
         return out
 
     def _wrongly_awaits(self, tid: str) -> str:
@@ -372,3 +379,10 @@ class _TaskPlanner(StoreModel):
         if spec is not None and not spec.approve:
             return "its spec no longer asks for approval"
         return ""
+
+
+def _target(tid: str, nodes: Mapping[str, Node], others: dict[str, str]) -> str:
+    """The queue of a task to repair: its node's, or the stored one of a task the files do not
+    define (a task of the CLI)."""
+    node = nodes.get(tid)
+    return node.target if node is not None else others[tid]

@@ -376,6 +376,12 @@ with open(RECORD, "a") as f:
 hold = re.search(r"hold-first:([0-9.]+)", prompt) if attempt == 1 else None
 hold = hold or re.search(r"hold:([0-9.]+)", prompt)
 time.sleep(float(hold.group(1)) if hold else 0.05)
+gate = re.search(r"wait-for:([\\w.-]+)", prompt)  # holds until the test makes that file
+deadline = time.monotonic() + 300
+while gate and not os.path.exists(os.path.join(os.path.dirname(RECORD), gate.group(1))):
+    if time.monotonic() > deadline:
+        sys.exit("wait-for: no " + gate.group(1))
+    time.sleep(0.05)
 with open(RECORD, "a") as f:
     f.write(json.dumps({**rec, "event": "end", "end": time.time()}) + "\\n")
 print(f"result of {rec['task']} by {rec['agent']}")
@@ -567,17 +573,21 @@ def test_killed_agent_is_restarted_and_loses_no_task(town: Town) -> None:
 
 def test_restarting_the_conductor_adopts_running_agents(town: Town) -> None:
     tasks = (
-        '[[tasks]]\nid = "long"\ndescription = "long hold:4"\nagent = "dev"\n'
+        '[[tasks]]\nid = "long"\ndescription = "long wait-for:release"\nagent = "dev"\n'
         '[[tasks]]\nid = "after"\ndescription = "after"\nagent = "ops"\nparent = "long"\n'
     )
     fake_town(town, {"dev": "recorder", "ops": "recorder"}, tasks)
     first = town.start_conductor()
+    # "long" holds until the file `release` exists: it is mid-task across the restart however
+    # slowly a loaded machine runs the conductors and `tt status`.
     town.wait_states({"long": "running"})
     before = {n: a["pid"] for n, a in town.agents().items()}
     spawned = sum(e["type"] == "agent.spawned" for e in town.all_events())
     assert town.stop_conductor(first) == 0
 
     second = town.start_conductor()
+    assert town.tasks()["long"]["state"] == "running"
+    (town.root / "release").touch()
     done = town.wait_states({"long": "completed", "after": "completed"})
     # The mid-task agent kept its task (one attempt) and nothing was started again.
     assert done["long"]["attempts"] == 1 and done["after"]["attempts"] == 1

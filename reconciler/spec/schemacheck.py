@@ -8,8 +8,6 @@ rejected document to explain what is wrong. Shapes and types only: the meaning o
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,8 @@ from ..errors import TtError
 from .bounds import quoted
 from .locate import JsonPath
 from .names import did_you_mean
+from .predicate import Check, compile_schema
 from .tomldoc import TomlDoc
-
-Check = Callable[[object], bool]
 
 
 def schema_dir() -> Path:
@@ -206,39 +203,8 @@ def _report_schema_error(doc: TomlDoc, error: Any) -> None:
         doc.report(path, error.message[:200])
 
 
-# -- the compiled predicate --------------------------------------------------------------------
-
-
-def compile_schema(schema: object, root: dict[str, Any], defs: dict[str, Check]) -> Check:
-    """A predicate that never accepts what the schema rejects, for the keywords our schemas use.
-
-    Any other keyword compiles to "reject", which hands the document to jsonschema: a keyword
-    added to a schema file without support here costs speed, never correctness."""
-    if schema is True:
-        return lambda v: True
-    if not isinstance(schema, dict):
-        return lambda v: False
-    checks: list[Check] = []
-    for key, arg in schema.items():
-        if key in ("$schema", "$id", "$defs", "$comment", "title", "description", "examples"):
-            continue
-        made = _keyword(key, arg, schema, root, defs)
-        if made is None:
-            return lambda v: False
-        checks.append(made)
-    if len(checks) == 1:
-        return checks[0]
-
-    def all_of(v: object) -> bool:
-        # Loops rather than all(<generator>): a 10,000-task file runs ~10^5 of these checks.
-        for check in checks:  # noqa: SIM110
-            if not check(v):
-                return False
-        return True
-
-    return all_of
-
-
+# TOML tells integers from floats: the type tests of `_validator` (the predicate's are in
+# `predicate`).
 _IS_TYPE: dict[str, Check] = {
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
@@ -247,83 +213,3 @@ _IS_TYPE: dict[str, Check] = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
 }
-
-
-def _keyword(
-    key: str, arg: Any, schema: dict[str, Any], root: dict[str, Any], defs: dict[str, Check]
-) -> Check | None:
-    """The check of one keyword (keywords ignore instances of other types), or None if unknown."""
-    if key == "$ref" and isinstance(arg, str) and arg.startswith("#/$defs/"):
-        name = arg.removeprefix("#/$defs/")
-        if name not in defs:
-            # Looked up at call time, so a definition that refers to itself compiles too.
-            defs[name] = lambda v: defs[name](v)
-            defs[name] = compile_schema(root["$defs"][name], root, defs)
-        return defs[name]
-    if key == "type":
-        checks = [_IS_TYPE[t] for t in ([arg] if isinstance(arg, str) else arg) if t in _IS_TYPE]
-        if len(checks) == 1:
-            return checks[0]
-        return lambda v: any(check(v) for check in checks)
-    if key == "properties":
-        props = {k: compile_schema(s, root, defs) for k, s in arg.items()}
-
-        def properties(v: object) -> bool:
-            if isinstance(v, dict):
-                for k, x in v.items():
-                    check = props.get(k)
-                    if check is not None and not check(x):
-                        return False
-            return True
-
-        return properties
-    if key == "additionalProperties":
-        known = set(schema.get("properties", ()))
-        if arg is False:
-            return lambda v: not isinstance(v, dict) or known.issuperset(v)
-        extra = compile_schema(arg, root, defs)
-        return lambda v: (
-            not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
-        )
-    if key == "required":
-        return lambda v: not isinstance(v, dict) or all(k in v for k in arg)
-    if key == "propertyNames":
-        names = compile_schema(arg, root, defs)
-        return lambda v: not isinstance(v, dict) or all(names(k) for k in v)
-    if key == "items":
-        items, skip = compile_schema(arg, root, defs), len(schema.get("prefixItems", ()))
-
-        def each(v: object) -> bool:
-            if isinstance(v, list):
-                for x in v[skip:] if skip else v:
-                    if not items(x):
-                        return False
-            return True
-
-        return each
-    if key == "prefixItems":
-        firsts = [compile_schema(s, root, defs) for s in arg]
-        return lambda v: (
-            not isinstance(v, list) or all(c(x) for c, x in zip(firsts, v, strict=False))
-        )
-    if key == "minItems":
-        return lambda v: not isinstance(v, list) or len(v) >= arg
-    if key == "minLength":
-        return lambda v: not isinstance(v, str) or len(v) >= arg
-    if key == "maxItems":
-        return lambda v: not isinstance(v, list) or len(v) <= arg
-    if key == "maxLength":
-        return lambda v: not isinstance(v, str) or len(v) <= arg
-    if key == "maxProperties":
-        return lambda v: not isinstance(v, dict) or len(v) <= arg
-    if key == "minimum":
-        return lambda v: isinstance(v, bool) or not isinstance(v, (int, float)) or v >= arg
-    if key == "maximum":
-        return lambda v: isinstance(v, bool) or not isinstance(v, (int, float)) or v <= arg
-    if key == "pattern":
-        pattern = re.compile(arg)
-        return lambda v: not isinstance(v, str) or pattern.search(v) is not None
-    if key == "enum" and all(isinstance(e, str) for e in arg):
-        choices = frozenset(arg)
-        return lambda v: isinstance(v, str) and v in choices
-    return None

@@ -157,7 +157,9 @@ class _TaskPlanner(StoreModel):
         self.keep_until = keep_until
         self.specs = {t.id: t for t in reversed(desired.tasks)}  # first definition wins
         # Tasks this plan creates: settled as created and again by every cascade after, so
-        # no repair can apply to them (`_repairs` looks at the others only).
+        # no repair can apply to them (`_repairs` looks at the others only). This holds as the
+        # graph is acyclic (the loader rejects cycles) and `graph.order` puts what a task
+        # waits for before it.
         self.created: set[str] = set()
         super().__init__(observed.tasks.values())
 
@@ -337,7 +339,7 @@ class _TaskPlanner(StoreModel):
     def _repairs(self) -> list[Action]:
         """Tasks still ready-but-unqueued, blocked-with-nothing-left, or in the wrong one of
         blocked / upstream_failed / skipped (a town written before that state existed) after
-        all above."""
+        all above. The tasks this plan created are settled already (see `created`)."""
         others = sorted(
             (t for t in self.observed.tasks.values() if t.id not in self.specs),
             key=lambda t: (t.order, t.id),

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import Problem, ValidationFailed
 from ..town import TASKS_FILE, TOWN_FILE, TownPaths
-from . import predicate, reading, schemacheck
+from . import reading, schemacheck
 from .desired import Desired, TaskSpec, TownSettings
 from .fields import opt_str, table
 from .gitcheck import git_settings
@@ -33,7 +33,6 @@ from .towncheck import roster, town_settings
 _schema = schemacheck.load_schema
 _schema_dir = schemacheck.schema_dir
 _fast_check = schemacheck.fast_check
-_compile = predicate.compile_schema
 
 
 @dataclass(frozen=True)

@@ -27,25 +27,26 @@ _TYPE_TESTS = {
 }
 
 
-def compile_schema(schema: object, root: dict[str, Any], defs: dict[str, Check]) -> Check:
-    """A predicate that never accepts what the schema rejects, for the keywords our schemas use.
+def compile_schema(schema: object, root: dict[str, Any]) -> Check:
+    """A predicate that never accepts what `schema` (whose `$ref`s name `root`'s `$defs`)
+    rejects, for the keywords our schemas use.
 
     Any other keyword makes its (sub)schema reject every value, which hands the document to
     jsonschema: a keyword added to a schema file without support here costs speed, never
-    correctness. `defs` receives the predicate of each `$defs` entry it meets."""
+    correctness. Nothing of the schema but quoted strings and plain numbers reaches the source
+    (names of definitions become numbers; patterns, sets and other numbers are constants)."""
     emitter = _Emitter(root)
     emitter.function("check_", schema)
     namespace: dict[str, Any] = dict(emitter.constants)
     exec(compile("\n".join(emitter.lines), "<schema predicate>", "exec"), namespace)
-    for name in emitter.defs:
-        defs[name] = namespace[f"def_{name}"]
     check: Check = namespace["check_"]
     return check
 
 
 class _Emitter:
     """Python source testing values against a schema: `function(name, schema)` writes
-    `def name(x0)`, each `$defs` entry referred to its own function `def_NAME`."""
+    `def name(x0)`, each `$defs` entry referred to its own function `def_N` (N: the order in
+    which the entries were met)."""
 
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
@@ -67,8 +68,8 @@ class _Emitter:
         name = arg.removeprefix("#/$defs/")
         if name not in self.defs:
             self.defs.append(name)  # before its body: a definition may refer to itself
-            self.function(f"def_{name}", self.root["$defs"][name])
-        return f"def_{name}"
+            self.function(f"def_{self.defs.index(name)}", self.root["$defs"][name])
+        return f"def_{self.defs.index(name)}"
 
     def _node(self, schema: object, x: str, depth: int, out: list[str], pad: str) -> None:
         """Statements that `return False` unless the value named `x` conforms to `schema`."""
@@ -120,7 +121,8 @@ class _Emitter:
             out += [f"{pad}if {test}len({x}) {op} {int(arg)}:", fail]
         elif key in ("minimum", "maximum"):
             op = "<" if key == "minimum" else ">"
-            out += [f"{pad}if {test}{x} {op} {arg!r}:", fail]
+            bound = self._constant(arg)  # (inf or nan from the JSON would not be source)
+            out += [f"{pad}if {test}{x} {op} {bound}:", fail]
         elif key == "pattern":
             pattern = self._constant(re.compile(arg))
             out += [f"{pad}if {test}{pattern}.search({x}) is None:", fail]
@@ -205,6 +207,8 @@ class _Value:
 def _known(key: str, arg: Any) -> bool:
     if key == "$ref":
         return isinstance(arg, str) and arg.startswith("#/$defs/")
+    if key in ("minimum", "maximum"):
+        return isinstance(arg, (int, float)) and not isinstance(arg, bool)
     if key == "enum":
         return all(isinstance(e, str) for e in arg)
     return key in _APPLIES_TO or key == "type"

@@ -89,7 +89,7 @@ def _validator(which: str) -> Any:
 
 @cache
 def fast_check(which: str) -> Check:
-    return compile_schema(load_schema(which), load_schema(which), {})
+    return compile_schema(load_schema(which), load_schema(which))
 
 
 def check_schema(doc: TomlDoc, which: str, data: dict[str, Any]) -> bool:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from reconciler.control.apply import ApplyOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# How long `tt plan` (or `apply --dry-run`) waits for a running apply by default.
+PLAN_LOCK_WAIT = 10.0
 _fleet_lines = fleet_lines  # the name other verbs' modules import it by
 
 
@@ -60,9 +63,9 @@ def apply_options(f: F) -> F:
             click.option(
                 "--lock-timeout",
                 type=float,
-                default=0.0,
-                show_default=True,
-                help="Seconds to wait for another apply's lock.",
+                default=None,
+                help="Seconds to wait for another apply's lock [default: 0; with --dry-run, "
+                f"which writes nothing: {PLAN_LOCK_WAIT:g}].",
             ),
         ]
     ):
@@ -73,13 +76,19 @@ def apply_options(f: F) -> F:
 def _opts(command: str, **kw: Any) -> ApplyOptions:
     from reconciler.control.apply import ApplyOptions
 
+    dry_run = kw.get("dry_run", False)
+    lock_timeout = kw.get("lock_timeout")
+    if lock_timeout is None:
+        # A plan only reads: it waits out a pass of a watcher (milliseconds, usually) instead
+        # of failing; an apply fails at once naming the holder unless told to wait.
+        lock_timeout = PLAN_LOCK_WAIT if dry_run else 0.0
     return ApplyOptions(
-        dry_run=kw.get("dry_run", False),
+        dry_run=dry_run,
         prune=kw.get("prune", True),
         allow_empty=kw.get("allow_empty", False),
         rerun_changed=kw.get("rerun_changed", False),
         model=kw.get("model"),
-        lock_timeout=kw.get("lock_timeout", 0.0),
+        lock_timeout=lock_timeout,
         command=command,
         adopt=kw.get("adopt", False),
     )
@@ -120,6 +129,13 @@ def _diff_options(f: F) -> F:
     f = click.option("--prune/--no-prune", default=True, show_default=True)(f)
     f = click.option("--rerun-changed", is_flag=True)(f)
     f = click.option(
+        "--lock-timeout",
+        type=float,
+        default=PLAN_LOCK_WAIT,
+        show_default=True,
+        help="Seconds to wait for a running apply (a watcher's pass) before failing.",
+    )(f)
+    f = click.option(
         "-o",
         "--output",
         "--format",
@@ -136,7 +152,13 @@ def _diff_options(f: F) -> F:
 @click.option("--init", "init_", is_flag=True, help="Write a starter tasks.toml instead.")
 @_diff_options
 def plan(
-    init_: bool, town_dir: str | None, output: str, detailed: bool, prune: bool, rerun_changed: bool
+    init_: bool,
+    town_dir: str | None,
+    output: str,
+    detailed: bool,
+    prune: bool,
+    rerun_changed: bool,
+    lock_timeout: float,
 ) -> int:
     """Show what `tt apply` would change (nothing is written)."""
     if init_:
@@ -148,7 +170,13 @@ def plan(
             echo(f"{e.message}: kept as is (edit it; tt plan shows what it asks for)")
         return EXIT_OK
     return _diff(
-        town_dir, output, detailed, placement=True, prune=prune, rerun_changed=rerun_changed
+        town_dir,
+        output,
+        detailed,
+        placement=True,
+        prune=prune,
+        rerun_changed=rerun_changed,
+        lock_timeout=lock_timeout,
     )
 
 

@@ -35,11 +35,19 @@ def diff_cmd(
     detailed: bool,
     prune: bool,
     rerun_changed: bool,
+    lock_timeout: float,
 ) -> int:
     """The same as `tt plan`; with --drift, what differs in Redis without a file change
     (as text for -o markdown)."""
     if not drift:
-        return _diff(town_dir, output, detailed, prune=prune, rerun_changed=rerun_changed)
+        return _diff(
+            town_dir,
+            output,
+            detailed,
+            prune=prune,
+            rerun_changed=rerun_changed,
+            lock_timeout=lock_timeout,
+        )
     from reconciler.control.drift import read_drift
 
     s = session(town_dir)

@@ -651,6 +651,28 @@ def test_a_held_lock_makes_apply_fail_with_the_holders_name_or_wait(vtown: Town)
         sleeper.wait()
 
 
+def test_a_plan_waits_out_a_running_apply_instead_of_failing(vtown: Town) -> None:
+    # A plan writes nothing: it waits for a watcher's pass (usually milliseconds) by default,
+    # where an apply fails at once naming the holder; --lock-timeout 0 makes a plan fail too.
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        hold_lock(vtown, sleeper.pid, "tt conductor")
+        failed = vtown.tt("plan", "--lock-timeout", "0")
+        assert failed.returncode == 1
+        assert "another apply holds the town's lock: tt conductor" in failed.stderr
+        waiting = vtown.popen("plan")
+        time.sleep(0.5)  # let it start waiting
+        assert waiting.poll() is None
+        vtown.client.delete(vtown.keys.apply_lock)
+        out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode == 0, err
+        assert "Plan: 6 to create" in out
+        assert vtown.client.zcard(vtown.keys.tasks) == 0  # a plan
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_a_lock_left_by_a_dead_process_does_not_block_the_next_apply(vtown: Town) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()

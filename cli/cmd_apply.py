@@ -151,15 +151,7 @@ def _diff_options(f: F) -> F:
 @click.command()
 @click.option("--init", "init_", is_flag=True, help="Write a starter tasks.toml instead.")
 @_diff_options
-def plan(
-    init_: bool,
-    town_dir: str | None,
-    output: str,
-    detailed: bool,
-    prune: bool,
-    rerun_changed: bool,
-    lock_timeout: float,
-) -> int:
+def plan(init_: bool, town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     """Show what `tt apply` would change (nothing is written)."""
     if init_:
         from reconciler.edit.scaffold import HasTasks, starter_tasks
@@ -169,15 +161,7 @@ def plan(
         except HasTasks as e:  # what --init is for is there: a tasks.toml to edit
             echo(f"{e.message}: kept as is (edit it; tt plan shows what it asks for)")
         return EXIT_OK
-    return _diff(
-        town_dir,
-        output,
-        detailed,
-        placement=True,
-        prune=prune,
-        rerun_changed=rerun_changed,
-        lock_timeout=lock_timeout,
-    )
+    return _diff(town_dir, output, detailed, placement=True, **kw)  # the _diff_options
 
 
 @click.command("apply")

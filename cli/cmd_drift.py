@@ -4,7 +4,7 @@ stopped by hand, records edited in Redis). Parses, calls one engine function, re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,26 +28,11 @@ def register(group: click.Group) -> None:
     help="List drift: what differs in Redis without a file change (2 with --detailed-exitcode).",
 )
 @_diff_options
-def diff_cmd(
-    drift: bool,
-    town_dir: str | None,
-    output: str,
-    detailed: bool,
-    prune: bool,
-    rerun_changed: bool,
-    lock_timeout: float,
-) -> int:
+def diff_cmd(drift: bool, town_dir: str | None, output: str, detailed: bool, **kw: Any) -> int:
     """The same as `tt plan`; with --drift, what differs in Redis without a file change
     (as text for -o markdown)."""
     if not drift:
-        return _diff(
-            town_dir,
-            output,
-            detailed,
-            prune=prune,
-            rerun_changed=rerun_changed,
-            lock_timeout=lock_timeout,
-        )
+        return _diff(town_dir, output, detailed, **kw)  # the _diff_options
     from reconciler.control.drift import read_drift
 
     s = session(town_dir)

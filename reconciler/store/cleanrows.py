@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Mapping
 
 # id, spec hash, target, deps as stored ('' where absent), order (the zset score)
 Row = tuple[str, str, str, str, float]
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+_BY_ORDER = operator.itemgetter(4, 0)  # (order, id): the zset's order, in C (10,000 rows)
 
 
 def row_written(record: Mapping[str, object], old: Row | None) -> Row | None:
@@ -46,7 +48,7 @@ def digests(rows: Iterable[Row]) -> tuple[str, str]:
     """(sha1, size) digests of `rows` as `lua/clean.lua` builds its text: the zset's order is
     score, then id. The size one is what the script computes where Redis has no `sha1hex`
     (fakeredis, in unit tests)."""
-    ordered = sorted(rows, key=lambda r: (r[4], r[0]))
+    ordered = sorted(rows, key=_BY_ORDER)
     text = "".join(f"{r[0]}|{r[1]}|{r[2]}|{r[3]}\n" for r in ordered).encode()
     return hashlib.sha1(text, usedforsecurity=False).hexdigest(), f"size:{len(text)}"
 

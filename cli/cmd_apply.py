@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# How long `tt plan` (or `apply --dry-run`) waits for a running apply by default.
-PLAN_LOCK_WAIT = 10.0
+# (the engine's default for a plan, known to help texts without importing the engine)
+PLAN_LOCK_WAIT = 10.0  # = control.applylock.PLAN_LOCK_WAIT (tests/cli/test_plan_lock.py)
+_OPTION_KEYS = frozenset({"prune", "allow_empty", "rerun_changed", "model", "lock_timeout"})
 _fleet_lines = fleet_lines  # the name other verbs' modules import it by
 
 
@@ -76,11 +77,12 @@ def apply_options(f: F) -> F:
 def _opts(command: str, **kw: Any) -> ApplyOptions:
     from reconciler.control.apply import ApplyOptions
 
+    unknown = set(kw) - _OPTION_KEYS - {"dry_run", "adopt"}
+    if unknown:  # an option passed through that would otherwise be dropped unseen
+        raise TypeError(f"_opts: unknown options {sorted(unknown)}")
     dry_run = kw.get("dry_run", False)
     lock_timeout = kw.get("lock_timeout")
-    if lock_timeout is None:
-        # A plan only reads: it waits out a pass of a watcher (milliseconds, usually) instead
-        # of failing; an apply fails at once naming the holder unless told to wait.
+    if lock_timeout is None:  # a plan waits out a running apply; an apply fails at once
         lock_timeout = PLAN_LOCK_WAIT if dry_run else 0.0
     return ApplyOptions(
         dry_run=dry_run,

@@ -18,6 +18,10 @@ from ..errors import Conflict, TtError
 from ..store.client import Store
 
 LOCK_TTL = 120.0
+# How long a plan (`tt plan`, `tt diff`, `apply --dry-run`, `GET /v1/plan`), which writes
+# nothing, waits for a running apply (a watcher's pass: milliseconds, usually) by default
+# instead of failing; an apply fails at once naming the holder unless told to wait.
+PLAN_LOCK_WAIT = 10.0
 
 
 @contextmanager

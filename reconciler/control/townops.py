@@ -96,8 +96,15 @@ def apply_json(result: ApplyResult) -> dict[str, Any]:
 def plan(s: Session, *, prune: bool = True, rerun_changed: bool = False) -> dict[str, Any]:
     """`tt plan -o json`: what `tt apply` would change; nothing is written."""
     from .apply import ApplyOptions, apply
+    from .applylock import PLAN_LOCK_WAIT
 
-    opts = ApplyOptions(dry_run=True, prune=prune, rerun_changed=rerun_changed, command="tt plan")
+    opts = ApplyOptions(
+        dry_run=True,
+        prune=prune,
+        rerun_changed=rerun_changed,
+        command="tt plan",
+        lock_timeout=PLAN_LOCK_WAIT,
+    )
     return apply_json(apply(s, opts))
 
 

@@ -586,7 +586,9 @@ def test_restarting_the_conductor_adopts_running_agents(town: Town) -> None:
     assert town.stop_conductor(first) == 0
 
     second = town.start_conductor()
-    assert town.tasks()["long"]["state"] == "running"
+    log = town.root / f"conductor-{len(town.conductors) - 1}.out"
+    until(lambda: b"up to date" in log.read_bytes(), 30, "the second conductor's first pass")
+    assert town.tasks()["long"]["state"] == "running"  # adopted mid-task, not handed back
     (town.root / "release").touch()
     done = town.wait_states({"long": "completed", "after": "completed"})
     # The mid-task agent kept its task (one attempt) and nothing was started again.

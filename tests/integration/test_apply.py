@@ -652,16 +652,23 @@ def test_a_held_lock_makes_apply_fail_with_the_holders_name_or_wait(vtown: Town)
 
 
 def test_a_plan_waits_out_a_running_apply_instead_of_failing(vtown: Town) -> None:
-    # A plan writes nothing: it waits for a watcher's pass (usually milliseconds) by default,
-    # where an apply fails at once naming the holder; --lock-timeout 0 makes a plan fail too.
+    # A plan writes nothing: it waits for a watcher's pass (usually milliseconds) by default
+    # (10 s), where an apply fails at once naming the holder; --lock-timeout sets the wait.
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         hold_lock(vtown, sleeper.pid, "tt conductor")
+        started = time.monotonic()
         failed = vtown.tt("plan", "--lock-timeout", "0")
+        at_once = time.monotonic() - started  # a whole tt process that does not wait
         assert failed.returncode == 1
         assert "another apply holds the town's lock: tt conductor" in failed.stderr
-        waiting = vtown.popen("plan")
-        time.sleep(0.5)  # let it start waiting
+        started = time.monotonic()
+        waited = vtown.tt("plan", "--lock-timeout", "2")
+        assert waited.returncode == 1 and time.monotonic() - started >= 2.0, waited.stderr
+
+        waiting = vtown.popen("plan")  # the default: still waiting well past a process's time
+        began = time.monotonic()
+        wait_for(lambda: time.monotonic() - began > min(2 * at_once + 1, 8), 10)
         assert waiting.poll() is None
         vtown.client.delete(vtown.keys.apply_lock)
         out, err = waiting.communicate(timeout=30)

@@ -82,10 +82,9 @@ def test_a_pushed_commit_is_applied_and_an_invalid_one_keeps_the_last_good(tmp_p
 
         tasks = task("a", "first") + task("b", "second")
         second = push(other, {"tasks.toml": tasks}, "b")
-        pushed = time.monotonic()
-        until(lambda: "b" in town.tasks(), INTERVAL + 1.5, "b applied within the interval")
-        took = time.monotonic() - pushed
-        assert took <= INTERVAL + 1.0, took
+        # Only a fetch (every INTERVAL; a resync does not fetch) brings b: applied within a
+        # few intervals, a deadline a loaded machine's fetch and apply still meet.
+        until(lambda: "b" in town.tasks(), 10 * INTERVAL, "b applied by the next fetches")
         report = status(town)
         assert report["revision"]["sha"] == second and report["sync"] == "synced"
         assert report["revision"]["by"] == "follow"

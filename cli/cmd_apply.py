@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# (the engine's default for a plan, known to help texts without importing the engine)
-PLAN_LOCK_WAIT = 10.0  # = control.applylock.PLAN_LOCK_WAIT (tests/cli/test_plan_lock.py)
+PLAN_LOCK_WAIT = 10.0  # control.applylock's, for help texts (tests/cli/test_plan_lock.py)
 _OPTION_KEYS = frozenset({"prune", "allow_empty", "rerun_changed", "model", "lock_timeout"})
 _fleet_lines = fleet_lines  # the name other verbs' modules import it by
 
@@ -77,15 +76,13 @@ def apply_options(f: F) -> F:
 def _opts(command: str, **kw: Any) -> ApplyOptions:
     from reconciler.control.apply import ApplyOptions
 
-    unknown = set(kw) - _OPTION_KEYS - {"dry_run", "adopt"}
-    if unknown:  # an option passed through that would otherwise be dropped unseen
+    if unknown := set(kw) - _OPTION_KEYS - {"dry_run", "adopt"}:  # never dropped unseen
         raise TypeError(f"_opts: unknown options {sorted(unknown)}")
-    dry_run = kw.get("dry_run", False)
     lock_timeout = kw.get("lock_timeout")
     if lock_timeout is None:  # a plan waits out a running apply; an apply fails at once
-        lock_timeout = PLAN_LOCK_WAIT if dry_run else 0.0
+        lock_timeout = PLAN_LOCK_WAIT if kw.get("dry_run") else 0.0
     return ApplyOptions(
-        dry_run=dry_run,
+        dry_run=kw.get("dry_run", False),
         prune=kw.get("prune", True),
         allow_empty=kw.get("allow_empty", False),
         rerun_changed=kw.get("rerun_changed", False),

@@ -50,6 +50,16 @@ def register(s: Store, name: str, slots: int = 0, labels: str = "") -> None:
     assert s.register_node(name, f"i-{name}", 60, fields) is None
 
 
+def pin_and_w_on_n1(places: Places) -> tuple[Store, Desired]:
+    """n1 registered (gpu=1), a one-replica pool: the pin and `w` placed and started on n1."""
+    s = places.store
+    register(s, "n1", labels="gpu=1")
+    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
+    places.ensure(desired)
+    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    return s, desired
+
+
 def states(s: Store, desired: Desired) -> dict[str, tuple[str, str | None]]:
     return {r["name"]: (r["state"], r["node"]) for r in report.agents_report(s, desired)}
 
@@ -175,11 +185,7 @@ def test_a_dead_nodes_agents_move_and_its_task_is_handed_back_but_a_pin_stays(
 def test_an_agent_that_beats_is_not_moved_off_its_late_node_and_one_moved_is_stopped_there(
     places: Places,
 ) -> None:
-    s = places.store
-    register(s, "n1", labels="gpu=1")
-    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
-    places.ensure(desired)
-    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    s, desired = pin_and_w_on_n1(places)
     # n1's process alone dies (or is late with its lease); its agents run on; n2 joins.
     s.client.delete(s.keys.node_lease("n1"))
     register(s, "n2", labels="gpu=1")
@@ -330,11 +336,7 @@ def test_a_node_stops_what_leaves_its_slot_before_it_starts_what_takes_it(
 def test_a_node_back_from_a_partition_stops_its_process_of_an_agent_started_anew_elsewhere(
     places: Places, tmp_path: Path
 ) -> None:
-    s = places.store
-    register(s, "n1", labels="gpu=1")
-    desired = places.roster(POOL.replace("replicas = 3", "replicas = 1"))
-    places.ensure(desired)
-    assert sorted(places.ensure(desired, "n1")) == [("pin", "started"), ("w", "started")]
+    s, desired = pin_and_w_on_n1(places)
     old_pid = int(s.agent_records()["w"]["pid"])
     old = next(p for p in places.spawner.started if p[0] == old_pid)
     # n1 is cut off past the leases: its lease and w's lapse, but w's process runs on.

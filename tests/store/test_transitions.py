@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import fakeredis
 import pytest
 
 from reconciler.spec.desired import Policy
+from reconciler.store import scripts
 from reconciler.store.client import Store
 
 
@@ -231,3 +233,21 @@ def test_mail_stays_in_redis_until_it_is_answered(ops: Ops) -> None:
         ]
     events = [f["type"] for _, f in ops.events_since("-")]
     assert events.count("message.answered") == 1 and events.count("message.read") == 3
+
+
+def test_a_dependents_start_is_never_stamped_before_its_dependencys_end(
+    ops: Ops, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two agents' clocks read in one order, their scripts run in the other: the claimer read
+    its clock, was descheduled, and the completer's script ran first (a chaos run under load
+    saw a dependent stamped 6 ms before its dependency's end). Stamps follow the order the
+    scripts ran in."""
+    upsert(ops, rec("a"), rec("b", deps=("a",)))
+    take(ops, "dev", "w1", "tok-a")
+    read_early = time.time()
+    assert ops.complete("a", "tok-a", "ok")
+    # The claimer's reading, from before (its process's clock, not the server's).
+    monkeypatch.setattr(scripts, "time", SimpleNamespace(time=lambda: read_early))
+    take(ops, "dev", "w2", "tok-b")
+    a, b = (ops.client.hgetall(ops.keys.task(t)) for t in ("a", "b"))
+    assert float(b["started_at"]) >= float(a["finished_at"]), (a, b)

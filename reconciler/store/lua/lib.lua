@@ -1,11 +1,23 @@
 -- Shared by every task transition script (prepended by store/scripts.py).
--- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds),
+-- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds, see
+-- NOW below),
 -- ARGV[3] the caller's fence: '' = unfenced (an agent's transitions are fenced by attempt tokens,
 -- `tt apply` holds the apply lock), 'e:N' = written as the leader of epoch N; refused before
 -- anything is written unless N is still the town's leader epoch (a deposed leader's pass).
 -- Every key lives under one hash tag, so the keys built here stay on the script's slot.
 local P = ARGV[1]
-local NOW = ARGV[2]
+-- A transition's time stamp: the later of the server's clock as the script runs and the
+-- caller's. Scripts run one at a time, so on one host the stamps follow the order the
+-- transitions ran in: a dependent's claim is never stamped before its dependency's completion,
+-- as the caller's clock alone was when the claiming process read it before a slower completer.
+-- A caller whose clock is ahead of the server's is not stamped in its own past.
+local function now_of(caller)
+  local t = redis.call('TIME')
+  local server = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+  if tonumber(caller) and tonumber(caller) > tonumber(server) then return caller end
+  return server
+end
+local NOW = now_of(ARGV[2])
 local FENCE = ARGV[3] or ''
 if FENCE ~= '' and FENCE ~= 'e:' .. (redis.call('GET', P .. 'leader:epoch') or '0') then
   return redis.error_reply('TTFENCED ' .. FENCE .. ' is no longer the leader epoch')

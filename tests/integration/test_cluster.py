@@ -21,7 +21,7 @@ from reconciler.store.client import Store
 from reconciler.store.keys import Keys
 from tests.integration.live import LiveTown, live_town, until
 from tests.integration.test_self_healing import assert_exactly_once, task, town_toml
-from tests.redis_cluster import LocalCluster, start_cluster
+from tests.redis_cluster import MIGRATE_BATCH, LocalCluster, start_cluster
 
 pytestmark = [
     pytest.mark.integration,
@@ -114,6 +114,8 @@ def test_the_towns_slot_moving_mid_run_loses_and_repeats_no_task(
             meta = Keys("moving").meta
             before = redis_cluster.owner(meta)
             target = next(p for p in redis_cluster.ports if p != before)
+            held = redis_cluster.town_keys("moving")[before]
+            assert len(held) < MIGRATE_BATCH, f"{len(held)} keys: more than one MIGRATE"
             redis_cluster.migrate_slot(meta, target)  # MOVED from now on, ASK while it moves
             assert redis_cluster.owner(meta) == target
             assert list(redis_cluster.town_keys("moving")) == [target]

@@ -15,6 +15,7 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from reconciler.store.keys import Keys
 SLOTS = 16384
 READY_TIMEOUT = 20.0
 # Keys per MIGRATE in `migrate_slot`. A town's slot moved mid-run is safe when one batch holds
-# all its keys (README "Redis Cluster"): a script caught between two batches finds half of the
-# town's keys, which the cluster refuses mid-script (its writes so far stay).
+# all its keys (README "Redis Cluster"): between two batches, a script sent on to the importing
+# node (ASK) reads the keys still on the other as missing.
 MIGRATE_BATCH = 100
 
 
@@ -89,16 +90,20 @@ class LocalCluster:
             with self.node(port) as r:
                 r.flushall()
 
-    def migrate_slot(self, key: str, to: int) -> int:
+    def migrate_slot(
+        self, key: str, to: int, while_migrating: Callable[[], object] = lambda: None
+    ) -> int:
         """Move `key`'s slot, with its keys, to the primary on port `to` the way
         redis-cli --cluster reshard does (IMPORTING, MIGRATING, MIGRATE, SETSLOT NODE), in
-        MIGRATE batches of `MIGRATE_BATCH` keys; returns the port it left."""
+        MIGRATE batches of `MIGRATE_BATCH` keys; `while_migrating()` runs with the slot
+        MIGRATING, before its keys move. Returns the port it left."""
         source = self.owner(key)
         ids = self.ids()
         with self.node(source) as src, self.node(to) as dst:
             slot = int(src.execute_command("CLUSTER KEYSLOT", key))
             dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
             src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+            while_migrating()
             while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, MIGRATE_BATCH):
                 src.execute_command("MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", *keys)
             for port in (to, source, *(p for p in self.ports if p not in (to, source))):

@@ -172,6 +172,7 @@ def test_lua_keys_match_keys_module() -> None:
         "budget-wait": keys.budget_wait,
         "notify": keys.notify,
         "completed": keys.completed,
+        "slot-probe": keys.slot_probe,
     }
     used: set[str] = set()
     for lua in LUA_DIR.glob("*.lua"):

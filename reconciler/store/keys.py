@@ -154,6 +154,12 @@ class Keys:
         return self._k("leader:epoch")
 
     @property
+    def slot_probe(self) -> str:
+        """A key never written: every script reads it first (lib.lua), so a cluster node whose
+        slot is migrating away refuses the script before it writes anything."""
+        return self._k("slot-probe")
+
+    @property
     def apply_lock(self) -> str:
         return self._k("lock:apply")
 

@@ -193,6 +193,20 @@ def test_a_clusters_errors_are_redis_unavailable_naming_the_node() -> None:
         (ex.MovedError("8943 10.0.0.2:7001"), "10.0.0.2:7001"),
         (ex.TryAgainError("TRYAGAIN"), "TRYAGAIN"),
         (ex.ClusterError("TTL exhausted."), "TTL exhausted"),
+        # lib.lua's probe on a slot migrating away (Redis' and Valkey's wordings): refused
+        # before any write, so waited out and sent again like the others.
+        (
+            redis.ResponseError(
+                "Script attempted to access a non local key in a cluster node script"
+            ),
+            "the town's slot is moving between nodes",
+        ),
+        (
+            redis.ResponseError(
+                "Attempted to access a non local key in a cluster node script: on @user_script:9."
+            ),
+            "the town's slot is moving between nodes",
+        ),
     ]
     for error, words in cases:
         got = translate(error, url)

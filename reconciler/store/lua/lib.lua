@@ -19,6 +19,11 @@ local function now_of(caller)
 end
 local NOW = now_of(ARGV[2])
 local FENCE = ARGV[3] or ''
+-- The town's slot migrating away from this cluster node (SETSLOT MIGRATING): a key the node
+-- does not hold may be on the other one already, and the cluster refuses a script's access to it
+-- mid-script, keeping the writes made before. A key that never exists is refused here, before any
+-- write: the client takes it as the slot moving (`RedisUnavailable`), waits, and sends it again.
+redis.call('EXISTS', P .. 'slot-probe')
 if FENCE ~= '' and FENCE ~= 'e:' .. (redis.call('GET', P .. 'leader:epoch') or '0') then
   return redis.error_reply('TTFENCED ' .. FENCE .. ' is no longer the leader epoch')
 end

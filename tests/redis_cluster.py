@@ -91,12 +91,17 @@ class LocalCluster:
                 r.flushall()
 
     def migrate_slot(
-        self, key: str, to: int, while_migrating: Callable[[], object] = lambda: None
+        self,
+        key: str,
+        to: int,
+        while_migrating: Callable[[], object] = lambda: None,
+        once_moved: Callable[[], object] = lambda: None,
     ) -> int:
         """Move `key`'s slot, with its keys, to the primary on port `to` the way
         redis-cli --cluster reshard does (IMPORTING, MIGRATING, MIGRATE, SETSLOT NODE), in
         MIGRATE batches of `MIGRATE_BATCH` keys; `while_migrating()` runs with the slot
-        MIGRATING, before its keys move. Returns the port it left."""
+        MIGRATING, before its keys move, `once_moved()` after they moved, while `to` still
+        imports the slot (a client is sent there by ASK). Returns the port it left."""
         source = self.owner(key)
         ids = self.ids()
         with self.node(source) as src, self.node(to) as dst:
@@ -106,6 +111,7 @@ class LocalCluster:
             while_migrating()
             while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, MIGRATE_BATCH):
                 src.execute_command("MIGRATE", "127.0.0.1", to, "", 0, 5000, "KEYS", *keys)
+            once_moved()
             for port in (to, source, *(p for p in self.ports if p not in (to, source))):
                 with self.node(port) as r:
                     r.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])

@@ -23,6 +23,7 @@ from reconciler.store.keys import Keys
 from tests.integration.live import LiveTown, live_town, until
 from tests.integration.test_self_healing import assert_exactly_once, task, town_toml
 from tests.redis_cluster import MIGRATE_BATCH, LocalCluster, start_cluster
+from tests.store.test_transitions import rec
 
 pytestmark = [
     pytest.mark.integration,
@@ -140,6 +141,34 @@ def test_the_towns_slot_moving_mid_run_loses_and_repeats_no_task(
         finally:
             town.cleanup()
             redis_cluster.flush()
+
+
+def test_a_prune_and_a_restore_on_the_node_importing_the_slot_write_whole(
+    redis_cluster: LocalCluster,
+) -> None:
+    """A node importing the town's slot (its keys moved, the slot not yet its own: a client
+    comes by ASK) serves a script but refuses a command in it naming two keys when one is
+    missing, mid-script, after the writes made before. A prune makes a tombstone and a restore
+    takes it back (a RENAME each): both in single-key commands, so both run whole there."""
+    store = Store.open(redis_cluster.url, "importing")
+    try:
+        store.upsert_tasks([rec("a"), rec("b"), rec("c")], 1)
+        assert store.delete_tasks(["c"]) == 1  # a tombstone to restore
+        before = redis_cluster.owner(store.keys.meta)
+        target = next(p for p in redis_cluster.ports if p != before)
+
+        def prune_and_restore() -> None:
+            assert store.delete_tasks(["a"]) == 1
+            store.upsert_tasks([rec("b"), {**rec("c"), "mode": "restore"}], 2)
+
+        redis_cluster.migrate_slot(store.keys.meta, target, once_moved=prune_and_restore)
+        states = {r["id"]: r["state"] for r in store.task_records()}
+        assert states == {"b": "ready", "c": "ready"}
+        assert store.client.exists(store.keys.tombstone("a")) == 1
+        assert store.client.exists(store.keys.tombstone("c")) == 0
+    finally:
+        store.close()
+        redis_cluster.flush()
 
 
 def test_a_cluster_that_is_down_is_a_clear_error_naming_the_node(tmp_path: Path) -> None:

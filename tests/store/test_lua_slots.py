@@ -18,6 +18,10 @@ CALL = re.compile(r"redis\.call\(\s*'(\w+)'\s*,\s*([^,)]+(?:\([^)]*\))?)")
 PCALL = re.compile(r"pcall\(redis\.call,\s*'(\w+)'\s*,\s*([^,)]+)")
 LOCK_KEY = {"unlock", "take_over_lock"}  # ARGV[4] = keys.apply_lock (store/coordination.py)
 SCRIPTS = sorted(p.stem for p in LUA_DIR.glob("*.lua") if p.stem not in LIBRARY)
+# lib.lua's `move(from, to)` (RENAME in single-key commands): its body's keys are its two
+# arguments, so its call sites are audited instead.
+MOVE_BODY = re.compile(r"local function move\(from, to\)\n.*?\nend\n", re.S)
+MOVE_CALL = re.compile(r"\bmove\(([^,()]+),\s*([^,()]+)\)")
 
 
 def _assignments(source: str, name: str) -> list[str]:
@@ -52,7 +56,10 @@ def _key_ok(script: str, source: str, arg: str) -> bool:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_key_a_script_touches_is_its_towns(script: str) -> None:
     source = lua_source(script)
-    calls = CALL.findall(source) + PCALL.findall(source)
+    assert MOVE_BODY.search(source), "lib.lua's move() is not where the audit expects it"
+    body = MOVE_BODY.sub("", source)
+    calls = CALL.findall(body) + PCALL.findall(body)
+    calls += [("move", arg) for pair in MOVE_CALL.findall(body) for arg in pair]
     assert calls, f"{script}.lua calls nothing?"
     foreign = [f"{cmd} {arg}" for cmd, arg in calls if not _key_ok(script, source, arg)]
     assert foreign == [], f"{script}.lua: keys not built from the town's prefix: {foreign}"
@@ -68,3 +75,25 @@ def test_the_audit_catches_a_key_of_another_town() -> None:
     assert not _key_ok("x", source, "'tt:{else}:x'")
     assert not _key_ok("x", source, "ARGV[4]")
     assert _key_ok("x", source + "local k = P .. 'task:' .. id\n", "k")
+    moved = "local function move(from, to)\n  redis.call('DEL', from)\nend\nmove(k, other)\n"
+    assert [arg for pair in MOVE_CALL.findall(MOVE_BODY.sub("", moved)) for arg in pair] == [
+        "k",
+        "other",
+    ]
+
+
+# Commands naming two keys or more: a node importing the slot refuses one when a key is missing,
+# mid-script (lib.lua `move` does RENAME in single-key commands).
+MULTI_KEY = re.compile(
+    r"redis\.call\(\s*'(RENAME|RENAMENX|COPY|SMOVE|LMOVE|RPOPLPUSH|MSET|MGET|[SZ](?:UNION|INTER|DIFF)STORE)'"
+    r"|redis\.call\(\s*'(DEL|EXISTS|UNLINK|TOUCH)'\s*,[^,)]+,"
+)
+
+
+def test_no_script_names_two_keys_in_one_command() -> None:
+    for lua in sorted(LUA_DIR.glob("*.lua")):
+        found = [m[0] for m in MULTI_KEY.finditer(lua.read_text())]
+        assert found == [], f"{lua.name}: {found}"
+    assert MULTI_KEY.search("redis.call('DEL', P .. 'a', P .. 'b')")
+    assert MULTI_KEY.search("redis.call('RENAME', k, tomb)")
+    assert not MULTI_KEY.search("redis.call('DEL', P .. 'bell:' .. a)")

@@ -26,10 +26,8 @@ for _, id in ipairs(ids) do
     end
     local tomb, history = P .. 'deleted:' .. id, P .. 'deleted-attempts:' .. id
     redis.call('DEL', history)
-    redis.call('RENAME', k, tomb)
-    if redis.call('EXISTS', P .. 'attempts:' .. id) == 1 then
-      redis.call('RENAME', P .. 'attempts:' .. id, history)
-    end
+    move(k, tomb)
+    move(P .. 'attempts:' .. id, history)
     redis.call('HSET', tomb, 'deleted_at', NOW)
     redis.call('ZADD', P .. 'deleted', NOW, id)
     redis.call('ZREM', P .. 'tasks', id)

@@ -31,6 +31,17 @@ local TERMINAL = {completed = true, failed = true, cancelled = true}
 
 local function tkey(id) return P .. 'task:' .. id end
 
+-- RENAME `from` to `to` in single-key commands (false: `from` does not exist). A cluster node
+-- importing the town's slot refuses a command naming two keys when one is missing, mid-script,
+-- after the writes made before: no script here names two keys in one command.
+local function move(from, to)
+  local v = redis.call('DUMP', from)
+  if not v then return false end
+  redis.call('RESTORE', to, 0, v, 'REPLACE')
+  redis.call('DEL', from)
+  return true
+end
+
 local function event(etype, ...)
   redis.call('XADD', P .. 'events', 'MAXLEN', '~', 10000, '*', 'type', etype, 'ts', NOW, ...)
 end

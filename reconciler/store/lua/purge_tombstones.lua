@@ -2,7 +2,8 @@
 -- ARGV[4]: the cutoff (unix seconds): tombstones of tasks pruned before it go. Returns the count.
 local n = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'deleted', '-inf', ARGV[4], 'LIMIT', 0, 1000)) do
-  redis.call('DEL', P .. 'deleted:' .. id, P .. 'deleted-attempts:' .. id)
+  redis.call('DEL', P .. 'deleted:' .. id)
+  redis.call('DEL', P .. 'deleted-attempts:' .. id)
   -- What it cost stays in the town's and its agents' sums; its own count goes with it (a task
   -- with its id later starts at attempt 1, every attempt of its to be counted).
   redis.call('HDEL', P .. 'spent', 'counted:' .. id, 'task:' .. id)

@@ -21,7 +21,8 @@
 local gen = ARGV[4]
 -- Costs are counted (`spent`) and budgets told (`exhausted`) by other scripts only: a town that
 -- has neither hash now has none at the end of this one, and a new task has nothing to clear.
-local budgets_kept = redis.call('EXISTS', P .. 'spent', P .. 'exhausted') > 0
+local budgets_kept = redis.call('EXISTS', P .. 'spent')
+  + redis.call('EXISTS', P .. 'exhausted') > 0
 local recs = cjson.decode(ARGV[5])
 for _, r in ipairs(recs) do
   if r.spec then r.spec = ARGV[5 + r.spec] end
@@ -172,9 +173,8 @@ end
 local function restore(r)
   local k, tomb = tkey(r.id), P .. 'deleted:' .. r.id
   if redis.call('EXISTS', k) == 1 or redis.call('EXISTS', tomb) == 0 then return end
-  redis.call('RENAME', tomb, k)
-  local history = P .. 'deleted-attempts:' .. r.id
-  if redis.call('EXISTS', history) == 1 then redis.call('RENAME', history, P .. 'attempts:' .. r.id) end
+  move(tomb, k)
+  move(P .. 'deleted-attempts:' .. r.id, P .. 'attempts:' .. r.id)
   redis.call('ZREM', P .. 'deleted', r.id)
   redis.call('HDEL', k, 'deleted_at')
   made[r.id] = true  -- the records after this one of the batch find it as an existing task

@@ -310,7 +310,7 @@ def translate(error: BaseException, url: str) -> TtError | None:
             f"cannot reach Redis at {where}: {cause}",
             hint=f"is the server running? (the URL comes from {ENV_URL} or [town] redis)",
         )
-    if kind == "reply" and _MOVING in str(error):  # lib.lua's probe: refused before any write
+    if kind == "reply" and _MOVING in str(error).lower():  # lib.lua's probe: no write yet
         why = f"the town's slot is moving between nodes ({error})"
         hint = "a reshard under way: it passes; try again"
         return RedisUnavailable(f"cannot use the Redis Cluster at {where}: {why}", hint=hint)
@@ -326,7 +326,7 @@ def translate(error: BaseException, url: str) -> TtError | None:
 
 
 _NODE = re.compile(r"connecting to ([^\s/]+:\d+)")  # redis-py's wording: "connecting to H:P."
-_MOVING = "ttempted to access a non local key"  # a script's, its slot migrating away
+_MOVING = "attempted to access a non local key"  # a script's, its slot migrating away
 
 
 def _kind(error: BaseException) -> str | None:

@@ -1021,9 +1021,15 @@ description = "A again"
     assert "tasks.toml:8: $.tasks[1].parent: unknown parent 'zzz'" in caught.value.message
 
 
-def test_validate_texts_accepts_a_valid_pair() -> None:
-    # `edit` writes only when this returns: a valid pair must pass without a problem.
+def test_validate_texts_passes_a_valid_pair_and_refuses_it_with_one_field_wrong() -> None:
+    # `edit` writes only when this returns: the seed pair passes without a problem...
     validate_texts(SEED_TOWN, SEED_TASKS)
+    # ...and the same pair with one task's agent misspelt is refused, naming the line.
+    broken = SEED_TASKS.replace('agent = "developer"', 'agent = "develper"', 1)
+    with pytest.raises(ValidationFailed) as caught:
+        validate_texts(SEED_TOWN, broken)
+    assert [p.line for p in caught.value.problems] == [11], caught.value.message
+    assert "develper" in caught.value.message
 
 
 def test_lines_skip_multiline_strings_and_arrays() -> None:

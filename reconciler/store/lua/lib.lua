@@ -1,9 +1,8 @@
 -- Shared by every task transition script (prepended by store/scripts.py).
--- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds, see
--- NOW below),
--- ARGV[3] the caller's fence: '' = unfenced (an agent's transitions are fenced by attempt tokens,
--- `tt apply` holds the apply lock), 'e:N' = written as the leader of epoch N; refused before
--- anything is written unless N is still the town's leader epoch (a deposed leader's pass).
+-- ARGV[1] is the town's key prefix "tt:{TOWN}:", ARGV[2] the caller's clock (unix seconds; see
+-- NOW), ARGV[3] the caller's fence: '' = unfenced (an agent's transitions are fenced by attempt
+-- tokens, `tt apply` holds the apply lock), 'e:N' = written as the leader of epoch N; refused
+-- before anything is written unless N is still the town's leader epoch (a deposed leader's pass).
 -- Every key lives under one hash tag, so the keys built here stay on the script's slot.
 local P = ARGV[1]
 -- A transition's time stamp: the later of the server's clock as the script runs and the
@@ -31,15 +30,15 @@ local TERMINAL = {completed = true, failed = true, cancelled = true}
 
 local function tkey(id) return P .. 'task:' .. id end
 
--- RENAME `from` to `to` in single-key commands (false: `from` does not exist). A cluster node
--- importing the town's slot refuses a command naming two keys when one is missing, mid-script,
--- after the writes made before: no script here names two keys in one command.
+-- RENAME `from` to `to` (if `from` exists) in single-key commands. A cluster node importing the
+-- town's slot refuses a command naming two keys when one is missing, mid-script, after the
+-- writes made before: no script here names two keys in one command.
 local function move(from, to)
   local v = redis.call('DUMP', from)
-  if not v then return false end
-  redis.call('RESTORE', to, 0, v, 'REPLACE')
-  redis.call('DEL', from)
-  return true
+  if v then
+    redis.call('RESTORE', to, 0, v, 'REPLACE')
+    redis.call('DEL', from)
+  end
 end
 
 local function event(etype, ...)

@@ -96,9 +96,9 @@ def _opts(command: str, **kw: Any) -> ApplyOptions:
 def _diff(
     town_dir: str | None, output: str, detailed: bool, placement: bool = False, **kw: Any
 ) -> int:
+    one_shot()  # (first: the collector's sweeps during the imports would free nothing)
     from reconciler.control.apply import apply
 
-    one_shot()
     opts = _opts("tt plan", dry_run=True, **kw)
     s = session(town_dir, lean=True)
     result = apply(s, opts)
@@ -201,6 +201,7 @@ def apply_cmd(
 
     With --wait, where $GITHUB_STEP_SUMMARY is set, a Markdown summary of the run is appended
     to that file."""
+    one_shot()  # (first: the collector's sweeps during the imports would free nothing)
     from reconciler.control.apply import apply
     from reconciler.control.session import Session
 
@@ -208,7 +209,6 @@ def apply_cmd(
         raise click.UsageError("--junit reports a run: use it with --wait")
     if junit is not None and not os.path.isdir(os.path.dirname(os.path.abspath(junit))):
         raise click.BadParameter(f"no folder to write {junit} in", param_hint="--junit")
-    one_shot()
     opts = _opts("tt apply", dry_run=dry_run, **kw)
     s = Session.find(town_dir, lean=True, adopt=opts.adopt)
     mark = None
@@ -243,9 +243,9 @@ def sync(ctx: click.Context, town_dir: str | None) -> None:
 @output_option
 def sync_push(town_dir: str | None, output: str = "text", **kw: Any) -> None:
     """Apply tasks.toml and town.toml (repeated pushes never duplicate tasks)."""
+    one_shot()
     from reconciler.control.apply import apply
 
-    one_shot()
     session_ = session(town_dir, lean=True)
     render(apply(session_, _opts("tt sync push", **kw)), output, dry_run=False)
 

@@ -9,6 +9,7 @@ import sys
 import click
 
 from reconciler import __version__
+from reconciler.control.gcpause import gc_paused
 from reconciler.errors import EXIT_ERROR, TtError
 
 from .common import PROGRAM, echo
@@ -59,9 +60,13 @@ class Commands(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
-            # An unknown name loads them all: click suggests the closest one it knows.
-            for module in [COMMANDS[cmd_name]] if cmd_name in COMMANDS else set(COMMANDS.values()):
-                importlib.import_module(f"{__package__}.{module}").register(self)
+            # An unknown name loads them all: click suggests the closest one it knows. With no
+            # cycle collector meanwhile: the objects an import makes all live on, and its
+            # sweeps over them would free nothing.
+            with gc_paused():
+                names = [COMMANDS[cmd_name]] if cmd_name in COMMANDS else set(COMMANDS.values())
+                for module in names:
+                    importlib.import_module(f"{__package__}.{module}").register(self)
         return self.commands.get(cmd_name)
 
 

@@ -28,6 +28,8 @@ AGENT, WATCHER = "agent", "watch"
 
 @dataclass(frozen=True)
 class Registered:
+    """A process tt started and registered in the run folder: an agent or a watcher."""
+
     kind: str  # AGENT | WATCHER
     name: str  # the agent's name, or the watcher's pid
     pid: int

@@ -20,6 +20,8 @@ TINYTOWN_FILE = "tinytown.toml"
 
 @dataclass(frozen=True)
 class TownPaths:
+    """A town folder and the paths of its files and state (`.tt/`)."""
+
     root: Path
 
     @property

@@ -142,6 +142,8 @@ Env = Mapping[str, str] | Mapping[bytes, bytes]
 
 @dataclass(frozen=True)
 class RunResult:
+    """How one model process ended: its code, the tails of its output, its time."""
+
     returncode: int | None
     timed_out: bool
     cancelled: bool

@@ -60,6 +60,8 @@ Spawner = Callable[..., tuple[int, str]]
 
 @dataclass(frozen=True)
 class FleetChange:
+    """An agent process started, adopted, stopped or left suspended by an apply."""
+
     agent: str
     action: str  # started | adopted | stopped | suspended
     detail: str = ""

@@ -39,6 +39,8 @@ class TownClaimed(TtError):
 
 @dataclass(frozen=True)
 class Source:
+    """Where a town is managed from: a git checkout's remote and folder, or a path."""
+
     key: str  # compared: one spelling for every clone (`git:HOST/PATH:DIR`, `path:HOST:/DIR`)
     shown: str  # what people read: the remote as configured (password masked) and the dir
 

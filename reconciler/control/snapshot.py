@@ -45,6 +45,8 @@ def _format() -> bytes:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The last clean apply, as `.tt/applied.snapshot` keeps it."""
+
     fingerprint: str  # `controller.clean_fingerprint` of the files applied
     digest: str  # the clean digest recorded with it (`TaskOps.store_clean`)
     reuse: Reuse  # their task tables (and [meta] defaults)

@@ -25,6 +25,8 @@ from .state import Source, TaskState, agent_spec_json
 
 @dataclass(frozen=True)
 class CreateAgent:
+    """An agent instance the roster adds."""
+
     op: ClassVar[str] = "create_agent"
     write: ClassVar[bool] = True
     name: str  # instance name (worker-3)
@@ -33,6 +35,8 @@ class CreateAgent:
 
 @dataclass(frozen=True)
 class UpdateAgent:
+    """An agent instance whose entry changed (restarted when what it runs with did)."""
+
     op: ClassVar[str] = "update_agent"
     write: ClassVar[bool] = True
     name: str
@@ -60,6 +64,8 @@ class OrphanAgent:
 
 @dataclass(frozen=True)
 class CreateTask:
+    """A task the files add: its record, and the state executing it yields."""
+
     op: ClassVar[str] = "create_task"
     write: ClassVar[bool] = True
     spec: TaskSpec
@@ -254,6 +260,8 @@ JSON_VERSION = 1
 
 @dataclass(frozen=True)
 class Plan:
+    """The actions that bring Redis to the files, in the order they are executed."""
+
     actions: tuple[Action, ...] = ()
     # Every file-owned task (or agent) would go while the files ask for none: an empty or
     # truncated file. `apply` refuses such a plan unless given --allow-empty.

@@ -44,6 +44,8 @@ class DriftKind(str, Enum):
 
 @dataclass(frozen=True)
 class DriftItem:
+    """One difference Redis has from the files that no file change explains."""
+
     kind: DriftKind
     object: str  # "task ID" or "agent NAME"
     detail: str
@@ -57,6 +59,8 @@ class DriftItem:
 
 @dataclass(frozen=True)
 class Drift:
+    """What differs in Redis from the files last applied (`tt drift`)."""
+
     items: tuple[DriftItem, ...] = ()
     # Files changed since the last apply (their digests differ from the applied ones): their
     # objects' differences are a plan's changes (`tt plan`), not drift, and are not compared.

@@ -34,6 +34,8 @@ class TaskKind(str, Enum):
 
 @dataclass(frozen=True)
 class Node:
+    """One task in the graph: its kind, queue target and what it waits for."""
+
     id: str
     kind: TaskKind
     target: str  # queue target (`keys.Keys.queue`); "" for a group or gate, never queued
@@ -56,6 +58,8 @@ def made(cls: type[_T], fields: dict[str, Any]) -> _T:
 
 @dataclass(frozen=True)
 class Graph:
+    """Every task's node, the reverse edges, and an order that puts dependencies first."""
+
     nodes: Mapping[str, Node]
     dependents: Mapping[str, tuple[str, ...]]  # reverse edges: Redis `children:ID` sets
     order: tuple[str, ...]  # topological (dependencies first), ties broken by file order

@@ -29,6 +29,8 @@ class Want:
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """A node as placement sees it: its state, slots and labels."""
+
     name: str
     state: str  # ready | draining | dead | stopped (`plan.nodes.node_state`)
     slots: int = 0  # agents it runs at most; 0: not said (no limit)
@@ -37,6 +39,8 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class Placed:
+    """Where each agent instance runs, and which fit nowhere (and why)."""
+
     nodes: Mapping[str, str]  # instance → node
     unschedulable: Mapping[str, str]  # instance → why it fits nowhere
 

@@ -30,6 +30,9 @@ from .actions import (
 from .graph import TaskKind
 from .state import TERMINAL, TaskState
 
+# A created task in these states is not queued: its line names no target.
+_UNQUEUED = TERMINAL | {TaskState.UPSTREAM_FAILED, TaskState.SKIPPED}
+
 
 def render_lines(plan: Plan) -> list[str]:
     """One line per record, in plan order: `+` create, `~` change, `-` delete, `!` and `?` notes."""
@@ -70,6 +73,15 @@ def _md(text: str) -> str:
 
 
 def _line(a: Action) -> str:
+    if isinstance(a, CreateTask):  # first: every line of a new town's plan but its agents'
+        # (`_value_`: an enum's `.value` is a Python-level property, ~1 us a line)
+        state, kind = a.state._value_, a.kind
+        if kind is TaskKind.WORK or kind is TaskKind.BACKLOG:
+            if a.state in _UNQUEUED:
+                return f"+ task {a.spec.id} ({state})"
+            return f"+ task {a.spec.id} ({state} → {a.target})"
+        what = "group" if kind is TaskKind.GROUP else "approval gate"
+        return f"+ task {a.spec.id} ({what}, {state})"
     if isinstance(a, CreateAgent):
         return f"+ agent {a.name} ({a.spec.model}{', suspended' if a.spec.suspended else ''})"
     if isinstance(a, UpdateAgent):
@@ -78,14 +90,6 @@ def _line(a: Action) -> str:
         return f"- agent {a.name} ({a.reason})"
     if isinstance(a, OrphanAgent):
         return f"? agent {a.name}: not in town.toml (use --prune to delete)"
-    if isinstance(a, CreateTask):
-        if a.kind is TaskKind.GROUP:
-            return f"+ task {a.id} (group, {a.state.value})"
-        if a.kind is TaskKind.GATE:
-            return f"+ task {a.id} (approval gate, {a.state.value})"
-        if a.state in TERMINAL or a.state in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
-            return f"+ task {a.id} ({a.state.value})"
-        return f"+ task {a.id} ({a.state.value} → {a.target})"
     if isinstance(a, RestoreTask):
         moved = "" if a.new_state is a.state else f" → {a.new_state.value}"
         return f"+ task {a.id} (restored from its tombstone: {a.state.value}{moved}; not re-run)"

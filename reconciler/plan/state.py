@@ -126,6 +126,8 @@ class ObservedAgent:
 
 @dataclass(frozen=True)
 class Observed:
+    """What Redis holds of a town, as the planner compares it with the files."""
+
     tasks: Mapping[str, ObservedTask] = field(default_factory=dict)
     agents: Mapping[str, ObservedAgent] = field(default_factory=dict)
     generation: int = 0  # applies so far (meta hash)

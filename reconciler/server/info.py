@@ -12,6 +12,8 @@ from .resp import ReplyError, request
 
 @dataclass(frozen=True)
 class ServerStatus:
+    """What a running embedded server says of itself (`tt server status`)."""
+
     pid: int
     socket: str
     url: str

@@ -58,6 +58,8 @@ def directive_of(status: str | None) -> Directive:
 
 @dataclass(frozen=True)
 class AgentSpec:
+    """One agent (or pool) of town.toml's roster, validated."""
+
     name: str
     model: str
     role: str | None = None
@@ -121,6 +123,8 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """One task of tasks.toml, validated: the fields that define its work and its status."""
+
     id: str
     description: str = ""
     agent: str | None = None
@@ -258,6 +262,8 @@ MAX_AGENTS = 256
 
 @dataclass(frozen=True)
 class TownSettings:
+    """`[town]` of town.toml, validated."""
+
     name: str
     redis: str = "embedded"
     default_model: str = "claude"

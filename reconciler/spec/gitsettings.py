@@ -30,6 +30,8 @@ DEFAULT_AUTHOR = "tt <tt@localhost>"
 
 @dataclass(frozen=True)
 class GitSettings:
+    """`[git]` of town.toml: each task's branch, worktree and merge (work products)."""
+
     repo: str = "."  # relative to the town folder (or absolute)
     base: str = "main"
     merge: MergeMode = MergeMode.QUEUE

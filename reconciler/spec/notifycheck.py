@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,6 +190,8 @@ def check_notify_commands(doc: TomlDoc, root: Path, data: Mapping[str, Any]) -> 
 def command_found(name: str, root: Path) -> bool:
     """Whether `name` runs: found on PATH, or a path (relative to `root`) to an executable."""
     if os.sep not in name:
+        import shutil  # (~5 ms to import: only for a town with [[notify]] commands)
+
         return shutil.which(name) is not None
     path = root / name
     try:

@@ -22,6 +22,8 @@ class SinkKind(str, Enum):
 
 @dataclass(frozen=True)
 class NotifyRule:
+    """One `[[notify]]` of town.toml: which events are told, to a command or a webhook."""
+
     on: tuple[str, ...]
     tasks: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()  # as written (agent tables)

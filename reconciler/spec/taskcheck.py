@@ -30,6 +30,8 @@ _PRIORITY = int_range("tasks", "task", "priority")
 
 @dataclass(frozen=True)
 class Meta:
+    """`[meta]` of tasks.toml."""
+
     description: str | None = None
     default_agent: str | None = None
     default_role: str | None = None

@@ -16,11 +16,6 @@ from ..errors import Problem
 from .bounds import MAX_PROBLEMS
 from .locate import JsonPath, LineIndex, json_path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 class TomlDoc:
     """One file: its text, parsed data and problems. Lines are located only when a problem is."""
@@ -62,6 +57,10 @@ class TomlDoc:
         return None
 
     def _explain(self, fast_error: ValueError) -> tuple[str, int | None, int | None]:
+        if sys.version_info >= (3, 11):  # (imported here: ~6 ms, for a rejected text only)
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
         try:
             tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as e:

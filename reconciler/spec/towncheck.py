@@ -75,6 +75,8 @@ SESSION = "{session}"
 
 @dataclass(frozen=True)
 class Roster:
+    """town.toml as the task checks need it: settings, agents, models, names."""
+
     settings: TownSettings
     agents: tuple[AgentSpec, ...]
     models: tuple[ModelSpec, ...]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Keys:
+    """The Redis key names of one town, all in its hash slot (`tt:{TOWN}:...`)."""
+
     town: str
 
     @property

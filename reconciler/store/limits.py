@@ -19,6 +19,8 @@ from .scripts import Scripted
 
 @dataclass(frozen=True)
 class Pause:
+    """A provider paused by a usage or rate limit, until a time."""
+
     provider: str
     until: float  # unix seconds
     reason: str  # e.g. "claude usage limit"

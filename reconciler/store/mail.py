@@ -30,6 +30,8 @@ def mailbox(name: str) -> str:
 
 @dataclass(frozen=True)
 class Message:
+    """One message in an agent's mailbox (`tt send`)."""
+
     sender: str
     text: str
     urgent: bool = False

@@ -64,6 +64,8 @@ class Gate:
 
 @dataclass(frozen=True)
 class Turn:
+    """What one worker round trip (`turn.lua`) did: the last outcome's fate, the next claim."""
+
     # the outcome's fate: '1'/'0' completed/stale, 'retrying', 'failed', 'deferred', 'stale'
     reported: str
     next_timer: float | None  # seconds to the earliest retry timer (the idle pop's timeout)

@@ -203,25 +203,27 @@ class _TaskPlanner(StoreModel):
 
     # -- per task -------------------------------------------------------------------------------
     def _create(self, spec: TaskSpec, node: Node) -> CreateTask:
-        self._store(node.id, node, spec.run_if)
-        self.queued[node.id] = False
-        self.created.add(node.id)
-        left = self._left(node.id)
-        directive = spec.directive
-        if directive is Directive.DONE:
-            self._complete(node.id)
-        elif directive is Directive.CANCELLED:
-            self.state[node.id] = TaskState.CANCELLED
-            self._release(node.id)  # a task of the CLI may already wait for this id
+        tid = node.id
+        self._store(tid, node, spec.run_if)
+        self.queued[tid] = False
+        self.created.add(tid)
+        left = self._left(tid)
+        directive = Directive.PENDING if spec.status is None else spec.directive
+        if directive is Directive.PENDING:
+            state = self._settle(tid)
+        elif directive is Directive.DONE:
+            self._complete(tid)
+            state = TaskState.COMPLETED
         else:
-            self._settle(node.id)
+            state = self.state[tid] = TaskState.CANCELLED
+            self._release(tid)  # a task of the CLI may already wait for this id
         return made(
             CreateTask,
             {
                 "spec": spec,
                 "source": Source.FILE,
                 "kind": node.kind,
-                "state": self.state[node.id],
+                "state": state,
                 "deps": node.deps,
                 "deps_left": left,
                 "target": node.target,

@@ -38,22 +38,30 @@ class StoreModel:
                 self.children.setdefault(d, set()).add(t.id)
 
     def _store(self, tid: str, node: Node, run_if: str = "success") -> None:
-        for d in self.deps.get(tid, ()):
-            self.children.get(d, set()).discard(tid)
+        children = self.children
+        old = self.deps.get(tid)
+        if old is not None:
+            for d in old:
+                children.get(d, set()).discard(tid)
         self.deps[tid], self.kind[tid] = node.deps, node.kind
         if node.after:
             self.after[tid] = node.after
-        else:
+        elif old is not None:
             self.after.pop(tid, None)
         if run_if != "success":
             self.run_if[tid] = run_if
-        else:
-            self.run_if.pop(tid, None)
+        elif old is not None:
+            self.run_if.pop(tid, None)  # (a task new to the model has neither)
         for d in node.deps:
-            self.children.setdefault(d, set()).add(tid)
+            kids = children.get(d)
+            if kids is None:
+                children[d] = {tid}
+            else:
+                kids.add(tid)
 
     def _left(self, tid: str) -> int:
-        return sum(1 for d in self.deps[tid] if self.state.get(d) is not TaskState.COMPLETED)
+        state, done = self.state, TaskState.COMPLETED
+        return sum(state.get(d) is not done for d in self.deps[tid])
 
     def _unqueue(self, tid: str) -> None:
         self.queued[tid] = False

@@ -73,15 +73,20 @@ def task_target(task: TaskSpec, desired: Desired) -> str | None:
     An agent's queue is its name whatever its replicas: every replica of a pool listens on the
     pool's queue (the first replica's own) and worker-2 also on its own, so a scale is never a
     change of any task's target."""
-    if task.agent:
-        return task.agent
-    if task.role:
-        return ROLE_PREFIX + task.role
+    return _target(task, _default_target(desired))
+
+
+def _default_target(desired: Desired) -> str | None:
+    """Where a task naming neither an agent nor a role goes: the default agent, else role."""
     if desired.default_agent:
         return desired.default_agent
-    if desired.default_role:
-        return ROLE_PREFIX + desired.default_role
-    return None
+    return ROLE_PREFIX + desired.default_role if desired.default_role else None
+
+
+def _target(task: TaskSpec, default: str | None) -> str | None:
+    if task.agent:
+        return task.agent
+    return ROLE_PREFIX + task.role if task.role else default
 
 
 def build_graph(desired: Desired) -> Graph:
@@ -91,18 +96,21 @@ def build_graph(desired: Desired) -> Graph:
         if spec.id not in index:  # duplicates are the loader's to report; the first one wins
             index[spec.id] = len(specs)
             specs.append(spec)
-    targets = [task_target(s, desired) for s in specs]
+    default = _default_target(desired)  # (once, not per task)
+    targets = [_target(s, default) for s in specs]
 
     waits: list[list[str]] = [[] for _ in specs]
     children: dict[str, list[str]] = {}
     for i, spec in enumerate(specs):
-        p = spec.parent
-        if p is not None and p != spec.id and p in index:
+        p, tid = spec.parent, spec.id
+        if p is not None and p != tid and p in index:
             if targets[index[p]] is not None or specs[index[p]].approve:
                 waits[i].append(p)  # a working parent (or a gate) runs first
             else:
-                children.setdefault(p, []).append(spec.id)  # a group does not hold its children
-        waits[i].extend(d for d in spec.depends_on if d != spec.id and d in index)
+                children.setdefault(p, []).append(tid)  # a group does not hold its children
+        for d in spec.depends_on:
+            if d != tid and d in index:
+                waits[i].append(d)
     ordered: dict[int, str] = {}  # a sequential member's position -> the member before it
     for group, kids in children.items():
         g = index[group]
@@ -114,24 +122,27 @@ def build_graph(desired: Desired) -> Graph:
                     ordered[index[after]] = before
 
     nodes: dict[str, Node] = {}
+    work, new = TaskKind.WORK, object.__new__
     for i, spec in enumerate(specs):
-        target = targets[i]
-        members = tuple(children.get(spec.id, ()))
+        target, wait = targets[i], waits[i]
+        members = tuple(children[spec.id]) if spec.id in children else ()
         if target is not None:
-            kind = TaskKind.WORK
+            kind = work
         elif spec.approve:
             kind, target = TaskKind.GATE, ""
         elif members:
             kind, target = TaskKind.GROUP, ""
         else:
             kind, target = TaskKind.BACKLOG, BACKLOG
-        nodes[spec.id] = made(
-            Node,
+        node = nodes[spec.id] = new(Node)
+        object.__setattr__(  # `made(Node, ...)`, inline
+            node,
+            "__dict__",
             {
                 "id": spec.id,
                 "kind": kind,
                 "target": target,
-                "deps": tuple(dict.fromkeys(waits[i])),
+                "deps": tuple(dict.fromkeys(wait)) if len(wait) > 1 else tuple(wait),
                 "children": members,
                 "index": i,
                 "after": ordered.get(i, ""),

@@ -258,7 +258,7 @@ def _check(
             acyclic=parsed.acyclic,
         )
 
-    if town_data and isinstance(raw_tasks, list) and not too_many:
+    if town_data and town_data.get("notify") and isinstance(raw_tasks, list) and not too_many:
         ids = {t["id"] for t in raw_tasks if isinstance(t, dict) and isinstance(t.get("id"), str)}
         check_notify_tasks(town, town_data or {}, ids)
     raw_agents = town_data.get("agents") if town_data else None

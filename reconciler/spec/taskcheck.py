@@ -19,7 +19,7 @@ from .desired import RUN_IF, RUN_IF_DEFAULT, TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table, usd
 from .gitcheck import check_touches
 from .locate import JsonPath
-from .names import did_you_mean
+from .names import did_you_mean, is_valid_name
 from .schemacheck import int_range
 from .tomldoc import TomlDoc
 from .towncheck import Roster
@@ -107,11 +107,12 @@ def check_tasks(
             doc.report((*at, "id"), f"duplicate task id '{task_id}' (also at line {line})")
         else:
             first[task_id] = len(specs)
-            check_name(doc, (*at, "id"), task_id, "task id")
+            if not is_valid_name(task_id):  # (the common case without building a path)
+                check_name(doc, (*at, "id"), task_id, "task id")
         agent, role = opt_str(entry, "agent"), opt_str(entry, "role")
-        if roster is not None and agent is not None:
+        if roster is not None and agent is not None and agent not in roster.targets:
             _target(doc, (*at, "agent"), agent, roster)
-        if roster is not None and role is not None:
+        if roster is not None and role is not None and role not in roster.roles:
             _role(doc, (*at, "role"), role, roster)
         if typed:
             spec = _typed_spec(doc, at, entry, task_id, agent, role)
@@ -178,7 +179,7 @@ def _typed_spec(
             "touches": tuple(get("touches", ())),
             "approve": get("approve") is True,
             "run_if": get("run_if", RUN_IF_DEFAULT),
-            "max_cost_usd": usd(entry, "max_cost_usd"),
+            "max_cost_usd": usd(entry, "max_cost_usd") if "max_cost_usd" in entry else None,
             "stall_after": (
                 duration(doc, at, entry, "stall_after") if "stall_after" in entry else None
             ),

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from ..spec.desired import Desired, TaskSpec
@@ -269,20 +270,40 @@ def graph_of(desired: Desired, ids: Iterable[str]) -> Graph:
 
 
 def _topological(nodes: Mapping[str, Node], dependents: Mapping[str, list[str]]) -> tuple[str, ...]:
-    """Kahn's algorithm with a heap on file position, so the order is stable and readable.
-    Tasks caught in a cycle (only possible on unvalidated input) follow, in file order."""
-    left = {i: len(n.deps) for i, n in nodes.items()}
-    heap = [(n.index, i) for i, n in nodes.items() if not n.deps]
-    heapq.heapify(heap)
+    """Kahn's algorithm taking the ready task first in the file, so the order is stable and
+    readable. Tasks caught in a cycle (only possible on unvalidated input) follow, in file
+    order.
+
+    The ready task first in the file is the lower of two: the next ready one at or after a
+    cursor that walks the file once, and the top of a heap holding the tasks that became ready
+    behind the cursor. Most files name what a task waits for above it, so most tasks leave by
+    the cursor and the heap stays small (a heap of every task costs ~3x more on 10,000)."""
+    ranked = sorted(nodes.values(), key=_INDEX)  # (file order already: a pass to check it)
+    rank = {n.id: r for r, n in enumerate(ranked)}
+    left = [len(n.deps) for n in ranked]
+    heap: list[int] = []
     out: list[str] = []
-    while heap:
-        _, tid = heapq.heappop(heap)
+    cursor, total = 0, len(ranked)
+    while True:
+        while cursor < total and left[cursor]:
+            cursor += 1  # not ready yet: it goes to the heap when it is
+        if heap and (cursor == total or heap[0] < cursor):
+            at = heapq.heappop(heap)
+        elif cursor < total:
+            at, cursor = cursor, cursor + 1
+        else:
+            break
+        tid = ranked[at].id
         out.append(tid)
-        for dep in dependents.get(tid, ()):
-            left[dep] -= 1
-            if left[dep] == 0:
-                heapq.heappush(heap, (nodes[dep].index, dep))
-    if len(out) < len(nodes):
+        for kid in dependents.get(tid, ()):
+            r = rank[kid]
+            left[r] -= 1
+            if not left[r] and r < cursor:
+                heapq.heappush(heap, r)
+    if len(out) < total:
         placed = set(out)
-        out.extend(sorted((i for i in nodes if i not in placed), key=lambda i: nodes[i].index))
+        out.extend(n.id for n in ranked if n.id not in placed)
     return tuple(out)
+
+
+_INDEX = attrgetter("index")

@@ -60,8 +60,11 @@ class StoreModel:
                 kids.add(tid)
 
     def _left(self, tid: str) -> int:
-        state, done = self.state, TaskState.COMPLETED
-        return sum(state.get(d) is not done for d in self.deps[tid])
+        deps = self.deps[tid]
+        if not deps:
+            return 0
+        state = self.state
+        return len(deps) - [state.get(d) for d in deps].count(TaskState.COMPLETED)
 
     def _unqueue(self, tid: str) -> None:
         self.queued[tid] = False

@@ -307,7 +307,13 @@ class Desired:
         return None
 
     def task_ids(self) -> tuple[str, ...]:
-        return tuple(map(_ID, self.tasks))
+        """The tasks' ids in file order; made once (an apply asks ~3 times), kept in the
+        instance's __dict__, which the dataclass's eq and repr ignore."""
+        ids: tuple[str, ...] | None = self.__dict__.get("_ids")
+        if ids is None:
+            ids = tuple(map(_ID, self.tasks))
+            object.__setattr__(self, "_ids", ids)
+        return ids
 
 
 # `run_if`: runs when every dependency completed (success), when one failed, was cancelled or

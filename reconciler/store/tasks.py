@@ -56,7 +56,11 @@ def _upsert_args(records: list[dict[str, object]]) -> list[str]:
             specs.append(spec)
             rec = {**rec, "spec": len(specs)}
         slim.append(rec)
-    return [json.dumps(slim), *specs]
+    return [_RECORDS.encode(slim), *specs]
+
+
+# The records' JSON: plain trees (no cycle to look for: ~10 % of encoding 10,000 of them).
+_RECORDS = json.JSONEncoder(check_circular=False)
 
 
 class TaskOps(Scripted):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import random
 
 import pytest
@@ -163,6 +164,49 @@ def test_topological_order_puts_dependencies_first_even_against_file_order() -> 
     tasks = [TaskSpec(f"t{i}", agent="developer", depends_on=(f"t{i + 1}",)) for i in range(9)]
     g = graph(*tasks, TaskSpec("t9", agent="developer"))
     assert g.order == tuple(f"t{i}" for i in reversed(range(10)))
+
+
+def _heap_order(g: Graph) -> tuple[str, ...]:
+    """The order as defined: Kahn's algorithm with every ready task on one heap, the first
+    in the file first; what a cycle holds, after, in file order. (A part, `graph_of`, waits
+    only for what it holds.)"""
+    left = {i: sum(d in g.nodes for d in n.deps) for i, n in g.nodes.items()}
+    heap = [(n.index, i) for i, n in g.nodes.items() if not left[i]]
+    heapq.heapify(heap)
+    out: list[str] = []
+    while heap:
+        _, tid = heapq.heappop(heap)
+        out.append(tid)
+        for kid in g.dependents.get(tid, ()):
+            left[kid] -= 1
+            if left[kid] == 0:
+                heapq.heappush(heap, (g.nodes[kid].index, kid))
+    rest = sorted((i for i in g.nodes if i not in set(out)), key=lambda i: g.nodes[i].index)
+    return (*out, *rest)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_is_kahns_with_one_heap_on_file_position(seed: int) -> None:
+    """`_topological` walks the file with a cursor and heaps only what became ready behind it:
+    the same order as one heap of every ready task, on random towns (groups, sequential ones,
+    parents, dependencies either way, cycles too) and on parts of them (`graph_of`)."""
+    rng = random.Random(seed)
+    n = rng.randint(1, 60)
+    ids = [f"t{i}" for i in range(n)]
+    tasks = []
+    for i, tid in enumerate(ids):
+        agent = None if rng.random() < 0.25 else "developer"
+        parent = rng.choice(ids) if rng.random() < 0.4 else None
+        deps = tuple(rng.sample(ids, rng.randint(0, 3)))
+        if seed % 2 == 0:  # half of the towns have no cycle through depends_on
+            deps = tuple(d for d in deps if int(d[1:]) < i)
+        grouped = rng.random() < 0.3
+        tasks.append(TaskSpec(tid, agent=agent, parent=parent, depends_on=deps, sequential=grouped))
+    g = graph(*tasks)
+    assert g.order == _heap_order(g)
+    d = Desired(town=TownSettings("t"), agents=AGENTS, tasks=tuple(tasks))
+    part = graph_of(d, rng.sample(ids, rng.randint(1, n)))
+    assert part.order == _heap_order(part)
 
 
 def test_ten_thousand_long_chains_need_no_recursion() -> None:

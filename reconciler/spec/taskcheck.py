@@ -8,14 +8,15 @@ checked against the caller's `Roster` (None when town.toml is unreadable: left u
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from typing import Any
 
 from .cycles import find_cycles
-from .desired import RUN_IF, RUN_IF_DEFAULT, TaskSpec
+from .desired import RUN_IF, RUN_IF_DEFAULT, TASK_FIELDS, TaskSpec
 from .fields import check_name, duration, indexed_strs, integer, opt_str, strs, table, usd
 from .gitcheck import check_touches
 from .locate import JsonPath
@@ -89,8 +90,8 @@ def check_tasks(
             specs.append(spec)
             where.append(i)
             continue
-        task_id = opt_str(entry, "id")
-        if task_id is None:
+        task_id = entry.get("id")
+        if not isinstance(task_id, str):
             continue  # the schema has reported it; the other tasks are still checked
         at: JsonPath = ("tasks", i)
         if typed and i in known and task_id not in first:
@@ -109,14 +110,17 @@ def check_tasks(
             first[task_id] = len(specs)
             if not is_valid_name(task_id):  # (the common case without building a path)
                 check_name(doc, (*at, "id"), task_id, "task id")
-        agent, role = opt_str(entry, "agent"), opt_str(entry, "role")
+        if typed:  # (each value of its type: no reader needed)
+            agent, role = entry.get("agent"), entry.get("role")
+        else:
+            agent, role = opt_str(entry, "agent"), opt_str(entry, "role")
         if roster is not None and agent is not None and agent not in roster.targets:
             _target(doc, (*at, "agent"), agent, roster)
         if roster is not None and role is not None and role not in roster.roles:
             _role(doc, (*at, "role"), role, roster)
         if typed:
             spec = _typed_spec(doc, at, entry, task_id, agent, role)
-            deps.append(list(enumerate(spec.depends_on)))
+            deps.append(list(enumerate(spec.depends_on)) if spec.depends_on else [])
         else:
             spec = TaskSpec(
                 id=task_id,
@@ -159,32 +163,39 @@ def _typed_spec(
     agent: str | None,
     role: str | None,
 ) -> TaskSpec:
-    """The spec of an entry the schema accepted (so every value has its type)."""
-    get = entry.get
-    retries = get("retries")
-    return TaskSpec.checked(
-        {
-            "id": task_id,
-            "description": get("description", ""),
-            "agent": agent,
-            "role": role,
-            "status": get("status"),
-            "parent": get("parent"),
-            "depends_on": tuple(get("depends_on", ())),
-            "tags": tuple(get("tags", ())),
-            "retries": None if retries is None else int(retries),
-            "timeout": duration(doc, at, entry, "timeout") if "timeout" in entry else None,
-            "priority": int(get("priority", 0)),
-            "sequential": get("sequential") is True,
-            "touches": tuple(get("touches", ())),
-            "approve": get("approve") is True,
-            "run_if": get("run_if", RUN_IF_DEFAULT),
-            "max_cost_usd": usd(entry, "max_cost_usd") if "max_cost_usd" in entry else None,
-            "stall_after": (
-                duration(doc, at, entry, "stall_after") if "stall_after" in entry else None
-            ),
-        }
-    )
+    """The spec of an entry the schema accepted (so every value has its type): its values over
+    the defaults, in one C-level update (~2x faster than a field at a time, 10,000 times an
+    apply), then what needs a conversion: arrays to tuples, integral floats to integers,
+    durations and dollars read. `test_the_typed_and_the_lenient_readers_make_the_same_spec`
+    holds it to the lenient reader."""
+    fields = _DEFAULTS.copy()
+    fields.update(entry)
+    if len(fields) != _WIDTH:  # an informational key (result, error, attempts): not a field
+        fields = {name: fields[name] for name in TASK_FIELDS}
+    fields["id"], fields["agent"], fields["role"] = task_id, agent, role
+    for name in _ARRAYS:
+        if type(fields[name]) is not tuple:
+            fields[name] = tuple(fields[name])
+    if "retries" in entry:
+        fields["retries"] = int(entry["retries"])
+    if "priority" in entry:
+        fields["priority"] = int(entry["priority"])
+    if "timeout" in entry:
+        fields["timeout"] = duration(doc, at, entry, "timeout")
+    if "stall_after" in entry:
+        fields["stall_after"] = duration(doc, at, entry, "stall_after")
+    if "max_cost_usd" in entry:
+        fields["max_cost_usd"] = usd(entry, "max_cost_usd")
+    return TaskSpec.checked(fields)
+
+
+# A spec's fields as the dataclass defaults them (`_typed_spec`).
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(TaskSpec) if f.default is not MISSING
+} | {"id": ""}
+_DEFAULTS = {name: _DEFAULTS[name] for name in TASK_FIELDS}  # (in the fields' order)
+_WIDTH = len(TASK_FIELDS)
+_ARRAYS = ("depends_on", "tags", "touches")
 
 
 def _run_if(entry: Mapping[str, Any]) -> str:

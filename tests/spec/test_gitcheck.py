@@ -337,6 +337,34 @@ def test_the_typed_and_the_lenient_readers_make_the_same_spec() -> None:
     assert made[0][0].fields() == made[1][0].fields()
 
 
+def test_the_typed_reader_makes_every_field_as_the_lenient_one() -> None:
+    """`_typed_spec` lays a table over the defaults in one update: every field, the arrays as
+    tuples, durations and dollars read, and a table's informational keys (result, error,
+    attempts) left out, as the lenient reader makes them."""
+    tasks = (
+        '[[tasks]]\nid = "a"\nagent = "dev"\ndescription = "do it"\nstatus = "Done"\n'
+        'depends_on = ["b"]\ntags = []\nretries = 3\ntimeout = "90s"\npriority = 2\n'
+        'touches = ["src/**"]\napprove = true\nrun_if = "always"\nmax_cost_usd = 1.5\n'
+        'stall_after = "5m"\nresult = "ok"\nerror = ""\nattempts = 1\n\n'
+        '[[tasks]]\nid = "b"\nrole = "qa"\nparent = "a"\nsequential = true\n'
+        'description = "b"\nrun_if = "failure"\n'
+    )
+    made = []
+    for typed in (True, False):
+        doc = TomlDoc("tasks.toml", tasks, "digest")
+        data = doc.parse()
+        assert data is not None
+        _, specs = check_tasks(doc, data, None, typed=typed)
+        made.append(specs)
+    assert made[0] == made[1]
+    for a, b in zip(*made, strict=True):
+        assert a.fields() == b.fields() and len(a.fields()) == len(dataclasses.fields(TaskSpec))
+        assert a.canonical_json() == b.canonical_json()
+    first = made[0][0]
+    assert (first.depends_on, first.tags, first.touches) == (("b",), (), ("src/**",))
+    assert (first.timeout, first.stall_after, first.max_cost_usd) == (90.0, 300.0, 1.5)
+
+
 def test_a_reused_check_keeps_touches_and_still_refuses_a_bad_one(tmp_path: Path) -> None:
     (tmp_path / "town.toml").write_text(TOWN + "[git]\n")
     tasks = f'{TASK}touches = ["src/**"]\n\n[[tasks]]\nid = "b"\nagent = "dev"\ndescription = "b"\n'

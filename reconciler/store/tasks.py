@@ -8,6 +8,7 @@ never complete or fail a task. No redis import: it uses the client `Store` owns.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -39,15 +40,19 @@ class Claimed:
     rejection: str | None = None  # a person's reason for rejecting the previous attempt
 
 
+# The meta field where an apply's batches record the last of them that ran (upsert_tasks.lua).
+CHAIN = "upsert_chain"
+
 # What a missing field of a task hash means (lua/upsert_tasks.lua writes only what differs).
 TASK_DEFAULTS = {"kind": "work", "source": "file", "priority": "0", "attempt": "0", "deps": "[]"}
 
 
-def _upsert_args(records: list[dict[str, object]]) -> list[str]:
-    """lua/upsert_tasks.lua's arguments after the generation: the records as JSON without their
-    specs, then the specs, each its own argument (the k-th where a record says "spec": k).
-    A spec (itself JSON) nested in the records' JSON would be escaped here and unescaped by
-    cjson in Redis, for every task."""
+def _upsert_args(records: list[dict[str, object]], chain: str = "") -> list[str]:
+    """lua/upsert_tasks.lua's arguments after the generation: the batch's `chain` ('TOKEN:N',
+    its place in an apply's batches; '' alone), the records as JSON without their specs, then
+    the specs, each its own argument (the k-th where a record says "spec": k). A spec (itself
+    JSON) nested in the records' JSON would be escaped here and unescaped by cjson in Redis,
+    for every task."""
     specs: list[str] = []
     slim: list[dict[str, object]] = []
     for rec in records:
@@ -56,7 +61,7 @@ def _upsert_args(records: list[dict[str, object]]) -> list[str]:
             specs.append(spec)
             rec = {**rec, "spec": len(specs)}
         slim.append(rec)
-    return [_RECORDS.encode(slim), *specs]
+    return [chain, _RECORDS.encode(slim), *specs]
 
 
 # The records' JSON: plain trees (no cycle to look for: ~10 % of encoding 10,000 of them).
@@ -216,9 +221,11 @@ class TaskOps(Scripted):
         return int(self._run("upsert_tasks", generation, *_upsert_args(records)))
 
     def upsert_batches(self, batches: Iterable[list[dict[str, object]]], generation: int) -> int:
-        """`upsert_tasks` for each batch, in order, one at a time; the next batch is built (the
-        iterator advanced, its JSON encoded) while Redis runs the previous one: one script
-        call in flight on one connection, its reply read before the next call is sent."""
+        """`upsert_tasks` for each batch, in order, on one connection, two calls in flight: a
+        batch is sent before the reply to the one before it is read, so Redis runs it while
+        this process builds the next (the iterator advanced, its JSON encoded) and neither side
+        waits for the other's slower batch. Each batch carries its place in the chain: Redis
+        runs it only if the one before it ran whole (lua/upsert_tasks.lua `chain`)."""
         if self.cluster:  # no connection of its own: one call per batch
             return sum(self.upsert_tasks(batch, generation) for batch in batches)
         source = lua_source("upsert_tasks")
@@ -228,19 +235,24 @@ class TaskOps(Scripted):
             conn = pool.get_connection()
         except TypeError:  # redis-py < 5.3 wants a command name
             conn = pool.get_connection("EVALSHA")
-        done, in_flight = 0, False
+        token = os.urandom(6).hex()
+        done, in_flight, n = 0, 0, -1
         try:
-            for batch in batches:
-                rest = _upsert_args(batch)
-                if in_flight:
+            for n, batch in enumerate(batches):
+                rest = _upsert_args(batch, f"{token}:{n}")
+                if in_flight == 2:
                     done += int(conn.read_response())
+                    in_flight -= 1
                 now = repr(time.time())
                 args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, *rest)
                 conn.send_command("EVALSHA", sha, 1, *args)
-                in_flight = True
-            if in_flight:
+                in_flight += 1
+            while in_flight:
                 done += int(conn.read_response())
-                in_flight = False
+                in_flight -= 1
+            if n >= 0:  # the chain's record goes with it (the town's state is its tasks')
+                conn.send_command("HDEL", self.keys.meta, CHAIN)
+                conn.read_response()
         finally:
             if in_flight:  # an error left a reply unread: this connection cannot be reused
                 conn.disconnect()

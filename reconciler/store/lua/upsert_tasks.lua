@@ -1,6 +1,7 @@
 -- Execute the task records of a plan, in plan order; the whole batch is one atomic script.
--- ARGV[4]: apply generation; ARGV[5]: JSON array of records, then their specs (a record's
--- `spec` is k: its spec is ARGV[5 + k], not escaped inside the records' JSON), by `mode`:
+-- ARGV[4]: apply generation; ARGV[5]: the batch's place in its apply, 'TOKEN:N' ('' for a call
+-- on its own, see `chain` below); ARGV[6]: JSON array of records, then their specs (a record's
+-- `spec` is k: its spec is ARGV[6 + k], not escaped inside the records' JSON), by `mode`:
 --   upsert  {id, spec, hash, target, order, directive, and where not the default: deps[],
 --            kind ('work'), source ('file'), priority (0), retries (the town's), run_if,
 --            approve, after (`graph.Node.after`)}: create, or
@@ -19,13 +20,24 @@
 -- batch, and creation is told by one `tasks.created` event per batch, not one per task (which
 -- would also flush the capped stream's history).
 local gen = ARGV[4]
+-- Batch N of an apply runs only after its batch N-1 ran whole: an apply sends a batch while the
+-- one before it still runs (`TaskOps.upsert_batches`), and when that one failed (a script's
+-- writes before an error are kept) this one writes nothing: what it creates may wait for tasks
+-- the failed batch did not write. Checked before any write; the last batch run is recorded last.
+local chain = ARGV[5]
+if chain ~= '' then
+  local token, n = string.match(chain, '^(.*):(%d+)$')
+  if tonumber(n) > 0 and redis.call('HGET', KEYS[1], 'upsert_chain') ~= token .. ':' .. (n - 1) then
+    return redis.error_reply('TTCHAIN the batch before ' .. chain .. ' did not run whole')
+  end
+end
 -- Costs are counted (`spent`) and budgets told (`exhausted`) by other scripts only: a town that
 -- has neither hash now has none at the end of this one, and a new task has nothing to clear.
 local budgets_kept = redis.call('EXISTS', P .. 'spent')
   + redis.call('EXISTS', P .. 'exhausted') > 0
-local recs = cjson.decode(ARGV[5])
+local recs = cjson.decode(ARGV[6])
 for _, r in ipairs(recs) do
-  if r.spec then r.spec = ARGV[5 + r.spec] end
+  if r.spec then r.spec = ARGV[6 + r.spec] end
 end
 redis.call('HDEL', KEYS[1], 'clean', 'clean_state')  -- the no-op fast path must look again
 local order_args = {}
@@ -323,4 +335,5 @@ if #created > 0 then
   event('tasks.created', 'count', #created, 'ready', ready, 'generation', gen,
     'tasks', table.concat(created, ' '))
 end
+if chain ~= '' then redis.call('HSET', KEYS[1], 'upsert_chain', chain) end
 return #recs

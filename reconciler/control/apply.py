@@ -272,16 +272,16 @@ def _new_tasks(
         raise Refused(REFUSAL, hint=REFUSAL_HINT)
     keep_until = time.time() + desired.town.policy.keep_deleted
     tasks = task_actions(
-        desired,
-        observed,
-        prune=opts.prune,
-        rerun_changed=opts.rerun_changed,
-        keep_until=keep_until,
+        desired, observed, prune=opts.prune, rerun_changed=opts.rerun_changed, keep_until=keep_until
     )
     generation = observed.generation + 1
     after = RowsAfter(rows)  # the clean rows, made from each batch while Redis writes it
     actions = itertools.chain(agents, tasks)
-    _, done = execute_actions(session.store, actions, generation, after.add, desired, started)
+    # What the snapshot holds of the files is made while Redis runs the last batch.
+    ahead = snapshot.preparer(checked.reuse)
+    _, done = execute_actions(
+        session.store, actions, generation, after.add, desired, started, ahead
+    )
     plan = Plan(done, emptying)
     return _done(session, opts, started, checked, observed, after, plan, generation)
 

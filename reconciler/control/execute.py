@@ -135,17 +135,20 @@ def execute_actions(
     sent: Callable[[list[dict[str, object]]], None] | None = None,
     desired: Desired | None = None,
     started: float | None = None,
+    ahead: Callable[[], None] | None = None,
 ) -> tuple[list[dict[str, object]], tuple[Action, ...]]:
     """`execute` of a plan's actions as they come, in plan order (agents first): each batch of
     task records is sent as soon as it is full, so Redis runs it while the next is planned,
     and `sent` is given it meanwhile. Returns the task records sent and the actions. With
     `desired` (the files planned), each record of a task with `touches` says which tasks'
     touches overlap its own. The `apply` event says how long the apply took from `started`
-    (`time.monotonic`: files read, planned, written; the fleet is started after it)."""
+    (`time.monotonic`: files read, planned, written; the fleet is started after it). `ahead`
+    is called once every batch is sent, while Redis runs the last of them: work that does
+    not wait for Redis, done meanwhile."""
     done: list[Action] = []
     written: list[dict[str, object]] = []
     batches = _batches(store, actions, done, _Overlaps(desired))
-    store.upsert_batches(_kept(batches, written, sent), generation)
+    store.upsert_batches(_kept(batches, written, sent, ahead), generation)
     deletes = [a.id for a in done if isinstance(a, DeleteTask)]
     requeues = [a.id for a in done if isinstance(a, Requeue)]
     if deletes:
@@ -170,12 +173,15 @@ def _kept(
     batches: Iterator[list[dict[str, object]]],
     into: list[dict[str, object]],
     sent: Callable[[list[dict[str, object]]], None] | None,
+    ahead: Callable[[], None] | None,
 ) -> Iterator[list[dict[str, object]]]:
     for batch in batches:
         into.extend(batch)
         yield batch
         if sent is not None:  # asked for the next batch: this one is on its way to Redis
             sent(batch)
+    if ahead is not None:  # every batch sent: Redis runs the last ones
+        ahead()
 
 
 def _agent(store: Store, a: CreateAgent | UpdateAgent) -> None:

@@ -17,6 +17,7 @@ import marshal
 import operator
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -115,6 +116,18 @@ def save(paths: TownPaths, snap: Snapshot) -> None:
             raise
     except OSError:
         return
+
+
+def preparer(reuse: Callable[[], Reuse | None]) -> Callable[[], None]:
+    """What `save` marshals of the files' specs, made ahead (an apply calls it while Redis runs
+    its last batch; `save` finds those chunks made): `reuse` gives them."""
+
+    def prepare() -> None:
+        made = reuse()
+        if made is not None:
+            _chunked("specs", made.specs)
+
+    return prepare
 
 
 # Specs and rows are marshalled in chunks, so that the save after an edit marshals again only

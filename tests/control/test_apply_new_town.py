@@ -3,13 +3,16 @@ they are planned, and what is planned, refused and stored is what the whole plan
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.control import apply as controller
+from reconciler.control import snapshot
 from reconciler.control.apply import ApplyOptions, apply
 from reconciler.control.execute import BATCH
 from reconciler.control.session import Session
@@ -122,3 +125,51 @@ def test_a_new_town_that_would_delete_every_agent_is_refused_before_any_write(
     assert result.plan.deletes_everything
     assert any(isinstance(a, DeleteAgent) for a in result.plan.actions)
     assert len(fake_store.task_ids()) == 10
+
+
+def test_the_snapshot_is_made_while_redis_runs_the_last_batches(
+    fake_store: Store,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its specs are marshalled once every batch is sent and before the last replies are read
+    (Redis runs those batches meanwhile); `save` then finds them made, and the snapshot kept
+    is the one an incremental apply starts from."""
+    session = session_on(fake_store, tmp_path, tasks_toml(2 * BATCH))
+    log: list[str] = []
+    pool = fake_store.client.connection_pool
+    real_get = pool.get_connection
+
+    class Logged:
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def send_command(self, *args: Any, **options: Any) -> None:
+            # (a batch: its place in the apply's chain of batches, `TOKEN:N`, after the fence)
+            chain = str(args[8]) if len(args) > 8 else ""
+            batch = args[0] == "EVALSHA" and re.fullmatch(r"[0-9a-f]{12}:\d+", chain)
+            log.append("batch" if batch else str(args[0]))
+            self.conn.send_command(*args, **options)
+
+        def read_response(self) -> Any:
+            log.append("read")
+            return self.conn.read_response()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.conn, name)
+
+    marshal_chunks = snapshot._chunked
+
+    def chunked(name: str, values: tuple[Any, ...]) -> tuple[bytes, ...]:
+        log.append(f"chunk {name}")
+        return marshal_chunks(name, values)
+
+    monkeypatch.setattr(pool, "get_connection", lambda *a: Logged(real_get(*a)))
+    monkeypatch.setattr(snapshot, "_chunked", chunked)
+    apply(session, OPTS)
+    last_send = max(i for i, entry in enumerate(log) if entry == "batch")
+    ahead = log.index("chunk specs")
+    assert log.count("batch") == 2 and last_send < ahead
+    assert log[ahead + 1 : ahead + 4] == ["read", "read", "HDEL"]
+    kept = snapshot.load(session.paths, fake_store.clean_fingerprint() or "")
+    assert kept is not None and len(kept.reuse.specs) == 2 * BATCH

@@ -123,9 +123,12 @@ def preparer(reuse: Callable[[], Reuse | None]) -> Callable[[], None]:
     its last batch; `save` finds those chunks made): `reuse` gives them."""
 
     def prepare() -> None:
-        made = reuse()
-        if made is not None:
-            _chunked("specs", made.specs)
+        try:
+            made = reuse()
+            if made is not None:
+                _chunked("specs", made.specs)
+        except Exception:  # (only a head start: `save` does it, or says what failed)
+            return
 
     return prepare
 

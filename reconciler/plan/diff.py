@@ -207,10 +207,11 @@ class _TaskPlanner(StoreModel):
         self._store(tid, node, spec.run_if)
         self.queued[tid] = False
         self.created.add(tid)
-        left = self._left(tid)
+        states = [self.state.get(d) for d in node.deps]  # (for deps_left and its verdict)
+        left = len(states) - states.count(TaskState.COMPLETED)
         directive = Directive.PENDING if spec.status is None else spec.directive
         if directive is Directive.PENDING:
-            state = self._settle(tid)
+            state = self._settle(tid, states)
         elif directive is Directive.DONE:
             self._complete(tid)
             state = TaskState.COMPLETED

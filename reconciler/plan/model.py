@@ -69,25 +69,26 @@ class StoreModel:
     def _unqueue(self, tid: str) -> None:
         self.queued[tid] = False
 
-    def _verdict(self, tid: str) -> TaskState:
+    def _verdict(self, tid: str, states: list[TaskState | None] | None = None) -> TaskState:
         """What the task is, its dependencies being as they are (lib.lua `readiness`): a ready
-        group is completed, a ready gate awaits approval."""
-        state, group = self.state, self.kind[tid] is TaskKind.GROUP
-        deps = [state.get(d) for d in self.deps[tid]]
+        group is completed, a ready gate awaits approval. `states`: its dependencies' states,
+        when the caller has them."""
+        state, kind = self.state, self.kind[tid]
+        deps = [state.get(d) for d in self.deps[tid]] if states is None else states
         before = self.after.get(tid)
         if before is not None and state.get(before) is TaskState.SKIPPED:
             # only ordered after it (a sequential group): a member skipped counts as done
             deps = [TaskState.COMPLETED if d == before else state.get(d) for d in self.deps[tid]]
-        after = readiness(self.run_if.get(tid, "success"), deps, group)
-        if after is TaskState.READY and self.kind[tid] is TaskKind.GROUP:
+        after = readiness(self.run_if.get(tid, "success"), deps, kind is TaskKind.GROUP)
+        if after is TaskState.READY and kind is TaskKind.GROUP:
             return TaskState.COMPLETED
-        if after is TaskState.READY and self.kind[tid] is TaskKind.GATE:
+        if after is TaskState.READY and kind is TaskKind.GATE:
             return TaskState.AWAITING_APPROVAL
         return after
 
-    def _settle(self, tid: str) -> TaskState:
+    def _settle(self, tid: str, states: list[TaskState | None] | None = None) -> TaskState:
         before = self.state.get(tid)
-        after = self._verdict(tid)
+        after = self._verdict(tid, states)
         if after is TaskState.COMPLETED:
             self._complete(tid)
             return after

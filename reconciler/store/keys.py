@@ -26,7 +26,8 @@ class Keys:
     def meta(self) -> str:
         """Hash: schema version, applied file digests, generation; the applied and the newest
         attempted revision (JSON, `revision`, `attempted_revision`); `follow` (the branch the
-        town follows, if any)."""
+        town follows, if any); while an apply writes its batches, `upsert_chain` (the last
+        that ran, `tasks.CHAIN`; left by an apply that failed, until the next one ends)."""
         return self._k("meta")
 
     @property

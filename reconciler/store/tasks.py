@@ -245,13 +245,15 @@ class TaskOps(Scripted):
                     in_flight -= 1
                 now = repr(time.time())
                 args = (self.keys.meta, self.keys.prefix, now, self.fence, generation, *rest)
-                conn.send_command("EVALSHA", sha, 1, *args)
+                # (no health check: redis-py's PING would read a reply still in flight as
+                # its own, and reconnect without it)
+                conn.send_command("EVALSHA", sha, 1, *args, check_health=False)
                 in_flight += 1
             while in_flight:
                 done += int(conn.read_response())
                 in_flight -= 1
             if n >= 0:  # the chain's record goes with it (the town's state is its tasks')
-                conn.send_command("HDEL", self.keys.meta, CHAIN)
+                conn.send_command("HDEL", self.keys.meta, CHAIN, check_health=False)
                 conn.read_response()
         finally:
             if in_flight:  # an error left a reply unread: this connection cannot be reused

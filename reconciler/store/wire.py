@@ -182,7 +182,8 @@ class Connection:
         self.send_command(*args)
         return self.read_response()
 
-    def send_command(self, *args: object) -> None:
+    def send_command(self, *args: object, **options: object) -> None:
+        """(`options`: redis-py's, such as `check_health`; this connection has no such checks.)"""
         self.send_packed(pack(args))
 
     def send_packed(self, chunks: list[bytes]) -> None:

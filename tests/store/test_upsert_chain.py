@@ -4,6 +4,8 @@ after the one before it ran whole (lua/upsert_tasks.lua `chain`), on fakeredis w
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -13,6 +15,7 @@ import redis
 from reconciler.errors import RedisFailed
 from reconciler.store.client import Store
 from reconciler.store.tasks import _upsert_args
+from tests.redis_fixtures import flush_town
 
 
 class Ops(Store):
@@ -120,3 +123,29 @@ def test_a_batch_that_fails_midway_stops_the_one_sent_after_it(
     assert log[2:] == ["EVALSHA", "EVALSHA", "read"]
     assert exists(ops, "a") and not exists(ops, "y")
     assert ops.client.hget(ops.keys.meta, "upsert_chain") is None
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_health_check_never_takes_a_batch_reply_in_flight(
+    server_url: str, town_name: str, lean: bool
+) -> None:
+    """With `health_check_interval` in the URL (redis-py's, which the lean client leaves to
+    it), a send after the interval would PING and read the reply of the batch in flight as
+    its own: the batches are sent without that check. Real servers (Valkey, the system's)."""
+    sep = "&" if "?" in server_url else "?"
+    store = Store.open(f"{server_url}{sep}health_check_interval=1", town_name, lean=lean)
+
+    def batches() -> Iterator[list[dict[str, object]]]:
+        yield [rec("a")]
+        time.sleep(1.2)  # past the interval since the last reply read
+        yield [rec("b", deps=("a",))]
+        yield [rec("c", deps=("b",))]
+
+    try:
+        assert store.upsert_batches(batches(), 1) == 3
+        states = [store.client.hget(store.keys.task(t), "state") for t in "abc"]
+        assert states == ["ready", "blocked", "blocked"]
+        assert store.client.hget(store.keys.meta, "upsert_chain") is None
+    finally:
+        flush_town(store.client, town_name)
+        store.close()

@@ -321,18 +321,24 @@ def test_touches_round_trip_through_the_fast_constructor_and_fields() -> None:
     assert again.canonical_json() == spec.canonical_json()
 
 
-def test_the_typed_and_the_lenient_readers_make_the_same_spec() -> None:
-    """A file the schema accepted takes the typed path (`_typed_spec`), any other the lenient
-    one: both give a spec its touches, and check them."""
-    tasks = f'{TASK}touches = ["src/**", "/abs"]\n'
-    made = []
+def both_readers(tasks: str) -> tuple[list[tuple[TaskSpec, ...]], list[list[str]]]:
+    """The specs `check_tasks` makes of `tasks` on the typed path, then on the lenient one, and
+    the paths of the problems each reported."""
+    made, problems = [], []
     for typed in (True, False):
         doc = TomlDoc("tasks.toml", tasks, "digest")
         data = doc.parse()
         assert data is not None
-        _, specs = check_tasks(doc, data, None, typed=typed)
-        made.append(specs)
-        assert [p.path for p in doc.problems] == ["$.tasks[0].touches[1]"], typed
+        made.append(check_tasks(doc, data, None, typed=typed)[1])
+        problems.append([p.path for p in doc.problems])
+    return made, problems
+
+
+def test_the_typed_and_the_lenient_readers_make_the_same_spec() -> None:
+    """A file the schema accepted takes the typed path (`_typed_spec`), any other the lenient
+    one: both give a spec its touches, and check them."""
+    made, problems = both_readers(f'{TASK}touches = ["src/**", "/abs"]\n')
+    assert problems == [["$.tasks[0].touches[1]"]] * 2
     assert made[0] == made[1] and made[0][0].touches == ("src/**", "/abs")
     assert made[0][0].fields() == made[1][0].fields()
 
@@ -349,14 +355,8 @@ def test_the_typed_reader_makes_every_field_as_the_lenient_one() -> None:
         '[[tasks]]\nid = "b"\nrole = "qa"\nparent = "a"\nsequential = true\n'
         'description = "b"\nrun_if = "failure"\n'
     )
-    made = []
-    for typed in (True, False):
-        doc = TomlDoc("tasks.toml", tasks, "digest")
-        data = doc.parse()
-        assert data is not None
-        _, specs = check_tasks(doc, data, None, typed=typed)
-        made.append(specs)
-    assert made[0] == made[1]
+    made, problems = both_readers(tasks)
+    assert made[0] == made[1] and problems[0] == problems[1]
     for a, b in zip(*made, strict=True):
         assert a.fields() == b.fields() and len(a.fields()) == len(dataclasses.fields(TaskSpec))
         assert a.canonical_json() == b.canonical_json()

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 
@@ -18,14 +17,9 @@ from reconciler.store.tasks import _upsert_args
 from tests.redis_fixtures import flush_town
 
 
-class Ops(Store):
-    def __init__(self, client: Any, town: str = "t") -> None:
-        super().__init__(client, town, "fake://")
-
-
 @pytest.fixture
-def ops() -> Ops:
-    return Ops(fakeredis.FakeRedis(decode_responses=True))
+def ops(fake_store: Store) -> Store:
+    return fake_store
 
 
 def rec(tid: str, deps: tuple[str, ...] = (), order: float = 0.0) -> dict[str, object]:
@@ -43,16 +37,15 @@ def rec(tid: str, deps: tuple[str, ...] = (), order: float = 0.0) -> dict[str, o
     return made
 
 
-def run(ops: Ops, records: list[dict[str, object]], chain: str) -> int:
+def run(ops: Store, records: list[dict[str, object]], chain: str) -> int:
     return int(ops._run("upsert_tasks", 1, *_upsert_args(records, chain)))
 
 
-def exists(ops: Ops, tid: str) -> bool:
+def exists(ops: Store, tid: str) -> bool:
     return bool(ops.client.exists(ops.keys.task(tid)))
 
 
-def test_a_batch_runs_only_after_the_one_before_it_in_its_chain() -> None:
-    ops = Ops(fakeredis.FakeRedis(decode_responses=True))
+def test_a_batch_runs_only_after_the_one_before_it_in_its_chain(ops: Store) -> None:
     with pytest.raises(redis.ResponseError, match="TTCHAIN"):
         run(ops, [rec("b")], "tok:1")  # its batch 0 never ran
     assert not exists(ops, "b")
@@ -86,7 +79,7 @@ class Logged:
         return getattr(self.conn, name)
 
 
-def logged(ops: Ops, log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def logged(ops: Store, log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     pool = ops.client.connection_pool
     real = pool.get_connection
     monkeypatch.setattr(pool, "get_connection", lambda *a: Logged(real(*a), log))
@@ -94,7 +87,7 @@ def logged(ops: Ops, log: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_next_batch_is_sent_before_the_last_reply_is_read(
-    ops: Ops, monkeypatch: pytest.MonkeyPatch
+    ops: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log: list[str] = []
     logged(ops, log, monkeypatch)
@@ -108,7 +101,7 @@ def test_the_next_batch_is_sent_before_the_last_reply_is_read(
 
 
 def test_a_batch_that_fails_midway_stops_the_one_sent_after_it(
-    ops: Ops, monkeypatch: pytest.MonkeyPatch
+    ops: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Batch 0 fails at its second record (no target: the script errs after writing the first,
     which Redis keeps); batch 1, already sent, creates nothing: its task would wait for one

@@ -123,22 +123,19 @@ def build_graph(desired: Desired) -> Graph:
                     ordered[index[after]] = before
 
     nodes: dict[str, Node] = {}
-    work, new = TaskKind.WORK, object.__new__
     for i, spec in enumerate(specs):
         target, wait = targets[i], waits[i]
         members = tuple(children[spec.id]) if spec.id in children else ()
         if target is not None:
-            kind = work
+            kind = TaskKind.WORK
         elif spec.approve:
             kind, target = TaskKind.GATE, ""
         elif members:
             kind, target = TaskKind.GROUP, ""
         else:
             kind, target = TaskKind.BACKLOG, BACKLOG
-        node = nodes[spec.id] = new(Node)
-        object.__setattr__(  # `made(Node, ...)`, inline
-            node,
-            "__dict__",
+        nodes[spec.id] = made(
+            Node,
             {
                 "id": spec.id,
                 "kind": kind,

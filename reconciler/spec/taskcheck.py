@@ -191,9 +191,8 @@ def _typed_spec(
 
 # A spec's fields as the dataclass defaults them (`_typed_spec`).
 _DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in dataclasses.fields(TaskSpec) if f.default is not MISSING
-} | {"id": ""}
-_DEFAULTS = {name: _DEFAULTS[name] for name in TASK_FIELDS}  # (in the fields' order)
+    f.name: "" if f.default is MISSING else f.default for f in dataclasses.fields(TaskSpec)
+}  # (the id, the one field without a default, is always set)
 _WIDTH = len(TASK_FIELDS)
 _ARRAYS = ("depends_on", "tags", "touches")
 

@@ -44,15 +44,6 @@ def row_written(record: Mapping[str, object], old: Row | None) -> Row | None:
     )
 
 
-def _created_row(tid: str, record: Mapping[str, object]) -> Row:
-    """`row_written` of an upsert that creates its task (every record of a new town's apply),
-    written out for that case: the records are plain dicts the apply built."""
-    deps, order = record.get("deps"), record["order"]
-    encoded = _COMPACT.encode(deps) if isinstance(deps, list) and deps else ""
-    number = float(order) if isinstance(order, (int, float)) else 0.0
-    return (tid, str(record["hash"]), str(record["target"]), encoded, number)
-
-
 def digests(rows: Iterable[Row]) -> tuple[str, str]:
     """(sha1, size) digests of `rows` as `lua/clean.lua` builds its text: the zset's order is
     score, then id. The size one is what the script computes where Redis has no `sha1hex`
@@ -83,11 +74,7 @@ class RowsAfter:
         by_id = self.by_id
         for record in records:
             tid = str(record["id"])
-            old = by_id.get(tid)
-            if old is None and record["mode"] == "upsert":
-                row: Row | None = _created_row(tid, record)
-            else:
-                row = row_written(record, old)
+            row = row_written(record, by_id.get(tid))
             if row is not None:
                 by_id[tid] = row
 
